@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs that npm does not: Debian packages for the kernel
+# lab and the differential tests. Runs as `npm test`'s pretest. As root it installs
+# missing packages with apt-get; otherwise it only checks and fails if anything is
+# missing, so CI never skips a suite silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One package per line, filled by the areas that need them.
+PACKAGES=(
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  echo "ensure-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+else
+  echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "ensure-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,151 @@
+/**
+ * The snapshot layout: one relative path per kernel source. A bundle (tar.gz), a
+ * snapshot directory, the lab's captures and the POSIX sh collector all use it, and a
+ * live machine is read through the same names. Raw kernel text is stored unchanged so
+ * later versions of memsleuth can re-parse it.
+ *
+ *   manifest.json                    host, kernel, page size, time, what was missing
+ *   meminfo buddyinfo slabinfo vmallocinfo zoneinfo vmstat pagetypeinfo allocinfo
+ *   page_owner                       /sys/kernel/debug/page_owner
+ *   page_owner_stacks                /sys/kernel/debug/page_owner_stacks/show_stacks (6.9+)
+ *   kmemleak                         /sys/kernel/debug/kmemleak
+ *   slab/<cache>.alloc_traces        /sys/kernel/debug/slab/<cache>/alloc_traces (5.14+)
+ *   slab/<cache>.free_traces
+ *   slab/<cache>.alloc_calls         /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)
+ *   slab/<cache>.free_calls
+ *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}
+ */
+
+export type SystemSourceName =
+  | 'meminfo'
+  | 'buddyinfo'
+  | 'slabinfo'
+  | 'vmallocinfo'
+  | 'zoneinfo'
+  | 'vmstat'
+  | 'pagetypeinfo'
+  | 'allocinfo'
+  | 'page_owner'
+  | 'page_owner_stacks'
+  | 'kmemleak';
+
+export interface SystemSourceSpec {
+  name: SystemSourceName;
+  /** Path inside a snapshot. */
+  path: string;
+  /** Path on a live machine. */
+  livePath: string;
+  /** Large sources are streamed, never read whole into memory. */
+  large: boolean;
+  /** How to make the source available when it is missing. */
+  enable: string;
+}
+
+export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
+  { name: 'meminfo', path: 'meminfo', livePath: '/proc/meminfo', large: false, enable: 'always present' },
+  {
+    name: 'buddyinfo',
+    path: 'buddyinfo',
+    livePath: '/proc/buddyinfo',
+    large: false,
+    enable: 'always present with CONFIG_PROC_FS',
+  },
+  {
+    name: 'slabinfo',
+    path: 'slabinfo',
+    livePath: '/proc/slabinfo',
+    large: false,
+    enable: 'needs root (mode 0400) and CONFIG_SLUB_DEBUG or CONFIG_SLAB',
+  },
+  {
+    name: 'vmallocinfo',
+    path: 'vmallocinfo',
+    livePath: '/proc/vmallocinfo',
+    large: false,
+    enable: 'needs root (mode 0400); callers are hidden without CAP_SYSLOG (kptr_restrict)',
+  },
+  { name: 'zoneinfo', path: 'zoneinfo', livePath: '/proc/zoneinfo', large: false, enable: 'always present' },
+  { name: 'vmstat', path: 'vmstat', livePath: '/proc/vmstat', large: false, enable: 'always present' },
+  {
+    name: 'pagetypeinfo',
+    path: 'pagetypeinfo',
+    livePath: '/proc/pagetypeinfo',
+    large: false,
+    enable: 'needs root (mode 0400 since 5.6)',
+  },
+  {
+    name: 'allocinfo',
+    path: 'allocinfo',
+    livePath: '/proc/allocinfo',
+    large: false,
+    enable:
+      'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1',
+  },
+  {
+    name: 'page_owner',
+    path: 'page_owner',
+    livePath: '/sys/kernel/debug/page_owner',
+    large: true,
+    enable:
+      'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root',
+  },
+  {
+    name: 'page_owner_stacks',
+    path: 'page_owner_stacks',
+    livePath: '/sys/kernel/debug/page_owner_stacks/show_stacks',
+    large: true,
+    enable: 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root',
+  },
+  {
+    name: 'kmemleak',
+    path: 'kmemleak',
+    livePath: '/sys/kernel/debug/kmemleak',
+    large: true,
+    enable:
+      'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan',
+  },
+];
+
+export const PROCESS_FILES = ['status', 'statm', 'stat', 'smaps', 'smaps_rollup', 'cmdline'] as const;
+export type ProcessFileName = (typeof PROCESS_FILES)[number];
+
+export const SLAB_TRACE_KINDS = ['alloc_traces', 'free_traces', 'alloc_calls', 'free_calls'] as const;
+export type SlabTraceKind = (typeof SLAB_TRACE_KINDS)[number];
+
+export const MANIFEST_PATH = 'manifest.json';
+export const MANIFEST_FORMAT = 'memsleuth-snapshot/1';
+
+/** A source the capture could not read, and what to do about it. */
+export interface MissingSource {
+  /** Snapshot path (or a glob-like name for families such as `slab/*.alloc_traces`). */
+  path: string;
+  reason: string;
+  enable: string;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  /** The tool that wrote it: `memsleuth <version>` or `memsleuth-collect.sh <version>`. */
+  tool: string;
+  hostname: string;
+  kernelRelease: string;
+  /** `uname -v`, when known. */
+  kernelVersion?: string;
+  machine?: string;
+  pageSizeBytes: number;
+  /** ISO 8601 wall-clock time when the capture started. */
+  time: string;
+  /** Seconds since boot at capture start, from /proc/uptime. */
+  uptimeSeconds: number;
+  /** Files captured (snapshot paths). */
+  files: string[];
+  missing: MissingSource[];
+}
+
+export function procPath(pid: number, file: ProcessFileName): string {
+  return `proc/${pid}/${file}`;
+}
+
+export function slabTracePath(cache: string, kind: SlabTraceKind): string {
+  return `slab/${cache}.${kind}`;
+}

@@ -1,0 +1,222 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { MemsleuthError } from '../errors.js';
+import {
+  MANIFEST_FORMAT,
+  MANIFEST_PATH,
+  type Manifest,
+  PROCESS_FILES,
+  SLAB_TRACE_KINDS,
+  SYSTEM_SOURCES,
+} from './layout.js';
+
+/**
+ * Read access to one moment of a machine's memory sources, by snapshot path (see
+ * layout.ts). Implemented by a live machine, a snapshot directory and a bundle, so
+ * every analysis reads all three the same way.
+ */
+export interface Snapshot {
+  /** `live` or the path given by the user. */
+  readonly origin: string;
+  /** For error messages: where a snapshot path really lives. */
+  describe(path: string): string;
+  /** The whole text of a source, or undefined when it is absent or unreadable. */
+  readText(path: string): Promise<string | undefined>;
+  /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */
+  whyMissing(path: string): string | undefined;
+  /** A byte stream of a (possibly huge) source, or undefined when absent. */
+  openStream(path: string): Promise<Readable | undefined>;
+  /** Process ids present. */
+  pids(): Promise<number[]>;
+  /** Slab caches with trace files, and which kinds each has. */
+  slabTraceFiles(): Promise<Map<string, Set<string>>>;
+  /** The manifest (synthesised for directories that have none). */
+  manifest(): Promise<Manifest>;
+  close(): Promise<void>;
+}
+
+function errnoReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'not present';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ESRCH') return 'process exited';
+  return code ?? String(e);
+}
+
+/** A snapshot laid out as a directory (unpacked bundle, lab capture, fixture). */
+export class DirectorySnapshot implements Snapshot {
+  private readonly failures = new Map<string, string>();
+  private cachedManifest: Manifest | undefined;
+
+  constructor(
+    readonly root: string,
+    readonly origin: string = root,
+    private readonly onClose?: () => Promise<void>,
+  ) {}
+
+  describe(path: string): string {
+    return `${this.origin}:${path}`;
+  }
+
+  async readText(path: string): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.root, path), 'utf8');
+    } catch (e) {
+      this.failures.set(path, errnoReason(e));
+      return undefined;
+    }
+  }
+
+  whyMissing(path: string): string | undefined {
+    return this.failures.get(path);
+  }
+
+  async openStream(path: string): Promise<Readable | undefined> {
+    const full = join(this.root, path);
+    try {
+      await stat(full);
+    } catch (e) {
+      this.failures.set(path, errnoReason(e));
+      return undefined;
+    }
+    return createReadStream(full, { highWaterMark: 1 << 20 });
+  }
+
+  async pids(): Promise<number[]> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.root, 'proc'));
+    } catch {
+      return [];
+    }
+    return names
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  async slabTraceFiles(): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    let names: string[];
+    try {
+      names = await readdir(join(this.root, 'slab'));
+    } catch {
+      return out;
+    }
+    for (const n of names) {
+      const dot = n.lastIndexOf('.');
+      const kind = n.slice(dot + 1);
+      if (dot <= 0 || !(SLAB_TRACE_KINDS as readonly string[]).includes(kind)) continue;
+      const cache = n.slice(0, dot);
+      let set = out.get(cache);
+      if (!set) out.set(cache, (set = new Set()));
+      set.add(kind);
+    }
+    return out;
+  }
+
+  async manifest(): Promise<Manifest> {
+    if (this.cachedManifest) return this.cachedManifest;
+    const text = await this.readText(MANIFEST_PATH);
+    if (text !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (e) {
+        throw new MemsleuthError('BAD_INPUT', `${this.describe(MANIFEST_PATH)}: not valid JSON (${String(e)})`, {
+          file: this.describe(MANIFEST_PATH),
+        });
+      }
+      const m = parsed as Partial<Manifest>;
+      if (m.format !== MANIFEST_FORMAT) {
+        throw new MemsleuthError(
+          'BAD_INPUT',
+          `${this.describe(MANIFEST_PATH)}: expected format "${MANIFEST_FORMAT}", found ${JSON.stringify(m.format)}`,
+          { file: this.describe(MANIFEST_PATH), hint: 'was this written by a newer memsleuth?' },
+        );
+      }
+      this.cachedManifest = m as Manifest;
+      return this.cachedManifest;
+    }
+    this.cachedManifest = await this.synthesiseManifest();
+    return this.cachedManifest;
+  }
+
+  /** Directories without a manifest (older lab captures): list what is there. */
+  private async synthesiseManifest(): Promise<Manifest> {
+    const files: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      const entries = await readdir(join(this.root, rel), { withFileTypes: true });
+      for (const e of entries) {
+        const p = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) await walk(p);
+        else files.push(p);
+      }
+    };
+    await walk('');
+    files.sort();
+    const present = new Set(files);
+    return {
+      format: MANIFEST_FORMAT,
+      tool: 'unknown (no manifest.json)',
+      hostname: 'unknown',
+      kernelRelease: 'unknown',
+      pageSizeBytes: 4096,
+      time: new Date(0).toISOString(),
+      uptimeSeconds: 0,
+      files,
+      missing: SYSTEM_SOURCES.filter((s) => !present.has(s.path)).map((s) => ({
+        path: s.path,
+        reason: 'not in snapshot',
+        enable: s.enable,
+      })),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.onClose?.();
+  }
+}
+
+/** True when `path` names a tar.gz bundle rather than a directory. */
+async function isBundleFile(path: string): Promise<boolean> {
+  const st = await stat(path);
+  return st.isFile();
+}
+
+/**
+ * Open a snapshot bundle (.tar.gz) or directory. A bundle is unpacked into a private
+ * temporary directory that `close()` removes.
+ */
+export async function openSnapshot(path: string): Promise<Snapshot> {
+  const abs = resolve(path);
+  let bundle: boolean;
+  try {
+    bundle = await isBundleFile(abs);
+  } catch (e) {
+    throw new MemsleuthError('IO', `${path}: cannot open snapshot (${errnoReason(e)})`, {
+      file: path,
+      hint: 'give a bundle written by `memsleuth snapshot -o FILE` or a snapshot directory',
+    });
+  }
+  if (!bundle) return new DirectorySnapshot(abs, path);
+  const { extract } = await import('tar');
+  const dir = await mkdtemp(join(tmpdir(), 'memsleuth-bundle-'));
+  try {
+    await extract({ file: abs, cwd: dir, strict: true });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw new MemsleuthError('BAD_INPUT', `${path}: not a memsleuth snapshot bundle (${(e as Error).message})`, {
+      file: path,
+      hint: 'bundles are .tar.gz files written by `memsleuth snapshot -o FILE`',
+    });
+  }
+  const snap = new DirectorySnapshot(dir, path, () => rm(dir, { recursive: true, force: true }));
+  await snap.manifest();
+  return snap;
+}
+
+export { PROCESS_FILES };

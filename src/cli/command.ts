@@ -1,0 +1,94 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { MemsleuthError } from '../errors.js';
+import type { CommandContext } from './context.js';
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/** One option: parseArgs config plus the help text. The table is data. */
+export type OptionSpec = OptionsConfig[string] & { description: string; valueName?: string };
+
+export interface CommandSpec<O extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
+  /** Words that select it, e.g. `['page-owner', 'sort']`. */
+  path: string[];
+  summary: string;
+  /** Positional arguments for the usage line, e.g. `[SNAPSHOT]`. */
+  args?: string;
+  options: O;
+  /** Extra help text after the options. */
+  details?: string;
+  /** Returns the exit code. Throws MemsleuthError for user errors. */
+  run(
+    input: { values: ParsedValues<O>; positionals: string[]; rawArgs: string[] },
+    ctx: CommandContext,
+  ): Promise<number>;
+  /** Commands that parse their own argv (drop-ins for other tools). */
+  rawArgs?: boolean;
+}
+
+export type ParsedValues<O extends Record<string, OptionSpec>> = {
+  [K in keyof O]?: O[K]['type'] extends 'boolean'
+    ? O[K]['multiple'] extends true
+      ? boolean[]
+      : boolean
+    : O[K]['multiple'] extends true
+      ? string[]
+      : string;
+};
+
+/** Identity helper that keeps the option table's literal types. */
+export function defineCommand<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): CommandSpec<O> {
+  return spec;
+}
+
+export function parseCommandArgs<O extends Record<string, OptionSpec>>(
+  spec: CommandSpec<O>,
+  argv: string[],
+): { values: ParsedValues<O>; positionals: string[] } {
+  const options: OptionsConfig = {};
+  for (const [name, o] of Object.entries(spec.options)) {
+    const { description: _d, valueName: _v, ...cfg } = o;
+    options[name] = cfg;
+  }
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values as ParsedValues<O>, positionals: r.positionals };
+  } catch (e) {
+    throw new MemsleuthError('USAGE', (e as Error).message.replace(/\. To specify.*$/s, ''), {
+      hint: `see \`memsleuth ${spec.path.join(' ')} --help\``,
+    });
+  }
+}
+
+export function commandHelp(spec: CommandSpec): string {
+  const lines = [`Usage: memsleuth ${spec.path.join(' ')} [options]${spec.args ? ` ${spec.args}` : ''}`, ''];
+  lines.push(spec.summary, '');
+  const entries = Object.entries(spec.options);
+  if (entries.length) {
+    lines.push('Options:');
+    const rows = entries.map(([name, o]) => {
+      const short = o.short ? `-${o.short}, ` : '    ';
+      const val = o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : '';
+      return [`  ${short}--${name}${val}`, o.description] as const;
+    });
+    rows.push(['  -h, --help', 'show this help']);
+    const w = Math.max(...rows.map((r) => r[0].length)) + 2;
+    for (const [l, d] of rows) lines.push(l.padEnd(w) + d);
+  }
+  if (spec.details) lines.push('', spec.details.trimEnd());
+  return `${lines.join('\n')}\n`;
+}
+
+/** Parse a numeric option or throw a usage error naming it. */
+export function numberOption(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  opts: { min?: number; integer?: boolean } = {},
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
+    throw new MemsleuthError('USAGE', `--${name}: expected a ${opts.integer ? 'whole ' : ''}number${opts.min !== undefined ? ` >= ${opts.min}` : ''}, found ${JSON.stringify(value)}`);
+  }
+  return n;
+}

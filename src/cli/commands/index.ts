@@ -1,0 +1,8 @@
+import type { CommandSpec } from '../command.js';
+
+/**
+ * Every command, in help order. Each lives in its own file in this folder; add one
+ * line here per command.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: commands have heterogeneous option tables
+export const COMMANDS: CommandSpec<any>[] = [];

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import { isMemsleuthError } from '../errors.js';
+import { type CommandSpec, commandHelp, parseCommandArgs } from './command.js';
+import { COMMANDS } from './commands/index.js';
+import type { CommandContext } from './context.js';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+function globalHelp(): string {
+  const lines = ['Usage: memsleuth <command> [options]', '', 'Where did the memory go, and who is leaking it.', '', 'Commands:'];
+  const w = Math.max(...COMMANDS.map((c) => c.path.join(' ').length)) + 4;
+  for (const c of COMMANDS) lines.push(`  ${c.path.join(' ').padEnd(w)}${c.summary}`);
+  lines.push('', 'Run `memsleuth <command> --help` for the options of one command.');
+  return `${lines.join('\n')}\n`;
+}
+
+function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
+  let best: { spec: CommandSpec; rest: string[] } | undefined;
+  for (const spec of COMMANDS) {
+    const n = spec.path.length;
+    if (argv.length >= n && spec.path.every((w, i) => argv[i] === w)) {
+      if (!best || n > best.spec.path.length) best = { spec, rest: argv.slice(n) };
+    }
+  }
+  return best;
+}
+
+/**
+ * Run one command line and return its exit code. Never calls process.exit, so tests
+ * can call it with their own context. Exit codes: 0 ok, 1 findings/failure reported by
+ * the command, 2 usage or input error, 70 internal error (a bug).
+ */
+export async function runCommand(argv: string[], ctx: CommandContext): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    ctx.stdout.write(globalHelp());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    ctx.stdout.write(`memsleuth ${VERSION}\n`);
+    return 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    const prefix = COMMANDS.filter((c) => c.path[0] === argv[0]);
+    ctx.stderr.write(`memsleuth: unknown command "${argv.slice(0, 2).join(' ')}"\n`);
+    if (prefix.length) ctx.stderr.write(`hint: ${prefix.map((c) => `memsleuth ${c.path.join(' ')}`).join(', ')}\n`);
+    else ctx.stderr.write('hint: run `memsleuth --help` for the list of commands\n');
+    return 2;
+  }
+  const { spec, rest } = found;
+  try {
+    if (!spec.rawArgs && (rest.includes('--help') || rest.includes('-h'))) {
+      ctx.stdout.write(commandHelp(spec));
+      return 0;
+    }
+    if (spec.rawArgs) return await spec.run({ values: {}, positionals: rest, rawArgs: rest }, ctx);
+    const { values, positionals } = parseCommandArgs(spec, rest);
+    return await spec.run({ values, positionals, rawArgs: rest }, ctx);
+  } catch (e) {
+    if (isMemsleuthError(e)) {
+      ctx.stderr.write(`memsleuth: ${e.message}\n`);
+      if (e.hint) ctx.stderr.write(`hint: ${e.hint}\n`);
+      return 2;
+    }
+    ctx.stderr.write(`memsleuth: internal error (a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    return 70;
+  }
+}
+
+/** The only place that touches process.argv and the exit code. */
+export async function runMain(): Promise<void> {
+  const ctx: CommandContext = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    cwd: process.cwd(),
+    env: process.env,
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
+    stderrIsTTY: Boolean(process.stderr.isTTY),
+  };
+  // A closed pipe (`memsleuth ... | head`) is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+  process.exitCode = await runCommand(process.argv.slice(2), ctx);
+}
