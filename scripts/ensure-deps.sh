@@ -20,8 +20,8 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   echo "ensure-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  apt-get -o DPkg::Lock::Timeout=900 update -qq >&2
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >&2
 else
   echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2
   echo "ensure-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
