@@ -13,6 +13,7 @@
  *   slab/<cache>.free_traces
  *   slab/<cache>.alloc_calls         /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)
  *   slab/<cache>.free_calls
+ *   slab/<cache>.reclaim_account    /sys/kernel/slab/<cache>/reclaim_account (1: SReclaimable)
  *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}
  */
 
@@ -110,6 +111,8 @@ export const PROCESS_FILES = ['status', 'statm', 'stat', 'smaps', 'smaps_rollup'
 export type ProcessFileName = (typeof PROCESS_FILES)[number];
 
 export const SLAB_TRACE_KINDS = ['alloc_traces', 'free_traces', 'alloc_calls', 'free_calls'] as const;
+/** Per-cache sysfs attributes kept beside the traces (`slab/<cache>.reclaim_account`). */
+export const SLAB_ATTRS = ['reclaim_account'] as const;
 export type SlabTraceKind = (typeof SLAB_TRACE_KINDS)[number];
 
 export const MANIFEST_PATH = 'manifest.json';
@@ -140,12 +143,16 @@ export interface Manifest {
   /** Files captured (snapshot paths). */
   files: string[];
   missing: MissingSource[];
+  /** Processes that exited (or could not be read) during the capture. */
+  skippedPids?: { pid: number; reason: string }[];
+  /** Wall-clock seconds the capture took. */
+  durationSeconds?: number;
 }
 
 export function procPath(pid: number, file: ProcessFileName): string {
   return `proc/${pid}/${file}`;
 }
 
-export function slabTracePath(cache: string, kind: SlabTraceKind): string {
+export function slabTracePath(cache: string, kind: SlabTraceKind | (typeof SLAB_ATTRS)[number]): string {
   return `slab/${cache}.${kind}`;
 }

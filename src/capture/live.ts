@@ -1,0 +1,243 @@
+import { constants, createReadStream } from 'node:fs';
+import { access, readdir, readFile } from 'node:fs/promises';
+import { arch, hostname, release, version } from 'node:os';
+import type { Readable } from 'node:stream';
+import {
+  MANIFEST_FORMAT,
+  type Manifest,
+  type MissingSource,
+  SLAB_ATTRS,
+  SLAB_TRACE_KINDS,
+  SYSTEM_SOURCES,
+  type SystemSourceSpec,
+} from './layout.js';
+import type { Snapshot } from './snapshot.js';
+
+/** Where the live kernel keeps each family of files. Overridable for tests. */
+export interface LiveRoots {
+  /** Usually `/proc`. */
+  proc: string;
+  /** Usually `/sys/kernel/debug`. */
+  debugfs: string;
+  /** Usually `/sys/kernel/slab`. */
+  sysSlab: string;
+}
+
+export const DEFAULT_LIVE_ROOTS: LiveRoots = {
+  proc: '/proc',
+  debugfs: '/sys/kernel/debug',
+  sysSlab: '/sys/kernel/slab',
+};
+
+function errnoReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'not present';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ESRCH') return 'process exited';
+  if (code === 'EINVAL') return 'not readable (EINVAL)';
+  return code ?? String(e);
+}
+
+/**
+ * This machine, now, read through snapshot paths. The only reader of the live kernel
+ * used by analyses; `writeSnapshot` copies it into a bundle.
+ */
+export class LiveSnapshot implements Snapshot {
+  readonly origin = 'live';
+  private readonly failures = new Map<string, string>();
+  private readonly systemByPath: Map<string, SystemSourceSpec>;
+
+  constructor(readonly roots: LiveRoots = DEFAULT_LIVE_ROOTS) {
+    this.systemByPath = new Map(SYSTEM_SOURCES.map((s) => [s.path, this.rebase(s)]));
+  }
+
+  private rebase(s: SystemSourceSpec): SystemSourceSpec {
+    let livePath = s.livePath;
+    if (livePath.startsWith('/proc/')) livePath = this.roots.proc + livePath.slice('/proc'.length);
+    else if (livePath.startsWith('/sys/kernel/debug/'))
+      livePath = this.roots.debugfs + livePath.slice('/sys/kernel/debug'.length);
+    return { ...s, livePath };
+  }
+
+  /** The live path behind a snapshot path, or undefined for paths outside the layout. */
+  livePath(path: string): string | undefined {
+    const sys = this.systemByPath.get(path);
+    if (sys) return sys.livePath;
+    const proc = /^proc\/(\d+)\/([a-z_]+)$/.exec(path);
+    if (proc) return `${this.roots.proc}/${proc[1]}/${proc[2]}`;
+    const slab = /^slab\/(.+)\.([a-z_]+)$/.exec(path);
+    if (slab) {
+      const [, cache, kind] = slab;
+      // alloc_traces/free_traces live in debugfs (5.14+); the older alloc_calls and
+      // free_calls, and every attribute, in sysfs.
+      if (kind === 'alloc_traces' || kind === 'free_traces') return `${this.roots.debugfs}/slab/${cache}/${kind}`;
+      return `${this.roots.sysSlab}/${cache}/${kind}`;
+    }
+    return undefined;
+  }
+
+  describe(path: string): string {
+    return this.livePath(path) ?? path;
+  }
+
+  async readText(path: string): Promise<string | undefined> {
+    const live = this.livePath(path);
+    if (live === undefined) {
+      this.failures.set(path, 'not a live source');
+      return undefined;
+    }
+    try {
+      return await readFile(live, 'utf8');
+    } catch (e) {
+      this.failures.set(path, errnoReason(e));
+      return undefined;
+    }
+  }
+
+  whyMissing(path: string): string | undefined {
+    return this.failures.get(path);
+  }
+
+  async openStream(path: string): Promise<Readable | undefined> {
+    const live = this.livePath(path);
+    if (live === undefined) return undefined;
+    try {
+      await access(live, constants.R_OK);
+    } catch (e) {
+      this.failures.set(path, errnoReason(e));
+      return undefined;
+    }
+    return createReadStream(live, { highWaterMark: 1 << 20 });
+  }
+
+  async pids(): Promise<number[]> {
+    const names = await readdir(this.roots.proc);
+    return names
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  async slabTraceFiles(): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    const add = (cache: string, kind: string) => {
+      let set = out.get(cache);
+      if (!set) out.set(cache, (set = new Set()));
+      set.add(kind);
+    };
+    // 5.14+: debugfs slab/<cache>/{alloc,free}_traces, present for caches with slub_debug=U.
+    try {
+      for (const cache of await readdir(`${this.roots.debugfs}/slab`)) {
+        for (const kind of ['alloc_traces', 'free_traces']) {
+          try {
+            await access(`${this.roots.debugfs}/slab/${cache}/${kind}`, constants.R_OK);
+            add(cache, kind);
+          } catch {}
+        }
+      }
+    } catch {}
+    // <= 5.13: sysfs slab/<cache>/{alloc,free}_calls (readable only with user tracking).
+    try {
+      for (const cache of await readdir(this.roots.sysSlab)) {
+        for (const kind of ['alloc_calls', 'free_calls']) {
+          try {
+            await access(`${this.roots.sysSlab}/${cache}/${kind}`, constants.R_OK);
+            add(cache, kind);
+          } catch {}
+        }
+      }
+    } catch {}
+    return out;
+  }
+
+  /** Caches with sysfs attributes (every cache in /sys/kernel/slab). */
+  async slabCaches(): Promise<string[]> {
+    try {
+      return (await readdir(this.roots.sysSlab)).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  async manifest(): Promise<Manifest> {
+    const missing: MissingSource[] = [];
+    for (const s of this.systemByPath.values()) {
+      const reason = await this.probe(s.livePath);
+      if (reason) missing.push({ path: s.path, reason, enable: s.enable });
+    }
+    const traces = await this.slabTraceFiles();
+    if (traces.size === 0) {
+      missing.push({
+        path: 'slab/*.alloc_traces',
+        reason: (await this.debugfsMounted()) ? 'no slab caches with user tracking' : 'debugfs not mounted',
+        enable:
+          'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
+      });
+    }
+    return {
+      format: MANIFEST_FORMAT,
+      tool: 'memsleuth (live)',
+      hostname: hostname(),
+      kernelRelease: release(),
+      kernelVersion: version(),
+      machine: arch() === 'x64' ? 'x86_64' : arch(),
+      pageSizeBytes: await livePageSize(this.roots.proc),
+      time: new Date().toISOString(),
+      uptimeSeconds: await liveUptime(this.roots.proc),
+      files: [],
+      missing,
+    };
+  }
+
+  private async debugfsMounted(): Promise<boolean> {
+    try {
+      const mounts = await readFile(`${this.roots.proc}/mounts`, 'utf8');
+      return mounts.split('\n').some((l) => l.split(' ')[1] === this.roots.debugfs);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Why a live file cannot be read, or undefined when it can. */
+  private async probe(path: string): Promise<string | undefined> {
+    try {
+      await access(path, constants.R_OK);
+      return undefined;
+    } catch (e) {
+      const reason = errnoReason(e);
+      if (reason === 'not present' && path.startsWith(this.roots.debugfs) && !(await this.debugfsMounted())) {
+        return 'debugfs not mounted';
+      }
+      if (reason === 'not present') return 'not present in this kernel (feature not built in or not enabled)';
+      return reason;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The kernel page size, from KernelPageSize in our own smaps (no getconf in Node). */
+export async function livePageSize(procRoot = '/proc'): Promise<number> {
+  try {
+    const text = await readFile(`${procRoot}/self/smaps`, 'utf8');
+    const m = /^KernelPageSize:\s+(\d+) kB/m.exec(text);
+    if (m) return Number(m[1]) * 1024;
+  } catch {}
+  return 4096;
+}
+
+export async function liveUptime(procRoot = '/proc'): Promise<number> {
+  try {
+    const text = await readFile(`${procRoot}/uptime`, 'utf8');
+    const n = Number(text.split(/\s+/)[0]);
+    return Number.isFinite(n) ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export async function openLiveSnapshot(roots?: LiveRoots): Promise<LiveSnapshot> {
+  return new LiveSnapshot(roots);
+}
+
+export { SLAB_ATTRS, SLAB_TRACE_KINDS };
