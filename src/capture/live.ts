@@ -70,7 +70,8 @@ export class LiveSnapshot implements Snapshot {
       const [, cache, kind] = slab;
       // alloc_traces/free_traces live in debugfs (5.14+); the older alloc_calls and
       // free_calls, and every attribute, in sysfs.
-      if (kind === 'alloc_traces' || kind === 'free_traces') return `${this.roots.debugfs}/slab/${cache}/${kind}`;
+      if (kind === 'alloc_traces' || kind === 'free_traces')
+        return `${this.roots.debugfs}/slab/${cache}/${kind}`;
       return `${this.roots.sysSlab}/${cache}/${kind}`;
     }
     return undefined;
@@ -122,7 +123,10 @@ export class LiveSnapshot implements Snapshot {
     const out = new Map<string, Set<string>>();
     const add = (cache: string, kind: string) => {
       let set = out.get(cache);
-      if (!set) out.set(cache, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        out.set(cache, set);
+      }
       set.add(kind);
     };
     // 5.14+: debugfs slab/<cache>/{alloc,free}_traces, present for caches with slub_debug=U.
@@ -150,10 +154,13 @@ export class LiveSnapshot implements Snapshot {
     return out;
   }
 
-  /** Caches with sysfs attributes (every cache in /sys/kernel/slab). */
+  /**
+   * Caches by name in /sys/kernel/slab. Merged caches also appear as `:0000024`-style
+   * directories that the named entries link to; slabinfo uses the names, so those are skipped.
+   */
   async slabCaches(): Promise<string[]> {
     try {
-      return (await readdir(this.roots.sysSlab)).sort();
+      return (await readdir(this.roots.sysSlab)).filter((n) => !n.startsWith(':')).sort();
     } catch {
       return [];
     }

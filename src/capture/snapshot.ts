@@ -112,7 +112,10 @@ export class DirectorySnapshot implements Snapshot {
       if (dot <= 0 || !(SLAB_TRACE_KINDS as readonly string[]).includes(kind)) continue;
       const cache = n.slice(0, dot);
       let set = out.get(cache);
-      if (!set) out.set(cache, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        out.set(cache, set);
+      }
       set.add(kind);
     }
     return out;
@@ -126,9 +129,13 @@ export class DirectorySnapshot implements Snapshot {
       try {
         parsed = JSON.parse(text);
       } catch (e) {
-        throw new MemsleuthError('BAD_INPUT', `${this.describe(MANIFEST_PATH)}: not valid JSON (${String(e)})`, {
-          file: this.describe(MANIFEST_PATH),
-        });
+        throw new MemsleuthError(
+          'BAD_INPUT',
+          `${this.describe(MANIFEST_PATH)}: not valid JSON (${String(e)})`,
+          {
+            file: this.describe(MANIFEST_PATH),
+          },
+        );
       }
       const m = parsed as Partial<Manifest>;
       if (m.format !== MANIFEST_FORMAT) {
@@ -209,10 +216,14 @@ export async function openSnapshot(path: string): Promise<Snapshot> {
     await extract({ file: abs, cwd: dir, strict: true });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
-    throw new MemsleuthError('BAD_INPUT', `${path}: not a memsleuth snapshot bundle (${(e as Error).message})`, {
-      file: path,
-      hint: 'bundles are .tar.gz files written by `memsleuth snapshot -o FILE`',
-    });
+    throw new MemsleuthError(
+      'BAD_INPUT',
+      `${path}: not a memsleuth snapshot bundle (${(e as Error).message})`,
+      {
+        file: path,
+        hint: 'bundles are .tar.gz files written by `memsleuth snapshot -o FILE`',
+      },
+    );
   }
   const snap = new DirectorySnapshot(dir, path, () => rm(dir, { recursive: true, force: true }));
   await snap.manifest();

@@ -1,15 +1,17 @@
-import { readFileSync } from 'node:fs';
 import { isMemsleuthError } from '../errors.js';
 import { type CommandSpec, commandHelp, parseCommandArgs } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import type { CommandContext } from './context.js';
-
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+import { VERSION } from './version.js';
 
 function globalHelp(): string {
-  const lines = ['Usage: memsleuth <command> [options]', '', 'Where did the memory go, and who is leaking it.', '', 'Commands:'];
+  const lines = [
+    'Usage: memsleuth <command> [options]',
+    '',
+    'Where did the memory go, and who is leaking it.',
+    '',
+    'Commands:',
+  ];
   const w = Math.max(...COMMANDS.map((c) => c.path.join(' ').length)) + 4;
   for (const c of COMMANDS) lines.push(`  ${c.path.join(' ').padEnd(w)}${c.summary}`);
   lines.push('', 'Run `memsleuth <command> --help` for the options of one command.');
@@ -45,7 +47,8 @@ export async function runCommand(argv: string[], ctx: CommandContext): Promise<n
   if (!found) {
     const prefix = COMMANDS.filter((c) => c.path[0] === argv[0]);
     ctx.stderr.write(`memsleuth: unknown command "${argv.slice(0, 2).join(' ')}"\n`);
-    if (prefix.length) ctx.stderr.write(`hint: ${prefix.map((c) => `memsleuth ${c.path.join(' ')}`).join(', ')}\n`);
+    if (prefix.length)
+      ctx.stderr.write(`hint: ${prefix.map((c) => `memsleuth ${c.path.join(' ')}`).join(', ')}\n`);
     else ctx.stderr.write('hint: run `memsleuth --help` for the list of commands\n');
     return 2;
   }
@@ -64,7 +67,9 @@ export async function runCommand(argv: string[], ctx: CommandContext): Promise<n
       if (e.hint) ctx.stderr.write(`hint: ${e.hint}\n`);
       return 2;
     }
-    ctx.stderr.write(`memsleuth: internal error (a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    ctx.stderr.write(
+      `memsleuth: internal error (a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`,
+    );
     return 70;
   }
 }

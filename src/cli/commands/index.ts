@@ -1,8 +1,9 @@
 import type { CommandSpec } from '../command.js';
+import { snapshotCommand } from './snapshot.js';
 
 /**
  * Every command, in help order. Each lives in its own file in this folder; add one
  * line here per command.
  */
 // biome-ignore lint/suspicious/noExplicitAny: commands have heterogeneous option tables
-export const COMMANDS: CommandSpec<any>[] = [];
+export const COMMANDS: CommandSpec<any>[] = [snapshotCommand];

@@ -1,0 +1,164 @@
+/**
+ * The accounting identity: where every byte of MemTotal is.
+ *
+ *   MemTotal = user + shared + cache + kernel + free + unaccounted
+ *
+ * with, from /proc/meminfo (names are the kernel's):
+ *   user        = AnonPages                      anonymous pages mapped by processes (incl. THP)
+ *               + SwapCached                     anon pages that are both in RAM and in swap
+ *   shared      = Shmem                          tmpfs, shared anonymous mappings, SysV/POSIX shm
+ *   cache       = Buffers + Cached − Shmem       page cache (Cached counts Shmem: removed here)
+ *   kernel      = SReclaimable + SUnreclaim      slab (Slab = their sum)
+ *               + KernelStack + PageTables + SecPageTables (6.0+)
+ *               + VmallocUsed                    vmalloc pages (nr_vmalloc_pages since 5.3;
+ *                                                always 0 on 4.x, where vmalloc hides in unaccounted)
+ *               + Percpu (4.16+)
+ *               + Hugetlb (5.16+) or HugePages_Total × Hugepagesize: preallocated huge pages
+ *                 are in MemTotal but in neither MemFree nor any other field
+ *               + zsmalloc pages (vmstat nr_zspages: zram and zswap pools; else meminfo Zswap)
+ *               + Bounce + NFS_Unstable (old kernels)
+ *   free        = MemFree + Unaccepted (6.5+, memory a confidential guest has not accepted yet)
+ *   unaccounted = MemTotal − everything above
+ *
+ * `unaccounted` is memory taken from the buddy allocator by code that no counter sees:
+ * alloc_pages() in drivers (DMA rings, network page pools), page_frag caches for skbs,
+ * memory ballooned out, and kernels' own unlisted users. Only page_owner can say who
+ * holds it. Subsets that must not be added again: AnonHugePages (⊂ AnonPages),
+ * ShmemHugePages (⊂ Shmem), FileHugePages (⊂ Cached), KReclaimable (⊇ SReclaimable),
+ * Mlocked/Unevictable/Active/Inactive (LRU views of the same pages).
+ */
+
+export type LayerName = 'user' | 'shared' | 'cache' | 'kernel' | 'free' | 'unaccounted';
+
+export interface AccountingPart {
+  /** meminfo field (or vmstat counter) the bytes come from; `unaccounted` for the remainder. */
+  name: string;
+  layer: LayerName;
+  bytes: number;
+  /** Share of MemTotal, 0..100. */
+  percent: number;
+  /** One-line meaning for people who do not read meminfo every day. */
+  description: string;
+}
+
+export interface Accounting {
+  memTotalBytes: number;
+  parts: AccountingPart[];
+  layers: Record<LayerName, number>;
+  unaccountedBytes: number;
+  /** Fields the formula wanted but this kernel does not print. */
+  absentFields: string[];
+}
+
+interface MeminfoLike {
+  bytes: Record<string, number | undefined>;
+  counts: Record<string, number | undefined>;
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  AnonPages: 'anonymous memory mapped by processes',
+  SwapCached: 'anonymous pages both in RAM and in swap',
+  Shmem: 'tmpfs, shared anonymous and SysV/POSIX shared memory',
+  Buffers: 'block device cache (metadata)',
+  'Cached-Shmem': 'page cache of files (reclaimable)',
+  SReclaimable: 'slab caches the kernel can shrink (dentries, inodes)',
+  SUnreclaim: 'slab caches that cannot be reclaimed',
+  KernelStack: 'kernel stacks of all threads',
+  PageTables: 'page tables of processes',
+  SecPageTables: 'secondary page tables (KVM, IOMMU)',
+  VmallocUsed: 'vmalloc pages',
+  Percpu: 'per-CPU allocator chunks',
+  Hugetlb: 'preallocated hugetlbfs pages',
+  nr_zspages: 'zsmalloc pools (zram, zswap)',
+  Zswap: 'zswap compressed pool',
+  ShadowCallStack: 'shadow call stacks (arm64 SCS)',
+  Bounce: 'bounce buffers',
+  NFS_Unstable: 'NFS pages sent but not committed',
+  MemFree: 'free pages in the buddy allocator',
+  Unaccepted: 'memory not yet accepted by this confidential guest',
+  unaccounted: 'used, but by no counter: pages taken straight from the buddy allocator',
+};
+
+/** Compute the identity. `vmstat` is optional and only refines zsmalloc pages. */
+export function computeAccounting(
+  meminfo: MeminfoLike,
+  vmstat?: Record<string, number>,
+  pageSizeBytes = 4096,
+): Accounting {
+  const b = meminfo.bytes;
+  const memTotal = b.MemTotal;
+  if (memTotal === undefined) throw new Error('meminfo has no MemTotal');
+  const absent: string[] = [];
+  const field = (name: string, required = false): number => {
+    const v = b[name];
+    if (v === undefined) {
+      if (required) absent.push(name);
+      return 0;
+    }
+    return v;
+  };
+
+  const parts: Omit<AccountingPart, 'percent'>[] = [];
+  const add = (name: string, layer: LayerName, bytes: number, key = name) => {
+    parts.push({ name, layer, bytes, description: DESCRIPTIONS[key] ?? name });
+  };
+
+  add('AnonPages', 'user', field('AnonPages', true));
+  if (b.SwapCached !== undefined) add('SwapCached', 'user', field('SwapCached'));
+  const shmem = field('Shmem');
+  if (b.Shmem !== undefined) add('Shmem', 'shared', shmem);
+  else absent.push('Shmem');
+  add('Buffers', 'cache', field('Buffers', true));
+  // Cached includes Shmem (since 2.6.32 tmpfs pages are in the page cache).
+  add('Cached-Shmem', 'cache', Math.max(0, field('Cached', true) - shmem));
+
+  if (b.SReclaimable !== undefined || b.SUnreclaim !== undefined) {
+    add('SReclaimable', 'kernel', field('SReclaimable'));
+    add('SUnreclaim', 'kernel', field('SUnreclaim'));
+  } else if (b.Slab !== undefined) {
+    add('Slab', 'kernel', field('Slab'));
+  } else {
+    absent.push('Slab');
+  }
+  add('KernelStack', 'kernel', field('KernelStack', true));
+  add('PageTables', 'kernel', field('PageTables', true));
+  if (b.SecPageTables !== undefined) add('SecPageTables', 'kernel', field('SecPageTables'));
+  add('VmallocUsed', 'kernel', field('VmallocUsed', true));
+  if (b.Percpu !== undefined) add('Percpu', 'kernel', field('Percpu'));
+  // Hugetlb (5.16+) covers every huge page size; before it, only the default size is listed.
+  const hugetlb =
+    b.Hugetlb !== undefined ? b.Hugetlb : (meminfo.counts.HugePages_Total ?? 0) * (b.Hugepagesize ?? 0);
+  if (hugetlb > 0 || b.Hugetlb !== undefined) add('Hugetlb', 'kernel', hugetlb);
+  if (vmstat?.nr_zspages !== undefined) {
+    add('nr_zspages', 'kernel', vmstat.nr_zspages * pageSizeBytes);
+  } else if (b.Zswap !== undefined) {
+    add('Zswap', 'kernel', field('Zswap'));
+  }
+  if (b.ShadowCallStack !== undefined) add('ShadowCallStack', 'kernel', field('ShadowCallStack'));
+  if (b.Bounce) add('Bounce', 'kernel', field('Bounce'));
+  if (b.NFS_Unstable) add('NFS_Unstable', 'kernel', field('NFS_Unstable'));
+
+  add('MemFree', 'free', field('MemFree', true));
+  if (b.Unaccepted !== undefined) add('Unaccepted', 'free', field('Unaccepted'));
+
+  const known = parts.reduce((s, p) => s + p.bytes, 0);
+  const unaccounted = memTotal - known;
+  add('unaccounted', 'unaccounted', unaccounted);
+
+  const layers: Record<LayerName, number> = {
+    user: 0,
+    shared: 0,
+    cache: 0,
+    kernel: 0,
+    free: 0,
+    unaccounted: 0,
+  };
+  for (const p of parts) layers[p.layer] += p.bytes;
+  return {
+    memTotalBytes: memTotal,
+    parts: parts.map((p) => ({ ...p, percent: (p.bytes / memTotal) * 100 })),
+    layers,
+    unaccountedBytes: unaccounted,
+    absentFields: absent,
+  };
+}

@@ -1,0 +1,56 @@
+/** Output helpers shared by the human-readable presenters. */
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
+
+/** 1536 → "1.5 KiB"; negative values keep their sign. */
+export function formatBytes(bytes: number): string {
+  const sign = bytes < 0 ? '-' : '';
+  let v = Math.abs(bytes);
+  let i = 0;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${sign}${v} B` : `${sign}${v.toFixed(1)} ${UNITS[i]}`;
+}
+
+/** Like formatBytes but always with a sign, for deltas. */
+export function formatDelta(bytes: number): string {
+  return bytes > 0 ? `+${formatBytes(bytes)}` : formatBytes(bytes);
+}
+
+export function formatPercent(p: number): string {
+  return `${p.toFixed(1)}%`;
+}
+
+export type Align = 'left' | 'right';
+
+export interface Column<T> {
+  header: string;
+  align?: Align;
+  /** Maximum width; longer cells are cut with an ellipsis. */
+  max?: number;
+  value(row: T): string;
+}
+
+/** A plain-text table with one space of gutter; cells never wrap. */
+export function table<T>(rows: readonly T[], columns: readonly Column<T>[]): string {
+  const cells = rows.map((r) =>
+    columns.map((c) => {
+      const v = c.value(r);
+      return c.max !== undefined && v.length > c.max ? `${v.slice(0, c.max - 1)}…` : v;
+    }),
+  );
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (columns[i]!.align === 'right' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((c) => c.header)), ...cells.map(line)].join('\n');
+}
+
+/** A section heading. */
+export function heading(title: string): string {
+  return `\n${title}\n${'─'.repeat(Math.min(title.length, 100))}`;
+}
