@@ -87,8 +87,15 @@ export function numberOption(
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
-    throw new MemsleuthError('USAGE', `--${name}: expected a ${opts.integer ? 'whole ' : ''}number${opts.min !== undefined ? ` >= ${opts.min}` : ''}, found ${JSON.stringify(value)}`);
+  if (
+    !Number.isFinite(n) ||
+    (opts.integer && !Number.isInteger(n)) ||
+    (opts.min !== undefined && n < opts.min)
+  ) {
+    throw new MemsleuthError(
+      'USAGE',
+      `--${name}: expected a ${opts.integer ? 'whole ' : ''}number${opts.min !== undefined ? ` >= ${opts.min}` : ''}, found ${JSON.stringify(value)}`,
+    );
   }
   return n;
 }
