@@ -1,0 +1,435 @@
+import type { Snapshot } from '../capture/snapshot.js';
+import { parseCmdline } from '../sources/cmdline.js';
+import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.js';
+import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
+import { type ProcStatus, parseProcStatus } from '../sources/proc_status.js';
+import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+
+/** What one process uses, from whichever of its /proc files were readable. All sizes in bytes. */
+export interface ProcessMemory {
+  pid: number;
+  name: string;
+  cmdline: string[];
+  startTimeTicks?: number;
+  /** No mm: kthreadd and its children. Every size is 0. */
+  kernelThread: boolean;
+  /** Resident pages (statm resident = VmRSS = RssAnon + RssFile + RssShmem). */
+  rssBytes: number;
+  /** Proportional set size: each resident page divided by the number of processes mapping it. */
+  pssBytes?: number;
+  /** Unique set size: pages mapped by this process only (Private_Clean + Private_Dirty). */
+  ussBytes?: number;
+  swapBytes: number;
+  swapPssBytes?: number;
+  /** top's VIRT (statm size). */
+  vszBytes: number;
+  /** top's SHR (statm shared = RssFile + RssShmem). */
+  sharedBytes?: number;
+  /** top's CODE (statm text). */
+  codeBytes?: number;
+  /** top's DATA (statm data = VmData + VmStk). */
+  dataBytes?: number;
+  /** The four memory types (see `mappingMemoryTypes`); their sum is the smaps Rss. */
+  privateAnonBytes?: number;
+  sharedAnonBytes?: number;
+  privateFileBytes?: number;
+  sharedFileBytes?: number;
+  /** hugetlbfs pages (Shared_Hugetlb + Private_Hugetlb): never part of Rss, Pss or Uss. */
+  hugetlbBytes?: number;
+  threads?: number;
+  /** Which files it was computed from (`status`, `statm`, `stat`, `smaps`, `smaps_rollup`, `cmdline`). */
+  sources: string[];
+}
+
+/** The raw texts of one process's files, as a snapshot holds them; any may be missing. */
+export interface ProcessFiles {
+  status?: string;
+  statm?: string;
+  stat?: string;
+  smaps?: string;
+  smaps_rollup?: string;
+  cmdline?: string;
+}
+
+/** The four memory types of one mapping's resident pages (bytes). */
+export interface MemoryTypes {
+  privateAnonBytes: number;
+  sharedAnonBytes: number;
+  privateFileBytes: number;
+  sharedFileBytes: number;
+}
+
+/**
+ * Shared memory objects whose pages live in shmem (tmpfs), recognisable by name alone:
+ * MAP_SHARED|MAP_ANONYMOUS is a shmem file called `/dev/zero (deleted)` (shmem_zero_setup),
+ * SysV segments are `/SYSV<key> (deleted)`, memfd_create files `/memfd:<name> (deleted)`, POSIX
+ * shm lives in /dev/shm, and a named shared anonymous mapping is `[anon_shmem:<name>]` (6.1+).
+ * Files on other tmpfs mounts cannot be told from disk files by name; processMemory corrects
+ * for them with status RssShmem.
+ */
+export function isShmemMapping(m: Pick<SmapsMapping, 'pathname'>): boolean {
+  const p = m.pathname;
+  return (
+    p.startsWith('/dev/zero') ||
+    p.startsWith('/SYSV') ||
+    p.startsWith('/memfd:') ||
+    p.startsWith('/dev/shm/') ||
+    p.startsWith('[anon_shmem:')
+  );
+}
+
+/**
+ * The four memory types of a mapping, in the sense of mmap(2) (the seeds' "private/shared x
+ * anonymous/file"), from what fs/proc/task_mmu.c counts:
+ *
+ * - `Anonymous` counts PageAnon pages: the heap, stacks, MAP_PRIVATE|MAP_ANONYMOUS, and the
+ *   copy-on-write copies made in MAP_PRIVATE file mappings. They are only ever created by a
+ *   private mapping, so all of them are **private anonymous**, even when a fork shares them for a
+ *   while (that sharing is what Pss/Uss measure, not a different memory type).
+ * - The rest of `Rss` (Rss - Anonymous) is page cache mapped into the process. In a shmem
+ *   mapping (tmpfs, /dev/shm, SysV shm, memfd, MAP_SHARED|MAP_ANONYMOUS) those pages are
+ *   swap-backed shmem: **shared anonymous** (meminfo Shmem, status RssShmem), even when mapped
+ *   MAP_PRIVATE. Shmem pages are never PageAnon, so `Anonymous` is 0 there unless COW copies exist.
+ * - Otherwise they are file pages: **shared file** in a MAP_SHARED mapping (perms `...s`),
+ *   **private file** in a MAP_PRIVATE one (program text, libraries, read-only data).
+ *
+ * Hugetlb pages are not in Rss at all (smaps_hugetlb_range counts them only into
+ * Shared_/Private_Hugetlb), so they are left out of the four types.
+ */
+export function mappingMemoryTypes(m: SmapsMapping): MemoryTypes {
+  const rss = m.bytes.Rss ?? 0;
+  const anon = Math.min(m.bytes.Anonymous ?? 0, rss);
+  const cache = rss - anon;
+  const t: MemoryTypes = {
+    privateAnonBytes: anon,
+    sharedAnonBytes: 0,
+    privateFileBytes: 0,
+    sharedFileBytes: 0,
+  };
+  if (isShmemMapping(m)) t.sharedAnonBytes = cache;
+  else if (m.perms[3] === 's') t.sharedFileBytes = cache;
+  else t.privateFileBytes = cache;
+  return t;
+}
+
+interface SmapsTotals {
+  rss: number;
+  pss: number;
+  uss: number;
+  swap: number;
+  swapPss: number;
+  hugetlb: number;
+  types?: MemoryTypes;
+}
+
+function sumSmaps(maps: SmapsMapping[]): SmapsTotals {
+  const r: SmapsTotals = {
+    rss: 0,
+    pss: 0,
+    uss: 0,
+    swap: 0,
+    swapPss: 0,
+    hugetlb: 0,
+    types: { privateAnonBytes: 0, sharedAnonBytes: 0, privateFileBytes: 0, sharedFileBytes: 0 },
+  };
+  for (const m of maps) {
+    const b = m.bytes;
+    r.rss += b.Rss ?? 0;
+    r.pss += b.Pss ?? 0;
+    r.uss += (b.Private_Clean ?? 0) + (b.Private_Dirty ?? 0);
+    r.swap += b.Swap ?? 0;
+    r.swapPss += b.SwapPss ?? 0;
+    r.hugetlb += (b.Shared_Hugetlb ?? 0) + (b.Private_Hugetlb ?? 0);
+    const t = mappingMemoryTypes(m);
+    r.types!.privateAnonBytes += t.privateAnonBytes;
+    r.types!.sharedAnonBytes += t.sharedAnonBytes;
+    r.types!.privateFileBytes += t.privateFileBytes;
+    r.types!.sharedFileBytes += t.sharedFileBytes;
+  }
+  return r;
+}
+
+/**
+ * Move pages of tmpfs files that `isShmemMapping` could not recognise by name from the file
+ * types to shared anonymous, so the shared-anonymous total matches the kernel's own count of
+ * shmem pages (status RssShmem, MM_SHMEMPAGES). Taken from shared file first (MAP_SHARED of a
+ * tmpfs file is the common case), then private file (e.g. programs run from an initramfs).
+ */
+function reconcileShmem(types: MemoryTypes, rssShmemBytes: number): void {
+  let missing = rssShmemBytes - types.sharedAnonBytes;
+  if (missing <= 0) return;
+  const fromShared = Math.min(missing, types.sharedFileBytes);
+  types.sharedFileBytes -= fromShared;
+  types.sharedAnonBytes += fromShared;
+  missing -= fromShared;
+  const fromPrivate = Math.min(missing, types.privateFileBytes);
+  types.privateFileBytes -= fromPrivate;
+  types.sharedAnonBytes += fromPrivate;
+}
+
+function isKernelThread(pid: number, status?: ProcStatus, stat?: ProcStat): boolean {
+  if (stat) return (stat.flags & PF_KTHREAD) !== 0;
+  const k = status?.counts.Kthread; // status "Kthread:" since 6.7
+  if (k !== undefined) return k === 1;
+  // Older status without stat: kernel threads have no Vm* lines and are kthreadd or its children.
+  if (status) return status.bytes.VmSize === undefined && (pid === 2 || status.ppid === 2);
+  return false;
+}
+
+/**
+ * Compute one process's memory from the raw texts a snapshot gives for it. Pure. Throws the
+ * parse error of a malformed file, and a parse error when neither status nor stat is given
+ * (nothing names the process).
+ */
+export function processMemory(pid: number, files: ProcessFiles, pageSizeBytes: number): ProcessMemory {
+  const label = (f: string) => `proc/${pid}/${f}`;
+  const sources: string[] = [];
+  const has = (t: string | undefined): t is string => t !== undefined && t.trim() !== '';
+  let status: ProcStatus | undefined;
+  let stat: ProcStat | undefined;
+  let statm: ProcStatm | undefined;
+  if (has(files.status)) {
+    status = parseProcStatus(files.status, { file: label('status') });
+    sources.push('status');
+  }
+  if (has(files.stat)) {
+    stat = parseProcStat(files.stat, { file: label('stat') });
+    sources.push('stat');
+  }
+  if (!status && !stat) {
+    // Reuse the status parser's error for an empty or missing file.
+    parseProcStatus(files.status ?? '', { file: label('status') });
+  }
+  if (has(files.statm)) {
+    statm = parseProcStatm(files.statm, { file: label('statm') });
+    sources.push('statm');
+  }
+  const cmdline = files.cmdline !== undefined ? parseCmdline(files.cmdline) : [];
+  if (files.cmdline !== undefined) sources.push('cmdline');
+
+  const kernelThread = isKernelThread(pid, status, stat);
+  const page = pageSizeBytes;
+  const sb = status?.bytes ?? {};
+  const rssBytes = statm
+    ? statm.residentPages * page
+    : (sb.VmRSS ?? (stat ? stat.rssPages * page : undefined) ?? 0);
+  const vszBytes = statm ? statm.sizePages * page : (sb.VmSize ?? stat?.vsizeBytes ?? 0);
+  const p: ProcessMemory = {
+    pid,
+    name: status?.name ?? stat?.comm ?? '',
+    cmdline,
+    kernelThread,
+    rssBytes,
+    swapBytes: sb.VmSwap ?? 0,
+    vszBytes,
+    sources,
+  };
+  if (stat) p.startTimeTicks = stat.startTimeTicks;
+  const threads = status?.counts.Threads ?? stat?.numThreads;
+  if (threads !== undefined) p.threads = threads;
+  if (statm) {
+    p.sharedBytes = statm.sharedPages * page;
+    p.codeBytes = statm.textPages * page;
+    p.dataBytes = statm.dataPages * page;
+  } else if (sb.RssFile !== undefined && sb.RssShmem !== undefined) {
+    p.sharedBytes = sb.RssFile + sb.RssShmem;
+    if (sb.VmExe !== undefined) p.codeBytes = sb.VmExe;
+    if (sb.VmData !== undefined && sb.VmStk !== undefined) p.dataBytes = sb.VmData + sb.VmStk;
+  }
+
+  // smaps (per mapping) gives all four types; smaps_rollup (one record) gives Pss/Uss/swap and
+  // the anonymous part only. An empty smaps means no mm: a kernel thread or a zombie.
+  let totals: SmapsTotals | undefined;
+  if (files.smaps !== undefined && (has(files.smaps) || kernelThread || rssBytes === 0)) {
+    totals = sumSmaps(parseSmaps(files.smaps, { file: label('smaps') }));
+    sources.push('smaps');
+  } else if (has(files.smaps_rollup)) {
+    const r = parseSmapsRollup(files.smaps_rollup, { file: label('smaps_rollup') });
+    totals = sumSmaps([r]);
+    // The rollup has no perms or names per mapping: only the anonymous split is known.
+    delete totals.types;
+    sources.push('smaps_rollup');
+  }
+  if (totals) {
+    p.pssBytes = totals.pss;
+    p.ussBytes = totals.uss;
+    p.swapPssBytes = totals.swapPss;
+    p.hugetlbBytes = totals.hugetlb;
+    if (sb.VmSwap === undefined) p.swapBytes = totals.swap;
+    if (totals.types) {
+      if (sb.RssShmem !== undefined) reconcileShmem(totals.types, sb.RssShmem);
+      Object.assign(p, totals.types);
+    }
+  }
+  if (kernelThread) {
+    // No mm: whatever the files said (seven zeros, empty smaps, ESRCH for smaps_rollup), every
+    // size is zero.
+    Object.assign(p, {
+      rssBytes: 0,
+      vszBytes: 0,
+      swapBytes: 0,
+      pssBytes: 0,
+      ussBytes: 0,
+      swapPssBytes: 0,
+      privateAnonBytes: 0,
+      sharedAnonBytes: 0,
+      privateFileBytes: 0,
+      sharedFileBytes: 0,
+    });
+  }
+  return p;
+}
+
+/** One row of `pmap -x`. Sizes in bytes; the `*Kb` fields are what pmap prints. */
+export interface PmapRow {
+  /** Start address, 16 hex digits (8 on 32-bit), as pmap prints it. */
+  address: string;
+  sizeBytes: number;
+  rssBytes: number;
+  /** Shared_Dirty + Private_Dirty. */
+  dirtyBytes: number;
+  /** perms with the private `p` shown as `-`, and a 5th column that procps always prints as `-`. */
+  mode: string;
+  /** The basename of the path, `  [ anon ]`, `  [ stack ]` or `  [ shmid=0x... ]`, as pmap -x prints. */
+  mapping: string;
+  /** The full smaps pathname. */
+  pathname: string;
+}
+
+export interface PmapView {
+  rows: PmapRow[];
+  total: { sizeBytes: number; rssBytes: number; dirtyBytes: number };
+}
+
+/**
+ * The mapping name pmap -x prints (procps-ng src/pmap.c, mapping_name): SysV segments as
+ * `[ shmid=0x<inode> ]`; otherwise the text after the last `/` of the line; otherwise
+ * `[ stack ]` for the mapping holding the main stack's start (stat startstack) and `[ anon ]`
+ * for everything else, including [heap], [vdso] and [anon:name].
+ */
+function pmapName(m: SmapsMapping, startStack: bigint | undefined): string {
+  const major = m.dev.split(':')[0];
+  if (major !== undefined && /^0+$/.test(major) && m.pathname.startsWith('/SYSV')) {
+    return `  [ shmid=0x${m.inode.toString(16)} ]`;
+  }
+  const slash = m.pathname.lastIndexOf('/');
+  if (slash >= 0) {
+    const base = m.pathname.slice(slash + 1);
+    return base === '' ? '/' : base;
+  }
+  if (startStack !== undefined) {
+    const start = BigInt(`0x${m.start}`);
+    if (startStack >= start && startStack <= start + BigInt(m.rangeBytes)) return '  [ stack ]';
+  } else if (m.pathname === '[stack]') {
+    return '  [ stack ]';
+  }
+  return '  [ anon ]';
+}
+
+/**
+ * The `pmap -x` view of a process's smaps. `startStack` (stat field 28) makes the `[ stack ]`
+ * label exact; without it the kernel's own `[stack]` name is used.
+ */
+export function pmapRows(smaps: SmapsMapping[], opts: { startStack?: number } = {}): PmapRow[] {
+  const stack = opts.startStack === undefined ? undefined : BigInt(opts.startStack);
+  return smaps.map((m) => {
+    const p = m.perms;
+    return {
+      address: m.start.padStart(16, '0'),
+      sizeBytes: m.rangeBytes,
+      rssBytes: m.bytes.Rss ?? 0,
+      dirtyBytes: (m.bytes.Shared_Dirty ?? 0) + (m.bytes.Private_Dirty ?? 0),
+      mode: `${p.slice(0, 3)}${p[3] === 'p' ? '-' : p[3]}-`,
+      mapping: pmapName(m, stack),
+      pathname: m.pathname,
+    };
+  });
+}
+
+/** Rows plus pmap's `total kB` line. */
+export function pmapView(smaps: SmapsMapping[], opts: { startStack?: number } = {}): PmapView {
+  const rows = pmapRows(smaps, opts);
+  const total = { sizeBytes: 0, rssBytes: 0, dirtyBytes: 0 };
+  for (const r of rows) {
+    total.sizeBytes += r.sizeBytes;
+    total.rssBytes += r.rssBytes;
+    total.dirtyBytes += r.dirtyBytes;
+  }
+  return { rows, total };
+}
+
+/** Print rows exactly like procps-ng `pmap -x PID` (kB columns). */
+export function formatPmapX(pid: number, cmdline: string[], name: string, view: PmapView): string {
+  const kb = (b: number) => String(Math.floor(b / 1024));
+  const lines = [`${pid}:   ${cmdline.length ? cmdline.join(' ') : name}`];
+  lines.push(
+    `${'Address'.padEnd(16)} ${'Kbytes'.padStart(7)} ${'RSS'.padStart(7)} ${'Dirty'.padStart(7)} Mode  Mapping`,
+  );
+  for (const r of view.rows) {
+    lines.push(
+      `${r.address} ${kb(r.sizeBytes).padStart(7)} ${kb(r.rssBytes).padStart(7)} ${kb(r.dirtyBytes).padStart(7)} ${r.mode} ${r.mapping}`,
+    );
+  }
+  lines.push(`${'-'.repeat(16)} ${'-'.repeat(7)} ${'-'.repeat(7)} ${'-'.repeat(7)} `);
+  const t = view.total;
+  lines.push(
+    `${'total kB'.padEnd(16)} ${kb(t.sizeBytes).padStart(7)} ${kb(t.rssBytes).padStart(7)} ${kb(t.dirtyBytes).padStart(7)}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** Process files read by `readProcesses`, in reading order (status first: it names the process). */
+const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
+
+/**
+ * Read every process of a snapshot. A process that exits while it is read (a file vanishes,
+ * ESRCH, an empty status) is skipped and listed in `skipped`, never fatal: after reading its
+ * files, status is read again, and if it is gone the process is dropped. Files a snapshot simply
+ * does not have (the lab captures hold no stat or cmdline) are left out of `sources`.
+ * `withSmaps` (default true) reads the per-mapping smaps, which gives the four memory types;
+ * false reads only smaps_rollup (cheaper: Pss, Uss and swap).
+ */
+export async function readProcesses(
+  snap: Snapshot,
+  opts: { withSmaps?: boolean } = {},
+): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
+  const withSmaps = opts.withSmaps !== false;
+  const manifest = await snap.manifest();
+  const page = manifest.pageSizeBytes;
+  const processes: ProcessMemory[] = [];
+  const skipped: { pid: number; reason: string }[] = [];
+  for (const pid of await snap.pids()) {
+    const path = (f: string) => `proc/${pid}/${f}`;
+    const files: ProcessFiles = {};
+    const status = await snap.readText(path('status'));
+    if (status === undefined || status.trim() === '') {
+      skipped.push({ pid, reason: `status: ${snap.whyMissing(path('status')) ?? 'empty (process exited)'}` });
+      continue;
+    }
+    files.status = status;
+    for (const f of READ_ORDER) {
+      if (f === 'status') continue;
+      const t = await snap.readText(path(f));
+      if (t !== undefined) files[f] = t;
+    }
+    const first = withSmaps ? 'smaps' : 'smaps_rollup';
+    const second = withSmaps ? 'smaps_rollup' : 'smaps';
+    const t1 = await snap.readText(path(first));
+    if (t1 !== undefined) files[first] = t1;
+    else if (withSmaps) {
+      const t2 = await snap.readText(path(second));
+      if (t2 !== undefined) files[second] = t2;
+    }
+    // Still there? A process that exited mid-read leaves truncated or empty files behind.
+    const again = await snap.readText(path('status'));
+    if (again === undefined || again.trim() === '') {
+      skipped.push({
+        pid,
+        reason: `exited while being read (${snap.whyMissing(path('status')) ?? 'empty status'})`,
+      });
+      continue;
+    }
+    processes.push(processMemory(pid, files, page));
+  }
+  return { processes, skipped };
+}

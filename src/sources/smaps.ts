@@ -1,0 +1,198 @@
+import { parseError } from '../errors.js';
+import { type ParseOptions, requireNonEmpty } from './text.js';
+
+/** One mapping (VMA) of /proc/PID/smaps, or the single `[rollup]` record of smaps_rollup. */
+export interface SmapsMapping {
+  /** Start address, hex as printed (no 0x). */
+  start: string;
+  /** End address (exclusive), hex as printed. */
+  end: string;
+  /** `rwxp` / `rw-s`: the 4th letter is `s` for VM_MAYSHARE (MAP_SHARED), `p` for private. */
+  perms: string;
+  /** File offset, hex as printed. */
+  offset: string;
+  /** `major:minor` of the backing device, hex as printed (`00:00` for anonymous memory). */
+  dev: string;
+  inode: number;
+  /**
+   * File path, `[heap]`, `[stack]`, `[vdso]`, `[vvar]`, `[vsyscall]`, `[anon:name]`,
+   * `[anon_shmem:name]`, `[rollup]`, a path ending in ` (deleted)`, or `` for anonymous memory.
+   */
+  pathname: string;
+  /** end - start in bytes (the `Size:` field where the kernel prints it). */
+  rangeBytes: number;
+  /**
+   * Every `Key: N kB` field in bytes, in the kernel's names: Size KernelPageSize MMUPageSize Rss
+   * Pss Pss_Dirty Pss_Anon Pss_File Pss_Shmem Shared_Clean Shared_Dirty Private_Clean
+   * Private_Dirty Referenced Anonymous KSM LazyFree AnonHugePages ShmemPmdMapped FilePmdMapped
+   * Shared_Hugetlb Private_Hugetlb Swap SwapPss Locked ... (whatever this kernel prints).
+   */
+  bytes: Record<string, number | undefined>;
+  /** `VmFlags:` two-letter mnemonics (`rd wr mr mw me ac ...`), 3.8+. */
+  vmFlags: string[];
+  /** `THPeligible:` (4.20+; printed as `1`/`0`). */
+  thpEligible?: boolean;
+  /** `ProtectionKey:` (4.9+, x86 with memory protection keys). */
+  protectionKey?: number;
+  /** Fields that are not sizes, raw text after the colon: THPeligible, ProtectionKey, VmFlags, ... */
+  fields: Record<string, string>;
+  /** 1-based line number of the header line. */
+  line: number;
+}
+
+// show_vma_header_prefix() in fs/proc/task_mmu.c: "%08lx-%08lx %c%c%c%c %08llx %02x:%02x %lu "
+// then, when the mapping has a name, padding spaces and the name. The offset and device widths
+// are minimums, so any number of hex digits is accepted.
+const HEADER =
+  /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)(?: +(.*))?$/;
+// "Rss:            %8lu kB" (4.x, fixed spaces) and "%-16s%8lu kB" via SEQ_PUT_DEC (4.20+):
+// one or more spaces either way; 4.14's "Private_Hugetlb: %7lu kB" too.
+const SIZE = /^([A-Za-z_][A-Za-z0-9_]*):\s+(\d+) kB$/;
+const OTHER = /^([A-Za-z_][A-Za-z0-9_]*):(.*)$/;
+/** Fields that are always sizes: a value without `kB` is garbage, not a new field. */
+const SIZE_FIELDS = new Set([
+  'Size',
+  'KernelPageSize',
+  'MMUPageSize',
+  'Rss',
+  'Pss',
+  'Shared_Clean',
+  'Shared_Dirty',
+  'Private_Clean',
+  'Private_Dirty',
+  'Referenced',
+  'Anonymous',
+  'Swap',
+  'SwapPss',
+  'Locked',
+]);
+const EXPECTED_HEADER =
+  'a mapping header "start-end perms offset dev inode [path]" (e.g. "00400000-00401000 r--p 00000000 00:02 12   /bin/busybox")';
+const EXPECTED_FIELD = '"Key:   N kB", "VmFlags: ..." or a mapping header';
+
+function addressBytes(start: string, end: string): number {
+  return Number(BigInt(`0x${end}`) - BigInt(`0x${start}`));
+}
+
+/**
+ * Parse /proc/PID/smaps (or smaps_rollup, or task/TID/smaps). Linear in the input: one pass with
+ * indexOf, one regex per line. Kernel threads and exited processes have an empty smaps: that is an
+ * empty list here, not an error (callers decide what an empty file means).
+ */
+export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[] {
+  const file = opts.file ?? '/proc/PID/smaps';
+  const out: SmapsMapping[] = [];
+  let cur: SmapsMapping | undefined;
+  let pos = 0;
+  let line = 0;
+  const n = text.length;
+  while (pos < n) {
+    let eol = text.indexOf('\n', pos);
+    if (eol < 0) eol = n;
+    let t = text.slice(pos, eol);
+    pos = eol + 1;
+    line++;
+    if (t.endsWith('\r')) t = t.slice(0, -1);
+    if (t === '') throw parseError(file, line, EXPECTED_FIELD, '<empty line>');
+    const c = t.charCodeAt(0);
+    // Header lines start with a lower-case hex digit; field names with an upper-case letter.
+    if ((c >= 48 && c <= 57) || (c >= 97 && c <= 102)) {
+      const h = HEADER.exec(t);
+      if (!h) throw parseError(file, line, EXPECTED_HEADER, t);
+      const start = h[1]!;
+      const end = h[2]!;
+      cur = {
+        start,
+        end,
+        perms: h[3]!,
+        offset: h[4]!,
+        dev: h[5]!,
+        inode: Number(h[6]),
+        pathname: h[7] ?? '',
+        rangeBytes: addressBytes(start, end),
+        bytes: {},
+        vmFlags: [],
+        fields: {},
+        line,
+      };
+      if (cur.rangeBytes < 0) throw parseError(file, line, 'a start address below the end address', t);
+      out.push(cur);
+      continue;
+    }
+    if (!cur) throw parseError(file, line, EXPECTED_HEADER, t);
+    const s = SIZE.exec(t);
+    if (s) {
+      const key = s[1]!;
+      if (cur.bytes[key] !== undefined) {
+        throw parseError(
+          file,
+          line,
+          `each field once per mapping (${key} repeats; mapping at line ${cur.line})`,
+          t,
+        );
+      }
+      cur.bytes[key] = Number(s[2]) * 1024;
+      continue;
+    }
+    const o = OTHER.exec(t);
+    if (!o) throw parseError(file, line, EXPECTED_FIELD, t);
+    const key = o[1]!;
+    const value = o[2]!.trim();
+    if (SIZE_FIELDS.has(key) || value.endsWith('kB'))
+      throw parseError(file, line, `${key}: "<number> kB"`, t);
+    if (key in cur.fields) {
+      throw parseError(
+        file,
+        line,
+        `each field once per mapping (${key} repeats; mapping at line ${cur.line})`,
+        t,
+      );
+    }
+    cur.fields[key] = value;
+    if (key === 'VmFlags') {
+      cur.vmFlags = value === '' ? [] : value.split(/ +/);
+    } else if (key === 'THPeligible') {
+      if (value !== '0' && value !== '1') throw parseError(file, line, 'THPeligible: 0 or 1', t);
+      cur.thpEligible = value === '1';
+    } else if (key === 'ProtectionKey') {
+      if (!/^\d+$/.test(value)) throw parseError(file, line, 'ProtectionKey: a number', t);
+      cur.protectionKey = Number(value);
+    }
+  }
+  for (const m of out) {
+    // Every kernel since 2.6.14 prints Rss for each mapping; a record without it is truncated.
+    if (m.bytes.Rss === undefined)
+      throw parseError(file, m.line, `an "Rss:" line in the mapping`, `${m.start}-${m.end}`);
+  }
+  return out;
+}
+
+/**
+ * Parse /proc/PID/smaps_rollup (4.14+): one `[rollup]` record whose address range spans the
+ * first to the last mapping, with the sums of every size field (and, since 5.10, Pss_Anon,
+ * Pss_File and Pss_Shmem, which per-mapping smaps does not print).
+ */
+export function parseSmapsRollup(text: string, opts: ParseOptions = {}): SmapsMapping {
+  const file = opts.file ?? '/proc/PID/smaps_rollup';
+  requireNonEmpty(text, file, 'a "[rollup]" header and its fields');
+  const all = parseSmaps(text, { file });
+  const first = all[0]!;
+  if (first.pathname !== '[rollup]') {
+    throw parseError(
+      file,
+      first.line,
+      'the "[rollup]" record of smaps_rollup',
+      first.pathname || '<no name>',
+    );
+  }
+  if (all.length > 1) {
+    const second = all[1]!;
+    throw parseError(
+      file,
+      second.line,
+      'a single [rollup] record',
+      `${second.start}-${second.end} ${second.pathname}`,
+    );
+  }
+  return first;
+}
