@@ -1,0 +1,104 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Sampler, type SamplerOptions } from '../capture/sampler.js';
+import { RecordingWriter } from './recording.js';
+
+export interface RecordOptions extends SamplerOptions {
+  db: string;
+  intervalMs: number;
+  /** Stop after this long (ms); undefined: until the signal aborts. */
+  durationMs?: number;
+  /** Stop cleanly (Ctrl-C): the tick in progress is finished and the database closed. */
+  signal?: AbortSignal;
+  /** Called after every committed tick. */
+  onTick?: (info: RecordTickInfo) => void;
+  /** Extra meta rows (tool version, command line). */
+  meta?: Record<string, string>;
+}
+
+export interface RecordTickInfo {
+  ticks: number;
+  dbBytes: number;
+  readMs: number;
+  writeMs: number;
+  topGrower: { key: string; comm: string; growthBytes: number } | undefined;
+}
+
+export interface RecordResult {
+  db: string;
+  ticks: number;
+  dbBytes: number;
+  /** Mean wall time per tick spent reading /proc and writing, ms. */
+  meanReadMs: number;
+  meanWriteMs: number;
+  /** Sources that could not be read, with why. */
+  problems: Record<string, string>;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Sample every `intervalMs` into the database until the duration passes or the signal
+ * aborts. Ticks keep to a fixed schedule (a slow tick does not shift the next ones).
+ */
+export async function record(opts: RecordOptions): Promise<RecordResult> {
+  mkdirSync(dirname(opts.db), { recursive: true });
+  const sampler = new Sampler(opts);
+  const writer = new RecordingWriter(opts.db, {
+    interval_ms: String(opts.intervalMs),
+    page_size: String(opts.pageSizeBytes ?? 4096),
+    slab_reclaimable: JSON.stringify(sampler.reclaimableSlabCaches()),
+    ...opts.meta,
+  });
+  const start = Date.now();
+  let ticks = 0;
+  let readTotal = 0;
+  let writeTotal = 0;
+  try {
+    for (let k = 0; ; k++) {
+      const due = start + k * opts.intervalMs;
+      if (opts.durationMs !== undefined && due - start > opts.durationMs) break;
+      const wait = due - Date.now();
+      if (wait > 0) await sleep(wait, opts.signal);
+      if (opts.signal?.aborted) break;
+      const sample = sampler.sample();
+      const w0 = performance.now();
+      writer.writeTick(sample);
+      const writeMs = performance.now() - w0;
+      ticks++;
+      readTotal += sample.readMs ?? 0;
+      writeTotal += writeMs;
+      opts.onTick?.({
+        ticks,
+        dbBytes: writer.sizeBytes(),
+        readMs: sample.readMs ?? 0,
+        writeMs,
+        topGrower: sampler.topGrower(),
+      });
+      // Skip ticks that are already overdue rather than bursting to catch up.
+      const behind = Math.floor((Date.now() - start) / opts.intervalMs);
+      if (behind > k) k = behind;
+    }
+  } finally {
+    writer.close();
+  }
+  return {
+    db: opts.db,
+    ticks,
+    dbBytes: writer.sizeBytes(),
+    meanReadMs: ticks ? readTotal / ticks : 0,
+    meanWriteMs: ticks ? writeTotal / ticks : 0,
+    problems: Object.fromEntries(sampler.problems),
+  };
+}

@@ -1,0 +1,461 @@
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { MemsleuthError } from '../errors.js';
+import { migrate } from './schema.js';
+
+/** Where a recording's entities live. */
+export type Layer =
+  | 'meminfo'
+  | 'unaccounted'
+  | 'vmstat'
+  | 'slab'
+  | 'buddy'
+  | 'vmalloc'
+  | 'allocinfo'
+  | 'kmemleak'
+  | 'process'
+  | 'mapping';
+
+/**
+ * Layers whose entities are totals over a kernel list: an entity missing from a tick
+ * means zero (a vmalloc caller with no area left), not "gone". Processes vanish.
+ */
+const ZERO_WHEN_ABSENT: ReadonlySet<Layer> = new Set(['slab', 'vmalloc', 'allocinfo', 'kmemleak']);
+
+export interface EntitySample {
+  layer: Layer;
+  /** Unique within the layer: a cache name, a caller, `pid:starttime` for a process. */
+  key: string;
+  /** Human name (process comm, mapping path). */
+  label?: string;
+  pid?: number;
+  startTicks?: number;
+  /** Series read every tick: metric → value. */
+  values?: Record<string, number>;
+  /** Series read at a slower cadence: metric → value, every reading kept. */
+  sparse?: Record<string, number>;
+}
+
+export interface TickSample {
+  tMs: number;
+  readMs?: number;
+  entities: EntitySample[];
+}
+
+/** Unit of a metric, from its name: `*_bytes`/`bytes` → bytes, else count. */
+export function metricUnit(metric: string): 'bytes' | 'count' {
+  return metric === 'bytes' || metric.endsWith('_bytes') ? 'bytes' : 'count';
+}
+
+/** The default database: $MEMSLEUTH_DB, else $XDG_STATE_HOME/memsleuth/recording.db (~/.local/state/...). */
+export function defaultDbPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.MEMSLEUTH_DB) return env.MEMSLEUTH_DB;
+  const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
+  return join(state, 'memsleuth', 'recording.db');
+}
+
+function openDb(file: string, readonly: boolean): Database.Database {
+  if (readonly && !existsSync(file)) {
+    throw new MemsleuthError('IO', `${file}: no such recording`, {
+      file,
+      hint: 'record one first: memsleuth record --db FILE --interval 10',
+    });
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly, fileMustExist: readonly });
+  } catch (e) {
+    throw new MemsleuthError('IO', `${file}: cannot open recording: ${(e as Error).message}`, {
+      file,
+      cause: e,
+    });
+  }
+  try {
+    if (!readonly) {
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a commit is durable against a process crash (kill -9), which
+      // is what we promise; only a power loss may drop the last commits.
+      db.pragma('synchronous = NORMAL');
+      migrate(db, file);
+    } else {
+      const tables = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'samples'")
+        .all();
+      if (tables.length === 0) throw new Error('no samples table');
+    }
+  } catch (e) {
+    db.close();
+    if (e instanceof MemsleuthError) throw e;
+    throw new MemsleuthError('BAD_INPUT', `${file}: not a memsleuth recording (${(e as Error).message})`, {
+      file,
+      cause: e,
+      hint: 'pass the file written by `memsleuth record --db FILE`',
+    });
+  }
+  return db;
+}
+
+interface SeriesState {
+  id: number;
+  last: number | undefined;
+}
+
+interface EntityState {
+  id: number;
+  layer: Layer;
+  series: Map<string, SeriesState>;
+  /** Tick id at which this entity was last seen. */
+  seenTick: number;
+}
+
+/**
+ * Appends ticks to a recording. Each tick is one transaction, so a recorder killed with
+ * SIGKILL loses at most the tick being written (WAL keeps every committed one).
+ */
+export class RecordingWriter {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly entities = new Map<string, EntityState>();
+  private readonly insTick;
+  private readonly insEntity;
+  private readonly reviveEntity;
+  private readonly endEntity;
+  private readonly insSeries;
+  private readonly insSample;
+  private lastTick = 0;
+  private closed = false;
+
+  constructor(file: string, meta: Record<string, string> = {}) {
+    this.file = file;
+    this.db = openDb(file, false);
+    const db = this.db;
+    this.insTick = db.prepare('INSERT INTO ticks (t_ms, read_ms) VALUES (?, ?)');
+    this.insEntity = db.prepare(
+      'INSERT INTO entities (layer, key, label, pid, start_ticks, first_tick) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.reviveEntity = db.prepare('UPDATE entities SET last_tick = NULL, label = ? WHERE id = ?');
+    this.endEntity = db.prepare('UPDATE entities SET last_tick = ? WHERE id = ?');
+    this.insSeries = db.prepare('INSERT INTO series (entity_id, metric, unit, fill) VALUES (?, ?, ?, ?)');
+    this.insSample = db.prepare('INSERT INTO samples (tick_id, series_id, value) VALUES (?, ?, ?)');
+    const setMeta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    db.transaction(() => {
+      for (const [k, v] of Object.entries(meta)) setMeta.run(k, v);
+    })();
+    this.loadState();
+  }
+
+  /** Resume an existing recording: reload ids and last values so change-only encoding continues. */
+  private loadState(): void {
+    const db = this.db;
+    const last = db.prepare('SELECT max(id) AS id FROM ticks').get() as { id: number | null };
+    this.lastTick = last.id ?? 0;
+    const ents = db.prepare('SELECT id, layer, key, last_tick FROM entities').all() as {
+      id: number;
+      layer: Layer;
+      key: string;
+      last_tick: number | null;
+    }[];
+    const byId = new Map<number, EntityState>();
+    for (const e of ents) {
+      // A process that lived when the previous recorder stopped cannot be known to live on.
+      if (e.last_tick === null && e.layer === 'process') this.endEntity.run(this.lastTick, e.id);
+      const st: EntityState = { id: e.id, layer: e.layer, series: new Map(), seenTick: e.last_tick ?? 0 };
+      this.entities.set(`${e.layer}\0${e.key}`, st);
+      byId.set(e.id, st);
+    }
+    const series = db.prepare('SELECT id, entity_id, metric FROM series').all() as {
+      id: number;
+      entity_id: number;
+      metric: string;
+    }[];
+    for (const s of series) {
+      const e = byId.get(s.entity_id);
+      // The first value after resuming is always written again (last unknown).
+      if (e) e.series.set(s.metric, { id: s.id, last: undefined });
+    }
+  }
+
+  /** Write one tick in one transaction; returns its id. */
+  writeTick(tick: TickSample): number {
+    if (this.closed) throw new Error('recording is closed');
+    return this.db.transaction(() => {
+      const tickId = Number(this.insTick.run(tick.tMs, tick.readMs ?? null).lastInsertRowid);
+      const layersSeen = new Set<Layer>();
+      for (const s of tick.entities) {
+        layersSeen.add(s.layer);
+        const ek = `${s.layer}\0${s.key}`;
+        let e = this.entities.get(ek);
+        if (!e) {
+          const id = Number(
+            this.insEntity.run(s.layer, s.key, s.label ?? null, s.pid ?? null, s.startTicks ?? null, tickId)
+              .lastInsertRowid,
+          );
+          e = { id, layer: s.layer, series: new Map(), seenTick: tickId };
+          this.entities.set(ek, e);
+        } else if (e.seenTick < this.lastTick || e.seenTick === 0) {
+          if (e.layer === 'process') this.reviveEntity.run(s.label ?? null, e.id);
+        }
+        e.seenTick = tickId;
+        if (s.values) for (const [m, v] of Object.entries(s.values)) this.put(e, m, v, tickId, true);
+        if (s.sparse) for (const [m, v] of Object.entries(s.sparse)) this.put(e, m, v, tickId, false);
+      }
+      for (const e of this.entities.values()) {
+        if (e.seenTick !== this.lastTick || this.lastTick === 0) continue;
+        if (e.layer === 'process') {
+          // Vanished since the previous tick.
+          this.endEntity.run(this.lastTick, e.id);
+        } else if (ZERO_WHEN_ABSENT.has(e.layer) && layersSeen.has(e.layer)) {
+          for (const [m, st] of e.series) this.put(e, m, 0, tickId, true, st);
+          e.seenTick = tickId;
+        }
+      }
+      this.lastTick = tickId;
+      return tickId;
+    })();
+  }
+
+  private put(
+    e: EntityState,
+    metric: string,
+    value: number,
+    tickId: number,
+    fill: boolean,
+    st0?: SeriesState,
+  ) {
+    if (!Number.isFinite(value)) return;
+    let st = st0 ?? e.series.get(metric);
+    if (!st) {
+      st = {
+        id: Number(this.insSeries.run(e.id, metric, metricUnit(metric), fill ? 1 : 0).lastInsertRowid),
+        last: undefined,
+      };
+      e.series.set(metric, st);
+    }
+    if (fill && st.last === value) return;
+    st.last = value;
+    this.insSample.run(tickId, st.id, value);
+  }
+
+  /** Database size in bytes (main file plus WAL). */
+  sizeBytes(): number {
+    let n = 0;
+    for (const f of [this.file, `${this.file}-wal`]) {
+      try {
+        n += statSync(f).size;
+      } catch {
+        // the WAL does not exist after a checkpoint on close
+      }
+    }
+    return n;
+  }
+
+  /** Mark live processes as ended at the last tick, checkpoint the WAL and close. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.transaction(() => {
+      for (const e of this.entities.values())
+        if (e.layer === 'process' && e.seenTick === this.lastTick && this.lastTick > 0)
+          this.endEntity.run(this.lastTick, e.id);
+    })();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.close();
+  }
+}
+
+/** One series loaded for analysis: time (ms since epoch) and value arrays of equal length. */
+export interface SeriesData {
+  id: number;
+  layer: Layer;
+  key: string;
+  label: string | undefined;
+  pid: number | undefined;
+  metric: string;
+  unit: 'bytes' | 'count';
+  t: number[];
+  v: number[];
+}
+
+export interface LoadOptions {
+  /** Only ticks at or after this time (ms since epoch). */
+  sinceMs?: number;
+  /** Only ticks at or before this time (ms since epoch). */
+  untilMs?: number;
+  /**
+   * Keep at most about this many points per series (every k-th tick); a week at 10 s is
+   * 60,480 ticks, far more than a trend needs. Default 1500.
+   */
+  maxPoints?: number;
+  /** Only these layers. */
+  layers?: readonly Layer[];
+  /** Only series whose `layer/key/metric` matches. */
+  filter?: (layer: Layer, key: string, metric: string, label: string | undefined) => boolean;
+}
+
+export interface LoadedRecording {
+  file: string;
+  meta: Record<string, string>;
+  /** Times of every tick in range (ms since epoch), before thinning. */
+  tickCount: number;
+  firstMs: number | undefined;
+  lastMs: number | undefined;
+  series: SeriesData[];
+}
+
+/** Read-only access to a recording. */
+export class RecordingReader {
+  readonly file: string;
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.file = file;
+    this.db = openDb(file, true);
+  }
+
+  meta(): Record<string, string> {
+    const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  }
+
+  /** Every series name, for `memsleuth series --list`. */
+  listSeries(): { layer: Layer; key: string; label: string | null; metric: string; unit: string }[] {
+    return this.db
+      .prepare(
+        `SELECT e.layer, e.key, e.label, s.metric, s.unit FROM series s JOIN entities e ON e.id = s.entity_id
+         ORDER BY e.layer, e.key, s.metric`,
+      )
+      .all() as { layer: Layer; key: string; label: string | null; metric: string; unit: string }[];
+  }
+
+  /**
+   * Load series for analysis, streaming the samples in tick order: memory stays bounded by
+   * series × maxPoints whatever the recording's length.
+   */
+  load(opts: LoadOptions = {}): LoadedRecording {
+    const db = this.db;
+    const since = opts.sinceMs ?? Number.MIN_SAFE_INTEGER;
+    const until = opts.untilMs ?? Number.MAX_SAFE_INTEGER;
+    const ticks = db
+      .prepare('SELECT id, t_ms FROM ticks WHERE t_ms >= ? AND t_ms <= ? ORDER BY id')
+      .all(since, until) as { id: number; t_ms: number }[];
+    const result: LoadedRecording = {
+      file: this.file,
+      meta: this.meta(),
+      tickCount: ticks.length,
+      firstMs: ticks[0]?.t_ms,
+      lastMs: ticks[ticks.length - 1]?.t_ms,
+      series: [],
+    };
+    if (ticks.length === 0) return result;
+    const firstTick = ticks[0]!.id;
+    const lastTick = ticks[ticks.length - 1]!.id;
+    const maxPoints = Math.max(2, opts.maxPoints ?? 1500);
+    const step = Math.ceil(ticks.length / maxPoints);
+
+    const rows = db
+      .prepare(
+        `SELECT s.id, s.metric, s.unit, s.fill, e.layer, e.key, e.label, e.pid, e.first_tick, e.last_tick
+         FROM series s JOIN entities e ON e.id = s.entity_id`,
+      )
+      .all() as {
+      id: number;
+      metric: string;
+      unit: 'bytes' | 'count';
+      fill: number;
+      layer: Layer;
+      key: string;
+      label: string | null;
+      pid: number | null;
+      first_tick: number;
+      last_tick: number | null;
+    }[];
+    interface Acc {
+      data: SeriesData;
+      fill: boolean;
+      first: number;
+      last: number;
+      cur: number | undefined;
+      /** Sparse: last reading in the current bucket. */
+      pending: { t: number; v: number } | undefined;
+    }
+    const accs = new Map<number, Acc>();
+    const layers = opts.layers ? new Set(opts.layers) : undefined;
+    for (const r of rows) {
+      if (layers && !layers.has(r.layer)) continue;
+      if (opts.filter && !opts.filter(r.layer, r.key, r.metric, r.label ?? undefined)) continue;
+      const last = r.last_tick ?? Number.MAX_SAFE_INTEGER;
+      if (last < firstTick || r.first_tick > lastTick) continue;
+      accs.set(r.id, {
+        data: {
+          id: r.id,
+          layer: r.layer,
+          key: r.key,
+          label: r.label ?? undefined,
+          pid: r.pid ?? undefined,
+          metric: r.metric,
+          unit: r.unit,
+          t: [],
+          v: [],
+        },
+        fill: r.fill === 1,
+        first: r.first_tick,
+        last,
+        cur: undefined,
+        pending: undefined,
+      });
+    }
+    const fillAccs = [...accs.values()].filter((a) => a.fill);
+    const sparseAccs = [...accs.values()].filter((a) => !a.fill);
+
+    // Values before the range seed the carried-forward state.
+    const seed = db.prepare(
+      `SELECT s.series_id, s.value FROM samples s
+       JOIN (SELECT series_id, max(tick_id) AS tick_id FROM samples WHERE tick_id < ? GROUP BY series_id) m
+       ON m.series_id = s.series_id AND m.tick_id = s.tick_id`,
+    ) as Database.Statement<[number], { series_id: number; value: number }>;
+    for (const r of seed.iterate(firstTick)) {
+      const a = accs.get(r.series_id);
+      if (a?.fill) a.cur = r.value;
+    }
+
+    const it = (
+      db.prepare(
+        'SELECT tick_id, series_id, value FROM samples WHERE tick_id >= ? AND tick_id <= ? ORDER BY tick_id',
+      ) as Database.Statement<[number, number], { tick_id: number; series_id: number; value: number }>
+    ).iterate(firstTick, lastTick);
+    let next = it.next();
+    for (let i = 0; i < ticks.length; i++) {
+      const tk = ticks[i]!;
+      while (!next.done && next.value.tick_id <= tk.id) {
+        const r = next.value;
+        const a = accs.get(r.series_id);
+        if (a) {
+          if (a.fill) a.cur = r.value;
+          else a.pending = { t: tk.t_ms, v: r.value };
+        }
+        next = it.next();
+      }
+      const keep = i % step === 0 || i === ticks.length - 1;
+      if (!keep) continue;
+      for (const a of fillAccs) {
+        if (a.cur === undefined || tk.id < a.first || tk.id > a.last) continue;
+        a.data.t.push(tk.t_ms);
+        a.data.v.push(a.cur);
+      }
+      for (const a of sparseAccs) {
+        if (!a.pending) continue;
+        a.data.t.push(a.pending.t);
+        a.data.v.push(a.pending.v);
+        a.pending = undefined;
+      }
+    }
+    result.series = [...accs.values()].map((a) => a.data).filter((s) => s.t.length > 0);
+    return result;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
