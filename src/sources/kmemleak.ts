@@ -1,0 +1,126 @@
+import type { Frame } from '../analysis/stacks.js';
+import { parseFrame } from '../analysis/stacks.js';
+import { parseError } from '../errors.js';
+import { numberedLines, type ParseOptions } from './text.js';
+
+/**
+ * /sys/kernel/debug/kmemleak: one report per unreferenced object (mm/kmemleak.c
+ * print_unreferenced()). Variants handled, by kernel version:
+ *
+ * - 2.6.31: every line of the seq file starts with `kmemleak: ` and there is no hex dump;
+ * - header `unreferenced object 0x%08lx (size %zu):`; later kernels print the object
+ *   type after `object`: ` (phys)` (kmemleak_alloc_phys objects) and ` (percpu)`;
+ * - `  comm "%s", pid %d, jiffies %lu` followed by ` (age %d.%03ds)` in older kernels
+ *   (gone by 6.1: the lab's 6.1.192 capture has no age);
+ * - `  hex dump (first %zu bytes):` then `    <hex bytes>  <ascii>` rows; per-cpu objects
+ *   print `(first N bytes on cpu C):`;
+ * - `  backtrace:` (6.1.192 capture), `  backtrace (crc %x):` (stack checksum; 6.12.117);
+ * - frames `    [<%p>] %pS` (hashed pointers since 4.15, zeros under kptr_restrict;
+ *   6.1.192 capture), then `    %pS` alone (6.12.117); unsymbolised frames print a
+ *   bare `0x...`.
+ */
+export type KmemleakObjectType = 'virt' | 'phys' | 'percpu';
+
+export interface KmemleakReport {
+  /** Object address as printed (`0x...`). */
+  address: string;
+  type: KmemleakObjectType;
+  sizeBytes: number;
+  /** Task that allocated it; `softirq`/`hardirq` with pid 0 for interrupt context. */
+  comm: string;
+  pid: number;
+  jiffies: number;
+  /** `(age N.NNNs)` before 6.1, in seconds. */
+  ageSeconds?: number;
+  /** Bytes the hex dump covers (`first N bytes`); absent without a hex dump. */
+  hexDumpBytes?: number;
+  /** The CPU whose copy was dumped, for per-cpu objects. */
+  hexDumpCpu?: number;
+  /** `backtrace (crc %x)` (6.6+). */
+  crc?: string;
+  /** Allocation stack, innermost first. */
+  frames: Frame[];
+  /** 1-based line of the header. */
+  line: number;
+}
+
+export interface KmemleakFile {
+  reports: KmemleakReport[];
+}
+
+const HEADER = /^unreferenced object(?: \((phys|percpu)\))? (0x[0-9a-fA-F]+) \(size (\d+)\):\s*$/;
+const COMM = /^ {2}comm "(.*)", pid (-?\d+), jiffies (\d+)(?: \(age (\d+)\.(\d+)s\))?\s*$/;
+const HEXDUMP = /^ {2}hex dump \(first (\d+) bytes(?: on cpu (\d+))?\):\s*$/;
+const HEXROW = /^ {4}(?:[0-9a-f]{2}(?: |$))+/;
+const BACKTRACE = /^ {2}backtrace(?: \(crc ([0-9a-f]+)\))?:\s*$/;
+
+/** Parse a whole kmemleak report file. An empty file is valid: no leaks reported. */
+export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFile {
+  const file = opts.file ?? 'kmemleak';
+  const reports: KmemleakReport[] = [];
+  type State = 'start' | 'comm' | 'afterComm' | 'hex' | 'frames';
+  let state: State = 'start';
+  let cur: KmemleakReport | undefined;
+  for (const { text: raw, line } of numberedLines(text)) {
+    // 2.6.31 prefixed every line with "kmemleak: ".
+    const t = raw.startsWith('kmemleak: ') ? raw.slice('kmemleak: '.length) : raw;
+    if (t.trim() === '') continue;
+    const h = HEADER.exec(t);
+    if (h) {
+      if (state === 'comm' || state === 'afterComm' || state === 'hex')
+        throw parseError(file, line, 'a backtrace before the next object', t);
+      cur = {
+        address: h[2]!,
+        type: (h[1] as KmemleakObjectType | undefined) ?? 'virt',
+        sizeBytes: Number(h[3]),
+        comm: '',
+        pid: 0,
+        jiffies: 0,
+        frames: [],
+        line,
+      };
+      reports.push(cur);
+      state = 'comm';
+      continue;
+    }
+    if (!cur) throw parseError(file, line, '`unreferenced object 0x... (size N):`', t);
+    if (state === 'comm') {
+      const c = COMM.exec(t);
+      if (!c) throw parseError(file, line, '`  comm "<task>", pid N, jiffies N`', t);
+      cur.comm = c[1]!;
+      cur.pid = Number(c[2]);
+      cur.jiffies = Number(c[3]);
+      if (c[4] !== undefined) cur.ageSeconds = Number(c[4]) + Number(c[5]) / 10 ** c[5]!.length;
+      state = 'afterComm';
+      continue;
+    }
+    if (state === 'afterComm' || state === 'hex') {
+      const hd = HEXDUMP.exec(t);
+      if (hd && state === 'afterComm') {
+        cur.hexDumpBytes = Number(hd[1]);
+        if (hd[2] !== undefined) cur.hexDumpCpu = Number(hd[2]);
+        state = 'hex';
+        continue;
+      }
+      if (state === 'hex' && HEXROW.test(t)) continue;
+      const bt = BACKTRACE.exec(t);
+      if (bt) {
+        if (bt[1] !== undefined) cur.crc = bt[1];
+        state = 'frames';
+        continue;
+      }
+      throw parseError(file, line, state === 'hex' ? 'hex dump rows or `  backtrace:`' : '`  hex dump` or `  backtrace:`', t);
+    }
+    // state === 'frames'
+    if (/^ {4}\S/.test(t)) {
+      const f = parseFrame(t);
+      if (!f) throw parseError(file, line, 'a frame like `    [<ffffffff81234567>] func+0x2c/0x57`', t);
+      cur.frames.push(f);
+      continue;
+    }
+    throw parseError(file, line, 'a backtrace frame or the next `unreferenced object`', t);
+  }
+  if (cur && state !== 'frames')
+    throw parseError(file, cur.line, 'a complete report ending in a backtrace', '<end of input>');
+  return { reports };
+}

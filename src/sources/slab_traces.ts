@@ -1,0 +1,160 @@
+import type { Frame } from '../analysis/stacks.js';
+import { parseFrame } from '../analysis/stacks.js';
+import { parseError } from '../errors.js';
+import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+
+/**
+ * SLUB call-site listings: one record per (call site, stack) with how many live
+ * objects of the cache carry that track. Four files print the same line format
+ * (mm/slub.c):
+ *
+ * - `/sys/kernel/slab/<cache>/alloc_calls|free_calls` up to 5.13 (list_locations(),
+ *   limited to one page of output);
+ * - `/sys/kernel/debug/slab/<cache>/alloc_traces|free_traces` from 5.14
+ *   (slab_debugfs_show()), which add the full stack below each line from 5.19
+ *   (CONFIG_STACKDEPOT, 8-space indented `%pS` frames then a blank line) and
+ *   ` waste=<total>/<per object>` from 6.1 (kmalloc objects larger than requested).
+ *
+ * Line: `%7ld ` count, `%pS` call site or `<not-available>`, then ` waste=T/P`,
+ * ` age=min/avg/max` or ` age=N`, ` pid=min-max` or ` pid=N`, ` cpus=<cpulist>`
+ * (more than one CPU online), ` nodes=<nodelist>` (more than one node). An empty
+ * listing prints `No data`.
+ *
+ * Both alloc and free listings walk only ALLOCATED objects (process_slab() skips
+ * the free map filled by __fill_map()): an alloc count is the number of live
+ * objects from that call site; a free count says where the previous occupant of a
+ * live object's slot was freed. They cannot be subtracted from each other.
+ */
+export type SlabTraceKind = 'alloc_traces' | 'free_traces' | 'alloc_calls' | 'free_calls';
+
+export interface SlabTraceLocation {
+  /** Live objects carrying this track. */
+  count: number;
+  /** The call site (`%pS`); undefined for `<not-available>` (track never set). */
+  caller?: Frame;
+  /** `waste=` (6.1+): bytes wasted in total (count x per object) by kmalloc rounding. */
+  wasteBytes?: number;
+  wastePerObjectBytes?: number;
+  /** `age=`: jiffies since the track was set (min, average, max; one value when equal). */
+  ageMinJiffies: number;
+  ageAvgJiffies: number;
+  ageMaxJiffies: number;
+  pidMin: number;
+  pidMax: number;
+  /** `cpus=` as printed (a cpulist such as `0-3,7`). */
+  cpus?: string;
+  /** `nodes=` as printed (a nodelist). */
+  nodes?: string;
+  /** Full stack, innermost first (debugfs, 5.19+ with CONFIG_STACKDEPOT). */
+  stack?: Frame[];
+  /** 1-based line of the count line. */
+  line: number;
+}
+
+export interface SlabTraces {
+  locations: SlabTraceLocation[];
+  /** The file said `No data` (no live objects, or tracking off). */
+  noData: boolean;
+  /** At least one location carried a full stack (5.19+). */
+  hasStacks: boolean;
+}
+
+const HEAD = /^\s*(\d+) (\S.*?)\s*$/;
+const FIELD = /^(waste|age|pid|cpus|nodes)=(\S*)$/;
+
+function parseAttrs(
+  rest: string,
+  file: string,
+  line: number,
+  found: string,
+): Omit<SlabTraceLocation, 'count' | 'caller' | 'line' | 'stack'> & { callerText: string } {
+  // The call site is `%pS` (`func+0x1/0x2 [mod]`, may contain one space before the
+  // module) or `<not-available>`; everything after it is ` key=value` fields.
+  const m = /^(<not-available>|\S+(?: \[[^\]\s]+\])?)((?: \S+)*)$/.exec(rest);
+  if (!m) throw parseError(file, line, 'a call site followed by key=value fields', found);
+  const out: Omit<SlabTraceLocation, 'count' | 'caller' | 'line' | 'stack'> & { callerText: string } = {
+    callerText: m[1]!,
+    ageMinJiffies: 0,
+    ageAvgJiffies: 0,
+    ageMaxJiffies: 0,
+    pidMin: 0,
+    pidMax: 0,
+  };
+  let sawAge = false;
+  let sawPid = false;
+  for (const tok of m[2]!.trim().split(' ').filter(Boolean)) {
+    const f = FIELD.exec(tok);
+    if (!f) throw parseError(file, line, 'waste=, age=, pid=, cpus= or nodes= after the call site', tok);
+    const [, key, value] = f as unknown as [string, string, string];
+    if (key === 'waste') {
+      const w = /^(\d+)\/(\d+)$/.exec(value);
+      if (!w) throw parseError(file, line, 'waste=<total>/<per object>', tok);
+      out.wasteBytes = Number(w[1]);
+      out.wastePerObjectBytes = Number(w[2]);
+    } else if (key === 'age') {
+      const a = /^(\d+)(?:\/(\d+)\/(\d+))?$/.exec(value);
+      if (!a) throw parseError(file, line, 'age=<min>/<avg>/<max> or age=<n>', tok);
+      out.ageMinJiffies = Number(a[1]);
+      out.ageAvgJiffies = Number(a[2] ?? a[1]);
+      out.ageMaxJiffies = Number(a[3] ?? a[1]);
+      sawAge = true;
+    } else if (key === 'pid') {
+      // pids are printed with %ld: -1 is impossible but 0 (kernel threads) is common.
+      const p = /^(-?\d+)(?:-(-?\d+))?$/.exec(value);
+      if (!p) throw parseError(file, line, 'pid=<min>-<max> or pid=<n>', tok);
+      out.pidMin = Number(p[1]);
+      out.pidMax = Number(p[2] ?? p[1]);
+      sawPid = true;
+    } else if (key === 'cpus') out.cpus = value;
+    else out.nodes = value;
+  }
+  if (!sawAge || !sawPid) throw parseError(file, line, 'age= and pid= fields on every call-site line', found);
+  return out;
+}
+
+/** Parse any of alloc_traces, free_traces (debugfs) or alloc_calls, free_calls (sysfs). */
+export function parseSlabTraces(text: string, opts: ParseOptions = {}): SlabTraces {
+  const file = opts.file ?? 'alloc_traces';
+  requireNonEmpty(text, file, '`<count> <call site> age=... pid=...` lines or `No data`');
+  const lines = numberedLines(text);
+  const locations: SlabTraceLocation[] = [];
+  let noData = false;
+  let current: SlabTraceLocation | undefined;
+  for (const { text: t, line } of lines) {
+    if (t.trim() === '') {
+      current = undefined;
+      continue;
+    }
+    if (t.trim() === 'No data') {
+      if (locations.length) throw parseError(file, line, 'no `No data` after call sites', t);
+      noData = true;
+      continue;
+    }
+    // Count lines start with `%7ld ` (a decimal then a space); stack frames are
+    // 8-space indented `%pS` symbols or `0x...` addresses, never a bare number.
+    const head = HEAD.exec(t);
+    if (head) {
+      if (noData) throw parseError(file, line, 'nothing after `No data`', t);
+      const attrs = parseAttrs(head[2]!, file, line, t);
+      const { callerText, ...rest } = attrs;
+      const loc: SlabTraceLocation = { count: Number(head[1]), ...rest, line };
+      if (callerText !== '<not-available>') {
+        const caller = parseFrame(callerText);
+        if (!caller) throw parseError(file, line, 'a call site like `func+0x2c/0x57 [mod]`', callerText);
+        loc.caller = caller;
+      }
+      locations.push(loc);
+      current = loc;
+      continue;
+    }
+    if (current && /^\s+\S/.test(t)) {
+      const frame = parseFrame(t);
+      if (!frame) throw parseError(file, line, 'a stack frame like `        func+0x2c/0x57`', t);
+      if (!current.stack) current.stack = [];
+      current.stack.push(frame);
+      continue;
+    }
+    throw parseError(file, line, '`<count> <call site> age=... pid=...`', t);
+  }
+  return { locations, noData, hasStacks: locations.some((l) => l.stack !== undefined) };
+}
