@@ -38,12 +38,15 @@ export interface CallstackBlock {
 
 const TIMES = /^\s*(\d+) times(?:, (\d+) pages)?:?\s*$/;
 const KV = /([A-Za-z_][\w-]*)\s*[:=]\s*(\S+)/g;
-const BARE = /^(\d+)(?:\s+(.*?))?\s*$/;
+const BARE = /^(\d+)(?:\s+(.*?))?$/;
 
 function parseHeader(t: string): Omit<CallstackBlock, 'frames' | 'line' | 'description'> | undefined {
   const times = TIMES.exec(t);
   if (times) {
-    const b: Omit<CallstackBlock, 'frames' | 'line' | 'description'> = { count: Number(times[1]), labels: {} };
+    const b: Omit<CallstackBlock, 'frames' | 'line' | 'description'> = {
+      count: Number(times[1]),
+      labels: {},
+    };
     if (times[2] !== undefined) b.pages = Number(times[2]);
     return b;
   }
@@ -69,11 +72,10 @@ function parseHeader(t: string): Omit<CallstackBlock, 'frames' | 'line' | 'descr
     if (pages !== undefined) b.pages = pages;
     return b;
   }
-  // A bare leading count is only a header when the line is not indented (frames are).
-  if (/^\S/.test(t)) {
-    const bare = BARE.exec(trimmed);
-    if (bare) return { count: Number(bare[1]), labels: bare[2] ? { text: bare[2] } : {} };
-  }
+  // A bare leading count (`%7ld ` right-aligned in slab listings): frames never start
+  // with a decimal number followed by a space (addresses are `0x...`).
+  const bare = BARE.exec(trimmed);
+  if (bare) return { count: Number(bare[1]), labels: bare[2] ? { text: bare[2] } : {} };
   return undefined;
 }
 

@@ -109,7 +109,12 @@ export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFi
         state = 'frames';
         continue;
       }
-      throw parseError(file, line, state === 'hex' ? 'hex dump rows or `  backtrace:`' : '`  hex dump` or `  backtrace:`', t);
+      throw parseError(
+        file,
+        line,
+        state === 'hex' ? 'hex dump rows or `  backtrace:`' : '`  hex dump` or `  backtrace:`',
+        t,
+      );
     }
     // state === 'frames'
     if (/^ {4}\S/.test(t)) {

@@ -26,7 +26,9 @@ describe('parseSlabTraces', () => {
     expect(demo.wasteBytes).toBeUndefined();
     expect(demo.stack?.map((f) => f.func).slice(0, 2)).toEqual(['demo_cache_fill', 'leak_fn']);
     // every count line of the file became a location
-    const countLines = read(file).split('\n').filter((l) => /^ +\d+ /.test(l)).length;
+    const countLines = read(file)
+      .split('\n')
+      .filter((l) => /^ +\d+ /.test(l)).length;
     expect(t.locations.length).toBe(countLines);
   });
 
@@ -62,7 +64,10 @@ describe('parseSlabTraces', () => {
     const file = join(REPO_FIXTURES, 'slab-5.13', 'kmalloc-96.alloc_calls');
     const t = parseSlabTraces(read(file), { file });
     expect(t.hasStacks).toBe(false);
-    expect(t.locations[0]).toMatchObject({ count: 400, caller: { func: 'demo_cache_fill', module: 'leaky' } });
+    expect(t.locations[0]).toMatchObject({
+      count: 400,
+      caller: { func: 'demo_cache_fill', module: 'leaky' },
+    });
     const free = parseSlabTraces(read(join(REPO_FIXTURES, 'slab-5.13', 'kmalloc-96.free_calls')));
     expect(free.locations[0]!.caller).toBeUndefined();
     expect(free.locations[0]!.count).toBe(505);
@@ -70,14 +75,18 @@ describe('parseSlabTraces', () => {
 
   it('reads cpus= and nodes= (printed with more than one CPU / node online)', () => {
     // list_locations()/slab_debugfs_show(): " cpus=%*pbl" then " nodes=%*pbl".
-    const t = parseSlabTraces('     12 pci_create_attr+0x31/0x12c age=11230/11230/11231 pid=1 cpus=0-3,7 nodes=0-1\n');
+    const t = parseSlabTraces(
+      '     12 pci_create_attr+0x31/0x12c age=11230/11230/11231 pid=1 cpus=0-3,7 nodes=0-1\n',
+    );
     expect(t.locations[0]).toMatchObject({ count: 12, cpus: '0-3,7', nodes: '0-1', pidMin: 1, pidMax: 1 });
   });
 
   it('rejects garbage with file and line', () => {
     expect(() => parseSlabTraces('', { file: 'x' })).toThrow(/x:1: expected/);
     expect(() => parseSlabTraces('hello world\n', { file: 'x' })).toThrow(/x:1: expected/);
-    expect(() => parseSlabTraces('     12 foo+0x1/0x2 age=1 pid=1 bogus=3\n', { file: 'x' })).toThrow(/x:1:.*bogus/);
+    expect(() => parseSlabTraces('     12 foo+0x1/0x2 age=1 pid=1 bogus=3\n', { file: 'x' })).toThrow(
+      /x:1:.*bogus/,
+    );
     expect(() => parseSlabTraces('     12 foo+0x1/0x2 pid=1\n', { file: 'x' })).toThrow(/x:1:.*age=/);
     expect(() => parseSlabTraces('     12 foo+0x1/0x2 age=1/2 pid=1\n', { file: 'x' })).toThrow(/x:1:/);
     expect(() => parseSlabTraces('No data\n     1 foo age=1 pid=1\n', { file: 'x' })).toThrow(/x:2:/);
