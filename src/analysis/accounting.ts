@@ -56,13 +56,13 @@ interface MeminfoLike {
 }
 
 const DESCRIPTIONS: Record<string, string> = {
-  AnonPages: 'anonymous memory mapped by processes',
-  SwapCached: 'anonymous pages both in RAM and in swap',
-  Shmem: 'tmpfs, shared anonymous and SysV/POSIX shared memory',
-  Buffers: 'block device cache (metadata)',
+  AnonPages: 'anonymous memory of processes',
+  SwapCached: 'anon pages both in RAM and in swap',
+  Shmem: 'tmpfs, shared anonymous, SysV/POSIX shm',
+  Buffers: 'block device buffers (metadata)',
   'Cached-Shmem': 'page cache of files (reclaimable)',
-  SReclaimable: 'slab caches the kernel can shrink (dentries, inodes)',
-  SUnreclaim: 'slab caches that cannot be reclaimed',
+  SReclaimable: 'slab the kernel can shrink (dentries, inodes)',
+  SUnreclaim: 'slab that cannot be reclaimed',
   KernelStack: 'kernel stacks of all threads',
   PageTables: 'page tables of processes',
   SecPageTables: 'secondary page tables (KVM, IOMMU)',
@@ -75,8 +75,8 @@ const DESCRIPTIONS: Record<string, string> = {
   Bounce: 'bounce buffers',
   NFS_Unstable: 'NFS pages sent but not committed',
   MemFree: 'free pages in the buddy allocator',
-  Unaccepted: 'memory not yet accepted by this confidential guest',
-  unaccounted: 'used, but by no counter: pages taken straight from the buddy allocator',
+  Unaccepted: 'not yet accepted (confidential guest)',
+  unaccounted: 'pages no counter sees (alloc_pages by drivers)',
 };
 
 /** Compute the identity. `vmstat` is optional and only refines zsmalloc pages. */

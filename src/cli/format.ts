@@ -54,3 +54,22 @@ export function table<T>(rows: readonly T[], columns: readonly Column<T>[]): str
 export function heading(title: string): string {
   return `\n${title}\n${'─'.repeat(Math.min(title.length, 100))}`;
 }
+
+/** Wrap text at `width` columns; continuation lines get `indent`. Words longer than a line are kept whole. */
+export function wrap(text: string, width = 100, indent = '', firstIndent = ''): string {
+  const words = text.split(/\s+/).filter(Boolean);
+  const lines: string[] = [];
+  let cur = firstIndent;
+  let fresh = true;
+  for (const w of words) {
+    if (!fresh && cur.length + 1 + w.length > width) {
+      lines.push(cur);
+      cur = indent + w;
+    } else {
+      cur += (fresh ? '' : ' ') + w;
+    }
+    fresh = false;
+  }
+  lines.push(cur);
+  return lines.join('\n');
+}

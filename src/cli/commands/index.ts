@@ -1,4 +1,8 @@
 import type { CommandSpec } from '../command.js';
+import { leaksCommand } from './leaks.js';
+import { recordCommand } from './record.js';
+import { reportCommand } from './report.js';
+import { seriesCommand } from './series.js';
 import { snapshotCommand } from './snapshot.js';
 
 /**
@@ -6,4 +10,10 @@ import { snapshotCommand } from './snapshot.js';
  * line here per command.
  */
 // biome-ignore lint/suspicious/noExplicitAny: commands have heterogeneous option tables
-export const COMMANDS: CommandSpec<any>[] = [snapshotCommand];
+export const COMMANDS: CommandSpec<any>[] = [
+  reportCommand,
+  snapshotCommand,
+  recordCommand,
+  leaksCommand,
+  seriesCommand,
+];
