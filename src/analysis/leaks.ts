@@ -1,0 +1,479 @@
+import type { LoadedRecording, SeriesData } from '../store/recording.js';
+import { analyzeTrend, type Shape, type Trend, type TrendOptions, theilSen, thin } from './trend.js';
+
+/**
+ * Leak verdicts across every layer of a recording: each series gets a shape-aware trend
+ * (analysis/trend.ts), and the ones that keep growing become suspects, ranked by rate.
+ */
+
+export type SuspectKind =
+  /** A process's anonymous memory (heap, mmap'd chunks), resident or swapped. */
+  | 'process-memory'
+  /** A process's address space grows while its resident memory does not (threads, mmap). */
+  | 'process-virtual'
+  /** Shared memory mapped by a process. */
+  | 'process-shmem'
+  /** Open file descriptors (sockets, files) of a process. */
+  | 'process-fds'
+  /** Threads of a process. */
+  | 'process-threads'
+  /** One mapping (by name) of a growing process. */
+  | 'mapping'
+  | 'slab'
+  | 'vmalloc'
+  | 'allocinfo'
+  | 'kmemleak'
+  /** tmpfs and shared memory system-wide (meminfo Shmem). */
+  | 'shmem'
+  /** A kernel meminfo field (KernelStack, PageTables, SUnreclaim, Percpu...). */
+  | 'kernel'
+  /** Memory no counter accounts for (pages taken straight from the buddy allocator). */
+  | 'unaccounted';
+
+export interface Suspect {
+  /** 1-based, across all suspects. */
+  rank: number;
+  /** 1-based among suspects of the same kind. */
+  rankInKind: number;
+  kind: SuspectKind;
+  /** `layer/key`, e.g. `slab/kmalloc-96`, `process/1234:56789`. */
+  id: string;
+  /** What to call it: `node (pid 1234)`, `slab kmalloc-96`. */
+  name: string;
+  pid?: number;
+  metric: string;
+  unit: 'bytes' | 'count';
+  /** Growth per hour in `unit`. */
+  ratePerHour: number;
+  confidence: number;
+  shape: Shape;
+  /** When the growth began (ms since epoch). */
+  sinceMs: number | undefined;
+  first: number;
+  last: number;
+  /** The process has exited by the end of the recording. */
+  exited?: boolean;
+  /** One line of evidence. */
+  evidence: string;
+  /** Processes whose fds or threads grew over the same time (a kernel object's likely owners). */
+  related?: string[];
+  /** What to run next. */
+  next: string;
+}
+
+/** Growth that is real but reclaimable (page cache, reclaimable slab): not a leak. */
+export interface ReclaimableGrowth {
+  id: string;
+  name: string;
+  ratePerHour: number;
+  first: number;
+  last: number;
+}
+
+export interface LeakReport {
+  file: string;
+  firstMs: number | undefined;
+  lastMs: number | undefined;
+  ticks: number;
+  seriesAnalysed: number;
+  suspects: Suspect[];
+  reclaimable: ReclaimableGrowth[];
+  memAvailableBytes: number | undefined;
+  /** Theil–Sen slope of MemAvailable, bytes per hour (negative when it shrinks). */
+  memAvailableSlopePerHour: number | undefined;
+  /** Sum of the byte rates of suspects that do not count the same pages twice. */
+  combinedRatePerHour: number;
+  /** MemAvailable / combined rate; undefined without growth. */
+  hoursToExhaustion: number | undefined;
+}
+
+export interface LeakOptions {
+  /** Smallest byte growth rate that is a leak, bytes/hour. Default 2 MiB/h. */
+  minBytesPerHour?: number;
+  /** Smallest net byte growth over the window. Default 1 MiB. */
+  minGrowthBytes?: number;
+  /** Smallest fd/thread growth rate, per hour. Default 60. */
+  minCountPerHour?: number;
+  /** Smallest net fd/thread growth. Default 20. */
+  minGrowthCount?: number;
+  /** Mann–Kendall significance level. Default 0.01. */
+  alpha?: number;
+}
+
+/** meminfo fields that can hold a leak, and the kind they report as. */
+const MEMINFO_SUSPECTS: Record<string, SuspectKind> = {
+  Shmem: 'shmem',
+  SUnreclaim: 'kernel',
+  KernelStack: 'kernel',
+  PageTables: 'kernel',
+  SecPageTables: 'kernel',
+  VmallocUsed: 'kernel',
+  Percpu: 'kernel',
+  AnonPages: 'kernel',
+  Unevictable: 'kernel',
+};
+/** meminfo growth the kernel gives back under pressure. */
+const MEMINFO_RECLAIMABLE = new Set(['Cached-Shmem', 'Buffers', 'SReclaimable']);
+/**
+ * Suspects whose bytes are already in another suspect: AnonPages holds every process's
+ * anon, SUnreclaim every unreclaimable slab cache, VmallocUsed every vmalloc caller.
+ */
+const AGGREGATES = new Set(['meminfo/AnonPages', 'meminfo/SUnreclaim', 'meminfo/VmallocUsed']);
+
+/** Caches marked SLAB_RECLAIM_ACCOUNT that open sockets pin: not reclaimable while the fd lives. */
+const PINNED_BY_FDS = new Set(['sock_inode_cache']);
+
+function fmtBytes(b: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Math.abs(b);
+  let i = 0;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${b < 0 ? '-' : ''}${i ? v.toFixed(1) : v} ${u[i]}`;
+}
+
+function fmtValue(v: number, unit: 'bytes' | 'count'): string {
+  return unit === 'bytes' ? fmtBytes(v) : String(Math.round(v));
+}
+
+function fmtDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)}h`;
+  return `${(s / 86400).toFixed(1)}d`;
+}
+
+function evidence(tr: Trend, unit: 'bytes' | 'count', t: readonly number[], what: string): string {
+  const span = (t[t.length - 1] ?? 0) - (t[0] ?? 0);
+  const p = tr.mannKendall.pIncreasing;
+  return (
+    `${what} ${fmtValue(tr.first, unit)} → ${fmtValue(tr.last, unit)} over ${fmtDuration(span)}; ` +
+    `${tr.shape}, Mann–Kendall p=${p < 1e-4 ? p.toExponential(0) : p.toFixed(4)}, ` +
+    `tail ${fmtValue(tr.tailSlopePerHour, unit)}/h`
+  );
+}
+
+function nextStep(
+  kind: SuspectKind,
+  key: string,
+  label: string | undefined,
+  pid: number | undefined,
+): string {
+  const comm = label ?? '';
+  switch (kind) {
+    case 'process-memory': {
+      const lang = /^node|nodejs/.test(comm)
+        ? `; Node: node --heapsnapshot-signal=SIGUSR2, compare two heap snapshots`
+        : /python/.test(comm)
+          ? '; Python: tracemalloc snapshots compared with compare_to()'
+          : '; C/C++: heaptrack or valgrind --leak-check=full';
+      return `find the growing mapping: memsleuth series --layer mapping --key ${key}: (or pmap -x ${pid})${lang}`;
+    }
+    case 'process-virtual':
+      return `address space grows, RSS does not: count threads (ls /proc/${pid}/task | wc -l) and look for repeated [anon] stacks in pmap -x ${pid}: threads never joined, or mmap without munmap`;
+    case 'process-shmem':
+      return `shared memory mapped by pid ${pid} grows: ls -l /proc/${pid}/map_files, ipcs -m, ls -l /dev/shm`;
+    case 'process-fds':
+      return `open fds grow: ls -l /proc/${pid}/fd | awk '{print $NF}' | sort | uniq -c | sort -n; sockets: ss -tanp | grep pid=${pid}`;
+    case 'process-threads':
+      return `threads grow: ls /proc/${pid}/task | wc -l; a thread pool without a bound, or threads never joined`;
+    case 'mapping':
+      return `pmap -x ${pid} and the smaps entry of ${label}; for [heap]/[anon]: heaptrack or the language's heap profiler`;
+    case 'slab':
+      return /^kmalloc|^dma-kmalloc/.test(key)
+        ? `boot with slub_debug=U,${key} and run \`memsleuth slab traces ${key}\` to see who allocates without freeing`
+        : `boot with slub_debug=U,${key} and run \`memsleuth slab traces ${key}\`; socket caches (TCP, UDP, sock_inode_cache): ss -s and the related processes' fds`;
+    case 'vmalloc':
+      return `\`memsleuth vmalloc\` by caller: ${key} keeps allocating; check its module and kmemleak`;
+    case 'allocinfo':
+      return `\`memsleuth allocinfo diff\` between two snapshots; the site ${key} is the code that allocates`;
+    case 'kmemleak':
+      return 'cat /sys/kernel/debug/kmemleak and `memsleuth kmemleak` to group the reports by backtrace';
+    case 'shmem':
+      return 'tmpfs or shared memory grows: df -h -t tmpfs; du -xsh on each tmpfs; ipcs -m; ls -l /dev/shm';
+    case 'kernel':
+      if (key === 'KernelStack')
+        return 'threads keep being created: ps -eLf | wc -l; the processes whose threads grow';
+      if (key === 'PageTables')
+        return 'page tables grow with mapped memory: VmPTE in /proc/PID/status of the growing processes';
+      if (key === 'Percpu')
+        return 'per-cpu allocations grow: memory cgroups created and not removed (ls /sys/fs/cgroup)';
+      return `meminfo ${key} grows: see the slab, vmalloc and process suspects that make it up`;
+    case 'unaccounted':
+      return 'memory no counter sees (alloc_pages from drivers): boot with page_owner=on and run `memsleuth page-owner top`';
+  }
+}
+
+interface Candidate {
+  kind: SuspectKind;
+  series: SeriesData;
+  t: number[];
+  v: number[];
+  unit: 'bytes' | 'count';
+  metric: string;
+  what: string;
+}
+
+function addSeries(
+  a: SeriesData | undefined,
+  b: SeriesData | undefined,
+): { t: number[]; v: number[] } | undefined {
+  if (!a) return undefined;
+  if (!b || b.t.length !== a.t.length) return { t: a.t, v: a.v };
+  return { t: a.t, v: a.v.map((x, i) => x + b.v[i]!) };
+}
+
+/** Rank suspects across all layers of a recording. */
+export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): LeakReport {
+  const bytesOpts: TrendOptions = {
+    minRatePerHour: opts.minBytesPerHour ?? 2 * 1024 * 1024,
+    minGrowth: opts.minGrowthBytes ?? 1024 * 1024,
+    alpha: opts.alpha ?? 0.01,
+  };
+  const countOpts: TrendOptions = {
+    minRatePerHour: opts.minCountPerHour ?? 60,
+    minGrowth: opts.minGrowthCount ?? 20,
+    alpha: opts.alpha ?? 0.01,
+  };
+  let reclaimableSlab: Set<string>;
+  try {
+    reclaimableSlab = new Set(JSON.parse(rec.meta.slab_reclaimable ?? '[]') as string[]);
+  } catch {
+    reclaimableSlab = new Set();
+  }
+  const lastMs = rec.lastMs ?? 0;
+
+  // Group series by entity.
+  const entities = new Map<string, Map<string, SeriesData>>();
+  for (const s of rec.series) {
+    const id = `${s.layer}/${s.key}`;
+    let m = entities.get(id);
+    if (!m) {
+      m = new Map();
+      entities.set(id, m);
+    }
+    m.set(s.metric, s);
+  }
+
+  const candidates: Candidate[] = [];
+  const reclaimable: ReclaimableGrowth[] = [];
+  let analysed = 0;
+  const push = (
+    kind: SuspectKind,
+    s: SeriesData | undefined,
+    metric: string,
+    what: string,
+    tv?: { t: number[]; v: number[] },
+  ) => {
+    if (!s) return;
+    const d = tv ?? { t: s.t, v: s.v };
+    candidates.push({ kind, series: s, t: d.t, v: d.v, unit: s.unit, metric, what });
+  };
+  for (const [, m] of entities) {
+    const any = m.values().next().value as SeriesData;
+    switch (any.layer) {
+      case 'process': {
+        const anon = m.get('anon_bytes');
+        push(
+          'process-memory',
+          anon,
+          'anon_bytes+swap_bytes',
+          'anon+swap',
+          addSeries(anon, m.get('swap_bytes')),
+        );
+        push('process-virtual', m.get('vsz_bytes'), 'vsz_bytes', 'VSZ');
+        push('process-shmem', m.get('shmem_bytes'), 'shmem_bytes', 'RssShmem');
+        push('process-fds', m.get('fds'), 'fds', 'open fds');
+        push('process-threads', m.get('threads'), 'threads', 'threads');
+        break;
+      }
+      case 'mapping':
+        push('mapping', m.get('rss_bytes'), 'rss_bytes', `mapping ${any.label} Rss`);
+        break;
+      case 'slab': {
+        const s = m.get('bytes');
+        if (reclaimableSlab.has(any.key) && !PINNED_BY_FDS.has(any.key)) {
+          if (s) {
+            const tr = analyzeTrend(s.t, s.v, bytesOpts);
+            analysed++;
+            if (tr.growing)
+              reclaimable.push({
+                id: `slab/${any.key}`,
+                name: `slab ${any.key} (reclaimable)`,
+                ratePerHour: tr.ratePerHour,
+                first: tr.first,
+                last: tr.last,
+              });
+          }
+        } else push('slab', s, 'bytes', 'slab pages');
+        break;
+      }
+      case 'vmalloc':
+        push('vmalloc', m.get('bytes'), 'bytes', 'vmalloc bytes');
+        break;
+      case 'allocinfo':
+        push('allocinfo', m.get('bytes'), 'bytes', 'allocated bytes');
+        break;
+      case 'kmemleak':
+        push('kmemleak', m.get('bytes'), 'bytes', 'unreferenced bytes');
+        break;
+      case 'unaccounted':
+        push('unaccounted', m.get('bytes'), 'bytes', 'unaccounted');
+        break;
+      case 'meminfo': {
+        const s = m.get('bytes');
+        if (!s) break;
+        const kind = MEMINFO_SUSPECTS[any.key];
+        if (kind) push(kind, s, 'bytes', any.key);
+        else if (MEMINFO_RECLAIMABLE.has(any.key)) {
+          const tr = analyzeTrend(s.t, s.v, bytesOpts);
+          analysed++;
+          if (tr.growing)
+            reclaimable.push({
+              id: `meminfo/${any.key}`,
+              name: `meminfo ${any.key}`,
+              ratePerHour: tr.ratePerHour,
+              first: tr.first,
+              last: tr.last,
+            });
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  interface Found {
+    c: Candidate;
+    tr: Trend;
+  }
+  const found: Found[] = [];
+  const byEntity = new Map<string, Map<SuspectKind, Found>>();
+  for (const c of candidates) {
+    const tr = analyzeTrend(c.t, c.v, c.unit === 'bytes' ? bytesOpts : countOpts);
+    analysed++;
+    if (!tr.growing) continue;
+    const f = { c, tr };
+    found.push(f);
+    const id = `${c.series.layer}/${c.series.key}`;
+    let m = byEntity.get(id);
+    if (!m) {
+      m = new Map();
+      byEntity.set(id, m);
+    }
+    m.set(c.kind, f);
+  }
+
+  // One process, one memory verdict: VSZ growth is a virtual-memory leak only when resident
+  // memory does not keep up with it (threads never joined: 8 MiB stacks, a few KiB touched).
+  const drop = new Set<Found>();
+  for (const m of byEntity.values()) {
+    const mem = m.get('process-memory');
+    const virt = m.get('process-virtual');
+    if (mem && virt && mem.tr.ratePerHour >= 0.5 * virt.tr.ratePerHour) drop.add(virt);
+  }
+
+  const exitedCutoff = lastMs;
+  const growingFds = found.filter((f) => f.c.kind === 'process-fds' || f.c.kind === 'process-threads');
+  const suspects: Suspect[] = found
+    .filter((f) => !drop.has(f))
+    .map(({ c, tr }) => {
+      const s = c.series;
+      const isProc = s.layer === 'process' || s.layer === 'mapping';
+      const name =
+        s.layer === 'process'
+          ? `${s.label ?? '?'} (pid ${s.pid})`
+          : s.layer === 'mapping'
+            ? `${s.label} of pid ${s.pid}`
+            : s.layer === 'meminfo'
+              ? `meminfo ${s.key}`
+              : s.layer === 'unaccounted'
+                ? 'unaccounted memory'
+                : `${s.layer} ${s.key}`;
+      const sus: Suspect = {
+        rank: 0,
+        rankInKind: 0,
+        kind: c.kind,
+        id: `${s.layer}/${s.key}`,
+        name,
+        metric: c.metric,
+        unit: c.unit,
+        ratePerHour: tr.ratePerHour,
+        confidence: tr.confidence,
+        shape: tr.shape,
+        sinceMs: tr.sinceMs,
+        first: tr.first,
+        last: tr.last,
+        evidence: evidence(tr, c.unit, c.t, c.what),
+        next: nextStep(c.kind, s.key, s.label, s.pid),
+      };
+      if (s.pid !== undefined) sus.pid = s.pid;
+      if (isProc && (c.t[c.t.length - 1] ?? 0) < exitedCutoff) sus.exited = true;
+      if (c.kind === 'slab' || c.kind === 'kernel' || c.kind === 'unaccounted') {
+        const rel = growingFds
+          .filter((g) => g.tr.sinceMs !== undefined && tr.sinceMs !== undefined)
+          .map(
+            (g) =>
+              `${g.c.series.label} (pid ${g.c.series.pid}) ${g.c.what} +${Math.round(g.tr.ratePerHour)}/h`,
+          );
+        if (rel.length) sus.related = rel.slice(0, 3);
+      }
+      return sus;
+    });
+  // Rank: bytes before counts, then by rate × confidence.
+  const score = (s: Suspect) => (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
+  suspects.sort((a, b) => score(b) - score(a));
+  const kindRank = new Map<SuspectKind, number>();
+  suspects.forEach((s, i) => {
+    s.rank = i + 1;
+    const k = (kindRank.get(s.kind) ?? 0) + 1;
+    kindRank.set(s.kind, k);
+    s.rankInKind = k;
+  });
+  reclaimable.sort((a, b) => b.ratePerHour - a.ratePerHour);
+
+  // Projection: MemAvailable now, and the rate at which the suspects eat it. Per-process
+  // anon is inside AnonPages, slab caches inside SUnreclaim: count each page once.
+  const avail = entities.get('meminfo/MemAvailable')?.get('bytes');
+  let memAvailableBytes: number | undefined;
+  let memAvailableSlopePerHour: number | undefined;
+  if (avail && avail.v.length > 1) {
+    memAvailableBytes = avail.v[avail.v.length - 1];
+    const th = thin(avail.t, avail.v, 240);
+    memAvailableSlopePerHour = theilSen(
+      th.t.map((x) => (x - th.t[0]!) / 3_600_000),
+      th.v,
+    ).slope;
+  }
+  const counted = new Set<SuspectKind>([
+    'process-memory',
+    'slab',
+    'vmalloc',
+    'shmem',
+    'kernel',
+    'unaccounted',
+  ]);
+  let combined = 0;
+  for (const s of suspects) {
+    if (s.unit !== 'bytes' || !counted.has(s.kind) || AGGREGATES.has(s.id) || s.exited) continue;
+    combined += s.ratePerHour;
+  }
+  return {
+    file: rec.file,
+    firstMs: rec.firstMs,
+    lastMs: rec.lastMs,
+    ticks: rec.tickCount,
+    seriesAnalysed: analysed,
+    suspects,
+    reclaimable,
+    memAvailableBytes,
+    memAvailableSlopePerHour,
+    combinedRatePerHour: combined,
+    hoursToExhaustion:
+      combined > 0 && memAvailableBytes !== undefined ? memAvailableBytes / combined : undefined,
+  };
+}

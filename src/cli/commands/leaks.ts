@@ -1,0 +1,109 @@
+import { analyzeLeaks } from '../../analysis/leaks.js';
+import { defaultDbPath, RecordingReader } from '../../store/recording.js';
+import { defineCommand, numberOption } from '../command.js';
+import { formatBytes, heading, table } from '../format.js';
+import { parseDuration } from './record.js';
+
+/** `--since 30m` (before the end) or an ISO time. */
+export function parseSince(text: string, lastMs: number | undefined): number {
+  if (/^\d/.test(text) && /[-T:]/.test(text)) {
+    const t = Date.parse(text);
+    if (!Number.isNaN(t)) return t;
+  }
+  return (lastMs ?? Date.now()) - parseDuration(text, 'since');
+}
+
+function rate(r: number, unit: 'bytes' | 'count'): string {
+  return unit === 'bytes' ? `${formatBytes(r)}/h` : `${Math.round(r)}/h`;
+}
+
+export const leaksCommand = defineCommand({
+  path: ['leaks'],
+  summary: 'rank leak suspects across processes, slab, vmalloc and meminfo from a recording',
+  options: {
+    db: { type: 'string', valueName: 'FILE', description: 'recording database (default as for `record`)' },
+    since: {
+      type: 'string',
+      valueName: 'WHEN',
+      description: 'only the last DUR (30m, 2h) or since an ISO time',
+    },
+    'min-rate': {
+      type: 'string',
+      valueName: 'MIB/H',
+      description: 'smallest growth that is a leak, MiB per hour (default 2)',
+    },
+    json: { type: 'boolean', description: 'the whole result as JSON' },
+    all: { type: 'boolean', description: 'list every suspect (default: top 25)' },
+  },
+  details:
+    'A leak is growth that does not stop: Theil–Sen slope, Mann–Kendall test, and shape checks (warm-up\n' +
+    'then plateau, a sawtooth with flat minima, a freed spike and reclaimable page cache are not leaks).\n' +
+    'Exit code 1 when there is at least one suspect.',
+  async run({ values }, ctx) {
+    const db = values.db ?? defaultDbPath(ctx.env);
+    const reader = new RecordingReader(db);
+    let report: ReturnType<typeof analyzeLeaks>;
+    try {
+      const whole = values.since ? reader.load({ maxPoints: 2, layers: ['meminfo'] }) : undefined;
+      const sinceMs = values.since ? parseSince(values.since, whole?.lastMs) : undefined;
+      const minRate = numberOption(values['min-rate'], 'min-rate', 2, { min: 0 });
+      report = analyzeLeaks(reader.load({ sinceMs }), { minBytesPerHour: minRate * 1024 * 1024 });
+    } finally {
+      reader.close();
+    }
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return report.suspects.length ? 1 : 0;
+    }
+    const span = ((report.lastMs ?? 0) - (report.firstMs ?? 0)) / 1000;
+    const out: string[] = [];
+    out.push(
+      `${db}: ${report.ticks} ticks over ${(span / 60).toFixed(1)} min, ${report.seriesAnalysed} series analysed, ` +
+        `${report.suspects.length} suspects`,
+    );
+    if (report.memAvailableBytes !== undefined) {
+      const h = report.hoursToExhaustion;
+      out.push(
+        `MemAvailable ${formatBytes(report.memAvailableBytes)}; suspects together ${formatBytes(report.combinedRatePerHour)}/h` +
+          (h !== undefined
+            ? `: exhausted in ${h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`} at this rate`
+            : ''),
+      );
+    }
+    const shown = values.all ? report.suspects : report.suspects.slice(0, 25);
+    if (shown.length) {
+      out.push(heading('Suspects'));
+      out.push(
+        table(shown, [
+          { header: '#', align: 'right', value: (s) => String(s.rank) },
+          { header: 'kind', value: (s) => s.kind },
+          { header: 'suspect', max: 34, value: (s) => `${s.name}${s.exited ? ' †' : ''}` },
+          { header: 'rate', align: 'right', value: (s) => rate(s.ratePerHour, s.unit) },
+          { header: 'conf', align: 'right', value: (s) => s.confidence.toFixed(2) },
+          {
+            header: 'since',
+            value: (s) => (s.sinceMs ? new Date(s.sinceMs).toISOString().slice(11, 19) : '-'),
+          },
+        ]),
+      );
+      out.push(heading('Evidence and next step'));
+      for (const s of shown) {
+        out.push(`${s.rank}. ${s.name}: ${s.evidence}`);
+        if (s.related) out.push(`   related: ${s.related.join('; ')}`);
+        out.push(`   next: ${s.next}`);
+      }
+      if (shown.some((s) => s.exited)) out.push('† exited before the end of the recording');
+    } else {
+      out.push('', 'No leak suspects: nothing kept growing.');
+    }
+    if (report.reclaimable.length) {
+      out.push(heading('Reclaimable growth (not leaks)'));
+      for (const r of report.reclaimable.slice(0, 5))
+        out.push(
+          `${r.name}: ${formatBytes(r.first)} → ${formatBytes(r.last)}, ${formatBytes(r.ratePerHour)}/h`,
+        );
+    }
+    ctx.stdout.write(`${out.join('\n')}\n`);
+    return report.suspects.length ? 1 : 0;
+  },
+});
