@@ -1,0 +1,62 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sharedMoment } from '../../test/paths.js';
+import { MemsleuthError } from '../errors.js';
+import { parseProcStatm } from './proc_statm.js';
+import { parseProcStatus } from './proc_status.js';
+
+function parseErrorOf(fn: () => unknown): MemsleuthError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(MemsleuthError);
+    expect((e as MemsleuthError).code).toBe('PARSE');
+    return e as MemsleuthError;
+  }
+  throw new Error('expected a parse error');
+}
+
+describe('parseProcStatm', () => {
+  it('agrees with status on a live process (task_statm vs task_mem)', () => {
+    // A sleeping process of our own: its counters do not move between the two reads.
+    const pid = process.ppid;
+    const m = parseProcStatm(readFileSync(`/proc/${pid}/statm`, 'utf8'));
+    const s = parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const page = 4096;
+    expect(m.sizePages * page).toBe(s.bytes.VmSize);
+    expect(m.residentPages * page).toBe(s.bytes.VmRSS);
+    expect(m.sharedPages * page).toBe(s.bytes.RssFile! + s.bytes.RssShmem!);
+    expect(m.dataPages * page).toBe(s.bytes.VmData! + s.bytes.VmStk!);
+    expect(m.libPages).toBe(0);
+    expect(m.dtPages).toBe(0);
+  });
+
+  it('reads the lab captures: agrees with status; seven zeros for kernel threads', () => {
+    for (const kernel of ['6.1', '6.12'] as const) {
+      const dir = join(sharedMoment(kernel, 'mid'), 'proc');
+      for (const pid of readdirSync(dir)) {
+        const m = parseProcStatm(readFileSync(join(dir, pid, 'statm'), 'utf8'));
+        const s = parseProcStatus(readFileSync(join(dir, pid, 'status'), 'utf8'));
+        if (s.bytes.VmSize === undefined) {
+          expect(Object.values(m).every((v) => v === 0)).toBe(true);
+          continue;
+        }
+        expect(m.sizePages * 4096).toBe(s.bytes.VmSize);
+        expect(m.residentPages * 4096).toBe(s.bytes.VmRSS);
+        expect(m.sharedPages * 4096).toBe(s.bytes.RssFile! + s.bytes.RssShmem!);
+        expect(m.textPages).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('rejects garbage with file and line', () => {
+    const file = 'p/statm';
+    expect(parseErrorOf(() => parseProcStatm('', { file })).line).toBe(1);
+    expect(parseErrorOf(() => parseProcStatm('1 2 3 4 5 6\n', { file })).message).toContain('seven');
+    parseErrorOf(() => parseProcStatm('1 2 3 4 5 6 7 8\n', { file }));
+    parseErrorOf(() => parseProcStatm('1 2 3 4 5 -6 7\n', { file }));
+    parseErrorOf(() => parseProcStatm('a b c d e f g\n', { file }));
+    expect(parseErrorOf(() => parseProcStatm('1 2 3 4 5 6 7\n1 2 3 4 5 6 7\n', { file })).line).toBe(2);
+  });
+});
