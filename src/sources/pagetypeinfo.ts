@@ -41,7 +41,8 @@ export interface Pagetypeinfo {
 //   the same table again under "Number of mixed blocks " with page_owner (3.x+).
 const FREE_HEADER = /^Free pages count per migrate type at order((?:\s+\d+)+)\s*$/;
 const FREE_LINE = /^Node\s+(\d+),\s+zone\s+(\S+),\s+type\s+(\S+)((?:\s+>?\d+)+)\s*$/;
-const BLOCKS_HEADER = /^Number of (blocks|mixed blocks) type((?:\s+\S+)+)\s*$/;
+// The mixed table's title has no "type": "Number of mixed blocks    Unmovable ...".
+const BLOCKS_HEADER = /^Number of (blocks type|mixed blocks)((?:\s+\S+)+)\s*$/;
 const BLOCKS_LINE = /^Node\s+(\d+),\s+zone\s+(\S+)((?:\s+\d+)+)\s*$/;
 
 /** Parse /proc/pagetypeinfo. */
@@ -126,7 +127,7 @@ export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagety
       throw parseError(
         file,
         h.line,
-        '"Number of blocks type <types...>" or "Number of mixed blocks type ..."',
+        '"Number of blocks type <types...>" or "Number of mixed blocks <types...>"',
         h.text,
       );
     const types = hm[2]!.trim().split(/\s+/);
@@ -157,13 +158,12 @@ export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagety
         lines[i]?.text ?? '<end of file>',
       );
     }
-    if (hm[1] === 'blocks') {
+    if (hm[1] === 'blocks type') {
       if (result.blocks.length > 0)
         throw parseError(file, h.line, 'one "Number of blocks type" table', h.text);
       result.blocks = rows;
     } else {
-      if (result.mixedBlocks)
-        throw parseError(file, h.line, 'one "Number of mixed blocks type" table', h.text);
+      if (result.mixedBlocks) throw parseError(file, h.line, 'one "Number of mixed blocks" table', h.text);
       result.mixedBlocks = rows;
     }
   }
