@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './analysis/stacks.js';
 export * from './capture/layout.js';
 export { DirectorySnapshot, openSnapshot, type Snapshot } from './capture/snapshot.js';
+export * from './sources/index.js';
