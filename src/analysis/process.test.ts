@@ -1,0 +1,307 @@
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { LiveSnapshot } from '../capture/live.js';
+import { DirectorySnapshot, type Snapshot } from '../capture/snapshot.js';
+import { MemsleuthError } from '../errors.js';
+import { parseProcStatus } from '../sources/proc_status.js';
+import { parseSmaps } from '../sources/smaps.js';
+import { mappingMemoryTypes, pmapView, processMemory, readProcesses } from './process.js';
+
+const MiB = 1 << 20;
+const FOUR = join(REPO_FIXTURES, 'linux-6.18-four-types');
+const PROC_FILES = ['status', 'statm', 'stat', 'smaps', 'smaps_rollup', 'cmdline'];
+const typesSum = (p: {
+  privateAnonBytes?: number;
+  sharedAnonBytes?: number;
+  privateFileBytes?: number;
+  sharedFileBytes?: number;
+}) => p.privateAnonBytes! + p.sharedAnonBytes! + p.privateFileBytes! + p.sharedFileBytes!;
+
+/** Copy live /proc/PID/* files into `dir/proc/PID/` (files that cannot be read are left out). */
+function copyLive(dir: string, pids: number[]): void {
+  for (const pid of pids) {
+    const d = join(dir, 'proc', String(pid));
+    mkdirSync(d, { recursive: true });
+    for (const f of PROC_FILES) {
+      try {
+        writeFileSync(join(d, f), readFileSync(`/proc/${pid}/${f}`));
+      } catch {
+        // smaps_rollup of a kernel thread fails with ESRCH.
+      }
+    }
+  }
+}
+
+describe('the four memory types on a process with known allocations (linux-6.18-four-types)', () => {
+  it('finds 8 MiB private anon, 7 MiB shared anon (shmem), 3 MiB shared file, ≥1 MiB private file', async () => {
+    // make.py: parent 17695, its forked child 17736, kthreadd 2.
+    const snap = new DirectorySnapshot(FOUR);
+    const { processes, skipped } = await readProcesses(snap);
+    expect(skipped).toEqual([]);
+    expect(processes.map((p) => p.pid)).toEqual([2, 17695, 17736]);
+    const [kthreadd, parent, child] = processes as [
+      (typeof processes)[0],
+      (typeof processes)[0],
+      (typeof processes)[0],
+    ];
+    const status = parseProcStatus(readFileSync(join(FOUR, 'proc/17695/status'), 'utf8'));
+
+    expect(parent.name).toBe('python3');
+    expect(parent.cmdline[0]).toMatch(/python3/);
+    expect(parent.cmdline[1]).toBe('make.py');
+    expect(parent.sources.sort()).toEqual(['cmdline', 'smaps', 'stat', 'statm', 'status']);
+    // The 8 MiB bytearray, plus the interpreter's own heap.
+    expect(parent.privateAnonBytes).toBeGreaterThanOrEqual(8 * MiB);
+    expect(parent.privateAnonBytes).toBe(status.bytes.RssAnon);
+    // MAP_SHARED|MAP_ANONYMOUS 4 MiB + /dev/shm 2 MiB + memfd 1 MiB: all shmem.
+    expect(parent.sharedAnonBytes).toBe(7 * MiB);
+    expect(parent.sharedAnonBytes).toBe(status.bytes.RssShmem);
+    // The disk file mapped MAP_SHARED, and glibc's gconv-modules.cache (also MAP_SHARED).
+    expect(parent.sharedFileBytes).toBeGreaterThanOrEqual(3 * MiB);
+    expect(parent.sharedFileBytes).toBeLessThan(3 * MiB + 100 * 1024);
+    // The MAP_PRIVATE disk file (1 MiB) plus python and its libraries.
+    expect(parent.privateFileBytes).toBeGreaterThan(1 * MiB);
+    expect(parent.privateFileBytes! + parent.sharedFileBytes!).toBe(status.bytes.RssFile);
+    expect(typesSum(parent)).toBe(parent.rssBytes);
+    expect(parent.rssBytes).toBe(status.bytes.VmRSS);
+    // After fork the anonymous pages are mapped twice: Pss counts half of them, Uss none.
+    expect(parent.ussBytes!).toBeLessThan(parent.pssBytes!);
+    expect(parent.pssBytes!).toBeLessThan(parent.rssBytes);
+    expect(parent.rssBytes - parent.pssBytes!).toBeGreaterThan(4 * MiB);
+    expect(parent.threads).toBe(1);
+    expect(parent.startTimeTicks).toBeGreaterThan(0);
+    expect(parent.codeBytes).toBeGreaterThan(0);
+    expect(parent.sharedBytes).toBe(status.bytes.RssFile! + status.bytes.RssShmem!);
+
+    // The child touched nothing: its anonymous pages are the parent's, still private anonymous
+    // by type (made by MAP_PRIVATE) though shared by count (Uss excludes them).
+    expect(child.privateAnonBytes).toBeGreaterThanOrEqual(8 * MiB);
+    expect(child.ussBytes!).toBeLessThan(2 * MiB); // a few COW copies of stack and heap pages
+    expect(child.sharedAnonBytes).toBe(0);
+
+    expect(kthreadd).toMatchObject({
+      name: 'kthreadd',
+      kernelThread: true,
+      rssBytes: 0,
+      pssBytes: 0,
+      vszBytes: 0,
+    });
+    expect(kthreadd.cmdline).toEqual([]);
+  });
+
+  it('classifies each mapping by its backing and MAP_SHARED flag', () => {
+    const maps = parseSmaps(readFileSync(join(FOUR, 'proc/17695/smaps'), 'utf8'));
+    const by = (name: string) => {
+      const m = maps.find((x) => x.pathname.includes(name));
+      if (!m) throw new Error(`no mapping ${name}`);
+      return mappingMemoryTypes(m);
+    };
+    expect(by('/dev/zero (deleted)')).toEqual({
+      privateAnonBytes: 0,
+      sharedAnonBytes: 4 * MiB,
+      privateFileBytes: 0,
+      sharedFileBytes: 0,
+    });
+    expect(by('/dev/shm/memsleuth-fixture').sharedAnonBytes).toBe(2 * MiB);
+    expect(by('/memfd:memsleuth-fixture').sharedAnonBytes).toBe(1 * MiB);
+    expect(by('memsleuth-fixture-shared.dat').sharedFileBytes).toBe(3 * MiB);
+    expect(by('memsleuth-fixture-private.dat').privateFileBytes).toBe(1 * MiB);
+  });
+});
+
+describe('processMemory on the lab captures', () => {
+  it('6.12: init runs from an initramfs (tmpfs): its file pages are shmem, kernel threads are zero', async () => {
+    for (const kernel of ['6.1', '6.12'] as const) {
+      const dir = sharedMoment(kernel, 'after');
+      const { processes, skipped } = await readProcesses(new DirectorySnapshot(dir));
+      expect(skipped).toEqual([]);
+      expect(processes.length).toBeGreaterThan(20);
+      const init = processes.find((p) => p.pid === 1)!;
+      const status = parseProcStatus(readFileSync(join(dir, 'proc/1/status'), 'utf8'));
+      expect(init.kernelThread).toBe(false);
+      expect(init.rssBytes).toBe(status.bytes.VmRSS);
+      expect(init.privateAnonBytes).toBe(status.bytes.RssAnon);
+      expect(init.sharedAnonBytes).toBe(status.bytes.RssShmem);
+      expect(init.privateFileBytes! + init.sharedFileBytes!).toBe(status.bytes.RssFile);
+      expect(typesSum(init)).toBe(init.rssBytes);
+      expect(init.sources.sort()).toEqual(['smaps', 'statm', 'status']);
+      const others = processes.filter((p) => p.pid !== 1);
+      // Kthread: is printed by 6.12 only; on 6.1 the Vm-less status of kthreadd's children decides.
+      for (const p of others) {
+        expect(p.kernelThread, `${kernel} pid ${p.pid} ${p.name}`).toBe(true);
+        expect(p.rssBytes + p.pssBytes! + p.vszBytes).toBe(0);
+      }
+    }
+  });
+});
+
+describe('readProcesses on live processes copied into a directory', () => {
+  let child: ChildProcessWithoutNullStreams;
+  let dir: string;
+  const next = (): Promise<string> =>
+    new Promise((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'memsleuth-proc-test-'));
+    // Waits, then allocates a 64 MiB Buffer and touches every page (fill), then waits again.
+    const script = `
+      const rl = require('node:readline').createInterface({ input: process.stdin });
+      let held;
+      console.log('ready');
+      rl.on('line', () => { held = Buffer.alloc(64 << 20); held.fill(7); console.log('allocated'); });`;
+    child = spawn(process.execPath, ['-e', script]);
+    expect(await next()).toBe('ready');
+  });
+  afterAll(() => {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sees a child’s 64 MiB Buffer as private anonymous growth; itself, a sleeper and kthreadd read too', async () => {
+    const pid = child.pid!;
+    const before = join(dir, 'before');
+    copyLive(before, [pid, process.pid, 2]);
+    child.stdin.write('go\n');
+    expect(await next()).toBe('allocated');
+    const after = join(dir, 'after');
+    copyLive(after, [pid, process.pid, 2]);
+
+    const a = await readProcesses(new DirectorySnapshot(before));
+    const b = await readProcesses(new DirectorySnapshot(after));
+    expect(a.skipped).toEqual([]);
+    const pa = a.processes.find((p) => p.pid === pid)!;
+    const pb = b.processes.find((p) => p.pid === pid)!;
+    expect(pb.name).toBe('node');
+    expect(pb.cmdline.slice(0, 2)).toEqual([process.execPath, '-e']);
+    for (const key of ['privateAnonBytes', 'rssBytes', 'ussBytes', 'pssBytes'] as const) {
+      const grew = pb[key]! - pa[key]!;
+      expect(grew, key).toBeGreaterThanOrEqual(63 * MiB);
+      expect(grew, key).toBeLessThan(64 * MiB + 16 * MiB);
+    }
+    expect(pb.sharedAnonBytes! - pa.sharedAnonBytes!).toBe(0);
+    // statm and smaps are read one after the other from a running node: close, not equal.
+    expect(Math.abs(typesSum(pb) - pb.rssBytes)).toBeLessThan(4 * MiB);
+    const me = b.processes.find((p) => p.pid === process.pid)!;
+    expect(me.kernelThread).toBe(false);
+    expect(me.rssBytes).toBeGreaterThan(10 * MiB);
+    const kthreadd = b.processes.find((p) => p.pid === 2)!;
+    expect(kthreadd.kernelThread).toBe(true);
+    expect(kthreadd.sources).not.toContain('smaps_rollup');
+  });
+
+  it('withSmaps: false reads smaps_rollup: same Pss/Uss, no file split', async () => {
+    const pid = child.pid!;
+    const d = join(dir, 'rollup');
+    copyLive(d, [pid]);
+    const [full] = (await readProcesses(new DirectorySnapshot(d))).processes;
+    const [quick] = (await readProcesses(new DirectorySnapshot(d), { withSmaps: false })).processes;
+    expect(quick!.sources).toContain('smaps_rollup');
+    expect(quick!.sources).not.toContain('smaps');
+    expect(quick!.ussBytes).toBe(full!.ussBytes);
+    expect(Math.abs(quick!.pssBytes! - full!.pssBytes!)).toBeLessThan(200 * 1024); // per-mapping kB truncation
+    expect(quick!.privateFileBytes).toBeUndefined();
+    expect(full!.privateFileBytes).toBeGreaterThan(0);
+  });
+});
+
+describe('processes that vanish or lie', () => {
+  it('skips a live process that exits while it is read, and keeps going', async () => {
+    const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const vpid = victim.pid!;
+    await new Promise((r) => setTimeout(r, 100));
+    const live = new LiveSnapshot();
+    // A live snapshot restricted to the victim and ourselves; the victim is killed (and reaped)
+    // right after its first status read, as if it exited mid-capture.
+    const snap: Snapshot = Object.assign(Object.create(live) as Snapshot, {
+      pids: async () => [vpid, process.pid],
+      readText: async (path: string) => {
+        const t = await live.readText(path);
+        if (
+          path === `proc/${vpid}/status` &&
+          t !== undefined &&
+          victim.exitCode === null &&
+          victim.signalCode === null
+        ) {
+          const exited = new Promise((r) => victim.once('exit', r));
+          victim.kill('SIGKILL');
+          await exited;
+        }
+        return t;
+      },
+    });
+    const { processes, skipped } = await readProcesses(snap);
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]!.pid).toBe(vpid);
+    expect(skipped[0]!.reason).toContain('exited');
+    expect(processes.map((p) => p.pid)).toEqual([process.pid]);
+  });
+
+  it('skips a pid whose status is gone; fails loudly on a malformed file with its path', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'memsleuth-proc-bad-'));
+    try {
+      mkdirSync(join(d, 'proc/5'), { recursive: true });
+      mkdirSync(join(d, 'proc/6'), { recursive: true });
+      copyFileSync(join(FOUR, 'proc/17695/status'), join(d, 'proc/6/status'));
+      writeFileSync(join(d, 'proc/6/statm'), '1 2 3\n');
+      const snap = new DirectorySnapshot(d);
+      let err: unknown;
+      try {
+        await readProcesses(snap);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(MemsleuthError);
+      expect((err as MemsleuthError).message).toContain('proc/6/statm:1');
+      rmSync(join(d, 'proc/6/statm'));
+      const { processes, skipped } = await readProcesses(new DirectorySnapshot(d));
+      expect(skipped).toEqual([{ pid: 5, reason: 'status: not present' }]);
+      expect(processes[0]!.sources).toEqual(['status']);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('needs status or stat to name a process', () => {
+    expect(() => processMemory(9, { statm: '1 1 1 1 0 1 0\n' }, 4096)).toThrow(/proc\/9\/status/);
+  });
+});
+
+describe('pmapView', () => {
+  it('matches procps pmap -x on a live sleeping process, row for row', async () => {
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const pid = sleeper.pid!;
+      const maps = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+      const startStack = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[25]);
+      const view = pmapView(maps, { startStack });
+      const real = spawnSync('pmap', ['-x', String(pid)], { encoding: 'utf8' });
+      expect(real.status).toBe(0);
+      const lines = real.stdout.trimEnd().split('\n');
+      const rows = lines.slice(2, -2);
+      expect(view.rows).toHaveLength(rows.length);
+      view.rows.forEach((r, i) => {
+        const [addr, kb, rss, dirty, mode, ...name] = rows[i]!.trim().split(/ +/);
+        expect(r.address).toBe(addr);
+        expect(String(r.sizeBytes / 1024)).toBe(kb);
+        expect(String(r.rssBytes / 1024)).toBe(rss);
+        expect(String(r.dirtyBytes / 1024)).toBe(dirty);
+        expect(r.mode).toBe(mode);
+        expect(r.mapping.trim()).toBe(name.join(' '));
+      });
+      expect(view.rows.some((r) => r.mapping === '  [ stack ]')).toBe(true);
+      const total = lines.at(-1)!.split(/ +/);
+      expect(total.slice(2).map(Number)).toEqual([
+        view.total.sizeBytes / 1024,
+        view.total.rssBytes / 1024,
+        view.total.dirtyBytes / 1024,
+      ]);
+    } finally {
+      sleeper.kill();
+    }
+  });
+});
