@@ -1,5 +1,7 @@
 import type { CommandSpec } from '../command.js';
+import { collectorCommand } from './collector.js';
 import { leaksCommand } from './leaks.js';
+import { pageOwnerCommands } from './page-owner.js';
 import { recordCommand } from './record.js';
 import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
@@ -13,7 +15,9 @@ import { snapshotCommand } from './snapshot.js';
 export const COMMANDS: CommandSpec<any>[] = [
   reportCommand,
   snapshotCommand,
+  collectorCommand,
   recordCommand,
   leaksCommand,
   seriesCommand,
+  ...pageOwnerCommands,
 ];
