@@ -1,7 +1,6 @@
 import type { CommandSpec } from '../command.js';
 import { collectorCommand } from './collector.js';
 import { leaksCommand } from './leaks.js';
-import { pageOwnerCommands } from './page-owner.js';
 import { recordCommand } from './record.js';
 import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
@@ -19,5 +18,4 @@ export const COMMANDS: CommandSpec<any>[] = [
   recordCommand,
   leaksCommand,
   seriesCommand,
-  ...pageOwnerCommands,
 ];
