@@ -1,0 +1,364 @@
+/**
+ * /sys/kernel/debug/page_owner: one record per allocated page block, separated by a
+ * blank line. Record formats by kernel version (mm/page_owner.c, print_page_owner):
+ *
+ *   4.4:        Page allocated via order %u, mask 0x%x
+ *               PFN %lu Block %lu type %d %s...            (flag letters)
+ *   4.6-5.8:    Page allocated via order %u, mask %#x(%pGg)
+ *               PFN %lu type %s Block %lu type %s Flags %#lx(%pGp)
+ *   5.9-5.10:   ..., pid %d                                 (pid added)
+ *   5.11-5.17:  ..., pid %d, ts %llu ns, free_ts %llu ns
+ *   5.18:       ..., pid %d (%s), ts %llu ns, free_ts %llu ns (comm)
+ *   5.19-6.6:   ..., pid %d, tgid %d (%s), ts %llu ns, free_ts %llu ns
+ *   6.7+:       ..., pid %d, tgid %d (%s), ts %llu ns      (free_ts dropped)
+ *   6.9+:       PFN 0x%lx type %s Block %lu type %s Flags %pGp (hex PFN)
+ * then the stack (` %pS` per frame), and optionally
+ *   Page has been migrated, last migrate reason: %s   (4.6+; `%d` before)
+ *   Charged %sto %smemcg %s  /  Slab cache page        (6.8+ memcg lines)
+ *
+ * The scanner works on Buffer chunks in a reused buffer (no readline), and hands out
+ * blocks as byte ranges; memory is bounded by the largest record, not by the input.
+ */
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { type Frame, parseFrame } from '../analysis/stacks.js';
+import { parseError } from '../errors.js';
+import type { ParseOptions } from './text.js';
+
+/** Where bytes come from: a file path (read with a reused buffer) or a stream of chunks. */
+export type PageOwnerInput = string | Readable | AsyncIterable<Buffer | string>;
+
+/** One block: the bytes of a record without its terminating blank line. */
+export interface RawBlock {
+  buf: Buffer;
+  /** First byte of the block. */
+  start: number;
+  /** One past the newline of the block's last line (== start for an empty block). */
+  end: number;
+  /** Byte offset of `start` in the whole input. */
+  offset: number;
+  /** True for the final block when the input did not end with a blank line. */
+  unterminated: boolean;
+  /** Changes whenever the buffer's contents move: positions from before are stale. */
+  generation: number;
+}
+
+export interface ScanProgress {
+  bytes: number;
+  blocks: number;
+}
+
+export interface ScanOptions {
+  /** Called now and then (every few MB) with the bytes and blocks read so far. */
+  onProgress?: (p: ScanProgress) => void;
+  /** Size of the reused read buffer (default 4 MiB). */
+  chunkBytes?: number;
+}
+
+async function* chunksOf(input: PageOwnerInput, size: number): AsyncGenerator<Buffer> {
+  if (typeof input === 'string') {
+    const fh = await open(input, 'r');
+    // One buffer for every read: the scanner copies each chunk before asking for the next.
+    const b = Buffer.allocUnsafe(size);
+    try {
+      for (;;) {
+        const { bytesRead } = await fh.read(b, 0, size, null);
+        if (bytesRead === 0) return;
+        yield b.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  for await (const c of input as AsyncIterable<Buffer | string>) {
+    yield typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+  }
+}
+
+/**
+ * Split the input into blank-line-separated blocks exactly as page_owner_sort's
+ * read_block() does: a block ends at a line that is only "\n"; an empty line at the
+ * start of a block is an empty block. Unlike the C tool there is no size limit.
+ */
+export async function scanBlocks(
+  input: PageOwnerInput,
+  onBlock: (b: RawBlock) => void,
+  opts: ScanOptions = {},
+): Promise<ScanProgress> {
+  const chunkBytes = opts.chunkBytes ?? 4 << 20;
+  // The working buffer holds the unfinished tail of the previous chunk plus the new one.
+  let work = Buffer.allocUnsafe(chunkBytes * 2);
+  let have = 0; // bytes in work
+  let base = 0; // input offset of work[0]
+  let blocks = 0;
+  let lastReport = 0;
+  const block: RawBlock = { buf: work, start: 0, end: 0, offset: 0, unterminated: false, generation: 0 };
+  for await (const chunk of chunksOf(input, chunkBytes)) {
+    if (have + chunk.length > work.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + chunk.length));
+      work.copy(bigger, 0, 0, have);
+      work = bigger;
+    }
+    chunk.copy(work, have);
+    have += chunk.length;
+    block.buf = work;
+    block.generation++;
+    let pos = 0;
+    for (;;) {
+      if (pos >= have) break;
+      if (work[pos] === 10) {
+        block.start = pos;
+        block.end = pos;
+        block.offset = base + pos;
+        blocks++;
+        onBlock(block);
+        pos++;
+        continue;
+      }
+      const e = work.indexOf('\n\n', pos);
+      if (e < 0 || e + 1 >= have) break;
+      block.start = pos;
+      block.end = e + 1;
+      block.offset = base + pos;
+      blocks++;
+      onBlock(block);
+      pos = e + 2;
+    }
+    // Keep the unfinished block at the start of the buffer.
+    if (pos > 0) {
+      work.copy(work, 0, pos, have);
+      have -= pos;
+      base += pos;
+    }
+    if (opts.onProgress && base - lastReport >= 8 << 20) {
+      lastReport = base;
+      opts.onProgress({ bytes: base + have, blocks });
+    }
+  }
+  if (have > 0) {
+    block.buf = work;
+    block.generation++;
+    block.start = 0;
+    block.end = have;
+    block.offset = base;
+    block.unterminated = true;
+    blocks++;
+    onBlock(block);
+  }
+  const done = { bytes: base + have, blocks };
+  opts.onProgress?.(done);
+  return done;
+}
+
+/** One page_owner record, decoded. Fields absent in older kernels are undefined. */
+export interface PageOwnerRecord {
+  /** Allocation order: the block holds 2^order pages. */
+  order: number;
+  /** GFP mask as printed (`0x140cca`). */
+  gfpMask: number;
+  /** Flag names (`GFP_HIGHUSER_MOVABLE|__GFP_COMP`), 4.6+. */
+  gfpFlags?: string;
+  /** 5.9+. */
+  pid?: number;
+  /** 5.19+. */
+  tgid?: number;
+  /** Task command name, 5.18+. */
+  comm?: string;
+  /** Allocation time in ns since boot (5.11+). */
+  tsNs?: number;
+  /** Free time in ns of the previous use of this PFN (5.11-6.6). */
+  freeTsNs?: number;
+  /** Page frame number (decimal before 6.9, hex after). */
+  pfn?: number;
+  /** Migratetype of the allocation (`Unmovable`, `Movable`...). */
+  migratetype?: string;
+  /** Migratetype of the pageblock. */
+  blockMigratetype?: string;
+  /** Page flags as printed (`0x200(slab|zone=0)`). */
+  pageFlags?: string;
+  /** Allocation stack, innermost frame first. */
+  frames: Frame[];
+  /** Raw frame lines, as printed (without the leading space). */
+  stackText: string;
+  /** `Page has been migrated, last migrate reason: X` (4.6+). */
+  migrateReason?: string;
+  /** `Charged ... memcg NAME` / `Slab cache page` lines (6.8+). */
+  memcg?: string;
+  /** 2^order. */
+  pages: number;
+  /** Byte offset of the record in the input. */
+  offset: number;
+  /** 1-based line of the record's header. */
+  line: number;
+}
+
+export interface PageOwnerParseOptions extends ParseOptions, ScanOptions {
+  /** Called for recoverable oddities (missing final blank line). */
+  onWarning?: (message: string) => void;
+}
+
+const HEADER =
+  /^Page allocated via order (\d+), mask (0x[0-9a-fA-F]+|0|\d+)(?:\(([^)]*)\))?(?:, migratetype \d+)?(?:, pid (-?\d+)(?:, tgid (-?\d+))?(?: \((.*)\))?)?(?:, ts (\d+) ns)?(?:, free_ts (\d+) ns)?$/;
+// 4.6+: `PFN 12434 type Unmovable Block 12 type Unmovable Flags 0x0(zone=0)`; 4.4 has no
+// first `type` and prints the migratetype as a number followed by flag letters.
+const PFN_LINE = /^PFN (0x[0-9a-fA-F]+|\d+) (?:type (\S+) )?Block (\d+) type (\S+)(?: Flags (.*)| (.*))?$/;
+const HEADER_START = 'Page allocated via order ';
+
+function toNum(s: string): number {
+  return Number(s);
+}
+
+/**
+ * Stream page_owner records to `onRecord`, in order. Memory is bounded by the largest
+ * record. Garbage (a file that is not page_owner output, a record without its header
+ * or PFN line, an unknown line) throws a parse error with byte offset and line.
+ */
+export async function parsePageOwner(
+  input: PageOwnerInput,
+  onRecord: (r: PageOwnerRecord) => void,
+  opts: PageOwnerParseOptions = {},
+): Promise<{ records: number; bytes: number }> {
+  const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
+  let line = 1;
+  let records = 0;
+  const scan = await scanBlocks(
+    input,
+    (b) => {
+      const text = b.buf.toString('latin1', b.start, b.end);
+      const startLine = line;
+      const lines = text.split('\n');
+      lines.pop(); // the block ends with "\n"
+      if (b.unterminated) {
+        // No blank line after the last record: a dump cut short (or a file edited by hand).
+        if (text.endsWith('\n') === false) lines.push(text.slice(text.lastIndexOf('\n') + 1));
+        opts.onWarning?.(
+          `${file}:${startLine} (byte ${b.offset}): the last record is not followed by a blank line (truncated dump?); it was read as it is`,
+        );
+      }
+      line += lines.length + 1;
+      if (lines.length === 0) {
+        throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
+          offset: b.offset,
+        });
+      }
+      records++;
+      onRecord(parseRecord(lines, file, startLine, b.offset));
+    },
+    opts,
+  );
+  if (scan.bytes === 0) throw parseError(file, 1, 'page_owner records', '<empty input>');
+  return { records, bytes: scan.bytes };
+}
+
+function parseRecord(lines: string[], file: string, startLine: number, offset: number): PageOwnerRecord {
+  const head = lines[0]!;
+  const m = HEADER.exec(head);
+  if (!m) {
+    throw parseError(
+      file,
+      startLine,
+      `a page_owner record header "${HEADER_START}N, mask 0x..., pid N, tgid N (comm), ts N ns"`,
+      head,
+      { offset, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
+    );
+  }
+  const order = Number(m[1]);
+  const r: PageOwnerRecord = {
+    order,
+    gfpMask: m[2]!.startsWith('0x') ? Number.parseInt(m[2]!, 16) : Number(m[2]),
+    frames: [],
+    stackText: '',
+    pages: 2 ** order,
+    offset,
+    line: startLine,
+  };
+  if (m[3] !== undefined) r.gfpFlags = m[3];
+  if (m[4] !== undefined) r.pid = Number(m[4]);
+  if (m[5] !== undefined) r.tgid = Number(m[5]);
+  if (m[6] !== undefined) r.comm = m[6];
+  if (m[7] !== undefined) r.tsNs = toNum(m[7]);
+  if (m[8] !== undefined) r.freeTsNs = toNum(m[8]);
+  const stack: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    const ln = startLine + i;
+    if (l.startsWith(' ')) {
+      const f = parseFrame(l);
+      if (!f) throw parseError(file, ln, 'a stack frame " func+0xOFF/0xLEN [module]"', l, { offset });
+      r.frames.push(f);
+      stack.push(l.slice(1));
+    } else if (l.startsWith('PFN ')) {
+      const p = PFN_LINE.exec(l);
+      if (!p) throw parseError(file, ln, '"PFN N type T Block N type T Flags F"', l, { offset });
+      r.pfn = p[1]!.startsWith('0x') ? Number.parseInt(p[1]!, 16) : Number(p[1]);
+      if (p[2] !== undefined) r.migratetype = p[2];
+      r.blockMigratetype = p[4]!;
+      r.pageFlags = p[5] ?? p[6] ?? '';
+    } else if (l.startsWith('Page has been migrated, last migrate reason: ')) {
+      r.migrateReason = l.slice('Page has been migrated, last migrate reason: '.length);
+    } else if (l.startsWith('Charged ') || l === 'Slab cache page') {
+      r.memcg = l;
+    } else if (l.startsWith('handle:') || l.startsWith('free_handle:')) {
+      // Debug lines some vendor kernels add; carry no accounting information.
+    } else {
+      throw parseError(file, ln, 'a stack frame, PFN line or "Page has been migrated" line', l, {
+        offset,
+        hint: i === 1 ? undefined : 'records must be separated by one blank line',
+      });
+    }
+  }
+  r.stackText = stack.join('\n');
+  return r;
+}
+
+/** One entry of /sys/kernel/debug/page_owner_stacks/show_stacks (6.9+). */
+export interface PageOwnerStack {
+  frames: Frame[];
+  /** Base pages currently allocated from this stack. */
+  nrBasePages: number;
+  line: number;
+}
+
+/**
+ * Parse show_stacks (mm/page_owner.c stack_print(), 6.9+): frames as ` %pS`, then
+ * `nr_base_pages: %d` and a blank line. Entries below page_owner_stacks/count_threshold
+ * are not printed by the kernel.
+ */
+export function parsePageOwnerStacks(text: string, opts: ParseOptions = {}): PageOwnerStack[] {
+  const file = opts.file ?? 'page_owner_stacks/show_stacks';
+  const out: PageOwnerStack[] = [];
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  let frames: Frame[] = [];
+  let first = 0;
+  let expectBlank = false;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    const ln = i + 1;
+    if (expectBlank) {
+      if (l !== '') throw parseError(file, ln, 'a blank line after nr_base_pages', l);
+      expectBlank = false;
+      continue;
+    }
+    if (l.startsWith(' ')) {
+      const f = parseFrame(l);
+      if (!f) throw parseError(file, ln, 'a stack frame " func+0xOFF/0xLEN"', l);
+      if (frames.length === 0) first = ln;
+      frames.push(f);
+    } else if (l.startsWith('nr_base_pages: ')) {
+      const v = l.slice('nr_base_pages: '.length);
+      if (!/^-?\d+$/.test(v)) throw parseError(file, ln, 'nr_base_pages: N', l);
+      out.push({ frames, nrBasePages: Number(v), line: frames.length ? first : ln });
+      frames = [];
+      expectBlank = true;
+    } else {
+      throw parseError(file, ln, 'a stack frame or "nr_base_pages: N"', l, {
+        hint: 'is this /sys/kernel/debug/page_owner_stacks/show_stacks?',
+      });
+    }
+  }
+  if (frames.length)
+    throw parseError(file, lines.length, 'nr_base_pages: N after the stack', '<end of input>');
+  if (text.trim() === '') return out;
+  return out;
+}
