@@ -8,6 +8,21 @@ cd "$(dirname "$0")/.."
 
 # One package per line, filled by the areas that need them.
 PACKAGES=(
+  # kernel lab (lab/, test/lab): build kernels and the module, boot them, collect
+  qemu-system-x86
+  busybox-static
+  dash
+  cpio
+  linux-source-6.1
+  linux-source-6.12
+  make
+  gcc
+  bc
+  flex
+  bison
+  libelf-dev
+  libssl-dev
+  xz-utils
 )
 
 missing=()
