@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { type LabKernel, sharedMoment } from '../../test/paths.js';
+import { DirectorySnapshot } from '../capture/snapshot.js';
+import { type DiffRow, diffSnapshots, rowsOf, type SnapshotDiff } from './diff.js';
+
+const LEAKS = ['demo_cache_fill', 'demo_page_grab', 'demo_vbuf_grow'];
+const mentions = (r: DiffRow, fn: string) => r.name.includes(fn);
+
+const cache = new Map<LabKernel, Promise<SnapshotDiff>>();
+function labDiff(k: LabKernel): Promise<SnapshotDiff> {
+  let p = cache.get(k);
+  if (!p) {
+    p = diffSnapshots(
+      new DirectorySnapshot(sharedMoment(k, 'before')),
+      new DirectorySnapshot(sharedMoment(k, 'after')),
+    );
+    cache.set(k, p);
+  }
+  return p;
+}
+
+describe.each(['6.1', '6.12'] as const)('diffSnapshots on lab %s before -> after', (k) => {
+  it('compares every source both moments hold and names the missing ones', async () => {
+    const d = await labDiff(k);
+    const compared = d.sources.filter((s) => s.status === 'compared').map((s) => s.source);
+    expect(compared).toEqual(
+      expect.arrayContaining([
+        'meminfo',
+        'slabinfo',
+        'buddyinfo',
+        'vmallocinfo',
+        'processes',
+        'page_owner',
+        'slab_traces',
+        'kmemleak',
+      ]),
+    );
+    const allocinfo = d.sources.find((s) => s.source === 'allocinfo')!;
+    if (k === '6.1') expect(allocinfo).toMatchObject({ status: 'missing', missingIn: ['before', 'after'] });
+    else expect(allocinfo.status).toBe('compared');
+    // one ranked list
+    for (let i = 1; i < d.rows.length; i++)
+      expect(d.rows[i - 1]!.deltaBytes).toBeGreaterThanOrEqual(d.rows[i]!.deltaBytes);
+  });
+
+  it('puts the slab leak first in slab traces, the page leak first in page_owner, the vmalloc leak first in vmallocinfo', async () => {
+    const d = await labDiff(k);
+    const slab = rowsOf(d, 'slab_traces');
+    const fill = slab.findIndex((r) => r.name === 'demo_cache_fill [leaky]');
+    expect(slab[fill]).toMatchObject({ detail: 'kmalloc-96', deltaCount: 400 });
+    if (k === '6.1') expect(fill).toBe(0);
+    else {
+      // 6.12: the lab wrote its capture files to tmpfs between the two moments (meminfo
+      // Shmem +13.6 MiB); the inodes, dentries and xarray nodes of those files are real
+      // slab growth and rank above the leak by bytes. Nothing else does.
+      expect(slab.slice(0, fill).map((r) => r.detail)).toEqual([
+        'shmem_inode_cache',
+        'dentry',
+        'radix_tree_node',
+      ]);
+      expect(rowsOf(d, 'meminfo').find((r) => r.name === 'Shmem')!.deltaBytes).toBeGreaterThan(13 << 20);
+      // it is the first slab call site in module code
+      expect(slab.find((r) => r.module !== undefined)!.name).toBe('demo_cache_fill [leaky]');
+    }
+    expect(rowsOf(d, 'page_owner')[0]).toMatchObject({
+      name: 'demo_page_grab [leaky]',
+      deltaCount: 200,
+      deltaBytes: 200 * 4096,
+    });
+    // movable pages (the capture's own tmpfs files on 6.12) are ranked by meminfo instead
+    const po = d.sources.find((x) => x.source === 'page_owner')!;
+    if (k === '6.12')
+      expect(po.note).toMatch(/^movable pages \(user memory, page cache\) left out: \d+ before, \d+ after/);
+    expect(rowsOf(d, 'vmallocinfo')[0]).toMatchObject({
+      name: 'demo_vbuf_grow [leaky]',
+      deltaCount: 40,
+      deltaBytes: 40 * 2 * 4096,
+    });
+    const km = rowsOf(d, 'kmemleak');
+    expect(
+      km
+        .slice(0, 2)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['demo_cache_fill [leaky]', 'demo_vbuf_grow [leaky]']);
+    if (k === '6.12') {
+      const ai = rowsOf(d, 'allocinfo');
+      // allocinfo also counts the tmpfs pages of the capture (shmem_alloc_folio) and all
+      // slab pages (alloc_slab_page); in module code the three leaks lead, by size.
+      expect(ai[0]!.name).toBe('shmem_alloc_folio');
+      expect(
+        ai
+          .filter((r) => r.module)
+          .slice(0, 3)
+          .map((r) => r.name),
+      ).toEqual(['demo_page_grab [leaky]', 'demo_vbuf_grow [leaky]', 'demo_cache_fill [leaky]']);
+      expect(ai.findIndex((r) => r.name === 'demo_page_grab [leaky]')).toBeLessThan(3);
+    }
+  });
+
+  it('never lists the balanced demo_churn as a gainer in kmemleak, slab traces, vmallocinfo or allocinfo', async () => {
+    const d = await labDiff(k);
+    for (const s of ['kmemleak', 'slab_traces', 'vmallocinfo', 'allocinfo'] as const) {
+      expect(rowsOf(d, s).filter((r) => r.deltaBytes > 0 && mentions(r, 'demo_churn'))).toEqual([]);
+    }
+  });
+
+  it('ranks demo_churn below every leak in page_owner', async () => {
+    const po = rowsOf(await labDiff(k), 'page_owner');
+    const churn = po.findIndex((r) => mentions(r, 'demo_churn'));
+    const leakIdx = LEAKS.map((fn) => po.findIndex((r) => mentions(r, fn)));
+    for (const i of leakIdx) expect(i).toBeGreaterThanOrEqual(0);
+    if (churn >= 0) for (const i of leakIdx) expect(i).toBeLessThan(churn);
+  });
+});
+
+describe('diffSnapshots with sources missing on one side', () => {
+  it('names allocinfo as missing before when only after has it (6.1 before vs 6.12 after)', async () => {
+    const d = await diffSnapshots(
+      new DirectorySnapshot(sharedMoment('6.1', 'before')),
+      new DirectorySnapshot(sharedMoment('6.12', 'after')),
+      {
+        pageOwner: false,
+        sources: ['meminfo', 'allocinfo'],
+      },
+    );
+    expect(d.sources).toEqual([
+      { source: 'meminfo', status: 'compared', rows: expect.any(Number) },
+      {
+        source: 'allocinfo',
+        status: 'missing',
+        missingIn: ['before'],
+        reason: 'before: not present',
+        rows: 0,
+      },
+    ]);
+  });
+});

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type LabKernel, type LabMoment, REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { parseKmemleak } from '../sources/kmemleak.js';
+import { classifyKmemleakSeries, classifyTrend, groupKmemleak } from './kmemleak.js';
+
+const report = (k: LabKernel, m: LabMoment) => {
+  const file = join(sharedMoment(k, m), 'kmemleak');
+  return parseKmemleak(readFileSync(file, 'utf8'), { file });
+};
+
+describe('groupKmemleak', () => {
+  it('groups the 6.12 lab report by backtrace: the slab and vmalloc leaks, nothing from demo_churn', () => {
+    const groups = groupKmemleak(report('6.12', 'after'));
+    expect(groups.length).toBe(2);
+    expect(groups[0]).toMatchObject({
+      weights: { count: 400, bytes: 400 * 96 },
+      culprit: { func: 'demo_cache_fill' },
+      module: 'leaky',
+    });
+    expect(groups[1]).toMatchObject({
+      weights: { count: 40, bytes: 40 * 8192 },
+      culprit: { func: 'demo_vbuf_grow' },
+    });
+    expect(groups[0]!.comms['kworker/0:1']! + groups[0]!.comms['kworker/0:2']!).toBe(400);
+    expect(groups.some((g) => g.frames.some((f) => f.func === 'demo_churn'))).toBe(false);
+  });
+
+  it('groups by culprit and by comm', () => {
+    const r = report('6.1', 'after');
+    expect(groupKmemleak(r, 'culprit').map((g) => g.key)).toEqual([
+      'demo_cache_fill [leaky]',
+      'demo_vbuf_grow [leaky]',
+    ]);
+    const byComm = groupKmemleak(r, 'comm');
+    expect(byComm.reduce((s, g) => s + g.weights.count, 0)).toBe(440);
+    expect(byComm.every((g) => g.key.startsWith('comm:kworker/'))).toBe(true);
+  });
+
+  it('groups a report with percpu objects and unsymbolised frames', () => {
+    const f = parseKmemleak(
+      readFileSync(join(REPO_FIXTURES, 'kmemleak-docs', 'nvme-6.19-percpu.kmemleak'), 'utf8'),
+    );
+    const g = groupKmemleak(f, 'culprit');
+    expect(g.map((x) => x.culprit?.func).sort()).toEqual(
+      ['blk_alloc_queue', 'blk_alloc_queue_stats', 'percpu_ref_init', '__blk_mq_realloc_hw_ctxs'].sort(),
+    );
+    expect(g.find((x) => x.culprit?.func === 'percpu_ref_init')!.types).toEqual(['percpu']);
+  });
+});
+
+describe('classifyKmemleakSeries', () => {
+  it('marks the slab leak backtrace as growing over the lab scans (6.1 before, mid, after)', () => {
+    const s = classifyKmemleakSeries(
+      (['before', 'mid', 'after'] as const).map((m) => ({
+        label: m,
+        groups: groupKmemleak(report('6.1', m)),
+      })),
+    );
+    const cache = s.rows.find((r) => r.culprit?.func === 'demo_cache_fill')!;
+    expect(cache.trend).toBe('growing');
+    // the mid scan came before kmemleak's minimum object age: no slab report yet
+    expect(cache.counts).toEqual([0, 0, 400]);
+    const vbuf = s.rows.find((r) => r.culprit?.func === 'demo_vbuf_grow')!;
+    expect(vbuf.counts).toEqual([0, 37, 40]);
+    expect(vbuf.trend).toBe('growing');
+    expect(s.growing.map((r) => r.culprit?.func)).toContain('demo_cache_fill');
+    expect(s.rows.some((r) => r.culprit?.func === 'demo_churn')).toBe(false);
+  });
+
+  it('marks the slab leak as growing on 6.12 mid -> after (no report at mid)', () => {
+    const s = classifyKmemleakSeries(
+      (['mid', 'after'] as const).map((m) => ({ label: m, groups: groupKmemleak(report('6.12', m)) })),
+    );
+    expect(s.growing.map((r) => r.culprit?.func)).toEqual(['demo_cache_fill', 'demo_vbuf_grow']);
+  });
+
+  it('separates one-off reports from growing ones', () => {
+    expect(classifyTrend([0, 37, 400])).toBe('growing');
+    expect(classifyTrend([200, 450, 900, 1700])).toBe('growing');
+    expect(classifyTrend([0, 1, 0, 0])).toBe('one-off');
+    expect(classifyTrend([0, 0, 1])).toBe('new');
+    expect(classifyTrend([3, 3, 3])).toBe('stable');
+    expect(classifyTrend([3, 5, 0])).toBe('gone');
+    expect(classifyTrend([5, 1, 1, 6])).toBe('stable');
+  });
+});
