@@ -23,6 +23,8 @@ PACKAGES=(
   libelf-dev
   libssl-dev
   xz-utils
+  # processes: `pmap -x` parity tests (test/e2e/processes.test.ts, src/analysis/process.test.ts)
+  procps
 )
 
 missing=()

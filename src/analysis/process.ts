@@ -1,4 +1,5 @@
 import type { Snapshot } from '../capture/snapshot.js';
+import { MemsleuthError } from '../errors.js';
 import { parseCmdline } from '../sources/cmdline.js';
 import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.js';
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
@@ -181,8 +182,14 @@ function isKernelThread(pid: number, status?: ProcStatus, stat?: ProcStat): bool
  * parse error of a malformed file, and a parse error when neither status nor stat is given
  * (nothing names the process).
  */
-export function processMemory(pid: number, files: ProcessFiles, pageSizeBytes: number): ProcessMemory {
-  const label = (f: string) => `proc/${pid}/${f}`;
+export function processMemory(
+  pid: number,
+  files: ProcessFiles,
+  pageSizeBytes: number,
+  /** Names a snapshot path in error messages, e.g. `Snapshot.describe`. */
+  describe: (path: string) => string = (path) => path,
+): ProcessMemory {
+  const label = (f: string) => describe(`proc/${pid}/${f}`);
   const sources: string[] = [];
   const has = (t: string | undefined): t is string => t !== undefined && t.trim() !== '';
   let status: ProcStatus | undefined;
@@ -361,7 +368,8 @@ export function pmapView(smaps: SmapsMapping[], opts: { startStack?: number } = 
 /** Print rows exactly like procps-ng `pmap -x PID` (kB columns). */
 export function formatPmapX(pid: number, cmdline: string[], name: string, view: PmapView): string {
   const kb = (b: number) => String(Math.floor(b / 1024));
-  const lines = [`${pid}:   ${cmdline.length ? cmdline.join(' ') : name}`];
+  // procps shows a process without argv (kernel thread, zombie) as [comm].
+  const lines = [`${pid}:   ${cmdline.length ? cmdline.join(' ') : `[${name}]`}`];
   lines.push(
     `${'Address'.padEnd(16)} ${'Kbytes'.padStart(7)} ${'RSS'.padStart(7)} ${'Dirty'.padStart(7)} Mode  Mapping`,
   );
@@ -429,7 +437,60 @@ export async function readProcesses(
       });
       continue;
     }
-    processes.push(processMemory(pid, files, page));
+    processes.push(processMemory(pid, files, page, (p) => snap.describe(p)));
   }
   return { processes, skipped };
+}
+
+/** One process's `pmap -x` view from a snapshot, with what names it. */
+export interface ProcessMaps {
+  pid: number;
+  name: string;
+  cmdline: string[];
+  kernelThread: boolean;
+  view: PmapView;
+}
+
+/**
+ * Read one process's smaps (and stat, for the stack label) from a snapshot. Throws a
+ * MemsleuthError (`BAD_INPUT`) when the snapshot has no such process or no readable smaps.
+ */
+export async function readProcessMaps(snap: Snapshot, pid: number): Promise<ProcessMaps> {
+  const path = (f: string) => `proc/${pid}/${f}`;
+  const status = await snap.readText(path('status'));
+  const stat = await snap.readText(path('stat'));
+  if (status === undefined && stat === undefined) {
+    throw new MemsleuthError(
+      'BAD_INPUT',
+      `no process ${pid} in ${snap.origin === 'live' ? 'this machine' : snap.origin}`,
+      {
+        hint:
+          snap.origin === 'live'
+            ? 'see `memsleuth ps` for the running processes'
+            : 'see `memsleuth ps SNAPSHOT` for the processes it holds',
+      },
+    );
+  }
+  const smapsText = await snap.readText(path('smaps'));
+  if (smapsText === undefined) {
+    const why = snap.whyMissing(path('smaps')) ?? 'not present';
+    throw new MemsleuthError('BAD_INPUT', `${snap.describe(path('smaps'))}: cannot read (${why})`, {
+      hint:
+        why === 'permission denied'
+          ? 'reading smaps needs ptrace access to the process: run as root or as its owner'
+          : undefined,
+    });
+  }
+  const files: ProcessFiles = { smaps: smapsText };
+  if (status !== undefined) files.status = status;
+  if (stat !== undefined) files.stat = stat;
+  const cmdline = await snap.readText(path('cmdline'));
+  if (cmdline !== undefined) files.cmdline = cmdline;
+  const p = processMemory(pid, files, (await snap.manifest()).pageSizeBytes, (x) => snap.describe(x));
+  const parsedStat = p.sources.includes('stat')
+    ? parseProcStat(stat!, { file: snap.describe(path('stat')) })
+    : undefined;
+  const smaps = parseSmaps(smapsText, { file: snap.describe(path('smaps')) });
+  const opts = parsedStat?.startstack !== undefined ? { startStack: parsedStat.startstack } : {};
+  return { pid, name: p.name, cmdline: p.cmdline, kernelThread: p.kernelThread, view: pmapView(smaps, opts) };
 }

@@ -1,6 +1,8 @@
 import type { CommandSpec } from '../command.js';
 import { collectorCommand } from './collector.js';
 import { leaksCommand } from './leaks.js';
+import { pageOwnerCommands } from './page-owner.js';
+import { processCommands } from './processes.js';
 import { recordCommand } from './record.js';
 import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
@@ -14,8 +16,10 @@ import { snapshotCommand } from './snapshot.js';
 export const COMMANDS: CommandSpec<any>[] = [
   reportCommand,
   snapshotCommand,
+  ...processCommands,
   collectorCommand,
   recordCommand,
   leaksCommand,
   seriesCommand,
+  ...pageOwnerCommands,
 ];

@@ -1,0 +1,223 @@
+import { formatPmapX, type ProcessMemory, readProcesses, readProcessMaps } from '../../analysis/process.js';
+import { openLiveSnapshot } from '../../capture/live.js';
+import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
+import { MemsleuthError } from '../../errors.js';
+import { defineCommand, numberOption } from '../command.js';
+import { type Column, formatBytes, table } from '../format.js';
+
+/** Human tables fit this many columns. */
+const WIDTH = 100;
+
+async function open(arg: string | undefined): Promise<Snapshot> {
+  return arg === undefined ? openLiveSnapshot() : openSnapshot(arg);
+}
+
+/** "12.3MiB": formatBytes without the space, so ten size columns fit 100 columns. */
+function size(b: number | undefined): string {
+  return b === undefined ? '-' : formatBytes(b).replace(' ', '');
+}
+
+const SORT_KEYS = {
+  pss: (p: ProcessMemory) => p.pssBytes ?? p.rssBytes,
+  rss: (p: ProcessMemory) => p.rssBytes,
+  uss: (p: ProcessMemory) => p.ussBytes ?? 0,
+  swap: (p: ProcessMemory) => p.swapBytes,
+  vsz: (p: ProcessMemory) => p.vszBytes,
+  anon: (p: ProcessMemory) => p.privateAnonBytes ?? 0,
+} as const;
+type SortKey = keyof typeof SORT_KEYS;
+
+function sortKey(value: string | undefined): SortKey {
+  const v = value ?? 'pss';
+  if (!(v in SORT_KEYS)) {
+    throw new MemsleuthError(
+      'USAGE',
+      `--sort: expected one of ${Object.keys(SORT_KEYS).join(', ')}, found ${JSON.stringify(v)}`,
+    );
+  }
+  return v as SortKey;
+}
+
+/** Cut columns to what is left of WIDTH for the last (name) column. */
+function fitLast<T>(rows: readonly T[], columns: Column<T>[]): string {
+  const widths = columns
+    .slice(0, -1)
+    .map((c) => Math.max(c.header.length, ...rows.map((r) => c.value(r).length)));
+  const used = widths.reduce((a, b) => a + b + 2, 0);
+  const last = columns[columns.length - 1]!;
+  return table(rows, [...columns.slice(0, -1), { ...last, max: Math.max(8, WIDTH - used) }]);
+}
+
+export const psCommand = defineCommand({
+  path: ['ps'],
+  summary: 'top processes by memory: RSS, PSS, USS, swap and the four memory types',
+  args: '[SNAPSHOT]',
+  options: {
+    sort: {
+      type: 'string',
+      valueName: 'KEY',
+      description: 'pss (default), rss, uss, swap, vsz or anon (private anonymous)',
+    },
+    limit: { type: 'string', valueName: 'N', description: 'show the top N (default 20; 0 for all)' },
+    json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes)' },
+  },
+  details: `Reads this machine now, or a snapshot bundle/directory (SNAPSHOT).
+Columns: RSS resident; PSS proportional (shared pages divided among their users); USS unique
+(Private_Clean + Private_Dirty); SWAP; the four memory types from smaps, summing to RSS:
+ANON_PRV private anonymous (heap, stacks, MAP_PRIVATE|MAP_ANONYMOUS, copy-on-write copies),
+ANON_SHR shared anonymous (shmem: tmpfs, /dev/shm, SysV shm, memfd, MAP_SHARED|MAP_ANONYMOUS),
+FILE_PRV private file mappings (programs, libraries), FILE_SHR MAP_SHARED file mappings.
+Kernel threads (no memory) are counted, not listed. Reading every smaps of a live machine
+needs root for other users' processes.`,
+  async run({ values, positionals }, ctx) {
+    if (positionals.length > 1) {
+      throw new MemsleuthError(
+        'USAGE',
+        `expected at most one SNAPSHOT, found ${positionals.length} arguments`,
+        {
+          hint: 'see `memsleuth ps --help`',
+        },
+      );
+    }
+    const key = sortKey(values.sort);
+    const limit = numberOption(values.limit, 'limit', 20, { min: 0, integer: true });
+    const snap = await open(positionals[0]);
+    try {
+      const { processes, skipped } = await readProcesses(snap);
+      const users = processes.filter((p) => !p.kernelThread);
+      const by = SORT_KEYS[key];
+      users.sort((a, b) => by(b) - by(a) || a.pid - b.pid);
+      const shown = limit === 0 ? users : users.slice(0, limit);
+      const sum = (f: (p: ProcessMemory) => number | undefined) => users.reduce((t, p) => t + (f(p) ?? 0), 0);
+      const totals = {
+        processes: users.length,
+        kernelThreads: processes.length - users.length,
+        rssBytes: sum((p) => p.rssBytes),
+        pssBytes: sum((p) => p.pssBytes),
+        ussBytes: sum((p) => p.ussBytes),
+        swapBytes: sum((p) => p.swapBytes),
+        privateAnonBytes: sum((p) => p.privateAnonBytes),
+        sharedAnonBytes: sum((p) => p.sharedAnonBytes),
+        privateFileBytes: sum((p) => p.privateFileBytes),
+        sharedFileBytes: sum((p) => p.sharedFileBytes),
+      };
+      if (values.json) {
+        const manifest = await snap.manifest();
+        const out = {
+          origin: snap.origin,
+          kernelRelease: manifest.kernelRelease,
+          pageSizeBytes: manifest.pageSizeBytes,
+          sort: key,
+          totals,
+          processes: shown,
+          skipped,
+        };
+        ctx.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        return 0;
+      }
+      const cols: Column<ProcessMemory>[] = [
+        { header: 'PID', align: 'right', value: (p) => String(p.pid) },
+        { header: 'RSS', align: 'right', value: (p) => size(p.rssBytes) },
+        { header: 'PSS', align: 'right', value: (p) => size(p.pssBytes) },
+        { header: 'USS', align: 'right', value: (p) => size(p.ussBytes) },
+        { header: 'SWAP', align: 'right', value: (p) => size(p.swapBytes) },
+        { header: 'ANON_PRV', align: 'right', value: (p) => size(p.privateAnonBytes) },
+        { header: 'ANON_SHR', align: 'right', value: (p) => size(p.sharedAnonBytes) },
+        { header: 'FILE_PRV', align: 'right', value: (p) => size(p.privateFileBytes) },
+        { header: 'FILE_SHR', align: 'right', value: (p) => size(p.sharedFileBytes) },
+        { header: 'NAME', value: (p) => p.name },
+      ];
+      ctx.stdout.write(`${fitLast(shown, cols)}\n`);
+      const more = users.length > shown.length ? `top ${shown.length} of ` : '';
+      ctx.stdout.write(
+        `${more}${users.length} processes by ${key} (${totals.kernelThreads} kernel threads not shown)\n` +
+          `sum RSS ${formatBytes(totals.rssBytes)}, PSS ${formatBytes(totals.pssBytes)}, USS ${formatBytes(totals.ussBytes)}, ` +
+          `swap ${formatBytes(totals.swapBytes)}\n`,
+      );
+      if (skipped.length) {
+        ctx.stderr.write(
+          `memsleuth: ${skipped.length} process(es) skipped (exited while being read): ${skipped
+            .slice(0, 10)
+            .map((s) => s.pid)
+            .join(', ')}${skipped.length > 10 ? ', ...' : ''}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      await snap.close();
+    }
+  },
+});
+
+export const pmapCommand = defineCommand({
+  path: ['pmap'],
+  summary: "one process's mappings, like `pmap -x`: size, RSS and dirty memory per mapping",
+  args: 'PID [SNAPSHOT]',
+  options: {
+    kb: { type: 'boolean', description: 'print exactly what procps `pmap -x PID` prints (kB columns)' },
+    json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes, full paths)' },
+  },
+  details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT).
+DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps' 5th column.`,
+  async run({ values, positionals }, ctx) {
+    const [pidArg, snapArg, ...extra] = positionals;
+    if (pidArg === undefined || !/^\d+$/.test(pidArg) || extra.length) {
+      throw new MemsleuthError(
+        'USAGE',
+        pidArg === undefined
+          ? 'expected a PID'
+          : `expected PID [SNAPSHOT], found ${JSON.stringify(positionals.join(' '))}`,
+        { hint: 'see `memsleuth pmap --help`' },
+      );
+    }
+    const pid = Number(pidArg);
+    const snap = await open(snapArg);
+    try {
+      const m = await readProcessMaps(snap, pid);
+      if (values.json) {
+        ctx.stdout.write(`${JSON.stringify({ origin: snap.origin, ...m }, null, 2)}\n`);
+        return 0;
+      }
+      if (values.kb) {
+        ctx.stdout.write(formatPmapX(pid, m.cmdline, m.name, m.view));
+        return 0;
+      }
+      type Row = { address: string; size: string; rss: string; dirty: string; mode: string; mapping: string };
+      const rows: Row[] = m.view.rows.map((r) => ({
+        address: r.address,
+        size: formatBytes(r.sizeBytes),
+        rss: formatBytes(r.rssBytes),
+        dirty: formatBytes(r.dirtyBytes),
+        mode: r.mode,
+        mapping: r.pathname === '' ? '[ anon ]' : r.pathname,
+      }));
+      const t = m.view.total;
+      rows.push({
+        address: 'total',
+        size: formatBytes(t.sizeBytes),
+        rss: formatBytes(t.rssBytes),
+        dirty: formatBytes(t.dirtyBytes),
+        mode: '',
+        mapping: `${m.view.rows.length} mappings`,
+      });
+      const title = `${pid}: ${m.cmdline.length ? m.cmdline.join(' ') : `[${m.name}]`}`;
+      ctx.stdout.write(`${title.length > WIDTH ? `${title.slice(0, WIDTH - 1)}…` : title}\n`);
+      ctx.stdout.write(
+        `${fitLast(rows, [
+          { header: 'ADDRESS', value: (r) => r.address },
+          { header: 'SIZE', align: 'right', value: (r) => r.size },
+          { header: 'RSS', align: 'right', value: (r) => r.rss },
+          { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
+          { header: 'MODE', value: (r) => r.mode },
+          { header: 'MAPPING', value: (r) => r.mapping },
+        ])}\n`,
+      );
+      return 0;
+    } finally {
+      await snap.close();
+    }
+  },
+});
+
+/** The commands of this file, for cli/commands/index.ts. */
+export const processCommands = [psCommand, pmapCommand];

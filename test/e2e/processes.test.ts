@@ -1,0 +1,154 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProcessMaps, ProcessMemory } from '../../src/analysis/process.js';
+import { REPO_FIXTURES, sharedMoment } from '../paths.js';
+import { runCli } from './cli.js';
+
+const MiB = 1 << 20;
+const FOUR = join(REPO_FIXTURES, 'linux-6.18-four-types');
+
+interface PsJson {
+  origin: string;
+  sort: string;
+  totals: { processes: number; kernelThreads: number; rssBytes: number; pssBytes: number };
+  processes: ProcessMemory[];
+  skipped: { pid: number; reason: string }[];
+}
+
+function ok(args: string[]): string {
+  const r = runCli(args);
+  expect(r.stderr.replace(/^memsleuth: \d+ process\(es\) skipped.*\n/m, '')).toBe('');
+  expect(r.status).toBe(0);
+  return r.stdout;
+}
+
+function userError(args: string[], message: RegExp): string {
+  const r = runCli(args);
+  expect(r.status).toBe(2);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toContain('    at '); // no stack trace for user errors
+  return r.stderr;
+}
+
+describe('memsleuth ps', () => {
+  let child: ChildProcess;
+  beforeAll(async () => {
+    // A live process holding a touched 64 MiB Buffer.
+    child = spawn(
+      process.execPath,
+      [
+        '-e',
+        "const b = Buffer.alloc(64 << 20); b.fill(1); console.log('ready'); setInterval(() => b[0]++, 1000);",
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    await new Promise((r) => child.stdout!.once('data', r));
+  });
+  afterAll(() => {
+    child.kill();
+  });
+
+  it('lists this machine’s processes with a 64 MiB child among them (--json, exact bytes)', () => {
+    const out = JSON.parse(ok(['ps', '--json', '--limit', '0', '--sort', 'anon'])) as PsJson;
+    expect(out.origin).toBe('live');
+    expect(out.sort).toBe('anon');
+    const me = out.processes.find((p) => p.pid === child.pid)!;
+    expect(me).toBeDefined();
+    expect(me.name).toBe('node');
+    expect(me.privateAnonBytes).toBeGreaterThanOrEqual(64 * MiB);
+    expect(me.rssBytes).toBeGreaterThanOrEqual(64 * MiB);
+    expect(me.ussBytes).toBeGreaterThanOrEqual(64 * MiB);
+    const anon = out.processes.map((p) => p.privateAnonBytes ?? 0);
+    expect(anon).toEqual([...anon].sort((a, b) => b - a));
+    expect(out.processes.every((p) => !p.kernelThread)).toBe(true);
+    expect(out.totals.kernelThreads).toBeGreaterThan(0);
+    expect(out.totals.processes).toBe(out.processes.length);
+  });
+
+  it('prints a table that fits 100 columns, sorted by PSS, on a lab capture', () => {
+    const dir = sharedMoment('6.12', 'after');
+    const text = ok(['ps', dir]);
+    const lines = text.trimEnd().split('\n');
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(100);
+    expect(lines[0]).toMatch(
+      /^\s*PID\s+RSS\s+PSS\s+USS\s+SWAP\s+ANON_PRV\s+ANON_SHR\s+FILE_PRV\s+FILE_SHR\s+NAME$/,
+    );
+    // init, the only user process: RSS 1764 kB = 1.7 MiB as its status says; 1.6 MiB of it shmem.
+    const status = readFileSync(join(dir, 'proc/1/status'), 'utf8');
+    const vmrss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+    expect(lines[1]).toMatch(new RegExp(`^\\s*1\\s+${(vmrss / MiB).toFixed(1)}MiB\\s`));
+    expect(lines[1]).toMatch(/\binit$/);
+    expect(text).toMatch(/1 processes by pss \(29 kernel threads not shown\)/);
+  });
+
+  it('--limit and --sort on the four-types capture', () => {
+    const out = JSON.parse(ok(['ps', FOUR, '--json', '--sort', 'uss', '--limit', '1'])) as PsJson;
+    expect(out.processes).toHaveLength(1);
+    expect(out.processes[0]!.pid).toBe(17695);
+    expect(out.processes[0]!.sharedAnonBytes).toBe(7 * MiB);
+    expect(out.totals.processes).toBe(2);
+  });
+
+  it('user errors: one line and a hint, exit 2', () => {
+    userError(['ps', '--sort', 'bogus'], /--sort: expected one of pss, rss, uss, swap, vsz, anon/);
+    userError(['ps', '--limit', '-3'], /--limit/);
+    userError(['ps', '/nonexistent/snapshot'], /cannot open snapshot/);
+    userError(['ps', 'a', 'b'], /at most one SNAPSHOT/);
+  });
+
+  it('a malformed process file names the file and line', () => {
+    const d = mkdtempSync(join(tmpdir(), 'memsleuth-ps-bad-'));
+    try {
+      cpSync(FOUR, d, { recursive: true });
+      writeFileSync(join(d, 'proc/17695/statm'), '1 2 three 4 5 6 7\n');
+      userError(['ps', d], /proc\/17695\/statm:1: expected seven page counts/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('memsleuth pmap', () => {
+  it('--kb prints exactly what procps pmap -x prints for a live process', async () => {
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const ours = ok(['pmap', '--kb', String(sleeper.pid)]);
+      const real = spawnSync('pmap', ['-x', String(sleeper.pid)], { encoding: 'utf8' });
+      expect(real.status).toBe(0);
+      expect(ours).toBe(real.stdout);
+      // A kernel thread: header and a zero total, as procps prints it.
+      expect(ok(['pmap', '--kb', '2'])).toBe(spawnSync('pmap', ['-x', '2'], { encoding: 'utf8' }).stdout);
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  it('reads a snapshot: rows for every mapping, totals equal to status', () => {
+    const m = JSON.parse(ok(['pmap', '17695', FOUR, '--json'])) as ProcessMaps;
+    const smaps = readFileSync(join(FOUR, 'proc/17695/smaps'), 'utf8');
+    const status = readFileSync(join(FOUR, 'proc/17695/status'), 'utf8');
+    expect(m.view.rows).toHaveLength(smaps.split('\n').filter((l) => /^[0-9a-f]+-[0-9a-f]+ /.test(l)).length);
+    expect(m.view.total.rssBytes).toBe(Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024);
+    expect(m.view.rows.find((r) => r.pathname === '/dev/zero (deleted)')!.mapping).toBe('zero (deleted)');
+    const human = ok(['pmap', '17695', FOUR]);
+    for (const l of human.trimEnd().split('\n')) expect(l.length).toBeLessThanOrEqual(100);
+    expect(human).toMatch(/^17695: .*python3 make\.py \.\n/);
+    expect(human).toMatch(
+      /\n00007f283d179000\s+4\.0 MiB\s+4\.0 MiB\s+4\.0 MiB\s+rw-s-\s+\/dev\/zero \(deleted\)\n/,
+    );
+    expect(human).toMatch(/\ntotal\s+\S+ MiB\s+\S+ MiB\s+\S+ MiB\s+\d+ mappings\n$/);
+  });
+
+  it('user errors: no such process, bad PID, exit 2', () => {
+    userError(['pmap', '999999', FOUR], /no process 999999 in/);
+    userError(['pmap', 'abc'], /expected PID/);
+    userError(['pmap'], /expected a PID/);
+  });
+});
