@@ -1,0 +1,30 @@
+/**
+ * The kernel lab's captures for tests: one boot per kernel (and parameter set),
+ * cached under ~/.cache/memsleuth-lab keyed by kernel config, module source,
+ * parameters, collector script and guest init, so every test file shares it and a
+ * second `npm test` boots nothing. A missing prerequisite (qemu, linux-source-*,
+ * busybox-static) throws: the lab never skips.
+ */
+import { cachedLabRun, type LabRun, type ModuleParams } from '../lab/index.js';
+
+export type { ExpectedLeaks, LabMoment, LabRun, ModuleParams } from '../lab/index.js';
+export {
+  DEFAULT_MODULE_PARAMS,
+  expectedLeaks,
+  kmallocCacheFor,
+  LAB_MOMENTS,
+  MODULE_ALLOC_SITES,
+  MODULE_SOURCE,
+  moduleSourceLine,
+} from '../lab/index.js';
+
+/** How long a test hook may wait for a kernel build plus a boot (both kernels on 2 cores). */
+export const LAB_HOOK_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * The before/mid/after captures of the lab guest on `kernel`, with msl_leaky's default
+ * parameters unless given. Build progress goes to stderr.
+ */
+export function labCaptures(kernel: '6.1' | '6.12', params: Partial<ModuleParams> = {}): Promise<LabRun> {
+  return cachedLabRun(kernel, params, { log: (line) => process.stderr.write(`${line}\n`) });
+}
