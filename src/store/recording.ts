@@ -105,6 +105,7 @@ interface SeriesState {
 interface EntityState {
   id: number;
   layer: Layer;
+  label: string | undefined;
   series: Map<string, SeriesState>;
   /** Tick id at which this entity was last seen. */
   seenTick: number;
@@ -122,6 +123,7 @@ export class RecordingWriter {
   private readonly insEntity;
   private readonly reviveEntity;
   private readonly endEntity;
+  private readonly setLabel;
   private readonly insSeries;
   private readonly insSample;
   private lastTick = 0;
@@ -137,6 +139,7 @@ export class RecordingWriter {
     );
     this.reviveEntity = db.prepare('UPDATE entities SET last_tick = NULL, label = ? WHERE id = ?');
     this.endEntity = db.prepare('UPDATE entities SET last_tick = ? WHERE id = ?');
+    this.setLabel = db.prepare('UPDATE entities SET label = ? WHERE id = ?');
     this.insSeries = db.prepare('INSERT INTO series (entity_id, metric, unit, fill) VALUES (?, ?, ?, ?)');
     this.insSample = db.prepare('INSERT INTO samples (tick_id, series_id, value) VALUES (?, ?, ?)');
     const setMeta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
@@ -151,17 +154,24 @@ export class RecordingWriter {
     const db = this.db;
     const last = db.prepare('SELECT max(id) AS id FROM ticks').get() as { id: number | null };
     this.lastTick = last.id ?? 0;
-    const ents = db.prepare('SELECT id, layer, key, last_tick FROM entities').all() as {
+    const ents = db.prepare('SELECT id, layer, key, label, last_tick FROM entities').all() as {
       id: number;
       layer: Layer;
       key: string;
+      label: string | null;
       last_tick: number | null;
     }[];
     const byId = new Map<number, EntityState>();
     for (const e of ents) {
       // A process that lived when the previous recorder stopped cannot be known to live on.
       if (e.last_tick === null && e.layer === 'process') this.endEntity.run(this.lastTick, e.id);
-      const st: EntityState = { id: e.id, layer: e.layer, series: new Map(), seenTick: e.last_tick ?? 0 };
+      const st: EntityState = {
+        id: e.id,
+        layer: e.layer,
+        label: e.label ?? undefined,
+        series: new Map(),
+        seenTick: e.last_tick ?? 0,
+      };
       this.entities.set(`${e.layer}\0${e.key}`, st);
       byId.set(e.id, st);
     }
@@ -192,10 +202,15 @@ export class RecordingWriter {
             this.insEntity.run(s.layer, s.key, s.label ?? null, s.pid ?? null, s.startTicks ?? null, tickId)
               .lastInsertRowid,
           );
-          e = { id, layer: s.layer, series: new Map(), seenTick: tickId };
+          e = { id, layer: s.layer, label: s.label, series: new Map(), seenTick: tickId };
           this.entities.set(ek, e);
         } else if (e.seenTick < this.lastTick || e.seenTick === 0) {
           if (e.layer === 'process') this.reviveEntity.run(s.label ?? null, e.id);
+        }
+        // A process that execs changes its comm (a shell wrapper becoming python3): keep the latest.
+        if (s.label !== undefined && s.label !== e.label) {
+          this.setLabel.run(s.label, e.id);
+          e.label = s.label;
         }
         e.seenTick = tickId;
         if (s.values) for (const [m, v] of Object.entries(s.values)) this.put(e, m, v, tickId, true);

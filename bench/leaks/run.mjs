@@ -1,0 +1,367 @@
+#!/usr/bin/env node
+// The leak scenario suite: real leaking and benign processes on this machine, recorded with
+// `memsleuth record --interval 5s` while `pidstat -r` samples the same processes, then judged
+// with `memsleuth leaks`. Prints a table (detected? rank of the true culprit, time to
+// detection) and the recorder's cost. Run as root (tmpfs mount): `npm run bench:leaks`.
+//
+// Options: --seconds N (scenario run time, default 330), --interval S (default 5),
+// --json FILE (write the results), --keep (keep the work directory).
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { analyzeLeaks } from '../../dist/analysis/leaks.js';
+import { RecordingReader } from '../../dist/store/recording.js';
+import { C_PROGRAMS, NODE_RETAIN, NODE_SAWTOOTH, PY_PAGECACHE, PY_SOCKETS, PY_TMPFS } from './programs.mjs';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const CLI = join(ROOT, 'bin', 'memsleuth.js');
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '330' },
+    interval: { type: 'string', default: '5' },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const SECONDS = Number(args.seconds);
+const INTERVAL = Number(args.interval);
+const SOCKET_CACHES = new Set(['TCP', 'TCPv6', 'UDP', 'UDPv6', 'sock_inode_cache', 'request_sock_TCP']);
+
+const work = mkdtempSync('/tmp/ms-leaks-');
+const tmpfs = join(work, 'tmpfs');
+const children = new Set();
+let mounted = false;
+let cleaned = false;
+
+function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const c of children) {
+    try {
+      process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  if (mounted) {
+    try {
+      execFileSync('umount', ['-l', tmpfs]);
+    } catch (e) {
+      console.error(`bench: umount ${tmpfs} failed: ${e.message}`);
+    }
+  }
+  if (!args.keep) rmSync(work, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+/** Start a child in its own process group (so the whole group can be killed). */
+function start(cmd, argv, opts = {}) {
+  const c = spawn(cmd, argv, { detached: true, stdio: opts.stdio ?? 'ignore', ...opts });
+  children.add(c);
+  c.on('exit', () => children.delete(c));
+  return c;
+}
+
+function cpuSeconds(pid) {
+  // utime + stime (fields 14, 15) and cutime + cstime of waited-for children, in clock ticks.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function main() {
+  // Compile the C scenarios.
+  for (const [name, src] of Object.entries(C_PROGRAMS)) {
+    writeFileSync(join(work, `${name}.c`), src);
+    execFileSync('gcc', ['-O1', '-pthread', '-o', join(work, name), join(work, `${name}.c`)]);
+  }
+  execFileSync('mkdir', ['-p', tmpfs]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'ms-leaks-bench', tmpfs]);
+  mounted = true;
+  for (const [n, src] of Object.entries({
+    'retain.js': NODE_RETAIN,
+    'sawtooth.js': NODE_SAWTOOTH,
+    'sockets.py': PY_SOCKETS,
+    'tmpfs.py': PY_TMPFS,
+    'pagecache.py': PY_PAGECACHE,
+  }))
+    writeFileSync(join(work, n), src);
+
+  const db = join(work, 'recording.db');
+  // Scenarios outlive the recording: a leaker killed before the last tick would (rightly) look
+  // like a spike that was freed.
+  const recordSecs = SECONDS;
+  const recorder = start(
+    process.execPath,
+    [CLI, 'record', '--db', db, '--interval', `${INTERVAL}s`, '--duration', `${recordSecs}s`],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let recorderErr = '';
+  recorder.stderr.on('data', (d) => {
+    recorderErr += d;
+  });
+  const pidstatOut = join(work, 'pidstat.txt');
+  const pidstat = start('sh', ['-c', `exec pidstat -r -p ALL ${INTERVAL} > ${pidstatOut}`]);
+  await sleep(INTERVAL * 1000 + 500);
+
+  const t0 = Date.now();
+  const s = String(SECONDS + 4 * INTERVAL + 30);
+  const scenarios = [
+    {
+      name: 'malloc never freed (C)',
+      label: 'leaker',
+      kinds: ['process-memory'],
+      proc: start(join(work, 'ms-malloc-leak'), [s]),
+      comm: 'ms-malloc-leak',
+    },
+    {
+      name: 'anon mmap never unmapped (C)',
+      label: 'leaker',
+      kinds: ['process-memory'],
+      proc: start(join(work, 'ms-mmap-leak'), [s]),
+      comm: 'ms-mmap-leak',
+    },
+    {
+      name: 'threads never joined (C)',
+      label: 'leaker',
+      kinds: ['process-virtual'],
+      proc: start(join(work, 'ms-thread-leak'), [s]),
+      comm: 'ms-thread-leak',
+    },
+    {
+      name: 'Node retains objects',
+      label: 'leaker',
+      kinds: ['process-memory'],
+      proc: start(process.execPath, [join(work, 'retain.js'), s]),
+    },
+    {
+      name: 'sockets never closed (Python)',
+      label: 'leaker',
+      kinds: ['slab'],
+      slab: true,
+      proc: start('python3', [join(work, 'sockets.py'), s]),
+    },
+    {
+      name: 'tmpfs file grows (shmem)',
+      label: 'leaker',
+      kinds: ['shmem'],
+      shmem: true,
+      proc: start('python3', [join(work, 'tmpfs.py'), s, join(tmpfs, 'grow.bin')]),
+    },
+    {
+      name: 'page cache from reads',
+      label: 'benign',
+      proc: start('python3', [join(work, 'pagecache.py'), s, join(work, 'big.bin'), String(768 << 20)]),
+    },
+    {
+      name: 'GC sawtooth, flat minima (Node)',
+      label: 'benign',
+      proc: start(process.execPath, ['--expose-gc', join(work, 'sawtooth.js'), s]),
+    },
+    {
+      name: 'warm-up then plateau (C)',
+      label: 'benign',
+      proc: start(join(work, 'ms-warmup'), [s]),
+      comm: 'ms-warmup',
+    },
+    {
+      name: 'large stable process (C)',
+      label: 'benign',
+      proc: start(join(work, 'ms-stable-big'), [s]),
+      comm: 'ms-stable-big',
+    },
+    {
+      name: 'short-lived process churn (C)',
+      label: 'benign',
+      proc: start(join(work, 'ms-churn'), [s]),
+      comm: 'ms-churn',
+    },
+    {
+      name: 'spike that is freed (C)',
+      label: 'benign',
+      proc: start(join(work, 'ms-spike'), [s]),
+      comm: 'ms-spike',
+    },
+  ];
+  console.error(
+    `bench: ${scenarios.length} scenarios for ${SECONDS}s, recording every ${INTERVAL}s into ${db}`,
+  );
+
+  // Wait for the recorder to finish its duration; take CPU readings just before it exits.
+  let recCpu = 0;
+  let pidCpu = 0;
+  const deadline = t0 + (recordSecs - 2 * INTERVAL) * 1000;
+  while (Date.now() < deadline) {
+    await sleep(1000);
+    try {
+      recCpu = cpuSeconds(recorder.pid);
+      pidCpu = cpuSeconds(pidstat.pid);
+    } catch {
+      break;
+    }
+  }
+  const exited = new Promise((r) => recorder.once('exit', r));
+  await Promise.race([exited, sleep(3 * INTERVAL * 1000)]);
+  const tEnd = Date.now();
+  cleanup_children();
+
+  // Judge: final verdict, and the earliest prefix at which each culprit was named.
+  const reader = new RecordingReader(db);
+  const whole = reader.load({ layers: ['meminfo'], maxPoints: 10 ** 6 });
+  const memTicks = whole.series.find((x) => x.key === 'MemTotal')?.t ?? [];
+  const final = analyzeLeaks(reader.load());
+  const isCulprit = (sc, sus) => {
+    if (!sc.kinds?.includes(sus.kind)) return false;
+    if (sc.slab) return SOCKET_CACHES.has(sus.id.slice('slab/'.length));
+    if (sc.shmem) return sus.id === 'meminfo/Shmem';
+    return sc.comm ? sus.name.startsWith(`${sc.comm} (`) : sus.pid === sc.proc.pid;
+  };
+  const isMine = (sc, sus) => (sc.comm ? sus.name.startsWith(`${sc.comm} (`) : sus.pid === sc.proc.pid);
+  for (const sc of scenarios) sc.detectedAtMs = undefined;
+  for (let i = 6; i < memTicks.length; i += 2) {
+    const rep = analyzeLeaks(reader.load({ untilMs: memTicks[i] }));
+    for (const sc of scenarios) {
+      if (sc.label !== 'leaker' || sc.detectedAtMs !== undefined) continue;
+      if (rep.suspects.some((x) => isCulprit(sc, x) && x.rankInKind === 1))
+        sc.detectedAtMs = memTicks[i] - t0;
+    }
+  }
+  reader.close();
+
+  const rows = scenarios.map((sc) => {
+    if (sc.label === 'leaker') {
+      const hit = final.suspects.find((x) => isCulprit(sc, x));
+      const fdsHit = sc.slab
+        ? final.suspects.find((x) => x.kind === 'process-fds' && x.pid === sc.proc.pid)
+        : undefined;
+      return {
+        scenario: sc.name,
+        label: sc.label,
+        expected: sc.kinds.join(','),
+        detected: Boolean(hit),
+        rankInKind: hit?.rankInKind,
+        rank: hit?.rank,
+        suspect: hit ? `${hit.name}${fdsHit ? ` + ${fdsHit.name} fds` : ''}` : '-',
+        rate: hit ? hit.ratePerHour : undefined,
+        detectedAfterS: sc.detectedAtMs === undefined ? undefined : Math.round(sc.detectedAtMs / 1000),
+        ok: Boolean(
+          hit && hit.rankInKind === 1 && sc.detectedAtMs !== undefined && sc.detectedAtMs <= 300_000,
+        ),
+      };
+    }
+    const wrong = final.suspects.filter((x) => isMine(sc, x));
+    return {
+      scenario: sc.name,
+      label: sc.label,
+      expected: 'not a leak',
+      detected: wrong.length > 0,
+      suspect: wrong.map((w) => `${w.kind} ${w.name}`).join('; ') || '-',
+      ok: wrong.length === 0,
+    };
+  });
+
+  console.log(
+    '\nScenario                         label   expected         detected rank(kind) time-to-detect  suspect',
+  );
+  for (const r of rows) {
+    console.log(
+      `${r.scenario.padEnd(32)} ${r.label.padEnd(7)} ${r.expected.padEnd(16)} ${String(r.detected).padEnd(8)} ` +
+        `${(r.rankInKind === undefined ? '-' : `${r.rankInKind} (${r.rank})`).padEnd(10)} ` +
+        `${(r.detectedAfterS === undefined ? '-' : `${r.detectedAfterS}s`).padEnd(15)} ${r.ok ? 'OK  ' : 'FAIL'} ${r.suspect}`,
+    );
+  }
+
+  // Cost and storage.
+  const ticks = memTicks.length;
+  const dbBytes = statSync(db).size;
+  const procs = final.suspects.length;
+  const rdb = new RecordingReader(db);
+  const layerRows = rdb['db']
+    .prepare(
+      'SELECT e.layer, count(*) AS n FROM samples s JOIN series r ON r.id = s.series_id JOIN entities e ON e.id = r.entity_id GROUP BY e.layer',
+    )
+    .all();
+  const entityCounts = rdb['db'].prepare('SELECT layer, count(*) AS n FROM entities GROUP BY layer').all();
+  const totalRows = layerRows.reduce((a, r) => a + r.n, 0);
+  rdb.close();
+  const bytesPerRow = dbBytes / totalRows;
+  const rowsPerTick = Object.fromEntries(layerRows.map((r) => [r.layer, r.n / ticks]));
+  const entities = Object.fromEntries(entityCounts.map((r) => [r.layer, r.n]));
+  const perDay10s = (dbBytes / ticks) * 8640;
+  const procRowsPerEntityTick = (rowsPerTick.process ?? 0) / Math.max(1, entities.process ?? 1);
+  const slabRowsPerCacheTick = (rowsPerTick.slab ?? 0) / Math.max(1, entities.slab ?? 1);
+  const otherRowsPerTick = Object.entries(rowsPerTick)
+    .filter(([l]) => l !== 'process' && l !== 'slab')
+    .reduce((a, [, n]) => a + n, 0);
+  const weekBigBytes =
+    (procRowsPerEntityTick * 1000 + slabRowsPerCacheTick * 300 + otherRowsPerTick) * bytesPerRow * 60480;
+  const cost = {
+    ticks,
+    durationS: Math.round((tEnd - t0) / 1000),
+    recorderCpuMsPerTick: (recCpu * 1000) / ticks,
+    pidstatCpuMsPerTick: (pidCpu * 1000) / ticks,
+    dbBytes,
+    bytesPerTick: dbBytes / ticks,
+    bytesPerRow,
+    rowsPerTick,
+    entities,
+    perDayAt10sBytes: perDay10s,
+    weekAt10sFor1000ProcsAnd300CachesBytes: weekBigBytes,
+    suspects: procs,
+  };
+  const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
+  console.log(
+    `\nRecorder cost: ${cost.recorderCpuMsPerTick.toFixed(1)} ms CPU/tick (memsleuth record, incl. Node start-up) vs ` +
+      `${cost.pidstatCpuMsPerTick.toFixed(1)} ms CPU/tick (pidstat -r -p ALL ${INTERVAL}), ${ticks} ticks`,
+  );
+  console.log(
+    `Storage: ${mib(dbBytes)} for ${ticks} ticks (${(cost.bytesPerTick / 1024).toFixed(1)} KiB/tick, ${bytesPerRow.toFixed(1)} B/sample row); ` +
+      `${mib(perDay10s)}/day at 10s for this machine; a week at 10s for 1,000 processes and 300 caches: ${mib(weekBigBytes)}`,
+  );
+  console.log(
+    `Entities: ${JSON.stringify(entities)}; sample rows per tick: ${JSON.stringify(Object.fromEntries(Object.entries(rowsPerTick).map(([k, v]) => [k, Math.round(v)])))}`,
+  );
+  const pass = rows.every((r) => r.ok);
+  console.log(
+    `\n${pass ? 'PASS' : 'FAIL'}: ${rows.filter((r) => r.ok).length}/${rows.length} scenarios meet the targets`,
+  );
+  if (recorderErr.trim()) console.error(`recorder: ${recorderErr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (args.json) writeFileSync(args.json, `${JSON.stringify({ rows, cost, final }, null, 2)}\n`);
+  if (args.keep) console.error(`bench: kept ${work}`);
+  return pass ? 0 : 1;
+}
+
+function cleanup_children() {
+  for (const c of children) {
+    try {
+      process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+main().then(
+  (code) => {
+    cleanup();
+    process.exitCode = code;
+  },
+  (e) => {
+    console.error(e);
+    cleanup();
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,182 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Sampler } from '../capture/sampler.js';
+import { isMemsleuthError } from '../errors.js';
+import { parseMeminfo } from '../sources/meminfo.js';
+import { parseProcStat } from '../sources/proc_stat.js';
+import { RecordingReader, RecordingWriter, type TickSample } from './recording.js';
+import { SCHEMA_VERSION } from './schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'memsleuth-store-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('recording of the live machine', () => {
+  const db = join(dir, 'live.db');
+  const sampler = new Sampler({ pssEvery: 1, smapsEvery: 0 });
+  const w = new RecordingWriter(db, { interval_ms: '1000' });
+  const ticks: TickSample[] = [];
+  for (let i = 0; i < 4; i++) {
+    const s = sampler.sample(1_800_000_000_000 + i * 1000);
+    ticks.push(s);
+    w.writeTick(s);
+  }
+  w.close();
+  const r = new RecordingReader(db);
+  const rec = r.load();
+  const meminfo = parseMeminfo(readFileSync('/proc/meminfo', 'utf8'));
+
+  it('stores every tick and the meta rows', () => {
+    expect(rec.tickCount).toBe(4);
+    expect(rec.firstMs).toBe(1_800_000_000_000);
+    expect(rec.meta.interval_ms).toBe('1000');
+  });
+
+  it('reads back MemTotal at every tick as /proc/meminfo prints it', () => {
+    const s = rec.series.find((x) => x.layer === 'meminfo' && x.key === 'MemTotal');
+    expect(s?.v).toEqual([
+      meminfo.bytes.MemTotal,
+      meminfo.bytes.MemTotal,
+      meminfo.bytes.MemTotal,
+      meminfo.bytes.MemTotal,
+    ]);
+  });
+
+  it('keys this process by pid and start time and carries unchanged values forward', () => {
+    const start = parseProcStat(readFileSync('/proc/self/stat', 'utf8')).startTimeTicks;
+    const key = `${process.pid}:${start}`;
+    const vsz = rec.series.find((x) => x.layer === 'process' && x.key === key && x.metric === 'vsz_bytes');
+    expect(vsz?.pid).toBe(process.pid);
+    expect(vsz?.t.length).toBe(4);
+    const fds = rec.series.find((x) => x.key === key && x.metric === 'fds');
+    expect(fds?.v[0]).toBeGreaterThan(2);
+    // PSS is sparse (read on its own cadence): one reading per tick here, never carried.
+    const pss = rec.series.find((x) => x.key === key && x.metric === 'pss_bytes');
+    expect(pss?.v.length).toBe(4);
+  });
+
+  it('writes change-only rows: fewer rows than series × ticks', () => {
+    const raw = new Database(db, { readonly: true });
+    const rows = (raw.prepare('SELECT count(*) AS n FROM samples').get() as { n: number }).n;
+    const series = (raw.prepare('SELECT count(*) AS n FROM series WHERE fill = 1').get() as { n: number }).n;
+    raw.close();
+    expect(rows).toBeLessThan(series * 4);
+    expect(rows).toBeGreaterThanOrEqual(series);
+  });
+
+  it('records every slab cache of /proc/slabinfo', () => {
+    const names = readFileSync('/proc/slabinfo', 'utf8')
+      .split('\n')
+      .slice(2)
+      .filter((l) => l.trim())
+      .map((l) => l.split(/\s+/)[0]);
+    const stored = new Set(rec.series.filter((x) => x.layer === 'slab').map((x) => x.key));
+    // Caches may come and go between the two reads; nearly all must be there.
+    const missing = names.filter((n) => !stored.has(n!));
+    expect(missing.length).toBeLessThanOrEqual(2);
+    expect(stored.size).toBeGreaterThan(50);
+  });
+
+  it('has the accounting remainder, and knows the reclaimable slab caches from sysfs', () => {
+    expect(rec.series.some((x) => x.layer === 'unaccounted')).toBe(true);
+    // dentry is created with SLAB_RECLAIM_ACCOUNT (fs/dcache.c); kmalloc caches are not.
+    const reclaimable = sampler.reclaimableSlabCaches();
+    expect(reclaimable).toContain('dentry');
+    expect(reclaimable).not.toContain('kmalloc-64');
+  });
+  r.close();
+});
+
+describe('entity lifetimes', () => {
+  const base = 1_800_000_000_000;
+  const proc = (pid: number, start: number, rss: number) => ({
+    layer: 'process' as const,
+    key: `${pid}:${start}`,
+    label: 'p',
+    pid,
+    startTicks: start,
+    values: { rss_bytes: rss },
+  });
+
+  it('a reused pid is a new process, and a vanished process stops at its last tick', () => {
+    const db = join(dir, 'reuse.db');
+    const w = new RecordingWriter(db);
+    w.writeTick({ tMs: base, entities: [proc(100, 5, 1000)] });
+    w.writeTick({ tMs: base + 1000, entities: [proc(100, 5, 2000)] });
+    w.writeTick({ tMs: base + 2000, entities: [] });
+    w.writeTick({ tMs: base + 3000, entities: [proc(100, 900, 50)] });
+    w.close();
+    const r = new RecordingReader(db);
+    const s = r.load().series.filter((x) => x.layer === 'process');
+    r.close();
+    expect(s.map((x) => [x.key, x.v])).toEqual([
+      ['100:5', [1000, 2000]],
+      ['100:900', [50]],
+    ]);
+  });
+
+  it('a slab cache missing from a tick is zero, not its last value', () => {
+    const db = join(dir, 'zero.db');
+    const w = new RecordingWriter(db);
+    const slab = (bytes: number) => ({ layer: 'slab' as const, key: 'kmalloc-96', values: { bytes } });
+    const other = { layer: 'slab' as const, key: 'dentry', values: { bytes: 1 } };
+    w.writeTick({ tMs: base, entities: [slab(4096), other] });
+    w.writeTick({ tMs: base + 1000, entities: [other] });
+    w.writeTick({ tMs: base + 2000, entities: [slab(8192), other] });
+    w.close();
+    const r = new RecordingReader(db);
+    const s = r.load().series.find((x) => x.key === 'kmalloc-96');
+    r.close();
+    expect(s?.v).toEqual([4096, 0, 8192]);
+  });
+
+  it('appending to an existing recording continues it; --since and thinning select ticks', () => {
+    const db = join(dir, 'append.db');
+    const e = (v: number) => [{ layer: 'meminfo' as const, key: 'Shmem', values: { bytes: v } }];
+    let w = new RecordingWriter(db);
+    for (let i = 0; i < 5; i++) w.writeTick({ tMs: base + i * 1000, entities: e(i < 3 ? 7 : 8) });
+    w.close();
+    w = new RecordingWriter(db);
+    for (let i = 5; i < 10; i++) w.writeTick({ tMs: base + i * 1000, entities: e(8) });
+    w.close();
+    const r = new RecordingReader(db);
+    expect(r.load().series[0]?.v).toEqual([7, 7, 7, 8, 8, 8, 8, 8, 8, 8]);
+    expect(r.load({ sinceMs: base + 6000 }).series[0]?.v).toEqual([8, 8, 8, 8]);
+    const thinned = r.load({ maxPoints: 4 }).series[0]!;
+    expect(thinned.t.length).toBeLessThanOrEqual(5);
+    expect(thinned.t[thinned.t.length - 1]).toBe(base + 9000);
+    r.close();
+  });
+});
+
+describe('bad databases', () => {
+  it('a missing file is an IO error with a hint', () => {
+    try {
+      new RecordingReader(join(dir, 'nope.db'));
+      expect.unreachable();
+    } catch (e) {
+      expect(isMemsleuthError(e) && e.code).toBe('IO');
+    }
+  });
+
+  it('a file that is not a recording is BAD_INPUT', () => {
+    const f = join(dir, 'garbage.db');
+    writeFileSync(f, 'this is not sqlite at all, just text\n'.repeat(200));
+    expect(() => new RecordingReader(f)).toThrow(/not a memsleuth recording/);
+    const other = join(dir, 'other.db');
+    const d = new Database(other);
+    d.exec('CREATE TABLE t (x)');
+    d.close();
+    expect(() => new RecordingReader(other)).toThrow(/not a memsleuth recording/);
+  });
+
+  it('a recording from a newer schema is refused, not misread', () => {
+    const f = join(dir, 'newer.db');
+    const d = new Database(f);
+    d.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    d.close();
+    expect(() => new RecordingWriter(f)).toThrow(/newer than this memsleuth understands/);
+  });
+});
