@@ -84,7 +84,7 @@ describe('memsleuth ps', () => {
     const vmrss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
     expect(lines[1]).toMatch(new RegExp(`^\\s*1\\s+${(vmrss / MiB).toFixed(1)}MiB\\s`));
     expect(lines[1]).toMatch(/\binit$/);
-    expect(text).toMatch(/1 processes by pss \(29 kernel threads not shown\)/);
+    expect(text).toMatch(/1 process by pss \(29 kernel threads not shown\)/);
   });
 
   it('--limit and --sort on the four-types capture', () => {

@@ -38,15 +38,27 @@ function sortKey(value: string | undefined): SortKey {
   return v as SortKey;
 }
 
-/** Cut columns to what is left of WIDTH for the last (name) column. */
-function fitLast<T>(rows: readonly T[], columns: Column<T>[]): string {
+/**
+ * Give the last column what is left of WIDTH. `keepEnd` cuts long values on the left, so a
+ * path keeps its file name.
+ */
+function fitLast<T>(rows: readonly T[], columns: Column<T>[], keepEnd = false): string {
   const widths = columns
     .slice(0, -1)
     .map((c) => Math.max(c.header.length, ...rows.map((r) => c.value(r).length)));
   const used = widths.reduce((a, b) => a + b + 2, 0);
   const last = columns[columns.length - 1]!;
-  return table(rows, [...columns.slice(0, -1), { ...last, max: Math.max(8, WIDTH - used) }]);
+  const max = Math.max(8, WIDTH - used);
+  const value = keepEnd
+    ? (r: T) => {
+        const v = last.value(r);
+        return v.length > max ? `…${v.slice(v.length - max + 1)}` : v;
+      }
+    : last.value;
+  return table(rows, [...columns.slice(0, -1), { ...last, value, max }]);
 }
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 export const psCommand = defineCommand({
   path: ['ps'],
@@ -130,7 +142,8 @@ needs root for other users' processes.`,
       ctx.stdout.write(`${fitLast(shown, cols)}\n`);
       const more = users.length > shown.length ? `top ${shown.length} of ` : '';
       ctx.stdout.write(
-        `${more}${users.length} processes by ${key} (${totals.kernelThreads} kernel threads not shown)\n` +
+        `${more}${plural(users.length, 'process', 'processes')} by ${key} ` +
+          `(${plural(totals.kernelThreads, 'kernel thread', 'kernel threads')} not shown)\n` +
           `sum RSS ${formatBytes(totals.rssBytes)}, PSS ${formatBytes(totals.pssBytes)}, USS ${formatBytes(totals.ussBytes)}, ` +
           `swap ${formatBytes(totals.swapBytes)}\n`,
       );
@@ -203,14 +216,18 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
       const title = `${pid}: ${m.cmdline.length ? m.cmdline.join(' ') : `[${m.name}]`}`;
       ctx.stdout.write(`${title.length > WIDTH ? `${title.slice(0, WIDTH - 1)}…` : title}\n`);
       ctx.stdout.write(
-        `${fitLast(rows, [
-          { header: 'ADDRESS', value: (r) => r.address },
-          { header: 'SIZE', align: 'right', value: (r) => r.size },
-          { header: 'RSS', align: 'right', value: (r) => r.rss },
-          { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
-          { header: 'MODE', value: (r) => r.mode },
-          { header: 'MAPPING', value: (r) => r.mapping },
-        ])}\n`,
+        `${fitLast(
+          rows,
+          [
+            { header: 'ADDRESS', value: (r) => r.address },
+            { header: 'SIZE', align: 'right', value: (r) => r.size },
+            { header: 'RSS', align: 'right', value: (r) => r.rss },
+            { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
+            { header: 'MODE', value: (r) => r.mode },
+            { header: 'MAPPING', value: (r) => r.mapping },
+          ],
+          true,
+        )}\n`,
       );
       return 0;
     } finally {
