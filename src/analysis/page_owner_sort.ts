@@ -21,7 +21,17 @@ import { scanBlocks } from '../sources/page_owner.js';
 
 export type SortCompat = '6.1' | '6.12';
 
-type SortKeyName = 'num' | 'page_num' | 'pid' | 'tgid' | 'comm' | 'stacktrace' | 'ts' | 'free_ts' | 'txt' | 'allocator';
+type SortKeyName =
+  | 'num'
+  | 'page_num'
+  | 'pid'
+  | 'tgid'
+  | 'comm'
+  | 'stacktrace'
+  | 'ts'
+  | 'free_ts'
+  | 'txt'
+  | 'allocator';
 
 export interface SortKey {
   key: SortKeyName;
@@ -60,7 +70,9 @@ export interface SortConfig {
 }
 
 /** What the command line asked for, or what to print and the exit status. */
-export type SortArgv = { ok: true; config: SortConfig } | { ok: false; stdout: string; stderr: string; status: number };
+export type SortArgv =
+  | { ok: true; config: SortConfig }
+  | { ok: false; stdout: string; stderr: string; status: number };
 
 const USAGE_6_12 =
   'Usage: ./page_owner_sort [OPTIONS] <input> <output>\n' +
@@ -450,7 +462,8 @@ export async function runPageOwnerSort(
         while (p < e) {
           const nl = buf.indexOf(10, p);
           const lineEnd = nl < 0 || nl >= e ? e : nl + 1;
-          if (buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78) extLine = buf.toString('latin1', p, lineEnd);
+          if (buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78)
+            extLine = buf.toString('latin1', p, lineEnd);
           else kept.push(buf.toString('latin1', p, lineEnd));
           p = lineEnd;
         }
@@ -461,14 +474,17 @@ export async function runPageOwnerSort(
         rest = nl < 0 ? '' : txt.slice(nl + 1);
       }
     }
-    // The C buffer the regexes see: the record text followed by the blank line's "\n".
+    // The C buffer the regexes see: the record text followed by the blank line's "\n"
+    // (the ts digits are removed from the stored copy only, never from this one).
+    const head0 = head;
+    const rest0 = rest;
     let whole: string | undefined;
     const full = () => {
-      whole ??= `${head}${rest}\n`;
+      whole ??= `${head0}${rest0}\n`;
       return whole;
     };
     const search = (re: RegExp): string | undefined => {
-      const m = re.exec(head) ?? re.exec(full());
+      const m = re.exec(head0) ?? re.exec(full());
       if (!m) {
         dbg(`no matching pattern in ${full()}\n`);
         return undefined;
@@ -695,14 +711,18 @@ const strcmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function cullCompare(cull: number): (a: Group, b: Group) => number {
   if (cull === 0) return (a, b) => strcmp(a.head, b.head) || strcmp(a.rest, b.rest);
+  const cmps: ((a: Group, b: Group) => number)[] = [];
+  if (cull & CULL_STACKTRACE) cmps.push((a, b) => strcmp(a.rest, b.rest));
+  if (cull & CULL_PID) cmps.push((a, b) => a.pid - b.pid);
+  if (cull & CULL_TGID) cmps.push((a, b) => a.tgid - b.tgid);
+  if (cull & CULL_COMM) cmps.push((a, b) => strcmp(a.comm, b.comm));
+  if (cull & CULL_UNRELEASE) cmps.push(compareRelease);
+  if (cull & CULL_ALLOCATOR) cmps.push((a, b) => a.allocator - b.allocator);
   return (a, b) => {
-    let c: number;
-    if (cull & CULL_STACKTRACE && (c = strcmp(a.rest, b.rest))) return c;
-    if (cull & CULL_PID && (c = a.pid - b.pid)) return c;
-    if (cull & CULL_TGID && (c = a.tgid - b.tgid)) return c;
-    if (cull & CULL_COMM && (c = strcmp(a.comm, b.comm))) return c;
-    if (cull & CULL_UNRELEASE && (c = compareRelease(a, b))) return c;
-    if (cull & CULL_ALLOCATOR && (c = a.allocator - b.allocator)) return c;
+    for (const cmp of cmps) {
+      const c = cmp(a, b);
+      if (c !== 0) return c;
+    }
     return 0;
   };
 }

@@ -1,11 +1,36 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { parseSortArgv, runPageOwnerSort, type SortCompat, sortUsage } from '../../analysis/page_owner_sort.js';
+import {
+  diffPageOwner,
+  groupPageOwner,
+  KERNEL_ALLOCATORS,
+  PAGE_ALLOCATORS,
+  PAGE_OWNER_GROUP_BY,
+  type PageAllocator,
+  type PageOwnerGroupBy,
+} from '../../analysis/page_owner.js';
+import {
+  parseSortArgv,
+  runPageOwnerSort,
+  type SortCompat,
+  sortUsage,
+} from '../../analysis/page_owner_sort.js';
+import {
+  culpritFrame,
+  type Frame,
+  formatFrame,
+  type GroupDelta,
+  type StackGroup,
+  toCollapsed,
+  topGroups,
+  toSpeedscope,
+} from '../../analysis/stacks.js';
 import { MemsleuthError } from '../../errors.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
-import { defineCommand } from '../command.js';
+import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
+import { type Column, formatBytes, formatDelta, formatPercent, table } from '../format.js';
 
 const ERRNO_TEXT: Record<string, string> = {
   ENOENT: 'No such file or directory',
@@ -51,7 +76,7 @@ const pageOwnerSortDetails =
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
-  summary: 'sort and cull a page_owner dump: a drop-in for the kernel\'s page_owner_sort',
+  summary: "sort and cull a page_owner dump: a drop-in for the kernel's page_owner_sort",
   args: '<input> <output>',
   options: {},
   rawArgs: true,
@@ -62,9 +87,13 @@ export const pageOwnerSortCommand = defineCommand({
     if (args[0] === '--compat' || args[0]?.startsWith('--compat=')) {
       const v = args[0].includes('=') ? args[0].slice('--compat='.length) : args[1];
       if (v !== '6.1' && v !== '6.12') {
-        throw new MemsleuthError('USAGE', `--compat: expected 6.1 or 6.12, found ${JSON.stringify(v ?? '')}`, {
-          hint: '6.1 follows tools/vm/page_owner_sort.c (5.18-6.6), 6.12 tools/mm (6.7+)',
-        });
+        throw new MemsleuthError(
+          'USAGE',
+          `--compat: expected 6.1 or 6.12, found ${JSON.stringify(v ?? '')}`,
+          {
+            hint: '6.1 follows tools/vm/page_owner_sort.c (5.18-6.6), 6.12 tools/mm (6.7+)',
+          },
+        );
       }
       compat = v;
       args = args.slice(args[0].includes('=') ? 1 : 2);
@@ -147,4 +176,264 @@ export const pageOwnerSortCommand = defineCommand({
   },
 });
 
-export const pageOwnerCommands = [pageOwnerSortCommand];
+const BY_HELP = PAGE_OWNER_GROUP_BY.join('|');
+
+function groupByOption(v: string | undefined): PageOwnerGroupBy {
+  if (v === undefined) return 'stack';
+  if (!(PAGE_OWNER_GROUP_BY as readonly string[]).includes(v)) {
+    throw new MemsleuthError('USAGE', `--by: expected one of ${BY_HELP}, found ${JSON.stringify(v)}`);
+  }
+  return v as PageOwnerGroupBy;
+}
+
+function allocatorOption(v: string | undefined, fallback: readonly PageAllocator[] | undefined) {
+  if (v === undefined) return fallback;
+  if (v === 'all') return undefined;
+  const list = v.split(',').map((s) => s.trim());
+  for (const a of list) {
+    if (!(PAGE_ALLOCATORS as readonly string[]).includes(a)) {
+      throw new MemsleuthError(
+        'USAGE',
+        `--allocator: expected a list of ${PAGE_ALLOCATORS.join(', ')} or "all", found ${JSON.stringify(a)}`,
+      );
+    }
+  }
+  return list as PageAllocator[];
+}
+
+/** One line naming a group: the culprit frame for stacks, the label otherwise. */
+function groupName(frames: readonly Frame[], by: PageOwnerGroupBy): string {
+  if (by !== 'stack') return frames[0] ? formatFrame(frames[0]) : '[no stack]';
+  const f = culpritFrame(frames);
+  return f ? formatFrame({ ...f, offset: undefined, length: undefined } as Frame) : '[no stack]';
+}
+
+async function writeFlame(
+  groups: readonly StackGroup[],
+  values: { collapsed?: string; speedscope?: string },
+  name: string,
+  ctx: CommandContext,
+): Promise<void> {
+  const { writeFile } = await import('node:fs/promises');
+  if (values.collapsed) {
+    const text = toCollapsed(groups, 'pages');
+    if (values.collapsed === '-') ctx.stdout.write(text);
+    else await writeFile(values.collapsed, text);
+  }
+  if (values.speedscope) {
+    const text = `${JSON.stringify(toSpeedscope(groups, 'pages', name))}\n`;
+    if (values.speedscope === '-') ctx.stdout.write(text);
+    else await writeFile(values.speedscope, text);
+  }
+}
+
+const commonOptions = {
+  by: { type: 'string', valueName: 'KEY', description: `group by ${BY_HELP} (default stack)` },
+  limit: { type: 'string', short: 'n', valueName: 'N', description: 'show the first N groups (default 20)' },
+  allocator: {
+    type: 'string',
+    valueName: 'LIST',
+    description: 'only slab,vmalloc,page cache,anonymous,other (or all)',
+  },
+  module: { type: 'string', valueName: 'MOD', description: 'only records whose stack names module MOD' },
+  'page-size': { type: 'string', valueName: 'BYTES', description: 'bytes per page (default 4096)' },
+  stacks: { type: 'boolean', description: 'print the whole stack of each group' },
+  collapsed: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'write collapsed stacks (flamegraph.pl) to FILE',
+  },
+  speedscope: { type: 'string', valueName: 'FILE', description: 'write a speedscope profile to FILE' },
+  json: { type: 'boolean', description: 'print the whole result as JSON' },
+} as const;
+
+function stackLines(frames: readonly Frame[]): string[] {
+  return frames.map((f) => `      ${formatFrame(f)}`);
+}
+
+export const pageOwnerTopCommand = defineCommand({
+  path: ['page-owner', 'top'],
+  summary: 'who holds the pages: a page_owner dump grouped by stack, function, module, process...',
+  args: '[DUMP|-]',
+  options: commonOptions,
+  details:
+    'DUMP is a page_owner file, `-` for stdin, or /sys/kernel/debug/page_owner (the default).\n' +
+    'Allocators: slab (slab pages), vmalloc, page cache (incl. shmem), anonymous, other\n' +
+    '(pages straight from the buddy allocator: drivers, page tables, the "black hole").',
+  async run({ values, positionals }, ctx) {
+    const by = groupByOption(values.by);
+    const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
+    const pageSizeBytes = numberOption(values['page-size'], 'page-size', 4096, { min: 1, integer: true });
+    const arg = positionals[0] ?? '/sys/kernel/debug/page_owner';
+    const allocators = allocatorOption(values.allocator, undefined);
+    const prog = streamProgress(ctx, 'page-owner top');
+    let r: Awaited<ReturnType<typeof groupPageOwner>>;
+    try {
+      r = await groupPageOwner(inputOf(arg, ctx), {
+        by,
+        pageSizeBytes,
+        file: arg === '-' ? '<stdin>' : arg,
+        onProgress: prog.update,
+        onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`),
+        ...(allocators ? { allocators } : {}),
+        ...(values.module !== undefined ? { module: values.module } : {}),
+      });
+    } catch (e) {
+      throw ioError(e, arg);
+    } finally {
+      prog.done();
+    }
+    await writeFlame(r.groups, values, `page_owner ${arg}`, ctx);
+    const top = topGroups(r.groups, 'pages', limit);
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify({ ...r, groups: topGroups(r.groups, 'pages') }, null, 2)}\n`);
+      return 0;
+    }
+    if (values.collapsed === '-' || values.speedscope === '-') return 0;
+    const out: string[] = [
+      `page_owner ${arg}: ${r.records} records, ${r.kept} kept, ${r.pages} pages (${formatBytes(r.bytes)}), ` +
+        `${r.groups.length} groups by ${by}`,
+      '',
+    ];
+    const rows = top.map((g, i) => ({ g, i }));
+    out.push(
+      table(rows, [
+        { header: '#', align: 'right', value: (x) => String(x.i + 1) },
+        { header: 'PAGES', align: 'right', value: (x) => String(x.g.weights.pages) },
+        { header: 'BYTES', align: 'right', value: (x) => formatBytes(x.g.weights.bytes) },
+        { header: 'BLOCKS', align: 'right', value: (x) => String(x.g.weights.count) },
+        {
+          header: '%',
+          align: 'right',
+          value: (x) => formatPercent((x.g.weights.pages / (r.pages || 1)) * 100),
+        },
+        {
+          header: by === 'stack' ? 'CULPRIT (first frame outside the allocators)' : by.toUpperCase(),
+          max: 62,
+          value: (x) => groupName(x.g.frames, by),
+        },
+      ]).trimEnd(),
+    );
+    if (values.stacks && by === 'stack') {
+      for (const [i, g] of top.entries())
+        out.push('', `#${i + 1} ${g.weights.pages} pages`, ...stackLines(g.frames));
+    }
+    ctx.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  },
+});
+
+export const pageOwnerDiffCommand = defineCommand({
+  path: ['page-owner', 'diff'],
+  summary: 'what gained pages between two page_owner dumps (ranked by pages gained)',
+  args: 'BEFORE AFTER',
+  options: commonOptions,
+  details:
+    'Groups both dumps the same way (timestamps and PFNs ignored) and ranks groups by pages\n' +
+    'gained; NEW marks stacks absent before. By default only kernel allocations count\n' +
+    '(slab, vmalloc, other): page cache and anonymous memory come and go; --allocator all\n' +
+    'includes them. Either dump may be `-` (stdin).',
+  async run({ values, positionals }, ctx) {
+    if (positionals.length !== 2) {
+      throw new MemsleuthError('USAGE', 'page-owner diff needs two dumps: BEFORE AFTER', {
+        hint: 'memsleuth page-owner diff before/page_owner after/page_owner',
+      });
+    }
+    const [bArg, aArg] = positionals as [string, string];
+    const by = groupByOption(values.by);
+    const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
+    const pageSizeBytes = numberOption(values['page-size'], 'page-size', 4096, { min: 1, integer: true });
+    const allocators = allocatorOption(values.allocator, KERNEL_ALLOCATORS);
+    const prog = streamProgress(ctx, 'page-owner diff');
+    let d: Awaited<ReturnType<typeof diffPageOwner>>;
+    try {
+      d = await diffPageOwner(inputOf(bArg, ctx), inputOf(aArg, ctx), {
+        by,
+        pageSizeBytes,
+        beforeFile: bArg === '-' ? '<stdin>' : bArg,
+        afterFile: aArg === '-' ? '<stdin>' : aArg,
+        onProgress: prog.update,
+        onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`),
+        ...(allocators ? { allocators } : {}),
+        ...(values.module !== undefined ? { module: values.module } : {}),
+      });
+    } catch (e) {
+      throw ioError(e, `${bArg} or ${aArg}`);
+    } finally {
+      prog.done();
+    }
+    const gained = d.deltas.filter((x) => x.delta.pages > 0);
+    const gainedGroups: StackGroup[] = gained.map((x) => ({
+      key: x.key,
+      frames: x.frames,
+      weights: x.delta,
+    }));
+    await writeFlame(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx);
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+      return 0;
+    }
+    if (values.collapsed === '-' || values.speedscope === '-') return 0;
+    const lost = [...d.deltas].reverse().filter((x) => x.delta.pages < 0);
+    const out: string[] = [
+      `page_owner diff (by ${by}${allocators ? `, ${allocators.join('/')} only` : ''}): ` +
+        `${d.before.pages} -> ${d.after.pages} pages (${d.after.pages - d.before.pages >= 0 ? '+' : ''}${d.after.pages - d.before.pages})`,
+      '',
+    ];
+    const cols = (title: string) =>
+      [
+        { header: '#', align: 'right', value: (x: { i: number }) => String(x.i + 1) },
+        { header: 'PAGES', align: 'right', value: (x: { g: GroupDelta }) => signed(x.g.delta.pages) },
+        { header: 'BYTES', align: 'right', value: (x: { g: GroupDelta }) => formatDelta(x.g.delta.bytes) },
+        { header: 'BLOCKS', align: 'right', value: (x: { g: GroupDelta }) => signed(x.g.delta.count) },
+        { header: 'AFTER', align: 'right', value: (x: { g: GroupDelta }) => String(x.g.after.pages) },
+        { header: '', value: (x: { g: GroupDelta }) => (x.g.isNew ? 'NEW' : x.g.isGone ? 'GONE' : '') },
+        { header: title, max: 56, value: (x: { g: GroupDelta }) => groupName(x.g.frames, by) },
+      ] as Column<{ g: GroupDelta; i: number }>[];
+    out.push('Gained:');
+    out.push(
+      table(
+        gained.slice(0, limit).map((g, i) => ({ g, i })),
+        cols(by === 'stack' ? 'CULPRIT' : by.toUpperCase()),
+      ).trimEnd(),
+    );
+    if (values.stacks && by === 'stack') {
+      for (const [i, g] of gained.slice(0, limit).entries())
+        out.push('', `#${i + 1} ${signed(g.delta.pages)} pages`, ...stackLines(g.frames));
+    }
+    if (lost.length) {
+      out.push('', 'Lost:');
+      out.push(
+        table(
+          lost.slice(0, limit).map((g, i) => ({ g, i })),
+          cols(by === 'stack' ? 'CULPRIT' : by.toUpperCase()),
+        ).trimEnd(),
+      );
+    }
+    ctx.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  },
+});
+
+function signed(n: number): string {
+  return n > 0 ? `+${n}` : String(n);
+}
+
+function ioError(e: unknown, what: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+    return new MemsleuthError(
+      code === 'EACCES' || code === 'EPERM' ? 'PERMISSION' : 'IO',
+      `cannot read ${what}: ${(e as Error).message}`,
+      {
+        hint: what.includes('/sys/kernel/debug/page_owner')
+          ? 'boot with page_owner=on (CONFIG_PAGE_OWNER), mount debugfs, run as root'
+          : 'give a page_owner dump, or - for stdin',
+        cause: e,
+      },
+    );
+  }
+  return e;
+}
+
+export const pageOwnerCommands = [pageOwnerSortCommand, pageOwnerTopCommand, pageOwnerDiffCommand];
