@@ -33,6 +33,7 @@ function sortKey(value: string | undefined): SortKey {
     throw new MemsleuthError(
       'USAGE',
       `--sort: expected one of ${Object.keys(SORT_KEYS).join(', ')}, found ${JSON.stringify(v)}`,
+      { hint: 'see `memsleuth ps --help`' },
     );
   }
   return v as SortKey;
