@@ -6,6 +6,7 @@ import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';
 import { parseSmaps, parseSmapsRollup } from '../sources/smaps.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { parseVmstat } from '../sources/vmstat.js';
+import { parseZoneinfo } from '../sources/zoneinfo.js';
 import { type Accounting, computeAccounting } from './accounting.js';
 import { type ProcessMemory, readProcesses } from './process.js';
 
@@ -125,7 +126,16 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
     vmstatText === undefined ? undefined : parseVmstat(vmstatText, { file: snap.describe('vmstat') });
   if (meminfoText !== undefined) {
     const meminfo = parseMeminfo(meminfoText, { file: snap.describe('meminfo') });
-    report.accounting = computeAccounting(meminfo, vmstat, pageSize);
+    const zoneText = await snap.readText('zoneinfo');
+    const zones =
+      zoneText === undefined ? undefined : parseZoneinfo(zoneText, { file: snap.describe('zoneinfo') });
+    const managedPages = zones?.zones.reduce((s, z) => s + (z.pages.managed ?? 0), 0);
+    report.accounting = computeAccounting(
+      meminfo,
+      vmstat,
+      pageSize,
+      managedPages === undefined ? undefined : { managedBytes: managedPages * pageSize },
+    );
     report.memAvailableBytes = meminfo.bytes.MemAvailable;
     if (meminfo.bytes.SwapTotal !== undefined) {
       const total = meminfo.bytes.SwapTotal;
