@@ -204,6 +204,13 @@ describe('readProcesses on live processes copied into a directory', () => {
     expect(quick!.ussBytes).toBe(full!.ussBytes);
     expect(Math.abs(quick!.pssBytes! - full!.pssBytes!)).toBeLessThan(200 * 1024); // per-mapping kB truncation
     expect(quick!.privateFileBytes).toBeUndefined();
+    // smaps_rollup splits Pss by backing (5.10+); the parts never exceed the whole.
+    expect(quick!.pssAnonBytes).toBeGreaterThan(0);
+    expect(quick!.pssFileBytes).toBeGreaterThan(0);
+    expect(quick!.pssAnonBytes! + quick!.pssFileBytes! + quick!.pssShmemBytes!).toBeLessThanOrEqual(
+      quick!.pssBytes!,
+    );
+    expect(full!.pssAnonBytes).toBeUndefined();
     expect(full!.privateFileBytes).toBeGreaterThan(0);
   });
 });
@@ -238,6 +245,34 @@ describe('processes that vanish or lie', () => {
     expect(skipped[0]!.pid).toBe(vpid);
     expect(skipped[0]!.reason).toContain('exited');
     expect(processes.map((p) => p.pid)).toEqual([process.pid]);
+  });
+
+  it('reads a real zombie as a process with no memory, not a kernel thread and not an error', async () => {
+    // `sleep 30` (exec'd over bash) never reaps the background `true`: it stays a zombie.
+    const parent = spawn('bash', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const children = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim();
+      const zpid = Number(children);
+      expect(zpid).toBeGreaterThan(0);
+      const live = new LiveSnapshot();
+      const snap: Snapshot = Object.assign(Object.create(live) as Snapshot, { pids: async () => [zpid] });
+      const { processes, skipped } = await readProcesses(snap);
+      expect(skipped).toEqual([]);
+      expect(processes[0]).toMatchObject({
+        pid: zpid,
+        state: 'Z',
+        kernelThread: false,
+        rssBytes: 0,
+        pssBytes: 0,
+        ussBytes: 0,
+        vszBytes: 0,
+        privateAnonBytes: 0,
+      });
+      expect(processes[0]!.cmdline).toEqual([]);
+    } finally {
+      parent.kill();
+    }
   });
 
   it('skips a pid whose status is gone; fails loudly on a malformed file with its path', async () => {

@@ -14,6 +14,8 @@ export interface ProcessMemory {
   startTimeTicks?: number;
   /** No mm: kthreadd and its children. Every size is 0. */
   kernelThread: boolean;
+  /** State letter (R, S, D, Z, ...) from status or stat; a zombie (Z) has no memory left. */
+  state?: string;
   /** Resident pages (statm resident = VmRSS = RssAnon + RssFile + RssShmem). */
   rssBytes: number;
   /** Proportional set size: each resident page divided by the number of processes mapping it. */
@@ -35,6 +37,10 @@ export interface ProcessMemory {
   sharedAnonBytes?: number;
   privateFileBytes?: number;
   sharedFileBytes?: number;
+  /** Pss split by backing, from smaps_rollup (5.10+; per-mapping smaps does not print it). */
+  pssAnonBytes?: number;
+  pssFileBytes?: number;
+  pssShmemBytes?: number;
   /** hugetlbfs pages (Shared_Hugetlb + Private_Hugetlb): never part of Rss, Pss or Uss. */
   hugetlbBytes?: number;
   threads?: number;
@@ -232,6 +238,8 @@ export function processMemory(
     sources,
   };
   if (stat) p.startTimeTicks = stat.startTimeTicks;
+  const state = status?.state ?? stat?.state;
+  if (state !== undefined) p.state = state;
   const threads = status?.counts.Threads ?? stat?.numThreads;
   if (threads !== undefined) p.threads = threads;
   if (statm) {
@@ -253,9 +261,12 @@ export function processMemory(
   } else if (has(files.smaps_rollup)) {
     const r = parseSmapsRollup(files.smaps_rollup, { file: label('smaps_rollup') });
     totals = sumSmaps([r]);
-    // The rollup has no perms or names per mapping: only the anonymous split is known.
+    // The rollup has no perms or names per mapping: the file/anon split of Rss is not known.
     delete totals.types;
     sources.push('smaps_rollup');
+    if (r.bytes.Pss_Anon !== undefined) p.pssAnonBytes = r.bytes.Pss_Anon;
+    if (r.bytes.Pss_File !== undefined) p.pssFileBytes = r.bytes.Pss_File;
+    if (r.bytes.Pss_Shmem !== undefined) p.pssShmemBytes = r.bytes.Pss_Shmem;
   }
   if (totals) {
     p.pssBytes = totals.pss;
