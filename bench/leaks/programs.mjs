@@ -5,7 +5,7 @@
 export const C_PROGRAMS = {
   // Leaker: malloc'd chunks never freed, 100 KiB every 4 s (1.5 MiB/min; below the 128 KiB mmap
   // threshold, so the heap grows by brk).
-  'ms-malloc-leak': String.raw`
+  'ms-malloc-leak': `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,7 +14,7 @@ int main(int c, char **v) { int secs = atoi(v[1]);
     sleep(1); }
   return 0; }`,
   // Leaker: anonymous mmap never unmapped, touched.
-  'ms-mmap-leak': String.raw`
+  'ms-mmap-leak': `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@ int main(int c, char **v) { int secs = atoi(v[1]);
     if (p != MAP_FAILED) memset(p, 1, n); sleep(1); }
   return 0; }`,
   // Leaker: threads created and never joined (each keeps an 8 MiB stack mapped, a few KiB touched).
-  'ms-thread-leak': String.raw`
+  'ms-thread-leak': `
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -33,7 +33,7 @@ int main(int c, char **v) { int secs = atoi(v[1]);
   for (int t = 0; t < secs / 3; t++) { pthread_t th; pthread_create(&th, 0, idle, 0); sleep(3); }
   return 0; }`,
   // Benign: warm-up to a plateau (a cache filled at start, then stable).
-  'ms-warmup': String.raw`
+  'ms-warmup': `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,20 +41,20 @@ int main(int c, char **v) { int secs = atoi(v[1]);
   for (int t = 0; t < 40; t++) { char *p = malloc(1 << 20); memset(p, t, 1 << 20); usleep(500000); }
   sleep(secs > 20 ? secs - 20 : 1); return 0; }`,
   // Benign: a large but stable process (384 MiB touched once).
-  'ms-stable-big': String.raw`
+  'ms-stable-big': `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 int main(int c, char **v) { size_t n = 384UL << 20; char *p = malloc(n); memset(p, 7, n); sleep(atoi(v[1])); return p[5] == 3; }`,
   // Benign: a spike that is freed (160 MiB held 20 s, then released).
-  'ms-spike': String.raw`
+  'ms-spike': `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 int main(int c, char **v) { int secs = atoi(v[1]); sleep(60); size_t n = 160UL << 20; char *p = malloc(n);
   memset(p, 7, n); sleep(20); free(p); sleep(secs > 80 ? secs - 80 : 1); return 0; }`,
   // Benign: short-lived process churn; each child maps 16 MiB and exits within a second.
-  'ms-churn': String.raw`
+  'ms-churn': `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
 import { analyzeLeaks } from '../../dist/analysis/leaks.js';
 import { RecordingReader } from '../../dist/store/recording.js';
 import { C_PROGRAMS, NODE_RETAIN, NODE_SAWTOOTH, PY_PAGECACHE, PY_SOCKETS, PY_TMPFS } from './programs.mjs';
@@ -241,6 +242,26 @@ async function main() {
   }
   reader.close();
 
+  // Label the recording with the scenarios (entity ids or comms) so it can serve as a test
+  // fixture: test/fixtures/recordings/ (see bench/leaks/trim-fixture.mjs).
+  const raw = new Database(db);
+  const entityOf = raw.prepare(
+    "SELECT key FROM entities WHERE layer = 'process' AND pid = ? ORDER BY id DESC LIMIT 1",
+  );
+  const labels = {};
+  for (const sc of scenarios) {
+    const who = sc.slab
+      ? 'slab/TCP'
+      : sc.shmem
+        ? 'meminfo/Shmem'
+        : (sc.comm ?? `process/${entityOf.get(sc.proc.pid)?.key}`);
+    labels[who] = { label: sc.label, scenario: sc.name, ...(sc.kinds ? { kind: sc.kinds[0] } : {}) };
+  }
+  raw
+    .prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)')
+    .run('bench_scenarios', JSON.stringify(labels));
+  raw.close();
+
   const rows = scenarios.map((sc) => {
     if (sc.label === 'leaker') {
       const hit = final.suspects.find((x) => isCulprit(sc, x));
@@ -289,14 +310,11 @@ async function main() {
   const dbBytes = statSync(db).size;
   const procs = final.suspects.length;
   const rdb = new RecordingReader(db);
-  const layerRows = rdb['db']
-    .prepare(
-      'SELECT e.layer, count(*) AS n FROM samples s JOIN series r ON r.id = s.series_id JOIN entities e ON e.id = r.entity_id GROUP BY e.layer',
-    )
-    .all();
-  const entityCounts = rdb['db'].prepare('SELECT layer, count(*) AS n FROM entities GROUP BY layer').all();
-  const totalRows = layerRows.reduce((a, r) => a + r.n, 0);
+  const st = rdb.stats();
   rdb.close();
+  const layerRows = Object.entries(st.rowsByLayer).map(([layer, n]) => ({ layer, n }));
+  const entityCounts = Object.entries(st.entitiesByLayer).map(([layer, n]) => ({ layer, n }));
+  const totalRows = layerRows.reduce((a, r) => a + r.n, 0);
   const bytesPerRow = dbBytes / totalRows;
   const rowsPerTick = Object.fromEntries(layerRows.map((r) => [r.layer, r.n / ticks]));
   const entities = Object.fromEntries(entityCounts.map((r) => [r.layer, r.n]));

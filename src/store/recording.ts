@@ -334,6 +334,26 @@ export class RecordingReader {
     return Object.fromEntries(rows.map((r) => [r.key, r.value]));
   }
 
+  /** Sample rows and entities per layer: what the storage is spent on. */
+  stats(): { ticks: number; rowsByLayer: Record<string, number>; entitiesByLayer: Record<string, number> } {
+    const ticks = (this.db.prepare('SELECT count(*) AS n FROM ticks').get() as { n: number }).n;
+    const rows = this.db
+      .prepare(
+        `SELECT e.layer, count(*) AS n FROM samples s JOIN series r ON r.id = s.series_id
+         JOIN entities e ON e.id = r.entity_id GROUP BY e.layer`,
+      )
+      .all() as { layer: string; n: number }[];
+    const ents = this.db.prepare('SELECT layer, count(*) AS n FROM entities GROUP BY layer').all() as {
+      layer: string;
+      n: number;
+    }[];
+    return {
+      ticks,
+      rowsByLayer: Object.fromEntries(rows.map((r) => [r.layer, r.n])),
+      entitiesByLayer: Object.fromEntries(ents.map((r) => [r.layer, r.n])),
+    };
+  }
+
   /** Every series name, for `memsleuth series --list`. */
   listSeries(): { layer: Layer; key: string; label: string | null; metric: string; unit: string }[] {
     return this.db

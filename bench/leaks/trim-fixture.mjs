@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// Cut a scenario-suite recording down to a test fixture: the kernel layers, the scenario
+// processes (from the `bench_scenarios` meta row) and nothing else of the machine.
+// Usage: node bench/leaks/trim-fixture.mjs IN.db OUT.db
+import { copyFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+
+const [src, out] = process.argv.slice(2);
+if (!src || !out) {
+  console.error('usage: trim-fixture.mjs IN.db OUT.db');
+  process.exit(2);
+}
+copyFileSync(src, out);
+const db = new Database(out);
+const labels = JSON.parse(
+  db.prepare("SELECT value FROM meta WHERE key = 'bench_scenarios'").get()?.value ?? '{}',
+);
+const keepKeys = Object.keys(labels)
+  .filter((w) => w.startsWith('process/'))
+  .map((w) => w.slice('process/'.length));
+const keepComms = Object.keys(labels).filter((w) => !w.includes('/'));
+const keep = db
+  .prepare("SELECT id, key, label FROM entities WHERE layer IN ('process', 'mapping')")
+  .all()
+  .filter(
+    (e) => keepKeys.some((k) => e.key === k || e.key.startsWith(`${k}:`)) || keepComms.includes(e.label),
+  )
+  .map((e) => e.id);
+db.exec('CREATE TEMP TABLE keep (id INTEGER PRIMARY KEY)');
+const ins = db.prepare('INSERT INTO keep VALUES (?)');
+for (const id of keep) ins.run(id);
+db.exec(`
+  DELETE FROM samples WHERE series_id IN (SELECT s.id FROM series s JOIN entities e ON e.id = s.entity_id
+    WHERE e.layer IN ('process', 'mapping') AND e.id NOT IN (SELECT id FROM keep));
+  DELETE FROM series WHERE entity_id IN (SELECT id FROM entities WHERE layer IN ('process', 'mapping') AND id NOT IN (SELECT id FROM keep));
+  DELETE FROM entities WHERE layer IN ('process', 'mapping') AND id NOT IN (SELECT id FROM keep);
+`);
+db.pragma('journal_mode = DELETE');
+db.exec('VACUUM');
+db.close();
+console.log(`${out}: kept ${keep.length} process/mapping entities`);
