@@ -9,7 +9,9 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  * Real captures shared by the project (`../shared/fixtures` beside the clone, as in
  * CI). Tests that need them fail loudly when they are missing: never skip.
  */
-export const SHARED_FIXTURES = resolve(process.env.MEMSLEUTH_SHARED_FIXTURES ?? join(REPO_ROOT, '..', 'shared', 'fixtures'));
+export const SHARED_FIXTURES = resolve(
+  process.env.MEMSLEUTH_SHARED_FIXTURES ?? join(REPO_ROOT, '..', 'shared', 'fixtures'),
+);
 
 export type LabKernel = '6.1' | '6.12';
 export type LabMoment = 'before' | 'mid' | 'after';
