@@ -70,6 +70,40 @@ const EXPECTED_HEADER =
   'a mapping header "start-end perms offset dev inode [path]" (e.g. "00400000-00401000 r--p 00000000 00:02 12   /bin/busybox")';
 const EXPECTED_FIELD = '"Key:   N kB", "VmFlags: ..." or a mapping header';
 
+/** `Key:<spaces>digits kB` with a plain key, or undefined (the caller then tries the regexes). */
+function sizeField(t: string): { key: string; kB: number } | undefined {
+  const colon = t.indexOf(':');
+  if (colon <= 0) return undefined;
+  for (let i = 0; i < colon; i++) {
+    const c = t.charCodeAt(i);
+    // A-Z a-z _ and (not first) 0-9
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || (i > 0 && c >= 48 && c <= 57)))
+      return undefined;
+  }
+  let i = colon + 1;
+  const n = t.length;
+  if (i >= n || t.charCodeAt(i) !== 32) return undefined;
+  while (i < n && t.charCodeAt(i) === 32) i++;
+  let v = 0;
+  const d0 = i;
+  while (i < n) {
+    const c = t.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    v = v * 10 + (c - 48);
+    i++;
+  }
+  if (
+    i === d0 ||
+    i + 3 !== n ||
+    t.charCodeAt(i) !== 32 ||
+    t.charCodeAt(i + 1) !== 107 ||
+    t.charCodeAt(i + 2) !== 66
+  ) {
+    return undefined;
+  }
+  return { key: t.slice(0, colon), kB: v };
+}
+
 function addressBytes(start: string, end: string): number {
   return Number(BigInt(`0x${end}`) - BigInt(`0x${start}`));
 }
@@ -120,6 +154,21 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
       continue;
     }
     if (!cur) throw parseError(file, line, EXPECTED_HEADER, t);
+    // Fast path for `Key:   N kB` (almost every line): scan the digits by hand, no regex.
+    const kb = sizeField(t);
+    if (kb !== undefined) {
+      const key = kb.key;
+      if (cur.bytes[key] !== undefined) {
+        throw parseError(
+          file,
+          line,
+          `each field once per mapping (${key} repeats; mapping at line ${cur.line})`,
+          t,
+        );
+      }
+      cur.bytes[key] = kb.kB * 1024;
+      continue;
+    }
     const s = SIZE.exec(t);
     if (s) {
       const key = s[1]!;
