@@ -1,0 +1,200 @@
+/**
+ * Differential tests: the kernel's own page_owner_sort (compiled from Debian's
+ * linux-source-6.1 and -6.12, see test/page-owner-c/tools.ts) against ours on the lab's
+ * real dumps, over a matrix of options; output file, stdout, stderr and exit status
+ * must be byte-identical.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
+import { type LabKernel, type LabMoment, sharedMoment } from '../../test/paths.js';
+import { glibcMsort, parseSortArgv, runPageOwnerSort, type SortCompat } from './page_owner_sort.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'pos-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Outcome {
+  status: number;
+  stdout: string;
+  stderr: string;
+  output: string;
+}
+
+function runC(compat: SortCompat, args: string[], outFile: string): Outcome {
+  rmSync(outFile, { force: true });
+  const r = spawnSync(pageOwnerSortBinary(compat), args, {
+    argv0: 'page_owner_sort',
+    encoding: 'latin1',
+    maxBuffer: 1 << 30,
+  });
+  let output = '';
+  try {
+    output = readFileSync(outFile, 'latin1');
+  } catch {}
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, output };
+}
+
+async function runOurs(compat: SortCompat, args: string[], outFile: string): Promise<Outcome> {
+  rmSync(outFile, { force: true });
+  const p = parseSortArgv(args, compat, 'page_owner_sort');
+  if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
+  let stdout = '';
+  let stderr = '';
+  const out: string[] = [];
+  await runPageOwnerSort(p.config, p.config.input, {
+    progressOut: (s) => {
+      stdout += s;
+    },
+    errOut: (s) => {
+      stderr += s;
+    },
+    write: (s) => out.push(s),
+  });
+  writeFileSync(outFile, out.join(''), 'latin1');
+  return { status: 0, stdout, stderr, output: readFileSync(outFile, 'latin1') };
+}
+
+async function compare(compat: SortCompat, opts: string[], input: string) {
+  const c = runC(compat, [...opts, input, join(tmp, 'c.out')], join(tmp, 'c.out'));
+  const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], join(tmp, 'o.out'));
+  expect(o.status).toBe(c.status);
+  expect(o.stderr).toBe(c.stderr);
+  expect(o.stdout).toBe(c.stdout);
+  // Compared as strings, with a length check first for a readable failure.
+  expect(o.output.length).toBe(c.output.length);
+  expect(o.output === c.output).toBe(true);
+  return c;
+}
+
+const FULL_MATRIX: string[][] = [
+  [],
+  ['-t'],
+  ['-m'],
+  ['--cull=stacktrace', '-m'],
+  ['-a'],
+  ['-s'],
+  ['-p'],
+  ['-P'],
+  ['-n'],
+  ['--cull=pid,name,allocator'],
+  ['--cull', 'st,tgid', '--sort=-tg,at'],
+  ['--pid=1,2'],
+  ['--name=cat', '--cull=st'],
+  ['--tgid=1', '-m'],
+  ['--sort=T'],
+  ['--sort=-ator,p'],
+  ['--cull=ator'],
+  ['-r'],
+  ['-f'],
+  ['--cull=free,st'],
+  ['--sort=ft,-pid'],
+  ['-a', '--cull=st'],
+  ['-d', '--pid=0'],
+];
+const SHORT_MATRIX: string[][] = [
+  [],
+  ['-m'],
+  ['--cull=stacktrace', '-m'],
+  ['-a'],
+  ['--cull=pid,st', '--sort=-p,st'],
+];
+
+const DUMPS: [LabKernel, LabMoment][] = [
+  ['6.1', 'after'],
+  ['6.12', 'after'],
+  ['6.1', 'before'],
+  ['6.12', 'mid'],
+];
+
+for (const compat of ['6.12', '6.1'] as const) {
+  describe(`page_owner_sort ${compat} (C) vs ours on the lab dumps`, () => {
+    for (const [kernel, moment] of DUMPS) {
+      const matrix = moment === 'after' ? FULL_MATRIX : SHORT_MATRIX;
+      it(`lab-${kernel}-demo/${moment}: ${matrix.length} option sets`, async () => {
+        const input = join(sharedMoment(kernel, moment), 'page_owner');
+        let nonEmpty = 0;
+        for (const opts of matrix) {
+          const c = await compare(compat, opts, input);
+          if (c.output.length > 0) nonEmpty++;
+        }
+        // Most option sets are valid for both versions: the test compares real output.
+        expect(nonEmpty).toBeGreaterThan(matrix.length / 2);
+      }, 120_000);
+    }
+  });
+}
+
+describe('command line errors, as the C tool reports them', () => {
+  const input = () => join(sharedMoment('6.12', 'after'), 'page_owner');
+  const cases: string[][] = [
+    ['-x'],
+    ['-ax'],
+    ['--bogus'],
+    ['--bogus=1'],
+    ['--pid'],
+    ['--pid=abc'],
+    ['--pid=1,'],
+    ['--tgid', '-3x'],
+    ['--cull=nope'],
+    ['--sort=pid,'],
+    ['--sort=+zz'],
+    ['-a', '-m'],
+    ['-t', '-t'],
+    ['--s=pid'],
+    ['--c', 'st'],
+  ];
+  for (const compat of ['6.12', '6.1'] as const) {
+    it(`${compat}: ${cases.length} bad or odd command lines`, async () => {
+      for (const opts of cases) await compare(compat, opts, input());
+    }, 120_000);
+    it(`${compat}: missing operands and a missing input file`, async () => {
+      for (const args of [[], ['only-one']]) {
+        const c = runC(compat, args, join(tmp, 'none'));
+        const o = await runOurs(compat, args, join(tmp, 'none'));
+        expect(o).toEqual(c);
+      }
+      const p = parseSortArgv([join(tmp, 'absent'), join(tmp, 'x')], compat, 'page_owner_sort');
+      expect(p.ok).toBe(true);
+    });
+  }
+});
+
+describe('input the C tool gets wrong', () => {
+  it('drops a last record without a blank line like the C tool, but says so', async () => {
+    const full = readFileSync(join(sharedMoment('6.12', 'after'), 'page_owner'), 'latin1');
+    const cut = join(tmp, 'cut');
+    writeFileSync(cut, full.slice(0, -1), 'latin1');
+    const c = runC('6.12', [cut, join(tmp, 'c.out')], join(tmp, 'c.out'));
+    const o = await runOurs('6.12', [cut, join(tmp, 'o.out')], join(tmp, 'o.out'));
+    expect(o.output === c.output).toBe(true);
+    expect(c.stderr).toBe('');
+    expect(o.stderr).toMatch(/does not end with a blank line; ignored the last \d+ bytes from byte \d+/);
+  });
+  it('sorts a record over 128 KiB that the C tool silently stops at', async () => {
+    const rec = readFileSync(join(sharedMoment('6.12', 'after'), 'page_owner'), 'latin1').split('\n\n')[0]!;
+    const big = rec.replace(
+      '\n register_early_stack',
+      `${'\n deep+0x1/0x2'.repeat(12000)}\n register_early_stack`,
+    );
+    const f = join(tmp, 'big');
+    writeFileSync(f, `${big}\n\n${rec}\n\n`, 'latin1');
+    const c = runC('6.12', [f, join(tmp, 'c.out')], join(tmp, 'c.out'));
+    const o = await runOurs('6.12', [f, join(tmp, 'o.out')], join(tmp, 'o.out'));
+    expect(c.stdout).toContain('loaded 0');
+    expect(o.stdout).toContain('loaded 2');
+    expect(o.output.split(' times, ').length - 1).toBe(2);
+  });
+});
+
+describe('glibcMsort', () => {
+  it('is stable and follows glibc for a comparator that never returns 0', () => {
+    const xs = [3, 1, 2, 1, 3].map((v, i) => ({ v, i }));
+    expect(glibcMsort([...xs], (a, b) => a.v - b.v).map((x) => x.i)).toEqual([1, 3, 2, 0, 4]);
+    // cmp(a,b) = 1 on ties: the right run wins, as in the 6.6 tool's compare_ts.
+    const ties = [0, 1, 2, 3].map((i) => ({ v: 5, i }));
+    expect(glibcMsort([...ties], (a, b) => (a.v < b.v ? -1 : 1)).map((x) => x.i)).toEqual([3, 2, 1, 0]);
+  });
+});
