@@ -70,7 +70,7 @@ describe.each(['6.1', '6.12'] as const)('diffSnapshots on lab %s before -> after
     // movable pages (the capture's own tmpfs files on 6.12) are ranked by meminfo instead
     const po = d.sources.find((x) => x.source === 'page_owner')!;
     if (k === '6.12')
-      expect(po.note).toMatch(/^movable pages \(user memory, page cache\) left out: \d+ before, \d+ after/);
+      expect(po.note).toMatch(/^movable pages \(user, page cache\) left out: \d+ before, \d+ after$/);
     expect(rowsOf(d, 'vmallocinfo')[0]).toMatchObject({
       name: 'demo_vbuf_grow [leaky]',
       deltaCount: 40,

@@ -43,8 +43,10 @@ export interface DiffRow {
   module?: string;
   /** The stack behind a stack-carrying row (innermost first). */
   frames?: Frame[];
+  /** Bytes before and after (for buddyinfo: free bytes, so the delta is their fall). */
   beforeBytes: number;
   afterBytes: number;
+  /** Bytes gained (for buddyinfo: bytes taken from the free lists). */
   deltaBytes: number;
   /** Change of the source's own unit (objects, areas, pages, reports, calls), when it has one. */
   deltaCount?: number;
@@ -231,12 +233,14 @@ export async function diffSnapshots(
         const pa = fa.get(zone) ?? 0;
         return {
           source: 'buddyinfo' as const,
-          name: `${zone} taken from the free lists`,
-          beforeBytes: -pb * pageSize,
-          afterBytes: -pa * pageSize,
+          name: `${zone} free lists`,
+          detail: 'bytes taken from free',
+          // before/after: free bytes; the delta is what left the free lists
+          beforeBytes: pb * pageSize,
+          afterBytes: pa * pageSize,
           deltaBytes: (pb - pa) * pageSize,
           deltaCount: pb - pa,
-          countUnit: 'pages',
+          countUnit: 'pages taken',
         };
       });
     },
@@ -329,7 +333,7 @@ export async function diffSnapshots(
     );
     const st = statuses.find((x) => x.source === 'page_owner');
     if (st?.status === 'compared' && (movable[0] || movable[1]))
-      st.note = `movable pages (user memory, page cache) left out: ${movable[0]} before, ${movable[1]} after; meminfo and processes rank them`;
+      st.note = `movable pages (user, page cache) left out: ${movable[0]} before, ${movable[1]} after`;
   }
 
   await compare(

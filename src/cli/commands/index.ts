@@ -1,12 +1,17 @@
 import type { CommandSpec } from '../command.js';
+import { allocinfoCommands } from './allocinfo.js';
 import { collectorCommand } from './collector.js';
+import { diffCommand } from './diff.js';
+import { kmemleakCommands } from './kmemleak.js';
 import { leaksCommand } from './leaks.js';
 import { pageOwnerCommands } from './page-owner.js';
 import { processCommands } from './processes.js';
 import { recordCommand } from './record.js';
 import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
+import { slabCommands } from './slab.js';
 import { snapshotCommand } from './snapshot.js';
+import { vmallocCommands } from './vmalloc.js';
 
 /**
  * Every command, in help order. Each lives in its own file in this folder; add one
@@ -22,4 +27,9 @@ export const COMMANDS: CommandSpec<any>[] = [
   leaksCommand,
   seriesCommand,
   ...pageOwnerCommands,
+  ...slabCommands,
+  ...kmemleakCommands,
+  ...vmallocCommands,
+  ...allocinfoCommands,
+  diffCommand,
 ];

@@ -1,0 +1,115 @@
+import { DIFF_SOURCES, type DiffSource, diffSnapshots, pageOwnerGrouper } from '../../analysis/diff.js';
+import { openSnapshot } from '../../capture/snapshot.js';
+import { MemsleuthError } from '../../errors.js';
+import { defineCommand, numberOption } from '../command.js';
+import { formatBytes, formatDelta, table } from '../format.js';
+
+export const diffCommand = defineCommand({
+  path: ['diff'],
+  summary: 'what gained the most memory between two snapshots, across every source both have',
+  args: 'BEFORE AFTER',
+  options: {
+    top: { type: 'string', valueName: 'N', description: 'rows to print (default 30)' },
+    source: {
+      type: 'string',
+      multiple: true,
+      valueName: 'S',
+      description: `only these sources (repeatable): ${DIFF_SOURCES.join(', ')}`,
+    },
+    'per-source': {
+      type: 'string',
+      valueName: 'N',
+      description: 'print the top N gainers of each source instead of one list',
+    },
+    'page-owner-movable': {
+      type: 'boolean',
+      description: 'rank movable page_owner pages too (user memory, page cache; left out by default)',
+    },
+    json: { type: 'boolean', description: 'print the whole diff as JSON' },
+  },
+  details:
+    'Sources: meminfo fields, slabinfo caches, buddyinfo zones (pages taken from the free lists),\n' +
+    'vmallocinfo callers, processes (PSS, else RSS), page_owner stacks, slab call sites, kmemleak\n' +
+    'backtraces and allocinfo call sites. A source missing on one side is named, not fatal. Aggregates\n' +
+    'and their parts both appear (SUnreclaim and the caches in it): compare rows within a source.',
+  async run({ values, positionals }, ctx) {
+    if (positionals.length !== 2) throw new MemsleuthError('USAGE', 'diff needs BEFORE and AFTER snapshots');
+    const top = numberOption(values.top, 'top', 30, { min: 1, integer: true });
+    const perSource =
+      values['per-source'] === undefined
+        ? undefined
+        : numberOption(values['per-source'], 'per-source', 5, { min: 1, integer: true });
+    const sources = values.source;
+    for (const s of sources ?? []) {
+      if (!(DIFF_SOURCES as readonly string[]).includes(s))
+        throw new MemsleuthError('USAGE', `--source: unknown source ${JSON.stringify(s)}`, {
+          hint: `one of ${DIFF_SOURCES.join(', ')}`,
+        });
+    }
+    const [b, a] = [await openSnapshot(positionals[0]!), await openSnapshot(positionals[1]!)];
+    try {
+      const d = await diffSnapshots(b, a, {
+        pageOwner: pageOwnerGrouper({ includeMovable: Boolean(values['page-owner-movable']) }),
+        ...(sources ? { sources: sources as DiffSource[] } : {}),
+      });
+      if (values.json) {
+        ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+        return 0;
+      }
+      const gainers = d.rows.filter((r) => r.deltaBytes > 0);
+      const cols = [
+        {
+          header: 'Δ BYTES',
+          align: 'right' as const,
+          value: (r: (typeof gainers)[number]) => formatDelta(r.deltaBytes),
+        },
+        {
+          header: 'AFTER',
+          align: 'right' as const,
+          value: (r: (typeof gainers)[number]) => formatBytes(r.afterBytes),
+        },
+        {
+          header: 'Δ COUNT',
+          align: 'right' as const,
+          max: 16,
+          value: (r: (typeof gainers)[number]) =>
+            r.deltaCount === undefined
+              ? ''
+              : `${r.deltaCount > 0 ? '+' : ''}${r.deltaCount} ${r.countUnit ?? ''}`.trim(),
+        },
+        { header: 'SOURCE', value: (r: (typeof gainers)[number]) => r.source },
+        {
+          header: 'WHAT',
+          max: 40,
+          value: (r: (typeof gainers)[number]) => (r.detail ? `${r.name} (${r.detail})` : r.name),
+        },
+      ];
+      const out = [`before: ${d.before}`, `after:  ${d.after}`];
+      if (perSource === undefined) {
+        out.push(
+          '',
+          `Top gainers (${gainers.length} rows gained memory):`,
+          table(gainers.slice(0, top), cols),
+        );
+      } else {
+        for (const st of d.sources.filter((x) => x.status === 'compared')) {
+          const rows = gainers.filter((r) => r.source === st.source).slice(0, perSource);
+          out.push('', `${st.source}:`, rows.length ? table(rows, cols) : '  (nothing gained)');
+        }
+      }
+      out.push('', 'Sources:');
+      for (const st of d.sources) {
+        out.push(
+          st.status === 'compared'
+            ? `  ${st.source}: compared, ${st.rows} changes${st.note ? `\n    (${st.note})` : ''}`
+            : `  ${st.source}: missing in ${st.missingIn!.join(' and ')} (${st.reason})`,
+        );
+      }
+      ctx.stdout.write(`${out.join('\n')}\n`);
+      return 0;
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  },
+});

@@ -1,0 +1,264 @@
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import {
+  classifyKmemleakSeries,
+  groupKmemleak,
+  type KmemleakGroup,
+  type KmemleakGroupBy,
+  type KmemleakSeries,
+} from '../../analysis/kmemleak.js';
+import { checkKmemleak, kmemleakScan, readKmemleakReport } from '../../capture/kmemleak.js';
+import { openSnapshot } from '../../capture/snapshot.js';
+import { MemsleuthError } from '../../errors.js';
+import { type KmemleakFile, parseKmemleak } from '../../sources/kmemleak.js';
+import { defineCommand, numberOption } from '../command.js';
+import type { CommandContext } from '../context.js';
+import { formatBytes, table } from '../format.js';
+
+const BY: readonly KmemleakGroupBy[] = ['backtrace', 'culprit', 'comm'];
+
+function parseBy(v: string | undefined): KmemleakGroupBy {
+  if (v === undefined) return 'backtrace';
+  if ((BY as readonly string[]).includes(v)) return v as KmemleakGroupBy;
+  throw new MemsleuthError('USAGE', `--by: expected one of ${BY.join(', ')}, found ${JSON.stringify(v)}`);
+}
+
+/** A saved report file, or the `kmemleak` file of a snapshot (bundle or directory). */
+export async function readReportFrom(path: string): Promise<{ text: string; file: string }> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw new MemsleuthError('IO', `${path}: cannot open (${(e as NodeJS.ErrnoException).code})`, {
+      file: path,
+    });
+  }
+  let isBundle = false;
+  if (st.isFile()) {
+    const fh = await open(path, 'r');
+    const head = Buffer.alloc(2);
+    await fh.read(head, 0, 2, 0);
+    await fh.close();
+    isBundle = head[0] === 0x1f && head[1] === 0x8b; // gzip: a snapshot bundle
+    if (!isBundle) return { text: await readFile(path, 'utf8'), file: path };
+  }
+  const snap = await openSnapshot(path);
+  try {
+    const text = await snap.readText('kmemleak');
+    if (text === undefined) {
+      throw new MemsleuthError(
+        'UNAVAILABLE',
+        `${snap.describe('kmemleak')}: ${snap.whyMissing('kmemleak') ?? 'not present'}`,
+        {
+          hint: 'the snapshot was taken without kmemleak (CONFIG_DEBUG_KMEMLEAK, debugfs, root)',
+        },
+      );
+    }
+    return { text, file: snap.describe('kmemleak') };
+  } finally {
+    await snap.close();
+  }
+}
+
+function frameText(g: KmemleakGroup): string {
+  const c = g.culprit;
+  return c ? (c.module ? `${c.func} [${c.module}]` : c.func) : '<no backtrace>';
+}
+
+function renderGroups(
+  groups: KmemleakGroup[],
+  file: KmemleakFile,
+  by: KmemleakGroupBy,
+  top: number,
+  stacks: boolean,
+): string {
+  const bytes = groups.reduce((s, g) => s + g.weights.bytes, 0);
+  const out = [
+    `${file.reports.length} unreferenced objects (${formatBytes(bytes)}) in ${groups.length} groups by ${by}`,
+  ];
+  if (groups.length === 0) return `${out.join('\n')}\n`;
+  const rows = groups.slice(0, top);
+  const tbl = table(rows, [
+    { header: 'OBJECTS', align: 'right', value: (g) => String(g.weights.count) },
+    { header: 'BYTES', align: 'right', value: (g) => formatBytes(g.weights.bytes) },
+    {
+      header: 'COMM',
+      max: 24,
+      value: (g) =>
+        Object.entries(g.comms)
+          .sort((a, b) => b[1] - a[1])
+          .map(([c, n]) => (Object.keys(g.comms).length > 1 ? `${c}:${n}` : c))
+          .join(','),
+    },
+    {
+      header: by === 'comm' ? 'TASK' : 'CULPRIT',
+      max: 44,
+      value: (g) => (by === 'comm' ? g.key.slice(5) : frameText(g)),
+    },
+  ]);
+  if (!stacks) out.push(tbl);
+  else {
+    const lines = tbl.split('\n');
+    out.push(lines[0]!);
+    rows.forEach((g, i) => {
+      out.push(lines[i + 1]!);
+      for (const f of g.frames) out.push(`      ${f.func}${f.module ? ` [${f.module}]` : ''}`);
+    });
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export const kmemleakReportCommand = defineCommand({
+  path: ['kmemleak', 'report'],
+  summary: 'group kmemleak reports by backtrace (or culprit, or task): objects and bytes',
+  args: '[FILE|SNAPSHOT]',
+  options: {
+    by: { type: 'string', valueName: 'KEY', description: 'backtrace (default), culprit or comm' },
+    top: { type: 'string', valueName: 'N', description: 'groups to print (default 20)' },
+    stacks: { type: 'boolean', description: 'print each group’s backtrace' },
+    json: { type: 'boolean', description: 'print every group as JSON' },
+  },
+  details:
+    'FILE is a saved copy of /sys/kernel/debug/kmemleak; SNAPSHOT a bundle or directory. Without either,\n' +
+    'the live report is read (no scan is triggered: see `memsleuth kmemleak scan`).',
+  async run({ values, positionals }, ctx) {
+    if (positionals.length > 1)
+      throw new MemsleuthError('USAGE', 'kmemleak report takes one FILE or SNAPSHOT');
+    const by = parseBy(values.by);
+    const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
+    const src =
+      positionals[0] === undefined
+        ? { text: await readKmemleakReport(), file: '/sys/kernel/debug/kmemleak' }
+        : await readReportFrom(positionals[0]);
+    const file = parseKmemleak(src.text, { file: src.file });
+    const groups = groupKmemleak(file, by);
+    ctx.stdout.write(
+      values.json
+        ? `${JSON.stringify({ reports: file.reports.length, groups }, null, 2)}\n`
+        : renderGroups(groups, file, by, top, Boolean(values.stacks)),
+    );
+    return 0;
+  },
+});
+
+export const kmemleakScanCommand = defineCommand({
+  path: ['kmemleak', 'scan'],
+  summary: 'trigger a kmemleak scan (writes `scan`), wait for it, and report the groups',
+  options: {
+    clear: {
+      type: 'boolean',
+      description: 'write `clear` after reading, so these objects are not reported again',
+    },
+    by: { type: 'string', valueName: 'KEY', description: 'backtrace (default), culprit or comm' },
+    top: { type: 'string', valueName: 'N', description: 'groups to print (default 20)' },
+    output: {
+      type: 'string',
+      short: 'o',
+      valueName: 'FILE',
+      description: 'also save the raw report to FILE',
+    },
+    json: { type: 'boolean', description: 'print the result as JSON' },
+  },
+  details:
+    'Needs root, debugfs and a kernel with CONFIG_DEBUG_KMEMLEAK. `clear` is written only with --clear.',
+  async run({ values, positionals }, ctx) {
+    if (positionals.length) throw new MemsleuthError('USAGE', 'kmemleak scan takes no arguments');
+    const by = parseBy(values.by);
+    const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
+    await checkKmemleak(); // fail before saying anything about scanning
+    ctx.stderr.write('kmemleak: scanning (this can take a while on big machines)...\n');
+    const r = await kmemleakScan({ clear: Boolean(values.clear) });
+    ctx.stderr.write(`kmemleak: scan took ${r.scanSeconds.toFixed(1)} s${r.cleared ? '; cleared' : ''}\n`);
+    if (values.output) await writeFile(values.output, r.text);
+    const file = parseKmemleak(r.text, { file: '/sys/kernel/debug/kmemleak' });
+    const groups = groupKmemleak(file, by);
+    ctx.stdout.write(
+      values.json
+        ? `${JSON.stringify({ time: r.time, scanSeconds: r.scanSeconds, cleared: r.cleared, reports: file.reports.length, groups }, null, 2)}\n`
+        : renderGroups(groups, file, by, top, false),
+    );
+    return 0;
+  },
+});
+
+function renderSeries(s: KmemleakSeries, top: number): string {
+  const out = [`${s.labels.length} reports: ${s.labels.join(' → ')}`];
+  const cols = (rows: KmemleakSeries['rows']) =>
+    table(rows.slice(0, top), [
+      { header: 'TREND', value: (r) => r.trend },
+      { header: 'COUNTS', max: 36, value: (r) => r.counts.join(' → ') },
+      { header: 'GROWTH', align: 'right', value: (r) => (r.growth > 0 ? `+${r.growth}` : String(r.growth)) },
+      {
+        header: 'CULPRIT',
+        max: 44,
+        value: (r) =>
+          r.culprit ? (r.culprit.module ? `${r.culprit.func} [${r.culprit.module}]` : r.culprit.func) : r.key,
+      },
+    ]);
+  out.push('', `Growing (${s.growing.length}): backtraces whose reports keep increasing — likely leaks`);
+  if (s.growing.length) out.push(cols(s.growing));
+  const rest = s.rows.filter((r) => r.trend !== 'growing');
+  out.push('', `Other (${rest.length}): one-off reports are typical false positives`);
+  if (rest.length) out.push(cols(rest));
+  return `${out.join('\n')}\n`;
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+export const kmemleakWatchCommand = defineCommand({
+  path: ['kmemleak', 'watch'],
+  summary: 'repeated scans (or saved reports): separate growing backtraces from one-off reports',
+  args: '[FILE|SNAPSHOT...]',
+  options: {
+    interval: { type: 'string', valueName: 'S', description: 'seconds between live scans (default 600)' },
+    count: { type: 'string', valueName: 'N', description: 'live scans to run (default: until interrupted)' },
+    'min-growth': {
+      type: 'string',
+      valueName: 'N',
+      description: 'objects a new backtrace must gain at once to count as growing (default 2)',
+    },
+    top: { type: 'string', valueName: 'N', description: 'rows per list (default 20)' },
+    json: { type: 'boolean', description: 'print the classification as JSON' },
+  },
+  details:
+    'With FILE/SNAPSHOT arguments (oldest first), classifies those saved reports; without, scans this\n' +
+    'machine every --interval seconds and prints the classification after each scan. Never writes `clear`.',
+  async run({ values, positionals }, ctx: CommandContext) {
+    const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
+    const minGrowth = numberOption(values['min-growth'], 'min-growth', 2, { min: 1, integer: true });
+    if (positionals.length) {
+      if (positionals.length < 2)
+        throw new MemsleuthError('USAGE', 'kmemleak watch needs at least two saved reports to compare');
+      const series = [];
+      for (const p of positionals) {
+        const src = await readReportFrom(p);
+        series.push({ label: p, groups: groupKmemleak(parseKmemleak(src.text, { file: src.file })) });
+      }
+      const s = classifyKmemleakSeries(series, { minGrowth });
+      ctx.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : renderSeries(s, top));
+      return 0;
+    }
+    const interval = numberOption(values.interval, 'interval', 600, { min: 1 });
+    const count = numberOption(values.count, 'count', Number.POSITIVE_INFINITY, {
+      min: 1,
+      integer: values.count !== undefined,
+    });
+    const series: { label: string; groups: KmemleakGroup[] }[] = [];
+    for (let i = 0; i < count; i++) {
+      if (i > 0) await sleep(interval * 1000);
+      const r = await kmemleakScan();
+      const groups = groupKmemleak(parseKmemleak(r.text, { file: '/sys/kernel/debug/kmemleak' }));
+      series.push({ label: r.time, groups });
+      const s = classifyKmemleakSeries(series, { minGrowth });
+      ctx.stderr.write(
+        `${r.time}: ${groups.reduce((n, g) => n + g.weights.count, 0)} reports, ${s.growing.length} growing backtraces\n`,
+      );
+      // one JSON document per scan (NDJSON), or the tables again
+      ctx.stdout.write(values.json ? `${JSON.stringify(s)}\n` : renderSeries(s, top));
+    }
+    return 0;
+  },
+});
+
+export const kmemleakCommands = [kmemleakReportCommand, kmemleakScanCommand, kmemleakWatchCommand];

@@ -1,0 +1,154 @@
+import { parseSlabSortKey, readSlabCallSites, SLAB_SORT_KEYS, slabTop } from '../../analysis/slab.js';
+import { openLiveSnapshot } from '../../capture/live.js';
+import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
+import { MemsleuthError } from '../../errors.js';
+import { defineCommand, numberOption } from '../command.js';
+import { formatBytes, table } from '../format.js';
+
+/** SNAPSHOT, or this machine when absent. */
+export async function snapshotOrLive(arg: string | undefined): Promise<Snapshot> {
+  return arg === undefined ? openLiveSnapshot() : openSnapshot(arg);
+}
+
+function oneSnapshot(positionals: string[], cmd: string): string | undefined {
+  if (positionals.length > 1)
+    throw new MemsleuthError('USAGE', `${cmd} takes one SNAPSHOT, got ${positionals.length}`);
+  return positionals[0];
+}
+
+export const slabTopCommand = defineCommand({
+  path: ['slab', 'top'],
+  summary: 'slabtop-style table of slab caches: objects, sizes, bytes per cache, reclaimable flag',
+  args: '[SNAPSHOT]',
+  options: {
+    sort: {
+      type: 'string',
+      short: 's',
+      valueName: 'KEY',
+      description: `sort key: ${Object.values(SLAB_SORT_KEYS).join(', ')} or slabtop's letters (default cache-size)`,
+    },
+    top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
+    json: { type: 'boolean', description: 'print the whole result as JSON' },
+  },
+  details: 'SNAPSHOT is a bundle or directory from `memsleuth snapshot`; without it, this machine now.',
+  async run({ values, positionals }, ctx) {
+    const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
+    const sortBy = values.sort === undefined ? undefined : parseSlabSortKey(values.sort);
+    const snap = await snapshotOrLive(oneSnapshot(positionals, 'slab top'));
+    try {
+      const r = await slabTop(snap, sortBy ? { sortBy } : {});
+      if (values.json) {
+        ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return 0;
+      }
+      const t = r.totals;
+      const out = [
+        ` Active / Total Objects (% used)    : ${t.activeObjs} / ${t.numObjs} (${t.numObjs ? ((t.activeObjs / t.numObjs) * 100).toFixed(1) : '0.0'}%)`,
+        ` Active / Total Slabs               : ${t.activeSlabs} / ${t.numSlabs}`,
+        ` Active / Total Size                : ${formatBytes(t.activeBytes)} / ${formatBytes(t.cacheBytes)}`,
+        ` Caches                             : ${t.caches}, sorted by ${r.sortBy}`,
+        '',
+        table(r.rows.slice(0, top), [
+          { header: 'OBJS', align: 'right', value: (x) => String(x.numObjs) },
+          { header: 'ACTIVE', align: 'right', value: (x) => String(x.activeObjs) },
+          { header: 'USE', align: 'right', value: (x) => `${Math.round(x.usePercent)}%` },
+          { header: 'OBJ SIZE', align: 'right', value: (x) => String(x.objSizeBytes) },
+          { header: 'SLABS', align: 'right', value: (x) => String(x.numSlabs) },
+          { header: 'OBJ/SLAB', align: 'right', value: (x) => String(x.objPerSlab) },
+          { header: 'CACHE SIZE', align: 'right', value: (x) => formatBytes(x.cacheBytes) },
+          {
+            header: 'RECLAIM',
+            value: (x) => (x.reclaimable === undefined ? '?' : x.reclaimable ? 'yes' : 'no'),
+          },
+          { header: 'NAME', max: 30, value: (x) => x.name },
+        ]),
+      ];
+      if (!r.reclaimKnown) out.push('RECLAIM ?: this snapshot has no slab/<cache>.reclaim_account files');
+      ctx.stdout.write(`${out.join('\n')}\n`);
+      return 0;
+    } finally {
+      await snap.close();
+    }
+  },
+});
+
+export const slabTracesCommand = defineCommand({
+  path: ['slab', 'traces'],
+  summary: 'live slab objects per allocation call site (alloc_traces / alloc_calls), per cache or all',
+  args: '[SNAPSHOT]',
+  options: {
+    cache: {
+      type: 'string',
+      short: 'c',
+      valueName: 'CACHE',
+      description: 'only this cache (e.g. kmalloc-96)',
+    },
+    top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
+    stacks: { type: 'boolean', description: 'print the full stack under each call site (5.19+)' },
+    json: { type: 'boolean', description: 'print every call site as JSON' },
+  },
+  details:
+    'Outstanding = the alloc listing count: SLUB lists only allocated objects in both alloc_traces and\n' +
+    'free_traces (mm/slub.c process_slab), so the free listing is not subtracted; FREED-HERE shows how many\n' +
+    "live objects' slots were last freed by the same call site. Needs slub_debug=U (store_user).",
+  async run({ values, positionals }, ctx) {
+    const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
+    const snap = await snapshotOrLive(oneSnapshot(positionals, 'slab traces'));
+    try {
+      const r = await readSlabCallSites(snap, values.cache === undefined ? {} : { cache: values.cache });
+      if (r.caches.length === 0) {
+        throw new MemsleuthError('UNAVAILABLE', `${snap.origin}: no slab alloc_traces or alloc_calls files`, {
+          hint: 'boot with slub_debug=U (or slub_debug=U,<cache>), mount debugfs, and run as root',
+        });
+      }
+      const sites = [...r.sites].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding);
+      if (values.json) {
+        ctx.stdout.write(`${JSON.stringify({ ...r, sites }, null, 2)}\n`);
+        return 0;
+      }
+      const total = sites.reduce((s, x) => s + x.bytes, 0);
+      const out = [`${sites.length} call sites in ${r.caches.length} caches, ${formatBytes(total)} live`];
+      const rows = sites.slice(0, top);
+      const tbl = table(rows, [
+        { header: 'OBJECTS', align: 'right', value: (x) => String(x.outstanding) },
+        { header: 'BYTES', align: 'right', value: (x) => formatBytes(x.bytes) },
+        {
+          header: 'FREED-HERE',
+          align: 'right',
+          value: (x) => (x.freedHere === undefined ? '-' : String(x.freedHere)),
+        },
+        { header: 'CACHE', max: 22, value: (x) => x.cache },
+        {
+          header: 'PIDS',
+          value: (x) => (x.pidMin === x.pidMax ? String(x.pidMin) : `${x.pidMin}-${x.pidMax}`),
+        },
+        {
+          header: 'CALL SITE',
+          max: 44,
+          value: (x) =>
+            x.caller
+              ? x.caller.module
+                ? `${x.caller.func} [${x.caller.module}]`
+                : x.caller.func
+              : '<not-available>',
+        },
+      ]);
+      if (!values.stacks) out.push(tbl);
+      else {
+        const lines = tbl.split('\n');
+        out.push(lines[0]!);
+        rows.forEach((s, i) => {
+          out.push(lines[i + 1]!);
+          for (const f of s.frames) out.push(`      ${f.func}${f.module ? ` [${f.module}]` : ''}`);
+        });
+      }
+      if (r.noData.length) out.push(`No data (no live tracked objects): ${r.noData.length} caches`);
+      ctx.stdout.write(`${out.join('\n')}\n`);
+      return 0;
+    } finally {
+      await snap.close();
+    }
+  },
+});
+
+export const slabCommands = [slabTopCommand, slabTracesCommand];

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import type { SnapshotDiff } from '../../src/analysis/diff.js';
+import { sharedMoment } from '../paths.js';
+import { runCli } from './cli.js';
+
+describe.each(['6.1', '6.12'] as const)('memsleuth diff on lab %s', (k) => {
+  it('--json ranks the leaks at the top of page_owner and vmallocinfo, never demo_churn as a gainer', () => {
+    const r = runCli(['diff', '--json', sharedMoment(k, 'before'), sharedMoment(k, 'after')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const d = JSON.parse(r.stdout) as SnapshotDiff;
+    const first = (s: string) => d.rows.find((x) => x.source === s)!;
+    expect(first('page_owner').name).toBe('demo_page_grab [leaky]');
+    expect(first('vmallocinfo').name).toBe('demo_vbuf_grow [leaky]');
+    for (const s of ['kmemleak', 'slab_traces', 'vmallocinfo', 'allocinfo'])
+      expect(
+        d.rows.filter((x) => x.source === s && x.deltaBytes > 0 && x.name.includes('demo_churn')),
+      ).toEqual([]);
+    for (let i = 1; i < d.rows.length; i++)
+      expect(d.rows[i - 1]!.deltaBytes).toBeGreaterThanOrEqual(d.rows[i]!.deltaBytes);
+  });
+
+  it('prints per-source gainers within 100 columns and names missing sources', () => {
+    const r = runCli(['diff', '--per-source', '3', sharedMoment(k, 'before'), sharedMoment(k, 'after')]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.split('\n');
+    for (const l of lines.slice(2)) expect(l.length).toBeLessThanOrEqual(100);
+    expect(r.stdout).toMatch(
+      /vmallocinfo:\n.*\n\+320\.0 KiB +320\.0 KiB +\+40 areas +vmallocinfo +demo_vbuf_grow \[leaky\]/,
+    );
+    if (k === '6.1')
+      expect(r.stdout).toContain(
+        'allocinfo: missing in before and after (before: not present; after: not present)',
+      );
+    else expect(r.stdout).toMatch(/allocinfo: compared, \d+ changes/);
+  });
+});
+
+describe('memsleuth diff errors', () => {
+  it('needs two snapshots', () => {
+    const r = runCli(['diff', sharedMoment('6.1', 'before')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('memsleuth: diff needs BEFORE and AFTER snapshots\n');
+  });
+  it('rejects an unknown --source', () => {
+    const r = runCli([
+      'diff',
+      '--source',
+      'nope',
+      sharedMoment('6.1', 'before'),
+      sharedMoment('6.1', 'after'),
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/unknown source "nope"\nhint: one of meminfo, /);
+  });
+  it('names a missing snapshot', () => {
+    const r = runCli(['diff', '/nonexistent/a', '/nonexistent/b']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^memsleuth: \/nonexistent\/a: cannot open snapshot \(not present\)/);
+  });
+});

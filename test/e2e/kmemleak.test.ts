@@ -1,0 +1,112 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI_BIN, REPO_FIXTURES, sharedMoment } from '../paths.js';
+import { runCli } from './cli.js';
+
+describe('memsleuth kmemleak report', () => {
+  it('groups a snapshot report by backtrace', () => {
+    const r = runCli(['kmemleak', 'report', sharedMoment('6.12', 'after')]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by backtrace');
+    expect(lines[2]).toMatch(/^ +400 +37\.5 KiB +kworker\/0:1:\d+,kworker.* demo_cache_fill \[leaky\]$/);
+    expect(lines[3]).toMatch(/^ +40 +320\.0 KiB .* demo_vbuf_grow \[leaky\]$/);
+  });
+
+  it('reads a saved report file, groups by comm, and prints JSON', () => {
+    const r = runCli([
+      'kmemleak',
+      'report',
+      '--by',
+      'culprit',
+      '--json',
+      join(REPO_FIXTURES, 'kmemleak-docs', 'nvme-6.19-percpu.kmemleak'),
+    ]);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.reports).toBe(4);
+    expect(j.groups.map((g: { culprit: { func: string } }) => g.culprit.func).sort()).toEqual(
+      ['__blk_mq_realloc_hw_ctxs', 'blk_alloc_queue', 'blk_alloc_queue_stats', 'percpu_ref_init'].sort(),
+    );
+  });
+
+  it('points at the bad line of a malformed report', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'memsleuth-kml-'));
+    try {
+      const lines = readFileSync(join(sharedMoment('6.1', 'after'), 'kmemleak'), 'utf8')
+        .split('\n')
+        .slice(0, 14);
+      lines[8] = '    ?? garbage ??';
+      writeFileSync(join(dir, 'bad'), lines.join('\n'));
+      const r = runCli(['kmemleak', 'report', join(dir, 'bad')]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/bad:9: expected a frame like/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
+
+describe('memsleuth kmemleak watch over saved reports', () => {
+  it('marks the slab leak backtrace growing over the lab scans', () => {
+    const r = runCli([
+      'kmemleak',
+      'watch',
+      ...(['before', 'mid', 'after'] as const).map((m) => sharedMoment('6.1', m)),
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Growing \(2\)/);
+    expect(r.stdout).toMatch(/growing +0 → 0 → 400 +\+400 +demo_cache_fill \[leaky\]/);
+    const j = JSON.parse(
+      runCli(['kmemleak', 'watch', '--json', sharedMoment('6.12', 'mid'), sharedMoment('6.12', 'after')])
+        .stdout,
+    );
+    expect(j.growing.map((g: { culprit: { func: string } }) => g.culprit.func)).toEqual([
+      'demo_cache_fill',
+      'demo_vbuf_grow',
+    ]);
+  });
+
+  it('needs two reports', () => {
+    const r = runCli(['kmemleak', 'watch', sharedMoment('6.1', 'after')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/at least two saved reports/);
+  });
+});
+
+// This machine runs a 6.18 kernel without CONFIG_DEBUG_KMEMLEAK: the live commands must fail
+// clearly, and must not leave anything changed.
+describe('memsleuth kmemleak scan/watch live on this machine', () => {
+  const mounts = () => readFileSync('/proc/mounts', 'utf8');
+  it('fails with a clear reason and hint, as root', () => {
+    const before = mounts();
+    for (const args of [
+      ['kmemleak', 'scan'],
+      ['kmemleak', 'scan', '--clear'],
+      ['kmemleak', 'watch', '--interval', '1', '--count', '1'],
+      ['kmemleak', 'report'],
+    ]) {
+      const r = runCli(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(
+        /memsleuth: (debugfs is not mounted at \/sys\/kernel\/debug|\/sys\/kernel\/debug\/kmemleak does not exist: this kernel was built without CONFIG_DEBUG_KMEMLEAK)\nhint: /,
+      );
+    }
+    expect(mounts()).toBe(before);
+  });
+
+  it('fails with PERMISSION as an unprivileged user', () => {
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI_BIN, 'kmemleak', 'scan'],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      'memsleuth: kmemleak needs root: debugfs is readable by root only\nhint: run as root, e.g. `sudo memsleuth kmemleak scan`\n',
+    );
+  });
+});
