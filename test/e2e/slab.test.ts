@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { SlabTop } from '../../src/analysis/slab.js';
+import { REPO_FIXTURES, sharedMoment } from '../paths.js';
+import { runCli } from './cli.js';
+
+describe('memsleuth slab top', () => {
+  it('reads this machine: every cache of /proc/slabinfo, reclaimable flag from sysfs', () => {
+    const r = runCli(['slab', 'top', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const top = JSON.parse(r.stdout) as SlabTop;
+    const names = readFileSync('/proc/slabinfo', 'utf8')
+      .trim()
+      .split('\n')
+      .slice(2)
+      .map((l) => l.split(/\s+/)[0]);
+    expect(top.rows.map((x) => x.name).sort()).toEqual([...names].sort());
+    expect(top.reclaimKnown).toBe(true);
+    const dentry = top.rows.find((x) => x.name === 'dentry')!;
+    expect(dentry.reclaimable).toBe(
+      readFileSync('/sys/kernel/slab/dentry/reclaim_account', 'utf8').trim() === '1',
+    );
+    for (let i = 1; i < top.rows.length; i++)
+      expect(top.rows[i - 1]!.cacheBytes).toBeGreaterThanOrEqual(top.rows[i]!.cacheBytes);
+  });
+
+  it('sorts a lab snapshot by slabtop letter and fits 100 columns', () => {
+    const r = runCli(['slab', 'top', '-s', 'o', '--top', '3', sharedMoment('6.12', 'after')]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[3]).toBe(' Caches                             : 118, sorted by objects');
+    expect(lines[6]).toMatch(/^25416 +25394 +100% +168 +1059 +24 +4\.1 MiB +\? +kmemleak_object$/);
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(100);
+    expect(lines.at(-1)).toBe('RECLAIM ?: this snapshot has no slab/<cache>.reclaim_account files');
+  });
+
+  it('rejects an unknown sort key', () => {
+    const r = runCli(['slab', 'top', '--sort', 'q', sharedMoment('6.1', 'after')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^memsleuth: --sort: unknown key "q"\nhint: one of active, /);
+  });
+});
+
+describe('memsleuth slab traces', () => {
+  it('lists live objects per call site of one cache, with stacks', () => {
+    const r = runCli([
+      'slab',
+      'traces',
+      '--cache',
+      'kmalloc-96',
+      '--stacks',
+      '--top',
+      '2',
+      sharedMoment('6.12', 'after'),
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^\d+ call sites in 1 caches, /);
+    expect(r.stdout).toMatch(
+      /\n +403 +75\.6 KiB +- +kmalloc-96 +11 +eventfs_create_dir\n +eventfs_create_dir\n/,
+    );
+    expect(r.stdout).toMatch(
+      /\n +400 +75\.0 KiB +- +kmalloc-96 +10-28 +demo_cache_fill \[leaky\]\n +demo_cache_fill \[leaky\]\n +leak_fn \[leaky\]\n/,
+    );
+  });
+
+  it('JSON: outstanding is the alloc count; free listings are reported, never subtracted', () => {
+    const j = JSON.parse(
+      runCli(['slab', 'traces', '--json', '--cache', 'vmap_area', sharedMoment('6.1', 'after')]).stdout,
+    );
+    const sites = j.sites as { outstanding: number; freedHere?: number; caller?: { func: string } }[];
+    const text = readFileSync(`${sharedMoment('6.1', 'after')}/slab/vmap_area.alloc_traces`, 'utf8');
+    const counts = [...text.matchAll(/^ +(\d+) /gm)].map((m) => Number(m[1]));
+    expect(sites.reduce((s, x) => s + x.outstanding, 0)).toBe(counts.reduce((s, x) => s + x, 0));
+  });
+
+  it('reads <= 5.13 sysfs alloc_calls from a snapshot directory', () => {
+    const r = runCli(['slab', 'traces', `${REPO_FIXTURES}/slab-5.13-snapshot`]);
+    expect(r.status).toBe(0);
+    // no slabinfo in this snapshot: the object size comes from the cache name (96)
+    expect(r.stdout).toMatch(/\n +400 +37\.5 KiB +- +kmalloc-96 +15-25 +demo_cache_fill \[leaky\]\n/);
+  });
+
+  it('says how to get traces when there are none (this machine: no slub_debug=U)', () => {
+    const r = runCli(['slab', 'traces']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      'memsleuth: live: no slab alloc_traces or alloc_calls files\nhint: boot with slub_debug=U (or slub_debug=U,<cache>), mount debugfs, and run as root\n',
+    );
+  });
+
+  it('names the caches that have traces when --cache is wrong', () => {
+    const r = runCli(['slab', 'traces', '--cache', 'nope', sharedMoment('6.1', 'after')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      /no trace files for cache "nope"\nhint: caches with traces: 9p-fcall-cache-1, PING, /,
+    );
+  });
+});
