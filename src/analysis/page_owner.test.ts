@@ -1,0 +1,112 @@
+import { createReadStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type LabKernel, sharedMoment } from '../../test/paths.js';
+import {
+  allocatorOf,
+  diffPageOwner,
+  groupPageOwner,
+  KERNEL_ALLOCATORS,
+  PAGE_OWNER_GROUP_BY,
+} from './page_owner.js';
+import { toCollapsed, toSpeedscope } from './stacks.js';
+
+const dump = (k: LabKernel, m: 'before' | 'mid' | 'after') => join(sharedMoment(k, m), 'page_owner');
+
+/** Pages the kernel printed: sum of 2^order over every header line. */
+function pagesInText(file: string): number {
+  let n = 0;
+  for (const m of readFileSync(file, 'latin1').matchAll(/^Page allocated via order (\d+),/gm))
+    n += 2 ** Number(m[1]);
+  return n;
+}
+
+describe('groupPageOwner', () => {
+  for (const k of ['6.1', '6.12'] as const) {
+    it(`${k}: every grouping accounts for every page`, async () => {
+      const total = pagesInText(dump(k, 'after'));
+      for (const by of PAGE_OWNER_GROUP_BY) {
+        const r = await groupPageOwner(dump(k, 'after'), { by });
+        expect(r.pages).toBe(total);
+        expect(r.groups.reduce((s, g) => s + g.weights.pages, 0)).toBe(total);
+        expect(r.bytes).toBe(total * 4096);
+      }
+    });
+  }
+
+  it('by module: the leaky module holds the pages the demo leaked', async () => {
+    const r = await groupPageOwner(dump('6.12', 'after'), { by: 'module' });
+    const leaky = r.groups.find((g) => g.key === '[leaky]')!;
+    // 200 pages from demo_page_grab, 80+ from demo_vbuf_grow, slab pages for the rest.
+    expect(leaky.weights.pages).toBeGreaterThanOrEqual(280);
+    const before = await groupPageOwner(dump('6.12', 'before'), { by: 'module' });
+    expect(before.groups.find((g) => g.key === '[leaky]')).toBeUndefined();
+  });
+
+  it('allocator classes: slab by page flag (6.1) or stack (6.12), vmalloc, page cache', async () => {
+    for (const k of ['6.1', '6.12'] as const) {
+      const r = await groupPageOwner(dump(k, 'after'), { by: 'allocator' });
+      const keys = r.groups.map((g) => g.key).sort();
+      expect(keys).toEqual(expect.arrayContaining(['slab', 'vmalloc', 'other']));
+    }
+    expect(allocatorOf({ frames: [], pageFlags: '0x10200(slab|head|zone=0)' })).toBe('slab');
+    expect(allocatorOf({ frames: [{ func: 'vm_area_alloc_pages' }], pageFlags: '0x0(zone=0)' })).toBe(
+      'vmalloc',
+    );
+    expect(allocatorOf({ frames: [{ func: 'shmem_get_folio_gfp.constprop.0' }] })).toBe('page cache');
+    expect(allocatorOf({ frames: [{ func: 'do_anonymous_page' }] })).toBe('anonymous');
+  });
+
+  it('a stream (stdin) gives the same groups as the file', async () => {
+    const a = await groupPageOwner(dump('6.12', 'mid'), { by: 'function' });
+    const b = await groupPageOwner(createReadStream(dump('6.12', 'mid'), { highWaterMark: 5000 }), {
+      by: 'function',
+    });
+    expect(b.groups).toEqual(a.groups);
+  });
+
+  it('flame exports carry every page', async () => {
+    const r = await groupPageOwner(dump('6.1', 'after'));
+    const text = toCollapsed(r.groups, 'pages');
+    const sum = text
+      .trim()
+      .split('\n')
+      .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    expect(sum).toBe(r.pages);
+    expect(text).toMatch(/;demo_page_grab_\[leaky\];\S* 200$/m);
+    const ss = toSpeedscope(r.groups, 'pages', 'x') as { profiles: { weights: number[] }[] };
+    expect(ss.profiles[0]!.weights.reduce((s, w) => s + w, 0)).toBe(r.pages);
+  });
+});
+
+describe('diffPageOwner on the lab before/after dumps', () => {
+  for (const k of ['6.1', '6.12'] as const) {
+    it(`${k}: demo_page_grab gains most, demo_churn ranks below every leak`, async () => {
+      const d = await diffPageOwner(dump(k, 'before'), dump(k, 'after'), { allocators: KERNEL_ALLOCATORS });
+      const top = d.deltas[0]!;
+      expect(top.frames.some((f) => f.func === 'demo_page_grab' && f.module === 'leaky')).toBe(true);
+      expect(top.delta.pages).toBe(200);
+      expect(top.isNew).toBe(true);
+      const firstRank = (fn: string) => d.deltas.findIndex((x) => x.frames.some((f) => f.func === fn));
+      const churn = firstRank('demo_churn');
+      for (const leak of ['demo_page_grab', 'demo_vbuf_grow', 'demo_cache_fill']) {
+        expect(firstRank(leak)).toBeGreaterThanOrEqual(0);
+        expect(firstRank(leak)).toBeLessThan(churn === -1 ? Infinity : churn);
+      }
+    });
+  }
+
+  it('by function: the leak functions are named, page cache excluded by default', async () => {
+    const d = await diffPageOwner(dump('6.12', 'before'), dump('6.12', 'after'), {
+      by: 'function',
+      allocators: KERNEL_ALLOCATORS,
+    });
+    expect(d.deltas[0]!.key).toBe('demo_page_grab [leaky]');
+    const all = await diffPageOwner(dump('6.12', 'before'), dump('6.12', 'after'), { by: 'function' });
+    // The lab writes files to tmpfs between the moments: page cache dwarfs the leak.
+    expect(all.deltas[0]!.key).toMatch(/^shmem_/);
+    expect(all.after.pages - all.before.pages).toBe(
+      pagesInText(dump('6.12', 'after')) - pagesInText(dump('6.12', 'before')),
+    );
+  });
+});
