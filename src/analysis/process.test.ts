@@ -36,6 +36,19 @@ function copyLive(dir: string, pids: number[]): void {
   }
 }
 
+/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if (check()) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('timed out waiting for a child process');
+}
+
 describe('the four memory types on a process with known allocations (linux-6.18-four-types)', () => {
   it('finds 8 MiB private anon, 7 MiB shared anon (shmem), 3 MiB shared file, ≥1 MiB private file', async () => {
     // make.py: parent 17695, its forked child 17736, kthreadd 2.
@@ -219,7 +232,7 @@ describe('processes that vanish or lie', () => {
   it('skips a live process that exits while it is read, and keeps going', async () => {
     const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
     const vpid = victim.pid!;
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => readFileSync(`/proc/${vpid}/stat`, 'utf8').includes('(sleep) S '));
     const live = new LiveSnapshot();
     // A live snapshot restricted to the victim and ourselves; the victim is killed (and reaped)
     // right after its first status read, as if it exited mid-capture.
@@ -248,12 +261,17 @@ describe('processes that vanish or lie', () => {
   });
 
   it('reads a real zombie as a process with no memory, not a kernel thread and not an error', async () => {
-    // `sleep 30` (exec'd over bash) never reaps the background `true`: it stays a zombie.
-    const parent = spawn('bash', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
+    // `sleep 30` (exec'd over bash) never reaps the background `sleep 0.3`: when that one exits
+    // (after the exec, so bash cannot reap it first) it stays a zombie.
+    const parent = spawn('bash', ['-c', 'sleep 0.3 & exec sleep 30'], { stdio: 'ignore' });
     try {
-      await new Promise((r) => setTimeout(r, 300));
-      const children = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim();
-      const zpid = Number(children);
+      // Wait (the machine may be busy) until the child exists and has died.
+      let zpid = 0;
+      for (let i = 0; i < 200 && zpid === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const c = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim());
+        if (c > 0 && readFileSync(`/proc/${c}/stat`, 'utf8').includes(') Z ')) zpid = c;
+      }
       expect(zpid).toBeGreaterThan(0);
       const live = new LiveSnapshot();
       const snap: Snapshot = Object.assign(Object.create(live) as Snapshot, { pids: async () => [zpid] });
@@ -309,8 +327,8 @@ describe('pmapView', () => {
   it('matches procps pmap -x on a live sleeping process, row for row', async () => {
     const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
-      await new Promise((r) => setTimeout(r, 200));
       const pid = sleeper.pid!;
+      await until(() => readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(sleep) S '));
       const maps = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
       const startStack = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[25]);
       const view = pmapView(maps, { startStack });

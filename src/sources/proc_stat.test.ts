@@ -16,6 +16,19 @@ function parseErrorOf(fn: () => unknown): MemsleuthError {
   throw new Error('expected a parse error');
 }
 
+/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if (check()) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('timed out waiting for a child process');
+}
+
 describe('parseProcStat', () => {
   it('reads /proc/self/stat: every field proc(5) lists on 6.18 (52)', () => {
     const text = readFileSync('/proc/self/stat', 'utf8');
@@ -54,7 +67,7 @@ describe('parseProcStat', () => {
       stdio: 'ignore',
     });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await until(() => readFileSync(`/proc/${child.pid}/comm`, 'utf8') === 'a) b (c) d\n');
       const s = parseProcStat(readFileSync(`/proc/${child.pid}/stat`, 'utf8'));
       expect(s.comm).toBe('a) b (c) d');
       expect(s.pid).toBe(child.pid);

@@ -20,6 +20,19 @@ function parseErrorOf(fn: () => unknown): MemsleuthError {
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if (check()) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('timed out waiting for a child process');
+}
+
 describe('parseSmaps on a live process', () => {
   // A sleeping child: its mappings and counters stay still between reads.
   let child: ReturnType<typeof spawn>;
@@ -27,7 +40,8 @@ describe('parseSmaps on a live process', () => {
   beforeAll(async () => {
     child = spawn('sleep', ['60'], { stdio: 'ignore' });
     pid = child.pid!;
-    await new Promise((r) => setTimeout(r, 200));
+    // Sleeping in nanosleep: exec and the dynamic loader are done, the mappings stay put.
+    await until(() => readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(sleep) S '));
   });
   afterAll(() => {
     child.kill();

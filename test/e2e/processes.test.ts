@@ -34,6 +34,19 @@ function userError(args: string[], message: RegExp): string {
   return r.stderr;
 }
 
+/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if (check()) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('timed out waiting for a child process');
+}
+
 describe('memsleuth ps', () => {
   let child: ChildProcess;
   beforeAll(async () => {
@@ -118,7 +131,7 @@ describe('memsleuth pmap', () => {
   it('--kb prints exactly what procps pmap -x prints for a live process', async () => {
     const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await until(() => readFileSync(`/proc/${sleeper.pid}/stat`, 'utf8').includes('(sleep) S '));
       const ours = ok(['pmap', '--kb', String(sleeper.pid)]);
       const real = spawnSync('pmap', ['-x', String(sleeper.pid)], { encoding: 'utf8' });
       expect(real.status).toBe(0);
