@@ -51,7 +51,7 @@ export interface Suspect {
   sinceMs: number | undefined;
   first: number;
   last: number;
-  /** The process has exited by the end of the recording. */
+  /** The process exited before the end of the window (then it is in `exitedGrowing`). */
   exited?: boolean;
   /** One line of evidence. */
   evidence: string;
@@ -77,6 +77,8 @@ export interface LeakReport {
   ticks: number;
   seriesAnalysed: number;
   suspects: Suspect[];
+  /** Processes that grew and then exited before the end of the window (memory given back). */
+  exitedGrowing: Suspect[];
   reclaimable: ReclaimableGrowth[];
   memAvailableBytes: number | undefined;
   /** Theil–Sen slope of MemAvailable, bytes per hour (negative when it shrinks). */
@@ -379,7 +381,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
 
   const exitedCutoff = lastMs;
   const growingFds = found.filter((f) => f.c.kind === 'process-fds' || f.c.kind === 'process-threads');
-  const suspects: Suspect[] = found
+  const all: Suspect[] = found
     .filter((f) => !drop.has(f))
     .map(({ c, tr }) => {
       const s = c.series;
@@ -414,8 +416,17 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
       if (s.pid !== undefined) sus.pid = s.pid;
       if (isProc && (c.t[c.t.length - 1] ?? 0) < exitedCutoff) sus.exited = true;
       if (c.kind === 'slab' || c.kind === 'kernel' || c.kind === 'unaccounted') {
+        // Kernel objects have no owner in a counter: name the processes whose fds (sockets,
+        // files: slab) or threads (kernel stacks, vmalloc'd stacks) grew over the same time.
+        const wants: SuspectKind[] =
+          c.kind === 'slab'
+            ? ['process-fds']
+            : s.key === 'KernelStack'
+              ? ['process-threads']
+              : ['process-fds', 'process-threads'];
         const rel = growingFds
-          .filter((g) => g.tr.sinceMs !== undefined && tr.sinceMs !== undefined)
+          .filter((g) => wants.includes(g.c.kind))
+          .sort((a, b) => b.tr.ratePerHour - a.tr.ratePerHour)
           .map(
             (g) =>
               `${g.c.series.label} (pid ${g.c.series.pid}) ${g.c.what} +${Math.round(g.tr.ratePerHour)}/h`,
@@ -424,6 +435,9 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
       }
       return sus;
     });
+  // A process that grew and then exited gave its memory back: listed apart, not ranked.
+  const exitedGrowing = all.filter((x) => x.exited);
+  const suspects = all.filter((x) => !x.exited);
   // Rank: bytes before counts, then by rate × confidence.
   const score = (s: Suspect) => (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
   suspects.sort((a, b) => score(b) - score(a));
@@ -459,7 +473,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
   ]);
   let combined = 0;
   for (const s of suspects) {
-    if (s.unit !== 'bytes' || !counted.has(s.kind) || AGGREGATES.has(s.id) || s.exited) continue;
+    if (s.unit !== 'bytes' || !counted.has(s.kind) || AGGREGATES.has(s.id)) continue;
     combined += s.ratePerHour;
   }
   return {
@@ -469,6 +483,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
     ticks: rec.tickCount,
     seriesAnalysed: analysed,
     suspects,
+    exitedGrowing,
     reclaimable,
     memAvailableBytes,
     memAvailableSlopePerHour,

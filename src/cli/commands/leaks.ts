@@ -77,7 +77,7 @@ export const leaksCommand = defineCommand({
         table(shown, [
           { header: '#', align: 'right', value: (s) => String(s.rank) },
           { header: 'kind', value: (s) => s.kind },
-          { header: 'suspect', max: 34, value: (s) => `${s.name}${s.exited ? ' †' : ''}` },
+          { header: 'suspect', max: 34, value: (s) => s.name },
           { header: 'rate', align: 'right', value: (s) => rate(s.ratePerHour, s.unit) },
           { header: 'conf', align: 'right', value: (s) => s.confidence.toFixed(2) },
           {
@@ -92,9 +92,12 @@ export const leaksCommand = defineCommand({
         if (s.related) out.push(`   related: ${s.related.join('; ')}`);
         out.push(`   next: ${s.next}`);
       }
-      if (shown.some((s) => s.exited)) out.push('† exited before the end of the recording');
     } else {
       out.push('', 'No leak suspects: nothing kept growing.');
+    }
+    if (report.exitedGrowing.length) {
+      const names = report.exitedGrowing.slice(0, 5).map((s) => `${s.name} ${rate(s.ratePerHour, s.unit)}`);
+      out.push('', `Grew, then exited (memory given back): ${names.join('; ')}`);
     }
     if (report.reclaimable.length) {
       out.push(heading('Reclaimable growth (not leaks)'));
