@@ -291,7 +291,8 @@ export const pageOwnerTopCommand = defineCommand({
     }
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
     const out: string[] = [
-      `page_owner ${arg}: ${r.records} records, ${r.kept} kept, ${r.pages} pages (${formatBytes(r.bytes)}), ` +
+      `page_owner ${arg}`,
+      `${r.records} records, ${r.kept} kept, ${r.pages} pages (${formatBytes(r.bytes)}), ` +
         `${r.groups.length} groups by ${by}`,
       '',
     ];

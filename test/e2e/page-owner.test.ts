@@ -1,0 +1,92 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { pageOwnerSortBinary } from '../page-owner-c/tools.js';
+import { sharedMoment } from '../paths.js';
+import { runCli } from './cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'pos-e2e-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const dump = (k: '6.1' | '6.12', m: 'before' | 'after') => join(sharedMoment(k, m), 'page_owner');
+
+describe('memsleuth page-owner sort', () => {
+  it('reads stdin and writes stdout, same bytes as the C tool on the file', () => {
+    const input = readFileSync(dump('6.12', 'after'), 'latin1');
+    const r = runCli(['page-owner', 'sort', '--cull=stacktrace', '-m', '-', '-'], { input });
+    expect(r.status).toBe(0);
+    const c = join(tmp, 'c.out');
+    spawnSync(pageOwnerSortBinary('6.12'), ['--cull=stacktrace', '-m', dump('6.12', 'after'), c]);
+    expect(r.stdout === readFileSync(c, 'latin1')).toBe(true);
+    expect(r.stdout).toContain('demo_page_grab');
+  });
+  it('prints the C usage and exits 1 on a bad option; --compat picks the tool version', () => {
+    const r = runCli(['page-owner', 'sort', '-r', 'a', 'b']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("memsleuth page-owner sort: invalid option -- 'r'\n");
+    expect(r.stdout).toMatch(/^Usage: \.\/page_owner_sort \[OPTIONS\] <input> <output>\n-a\t\t\tSort/);
+    const out = join(tmp, 'r.out');
+    const r61 = runCli(['page-owner', 'sort', '--compat', '6.1', '-r', dump('6.1', 'after'), out]);
+    expect(r61.status).toBe(0);
+    expect(existsSync(out)).toBe(true);
+    const bad = runCli(['page-owner', 'sort', '--compat', '5.4', 'a', 'b']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--compat: expected 6.1 or 6.12/);
+  });
+});
+
+describe('memsleuth page-owner top', () => {
+  it('a pipe gives the same result as the file', () => {
+    const fromFile = runCli(['page-owner', 'top', dump('6.12', 'after'), '--json']);
+    const fromPipe = runCli(['page-owner', 'top', '-', '--json'], {
+      input: readFileSync(dump('6.12', 'after'), 'latin1'),
+    });
+    expect(fromFile.status).toBe(0);
+    const a = JSON.parse(fromFile.stdout);
+    const b = JSON.parse(fromPipe.stdout);
+    expect(b.groups).toEqual(a.groups);
+    expect(b.pages).toBe(a.pages);
+  });
+  it('groups by module in a table that fits 100 columns', () => {
+    const r = runCli(['page-owner', 'top', dump('6.1', 'after'), '--by', 'module']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/\[leaky\]/);
+    for (const l of r.stdout.split('\n')) expect(l.length).toBeLessThanOrEqual(100);
+  });
+  it('reports a file that is not page_owner output with line and byte, exit 2', () => {
+    const r = runCli(['page-owner', 'top', join(sharedMoment('6.12', 'after'), 'meminfo')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/meminfo:1 \(byte 0\): expected a page_owner record header/);
+  });
+});
+
+describe('memsleuth page-owner diff', () => {
+  it('names demo_page_grab first, with flame exports of the gain', () => {
+    const collapsed = join(tmp, 'gain.folded');
+    const speedscope = join(tmp, 'gain.speedscope.json');
+    const r = runCli([
+      'page-owner',
+      'diff',
+      dump('6.1', 'before'),
+      dump('6.1', 'after'),
+      '--collapsed',
+      collapsed,
+      '--speedscope',
+      speedscope,
+    ]);
+    expect(r.status).toBe(0);
+    const firstRow = r.stdout.split('\n').find((l) => /^\s*1 /.test(l))!;
+    expect(firstRow).toMatch(/\+200 .* NEW\s+demo_page_grab \[leaky\]/);
+    const lines = r.stdout.split('\n');
+    const rank = (fn: string) => lines.findIndex((l) => l.includes(fn));
+    expect(rank('demo_churn') === -1 || rank('demo_churn') > rank('demo_cache_fill')).toBe(true);
+    expect(readFileSync(collapsed, 'utf8')).toMatch(/demo_page_grab_\[leaky\];\S* 200$/m);
+    expect(JSON.parse(readFileSync(speedscope, 'utf8')).exporter).toBe('memsleuth');
+  });
+  it('needs two dumps', () => {
+    const r = runCli(['page-owner', 'diff', dump('6.1', 'before')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/BEFORE AFTER/);
+  });
+});
