@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type LabKernel, sharedMoment } from '../../test/paths.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
-import { type DiffRow, diffSnapshots, rowsOf, type SnapshotDiff } from './diff.js';
+import { type DiffRow, diffSnapshots, pageOwnerGrouper, rowsOf, type SnapshotDiff } from './diff.js';
 
 const LEAKS = ['demo_cache_fill', 'demo_page_grab', 'demo_vbuf_grow'];
 const mentions = (r: DiffRow, fn: string) => r.name.includes(fn);
@@ -67,10 +67,10 @@ describe.each(['6.1', '6.12'] as const)('diffSnapshots on lab %s before -> after
       deltaCount: 200,
       deltaBytes: 200 * 4096,
     });
-    // movable pages (the capture's own tmpfs files on 6.12) are ranked by meminfo instead
+    // page cache (the capture's own tmpfs files on 6.12) is ranked by meminfo instead
     const po = d.sources.find((x) => x.source === 'page_owner')!;
     if (k === '6.12')
-      expect(po.note).toMatch(/^movable pages \(user, page cache\) left out: \d+ before, \d+ after$/);
+      expect(po.note).toMatch(/^page cache and anonymous page blocks left out: \d+ before, \d+ after$/);
     expect(rowsOf(d, 'vmallocinfo')[0]).toMatchObject({
       name: 'demo_vbuf_grow [leaky]',
       deltaCount: 40,
@@ -111,6 +111,23 @@ describe.each(['6.1', '6.12'] as const)('diffSnapshots on lab %s before -> after
     const leakIdx = LEAKS.map((fn) => po.findIndex((r) => mentions(r, fn)));
     for (const i of leakIdx) expect(i).toBeGreaterThanOrEqual(0);
     if (churn >= 0) for (const i of leakIdx) expect(i).toBeLessThan(churn);
+  });
+});
+
+describe('diffSnapshots page_owner with every allocator', () => {
+  it("ranks the capture's own tmpfs page cache first on 6.12 when page cache is kept", async () => {
+    const d = await diffSnapshots(
+      new DirectorySnapshot(sharedMoment('6.12', 'before')),
+      new DirectorySnapshot(sharedMoment('6.12', 'after')),
+      {
+        pageOwner: pageOwnerGrouper({ allAllocators: true }),
+        sources: ['page_owner'],
+      },
+    );
+    const po = rowsOf(d, 'page_owner');
+    expect(po[0]!.name).toMatch(/^shmem_get_folio_gfp/);
+    expect(po.findIndex((r) => r.name === 'demo_page_grab [leaky]')).toBe(1);
+    expect(d.sources[0]!.note).toBeUndefined();
   });
 });
 

@@ -3,21 +3,14 @@ import { parseAllocinfo } from '../sources/allocinfo.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseKmemleak } from '../sources/kmemleak.js';
 import { parseMeminfo } from '../sources/meminfo.js';
-import { parsePageOwner } from '../sources/page_owner.js';
 import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { diffAllocinfo } from './allocinfo.js';
 import { groupKmemleak } from './kmemleak.js';
+import { groupPageOwner, KERNEL_ALLOCATORS } from './page_owner.js';
 import { readProcesses } from './process.js';
 import { diffSlabCallSites, readSlabCallSites } from './slab.js';
-import {
-  culpritFrame,
-  diffGroups,
-  type Frame,
-  moduleOf,
-  StackAggregator,
-  type StackGroup,
-} from './stacks.js';
+import { culpritFrame, diffGroups, type Frame, moduleOf, type StackGroup } from './stacks.js';
 import { diffVmalloc, vmallocByCaller } from './vmalloc.js';
 
 export const DIFF_SOURCES = [
@@ -62,7 +55,7 @@ export interface DiffSourceStatus {
   reason?: string;
   /** Rows this source contributed (changes only). */
   rows: number;
-  /** What was left out on purpose, e.g. page_owner's movable pages. */
+  /** What was left out on purpose, e.g. page_owner's page cache and anonymous pages. */
   note?: string;
 }
 
@@ -78,33 +71,27 @@ export interface SnapshotDiff {
 export type PageOwnerGrouper = (
   snap: Snapshot,
   pageSizeBytes: number,
-) => Promise<{ groups: StackGroup[]; movablePages: number } | undefined>;
+) => Promise<{ groups: StackGroup[]; leftOut: number } | undefined>;
 
 /**
- * Group page_owner records by allocation stack with the shared stack model. Movable
- * allocations (`type Movable`: user memory and page cache, GFP_HIGHUSER_MOVABLE) are
- * left out unless asked for: meminfo (AnonPages, Cached, Shmem) and the processes
- * already rank them, and page_owner's job here is the kernel's own allocations, the
- * ones no other counter names. Their page count is returned so the report can say so.
+ * Group page_owner records by allocation stack (the page_owner helper's groupPageOwner).
+ * By default only kernel allocations are kept (slab, vmalloc and the rest, the buddy
+ * "black hole"): page cache and anonymous pages are user memory and file cache that
+ * meminfo (AnonPages, Cached, Shmem) and the processes already rank; page_owner's job
+ * here is the kernel's own allocations, the ones no other counter names. `leftOut`
+ * counts the page blocks left out, so the report can say so.
  */
-export function pageOwnerGrouper(opts: { includeMovable?: boolean } = {}): PageOwnerGrouper {
+export function pageOwnerGrouper(opts: { allAllocators?: boolean } = {}): PageOwnerGrouper {
   return async (snap, pageSizeBytes) => {
     const stream = await snap.openStream('page_owner');
     if (!stream) return undefined;
-    const agg = new StackAggregator();
-    let movablePages = 0;
-    await parsePageOwner(
-      stream,
-      (r) => {
-        if (!opts.includeMovable && r.migratetype === 'Movable') {
-          movablePages += r.pages;
-          return;
-        }
-        agg.add(r.frames, { count: 1, pages: r.pages, bytes: r.pages * pageSizeBytes });
-      },
-      { file: snap.describe('page_owner') },
-    );
-    return { groups: agg.result(), movablePages };
+    const r = await groupPageOwner(stream, {
+      by: 'stack',
+      pageSizeBytes,
+      file: snap.describe('page_owner'),
+      ...(opts.allAllocators ? {} : { allocators: KERNEL_ALLOCATORS }),
+    });
+    return { groups: r.groups, leftOut: r.records - r.kept };
   };
 }
 
@@ -304,13 +291,13 @@ export async function diffSnapshots(
 
   const pageOwner = opts.pageOwner === undefined ? pageOwnerGrouper() : opts.pageOwner;
   if (pageOwner) {
-    const movable: number[] = [];
+    const leftOut: number[] = [];
     await compare(
       'page_owner',
       async (s) => {
         const r = await pageOwner(s, pageSize);
         if (!r) return { reason: s.whyMissing('page_owner') ?? 'not present' };
-        movable.push(r.movablePages);
+        leftOut.push(r.leftOut);
         return { value: r.groups };
       },
       (b, a) =>
@@ -332,8 +319,8 @@ export async function diffSnapshots(
         }),
     );
     const st = statuses.find((x) => x.source === 'page_owner');
-    if (st?.status === 'compared' && (movable[0] || movable[1]))
-      st.note = `movable pages (user, page cache) left out: ${movable[0]} before, ${movable[1]} after`;
+    if (st?.status === 'compared' && (leftOut[0] || leftOut[1]))
+      st.note = `page cache and anonymous page blocks left out: ${leftOut[0]} before, ${leftOut[1]} after`;
   }
 
   await compare(

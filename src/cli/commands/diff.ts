@@ -21,9 +21,9 @@ export const diffCommand = defineCommand({
       valueName: 'N',
       description: 'print the top N gainers of each source instead of one list',
     },
-    'page-owner-movable': {
+    'page-owner-all': {
       type: 'boolean',
-      description: 'rank movable page_owner pages too (user memory, page cache; left out by default)',
+      description: 'rank page cache and anonymous page_owner pages too (left out by default)',
     },
     json: { type: 'boolean', description: 'print the whole diff as JSON' },
   },
@@ -49,7 +49,7 @@ export const diffCommand = defineCommand({
     const [b, a] = [await openSnapshot(positionals[0]!), await openSnapshot(positionals[1]!)];
     try {
       const d = await diffSnapshots(b, a, {
-        pageOwner: pageOwnerGrouper({ includeMovable: Boolean(values['page-owner-movable']) }),
+        pageOwner: pageOwnerGrouper({ allAllocators: Boolean(values['page-owner-all']) }),
         ...(sources ? { sources: sources as DiffSource[] } : {}),
       });
       if (values.json) {
