@@ -25,6 +25,8 @@ PACKAGES=(
   xz-utils
   # processes: `pmap -x` parity tests (test/e2e/processes.test.ts, src/analysis/process.test.ts)
   procps
+  # record & leaks: pidstat, the recorder-cost baseline of bench/leaks (npm run bench:leaks)
+  sysstat
 )
 
 missing=()
