@@ -1,12 +1,17 @@
 // Public library surface. Internal files are not part of it; re-export here only.
 
 export * from './analysis/accounting.js';
+export * from './analysis/leaks.js';
 export * from './analysis/process.js';
 export { buildReport, type Finding, type Report, type ReportOptions } from './analysis/report.js';
 export * from './analysis/stacks.js';
+export * from './analysis/trend.js';
 export { type WriteSnapshotOptions, type WriteSnapshotResult, writeSnapshot } from './capture/bundle.js';
 export * from './capture/layout.js';
 export { type LiveRoots, LiveSnapshot, openLiveSnapshot } from './capture/live.js';
+export { Sampler, type SamplerOptions } from './capture/sampler.js';
 export { DirectorySnapshot, openSnapshot, type Snapshot } from './capture/snapshot.js';
 export * from './errors.js';
 export * from './sources/index.js';
+export * from './store/recorder.js';
+export * from './store/recording.js';
