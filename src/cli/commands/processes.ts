@@ -143,8 +143,10 @@ needs root for other users' processes.`,
       ctx.stdout.write(`${fitLast(shown, cols)}\n`);
       const more = users.length > shown.length ? `top ${shown.length} of ` : '';
       ctx.stdout.write(
-        `${more}${plural(users.length, 'process', 'processes')} by ${key} ` +
-          `(${plural(totals.kernelThreads, 'kernel thread', 'kernel threads')} not shown)\n` +
+        `${more}${plural(users.length, 'process', 'processes')} by ${key}` +
+          (totals.kernelThreads
+            ? ` (${plural(totals.kernelThreads, 'kernel thread', 'kernel threads')} not shown)\n`
+            : '\n') +
           `sum RSS ${formatBytes(totals.rssBytes)}, PSS ${formatBytes(totals.pssBytes)}, USS ${formatBytes(totals.ussBytes)}, ` +
           `swap ${formatBytes(totals.swapBytes)}\n`,
       );
