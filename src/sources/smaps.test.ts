@@ -165,6 +165,42 @@ describe('parseSmaps on captures', () => {
     expect(names).toContain('[heap]');
   });
 
+  it('reads the 4.15-4.19 per-mapping format (fixed spacing, "Private_Hugetlb: %7lu kB", VmFlags)', () => {
+    // show_smap() of 4.15 (fs/proc/task_mmu.c) printed with these exact format strings; the
+    // values are those of the thread-stack record quoted in seed 001.
+    const kb = (name: string, v: number, width = 8) =>
+      `${`${name}:`.padEnd(16 - (8 - width))}${String(v).padStart(width)} kB\n`;
+    const text =
+      '7faae0e49000-7faae1849000 rw-p 00000000 00:00 0 \n' +
+      kb('Size', 10240) +
+      kb('KernelPageSize', 4) +
+      kb('MMUPageSize', 4) +
+      kb('Rss', 80) +
+      kb('Pss', 80) +
+      kb('Shared_Clean', 0) +
+      kb('Shared_Dirty', 0) +
+      kb('Private_Clean', 0) +
+      kb('Private_Dirty', 80) +
+      kb('Referenced', 60) +
+      kb('Anonymous', 80) +
+      kb('LazyFree', 0) +
+      kb('AnonHugePages', 0) +
+      kb('ShmemPmdMapped', 0) +
+      kb('Shared_Hugetlb', 0) +
+      'Private_Hugetlb:       0 kB\n' +
+      kb('Swap', 0) +
+      kb('SwapPss', 0) +
+      kb('Locked', 0) +
+      'ProtectionKey:         0\n' +
+      'VmFlags: rd wr mr mw me ac \n';
+    expect(text).toContain('Rss:                  80 kB\n');
+    const [m] = parseSmaps(text);
+    expect(m!.bytes).toMatchObject({ Size: 10240 * 1024, Rss: 80 * 1024, Private_Hugetlb: 0, LazyFree: 0 });
+    expect(m!.protectionKey).toBe(0);
+    expect(m!.thpEligible).toBeUndefined();
+    expect(m!.vmFlags).toEqual(['rd', 'wr', 'mr', 'mw', 'me', 'ac']);
+  });
+
   it('reads the 4.14-4.19 smaps_rollup header (no fields before Rss)', () => {
     // show_smap() in rollup mode prints show_vma_header_prefix(first_vma_start, end, 0, 0, 0, 0).
     const text =
