@@ -260,6 +260,38 @@ describe('processes that vanish or lie', () => {
     expect(processes.map((p) => p.pid)).toEqual([process.pid]);
   });
 
+  it('skips a live process that dies (a zombie nobody reaps) while it is read', async () => {
+    // The exec'd `sleep 60` never reaps its background `sleep 30`: killed, that one stays a zombie.
+    const parent = spawn('bash', ['-c', 'sleep 30 & exec sleep 60'], { stdio: 'ignore' });
+    try {
+      let vpid = 0;
+      await until(() => {
+        vpid = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim());
+        return vpid > 0 && readFileSync(`/proc/${vpid}/stat`, 'utf8').includes('(sleep) S ');
+      });
+      const live = new LiveSnapshot();
+      let killed = false;
+      const snap: Snapshot = Object.assign(Object.create(live) as Snapshot, {
+        pids: async () => [vpid],
+        readText: async (path: string) => {
+          const t = await live.readText(path);
+          if (path === `proc/${vpid}/smaps` && !killed) {
+            killed = true;
+            process.kill(vpid, 'SIGKILL');
+            await until(() => readFileSync(`/proc/${vpid}/stat`, 'utf8').includes(') Z '));
+          }
+          return t;
+        },
+      });
+      const { processes, skipped } = await readProcesses(snap);
+      expect(killed).toBe(true);
+      expect(processes).toEqual([]);
+      expect(skipped).toEqual([{ pid: vpid, reason: 'exited while being read (its memory was released)' }]);
+    } finally {
+      parent.kill();
+    }
+  });
+
   it('reads a real zombie as a process with no memory, not a kernel thread and not an error', async () => {
     // `sleep 30` (exec'd over bash) never reaps the background `sleep 0.3`: when that one exits
     // (after the exec, so bash cannot reap it first) it stays a zombie.

@@ -397,6 +397,9 @@ export function formatPmapX(pid: number, cmdline: string[], name: string, view: 
   return `${lines.join('\n')}\n`;
 }
 
+/** A status with an mm prints VmSize (task_mem); kernel threads and zombies do not. */
+const HAS_MM = /^VmSize:/m;
+
 /** Process files read by `readProcesses`, in reading order (status first: it names the process). */
 const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
 
@@ -446,6 +449,11 @@ export async function readProcesses(
         pid,
         reason: `exited while being read (${snap.whyMissing(path('status')) ?? 'empty status'})`,
       });
+      continue;
+    }
+    // Exiting releases the mm before the task is reaped: Vm lines gone = exited (now a zombie).
+    if (HAS_MM.test(status) && !HAS_MM.test(again)) {
+      skipped.push({ pid, reason: 'exited while being read (its memory was released)' });
       continue;
     }
     processes.push(processMemory(pid, files, page, (p) => snap.describe(p)));
