@@ -252,8 +252,9 @@ export function processMemory(
     if (sb.VmData !== undefined && sb.VmStk !== undefined) p.dataBytes = sb.VmData + sb.VmStk;
   }
 
-  // smaps (per mapping) gives all four types; smaps_rollup (one record) gives Pss/Uss/swap and
-  // the anonymous part only. An empty smaps means no mm: a kernel thread or a zombie.
+  // smaps (per mapping) gives all four types; smaps_rollup (one record, no perms or names) gives
+  // Pss, Uss and swap but not the four types. An empty smaps means no mm: a kernel thread or a
+  // zombie.
   let totals: SmapsTotals | undefined;
   if (files.smaps !== undefined && (has(files.smaps) || kernelThread || rssBytes === 0)) {
     totals = sumSmaps(parseSmaps(files.smaps, { file: label('smaps') }));
@@ -298,9 +299,9 @@ export function processMemory(
   return p;
 }
 
-/** One row of `pmap -x`. Sizes in bytes; the `*Kb` fields are what pmap prints. */
+/** One row of `pmap -x`, sizes in bytes (pmap prints them in kB: `formatPmapX`). */
 export interface PmapRow {
-  /** Start address, 16 hex digits (8 on 32-bit), as pmap prints it. */
+  /** Start address padded to 16 hex digits, as 64-bit pmap prints it. */
   address: string;
   sizeBytes: number;
   rssBytes: number;
