@@ -1,5 +1,6 @@
 import type { Snapshot } from '../capture/snapshot.js';
 import { MemsleuthError } from '../errors.js';
+import type { CallstackBlock } from '../sources/callstack_blocks.js';
 import { parseSlabTraces, type SlabTraceKind, type SlabTraceLocation } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
 import { diffGroups, type Frame, type GroupDelta, type StackGroup, stackKey } from './stacks.js';
@@ -329,4 +330,34 @@ export function diffSlabCallSites(
     ...d,
     ...info.get(d.key)!,
   }));
+}
+
+/**
+ * Blocks of a "count + call trace" dump (vendor /proc/slabtrace, page_owner_sort output)
+ * as stack groups: key = optional cache label + stack; count, bytes and pages summed.
+ */
+export function callstackGroups(blocks: readonly CallstackBlock[]): StackGroup[] {
+  const map = new Map<string, StackGroup>();
+  for (const b of blocks) {
+    const cache = b.labels.cache ?? b.labels.name ?? b.labels.slab;
+    const key = `${cache ? `${cache}:` : ''}${stackKey(b.frames)}`;
+    let g = map.get(key);
+    if (!g) {
+      g = { key, frames: b.frames, weights: { count: 0, bytes: 0, pages: 0 } };
+      map.set(key, g);
+    }
+    g.weights.count += b.count;
+    g.weights.bytes += b.bytes ?? 0;
+    g.weights.pages += b.pages ?? 0;
+  }
+  return [...map.values()];
+}
+
+/** Compare two count + call trace dumps, largest count gain first (bytes when every block has them). */
+export function diffCallstackDumps(
+  before: readonly CallstackBlock[],
+  after: readonly CallstackBlock[],
+): GroupDelta[] {
+  const withBytes = [...before, ...after].every((b) => b.bytes !== undefined);
+  return diffGroups(callstackGroups(before), callstackGroups(after), withBytes ? 'bytes' : 'count');
 }

@@ -97,3 +97,25 @@ describe('memsleuth slab traces', () => {
     );
   });
 });
+
+describe('memsleuth slab trace-diff', () => {
+  it('compares two count + call trace dumps (before/after, as with /proc/slabtrace)', () => {
+    const f = (m: 'before' | 'after') => `${sharedMoment('6.1', m)}/slab/kmalloc-96.alloc_traces`;
+    const r = runCli(['slab', 'trace-diff', f('before'), f('after')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(
+      '1 stacks grew\nΔ COUNT  AFTER  Δ BYTES  CULPRIT\n   +400    400        -  demo_cache_fill [leaky]\n',
+    );
+  });
+
+  it('points at the bad line of a malformed dump', () => {
+    const r = runCli([
+      'slab',
+      'trace-diff',
+      `${sharedMoment('6.1', 'after')}/slabinfo`,
+      `${sharedMoment('6.1', 'after')}/slabinfo`,
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/slabinfo:1: expected a count line/);
+  });
+});

@@ -1,7 +1,16 @@
-import { parseSlabSortKey, readSlabCallSites, SLAB_SORT_KEYS, slabTop } from '../../analysis/slab.js';
+import { readFile } from 'node:fs/promises';
+import {
+  diffCallstackDumps,
+  parseSlabSortKey,
+  readSlabCallSites,
+  SLAB_SORT_KEYS,
+  slabTop,
+} from '../../analysis/slab.js';
+import { culpritFrame } from '../../analysis/stacks.js';
 import { openLiveSnapshot } from '../../capture/live.js';
 import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
+import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, table } from '../format.js';
 
@@ -151,4 +160,70 @@ export const slabTracesCommand = defineCommand({
   },
 });
 
-export const slabCommands = [slabTopCommand, slabTracesCommand];
+export const slabTraceDiffCommand = defineCommand({
+  path: ['slab', 'trace-diff'],
+  summary: 'compare two "count + call trace" dumps (vendor /proc/slabtrace, page_owner_sort output)',
+  args: 'BEFORE AFTER',
+  options: {
+    top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
+    all: { type: 'boolean', description: 'also print stacks that shrank or did not change' },
+    json: { type: 'boolean', description: 'print every stack as JSON' },
+  },
+  details:
+    'Each dump is blocks of a count line (`N times:`, `count: N cache: C size: S`, or a leading number)\n' +
+    'followed by one frame per line, as `cat /proc/slabtrace > before.txt` and again after a stress test.',
+  async run({ values, positionals }, ctx) {
+    if (positionals.length !== 2)
+      throw new MemsleuthError('USAGE', 'slab trace-diff needs BEFORE and AFTER files');
+    const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
+    const read = async (p: string) => {
+      try {
+        return parseCallstackBlocks(await readFile(p, 'utf8'), { file: p });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code)
+          throw new MemsleuthError('IO', `${p}: cannot read (${(e as NodeJS.ErrnoException).code})`, {
+            file: p,
+          });
+        throw e;
+      }
+    };
+    const deltas = diffCallstackDumps(await read(positionals[0]!), await read(positionals[1]!));
+    const shown = values.all ? deltas : deltas.filter((d) => d.delta.count > 0 || d.delta.bytes > 0);
+    if (values.json) {
+      ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      return 0;
+    }
+    ctx.stdout.write(
+      `${shown.length} stacks ${values.all ? 'listed' : 'grew'}\n` +
+        (shown.length
+          ? `${table(shown.slice(0, top), [
+              {
+                header: 'Δ COUNT',
+                align: 'right',
+                value: (d) => (d.delta.count > 0 ? `+${d.delta.count}` : String(d.delta.count)),
+              },
+              { header: 'AFTER', align: 'right', value: (d) => String(d.after.count) },
+              {
+                header: 'Δ BYTES',
+                align: 'right',
+                value: (d) => (d.delta.bytes ? formatBytes(d.delta.bytes) : '-'),
+              },
+              {
+                header: 'CULPRIT',
+                max: 60,
+                value: (d) => {
+                  const f = culpritFrame(d.frames);
+                  // keys are `cache:stack` when the dump named a cache; stack keys have no ':'
+                  const colon = d.key.indexOf(':');
+                  const cache = colon >= 0 ? ` (${d.key.slice(0, colon)})` : '';
+                  return (f ? (f.module ? `${f.func} [${f.module}]` : f.func) : '<no stack>') + cache;
+                },
+              },
+            ])}\n`
+          : ''),
+    );
+    return 0;
+  },
+});
+
+export const slabCommands = [slabTopCommand, slabTracesCommand, slabTraceDiffCommand];

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { DirectorySnapshot } from '../capture/snapshot.js';
+import { parseCallstackBlocks } from '../sources/callstack_blocks.js';
+import {
+  diffCallstackDumps,
+  diffSlabCallSites,
+  parseSlabSortKey,
+  readSlabCallSites,
+  slabSiteGroups,
+  slabTop,
+} from './slab.js';
+
+const snap = (k: '6.1' | '6.12', m: 'before' | 'mid' | 'after') => new DirectorySnapshot(sharedMoment(k, m));
+
+describe('slabTop', () => {
+  it('totals and sorts the 6.1 lab slabinfo like slabtop', async () => {
+    const t = await slabTop(snap('6.1', 'after'), { sortBy: parseSlabSortKey('a') });
+    expect(t.sortBy).toBe('active');
+    const lines = readFileSync(join(sharedMoment('6.1', 'after'), 'slabinfo'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(2);
+    const active = lines.map((l) => Number(l.split(/\s+/)[1]));
+    expect(t.totals.activeObjs).toBe(active.reduce((s, x) => s + x, 0));
+    expect(t.rows[0]!.activeObjs).toBe(Math.max(...active));
+    expect(t.reclaimKnown).toBe(false);
+    const k96 = t.rows.find((r) => r.name === 'kmalloc-96')!;
+    expect(k96.cacheBytes).toBe(k96.numSlabs * k96.pagesPerSlab * 4096);
+  });
+
+  it('rejects unknown sort keys', () => {
+    expect(() => parseSlabSortKey('z')).toThrow(/unknown key "z"/);
+    expect(parseSlabSortKey('cache-size')).toBe('cache-size');
+  });
+});
+
+describe('slab call sites', () => {
+  it('reads every cache of a lab moment, bytes from slabinfo object sizes', async () => {
+    const r = await readSlabCallSites(snap('6.12', 'after'));
+    expect(r.hasStacks).toBe(true);
+    const fill = r.sites.find((s) => s.caller?.func === 'demo_cache_fill')!;
+    expect(fill).toMatchObject({
+      cache: 'kmalloc-96',
+      outstanding: 400,
+      bytes: 400 * 192,
+      pidMin: 10,
+      pidMax: 28,
+    });
+    expect(r.noData.length).toBeGreaterThan(0);
+  });
+
+  it('diffs mid -> after: the leak had finished by mid, so nothing from the module grows', async () => {
+    const [m, a] = [
+      await readSlabCallSites(snap('6.1', 'mid')),
+      await readSlabCallSites(snap('6.1', 'after')),
+    ];
+    const d = diffSlabCallSites(m.sites, a.sites);
+    const fill = d.find((x) => x.caller?.func === 'demo_cache_fill')!;
+    expect(fill.delta.count).toBe(0);
+    expect(d.filter((x) => x.delta.bytes > 0 && x.frames.some((f) => f.module === 'leaky'))).toEqual([]);
+  });
+
+  it('merges entries of the same stack (different waste) into one group', async () => {
+    const r = await readSlabCallSites(snap('6.12', 'after'), { cache: 'kmalloc-16' });
+    const groups = slabSiteGroups(r.sites);
+    expect(groups.reduce((s, g) => s + g.weights.count, 0)).toBe(
+      r.sites.reduce((s, x) => s + x.outstanding, 0),
+    );
+    expect(groups.length).toBeLessThanOrEqual(r.sites.length);
+  });
+});
+
+describe('diffCallstackDumps', () => {
+  it('compares two count + call trace dumps by count', () => {
+    const read = (m: 'before' | 'after') =>
+      parseCallstackBlocks(
+        readFileSync(join(sharedMoment('6.1', m), 'slab', 'kmalloc-96.alloc_traces'), 'utf8'),
+      );
+    const d = diffCallstackDumps(read('before'), read('after'));
+    expect(d[0]!.delta.count).toBe(400);
+    expect(d[0]!.frames.map((f) => f.func)).toContain('demo_cache_fill');
+  });
+
+  it('uses bytes when every block has a size', () => {
+    const doc = readFileSync(join(REPO_FIXTURES, 'slabtrace', 'page_owner_sort-doc.txt'), 'utf8');
+    const before = parseCallstackBlocks(doc.replace('1 times, 1 pages:', 'count: 1 size: 64'));
+    const after = parseCallstackBlocks(doc.replace('1 times, 1 pages:', 'count: 5 size: 64'));
+    expect(diffCallstackDumps(before, after)[0]).toMatchObject({ delta: { count: 4, bytes: 256 } });
+  });
+});
