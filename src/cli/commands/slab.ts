@@ -9,7 +9,7 @@ import {
 import { culpritFrame } from '../../analysis/stacks.js';
 import { openLiveSnapshot } from '../../capture/live.js';
 import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
-import { MemsleuthError } from '../../errors.js';
+import { isMemsleuthError, MemsleuthError } from '../../errors.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, table } from '../format.js';
@@ -180,7 +180,7 @@ export const slabTraceDiffCommand = defineCommand({
       try {
         return parseCallstackBlocks(await readFile(p, 'utf8'), { file: p });
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code)
+        if (!isMemsleuthError(e) && (e as NodeJS.ErrnoException).code)
           throw new MemsleuthError('IO', `${p}: cannot read (${(e as NodeJS.ErrnoException).code})`, {
             file: p,
           });
