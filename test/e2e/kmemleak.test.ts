@@ -16,6 +16,17 @@ describe('memsleuth kmemleak report', () => {
     expect(lines[3]).toMatch(/^ +40 +320\.0 KiB .* demo_vbuf_grow \[leaky\]$/);
   });
 
+  it('exports collapsed stacks by bytes for flame graphs', () => {
+    const r = runCli(['kmemleak', 'report', '--collapsed', '-', sharedMoment('6.12', 'after')]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines.length).toBe(2);
+    expect(lines[0]).toMatch(
+      /^ret_from_fork_asm;.*;demo_vbuf_grow_\[leaky\];__vmalloc_node_noprof;.*;kmemleak_vmalloc 327680$/,
+    );
+    expect(lines[1]).toMatch(/^ret_from_fork_asm;.*;demo_cache_fill_\[leaky\];__kmalloc_cache_noprof 38400$/);
+  });
+
   it('reads a saved report file, groups by comm, and prints JSON', () => {
     const r = runCli([
       'kmemleak',

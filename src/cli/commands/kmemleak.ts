@@ -6,6 +6,7 @@ import {
   type KmemleakGroupBy,
   type KmemleakSeries,
 } from '../../analysis/kmemleak.js';
+import { type StackGroup, toCollapsed, toSpeedscope } from '../../analysis/stacks.js';
 import { checkKmemleak, kmemleakScan, readKmemleakReport } from '../../capture/kmemleak.js';
 import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
@@ -15,6 +16,41 @@ import type { CommandContext } from '../context.js';
 import { formatBytes, table } from '../format.js';
 
 const BY: readonly KmemleakGroupBy[] = ['backtrace', 'culprit', 'comm'];
+
+/** `--collapsed FILE` / `--speedscope FILE` (`-` for stdout), as `page-owner top` has them. */
+export const FLAME_OPTIONS = {
+  collapsed: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'write collapsed stacks (flamegraph.pl) by bytes to FILE',
+  },
+  speedscope: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'write a speedscope profile by bytes to FILE',
+  },
+} as const;
+
+export async function writeFlameExports(
+  groups: readonly StackGroup[],
+  values: { collapsed?: string; speedscope?: string },
+  name: string,
+  ctx: CommandContext,
+): Promise<boolean> {
+  const outputs: [string | undefined, () => string][] = [
+    [values.collapsed, () => toCollapsed(groups, 'bytes')],
+    [values.speedscope, () => `${JSON.stringify(toSpeedscope(groups, 'bytes', name))}\n`],
+  ];
+  let toStdout = false;
+  for (const [target, render] of outputs) {
+    if (target === undefined) continue;
+    if (target === '-') {
+      ctx.stdout.write(render());
+      toStdout = true;
+    } else await writeFile(target, render());
+  }
+  return toStdout;
+}
 
 function parseBy(v: string | undefined): KmemleakGroupBy {
   if (v === undefined) return 'backtrace';
@@ -115,6 +151,7 @@ export const kmemleakReportCommand = defineCommand({
     by: { type: 'string', valueName: 'KEY', description: 'backtrace (default), culprit or comm' },
     top: { type: 'string', valueName: 'N', description: 'groups to print (default 20)' },
     stacks: { type: 'boolean', description: 'print each group’s backtrace' },
+    ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every group as JSON' },
   },
   details:
@@ -131,6 +168,7 @@ export const kmemleakReportCommand = defineCommand({
         : await readReportFrom(positionals[0]);
     const file = parseKmemleak(src.text, { file: src.file });
     const groups = groupKmemleak(file, by);
+    if (await writeFlameExports(groups, values, `kmemleak ${src.file}`, ctx)) return 0;
     ctx.stdout.write(
       values.json
         ? `${JSON.stringify({ reports: file.reports.length, groups }, null, 2)}\n`

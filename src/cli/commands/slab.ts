@@ -4,6 +4,7 @@ import {
   parseSlabSortKey,
   readSlabCallSites,
   SLAB_SORT_KEYS,
+  slabSiteGroups,
   slabTop,
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
@@ -13,6 +14,7 @@ import { isMemsleuthError, MemsleuthError } from '../../errors.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, table } from '../format.js';
+import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
 
 /** SNAPSHOT, or this machine when absent. */
 export async function snapshotOrLive(arg: string | undefined): Promise<Snapshot> {
@@ -94,6 +96,7 @@ export const slabTracesCommand = defineCommand({
     },
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     stacks: { type: 'boolean', description: 'print the full stack under each call site (5.19+)' },
+    ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every call site as JSON' },
   },
   details:
@@ -111,6 +114,8 @@ export const slabTracesCommand = defineCommand({
         });
       }
       const sites = [...r.sites].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding);
+      if (await writeFlameExports(slabSiteGroups(r.sites), values, `slab traces ${snap.origin}`, ctx))
+        return 0;
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify({ ...r, sites }, null, 2)}\n`);
         return 0;
