@@ -1,17 +1,27 @@
 // Public library surface. Internal files are not part of it; re-export here only.
 
 export * from './analysis/accounting.js';
+export * from './analysis/allocinfo.js';
+export * from './analysis/diff.js';
+export * from './analysis/kmemleak.js';
 export * from './analysis/leaks.js';
 export * from './analysis/process.js';
 export { buildReport, type Finding, type Report, type ReportOptions } from './analysis/report.js';
 export * from './analysis/stacks.js';
+export * from './analysis/slab.js';
 export * from './analysis/trend.js';
+export * from './analysis/vmalloc.js';
 export { type WriteSnapshotOptions, type WriteSnapshotResult, writeSnapshot } from './capture/bundle.js';
+export * from './capture/kmemleak.js';
 export * from './capture/layout.js';
 export { type LiveRoots, LiveSnapshot, openLiveSnapshot } from './capture/live.js';
 export { Sampler, type SamplerOptions } from './capture/sampler.js';
 export { DirectorySnapshot, openSnapshot, type Snapshot } from './capture/snapshot.js';
 export * from './errors.js';
+export * from './sources/allocinfo.js';
+export * from './sources/callstack_blocks.js';
 export * from './sources/index.js';
+export * from './sources/kmemleak.js';
+export * from './sources/slab_traces.js';
 export * from './store/recorder.js';
 export * from './store/recording.js';

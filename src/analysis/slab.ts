@@ -1,7 +1,8 @@
+import type { SlabTraceKind } from '../capture/layout.js';
 import type { Snapshot } from '../capture/snapshot.js';
 import { MemsleuthError } from '../errors.js';
 import type { CallstackBlock } from '../sources/callstack_blocks.js';
-import { parseSlabTraces, type SlabTraceKind, type SlabTraceLocation } from '../sources/slab_traces.js';
+import { parseSlabTraces, type SlabTraceLocation } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
 import { diffGroups, type Frame, type GroupDelta, type StackGroup, stackKey } from './stacks.js';
 

@@ -1,5 +1,6 @@
 import type { Frame } from '../analysis/stacks.js';
 import { parseFrame } from '../analysis/stacks.js';
+import type { SlabTraceKind } from '../capture/layout.js';
 import { parseError } from '../errors.js';
 import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
 
@@ -25,8 +26,6 @@ import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
  * objects from that call site; a free count says where the previous occupant of a
  * live object's slot was freed. They cannot be subtracted from each other.
  */
-export type SlabTraceKind = 'alloc_traces' | 'free_traces' | 'alloc_calls' | 'free_calls';
-
 export interface SlabTraceLocation {
   /** Live objects carrying this track. */
   count: number;
