@@ -200,7 +200,7 @@ export async function diffSnapshots(
           afterBytes: va.bytes,
           deltaBytes: va.bytes - vb.bytes,
           deltaCount: va.objs - vb.objs,
-          countUnit: 'active objects',
+          countUnit: 'objects',
         };
       });
     },
@@ -220,14 +220,13 @@ export async function diffSnapshots(
         const pa = fa.get(zone) ?? 0;
         return {
           source: 'buddyinfo' as const,
-          name: `${zone} free lists`,
-          detail: 'bytes taken from free',
+          name: `${zone} taken from free`,
           // before/after: free bytes; the delta is what left the free lists
           beforeBytes: pb * pageSize,
           afterBytes: pa * pageSize,
           deltaBytes: (pb - pa) * pageSize,
           deltaCount: pb - pa,
-          countUnit: 'pages taken',
+          countUnit: 'pages',
         };
       });
     },
