@@ -19,6 +19,7 @@ import {
   moduleOf,
   StackAggregator,
   type StackGroup,
+  type Weights,
 } from './stacks.js';
 
 export type PageOwnerGroupBy =
@@ -80,14 +81,33 @@ const ANON_FUNCS = [
   'do_swap_page',
 ];
 
-/** Classify a record by its allocator (slab pages also carry the `slab` page flag). */
+// Records with the same stack share one frames array (see parsePageOwner): per-stack
+// answers are cached on the array itself.
+const stackAllocator = new WeakMap<readonly Frame[], PageAllocator>();
+
+function allocatorOfStack(frames: readonly Frame[]): PageAllocator {
+  let a = stackAllocator.get(frames);
+  if (a === undefined) {
+    const has = (names: readonly string[]) => frames.some((f) => names.some((n) => f.func.startsWith(n)));
+    a = has(SLAB_FUNCS)
+      ? 'slab'
+      : has(VMALLOC_FUNCS)
+        ? 'vmalloc'
+        : has(CACHE_FUNCS)
+          ? 'page cache'
+          : has(ANON_FUNCS)
+            ? 'anonymous'
+            : 'other';
+    stackAllocator.set(frames, a);
+  }
+  return a;
+}
+
+/** Classify a record by its allocator (slab pages also carry the `slab` page flag before 6.10). */
 export function allocatorOf(r: Pick<PageOwnerRecord, 'frames' | 'pageFlags'>): PageAllocator {
-  const has = (names: readonly string[]) => r.frames.some((f) => names.some((n) => f.func.startsWith(n)));
-  if ((r.pageFlags !== undefined && /[(|]slab[|)]/.test(r.pageFlags)) || has(SLAB_FUNCS)) return 'slab';
-  if (has(VMALLOC_FUNCS)) return 'vmalloc';
-  if (has(CACHE_FUNCS)) return 'page cache';
-  if (has(ANON_FUNCS)) return 'anonymous';
-  return 'other';
+  if (r.pageFlags !== undefined && r.pageFlags.includes('slab') && /[(|]slab[|)]/.test(r.pageFlags))
+    return 'slab';
+  return allocatorOfStack(r.frames);
 }
 
 /** The group label of a record for a non-stack grouping. */
@@ -143,8 +163,18 @@ export async function groupPageOwner(
 ): Promise<PageOwnerGroups> {
   const by = opts.by ?? 'stack';
   const pageSize = opts.pageSizeBytes ?? 4096;
-  const agg = new StackAggregator(false);
   const labelFrames = new Map<string, Frame[]>();
+  const culprits = new WeakMap<readonly Frame[], Frame[]>();
+  // Weights per frames array (by identity: no key string per record); merged by key at the end.
+  const acc = new Map<Frame[], Weights>();
+  const frameLabel = (label: string): Frame[] => {
+    let fr = labelFrames.get(label);
+    if (!fr) {
+      fr = [{ func: label }];
+      labelFrames.set(label, fr);
+    }
+    return fr;
+  };
   let kept = 0;
   let pages = 0;
   const allow = opts.allocators ? new Set(opts.allocators) : undefined;
@@ -155,24 +185,33 @@ export async function groupPageOwner(
       if (opts.module !== undefined && !r.frames.some((f) => f.module === opts.module)) return;
       kept++;
       pages += r.pages;
-      const w = { count: 1, pages: r.pages, bytes: r.pages * pageSize };
+      let fr: Frame[];
       if (by === 'stack') {
-        agg.add(r.frames, w);
+        fr = r.frames;
       } else if (by === 'function') {
-        const f = culpritFrame(r.frames);
-        agg.add(f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [], w);
-      } else {
-        const label = groupLabel(r, by);
-        let fr = labelFrames.get(label);
-        if (!fr) {
-          fr = [{ func: label }];
-          labelFrames.set(label, fr);
+        let c = culprits.get(r.frames);
+        if (c === undefined) {
+          const f = culpritFrame(r.frames);
+          c = f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [];
+          culprits.set(r.frames, c);
         }
-        agg.add(fr, w);
+        fr = c;
+      } else {
+        fr = frameLabel(groupLabel(r, by));
       }
+      let w = acc.get(fr);
+      if (w === undefined) {
+        w = { count: 0, pages: 0, bytes: 0 };
+        acc.set(fr, w);
+      }
+      w.count++;
+      w.pages += r.pages;
+      w.bytes += r.pages * pageSize;
     },
     opts,
   );
+  const agg = new StackAggregator(false);
+  for (const [fr, w] of acc) agg.add(fr, w);
   return { by, groups: agg.result(), records, kept, pages, bytes: pages * pageSize, inputBytes: bytes };
 }
 

@@ -337,9 +337,14 @@ export function parseSortArgv(argv: readonly string[], compat: SortCompat, argv0
 
 /** One group: the fields of its first record, and the counts of all of its records. */
 interface Group {
-  /** Header line with its "\n" (6.7+: ts digits removed unless sorting by ts first). */
-  head: string;
-  /** Everything after the header: frames and extra lines, each ending in "\n". */
+  /**
+   * Header line with its "\n" (6.7+: ts digits removed unless sorting by ts first),
+   * kept as an interned prefix (up to ", pid ": order and mask, few distinct) and the
+   * rest of the line, so a group costs a few dozen bytes, not a copy of its text.
+   */
+  prefix: string;
+  suffix: string;
+  /** Everything after the header: frames and extra lines, each ending in "\n" (interned). */
   rest: string;
   num: number;
   pages: number;
@@ -397,6 +402,17 @@ export async function runPageOwnerSort(
   const debug = cfg.debug;
   const groups = new Map<string, Group>();
   const restIds = new Map<string, number>();
+  const restById: string[] = [];
+  const prefixIds = new Map<string, number>();
+  const prefixById: string[] = [];
+  const sortKeys = new Set(cfg.sort.map((k) => k.key));
+  // Fields of a group's first record that the sort or the output reads.
+  const needPid = debug || cull & CULL_PID || filter & FILTER_PID || sortKeys.has('pid');
+  const needTgid = debug || cull & CULL_TGID || filter & FILTER_TGID || sortKeys.has('tgid');
+  const needComm = debug || cull & CULL_COMM || filter & FILTER_COMM || sortKeys.has('comm');
+  const needTs = debug || sortKeys.has('ts');
+  const needFreeTs = is61 && (debug || cull & CULL_UNRELEASE || sortKeys.has('free_ts'));
+  const needAllocator = cull === 0 || cull & CULL_ALLOCATOR || sortKeys.has('allocator');
   let listSize = 0;
   let records = 0;
   // ext_buf: the last PFN line seen, kept across records like the C tool's buffer.
@@ -405,6 +421,11 @@ export async function runPageOwnerSort(
   let prevGroup: Group | undefined;
   let nextPfn = -2; // cached position of the next "\nPFN" in the current buffer
   let generation = -1;
+  // The previous record's stack bytes, while they are still in the buffer.
+  let prevRestGen = -1;
+  let prevRestStart = 0;
+  let prevRestEnd = 0;
+  let prevRestId = 0;
 
   const dbg = (s: string) => {
     if (debug) io.errOut(s);
@@ -428,6 +449,8 @@ export async function runPageOwnerSort(
     // Split off PFN lines (read_block() copies them to ext_buf, not to the record).
     let head: string;
     let rest: string;
+    let restIdHint: number | undefined;
+    let restStart = -1;
     const s = b.start;
     const e = b.end;
     if (s === e) {
@@ -451,7 +474,18 @@ export async function runPageOwnerSort(
         if (nextPfn < 0 || nextPfn >= e - 1) {
           extLine = buf.toString('latin1', nl1 + 1, pfnEnd);
           head = buf.toString('latin1', s, nl1 + 1);
-          rest = pfnEnd < e ? buf.toString('latin1', pfnEnd, e) : '';
+          // Neighbouring records usually share their stack: compare bytes before decoding.
+          if (
+            prevRestGen === generation &&
+            prevRestEnd - prevRestStart === e - pfnEnd &&
+            buf.compare(buf, pfnEnd, e, prevRestStart, prevRestEnd) === 0
+          ) {
+            rest = restById[prevRestId]!;
+            restIdHint = prevRestId;
+          } else {
+            rest = pfnEnd < e ? buf.toString('latin1', pfnEnd, e) : '';
+          }
+          restStart = pfnEnd;
           fast = true;
         }
       }
@@ -522,7 +556,8 @@ export async function runPageOwnerSort(
     const getPageNum = (): number => {
       const d = search(RE_ORDER) ?? '';
       let order: number | undefined;
-      if (d !== '') {
+      if (d.length > 0 && d.length <= 9) order = Number(d);
+      else if (d !== '') {
         const v = BigInt(d);
         if (v <= LONG_MAX) order = Number(BigInt.asIntN(32, v));
       }
@@ -594,6 +629,8 @@ export async function runPageOwnerSort(
         const nl = stripped.indexOf('\n');
         head = nl < 0 ? stripped : stripped.slice(0, nl + 1);
         rest = nl < 0 ? '' : stripped.slice(nl + 1);
+        restIdHint = undefined;
+        restStart = -1;
       }
     }
     let pageNum: number | undefined;
@@ -605,14 +642,30 @@ export async function runPageOwnerSort(
       ts = getTs();
       if (is61) freeTs = getFreeTs();
     }
-    let restId = restIds.get(rest);
+    let restId = restIdHint ?? restIds.get(rest);
     if (restId === undefined) {
-      restId = restIds.size;
+      restId = restById.length;
       restIds.set(rest, restId);
+      restById.push(rest);
+    }
+    if (restStart >= 0) {
+      prevRestGen = generation;
+      prevRestStart = restStart;
+      prevRestEnd = e;
+      prevRestId = restId;
+    } else prevRestGen = -1;
+    const cut = head.indexOf(', pid ');
+    const prefixText = cut < 0 ? '' : head.slice(0, cut);
+    const suffix = cut < 0 ? head : head.slice(cut);
+    let prefixId = prefixIds.get(prefixText);
+    if (prefixId === undefined) {
+      prefixId = prefixById.length;
+      prefixIds.set(prefixText, prefixId);
+      prefixById.push(prefixText);
     }
     let key: string;
     if (cull === 0) {
-      key = `${restId}\n${head}`;
+      key = `${restId},${prefixId},${suffix}`;
     } else {
       key = cull & CULL_STACKTRACE ? `${restId}` : '';
       if (cull & CULL_PID) key += `,${pid}`;
@@ -631,21 +684,22 @@ export async function runPageOwnerSort(
     let g = groups.get(key);
     if (g === undefined) {
       if (!needFields) {
-        pid = getPid();
-        tgid = getTgid();
-        comm = getComm();
+        if (needPid) pid = getPid();
+        if (needTgid) tgid = getTgid();
+        if (needComm) comm = getComm();
       }
       g = {
-        head,
-        rest,
+        prefix: prefixById[prefixId]!,
+        suffix,
+        rest: restById[restId]!,
         num: 1,
         pages: pageNum,
         pid,
         tgid,
         comm,
-        ts: ts ?? getTs(),
-        freeTs: is61 ? (freeTs ?? getFreeTs()) : 0n,
-        allocator: allocator ?? getAllocator(),
+        ts: ts ?? (needTs ? getTs() : 0n),
+        freeTs: freeTs ?? (needFreeTs ? getFreeTs() : 0n),
+        allocator: allocator ?? (needAllocator ? getAllocator() : 0),
       };
       groups.set(key, g);
     } else {
@@ -682,7 +736,9 @@ export async function runPageOwnerSort(
   };
   for (const g of sorted) {
     if (cull === 0) {
-      emit(`${g.num} times, ${g.pages} pages, ${allocatorText(g.allocator)}:\n${g.head}${g.rest}\n`);
+      emit(
+        `${g.num} times, ${g.pages} pages, ${allocatorText(g.allocator)}:\n${g.prefix}${g.suffix}${g.rest}\n`,
+      );
     } else {
       let s = `${g.num} times, ${g.pages} pages`;
       if (cull & CULL_PID || filter & FILTER_PID) s += `, PID ${g.pid}`;
@@ -709,8 +765,20 @@ function allocatorText(a: number): string {
 
 const strcmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** strcmp(a1 + a2, b1 + b2) without building the strings when a1 and b1 decide. */
+function strcmp2(a1: string, a2: string, b1: string, b2: string): number {
+  if (a1 === b1) return strcmp(a2, b2);
+  if (!a1.startsWith(b1) && !b1.startsWith(a1)) return strcmp(a1, b1);
+  return strcmp(a1 + a2, b1 + b2);
+}
+
+/** compare_txt(): the whole record text (header, then the rest). */
+function compareTxt(a: Group, b: Group): number {
+  return strcmp2(a.prefix, a.suffix, b.prefix, b.suffix) || (a.rest === b.rest ? 0 : strcmp(a.rest, b.rest));
+}
+
 function cullCompare(cull: number): (a: Group, b: Group) => number {
-  if (cull === 0) return (a, b) => strcmp(a.head, b.head) || strcmp(a.rest, b.rest);
+  if (cull === 0) return compareTxt;
   const cmps: ((a: Group, b: Group) => number)[] = [];
   if (cull & CULL_STACKTRACE) cmps.push((a, b) => strcmp(a.rest, b.rest));
   if (cull & CULL_PID) cmps.push((a, b) => a.pid - b.pid);
@@ -749,7 +817,7 @@ function keyCompare(k: SortKeyName, compat: SortCompat): (a: Group, b: Group) =>
     case 'stacktrace':
       return (a, b) => strcmp(a.rest, b.rest);
     case 'txt':
-      return (a, b) => strcmp(a.head, b.head) || strcmp(a.rest, b.rest);
+      return compareTxt;
     case 'allocator':
       return (a, b) => a.allocator - b.allocator;
     case 'ts':

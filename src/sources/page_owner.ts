@@ -176,7 +176,7 @@ export interface PageOwnerRecord {
   blockMigratetype?: string;
   /** Page flags as printed (`0x200(slab|zone=0)`). */
   pageFlags?: string;
-  /** Allocation stack, innermost frame first. */
+  /** Allocation stack, innermost frame first (shared by records with the same stack: read-only). */
   frames: Frame[];
   /** Raw frame lines, as printed (without the leading space). */
   stackText: string;
@@ -221,28 +221,58 @@ export async function parsePageOwner(
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
   let line = 1;
   let records = 0;
+  // Records with the same stack share its parse: a dump has few distinct stacks.
+  const tails = new Map<string, Tail>();
   const scan = await scanBlocks(
     input,
     (b) => {
-      const text = b.buf.toString('latin1', b.start, b.end);
+      const buf = b.buf;
       const startLine = line;
-      const lines = text.split('\n');
-      lines.pop(); // the block ends with "\n"
+      let e = b.end;
+      let extra = '';
       if (b.unterminated) {
         // No blank line after the last record: a dump cut short (or a file edited by hand).
-        if (text.endsWith('\n') === false) lines.push(text.slice(text.lastIndexOf('\n') + 1));
         opts.onWarning?.(
           `${file}:${startLine} (byte ${b.offset}): the last record is not followed by a blank line (truncated dump?); it was read as it is`,
         );
+        if (buf[e - 1] !== 10) extra = '\n';
+        else if (e - 1 > b.start && buf[e - 2] === 10) e--; // text ending in "\n" alone
       }
-      line += lines.length + 1;
-      if (lines.length === 0) {
+      if (e === b.start) {
         throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
           offset: b.offset,
         });
       }
       records++;
-      onRecord(parseRecord(lines, file, startLine, b.offset));
+      let nl = buf.indexOf(10, b.start);
+      if (nl < 0 || nl >= e) nl = e;
+      const head = buf.toString('latin1', b.start, nl);
+      const r = parseHeader(head, file, startLine, b.offset);
+      let p = nl + 1;
+      let lines = 1;
+      if (p < e && buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78 && buf[p + 3] === 32) {
+        let nl2 = buf.indexOf(10, p);
+        if (nl2 < 0 || nl2 >= e) nl2 = e;
+        parsePfn(r, buf.toString('latin1', p, nl2), file, startLine + 1, b.offset);
+        p = nl2 + 1;
+        lines++;
+      }
+      const tailText = p < e ? buf.toString('latin1', p, e) + extra : extra;
+      let t = tails.get(tailText);
+      if (t === undefined) {
+        t = parseTail(tailText, file, startLine + lines, b.offset);
+        if (t.pfnLine === undefined) {
+          if (tails.size >= 100_000) tails.clear();
+          tails.set(tailText, t);
+        }
+      }
+      if (t.pfnLine !== undefined) parsePfn(r, t.pfnLine, file, startLine + lines, b.offset);
+      r.frames = t.frames;
+      r.stackText = t.stackText;
+      if (t.migrateReason !== undefined) r.migrateReason = t.migrateReason;
+      if (t.memcg !== undefined) r.memcg = t.memcg;
+      line += lines + t.lines + 1;
+      onRecord(r);
     },
     opts,
   );
@@ -250,13 +280,23 @@ export async function parsePageOwner(
   return { records, bytes: scan.bytes };
 }
 
-function parseRecord(lines: string[], file: string, startLine: number, offset: number): PageOwnerRecord {
-  const head = lines[0]!;
+/** What follows the header and PFN lines: the stack and the optional extra lines. */
+interface Tail {
+  frames: Frame[];
+  stackText: string;
+  migrateReason?: string;
+  memcg?: string;
+  /** A PFN line found among them (not where kernels print it): never cached. */
+  pfnLine?: string;
+  lines: number;
+}
+
+function parseHeader(head: string, file: string, line: number, offset: number): PageOwnerRecord {
   const m = HEADER.exec(head);
   if (!m) {
     throw parseError(
       file,
-      startLine,
+      line,
       `a page_owner record header "${HEADER_START}N, mask 0x..., pid N, tgid N (comm), ts N ns"`,
       head,
       { offset, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
@@ -270,45 +310,56 @@ function parseRecord(lines: string[], file: string, startLine: number, offset: n
     stackText: '',
     pages: 2 ** order,
     offset,
-    line: startLine,
+    line,
   };
   if (m[3] !== undefined) r.gfpFlags = m[3];
   if (m[4] !== undefined) r.pid = Number(m[4]);
   if (m[5] !== undefined) r.tgid = Number(m[5]);
   if (m[6] !== undefined) r.comm = m[6];
-  if (m[7] !== undefined) r.tsNs = toNum(m[7]);
-  if (m[8] !== undefined) r.freeTsNs = toNum(m[8]);
+  if (m[7] !== undefined) r.tsNs = Number(m[7]);
+  if (m[8] !== undefined) r.freeTsNs = Number(m[8]);
+  return r;
+}
+
+function parsePfn(r: PageOwnerRecord, l: string, file: string, line: number, offset: number): void {
+  const p = PFN_LINE.exec(l);
+  if (!p) throw parseError(file, line, '"PFN N type T Block N type T Flags F"', l, { offset });
+  r.pfn = p[1]!.startsWith('0x') ? Number.parseInt(p[1]!, 16) : Number(p[1]);
+  if (p[2] !== undefined) r.migratetype = p[2];
+  r.blockMigratetype = p[4]!;
+  r.pageFlags = p[5] ?? p[6] ?? '';
+}
+
+function parseTail(text: string, file: string, firstLine: number, offset: number): Tail {
+  const lines = text.split('\n');
+  lines.pop(); // the block ends with "\n"
+  const t: Tail = { frames: [], stackText: '', lines: lines.length };
   const stack: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
+  for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!;
-    const ln = startLine + i;
+    const ln = firstLine + i;
     if (l.startsWith(' ')) {
       const f = parseFrame(l);
       if (!f) throw parseError(file, ln, 'a stack frame " func+0xOFF/0xLEN [module]"', l, { offset });
-      r.frames.push(f);
+      t.frames.push(f);
       stack.push(l.slice(1));
     } else if (l.startsWith('PFN ')) {
-      const p = PFN_LINE.exec(l);
-      if (!p) throw parseError(file, ln, '"PFN N type T Block N type T Flags F"', l, { offset });
-      r.pfn = p[1]!.startsWith('0x') ? Number.parseInt(p[1]!, 16) : Number(p[1]);
-      if (p[2] !== undefined) r.migratetype = p[2];
-      r.blockMigratetype = p[4]!;
-      r.pageFlags = p[5] ?? p[6] ?? '';
+      t.pfnLine = l;
     } else if (l.startsWith('Page has been migrated, last migrate reason: ')) {
-      r.migrateReason = l.slice('Page has been migrated, last migrate reason: '.length);
+      t.migrateReason = l.slice('Page has been migrated, last migrate reason: '.length);
     } else if (l.startsWith('Charged ') || l === 'Slab cache page') {
-      r.memcg = l;
+      t.memcg = l;
     } else if (l.startsWith('handle:') || l.startsWith('free_handle:')) {
       // Debug lines some vendor kernels add; carry no accounting information.
     } else {
       throw parseError(file, ln, 'a stack frame, PFN line or "Page has been migrated" line', l, {
         offset,
-        hint: i === 1 ? undefined : 'records must be separated by one blank line',
+        hint: 'records must be separated by one blank line',
       });
     }
   }
-  r.stackText = stack.join('\n');
-  return r;
+  t.stackText = stack.join('\n');
+  return t;
 }
 
 /** One entry of /sys/kernel/debug/page_owner_stacks/show_stacks (6.9+). */
