@@ -214,7 +214,8 @@ describe('readProcesses on live processes copied into a directory', () => {
     const [quick] = (await readProcesses(new DirectorySnapshot(d), { withSmaps: false })).processes;
     expect(quick!.sources).toContain('smaps_rollup');
     expect(quick!.sources).not.toContain('smaps');
-    expect(quick!.ussBytes).toBe(full!.ussBytes);
+    // Read one after the other from an idle node: equal up to what a background task touches.
+    expect(Math.abs(quick!.ussBytes! - full!.ussBytes!)).toBeLessThan(512 * 1024);
     expect(Math.abs(quick!.pssBytes! - full!.pssBytes!)).toBeLessThan(200 * 1024); // per-mapping kB truncation
     expect(quick!.privateFileBytes).toBeUndefined();
     // smaps_rollup splits Pss by backing (5.10+); the parts never exceed the whole.

@@ -35,6 +35,10 @@ export interface ProcStat {
   /** Time the process started after boot. */
   startTimeTicks: number;
   vsizeBytes: number;
+  /**
+   * get_mm_rss(): on 6.x the per-CPU mm counters read without summing, so it can differ from
+   * the exact statm resident / status VmRSS (get_mm_counter_sum) by a batch per CPU. Prefer those.
+   */
   rssPages: number;
   rsslimBytes?: number;
   startcode?: number;

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,18 +19,26 @@ function parseErrorOf(fn: () => unknown): MemsleuthError {
 }
 
 describe('parseProcStatm', () => {
-  it('agrees with status on a live process (task_statm vs task_mem)', () => {
-    // A sleeping process of our own: its counters do not move between the two reads.
-    const pid = process.ppid;
-    const m = parseProcStatm(readFileSync(`/proc/${pid}/statm`, 'utf8'));
-    const s = parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    const page = 4096;
-    expect(m.sizePages * page).toBe(s.bytes.VmSize);
-    expect(m.residentPages * page).toBe(s.bytes.VmRSS);
-    expect(m.sharedPages * page).toBe(s.bytes.RssFile! + s.bytes.RssShmem!);
-    expect(m.dataPages * page).toBe(s.bytes.VmData! + s.bytes.VmStk!);
-    expect(m.libPages).toBe(0);
-    expect(m.dtPages).toBe(0);
+  it('agrees with status on a live process (task_statm vs task_mem)', async () => {
+    // A sleeping child: its counters do not move between the two reads.
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid!;
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(sleep) S '); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const m = parseProcStatm(readFileSync(`/proc/${pid}/statm`, 'utf8'));
+      const s = parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      const page = 4096;
+      expect(m.sizePages * page).toBe(s.bytes.VmSize);
+      expect(m.residentPages * page).toBe(s.bytes.VmRSS);
+      expect(m.sharedPages * page).toBe(s.bytes.RssFile! + s.bytes.RssShmem!);
+      expect(m.dataPages * page).toBe(s.bytes.VmData! + s.bytes.VmStk!);
+      expect(m.libPages).toBe(0);
+      expect(m.dtPages).toBe(0);
+    } finally {
+      child.kill();
+    }
   });
 
   it('reads the lab captures: agrees with status; seven zeros for kernel threads', () => {
