@@ -6,9 +6,9 @@
  * are deleted afterwards. Set BENCH_MB to change the size (default 1100).
  */
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
 
 // Run from the repository root (npm run does), so paths do not depend on the build dir.
@@ -78,7 +78,9 @@ async function main() {
     await buildDump(a, 'after', 0);
     await buildDump(b, 'before', 1);
     const sizeMB = statSync(a).size / 1e6;
-    console.log(`dump: ${sizeMB.toFixed(0)} MB (${a}); load: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    console.log(
+      `dump: ${sizeMB.toFixed(0)} MB (${a}); load: ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
+    );
     const cat = timed('sh', ['-c', `cat ${a} > /dev/null`]);
     console.log(row('cat FILE > /dev/null', cat, sizeMB, cat));
     for (const opts of [[], ['--cull=stacktrace', '-m']]) {
@@ -92,8 +94,17 @@ async function main() {
         `  ratio: ${(c.wallS / j.wallS).toFixed(1)}x faster, RSS ${(j.maxRssMB / c.maxRssMB).toFixed(2)} of C; output identical: ${same}`,
       );
     }
+    // The manual workflow page-owner diff replaces: page_owner_sort --cull=stacktrace on
+    // both dumps (then diff by eye); its time is the sum of the two runs, its RSS the larger.
+    const c1 = timed(cBin, ['--cull=stacktrace', '-m', b, outC]);
+    const c2 = timed(cBin, ['--cull=stacktrace', '-m', a, outJ]);
+    const cBoth = { wallS: c1.wallS + c2.wallS, maxRssMB: Math.max(c1.maxRssMB, c2.maxRssMB) };
     const d = timed(process.execPath, [CLI_BIN, 'page-owner', 'diff', b, a, '-n', '5']);
+    console.log(row('C page_owner_sort --cull=st -m, both dumps', cBoth, 2 * sizeMB, cat));
     console.log(row('memsleuth page-owner diff (2 dumps)', d, 2 * sizeMB, cat));
+    console.log(
+      `  ratio: ${(cBoth.wallS / d.wallS).toFixed(1)}x faster, RSS ${(d.maxRssMB / cBoth.maxRssMB).toFixed(2)} of C`,
+    );
   } finally {
     for (const f of [a, b, outC, outJ]) rmSync(f, { force: true });
   }

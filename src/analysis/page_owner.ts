@@ -105,8 +105,7 @@ function allocatorOfStack(frames: readonly Frame[]): PageAllocator {
 
 /** Classify a record by its allocator (slab pages also carry the `slab` page flag before 6.10). */
 export function allocatorOf(r: Pick<PageOwnerRecord, 'frames' | 'pageFlags'>): PageAllocator {
-  if (r.pageFlags !== undefined && r.pageFlags.includes('slab') && /[(|]slab[|)]/.test(r.pageFlags))
-    return 'slab';
+  if (r.pageFlags?.includes('slab') && /[(|]slab[|)]/.test(r.pageFlags)) return 'slab';
   return allocatorOfStack(r.frames);
 }
 

@@ -204,10 +204,6 @@ const HEADER =
 const PFN_LINE = /^PFN (0x[0-9a-fA-F]+|\d+) (?:type (\S+) )?Block (\d+) type (\S+)(?: Flags (.*)| (.*))?$/;
 const HEADER_START = 'Page allocated via order ';
 
-function toNum(s: string): number {
-  return Number(s);
-}
-
 /**
  * Stream page_owner records to `onRecord`, in order. Memory is bounded by the largest
  * record. Garbage (a file that is not page_owner output, a record without its header
