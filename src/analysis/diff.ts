@@ -1,4 +1,5 @@
 import type { Snapshot } from '../capture/snapshot.js';
+import { isMemsleuthError } from '../errors.js';
 import { parseAllocinfo } from '../sources/allocinfo.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseKmemleak } from '../sources/kmemleak.js';
@@ -48,8 +49,8 @@ export interface DiffRow {
 
 export interface DiffSourceStatus {
   source: DiffSource;
-  /** `compared` when both sides had it. */
-  status: 'compared' | 'missing';
+  /** `compared` when both sides had it; `unreadable` when a file did not parse (reason says where). */
+  status: 'compared' | 'missing' | 'unreadable';
   /** Which side(s) lacked it. */
   missingIn?: ('before' | 'after')[];
   reason?: string;
@@ -144,7 +145,16 @@ export async function diffSnapshots(
     toRows: (b: T, a: T) => DiffRow[],
   ): Promise<void> => {
     if (!wanted.has(source)) return;
-    const [b, a] = [await read(before), await read(after)];
+    let b: Side<T>;
+    let a: Side<T>;
+    try {
+      [b, a] = [await read(before), await read(after)];
+    } catch (e) {
+      // A malformed file spoils its own source, not the whole diff: named with file and line.
+      if (!isMemsleuthError(e) || e.code !== 'PARSE') throw e;
+      statuses.push({ source, status: 'unreadable', reason: e.message, rows: 0 });
+      return;
+    }
     if (b.value === undefined || a.value === undefined) {
       const missingIn: ('before' | 'after')[] = [];
       if (b.value === undefined) missingIn.push('before');

@@ -1,3 +1,6 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SnapshotDiff } from '../../src/analysis/diff.js';
 import { sharedMoment } from '../paths.js';
@@ -33,6 +36,35 @@ describe.each(['6.1', '6.12'] as const)('memsleuth diff on lab %s', (k) => {
         'allocinfo: missing in before and after (before: not present; after: not present)',
       );
     else expect(r.stdout).toMatch(/allocinfo: compared, \d+ changes/);
+  });
+});
+
+describe('memsleuth diff with a malformed source', () => {
+  it('leaves that source out with file and line, compares the rest, exits 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'memsleuth-diff-e2e-'));
+    try {
+      const after = join(dir, 'after');
+      cpSync(sharedMoment('6.1', 'after'), after, { recursive: true });
+      const lines = readFileSync(join(after, 'slabinfo'), 'utf8').split('\n');
+      lines[5] = 'kmalloc-96 lots of objects';
+      writeFileSync(join(after, 'slabinfo'), lines.join('\n'));
+      const r = runCli([
+        'diff',
+        '--source',
+        'slabinfo',
+        '--source',
+        'vmallocinfo',
+        sharedMoment('6.1', 'before'),
+        after,
+      ]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^memsleuth: slabinfo left out: .*after:slabinfo:6: expected /);
+      expect(r.stdout).toMatch(/slabinfo: UNREADABLE: .*slabinfo:6: expected/);
+      expect(r.stdout).toMatch(/vmallocinfo: compared, 2 changes/);
+      expect(r.stdout).toMatch(/\+320\.0 KiB .* demo_vbuf_grow \[leaky\]/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });
 

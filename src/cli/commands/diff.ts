@@ -31,7 +31,8 @@ export const diffCommand = defineCommand({
     'Sources: meminfo fields, slabinfo caches, buddyinfo zones (pages taken from the free lists),\n' +
     'vmallocinfo callers, processes (PSS, else RSS), page_owner stacks, slab call sites, kmemleak\n' +
     'backtraces and allocinfo call sites. A source missing on one side is named, not fatal. Aggregates\n' +
-    'and their parts both appear (SUnreclaim and the caches in it): compare rows within a source.',
+    'and their parts both appear (SUnreclaim and the caches in it): compare rows within a source.\n' +
+    'A file that does not parse leaves its source out (named, with file and line) and exits 1.',
   async run({ values, positionals }, ctx) {
     if (positionals.length !== 2) throw new MemsleuthError('USAGE', 'diff needs BEFORE and AFTER snapshots');
     const top = numberOption(values.top, 'top', 30, { min: 1, integer: true });
@@ -52,9 +53,11 @@ export const diffCommand = defineCommand({
         pageOwner: pageOwnerGrouper({ allAllocators: Boolean(values['page-owner-all']) }),
         ...(sources ? { sources: sources as DiffSource[] } : {}),
       });
+      const unreadable = d.sources.filter((x) => x.status === 'unreadable');
+      for (const u of unreadable) ctx.stderr.write(`memsleuth: ${u.source} left out: ${u.reason}\n`);
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
-        return 0;
+        return unreadable.length ? 1 : 0;
       }
       const gainers = d.rows.filter((r) => r.deltaBytes > 0);
       const cols = [
@@ -102,11 +105,13 @@ export const diffCommand = defineCommand({
         out.push(
           st.status === 'compared'
             ? `  ${st.source}: compared, ${st.rows} changes${st.note ? `\n    (${st.note})` : ''}`
-            : `  ${st.source}: missing in ${st.missingIn!.join(' and ')} (${st.reason})`,
+            : st.status === 'unreadable'
+              ? `  ${st.source}: UNREADABLE: ${st.reason}`
+              : `  ${st.source}: missing in ${st.missingIn!.join(' and ')} (${st.reason})`,
         );
       }
       ctx.stdout.write(`${out.join('\n')}\n`);
-      return 0;
+      return unreadable.length ? 1 : 0;
     } finally {
       await b.close();
       await a.close();
