@@ -267,9 +267,9 @@ async function main() {
         : (sc.comm ?? `process/${entityOf.get(sc.proc.pid)?.key}`);
     labels[who] = { label: sc.label, scenario: sc.name, ...(sc.kinds ? { kind: sc.kinds[0] } : {}) };
   }
-  raw
-    .prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)')
-    .run('bench_scenarios', JSON.stringify(labels));
+  const setMeta = raw.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+  setMeta.run('bench_scenarios', JSON.stringify(labels));
+  setMeta.run('bench_pids', JSON.stringify(scenarios.map((sc) => sc.proc.pid)));
   raw.close();
 
   const rows = scenarios.map((sc) => {

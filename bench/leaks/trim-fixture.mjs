@@ -19,11 +19,25 @@ const keepKeys = Object.keys(labels)
   .filter((w) => w.startsWith('process/'))
   .map((w) => w.slice('process/'.length));
 const keepComms = Object.keys(labels).filter((w) => !w.includes('/'));
-const keep = db
-  .prepare("SELECT id, key, label FROM entities WHERE layer IN ('process', 'mapping')")
-  .all()
+const ents = db
+  .prepare("SELECT id, key, label, pid, start_ticks FROM entities WHERE layer IN ('process', 'mapping')")
+  .all();
+// Scenario processes without a label of their own (the socket and tmpfs writers): the bench
+// lists their pids; recordings made before it did are matched by start time (all scenarios
+// start within a second of each other).
+const pids = new Set(
+  JSON.parse(db.prepare("SELECT value FROM meta WHERE key = 'bench_pids'").get()?.value ?? '[]'),
+);
+const starts = ents.filter((e) => keepKeys.includes(e.key)).map((e) => e.start_ticks);
+const lo = Math.min(...starts) - 100;
+const hi = Math.max(...starts) + 100;
+const keep = ents
   .filter(
-    (e) => keepKeys.some((k) => e.key === k || e.key.startsWith(`${k}:`)) || keepComms.includes(e.label),
+    (e) =>
+      keepKeys.some((k) => e.key === k || e.key.startsWith(`${k}:`)) ||
+      keepComms.includes(e.label) ||
+      pids.has(e.pid) ||
+      (pids.size === 0 && e.start_ticks >= lo && e.start_ticks <= hi),
   )
   .map((e) => e.id);
 db.exec('CREATE TEMP TABLE keep (id INTEGER PRIMARY KEY)');

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { computeAccounting } from '../analysis/accounting.js';
 import type { Frame } from '../analysis/stacks.js';
@@ -72,6 +72,20 @@ function tryRead(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Open fds of a process. Since Linux 6.2 stat() of /proc/PID/fd reports the count as its size
+ * (fs/proc/fd.c proc_fd_getattr), which is O(1) where listing a socket leaker's 10,000 fds is
+ * not; older kernels report 0 and the directory is listed.
+ */
+function countFds(dir: string): number | undefined {
+  try {
+    const size = statSync(dir).size;
+    return size > 0 ? size : readdirSync(dir).length;
+  } catch {
+    return undefined; // not permitted, or exited
   }
 }
 
@@ -338,11 +352,8 @@ export class Sampler {
         vsz_bytes: b.VmSize ?? 0,
         threads: status.counts.Threads ?? stat.numThreads,
       };
-      try {
-        values.fds = readdirSync(join(dir, 'fd')).length;
-      } catch {
-        // not permitted, or exited
-      }
+      const fds = countFds(join(dir, 'fd'));
+      if (fds !== undefined) values.fds = fds;
       const sample: EntitySample = {
         layer: 'process',
         key,

@@ -13,6 +13,21 @@ export function parseSince(text: string, lastMs: number | undefined): number {
   return (lastMs ?? Date.now()) - parseDuration(text, 'since');
 }
 
+/** Wrap prose to 100 columns; continuation lines are indented by 6. */
+function wrap(text: string, width = 100): string {
+  const indent = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let line = indent;
+  for (const word of text.slice(indent.length).split(' ')) {
+    if (line.trim() !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = `      ${word}`;
+    } else line = line.trim() === '' ? `${line}${word}` : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines.join('\n');
+}
+
 function rate(r: number, unit: 'bytes' | 'count'): string {
   return unit === 'bytes' ? `${formatBytes(r)}/h` : `${Math.round(r)}/h`;
 }
@@ -57,8 +72,9 @@ export const leaksCommand = defineCommand({
     }
     const span = ((report.lastMs ?? 0) - (report.firstMs ?? 0)) / 1000;
     const out: string[] = [];
+    out.push(db);
     out.push(
-      `${db}: ${report.ticks} ticks over ${(span / 60).toFixed(1)} min, ${report.seriesAnalysed} series analysed, ` +
+      `${report.ticks} ticks over ${(span / 60).toFixed(1)} min, ${report.seriesAnalysed} series analysed, ` +
         `${report.suspects.length} suspects`,
     );
     if (report.memAvailableBytes !== undefined) {
@@ -88,9 +104,9 @@ export const leaksCommand = defineCommand({
       );
       out.push(heading('Evidence and next step'));
       for (const s of shown) {
-        out.push(`${s.rank}. ${s.name}: ${s.evidence}`);
-        if (s.related) out.push(`   related: ${s.related.join('; ')}`);
-        out.push(`   next: ${s.next}`);
+        out.push(wrap(`${s.rank}. ${s.name}: ${s.evidence}`));
+        if (s.related) out.push(wrap(`   related: ${s.related.join('; ')}`));
+        out.push(wrap(`   next: ${s.next}`));
       }
     } else {
       out.push('', 'No leak suspects: nothing kept growing.');
