@@ -5,10 +5,21 @@ export * from './analysis/allocinfo.js';
 export * from './analysis/diff.js';
 export * from './analysis/kmemleak.js';
 export * from './analysis/leaks.js';
+export * from './analysis/page_owner.js';
+export {
+  parseSortArgv,
+  runPageOwnerSort,
+  type SortArgv,
+  type SortCompat,
+  type SortConfig,
+  type SortIo,
+  type SortResult,
+  sortUsage,
+} from './analysis/page_owner_sort.js';
 export * from './analysis/process.js';
 export { buildReport, type Finding, type Report, type ReportOptions } from './analysis/report.js';
-export * from './analysis/stacks.js';
 export * from './analysis/slab.js';
+export * from './analysis/stacks.js';
 export * from './analysis/trend.js';
 export * from './analysis/vmalloc.js';
 export { type WriteSnapshotOptions, type WriteSnapshotResult, writeSnapshot } from './capture/bundle.js';
@@ -22,6 +33,7 @@ export * from './sources/allocinfo.js';
 export * from './sources/callstack_blocks.js';
 export * from './sources/index.js';
 export * from './sources/kmemleak.js';
+export * from './sources/page_owner.js';
 export * from './sources/slab_traces.js';
 export * from './store/recorder.js';
 export * from './store/recording.js';
