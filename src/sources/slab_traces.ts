@@ -1,6 +1,5 @@
 import type { Frame } from '../analysis/stacks.js';
 import { parseFrame } from '../analysis/stacks.js';
-import type { SlabTraceKind } from '../capture/layout.js';
 import { parseError } from '../errors.js';
 import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
 
