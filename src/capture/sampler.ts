@@ -17,7 +17,8 @@ import type { EntitySample, TickSample } from '../store/recording.js';
  * turned into entity samples for the store; the parsers are the shared pure ones.
  *
  * Per tick: meminfo (+ unaccounted from the accounting identity), selected vmstat counters,
- * every slab cache, buddyinfo, vmalloc bytes by caller, kmemleak groups when asked, and per
+ * every slab cache, buddyinfo, vmalloc bytes by caller (every `vmallocEvery` ticks), kmemleak
+ * groups when asked, and per
  * process the cheap fields of stat/status plus the number of open fds. Every `pssEvery` ticks
  * PSS from smaps_rollup; every `smapsEvery` ticks per-mapping sizes from smaps for the few
  * processes that grew since they were first seen.
@@ -35,6 +36,11 @@ export interface SamplerOptions {
   smapsGrowthBytes?: number;
   /** At most this many processes get per-mapping sizes per smaps tick. Default 5. */
   smapsMaxProcesses?: number;
+  /**
+   * Read vmallocinfo every N ticks (0: never). Default 6: the file lists every area (3,000 lines
+   * here) and costs more CPU than all processes together; callers carry the totals forward.
+   */
+  vmallocEvery?: number;
   /** Read /sys/kernel/debug/kmemleak (no scan is triggered). Default false. */
   kmemleak?: boolean;
   /** Only processes whose pid passes (tests). */
@@ -182,7 +188,8 @@ export class Sampler {
     this.sampleMeminfo(entities);
     this.sampleSlab(entities);
     this.sampleBuddy(entities);
-    this.sampleVmalloc(entities);
+    const vmallocEvery = this.opts.vmallocEvery ?? 6;
+    if (vmallocEvery > 0 && (this.tick - 1) % vmallocEvery === 0) this.sampleVmalloc(entities);
     if (this.opts.kmemleak) this.sampleKmemleak(entities);
     this.sampleProcesses(entities);
     return { tMs: nowMs, readMs: performance.now() - started, entities };

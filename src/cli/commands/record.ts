@@ -52,6 +52,11 @@ export const recordCommand = defineCommand({
       valueName: 'N',
       description: 'per-mapping sizes of growing processes every N ticks (default 12)',
     },
+    'vmalloc-every': {
+      type: 'string',
+      valueName: 'N',
+      description: 'vmalloc totals by caller every N ticks (default 6, 0: never)',
+    },
     kmemleak: {
       type: 'boolean',
       description: 'also count kmemleak reports by caller (reads debugfs; no scan)',
@@ -83,6 +88,7 @@ export const recordCommand = defineCommand({
         signal: ac.signal,
         pssEvery: numberOption(values['pss-every'], 'pss-every', 6, { min: 0, integer: true }),
         smapsEvery: numberOption(values['smaps-every'], 'smaps-every', 12, { min: 0, integer: true }),
+        vmallocEvery: numberOption(values['vmalloc-every'], 'vmalloc-every', 6, { min: 0, integer: true }),
         kmemleak: Boolean(values.kmemleak),
         meta: { tool: `memsleuth ${VERSION}` },
         onTick: (i) => {
