@@ -173,6 +173,14 @@ describe('input the C tool gets wrong', () => {
     expect(c.stderr).toBe('');
     expect(o.stderr).toMatch(/does not end with a blank line; ignored the last \d+ bytes from byte \d+/);
   });
+  it('sorts a file that is not page_owner output as the C tool does, with a warning', async () => {
+    const f = join(sharedMoment('6.12', 'after'), 'meminfo');
+    const c = runC('6.12', [f, join(tmp, 'c.out')], join(tmp, 'c.out'));
+    const o = await runOurs('6.12', [f, join(tmp, 'o.out')], join(tmp, 'o.out'));
+    expect(o.output === c.output).toBe(true);
+    expect(o.stdout).toBe(c.stdout);
+    expect(o.stderr).toMatch(/is this \/sys\/kernel\/debug\/page_owner output\?/);
+  });
   it('sorts a record over 128 KiB that the C tool silently stops at', async () => {
     const rec = readFileSync(join(sharedMoment('6.12', 'after'), 'page_owner'), 'latin1').split('\n\n')[0]!;
     const big = rec.replace(

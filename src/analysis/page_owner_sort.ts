@@ -415,6 +415,7 @@ export async function runPageOwnerSort(
   const needAllocator = cull === 0 || cull & CULL_ALLOCATOR || sortKeys.has('allocator');
   let listSize = 0;
   let records = 0;
+  let headersSeen = 0;
   // ext_buf: the last PFN line seen, kept across records like the C tool's buffer.
   let extLine = '';
   let prevRaw: string | undefined; // 6.1: text of the last record added to the list
@@ -436,7 +437,7 @@ export async function runPageOwnerSort(
       // read_block() returns -1 at end of file: a record without its blank line is
       // dropped. Say so instead of dropping it silently.
       io.errOut(
-        `page_owner_sort: warning: the input does not end with a blank line; ignored the last ${b.end - b.start} bytes from byte ${b.offset} (a truncated record?)\n`,
+        `memsleuth: warning: the input does not end with a blank line; ignored the last ${b.end - b.start} bytes from byte ${b.offset} (a truncated record?)\n`,
       );
       return;
     }
@@ -508,6 +509,7 @@ export async function runPageOwnerSort(
         rest = nl < 0 ? '' : txt.slice(nl + 1);
       }
     }
+    if (head.startsWith('Page allocated via order ')) headersSeen++;
     // The C buffer the regexes see: the record text followed by the blank line's "\n"
     // (the ts digits are removed from the stored copy only, never from this one).
     const head0 = head;
@@ -716,6 +718,14 @@ export async function runPageOwnerSort(
 
   const scan = await scanBlocks(input, onBlock, io.onProgress ? { onProgress: io.onProgress } : {});
   io.progressOut(`loaded ${listSize}\nsorting ....\nculling\n`);
+  if (headersSeen === 0) {
+    // The C tool sorts anything; say when the input cannot be page_owner output.
+    io.errOut(
+      scan.bytes === 0
+        ? 'memsleuth: warning: the input is empty\n'
+        : 'memsleuth: warning: no record starts with "Page allocated via order": is this /sys/kernel/debug/page_owner output?\n',
+    );
+  }
 
   // The C tool's first sort: by the cull condition, a total order on distinct keys.
   const list = [...groups.values()];
