@@ -2,12 +2,14 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { computeAccounting } from '../analysis/accounting.js';
 import type { Frame } from '../analysis/stacks.js';
+import { allocTagKey, parseAllocinfo } from '../sources/allocinfo.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseKmemleak } from '../sources/kmemleak.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { PF_KTHREAD, parseProcStat } from '../sources/proc_stat.js';
 import { parseProcStatus } from '../sources/proc_status.js';
 import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';
+import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { parseVmstat } from '../sources/vmstat.js';
 import type { EntitySample, TickSample } from '../store/recording.js';
@@ -17,9 +19,9 @@ import type { EntitySample, TickSample } from '../store/recording.js';
  * turned into entity samples for the store; the parsers are the shared pure ones.
  *
  * Per tick: meminfo (+ unaccounted from the accounting identity), selected vmstat counters,
- * every slab cache, buddyinfo, vmalloc bytes by caller (every `vmallocEvery` ticks), kmemleak
- * groups when asked, and per
- * process the cheap fields of stat/status plus the number of open fds. Every `pssEvery` ticks
+ * every slab cache, buddyinfo, vmalloc bytes by caller and allocinfo per call site (every
+ * `vmallocEvery` ticks), kmemleak groups when asked, and per process the cheap fields of
+ * stat/status plus the number of open fds. Every `pssEvery` ticks
  * PSS from smaps_rollup; every `smapsEvery` ticks per-mapping sizes from smaps for the few
  * processes that grew since they were first seen.
  */
@@ -101,46 +103,27 @@ export function callerKey(f: Frame | undefined): string {
   return f.module ? `${f.func} [${f.module}]` : f.func;
 }
 
-/** Sum the `Key: N kB` lines of smaps_rollup (the header line is skipped). */
-function rollupBytes(text: string, key: string): number | undefined {
-  const m = new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(text);
-  return m ? Number(m[1]) * 1024 : undefined;
-}
-
-const MAP_HEAD = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/;
-const MAP_FIELD = /^(Size|Rss|Pss|Anonymous|Swap):\s+(\d+) kB$/;
-
 /**
  * Per-mapping sizes grouped by what the mapping is: its path, `[heap]`, `[stack]`, or
  * `[anon]` for nameless anonymous mappings (thread stacks, malloc arenas, mmap'd chunks).
  * Grouping by name, not address, keeps a series across munmap/mmap and merges of VMAs.
  */
 export function smapsByName(
-  text: string,
+  mappings: readonly SmapsMapping[],
 ): Map<string, { size: number; rss: number; anon: number; swap: number }> {
   const out = new Map<string, { size: number; rss: number; anon: number; swap: number }>();
-  let cur: { size: number; rss: number; anon: number; swap: number } | undefined;
-  for (const line of text.split('\n')) {
-    const f = MAP_FIELD.exec(line);
-    if (f) {
-      if (!cur) continue;
-      const b = Number(f[2]) * 1024;
-      if (f[1] === 'Size') cur.size += b;
-      else if (f[1] === 'Rss') cur.rss += b;
-      else if (f[1] === 'Anonymous') cur.anon += b;
-      else if (f[1] === 'Swap') cur.swap += b;
-      continue;
+  for (const m of mappings) {
+    const name = m.pathname.trim() || '[anon]';
+    const key = name.startsWith('[stack:') ? '[stack]' : name;
+    let cur = out.get(key);
+    if (!cur) {
+      cur = { size: 0, rss: 0, anon: 0, swap: 0 };
+      out.set(key, cur);
     }
-    const h = MAP_HEAD.exec(line);
-    if (h) {
-      const name = h[1]!.trim() || '[anon]';
-      const key = name.startsWith('[stack:') ? '[stack]' : name;
-      cur = out.get(key);
-      if (!cur) {
-        cur = { size: 0, rss: 0, anon: 0, swap: 0 };
-        out.set(key, cur);
-      }
-    }
+    cur.size += m.bytes.Size ?? m.rangeBytes;
+    cur.rss += m.bytes.Rss ?? 0;
+    cur.anon += m.bytes.Anonymous ?? 0;
+    cur.swap += m.bytes.Swap ?? 0;
   }
   return out;
 }
@@ -189,7 +172,10 @@ export class Sampler {
     this.sampleSlab(entities);
     this.sampleBuddy(entities);
     const vmallocEvery = this.opts.vmallocEvery ?? 6;
-    if (vmallocEvery > 0 && (this.tick - 1) % vmallocEvery === 0) this.sampleVmalloc(entities);
+    if (vmallocEvery > 0 && (this.tick - 1) % vmallocEvery === 0) {
+      this.sampleVmalloc(entities);
+      this.sampleAllocinfo(entities);
+    }
     if (this.opts.kmemleak) this.sampleKmemleak(entities);
     this.sampleProcesses(entities);
     return { tMs: nowMs, readMs: performance.now() - started, entities };
@@ -287,6 +273,21 @@ export class Sampler {
     }
   }
 
+  /** /proc/allocinfo (6.10+, CONFIG_MEM_ALLOC_PROFILING): bytes and live calls per call site. */
+  private sampleAllocinfo(out: EntitySample[]): void {
+    const file = join(this.proc, 'allocinfo');
+    const text = tryRead(file);
+    if (text === undefined) return; // not built in: nothing to record
+    try {
+      for (const t of parseAllocinfo(text, { file }).tags) {
+        if (t.bytes === 0 && t.calls === 0) continue;
+        out.push({ layer: 'allocinfo', key: allocTagKey(t), values: { bytes: t.bytes, calls: t.calls } });
+      }
+    } catch (e) {
+      this.problem('allocinfo', e);
+    }
+  }
+
   private sampleKmemleak(out: EntitySample[]): void {
     const file = join(this.debugfs, 'kmemleak');
     const text = tryRead(file);
@@ -371,8 +372,12 @@ export class Sampler {
       };
       if (pssNow) {
         const roll = tryRead(join(dir, 'smaps_rollup'));
-        const pss = roll === undefined ? undefined : rollupBytes(roll, 'Pss');
-        if (pss !== undefined) sample.sparse = { pss_bytes: pss };
+        try {
+          const pss = roll === undefined || roll === '' ? undefined : parseSmapsRollup(roll).bytes.Pss;
+          if (pss !== undefined) sample.sparse = { pss_bytes: pss };
+        } catch (e) {
+          this.problem(`proc/${pid}/smaps_rollup`, e);
+        }
       }
       out.push(sample);
       const resident = values.rss_bytes! + values.swap_bytes!;
@@ -398,8 +403,15 @@ export class Sampler {
     growers.sort((a, b) => b.growth - a.growth);
     for (const g of growers.slice(0, this.opts.smapsMaxProcesses ?? 5)) {
       const text = tryRead(join(this.proc, String(g.pid), 'smaps'));
-      if (text === undefined) continue;
-      for (const [name, m] of smapsByName(text)) {
+      if (text === undefined || text === '') continue;
+      let mappings: SmapsMapping[];
+      try {
+        mappings = parseSmaps(text);
+      } catch (e) {
+        this.problem(`proc/${g.pid}/smaps`, e);
+        continue;
+      }
+      for (const [name, m] of smapsByName(mappings)) {
         out.push({
           layer: 'mapping',
           key: `${g.key}:${name}`,
