@@ -111,6 +111,7 @@ function frameName(f: Frame | undefined): string {
   return f ? (f.module ? `${f.func} [${f.module}]` : f.func) : '<no stack>';
 }
 
+const MEMINFO_FREE = new Set(['MemFree', 'MemAvailable', 'SwapFree']);
 const MEMINFO_SKIP = new Set([
   'MemTotal',
   'SwapTotal',
@@ -163,9 +164,12 @@ export async function diffSnapshots(
         source,
         status: 'missing',
         missingIn,
-        reason: [b.reason && `before: ${b.reason}`, a.reason && `after: ${a.reason}`]
-          .filter(Boolean)
-          .join('; '),
+        reason:
+          b.reason !== undefined && b.reason === a.reason
+            ? b.reason
+            : [b.reason && `before: ${b.reason}`, a.reason && `after: ${a.reason}`]
+                .filter(Boolean)
+                .join('; '),
         rows: 0,
       });
       return;
@@ -184,7 +188,16 @@ export async function diffSnapshots(
         if (MEMINFO_SKIP.has(name) || name.startsWith('DirectMap')) continue;
         const vb = b[name] ?? 0;
         const va = a[name] ?? 0;
-        out.push({ source: 'meminfo', name, beforeBytes: vb, afterBytes: va, deltaBytes: va - vb });
+        // Free counters gain when memory is returned: their fall is what was taken.
+        if (MEMINFO_FREE.has(name))
+          out.push({
+            source: 'meminfo',
+            name: `${name} fall`,
+            beforeBytes: vb,
+            afterBytes: va,
+            deltaBytes: vb - va,
+          });
+        else out.push({ source: 'meminfo', name, beforeBytes: vb, afterBytes: va, deltaBytes: va - vb });
       }
       return out;
     },
@@ -336,7 +349,7 @@ export async function diffSnapshots(
     'slab_traces',
     async (s) => {
       const files = await s.slabTraceFiles();
-      if (files.size === 0) return { reason: 'no slab/<cache>.alloc_traces or alloc_calls files' };
+      if (files.size === 0) return { reason: 'no slab/<cache>.alloc_traces or alloc_calls' };
       return { value: (await readSlabCallSites(s)).sites };
     },
     (b, a) =>
