@@ -29,7 +29,7 @@ export const seriesCommand = defineCommand({
     key: {
       type: 'string',
       valueName: 'KEY',
-      description: 'only keys starting with KEY (a cache name, pid:starttime, a field)',
+      description: 'only this key (a cache, a meminfo field, pid:starttime); PID:START: = its mappings',
     },
     label: { type: 'string', valueName: 'NAME', description: 'only entities labelled NAME (a process comm)' },
     metric: {
@@ -59,7 +59,9 @@ export const seriesCommand = defineCommand({
     try {
       const match = (l: Layer, key: string, metric: string, label: string | undefined | null) =>
         (layer === undefined || l === layer) &&
-        (values.key === undefined || key.startsWith(values.key)) &&
+        (values.key === undefined ||
+          key === values.key ||
+          (values.key.endsWith(':') && key.startsWith(values.key))) &&
         (values.label === undefined || label === values.label) &&
         (values.metric === undefined || metric === values.metric);
       if (values.list) {
