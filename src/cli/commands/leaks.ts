@@ -51,8 +51,9 @@ export const leaksCommand = defineCommand({
     all: { type: 'boolean', description: 'list every suspect (default: top 25)' },
   },
   details:
-    'A leak is growth that does not stop: Theil–Sen slope, Mann–Kendall test, and shape checks (warm-up\n' +
-    'then plateau, a sawtooth with flat minima, a freed spike and reclaimable page cache are not leaks).\n' +
+    'A leak is growth that does not stop: Theil–Sen slope, Mann–Kendall test, and shape checks\n' +
+    '(warm-up then plateau, a sawtooth with flat minima, a freed spike and reclaimable page cache\n' +
+    'are not leaks).\n' +
     'Exit code 1 when there is at least one suspect.',
   async run({ values }, ctx) {
     const db = values.db ?? defaultDbPath(ctx.env);

@@ -28,7 +28,7 @@ export const recordCommand = defineCommand({
     db: {
       type: 'string',
       valueName: 'FILE',
-      description: 'recording database (default $MEMSLEUTH_DB or ~/.local/state/memsleuth/recording.db)',
+      description: 'recording database (default: see below)',
     },
     interval: {
       type: 'string',
@@ -63,6 +63,8 @@ export const recordCommand = defineCommand({
     },
   },
   details:
+    'The default database is $MEMSLEUTH_DB, else $XDG_STATE_HOME/memsleuth/recording.db\n' +
+    '(~/.local/state/memsleuth/recording.db).\n' +
     'Each tick is one SQLite transaction in WAL mode: Ctrl-C finishes the tick and closes the database,\n' +
     'kill -9 loses at most the tick being written. Recording into an existing database appends to it.\n' +
     'Processes are keyed by pid and start time, so a reused pid is a new process.\n' +

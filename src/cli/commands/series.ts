@@ -25,11 +25,11 @@ export const seriesCommand = defineCommand({
   summary: 'export series from a recording as CSV or JSON',
   options: {
     db: { type: 'string', valueName: 'FILE', description: 'recording database (default as for `record`)' },
-    layer: { type: 'string', valueName: 'LAYER', description: `only this layer: ${LAYERS.join(', ')}` },
+    layer: { type: 'string', valueName: 'LAYER', description: 'only this layer (see below)' },
     key: {
       type: 'string',
       valueName: 'KEY',
-      description: 'only this key (a cache, a meminfo field, pid:starttime); PID:START: = its mappings',
+      description: 'only this key: a cache, a field, PID:START (PID:START: its mappings)',
     },
     label: { type: 'string', valueName: 'NAME', description: 'only entities labelled NAME (a process comm)' },
     metric: {
@@ -46,7 +46,9 @@ export const seriesCommand = defineCommand({
     list: { type: 'boolean', description: 'list the series instead of their values' },
     json: { type: 'boolean', description: 'JSON instead of CSV' },
   },
-  details: 'CSV columns: time (ISO 8601), layer, key, label, metric, unit, value. One row per point.',
+  details:
+    `Layers: ${LAYERS.join(', ')}.\n` +
+    'CSV columns: time (ISO 8601), layer, key, label, metric, unit, value. One row per point.',
   async run({ values }, ctx) {
     const layer = values.layer as Layer | undefined;
     if (layer !== undefined && !LAYERS.includes(layer)) {
