@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,19 @@ describe('memsleuth kmemleak report', () => {
     expect(lines[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by backtrace');
     expect(lines[2]).toMatch(/^ +400 +37\.5 KiB +kworker\/0:1:\d+,kworker.* demo_cache_fill \[leaky\]$/);
     expect(lines[3]).toMatch(/^ +40 +320\.0 KiB .* demo_vbuf_grow \[leaky\]$/);
+  });
+
+  it('reads the kmemleak file of a .tar.gz snapshot bundle', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'memsleuth-kml-bundle-'));
+    try {
+      const bundle = join(dir, 'after.tar.gz');
+      execFileSync('tar', ['czf', bundle, '-C', sharedMoment('6.12', 'after'), '.']);
+      const r = runCli(['kmemleak', 'report', '--by', 'culprit', bundle]);
+      expect(r.status).toBe(0);
+      expect(r.stdout.split('\n')[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by culprit');
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it('exports collapsed stacks by bytes for flame graphs', () => {
