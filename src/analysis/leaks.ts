@@ -189,6 +189,10 @@ function nextStep(
         ? `boot with slub_debug=U,${key} and run \`memsleuth slab traces ${key}\` to see who allocates without freeing`
         : `boot with slub_debug=U,${key} and run \`memsleuth slab traces ${key}\`; socket caches (TCP, UDP, sock_inode_cache): ss -s and the related processes' fds`;
     case 'vmalloc':
+      // With CONFIG_VMAP_STACK (x86_64 default) every thread's kernel stack is a vmalloc area
+      // allocated under kernel_clone → dup_task_struct → alloc_thread_stack_node.
+      if (/^(kernel_clone|copy_process|dup_task_struct|alloc_thread_stack_node)\b/.test(key))
+        return 'vmalloc-backed kernel stacks (CONFIG_VMAP_STACK): threads are created and kept; see the process-threads suspects';
       return `\`memsleuth vmalloc\` by caller: ${key} keeps allocating; check its module and kmemleak`;
     case 'allocinfo':
       return `\`memsleuth allocinfo diff\` between two snapshots; the site ${key} is the code that allocates`;
@@ -415,13 +419,13 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
       };
       if (s.pid !== undefined) sus.pid = s.pid;
       if (isProc && (c.t[c.t.length - 1] ?? 0) < exitedCutoff) sus.exited = true;
-      if (c.kind === 'slab' || c.kind === 'kernel' || c.kind === 'unaccounted') {
+      if (c.kind === 'slab' || c.kind === 'kernel' || c.kind === 'unaccounted' || c.kind === 'vmalloc') {
         // Kernel objects have no owner in a counter: name the processes whose fds (sockets,
         // files: slab) or threads (kernel stacks, vmalloc'd stacks) grew over the same time.
         const wants: SuspectKind[] =
           c.kind === 'slab'
             ? ['process-fds']
-            : s.key === 'KernelStack'
+            : s.key === 'KernelStack' || c.kind === 'vmalloc'
               ? ['process-threads']
               : ['process-fds', 'process-threads'];
         const rel = growingFds
