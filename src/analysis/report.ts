@@ -3,7 +3,7 @@ import type { Snapshot } from '../capture/snapshot.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';
-import { parseSmaps, parseSmapsRollup } from '../sources/smaps.js';
+import { parseSmapsRollup } from '../sources/smaps.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { parseVmstat } from '../sources/vmstat.js';
 import { parseZoneinfo } from '../sources/zoneinfo.js';
@@ -55,13 +55,18 @@ export interface Finding {
 }
 
 export interface AnonCrossCheck {
-  /** What was summed over processes. */
-  basis: 'Pss_Anon' | 'RssAnon';
+  /**
+   * What was summed over processes: Pss_Anon (smaps_rollup) shares copy-on-write pages
+   * among their mappers; `Anonymous` (per-mapping smaps) counts them in every sharer.
+   */
+  basis: 'Pss_Anon' | 'Anonymous';
   processAnonBytes: number;
   anonPagesBytes: number;
   differenceBytes: number;
   /** difference / AnonPages × 100. */
   differencePercent: number;
+  /** Processes with memory whose smaps_rollup could not be read (left out of the sum). */
+  unreadableProcesses: number;
 }
 
 export interface Report {
@@ -164,8 +169,8 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
     const anonPages = report.accounting?.parts.find((p) => p.name === 'AnonPages')?.bytes;
     if (anonPages !== undefined) {
       const pssAnon = await sumPssAnon(snap, list);
-      const basis = pssAnon !== undefined ? 'Pss_Anon' : 'RssAnon';
-      const processAnon = pssAnon ?? list.reduce((s, p) => s + (p.privateAnonBytes ?? 0), 0);
+      const basis = pssAnon !== undefined ? 'Pss_Anon' : 'Anonymous';
+      const processAnon = pssAnon?.bytes ?? list.reduce((s, p) => s + (p.privateAnonBytes ?? 0), 0);
       const diff = processAnon - anonPages;
       report.processes.anonCrossCheck = {
         basis,
@@ -173,6 +178,7 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
         anonPagesBytes: anonPages,
         differenceBytes: diff,
         differencePercent: anonPages > 0 ? (diff / anonPages) * 100 : 0,
+        unreadableProcesses: pssAnon?.unreadable ?? 0,
       };
     }
   } else {
@@ -258,31 +264,36 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
   return report;
 }
 
-/** Sum of Pss_Anon over processes (smaps_rollup, else smaps), when the kernel prints it (5.x+). */
-async function sumPssAnon(snap: Snapshot, list: ProcessMemory[]): Promise<number | undefined> {
-  let sum = 0;
-  let seen = false;
+/**
+ * Sum of Pss_Anon over processes, from smaps_rollup (5.x+; per-mapping smaps never prints
+ * it). Processes whose rollup cannot be read are counted apart; undefined when the kernel
+ * prints no Pss_Anon at all.
+ */
+async function sumPssAnon(
+  snap: Snapshot,
+  list: ProcessMemory[],
+): Promise<{ bytes: number; unreadable: number } | undefined> {
+  let bytes = 0;
+  let seen = 0;
+  let unreadable = 0;
   for (const p of list) {
-    if (p.kernelThread) continue;
-    const rollup = await snap.readText(`proc/${p.pid}/smaps_rollup`);
-    if (rollup !== undefined && rollup.trim() !== '') {
-      const r = parseSmapsRollup(rollup, { file: snap.describe(`proc/${p.pid}/smaps_rollup`) });
-      const v = r.bytes.Pss_Anon;
-      if (v === undefined) return undefined;
-      sum += v;
-      seen = true;
-      continue;
+    if (p.kernelThread || p.rssBytes === 0) continue;
+    let v = p.pssAnonBytes;
+    if (v === undefined) {
+      const path = `proc/${p.pid}/smaps_rollup`;
+      const rollup = await snap.readText(path);
+      if (rollup !== undefined && rollup.trim() !== '') {
+        v = parseSmapsRollup(rollup, { file: snap.describe(path) }).bytes.Pss_Anon;
+        if (v === undefined) return undefined;
+      }
     }
-    const smaps = await snap.readText(`proc/${p.pid}/smaps`);
-    if (smaps === undefined || smaps.trim() === '') continue;
-    for (const m of parseSmaps(smaps, { file: snap.describe(`proc/${p.pid}/smaps`) })) {
-      const v = m.bytes.Pss_Anon;
-      if (v === undefined) return undefined;
-      sum += v;
-      seen = true;
+    if (v === undefined) unreadable++;
+    else {
+      bytes += v;
+      seen++;
     }
   }
-  return seen ? sum : undefined;
+  return seen > 0 ? { bytes, unreadable } : undefined;
 }
 
 function pct(part: number, total: number): string {
@@ -388,8 +399,8 @@ function findings(r: Report, manifest: Manifest): Finding[] {
       detail:
         cross.differenceBytes < 0
           ? 'Some anonymous memory is mapped by no process that could be read (processes skipped or unreadable, or anonymous pages the kernel still holds).'
-          : cross.basis === 'RssAnon'
-            ? 'Processes report more anonymous memory than the kernel counts: RssAnon counts copy-on-write pages shared after fork in every sharer.'
+          : cross.basis === 'Anonymous'
+            ? 'Processes report more anonymous memory than the kernel counts: smaps Anonymous counts copy-on-write pages shared after fork in every sharer.'
             : 'Processes report more anonymous memory than AnonPages: processes started or grew between reading meminfo and their smaps (a busy machine).',
       next: [],
     });

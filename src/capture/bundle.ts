@@ -165,29 +165,29 @@ export async function writeSnapshot(
         done++;
         if (done % 20 === 0) progress(`processes ${done}/${pids.length}`);
         const got = new Map<string, string>();
-        let exited: string | undefined;
+        let vanished = false;
         for (const file of PROCESS_FILES) {
           if (file === 'smaps' && opts.smaps === false) continue;
           const path = `proc/${pid}/${file}`;
           const text = await live.readText(path);
-          if (text === undefined) {
-            const why = live.whyMissing(path) ?? 'unreadable';
-            if (why === 'not present' || why === 'process exited') {
-              exited = why;
-              break;
-            }
-            const key = `${file}\0${why}`;
-            failures.set(key, (failures.get(key) ?? 0) + 1);
+          if (text !== undefined) {
+            got.set(file, text);
             continue;
           }
-          got.set(file, text);
+          const why = live.whyMissing(path) ?? 'unreadable';
+          // ENOENT means the pid is gone. ESRCH is also what kernel threads (no mm)
+          // answer for smaps_rollup, so it only counts as an exit if status goes too.
+          if (why === 'not present') vanished = true;
+          else if (why !== 'process exited') {
+            const key = `${file}\0${why}`;
+            failures.set(key, (failures.get(key) ?? 0) + 1);
+          }
         }
-        // A process whose status vanished exited before or during the read.
-        if (exited !== undefined || !got.has('status')) {
-          skippedPids.push({
-            pid,
-            reason: exited === 'not present' ? 'exited during capture' : (exited ?? 'no status'),
-          });
+        if (!vanished && got.size < PROCESS_FILES.length && got.has('status')) {
+          vanished = (await live.readText(`proc/${pid}/status`)) === undefined;
+        }
+        if (vanished || !got.has('status')) {
+          skippedPids.push({ pid, reason: 'exited during capture' });
           continue;
         }
         for (const [file, text] of got) await put(`proc/${pid}/${file}`, text);

@@ -109,7 +109,9 @@ export function renderReport(r: Report): string {
     const c = p.anonCrossCheck;
     if (c) {
       sums.push(
-        `sum ${c.basis} ${formatBytes(c.processAnonBytes)} vs AnonPages ${formatBytes(c.anonPagesBytes)} (${c.differenceBytes >= 0 ? '+' : ''}${formatBytes(c.differenceBytes)}, ${c.differencePercent.toFixed(1)}%)`,
+        `sum ${c.basis} ${formatBytes(c.processAnonBytes)} vs AnonPages ${formatBytes(c.anonPagesBytes)} (${c.differenceBytes >= 0 ? '+' : ''}${formatBytes(c.differenceBytes)}, ${c.differencePercent.toFixed(1)}%` +
+          (c.unreadableProcesses ? `, ${c.unreadableProcesses} unreadable` : '') +
+          ')',
       );
     }
     if (p.skipped.length) sums.push(`${p.skipped.length} skipped`);
