@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSnapshot } from './bundle.js';
 import { LiveSnapshot } from './live.js';
 import { openSnapshot } from './snapshot.js';
+
+/** Long-lived kernel threads (PF_KTHREAD in stat's flags) with a stable name. */
+function kernelThreadPids(): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        return (flags & 0x00200000) !== 0 && (name === 'kthreadd' || name.startsWith('ksoftirqd'));
+      } catch {
+        return false;
+      }
+    });
+}
 
 let work: string;
 beforeAll(async () => {
@@ -39,6 +57,11 @@ describe('writeSnapshot on this machine', () => {
       const status = await snap.readText(`proc/${process.pid}/status`);
       expect(status).toMatch(/^Name:/);
       expect(await snap.readText(`proc/${process.pid}/smaps_rollup`)).toMatch(/Pss:/);
+      // Kernel threads (no mm: smaps_rollup answers ESRCH) are kept, not taken for exited.
+      const kthreads = kernelThreadPids();
+      expect(kthreads.length).toBeGreaterThan(0);
+      for (const pid of kthreads) expect(pids).toContain(pid);
+      expect(await snap.readText(`proc/${kthreads[0]}/smaps_rollup`)).toBeUndefined();
       // page_owner was skipped on request and says so.
       expect(m.missing.find((x) => x.path === 'page_owner')?.reason).toBeTruthy();
     } finally {
