@@ -50,6 +50,8 @@ async function buildDump(path: string, moment: 'before' | 'after', seed: number)
 
 interface Run {
   wallS: number;
+  /** User + system CPU seconds: what the run costs when other work shares the cores. */
+  cpuS: number;
   maxRssMB: number;
 }
 
@@ -59,11 +61,13 @@ function timed(cmd: string, args: string[]): Run {
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr)!;
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)!;
   const wallS = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
-  return { wallS, maxRssMB: Number(rss[1]) / 1024 };
+  const user = Number(/User time \(seconds\): ([\d.]+)/.exec(r.stderr)![1]);
+  const sys = Number(/System time \(seconds\): ([\d.]+)/.exec(r.stderr)![1]);
+  return { wallS, cpuS: user + sys, maxRssMB: Number(rss[1]) / 1024 };
 }
 
 function row(name: string, r: Run, sizeMB: number, cat: Run): string {
-  return `${name.padEnd(42)} ${r.wallS.toFixed(2).padStart(8)} s ${r.maxRssMB.toFixed(0).padStart(7)} MB RSS ${(sizeMB / r.wallS).toFixed(0).padStart(6)} MB/s (cat ${(sizeMB / cat.wallS).toFixed(0)} MB/s)`;
+  return `${name.padEnd(44)} ${r.wallS.toFixed(1).padStart(6)} s wall ${r.cpuS.toFixed(1).padStart(6)} s cpu ${r.maxRssMB.toFixed(0).padStart(5)} MB RSS ${(sizeMB / r.wallS).toFixed(0).padStart(4)} MB/s (cat ${(sizeMB / cat.wallS).toFixed(0)} MB/s)`;
 }
 
 async function main() {
@@ -91,20 +95,25 @@ async function main() {
       console.log(row(`C page_owner_sort ${label}`, c, sizeMB, cat));
       console.log(row(`memsleuth page-owner sort ${label}`, j, sizeMB, cat));
       console.log(
-        `  ratio: ${(c.wallS / j.wallS).toFixed(1)}x faster, RSS ${(j.maxRssMB / c.maxRssMB).toFixed(2)} of C; output identical: ${same}`,
+        `  ratio: ${(c.wallS / j.wallS).toFixed(1)}x faster (wall), ${(c.cpuS / j.cpuS).toFixed(1)}x (cpu), RSS ${(j.maxRssMB / c.maxRssMB).toFixed(2)} of C; output identical: ${same}`,
       );
     }
     // The manual workflow page-owner diff replaces: page_owner_sort --cull=stacktrace on
     // both dumps (then diff by eye); its time is the sum of the two runs, its RSS the larger.
     const c1 = timed(cBin, ['--cull=stacktrace', '-m', b, outC]);
     const c2 = timed(cBin, ['--cull=stacktrace', '-m', a, outJ]);
-    const cBoth = { wallS: c1.wallS + c2.wallS, maxRssMB: Math.max(c1.maxRssMB, c2.maxRssMB) };
+    const cBoth = {
+      wallS: c1.wallS + c2.wallS,
+      cpuS: c1.cpuS + c2.cpuS,
+      maxRssMB: Math.max(c1.maxRssMB, c2.maxRssMB),
+    };
     const d = timed(process.execPath, [CLI_BIN, 'page-owner', 'diff', b, a, '-n', '5']);
     console.log(row('C page_owner_sort --cull=st -m, both dumps', cBoth, 2 * sizeMB, cat));
     console.log(row('memsleuth page-owner diff (2 dumps)', d, 2 * sizeMB, cat));
     console.log(
-      `  ratio: ${(cBoth.wallS / d.wallS).toFixed(1)}x faster, RSS ${(d.maxRssMB / cBoth.maxRssMB).toFixed(2)} of C`,
+      `  ratio: ${(cBoth.wallS / d.wallS).toFixed(1)}x faster (wall), ${(cBoth.cpuS / d.cpuS).toFixed(1)}x (cpu), RSS ${(d.maxRssMB / cBoth.maxRssMB).toFixed(2)} of C`,
     );
+    console.log(`load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   } finally {
     for (const f of [a, b, outC, outJ]) rmSync(f, { force: true });
   }

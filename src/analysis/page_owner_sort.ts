@@ -405,6 +405,7 @@ export async function runPageOwnerSort(
   const restById: string[] = [];
   const prefixIds = new Map<string, number>();
   const prefixById: string[] = [];
+  const prefixPages: (number | undefined)[] = [];
   const sortKeys = new Set(cfg.sort.map((k) => k.key));
   // Fields of a group's first record that the sort or the output reads.
   const needPid = debug || cull & CULL_PID || filter & FILTER_PID || sortKeys.has('pid');
@@ -418,6 +419,17 @@ export async function runPageOwnerSort(
   let headersSeen = 0;
   // ext_buf: the last PFN line seen, kept across records like the C tool's buffer.
   let extLine = '';
+  // The PFN line of the current chunk not decoded yet (most records never need it).
+  let extStart = -1;
+  let extEnd = -1;
+  let extBuf: Buffer | undefined;
+  const ext = (): string => {
+    if (extStart >= 0) {
+      extLine = extBuf!.toString('latin1', extStart, extEnd);
+      extStart = -1;
+    }
+    return extLine;
+  };
   let prevRaw: string | undefined; // 6.1: text of the last record added to the list
   let prevGroup: Group | undefined;
   let nextPfn = -2; // cached position of the next "\nPFN" in the current buffer
@@ -473,7 +485,9 @@ export async function runPageOwnerSort(
         const pfnEnd = buf.indexOf(10, nl1 + 1) + 1;
         nextPfn = buf.indexOf('\nPFN', pfnEnd - 1);
         if (nextPfn < 0 || nextPfn >= e - 1) {
-          extLine = buf.toString('latin1', nl1 + 1, pfnEnd);
+          extBuf = buf;
+          extStart = nl1 + 1;
+          extEnd = pfnEnd;
           head = buf.toString('latin1', s, nl1 + 1);
           // Neighbouring records usually share their stack: compare bytes before decoding.
           if (
@@ -497,9 +511,10 @@ export async function runPageOwnerSort(
         while (p < e) {
           const nl = buf.indexOf(10, p);
           const lineEnd = nl < 0 || nl >= e ? e : nl + 1;
-          if (buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78)
+          if (buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78) {
             extLine = buf.toString('latin1', p, lineEnd);
-          else kept.push(buf.toString('latin1', p, lineEnd));
+            extStart = -1;
+          } else kept.push(buf.toString('latin1', p, lineEnd));
           p = lineEnd;
         }
         if (nextPfn >= 0 && nextPfn < e - 1) nextPfn = buf.indexOf('\nPFN', e - 1);
@@ -571,8 +586,9 @@ export async function runPageOwnerSort(
     };
     const getAllocator = (): number => {
       let a = 0;
-      if (extLine.includes('CMA')) a |= ALLOCATOR_CMA;
-      if (extLine.includes('slab')) a |= ALLOCATOR_SLAB;
+      const pfnLine = ext();
+      if (pfnLine.includes('CMA')) a |= ALLOCATOR_CMA;
+      if (pfnLine.includes('slab')) a |= ALLOCATOR_SLAB;
       const t = full();
       const at = t.indexOf('__vmalloc_node_range');
       if (at >= 0) {
@@ -616,11 +632,21 @@ export async function runPageOwnerSort(
       comm = getComm();
     }
     const raw = is61 ? head + rest : undefined;
+    let stripAt = -1;
     if (stripTs) {
-      const m = RE_TS_612.exec(head);
-      if (m) {
+      const fast = fastTsDigits(head);
+      const m = fast === undefined ? RE_TS_612.exec(head) : null;
+      if (fast !== undefined) {
+        if (fast[1] > fast[0]) {
+          stripAt = fast[0];
+          head = head.slice(0, fast[0]) + head.slice(fast[1]);
+        }
+      } else if (m) {
         const at = m.index + m[0].indexOf(m[1]!, 2);
-        if (m[1]!.length) head = head.slice(0, at) + head.slice(at + m[1]!.length);
+        if (m[1]!.length) {
+          stripAt = at;
+          head = head.slice(0, at) + head.slice(at + m[1]!.length);
+        }
       } else if (!RE_TS_612.test(full())) {
         // no ts anywhere: nothing to remove
       } else {
@@ -682,7 +708,21 @@ export async function runPageOwnerSort(
         key += `,${allocator}`;
       }
     }
-    pageNum ??= getPageNum();
+    if (pageNum === undefined) {
+      // The order is in the prefix ("Page allocated via order N, mask ..."): one regex
+      // per distinct prefix, unless the ts digits were cut inside it.
+      if (stripAt < 0 || stripAt > cut) {
+        pageNum = prefixPages[prefixId];
+        if (pageNum === undefined) {
+          const m = RE_ORDER.exec(prefixText);
+          // Only when it is the first "order" of the header: then it is the leftmost match.
+          if (m && m.index === head0.indexOf('order')) {
+            pageNum = pageNumOf(m[1]!);
+            prefixPages[prefixId] = pageNum;
+          } else pageNum = getPageNum();
+        }
+      } else pageNum = getPageNum();
+    }
     let g = groups.get(key);
     if (g === undefined) {
       if (!needFields) {
@@ -716,7 +756,12 @@ export async function runPageOwnerSort(
     if (listSize % 1000 === 0) io.progressOut(`loaded ${listSize}\r`);
   };
 
-  const scan = await scanBlocks(input, onBlock, io.onProgress ? { onProgress: io.onProgress } : {});
+  const scan = await scanBlocks(input, onBlock, {
+    ...(io.onProgress ? { onProgress: io.onProgress } : {}),
+    // Decode the pending PFN line before the buffer moves: a next record without one
+    // would use it (read_block() leaves ext_buf as it was).
+    beforeShift: () => void ext(),
+  });
   io.progressOut(`loaded ${listSize}\nsorting ....\nculling\n`);
   if (headersSeen === 0) {
     // The C tool sorts anything; say when the input cannot be page_owner output.
@@ -730,8 +775,18 @@ export async function runPageOwnerSort(
   // The C tool's first sort: by the cull condition, a total order on distinct keys.
   const list = [...groups.values()];
   groups.clear();
-  list.sort(cullCompare(cull));
-  const sorted = glibcMsort(list, sortCompare(cfg.sort, cfg.compat));
+  const byCull = cullCompare(cull);
+  const bySort = sortCompare(cfg.sort, cfg.compat);
+  let sorted: Group[];
+  if (is61 && (sortKeys.has('ts') || sortKeys.has('free_ts'))) {
+    // 6.6's ts comparators never return 0: replay glibc's two sorts exactly.
+    list.sort(byCull);
+    sorted = glibcMsort(list, bySort);
+  } else {
+    // Two stable sorts (cull order, then sort keys) equal one sort by both: the cull
+    // keys are distinct, so this is a total order and any sort gives the same result.
+    sorted = list.sort((a, b) => bySort(a, b) || byCull(a, b));
+  }
 
   const out: string[] = [];
   let outLen = 0;
@@ -762,6 +817,38 @@ export async function runPageOwnerSort(
   }
   if (out.length) io.write(out.join(''));
   return { records, loaded: listSize, groups: sorted.length, bytes: scan.bytes };
+}
+
+/** The C get_page_num() for the digits its regex captured (non-debug path). */
+function pageNumOf(d: string): number {
+  let order: number | undefined;
+  if (d.length > 0 && d.length <= 9) order = Number(d);
+  else if (d !== '') {
+    const v = BigInt(d);
+    if (v <= LONG_MAX) order = Number(BigInt.asIntN(32, v));
+  }
+  if (order === undefined || order > 64) return 0;
+  return 1 << order;
+}
+
+const isWs = (c: number) => c === 32 || (c >= 9 && c <= 13);
+
+/**
+ * Where the digits of the leftmost `ts\s*([0-9]*)\s*ns` match are, without a regex, when
+ * the first "ts" in the header is the one that matches (it is in every kernel's output);
+ * undefined to let the regex decide.
+ */
+function fastTsDigits(head: string): [number, number] | undefined {
+  const i = head.indexOf('ts');
+  if (i < 0) return undefined;
+  let j = i + 2;
+  while (j < head.length && isWs(head.charCodeAt(j))) j++;
+  const d0 = j;
+  while (j < head.length && head.charCodeAt(j) >= 48 && head.charCodeAt(j) <= 57) j++;
+  const d1 = j;
+  while (j < head.length && isWs(head.charCodeAt(j))) j++;
+  if (head.charCodeAt(j) !== 110 || head.charCodeAt(j + 1) !== 115) return undefined; // "ns"
+  return [d0, d1];
 }
 
 function allocatorText(a: number): string {

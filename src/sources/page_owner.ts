@@ -53,6 +53,8 @@ export interface ScanOptions {
   onProgress?: (p: ScanProgress) => void;
   /** Size of the reused read buffer (default 4 MiB). */
   chunkBytes?: number;
+  /** Called before the buffer's contents move (positions handed out become stale). */
+  beforeShift?: () => void;
 }
 
 async function* chunksOf(input: PageOwnerInput, size: number): AsyncGenerator<Buffer> {
@@ -125,6 +127,7 @@ export async function scanBlocks(
       pos = e + 2;
     }
     // Keep the unfinished block at the start of the buffer.
+    opts.beforeShift?.();
     if (pos > 0) {
       work.copy(work, 0, pos, have);
       have -= pos;
