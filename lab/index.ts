@@ -53,7 +53,8 @@ export interface ModuleParams {
 
 export const DEFAULT_MODULE_PARAMS: ModuleParams = {
   steps: 400,
-  rate: 50,
+  // Slow enough that `mid` (3 s after insmod; a capture takes ~30 s under TCG) sees a run in progress.
+  rate: 10,
   slab_size: 96,
   page_order: 1,
   page_every: 4,

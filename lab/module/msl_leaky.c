@@ -28,7 +28,7 @@
 static unsigned int steps = 400;
 module_param(steps, uint, 0444);
 MODULE_PARM_DESC(steps, "how many steps to run");
-static unsigned int rate = 50;
+static unsigned int rate = 10;
 module_param(rate, uint, 0444);
 MODULE_PARM_DESC(rate, "steps per second");
 static unsigned int slab_size = 96;

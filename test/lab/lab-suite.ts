@@ -129,9 +129,24 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
       expect(c.vmalloc_leaked).toBe(e.vmallocAreas);
       expect(c.churn_allocs).toBe(run.params.steps);
       expect(c.churn_frees).toBe(run.params.steps);
-      // mid was taken while the module ran.
+      // mid was taken while the module ran (its counters are read at the end of the capture).
       expect(run.counters.mid.completed).toBeGreaterThan(0);
       expect(run.counters.mid.completed).toBeLessThanOrEqual(run.params.steps);
+    });
+
+    it('mid shows a leak in progress: fewer areas and objects than after, more than before', () => {
+      const e = run.expected;
+      // vmallocinfo is read in the first seconds of the capture, slab traces later.
+      const areas = parseVmallocinfo(read(run, 'mid', 'vmallocinfo')).areas.filter(
+        (a) => a.caller?.func === 'msl_vmalloc_leak',
+      ).length;
+      expect(areas).toBeGreaterThan(0);
+      expect(areas).toBeLessThan(e.vmallocAreas);
+      const objects = parseSlabTraces(read(run, 'mid', `slab/${e.slabCache}.alloc_traces`))
+        .locations.filter((l) => l.caller?.func === 'msl_slab_leak')
+        .reduce((n, l) => n + l.count, 0);
+      expect(objects).toBeGreaterThan(areas * run.params.vmalloc_every - run.params.vmalloc_every);
+      expect(objects).toBeLessThanOrEqual(e.slabObjects);
     });
 
     it('kmemleak: the slab leak has the most objects and the vmalloc leak the most bytes, with exact counts', () => {
