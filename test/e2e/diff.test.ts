@@ -1,8 +1,9 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotDiff } from '../../src/analysis/diff.js';
+import { LAB_HOOK_TIMEOUT_MS, type LabRun, labCaptures } from '../lab-captures.js';
 import { sharedMoment } from '../paths.js';
 import { runCli } from './cli.js';
 
@@ -122,5 +123,68 @@ describe('memsleuth diff errors', () => {
     const r = runCli(['diff', '/nonexistent/a', '/nonexistent/b']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^memsleuth: \/nonexistent\/a: cannot open snapshot \(not present\)/);
+  });
+});
+
+// The project's own lab (test/lab-captures.ts): a fresh boot of each kernel with msl_leaky,
+// cached and shared with the lab tests. Exact counts come from the module's parameters.
+describe.each(['6.1', '6.12'] as const)('memsleuth diff on the project lab %s (msl_leaky)', (k) => {
+  let run: LabRun;
+  let d: SnapshotDiff;
+  beforeAll(async () => {
+    run = await labCaptures(k);
+    const r = runCli(['diff', '--json', run.captures.before, run.captures.after]);
+    expect(r.status).toBe(0);
+    d = JSON.parse(r.stdout) as SnapshotDiff;
+  }, LAB_HOOK_TIMEOUT_MS);
+
+  const rows = (s: string) => d.rows.filter((x) => x.source === s);
+
+  it('puts msl_page_leak first in page_owner and msl_vmalloc_leak first in vmallocinfo, with exact counts', () => {
+    expect(rows('page_owner')[0]).toMatchObject({
+      name: 'msl_page_leak [msl_leaky]',
+      deltaCount: run.expected.pages,
+    });
+    expect(rows('vmallocinfo')[0]).toMatchObject({
+      name: 'msl_vmalloc_leak [msl_leaky]',
+      deltaCount: run.expected.vmallocAreas,
+      deltaBytes: run.expected.vmallocAreas * run.expected.vmallocBytesEach,
+    });
+  });
+
+  it('finds every msl_slab_leak object in slab traces, the first module call site there', () => {
+    const slab = rows('slab_traces').filter((x) => x.module === 'msl_leaky');
+    expect(slab[0]).toMatchObject({
+      name: 'msl_slab_leak [msl_leaky]',
+      detail: run.expected.slabCache,
+      deltaCount: run.expected.slabObjects,
+    });
+  });
+
+  it('never lists msl_balanced_churn as a gainer in kmemleak, slab traces, vmallocinfo or allocinfo; below every leak in page_owner', () => {
+    for (const s of ['kmemleak', 'slab_traces', 'vmallocinfo', 'allocinfo'])
+      expect(rows(s).filter((x) => x.deltaBytes > 0 && x.name.includes('msl_balanced_churn'))).toEqual([]);
+    const po = rows('page_owner');
+    const churn = po.findIndex((x) => x.name.includes('msl_balanced_churn'));
+    for (const leak of ['msl_page_leak', 'msl_vmalloc_leak', 'msl_slab_leak']) {
+      const i = po.findIndex((x) => x.name.includes(leak));
+      expect(i).toBeGreaterThanOrEqual(0);
+      if (churn >= 0) expect(i).toBeLessThan(churn);
+    }
+  });
+
+  it('kmemleak watch over before, mid, after marks msl_slab_leak growing', () => {
+    const r = runCli([
+      'kmemleak',
+      'watch',
+      '--json',
+      run.captures.before,
+      run.captures.mid,
+      run.captures.after,
+    ]);
+    expect(r.status).toBe(0);
+    const s = JSON.parse(r.stdout) as { growing: { culprit?: { func: string }; counts: number[] }[] };
+    const slab = s.growing.find((g) => g.culprit?.func === 'msl_slab_leak');
+    expect(slab?.counts.at(-1)).toBe(run.expected.slabObjects);
   });
 });
