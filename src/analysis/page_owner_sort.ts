@@ -346,6 +346,8 @@ interface Group {
   suffix: string;
   /** Everything after the header: frames and extra lines, each ending in "\n" (interned). */
   rest: string;
+  prefixId: number;
+  restId: number;
   num: number;
   pages: number;
   pid: number;
@@ -734,6 +736,8 @@ export async function runPageOwnerSort(
         prefix: prefixById[prefixId]!,
         suffix,
         rest: restById[restId]!,
+        prefixId,
+        restId,
         num: 1,
         pages: pageNum,
         pid,
@@ -775,8 +779,9 @@ export async function runPageOwnerSort(
   // The C tool's first sort: by the cull condition, a total order on distinct keys.
   const list = [...groups.values()];
   groups.clear();
-  const byCull = cullCompare(cull);
-  const bySort = sortCompare(cfg.sort, cfg.compat);
+  const cmp = textComparators(prefixById, restById);
+  const byCull = cullCompare(cull, cmp);
+  const bySort = sortCompare(cfg.sort, cfg.compat, cmp);
   let sorted: Group[];
   if (is61 && (sortKeys.has('ts') || sortKeys.has('free_ts'))) {
     // 6.6's ts comparators never return 0: replay glibc's two sorts exactly.
@@ -869,15 +874,46 @@ function strcmp2(a1: string, a2: string, b1: string, b2: string): number {
   return strcmp(a1 + a2, b1 + b2);
 }
 
-/** compare_txt(): the whole record text (header, then the rest). */
-function compareTxt(a: Group, b: Group): number {
-  return strcmp2(a.prefix, a.suffix, b.prefix, b.suffix) || (a.rest === b.rest ? 0 : strcmp(a.rest, b.rest));
+interface TextComparators {
+  /** compare_txt(): the whole record text (header, then the rest). */
+  txt: (a: Group, b: Group) => number;
+  /** compare_stacktrace(). */
+  stack: (a: Group, b: Group) => number;
 }
 
-function cullCompare(cull: number): (a: Group, b: Group) => number {
-  if (cull === 0) return compareTxt;
+/**
+ * strcmp over interned texts by rank: the distinct stacks and header prefixes are sorted
+ * once, so sorting the groups compares integers. When one prefix is a prefix of another
+ * (headers without ", pid "), the header falls back to comparing text.
+ */
+function textComparators(prefixById: readonly string[], restById: readonly string[]): TextComparators {
+  const rank = (texts: readonly string[]) => {
+    const order = texts.map((_, i) => i).sort((x, y) => strcmp(texts[x]!, texts[y]!));
+    const r = new Int32Array(texts.length);
+    order.forEach((id, i) => {
+      r[id] = i;
+    });
+    let nested = false;
+    for (let i = 1; i < order.length; i++)
+      if (texts[order[i]!]!.startsWith(texts[order[i - 1]!]!)) nested = true;
+    return { r, nested };
+  };
+  const rest = rank(restById).r;
+  const pre = rank(prefixById);
+  const stack = (a: Group, b: Group) => rest[a.restId]! - rest[b.restId]!;
+  const txt = pre.nested
+    ? (a: Group, b: Group) => strcmp2(a.prefix, a.suffix, b.prefix, b.suffix) || stack(a, b)
+    : (a: Group, b: Group) =>
+        a.prefixId !== b.prefixId
+          ? pre.r[a.prefixId]! - pre.r[b.prefixId]!
+          : strcmp(a.suffix, b.suffix) || stack(a, b);
+  return { txt, stack };
+}
+
+function cullCompare(cull: number, t: TextComparators): (a: Group, b: Group) => number {
+  if (cull === 0) return t.txt;
   const cmps: ((a: Group, b: Group) => number)[] = [];
-  if (cull & CULL_STACKTRACE) cmps.push((a, b) => strcmp(a.rest, b.rest));
+  if (cull & CULL_STACKTRACE) cmps.push(t.stack);
   if (cull & CULL_PID) cmps.push((a, b) => a.pid - b.pid);
   if (cull & CULL_TGID) cmps.push((a, b) => a.tgid - b.tgid);
   if (cull & CULL_COMM) cmps.push((a, b) => strcmp(a.comm, b.comm));
@@ -899,7 +935,7 @@ function compareRelease(a: Group, b: Group): number {
   return fa ? 1 : -1;
 }
 
-function keyCompare(k: SortKeyName, compat: SortCompat): (a: Group, b: Group) => number {
+function keyCompare(k: SortKeyName, compat: SortCompat, t: TextComparators): (a: Group, b: Group) => number {
   switch (k) {
     case 'num':
       return (a, b) => a.num - b.num;
@@ -912,9 +948,9 @@ function keyCompare(k: SortKeyName, compat: SortCompat): (a: Group, b: Group) =>
     case 'comm':
       return (a, b) => strcmp(a.comm, b.comm);
     case 'stacktrace':
-      return (a, b) => strcmp(a.rest, b.rest);
+      return t.stack;
     case 'txt':
-      return compareTxt;
+      return t.txt;
     case 'allocator':
       return (a, b) => a.allocator - b.allocator;
     case 'ts':
@@ -928,8 +964,12 @@ function keyCompare(k: SortKeyName, compat: SortCompat): (a: Group, b: Group) =>
   }
 }
 
-function sortCompare(keys: readonly SortKey[], compat: SortCompat): (a: Group, b: Group) => number {
-  const cmps = keys.map((k) => ({ cmp: keyCompare(k.key, compat), sign: k.sign }));
+function sortCompare(
+  keys: readonly SortKey[],
+  compat: SortCompat,
+  t: TextComparators,
+): (a: Group, b: Group) => number {
+  const cmps = keys.map((k) => ({ cmp: keyCompare(k.key, compat, t), sign: k.sign }));
   return (a, b) => {
     for (const { cmp, sign } of cmps) {
       const c = sign * cmp(a, b);
