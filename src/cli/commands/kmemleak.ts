@@ -219,7 +219,7 @@ export const kmemleakScanCommand = defineCommand({
 });
 
 function renderSeries(s: KmemleakSeries, top: number): string {
-  const out = [`${s.labels.length} reports: ${s.labels.join(' → ')}`];
+  const out = [`${s.labels.length} reports, oldest first:`, ...s.labels.map((l, i) => `  ${i + 1}. ${l}`)];
   const cols = (rows: KmemleakSeries['rows']) =>
     table(rows.slice(0, top), [
       { header: 'TREND', value: (r) => r.trend },
