@@ -229,7 +229,12 @@ export function analyzeTrend(tIn: readonly number[], vIn: readonly number[], opt
   // The last window's minimum against the first's: what a collector could not give back.
   const windowGrowth = (floor.v[floor.v.length - 1] ?? 0) - (floor.v[0] ?? 0);
 
-  const rate = sawtooth ? fl.slope : Math.min(ts.slope, Math.max(fl.slope, tail.slope));
+  // A sawtooth's rate is its floor's, and no more than the floor's late rate: a heap that warmed
+  // up fast and now creeps is reported at the creep.
+  const lateFloor = theilSen(floor.t.slice(-4), floor.v.slice(-4));
+  const rate = sawtooth
+    ? Math.min(fl.slope, lateFloor.slope)
+    : Math.min(ts.slope, Math.max(fl.slope, tail.slope));
   const result: Trend = {
     ...base,
     ratePerHour: rate,

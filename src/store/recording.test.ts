@@ -117,6 +117,26 @@ describe('entity lifetimes', () => {
     ]);
   });
 
+  it('a process missed for one tick (a failed read) continues as the same entity', () => {
+    const db = join(dir, 'missed.db');
+    const w = new RecordingWriter(db);
+    w.writeTick({ tMs: base, entities: [proc(7, 3, 100)] });
+    w.writeTick({ tMs: base + 1000, entities: [] });
+    w.writeTick({ tMs: base + 2000, entities: [proc(7, 3, 300)] });
+    w.writeTick({ tMs: base + 3000, entities: [proc(7, 3, 300)] });
+    w.close();
+    const raw = new Database(db, { readonly: true });
+    const n = raw.prepare("SELECT count(*) AS n FROM entities WHERE layer = 'process'").get() as {
+      n: number;
+    };
+    raw.close();
+    expect(n.n).toBe(1);
+    const r = new RecordingReader(db);
+    const s = r.load().series.find((x) => x.key === '7:3');
+    r.close();
+    expect(s?.v.slice(-2)).toEqual([300, 300]);
+  });
+
   it('a slab cache missing from a tick is zero, not its last value', () => {
     const db = join(dir, 'zero.db');
     const w = new RecordingWriter(db);

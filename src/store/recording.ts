@@ -22,6 +22,9 @@ export type Layer =
  * Layers whose entities are totals over a kernel list: an entity missing from a tick
  * means zero (a vmalloc caller with no area left), not "gone". Processes vanish.
  */
+/** Mapping entities not read for this many ticks are dropped from the writer's memory. */
+const MAPPING_IDLE_TICKS = 100;
+
 const ZERO_WHEN_ABSENT: ReadonlySet<Layer> = new Set(['slab', 'vmalloc', 'allocinfo', 'kmemleak']);
 
 export interface EntitySample {
@@ -124,6 +127,8 @@ export class RecordingWriter {
   private readonly reviveEntity;
   private readonly endEntity;
   private readonly setLabel;
+  private readonly findEntityRow: Database.Statement<[string, string], { id: number; label: string | null }>;
+  private readonly findSeries: Database.Statement<[number], { id: number; metric: string }>;
   private readonly insSeries;
   private readonly insSample;
   private lastTick = 0;
@@ -140,6 +145,13 @@ export class RecordingWriter {
     this.reviveEntity = db.prepare('UPDATE entities SET last_tick = NULL, label = ? WHERE id = ?');
     this.endEntity = db.prepare('UPDATE entities SET last_tick = ? WHERE id = ?');
     this.setLabel = db.prepare('UPDATE entities SET label = ? WHERE id = ?');
+    this.findEntityRow = db.prepare(
+      'SELECT id, label FROM entities WHERE layer = ? AND key = ?',
+    ) as Database.Statement<[string, string], { id: number; label: string | null }>;
+    this.findSeries = db.prepare('SELECT id, metric FROM series WHERE entity_id = ?') as Database.Statement<
+      [number],
+      { id: number; metric: string }
+    >;
     this.insSeries = db.prepare('INSERT INTO series (entity_id, metric, unit, fill) VALUES (?, ?, ?, ?)');
     this.insSample = db.prepare('INSERT INTO samples (tick_id, series_id, value) VALUES (?, ?, ?)');
     const setMeta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
@@ -165,6 +177,8 @@ export class RecordingWriter {
     for (const e of ents) {
       // A process that lived when the previous recorder stopped cannot be known to live on.
       if (e.last_tick === null && e.layer === 'process') this.endEntity.run(this.lastTick, e.id);
+      // Ended processes and their mappings stay on disk only; a lookup finds them if needed.
+      if (e.layer === 'process' || e.layer === 'mapping') continue;
       const st: EntityState = {
         id: e.id,
         layer: e.layer,
@@ -198,14 +212,19 @@ export class RecordingWriter {
         const ek = `${s.layer}\0${s.key}`;
         let e = this.entities.get(ek);
         if (!e) {
-          const id = Number(
-            this.insEntity.run(s.layer, s.key, s.label ?? null, s.pid ?? null, s.startTicks ?? null, tickId)
-              .lastInsertRowid,
-          );
-          e = { id, layer: s.layer, label: s.label, series: new Map(), seenTick: tickId };
+          e = this.findEntity(s.layer, s.key);
+          if (e) {
+            // Seen before and dropped from memory (a process missed for a tick, a mapping read
+            // again after a while): the same entity, alive again.
+            if (e.layer === 'process') this.reviveEntity.run(s.label ?? null, e.id);
+          } else {
+            const id = Number(
+              this.insEntity.run(s.layer, s.key, s.label ?? null, s.pid ?? null, s.startTicks ?? null, tickId)
+                .lastInsertRowid,
+            );
+            e = { id, layer: s.layer, label: s.label, series: new Map(), seenTick: tickId };
+          }
           this.entities.set(ek, e);
-        } else if (e.seenTick < this.lastTick || e.seenTick === 0) {
-          if (e.layer === 'process') this.reviveEntity.run(s.label ?? null, e.id);
         }
         // A process that execs changes its comm (a shell wrapper becoming python3): keep the latest.
         if (s.label !== undefined && s.label !== e.label) {
@@ -216,11 +235,14 @@ export class RecordingWriter {
         if (s.values) for (const [m, v] of Object.entries(s.values)) this.put(e, m, v, tickId, true);
         if (s.sparse) for (const [m, v] of Object.entries(s.sparse)) this.put(e, m, v, tickId, false);
       }
-      for (const e of this.entities.values()) {
+      for (const [ek, e] of this.entities) {
+        // Memory stays bounded by what lives: mappings not read for a while are dropped.
+        if (e.layer === 'mapping' && e.seenTick < tickId - MAPPING_IDLE_TICKS) this.entities.delete(ek);
         if (e.seenTick !== this.lastTick || this.lastTick === 0) continue;
         if (e.layer === 'process') {
-          // Vanished since the previous tick.
+          // Vanished since the previous tick: end it and forget it (pid + start time never return).
           this.endEntity.run(this.lastTick, e.id);
+          this.entities.delete(ek);
         } else if (ZERO_WHEN_ABSENT.has(e.layer) && layersSeen.has(e.layer)) {
           for (const [m, st] of e.series) this.put(e, m, 0, tickId, true, st);
           e.seenTick = tickId;
@@ -229,6 +251,21 @@ export class RecordingWriter {
       this.lastTick = tickId;
       return tickId;
     })();
+  }
+
+  private findEntity(layer: Layer, key: string): EntityState | undefined {
+    const row = this.findEntityRow.get(layer, key);
+    if (!row) return undefined;
+    const e: EntityState = {
+      id: row.id,
+      layer,
+      label: row.label ?? undefined,
+      series: new Map(),
+      seenTick: 0,
+    };
+    // The first value after a gap is always written (last unknown).
+    for (const r of this.findSeries.all(row.id)) e.series.set(r.metric, { id: r.id, last: undefined });
+    return e;
   }
 
   private put(
