@@ -163,8 +163,23 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
       const e = run.expected;
       expect(objects.get('msl_slab_leak')).toBe(e.slabObjects);
       expect(bytes.get('msl_slab_leak')).toBe(e.slabObjects * e.slabObjectBytes);
-      expect(objects.get('msl_vmalloc_leak')).toBe(e.vmallocAreas);
-      expect(bytes.get('msl_vmalloc_leak')).toBe(e.vmallocAreas * e.vmallocBytesEach);
+      // kmemleak is conservative: any word in scanned memory equal to an object's address
+      // keeps it "referenced". On 6.1 one area (the first, 0xffffc9000000c000, right after
+      // n_tty_open's) stayed hidden that way in the boot we examined; 6.12 reported all 40.
+      // vmallocinfo and allocinfo below give the exact count.
+      const vmReported = objects.get('msl_vmalloc_leak') ?? 0;
+      expect(vmReported).toBeGreaterThanOrEqual(e.vmallocAreas - (kernel === '6.1' ? 1 : 0));
+      expect(vmReported).toBeLessThanOrEqual(e.vmallocAreas);
+      expect(bytes.get('msl_vmalloc_leak')).toBe(vmReported * e.vmallocBytesEach);
+      // Every reported area is one of the module's areas in vmallocinfo.
+      const starts = new Set(
+        parseVmallocinfo(read(run, 'after', 'vmallocinfo'))
+          .areas.filter((a) => a.caller?.func === 'msl_vmalloc_leak')
+          .map((a) => a.startAddr),
+      );
+      for (const r of after.reports.filter((x) => culprit(x.frames) === 'msl_vmalloc_leak')) {
+        expect(starts.has(r.address.replace(/^0x/, '')) || starts.has(r.address), r.address).toBe(true);
+      }
       const top = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1])[0]?.[0];
       expect(top(objects)).toBe('msl_slab_leak');
       expect(top(bytes)).toBe('msl_vmalloc_leak');
