@@ -2,12 +2,11 @@ import type { Snapshot } from '../capture/snapshot.js';
 import { isMemsleuthError } from '../errors.js';
 import { parseAllocinfo } from '../sources/allocinfo.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
-import { parseKmemleak } from '../sources/kmemleak.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { diffAllocinfo } from './allocinfo.js';
-import { groupKmemleak } from './kmemleak.js';
+import { groupKmemleakStream } from './kmemleak.js';
 import { groupPageOwner, KERNEL_ALLOCATORS } from './page_owner.js';
 import { readProcesses } from './process.js';
 import { diffSlabCallSites, readSlabCallSites } from './slab.js';
@@ -372,7 +371,13 @@ export async function diffSnapshots(
 
   await compare(
     'kmemleak',
-    (s) => readSide(s, 'kmemleak', (t) => groupKmemleak(parseKmemleak(t, { file: s.describe('kmemleak') }))),
+    async (s) => {
+      const stream = await s.openStream('kmemleak');
+      if (!stream) return { reason: s.whyMissing('kmemleak') ?? 'not present' };
+      return {
+        value: (await groupKmemleakStream(stream, 'backtrace', { file: s.describe('kmemleak') })).groups,
+      };
+    },
     (b, a) => {
       const extra = new Map([...b, ...a].map((g) => [g.key, g]));
       return diffGroups(b, a, 'bytes').map((d) => {

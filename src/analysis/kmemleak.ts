@@ -1,4 +1,5 @@
-import type { KmemleakFile, KmemleakReport } from '../sources/kmemleak.js';
+import { type KmemleakFile, type KmemleakReport, scanKmemleak } from '../sources/kmemleak.js';
+import type { ParseOptions } from '../sources/text.js';
 import { culpritFrame, type Frame, moduleOf, type StackGroup, stackKey } from './stacks.js';
 
 /** How kmemleak reports are grouped. */
@@ -24,29 +25,55 @@ function groupKey(r: KmemleakReport, by: KmemleakGroupBy): { key: string; frames
   return { key: r.frames.length ? stackKey(r.frames) : '<no backtrace>', frames: r.frames };
 }
 
-/** Group reports by backtrace (default), by culprit function, or by allocating task. */
-export function groupKmemleak(file: KmemleakFile, by: KmemleakGroupBy = 'backtrace'): KmemleakGroup[] {
-  const map = new Map<string, KmemleakGroup>();
-  for (const r of file.reports) {
-    const { key, frames } = groupKey(r, by);
-    let g = map.get(key);
+/** Groups reports one at a time: memory is bounded by distinct groups, not reports. */
+export class KmemleakGrouper {
+  private readonly map = new Map<string, KmemleakGroup>();
+  reports = 0;
+  constructor(private readonly by: KmemleakGroupBy = 'backtrace') {}
+
+  add(r: KmemleakReport): void {
+    this.reports++;
+    const { key, frames } = groupKey(r, this.by);
+    let g = this.map.get(key);
     if (!g) {
       g = { key, frames, weights: { count: 0, bytes: 0, pages: 0 }, comms: {}, types: [] };
       const c = culpritFrame(r.frames);
       if (c) g.culprit = c;
       const m = moduleOf(r.frames);
       if (m) g.module = m;
-      map.set(key, g);
+      this.map.set(key, g);
     }
     g.weights.count += 1;
     g.weights.bytes += r.sizeBytes;
     g.comms[r.comm] = (g.comms[r.comm] ?? 0) + 1;
     if (!g.types.includes(r.type)) g.types.push(r.type);
   }
-  return [...map.values()].sort(
-    (a, b) =>
-      b.weights.count - a.weights.count || b.weights.bytes - a.weights.bytes || (a.key < b.key ? -1 : 1),
-  );
+
+  /** Most objects first, then most bytes. */
+  result(): KmemleakGroup[] {
+    return [...this.map.values()].sort(
+      (a, b) =>
+        b.weights.count - a.weights.count || b.weights.bytes - a.weights.bytes || (a.key < b.key ? -1 : 1),
+    );
+  }
+}
+
+/** Group reports by backtrace (default), by culprit function, or by allocating task. */
+export function groupKmemleak(file: KmemleakFile, by: KmemleakGroupBy = 'backtrace'): KmemleakGroup[] {
+  const g = new KmemleakGrouper(by);
+  for (const r of file.reports) g.add(r);
+  return g.result();
+}
+
+/** Stream a report (file, debugfs, snapshot stream) straight into groups. */
+export async function groupKmemleakStream(
+  input: AsyncIterable<Buffer | string>,
+  by: KmemleakGroupBy = 'backtrace',
+  opts: ParseOptions = {},
+): Promise<{ reports: number; groups: KmemleakGroup[] }> {
+  const g = new KmemleakGrouper(by);
+  await scanKmemleak(input, (r) => g.add(r), opts);
+  return { reports: g.reports, groups: g.result() };
 }
 
 /**

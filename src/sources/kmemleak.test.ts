@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { parseKmemleak } from './kmemleak.js';
+import { type KmemleakReport, parseKmemleak, scanKmemleak } from './kmemleak.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
 
@@ -108,5 +109,31 @@ describe('parseKmemleak', () => {
     expect(() => parseKmemleak(bad, { file: 'k' })).toThrow(/k:7:/);
     const noComm = [lab[0], '  pid 3', ...lab.slice(2, 14)].join('\n');
     expect(() => parseKmemleak(noComm, { file: 'k' })).toThrow(/k:2: expected ` {2}comm/);
+  });
+});
+
+describe('scanKmemleak (streaming)', () => {
+  it('gives the same reports as parseKmemleak whatever the chunk boundaries', async () => {
+    const file = join(sharedMoment('6.1', 'after'), 'kmemleak');
+    const whole = parseKmemleak(read(file)).reports;
+    for (const hw of [7, 64, 4096]) {
+      const got: KmemleakReport[] = [];
+      const r = await scanKmemleak(createReadStream(file, { highWaterMark: hw }), (x) => got.push(x), {
+        file,
+      });
+      expect(r.reports).toBe(440);
+      expect(got).toEqual(whole);
+    }
+  });
+
+  it('reports a truncated stream with file and line', async () => {
+    // cut inside the second report's hex dump
+    const text = read(join(sharedMoment('6.12', 'after'), 'kmemleak'))
+      .split('\n')
+      .slice(0, 18)
+      .join('\n');
+    await expect(scanKmemleak(Readable.from([text]), () => {}, { file: 'k' })).rejects.toThrow(
+      /k:15: expected a complete report ending in a backtrace/,
+    );
   });
 });

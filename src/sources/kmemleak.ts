@@ -1,7 +1,7 @@
 import type { Frame } from '../analysis/stacks.js';
 import { parseFrame } from '../analysis/stacks.js';
 import { parseError } from '../errors.js';
-import { numberedLines, type ParseOptions } from './text.js';
+import type { ParseOptions } from './text.js';
 
 /**
  * /sys/kernel/debug/kmemleak: one report per unreferenced object (mm/kmemleak.c
@@ -54,22 +54,44 @@ const HEXDUMP = /^ {2}hex dump \(first (\d+) bytes(?: on cpu (\d+))?\):\s*$/;
 const HEXROW = /^ {4}(?:[0-9a-f]{2}(?: |$))+/;
 const BACKTRACE = /^ {2}backtrace(?: \(crc ([0-9a-f]+)\))?:\s*$/;
 
-/** Parse a whole kmemleak report file. An empty file is valid: no leaks reported. */
-export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFile {
-  const file = opts.file ?? 'kmemleak';
-  const reports: KmemleakReport[] = [];
-  type State = 'start' | 'comm' | 'afterComm' | 'hex' | 'frames';
-  let state: State = 'start';
-  let cur: KmemleakReport | undefined;
-  for (const { text: raw, line } of numberedLines(text)) {
+type State = 'start' | 'comm' | 'afterComm' | 'hex' | 'frames';
+
+/**
+ * The report state machine, fed one line at a time so huge files stream: memory holds
+ * one report. `onReport` gets each report once its backtrace is complete.
+ */
+export class KmemleakScanner {
+  private state: State = 'start';
+  private cur: KmemleakReport | undefined;
+  private line = 0;
+  private readonly file: string;
+
+  constructor(
+    private readonly onReport: (r: KmemleakReport) => void,
+    opts: ParseOptions = {},
+  ) {
+    this.file = opts.file ?? 'kmemleak';
+  }
+
+  private flush(): void {
+    if (this.cur) this.onReport(this.cur);
+    this.cur = undefined;
+  }
+
+  /** One line without its newline. */
+  push(raw: string): void {
+    const line = ++this.line;
+    const file = this.file;
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     // 2.6.31 prefixed every line with "kmemleak: ".
-    const t = raw.startsWith('kmemleak: ') ? raw.slice('kmemleak: '.length) : raw;
-    if (t.trim() === '') continue;
+    const t = text.startsWith('kmemleak: ') ? text.slice('kmemleak: '.length) : text;
+    if (t.trim() === '') return;
     const h = HEADER.exec(t);
     if (h) {
-      if (state === 'comm' || state === 'afterComm' || state === 'hex')
+      if (this.state === 'comm' || this.state === 'afterComm' || this.state === 'hex')
         throw parseError(file, line, 'a backtrace before the next object', t);
-      cur = {
+      this.flush();
+      this.cur = {
         address: h[2]!,
         type: (h[1] as KmemleakObjectType | undefined) ?? 'virt',
         sizeBytes: Number(h[3]),
@@ -79,40 +101,40 @@ export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFi
         frames: [],
         line,
       };
-      reports.push(cur);
-      state = 'comm';
-      continue;
+      this.state = 'comm';
+      return;
     }
+    const cur = this.cur;
     if (!cur) throw parseError(file, line, '`unreferenced object 0x... (size N):`', t);
-    if (state === 'comm') {
+    if (this.state === 'comm') {
       const c = COMM.exec(t);
       if (!c) throw parseError(file, line, '`  comm "<task>", pid N, jiffies N`', t);
       cur.comm = c[1]!;
       cur.pid = Number(c[2]);
       cur.jiffies = Number(c[3]);
       if (c[4] !== undefined) cur.ageSeconds = Number(c[4]) + Number(c[5]) / 10 ** c[5]!.length;
-      state = 'afterComm';
-      continue;
+      this.state = 'afterComm';
+      return;
     }
-    if (state === 'afterComm' || state === 'hex') {
+    if (this.state === 'afterComm' || this.state === 'hex') {
       const hd = HEXDUMP.exec(t);
-      if (hd && state === 'afterComm') {
+      if (hd && this.state === 'afterComm') {
         cur.hexDumpBytes = Number(hd[1]);
         if (hd[2] !== undefined) cur.hexDumpCpu = Number(hd[2]);
-        state = 'hex';
-        continue;
+        this.state = 'hex';
+        return;
       }
-      if (state === 'hex' && HEXROW.test(t)) continue;
+      if (this.state === 'hex' && HEXROW.test(t)) return;
       const bt = BACKTRACE.exec(t);
       if (bt) {
         if (bt[1] !== undefined) cur.crc = bt[1];
-        state = 'frames';
-        continue;
+        this.state = 'frames';
+        return;
       }
       throw parseError(
         file,
         line,
-        state === 'hex' ? 'hex dump rows or `  backtrace:`' : '`  hex dump` or `  backtrace:`',
+        this.state === 'hex' ? 'hex dump rows or `  backtrace:`' : '`  hex dump` or `  backtrace:`',
         t,
       );
     }
@@ -121,11 +143,54 @@ export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFi
       const f = parseFrame(t);
       if (!f) throw parseError(file, line, 'a frame like `    [<ffffffff81234567>] func+0x2c/0x57`', t);
       cur.frames.push(f);
-      continue;
+      return;
     }
     throw parseError(file, line, 'a backtrace frame or the next `unreferenced object`', t);
   }
-  if (cur && state !== 'frames')
-    throw parseError(file, cur.line, 'a complete report ending in a backtrace', '<end of input>');
+
+  /** End of input: the last report must be complete. */
+  end(): void {
+    if (this.cur && this.state !== 'frames')
+      throw parseError(this.file, this.cur.line, 'a complete report ending in a backtrace', '<end of input>');
+    this.flush();
+  }
+}
+
+/** Parse a whole kmemleak report file. An empty file is valid: no leaks reported. */
+export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFile {
+  const reports: KmemleakReport[] = [];
+  const scanner = new KmemleakScanner((r) => reports.push(r), opts);
+  const lines = text.split('\n');
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  for (const l of lines) scanner.push(l);
+  scanner.end();
   return { reports };
+}
+
+/**
+ * Stream a kmemleak report (a file of any size, or debugfs) report by report.
+ * Memory is bounded by one report plus one read chunk.
+ */
+export async function scanKmemleak(
+  input: AsyncIterable<Buffer | string>,
+  onReport: (r: KmemleakReport) => void,
+  opts: ParseOptions = {},
+): Promise<{ reports: number }> {
+  let n = 0;
+  const scanner = new KmemleakScanner((r) => {
+    n++;
+    onReport(r);
+  }, opts);
+  const decoder = new TextDecoder('utf-8');
+  let rest = '';
+  for await (const chunk of input) {
+    const text = rest + (typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) scanner.push(l);
+  }
+  rest += decoder.decode();
+  if (rest !== '') scanner.push(rest);
+  scanner.end();
+  return { reports: n };
 }

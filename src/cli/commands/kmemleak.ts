@@ -1,16 +1,18 @@
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, stat, writeFile } from 'node:fs/promises';
 import {
   classifyKmemleakSeries,
   groupKmemleak,
+  groupKmemleakStream,
   type KmemleakGroup,
   type KmemleakGroupBy,
   type KmemleakSeries,
 } from '../../analysis/kmemleak.js';
 import { type StackGroup, toCollapsed, toSpeedscope } from '../../analysis/stacks.js';
-import { checkKmemleak, kmemleakScan, readKmemleakReport } from '../../capture/kmemleak.js';
+import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
 import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
-import { type KmemleakFile, parseKmemleak } from '../../sources/kmemleak.js';
+import { parseKmemleak } from '../../sources/kmemleak.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes, table } from '../format.js';
@@ -58,8 +60,21 @@ function parseBy(v: string | undefined): KmemleakGroupBy {
   throw new MemsleuthError('USAGE', `--by: expected one of ${BY.join(', ')}, found ${JSON.stringify(v)}`);
 }
 
-/** A saved report file, or the `kmemleak` file of a snapshot (bundle or directory). */
-export async function readReportFrom(path: string): Promise<{ text: string; file: string }> {
+export interface ReportInput {
+  input: AsyncIterable<Buffer | string>;
+  file: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A saved report file, the `kmemleak` file of a snapshot (bundle or directory), or with
+ * no path the live debugfs file: streamed, never read whole.
+ */
+export async function openReport(path: string | undefined): Promise<ReportInput> {
+  if (path === undefined) {
+    const live = await checkKmemleak();
+    return { input: createReadStream(live), file: live, close: async () => {} };
+  }
   let st: Awaited<ReturnType<typeof stat>>;
   try {
     st = await stat(path);
@@ -68,30 +83,48 @@ export async function readReportFrom(path: string): Promise<{ text: string; file
       file: path,
     });
   }
-  let isBundle = false;
   if (st.isFile()) {
     const fh = await open(path, 'r');
     const head = Buffer.alloc(2);
     await fh.read(head, 0, 2, 0);
     await fh.close();
-    isBundle = head[0] === 0x1f && head[1] === 0x8b; // gzip: a snapshot bundle
-    if (!isBundle) return { text: await readFile(path, 'utf8'), file: path };
+    // gzip magic: a snapshot bundle; anything else is a saved report
+    if (!(head[0] === 0x1f && head[1] === 0x8b))
+      return { input: createReadStream(path), file: path, close: async () => {} };
   }
   const snap = await openSnapshot(path);
-  try {
-    const text = await snap.readText('kmemleak');
-    if (text === undefined) {
-      throw new MemsleuthError(
-        'UNAVAILABLE',
-        `${snap.describe('kmemleak')}: ${snap.whyMissing('kmemleak') ?? 'not present'}`,
-        {
-          hint: 'the snapshot was taken without kmemleak (CONFIG_DEBUG_KMEMLEAK, debugfs, root)',
-        },
-      );
-    }
-    return { text, file: snap.describe('kmemleak') };
-  } finally {
+  const stream = await snap.openStream('kmemleak');
+  if (!stream) {
+    const why = snap.whyMissing('kmemleak') ?? 'not present';
     await snap.close();
+    throw new MemsleuthError('UNAVAILABLE', `${snap.describe('kmemleak')}: ${why}`, {
+      hint: 'the snapshot was taken without kmemleak (CONFIG_DEBUG_KMEMLEAK, debugfs, root)',
+    });
+  }
+  return { input: stream, file: snap.describe('kmemleak'), close: () => snap.close() };
+}
+
+async function groupReport(
+  path: string | undefined,
+  by: KmemleakGroupBy,
+): Promise<{ reports: number; groups: KmemleakGroup[]; file: string }> {
+  const r = await openReport(path);
+  try {
+    return { ...(await groupKmemleakStream(r.input, by, { file: r.file })), file: r.file };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof MemsleuthError || code === undefined) throw e;
+    // EBUSY/EPERM from debugfs once kmemleak has switched itself off
+    throw new MemsleuthError('IO', `${r.file}: read failed (${code})`, {
+      file: r.file,
+      hint:
+        code === 'EBUSY' || code === 'EPERM'
+          ? 'kmemleak is disabled: see `dmesg | grep kmemleak`'
+          : undefined,
+      cause: e,
+    });
+  } finally {
+    await r.close();
   }
 }
 
@@ -102,15 +135,13 @@ function frameText(g: KmemleakGroup): string {
 
 function renderGroups(
   groups: KmemleakGroup[],
-  file: KmemleakFile,
+  reports: number,
   by: KmemleakGroupBy,
   top: number,
   stacks: boolean,
 ): string {
   const bytes = groups.reduce((s, g) => s + g.weights.bytes, 0);
-  const out = [
-    `${file.reports.length} unreferenced objects (${formatBytes(bytes)}) in ${groups.length} groups by ${by}`,
-  ];
+  const out = [`${reports} unreferenced objects (${formatBytes(bytes)}) in ${groups.length} groups by ${by}`];
   if (groups.length === 0) return `${out.join('\n')}\n`;
   const rows = groups.slice(0, top);
   const tbl = table(rows, [
@@ -162,17 +193,12 @@ export const kmemleakReportCommand = defineCommand({
       throw new MemsleuthError('USAGE', 'kmemleak report takes one FILE or SNAPSHOT');
     const by = parseBy(values.by);
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const src =
-      positionals[0] === undefined
-        ? { text: await readKmemleakReport(), file: '/sys/kernel/debug/kmemleak' }
-        : await readReportFrom(positionals[0]);
-    const file = parseKmemleak(src.text, { file: src.file });
-    const groups = groupKmemleak(file, by);
-    if (await writeFlameExports(groups, values, `kmemleak ${src.file}`, ctx)) return 0;
+    const { reports, groups, file } = await groupReport(positionals[0], by);
+    if (await writeFlameExports(groups, values, `kmemleak ${file}`, ctx)) return 0;
     ctx.stdout.write(
       values.json
-        ? `${JSON.stringify({ reports: file.reports.length, groups }, null, 2)}\n`
-        : renderGroups(groups, file, by, top, Boolean(values.stacks)),
+        ? `${JSON.stringify({ reports, groups }, null, 2)}\n`
+        : renderGroups(groups, reports, by, top, Boolean(values.stacks)),
     );
     return 0;
   },
@@ -209,10 +235,11 @@ export const kmemleakScanCommand = defineCommand({
     if (values.output) await writeFile(values.output, r.text);
     const file = parseKmemleak(r.text, { file: '/sys/kernel/debug/kmemleak' });
     const groups = groupKmemleak(file, by);
+    const reports = file.reports.length;
     ctx.stdout.write(
       values.json
-        ? `${JSON.stringify({ time: r.time, scanSeconds: r.scanSeconds, cleared: r.cleared, reports: file.reports.length, groups }, null, 2)}\n`
-        : renderGroups(groups, file, by, top, false),
+        ? `${JSON.stringify({ time: r.time, scanSeconds: r.scanSeconds, cleared: r.cleared, reports, groups }, null, 2)}\n`
+        : renderGroups(groups, reports, by, top, false),
     );
     return 0;
   },
@@ -270,8 +297,7 @@ export const kmemleakWatchCommand = defineCommand({
         throw new MemsleuthError('USAGE', 'kmemleak watch needs at least two saved reports to compare');
       const series = [];
       for (const p of positionals) {
-        const src = await readReportFrom(p);
-        series.push({ label: p, groups: groupKmemleak(parseKmemleak(src.text, { file: src.file })) });
+        series.push({ label: p, groups: (await groupReport(p, 'backtrace')).groups });
       }
       const s = classifyKmemleakSeries(series, { minGrowth });
       ctx.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : renderSeries(s, top));
