@@ -5,7 +5,9 @@ import { defineCommand } from '../command.js';
 import { VERSION } from '../version.js';
 
 /** The shipped POSIX sh collector (package.json "files" includes collector/). */
-export const COLLECTOR_PATH = fileURLToPath(new URL('../../../collector/memsleuth-collect.sh', import.meta.url));
+export const COLLECTOR_PATH = fileURLToPath(
+  new URL('../../../collector/memsleuth-collect.sh', import.meta.url),
+);
 
 /** The collector script, stamped with this memsleuth's version (its manifests name it). */
 export async function collectorScript(): Promise<string> {
