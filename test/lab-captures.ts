@@ -18,8 +18,8 @@ export {
   moduleSourceLine,
 } from '../lab/index.js';
 
-/** How long a test hook may wait for a kernel build plus a boot (both kernels on 2 cores). */
-export const LAB_HOOK_TIMEOUT_MS = 30 * 60_000;
+/** How long a test hook may wait for a kernel build (up to 40 min on a loaded 2-core machine) plus a boot. */
+export const LAB_HOOK_TIMEOUT_MS = 55 * 60_000;
 
 /**
  * The before/mid/after captures of the lab guest on `kernel`, with msl_leaky's default
