@@ -141,6 +141,8 @@ export function ensureKernel(
 
 /** Serialise concurrent builds and boots across processes (vitest runs files in forks). */
 export async function withLock<T>(lockDir: string, fn: () => Promise<T>, staleMs = 45 * 60_000): Promise<T> {
+  // The cache root does not exist yet on a fresh machine.
+  await mkdir(dirname(lockDir), { recursive: true });
   for (;;) {
     try {
       await mkdir(lockDir);
