@@ -30,7 +30,9 @@ export function pageOwnerSortBinary(version: PosVersion): string {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   try {
-    execFileSync('tar', ['-xJf', tarball, '-C', work, '--wildcards', '*/page_owner_sort.c'], { stdio: 'pipe' });
+    execFileSync('tar', ['-xJf', tarball, '-C', work, '--wildcards', '*/page_owner_sort.c'], {
+      stdio: 'pipe',
+    });
     const top = readdirSync(work)[0]!;
     const sub = version === '6.1' ? 'tools/vm' : 'tools/mm';
     const src = join(work, top, sub, 'page_owner_sort.c');
