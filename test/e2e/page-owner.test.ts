@@ -84,9 +84,61 @@ describe('memsleuth page-owner diff', () => {
     expect(readFileSync(collapsed, 'utf8')).toMatch(/demo_page_grab_\[leaky\];\S* 200$/m);
     expect(JSON.parse(readFileSync(speedscope, 'utf8')).exporter).toBe('memsleuth');
   });
+  it('takes snapshot directories as well as dump files', () => {
+    const dirs = runCli([
+      'page-owner',
+      'diff',
+      sharedMoment('6.12', 'before'),
+      sharedMoment('6.12', 'after'),
+      '--json',
+    ]);
+    const files = runCli(['page-owner', 'diff', dump('6.12', 'before'), dump('6.12', 'after'), '--json']);
+    expect(dirs.status).toBe(0);
+    expect(JSON.parse(dirs.stdout).deltas).toEqual(JSON.parse(files.stdout).deltas);
+    const none = runCli(['page-owner', 'top', tmp]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(/the snapshot has no page_owner dump/);
+  });
   it('needs two dumps', () => {
     const r = runCli(['page-owner', 'diff', dump('6.1', 'before')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/BEFORE AFTER/);
+  });
+});
+
+describe('progress', () => {
+  it('shows bytes, records and rate on a terminal stderr only', async () => {
+    const { runCommand } = await import('../../src/cli/main.js');
+    const { Writable } = await import('node:stream');
+    const run = async (stderrIsTTY: boolean) => {
+      let err = '';
+      const sink = () =>
+        new Writable({
+          write(c, _e, cb) {
+            cb();
+            return void c;
+          },
+        });
+      const stderr = new Writable({
+        write(c, _e, cb) {
+          err += String(c);
+          cb();
+        },
+      });
+      const code = await runCommand(['page-owner', 'top', dump('6.12', 'after')], {
+        stdout: sink(),
+        stderr,
+        stdin: process.stdin,
+        cwd: process.cwd(),
+        env: {},
+        stdoutIsTTY: false,
+        stderrIsTTY,
+      });
+      return { code, err };
+    };
+    const tty = await run(true);
+    expect(tty.code).toBe(0);
+    expect(tty.err).toMatch(/page-owner top: \d+ MB, 11092 records, \d+ MB\/s/);
+    expect((await run(false)).err).toBe('');
   });
 });

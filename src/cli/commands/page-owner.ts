@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   diffPageOwner,
@@ -26,6 +26,7 @@ import {
   topGroups,
   toSpeedscope,
 } from '../../analysis/stacks.js';
+import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
 import { defineCommand, numberOption } from '../command.js';
@@ -46,6 +47,47 @@ const ERRNO_TEXT: Record<string, string> = {
   ENXIO: 'No such device or address',
   ETXTBSY: 'Text file busy',
 };
+
+interface Dump {
+  input: PageOwnerInput;
+  /** Name for messages. */
+  file: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `-` (stdin), a page_owner file (or FIFO, or debugfs), or a snapshot: a directory or a
+ * bundle from `memsleuth snapshot` holding `page_owner`.
+ */
+async function openDump(arg: string, ctx: CommandContext): Promise<Dump> {
+  const none = async () => {};
+  if (arg === '-') return { input: inputOf(arg, ctx), file: '<stdin>', close: none };
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(arg);
+  } catch {
+    return { input: arg, file: arg, close: none }; // reading reports the error
+  }
+  let snapshot = st.isDirectory();
+  if (!snapshot && st.isFile()) {
+    // Only regular files are peeked at: a FIFO's bytes would be consumed.
+    const fh = await open(arg, 'r');
+    const magic = Buffer.alloc(2);
+    await fh.read(magic, 0, 2, 0);
+    await fh.close();
+    snapshot = magic[0] === 0x1f && magic[1] === 0x8b;
+  }
+  if (!snapshot) return { input: arg, file: arg, close: none };
+  const snap = await openSnapshot(arg);
+  const stream = await snap.openStream('page_owner');
+  if (!stream) {
+    await snap.close();
+    throw new MemsleuthError('UNAVAILABLE', `${arg}: the snapshot has no page_owner dump`, {
+      hint: 'boot with page_owner=on (CONFIG_PAGE_OWNER) and capture as root with debugfs mounted',
+    });
+  }
+  return { input: stream, file: `${arg}:page_owner`, close: () => snap.close() };
+}
 
 /** `-` is standard input; anything else a path (a file, a FIFO or debugfs). */
 export function inputOf(arg: string, ctx: CommandContext): PageOwnerInput {
@@ -257,7 +299,8 @@ export const pageOwnerTopCommand = defineCommand({
   args: '[DUMP|-]',
   options: commonOptions,
   details:
-    'DUMP is a page_owner file, `-` for stdin, or /sys/kernel/debug/page_owner (the default).\n' +
+    'DUMP is a page_owner file, `-` for stdin, a snapshot (directory or bundle), or\n' +
+    '/sys/kernel/debug/page_owner (the default).\n' +
     'Allocators: slab (slab pages), vmalloc, page cache (incl. shmem), anonymous, other\n' +
     '(pages straight from the buddy allocator: drivers, page tables, the "black hole").',
   async run({ values, positionals }, ctx) {
@@ -266,13 +309,14 @@ export const pageOwnerTopCommand = defineCommand({
     const pageSizeBytes = numberOption(values['page-size'], 'page-size', 4096, { min: 1, integer: true });
     const arg = positionals[0] ?? '/sys/kernel/debug/page_owner';
     const allocators = allocatorOption(values.allocator, undefined);
+    const dump = await openDump(arg, ctx);
     const prog = streamProgress(ctx, 'page-owner top');
     let r: Awaited<ReturnType<typeof groupPageOwner>>;
     try {
-      r = await groupPageOwner(inputOf(arg, ctx), {
+      r = await groupPageOwner(dump.input, {
         by,
         pageSizeBytes,
-        file: arg === '-' ? '<stdin>' : arg,
+        file: dump.file,
         onProgress: prog.update,
         onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`),
         ...(allocators ? { allocators } : {}),
@@ -282,6 +326,7 @@ export const pageOwnerTopCommand = defineCommand({
       throw ioError(e, arg);
     } finally {
       prog.done();
+      await dump.close();
     }
     await writeFlame(r.groups, values, `page_owner ${arg}`, ctx);
     const top = topGroups(r.groups, 'pages', limit);
@@ -333,7 +378,7 @@ export const pageOwnerDiffCommand = defineCommand({
     'Groups both dumps the same way (timestamps and PFNs ignored) and ranks groups by pages\n' +
     'gained; NEW marks stacks absent before. By default only kernel allocations count\n' +
     '(slab, vmalloc, other): page cache and anonymous memory come and go; --allocator all\n' +
-    'includes them. Either dump may be `-` (stdin).',
+    'includes them. Either dump may be `-` (stdin) or a snapshot (directory or bundle).',
   async run({ values, positionals }, ctx) {
     if (positionals.length !== 2) {
       throw new MemsleuthError('USAGE', 'page-owner diff needs two dumps: BEFORE AFTER', {
@@ -345,14 +390,22 @@ export const pageOwnerDiffCommand = defineCommand({
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const pageSizeBytes = numberOption(values['page-size'], 'page-size', 4096, { min: 1, integer: true });
     const allocators = allocatorOption(values.allocator, KERNEL_ALLOCATORS);
+    if (bArg === '-' && aArg === '-') {
+      throw new MemsleuthError('USAGE', 'only one of BEFORE and AFTER can be - (stdin)');
+    }
+    const before = await openDump(bArg, ctx);
+    const after = await openDump(aArg, ctx).catch(async (e) => {
+      await before.close();
+      throw e;
+    });
     const prog = streamProgress(ctx, 'page-owner diff');
     let d: Awaited<ReturnType<typeof diffPageOwner>>;
     try {
-      d = await diffPageOwner(inputOf(bArg, ctx), inputOf(aArg, ctx), {
+      d = await diffPageOwner(before.input, after.input, {
         by,
         pageSizeBytes,
-        beforeFile: bArg === '-' ? '<stdin>' : bArg,
-        afterFile: aArg === '-' ? '<stdin>' : aArg,
+        beforeFile: before.file,
+        afterFile: after.file,
         onProgress: prog.update,
         onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`),
         ...(allocators ? { allocators } : {}),
@@ -362,6 +415,8 @@ export const pageOwnerDiffCommand = defineCommand({
       throw ioError(e, `${bArg} or ${aArg}`);
     } finally {
       prog.done();
+      await before.close();
+      await after.close();
     }
     const gained = d.deltas.filter((x) => x.delta.pages > 0);
     const gainedGroups: StackGroup[] = gained.map((x) => ({
