@@ -40,6 +40,9 @@ const keep = ents
       (pids.size === 0 && e.start_ticks >= lo && e.start_ticks <= hi),
   )
   .map((e) => e.id);
+// The mappings of every kept process.
+const keptPids = new Set(ents.filter((e) => keep.includes(e.id) && e.pid !== null).map((e) => e.pid));
+for (const e of ents) if (!keep.includes(e.id) && keptPids.has(e.pid) && e.key.includes(':')) keep.push(e.id);
 db.exec('CREATE TEMP TABLE keep (id INTEGER PRIMARY KEY)');
 const ins = db.prepare('INSERT INTO keep VALUES (?)');
 for (const id of keep) ins.run(id);

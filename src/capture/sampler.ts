@@ -34,9 +34,12 @@ export interface SamplerOptions {
   pssEvery?: number;
   /** Read smaps of growing processes every N ticks (0: never). Default 12. */
   smapsEvery?: number;
-  /** A process "grows" when RSS+swap or VSZ rose by this much since first seen. Default 4 MiB. */
+  /**
+   * A process "grows" when RSS+swap or VSZ rose by this much since the previous smaps tick
+   * (recent growth: a warm-up that ended long ago does not take a leaker's place). Default 1 MiB.
+   */
   smapsGrowthBytes?: number;
-  /** At most this many processes get per-mapping sizes per smaps tick. Default 5. */
+  /** At most this many processes get per-mapping sizes per smaps tick. Default 8. */
   smapsMaxProcesses?: number;
   /**
    * Read vmallocinfo every N ticks (0: never). Default 6: the file lists every area (3,000 lines
@@ -72,6 +75,9 @@ interface ProcTrack {
   firstVszBytes: number;
   lastRssBytes: number;
   lastVszBytes: number;
+  /** RSS+swap and VSZ at the previous smaps tick. */
+  markRssBytes: number;
+  markVszBytes: number;
   comm: string;
 }
 
@@ -388,20 +394,26 @@ export class Sampler {
           firstVszBytes: values.vsz_bytes!,
           lastRssBytes: resident,
           lastVszBytes: values.vsz_bytes!,
+          markRssBytes: resident,
+          markVszBytes: values.vsz_bytes!,
           comm: status.name,
         };
         this.tracked.set(key, tr);
       }
       tr.lastRssBytes = resident;
       tr.lastVszBytes = values.vsz_bytes!;
-      const growth = Math.max(resident - tr.firstRssBytes, values.vsz_bytes! - tr.firstVszBytes);
-      if (growth >= (this.opts.smapsGrowthBytes ?? 4 << 20))
+      const growth = Math.max(resident - tr.markRssBytes, values.vsz_bytes! - tr.markVszBytes);
+      if (growth >= (this.opts.smapsGrowthBytes ?? 1 << 20))
         growers.push({ key, pid, start: stat.startTimeTicks, growth });
     }
     for (const k of this.tracked.keys()) if (!alive.has(k)) this.tracked.delete(k);
     if (!smapsNow) return;
+    for (const t of this.tracked.values()) {
+      t.markRssBytes = t.lastRssBytes;
+      t.markVszBytes = t.lastVszBytes;
+    }
     growers.sort((a, b) => b.growth - a.growth);
-    for (const g of growers.slice(0, this.opts.smapsMaxProcesses ?? 5)) {
+    for (const g of growers.slice(0, this.opts.smapsMaxProcesses ?? 8)) {
       const text = tryRead(join(this.proc, String(g.pid), 'smaps'));
       if (text === undefined || text === '') continue;
       let mappings: SmapsMapping[];
