@@ -75,6 +75,23 @@ async function tallyPageOwner(path: string): Promise<PageOwnerTally> {
   return t;
 }
 
+/** Pages held per allocation stack (function names), by non-movable records only. */
+async function pagesByStack(path: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  await parsePageOwner(
+    createReadStream(path),
+    (r) => {
+      // Movable pages are user and page-cache memory: in the guest, mostly the captures
+      // themselves (tmpfs). Leak suspects are kernel (unmovable/reclaimable) pages.
+      if (r.migratetype === 'Movable') return;
+      const key = r.frames.map((f) => f.func).join(' < ');
+      out.set(key, (out.get(key) ?? 0) + r.pages);
+    },
+    { file: path },
+  );
+  return out;
+}
+
 export function describeLab(kernel: '6.1' | '6.12'): void {
   describe(`kernel lab ${kernel}`, () => {
     let run: LabRun;
@@ -239,6 +256,12 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
       // Top growth by pages among module functions is the page leak.
       const ranked = [...after.pagesBy].sort((a, b) => b[1] - a[1]);
       expect(ranked[0]?.[0]).toBe('msl_page_leak');
+      // Before/after by whole stack: the page leak's stack is the top growth of kernel pages.
+      const pb = await pagesByStack(join(run.captures.before, 'page_owner'));
+      const pa = await pagesByStack(join(run.captures.after, 'page_owner'));
+      const growth = [...pa].map(([k, v]) => [k, v - (pb.get(k) ?? 0)] as const).sort((x, y) => y[1] - x[1]);
+      expect(growth[0]?.[0]).toContain('msl_page_leak');
+      expect(growth[0]?.[1]).toBe(e.pages);
       // The balanced path may leave a few slab pages behind (cache, not a leak).
       const balanced = after.pagesBy.get(BALANCED) ?? 0;
       for (const f of LEAK_FUNCS) {
