@@ -14,7 +14,7 @@ import { openSnapshot } from '../../src/capture/snapshot.js';
 import { parseAllocinfo } from '../../src/sources/allocinfo.js';
 import { parseKmemleak } from '../../src/sources/kmemleak.js';
 import { parseMeminfo } from '../../src/sources/meminfo.js';
-import { parsePageOwner } from '../../src/sources/page_owner.js';
+import { parsePageOwner, parsePageOwnerStacks } from '../../src/sources/page_owner.js';
 import { parseSlabTraces } from '../../src/sources/slab_traces.js';
 import { parseVmallocinfo } from '../../src/sources/vmallocinfo.js';
 import { parseVmstat } from '../../src/sources/vmstat.js';
@@ -323,6 +323,18 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
         expect(parseAllocinfo(read(run, 'before', 'allocinfo')).tags.some((t) => t.module === MODULE)).toBe(
           false,
         );
+      });
+    }
+
+    if (kernel === '6.12') {
+      it('page_owner_stacks (6.9+) holds msl_page_leak with exactly its pages', () => {
+        const stacks = (moment: 'before' | 'after') =>
+          parsePageOwnerStacks(read(run, moment, 'page_owner_stacks')).filter(
+            (st) => culprit(st.frames) === 'msl_page_leak',
+          );
+        expect(stacks('before')).toEqual([]);
+        const after = stacks('after');
+        expect(after.reduce((n, st) => n + st.nrBasePages, 0)).toBe(run.expected.pages);
       });
     }
 
