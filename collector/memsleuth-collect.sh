@@ -1,7 +1,7 @@
 #!/bin/sh
 # memsleuth-collect.sh: capture a machine's memory sources into a memsleuth snapshot
 # directory (or .tar.gz bundle) on machines without Node. POSIX sh with busybox
-# applets only (cat, mkdir, rm, sort, awk, sed, tar, uname, date); runs under
+# applets only (cat, mkdir, rm, mv, dirname, sort, uniq, awk, tar, uname, date, wc); runs under
 # busybox sh, dash and bash. It writes the same layout and manifest.json as
 # `memsleuth snapshot` (src/capture/layout.ts), which reads and analyses the result.
 #
