@@ -122,6 +122,16 @@ describe('analyzeLeaks on series with known shapes', () => {
     expect(r.memAvailableSlopePerHour).toBeCloseTo(-3 * MiB * 3600, -3);
   });
 
+  it("lists the recorder's own growth apart from the suspects", () => {
+    const r2 = analyzeLeaks(
+      recording([s('process', '77:1', 'anon_bytes', (x) => 20 * MiB + (MiB * x) / 60, proc(77, 'node'))], {
+        recorder_pid: '77',
+      }),
+    );
+    expect(r2.suspects).toEqual([]);
+    expect(r2.recorder.map((x) => x.name)).toEqual(['node (pid 77)']);
+  });
+
   it('a flat recording has no suspects', () => {
     const flat = analyzeLeaks(recording([s('process', '1:1', 'anon_bytes', () => 5 * MiB, proc(1, 'idle'))]));
     expect(flat.suspects).toEqual([]);

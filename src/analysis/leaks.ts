@@ -79,6 +79,8 @@ export interface LeakReport {
   suspects: Suspect[];
   /** Processes that grew and then exited before the end of the window (memory given back). */
   exitedGrowing: Suspect[];
+  /** Growth of the recording process itself (meta `recorder_pid`). */
+  recorder: Suspect[];
   reclaimable: ReclaimableGrowth[];
   memAvailableBytes: number | undefined;
   /** Theil–Sen slope of MemAvailable, bytes per hour (negative when it shrinks). */
@@ -98,6 +100,8 @@ export interface LeakOptions {
   minCountPerHour?: number;
   /** Smallest net fd/thread growth. Default 20. */
   minGrowthCount?: number;
+  /** Suspects below this confidence are not reported. Default 0.4. */
+  minConfidence?: number;
   /** Mann–Kendall significance level. Default 0.01. */
   alpha?: number;
 }
@@ -442,8 +446,12 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
       return sus;
     });
   // A process that grew and then exited gave its memory back: listed apart, not ranked.
+  const recorderPid = rec.meta.recorder_pid === undefined ? undefined : Number(rec.meta.recorder_pid);
+  const minConfidence = opts.minConfidence ?? 0.4;
   const exitedGrowing = all.filter((x) => x.exited);
-  const suspects = all.filter((x) => !x.exited);
+  // The recorder is a Node process whose heap warms up over its first minutes: shown apart.
+  const recorder = all.filter((x) => !x.exited && recorderPid !== undefined && x.pid === recorderPid);
+  const suspects = all.filter((x) => !x.exited && !recorder.includes(x) && x.confidence >= minConfidence);
   // Rank: bytes before counts, then by rate × confidence.
   const score = (s: Suspect) => (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
   suspects.sort((a, b) => score(b) - score(a));
@@ -490,6 +498,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
     seriesAnalysed: analysed,
     suspects,
     exitedGrowing,
+    recorder,
     reclaimable,
     memAvailableBytes,
     memAvailableSlopePerHour,

@@ -59,6 +59,8 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
     interval_ms: String(opts.intervalMs),
     page_size: String(opts.pageSizeBytes ?? 4096),
     slab_reclaimable: JSON.stringify(sampler.reclaimableSlabCaches()),
+    // Who is recording: `leaks` lists the recorder's own process apart from the suspects.
+    recorder_pid: String(process.pid),
     ...opts.meta,
   });
   const start = Date.now();

@@ -116,6 +116,8 @@ export const leaksCommand = defineCommand({
       const names = report.exitedGrowing.slice(0, 5).map((s) => `${s.name} ${rate(s.ratePerHour, s.unit)}`);
       out.push('', `Grew, then exited (memory given back): ${names.join('; ')}`);
     }
+    for (const s of report.recorder)
+      out.push(`The recorder itself (${s.name}): ${s.kind} ${rate(s.ratePerHour, s.unit)}, ${s.shape}`);
     if (report.reclaimable.length) {
       out.push(heading('Reclaimable growth (not leaks)'));
       for (const r of report.reclaimable.slice(0, 5))
