@@ -137,6 +137,26 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
       expect(run.counters.before).toEqual({});
     });
 
+    it('the kernel has every option its config fragments ask for', () => {
+      const config = readFileSync(run.kernel.config, 'utf8').split('\n');
+      const frags = ['config.fragment', `config-${kernel}.fragment`].map((f) =>
+        readFileSync(join(REPO_ROOT, 'lab', 'kernel', f), 'utf8'),
+      );
+      let checked = 0;
+      for (const line of frags.join('\n').split('\n')) {
+        const on = /^(CONFIG_\w+)=(.*)$/.exec(line);
+        const off = /^# (CONFIG_\w+) is not set$/.exec(line);
+        if (on) expect(config, line).toContain(line);
+        if (off)
+          expect(
+            config.some((l) => l.startsWith(`${off[1]}=`)),
+            line,
+          ).toBe(false);
+        if (on || off) checked++;
+      }
+      expect(checked).toBeGreaterThan(40);
+    });
+
     it('msl_leaky ran every step and its counters match what its parameters imply', () => {
       const c = run.counters.after;
       const e = run.expected;
