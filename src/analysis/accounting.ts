@@ -18,6 +18,7 @@
  *               + zsmalloc pages (vmstat nr_zspages: zram and zswap pools; else meminfo Zswap)
  *               + Bounce + NFS_Unstable (old kernels)
  *   free        = MemFree + Unaccepted (6.5+, memory a confidential guest has not accepted yet)
+ *               + per-CPU free lists (Σ zoneinfo pageset `count`, when zoneinfo is given)
  *   unaccounted = MemTotal − everything above
  *
  * `unaccounted` is memory taken from the buddy allocator by code that no counter sees:
@@ -50,6 +51,14 @@ export interface Accounting {
   absentFields: string[];
 }
 
+/** Totals over /proc/zoneinfo that refine the free layer. */
+export interface ZoneTotals {
+  /** Σ managed pages × page size. */
+  managedBytes?: number;
+  /** Σ pageset `count` × page size: free pages parked on per-CPU lists. */
+  pcpFreeBytes?: number;
+}
+
 interface MeminfoLike {
   bytes: Record<string, number | undefined>;
   counts: Record<string, number | undefined>;
@@ -75,6 +84,7 @@ const DESCRIPTIONS: Record<string, string> = {
   Bounce: 'bounce buffers',
   NFS_Unstable: 'NFS pages sent but not committed',
   MemFree: 'free pages in the buddy allocator',
+  'pcp-free': 'free pages on per-CPU lists (zoneinfo)',
   'MemFree-not-in-zones': 'free, not yet handed to a zone (deferred init)',
   Unaccepted: 'not yet accepted (confidential guest)',
   unaccounted: 'pages no counter sees (alloc_pages by drivers)',
@@ -85,7 +95,7 @@ export function computeAccounting(
   meminfo: MeminfoLike,
   vmstat?: Record<string, number>,
   pageSizeBytes = 4096,
-  zones?: { managedBytes: number },
+  zones?: ZoneTotals,
 ): Accounting {
   const b = meminfo.bytes;
   const memTotal = b.MemTotal;
@@ -145,14 +155,18 @@ export function computeAccounting(
   // free before they reach the buddy allocator. Given the zones' managed pages, that part
   // of MemFree is shown on its own line so "free in the buddy allocator" stays true.
   const memFree = field('MemFree', true);
-  const notInZones = zones === undefined ? 0 : memTotal - zones.managedBytes;
-  if (zones !== undefined && notInZones > memTotal * 0.01 && notInZones <= memFree) {
+  const notInZones = zones?.managedBytes === undefined ? 0 : memTotal - zones.managedBytes;
+  if (zones?.managedBytes !== undefined && notInZones > memTotal * 0.01 && notInZones <= memFree) {
     add('MemFree', 'free', memFree - notInZones);
     add('MemFree-not-in-zones', 'free', notInZones);
   } else {
     add('MemFree', 'free', memFree);
   }
   if (b.Unaccepted !== undefined) add('Unaccepted', 'free', field('Unaccepted'));
+  // Free pages on the per-CPU lists are not in MemFree (NR_FREE_PAGES drops when a page
+  // moves to a pcp list); without zoneinfo they would sit in `unaccounted`, and their
+  // swings (MiBs right after boot) would hide a real leak of the same size.
+  if (zones?.pcpFreeBytes !== undefined) add('pcp-free', 'free', zones.pcpFreeBytes);
 
   const known = parts.reduce((s, p) => s + p.bytes, 0);
   const unaccounted = memTotal - known;
@@ -174,4 +188,19 @@ export function computeAccounting(
     unaccountedBytes: unaccounted,
     absentFields: absent,
   };
+}
+
+/** Zone totals from a parsed zoneinfo (managed is missing before 3.8: then left out). */
+export function zoneTotals(
+  zoneinfo: { zones: { pages: Record<string, number>; pcpCountPages: number }[] },
+  pageSizeBytes: number,
+): ZoneTotals {
+  const zones = zoneinfo.zones;
+  const out: ZoneTotals = {
+    pcpFreeBytes: zones.reduce((n, z) => n + z.pcpCountPages, 0) * pageSizeBytes,
+  };
+  if (zones.length > 0 && zones.every((z) => z.pages.managed !== undefined)) {
+    out.managedBytes = zones.reduce((n, z) => n + (z.pages.managed ?? 0), 0) * pageSizeBytes;
+  }
+  return out;
 }

@@ -7,7 +7,7 @@ import { parseSmapsRollup } from '../sources/smaps.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { parseVmstat } from '../sources/vmstat.js';
 import { parseZoneinfo } from '../sources/zoneinfo.js';
-import { type Accounting, computeAccounting } from './accounting.js';
+import { type Accounting, computeAccounting, zoneTotals } from './accounting.js';
 import { type ProcessMemory, readProcesses } from './process.js';
 
 export interface ReportOptions {
@@ -134,13 +134,7 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
     const zoneText = await snap.readText('zoneinfo');
     const zones =
       zoneText === undefined ? undefined : parseZoneinfo(zoneText, { file: snap.describe('zoneinfo') });
-    const managedPages = zones?.zones.reduce((s, z) => s + (z.pages.managed ?? 0), 0);
-    report.accounting = computeAccounting(
-      meminfo,
-      vmstat,
-      pageSize,
-      managedPages === undefined ? undefined : { managedBytes: managedPages * pageSize },
-    );
+    report.accounting = computeAccounting(meminfo, vmstat, pageSize, zones && zoneTotals(zones, pageSize));
     report.memAvailableBytes = meminfo.bytes.MemAvailable;
     if (meminfo.bytes.SwapTotal !== undefined) {
       const total = meminfo.bytes.SwapTotal;
