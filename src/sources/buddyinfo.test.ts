@@ -2,30 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type LabKernel, type LabMoment, REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
+import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
+import { sharedMoment } from '../../test/paths.js';
 import { freePagesOf, parseBuddyinfo } from './buddyinfo.js';
 import { parseMeminfo } from './meminfo.js';
 
-const MOMENTS: [LabKernel, LabMoment][] = (['6.1', '6.12'] as const).flatMap((k) =>
-  (['before', 'mid', 'after'] as const).map((m): [LabKernel, LabMoment] => [k, m]),
-);
 const PAGE_SIZE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
-const fixture = (...p: string[]) => readFileSync(join(REPO_FIXTURES, ...p), 'utf8');
-
-function expectParseError(fn: () => unknown, parts: { message: string[]; line?: number }) {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(MemsleuthError);
-  const e = err as MemsleuthError;
-  expect(e.code).toBe('PARSE');
-  if (parts.line !== undefined) expect(e.line).toBe(parts.line);
-  for (const p of parts.message) expect(e.message).toContain(p);
-}
 
 /** Independent sum: columns after the zone name, weighted by 2^column. */
 function awkFreePages(line: string): number {

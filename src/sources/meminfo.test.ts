@@ -1,14 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type LabKernel, type LabMoment, REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
+import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
+import { sharedMoment } from '../../test/paths.js';
 import { parseMeminfo } from './meminfo.js';
-
-const MOMENTS: [LabKernel, LabMoment][] = (['6.1', '6.12'] as const).flatMap((k) =>
-  (['before', 'mid', 'after'] as const).map((m): [LabKernel, LabMoment] => [k, m]),
-);
-const fixture = (...p: string[]) => readFileSync(join(REPO_FIXTURES, ...p), 'utf8');
 
 /** Independent reading of the text: `Name: N kB` lines by plain string splitting. */
 function kbLines(text: string): Map<string, number> {
@@ -18,21 +13,6 @@ function kbLines(text: string): Map<string, number> {
     if (parts[2] === 'kB') out.set(parts[0]!.replace(/:$/, ''), Number(parts[1]) * 1024);
   }
   return out;
-}
-
-function expectParseError(fn: () => unknown, parts: { message: string[]; line?: number; file?: string }) {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(MemsleuthError);
-  const e = err as MemsleuthError;
-  expect(e.code).toBe('PARSE');
-  if (parts.line !== undefined) expect(e.line).toBe(parts.line);
-  if (parts.file !== undefined) expect(e.file).toBe(parts.file);
-  for (const p of parts.message) expect(e.message).toContain(p);
 }
 
 describe('parseMeminfo', () => {

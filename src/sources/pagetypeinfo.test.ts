@@ -1,26 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_FIXTURES } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
+import { expectParseError, fixture } from '../../test/parsers.js';
 import { freePagesOf, parseBuddyinfo } from './buddyinfo.js';
 import { type Pagetypeinfo, parsePagetypeinfo } from './pagetypeinfo.js';
-
-const fixture = (...p: string[]) => readFileSync(join(REPO_FIXTURES, ...p), 'utf8');
-
-function expectParseError(fn: () => unknown, parts: { message: string[]; line?: number }) {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(MemsleuthError);
-  const e = err as MemsleuthError;
-  expect(e.code).toBe('PARSE');
-  if (parts.line !== undefined) expect(e.line).toBe(parts.line);
-  for (const p of parts.message) expect(e.message).toContain(p);
-}
 
 /** Free pages per node/zone summed over the migrate types. */
 function freeByZone(p: Pagetypeinfo): Map<string, number> {

@@ -1,31 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type LabKernel, type LabMoment, REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
+import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
+import { sharedMoment } from '../../test/paths.js';
 import { parseBuddyinfo } from './buddyinfo.js';
 import { parseMeminfo } from './meminfo.js';
 import { parseVmstat } from './vmstat.js';
 import { parseZoneinfo } from './zoneinfo.js';
-
-const MOMENTS: [LabKernel, LabMoment][] = (['6.1', '6.12'] as const).flatMap((k) =>
-  (['before', 'mid', 'after'] as const).map((m): [LabKernel, LabMoment] => [k, m]),
-);
-const fixture = (...p: string[]) => readFileSync(join(REPO_FIXTURES, ...p), 'utf8');
-
-function expectParseError(fn: () => unknown, parts: { message: string[]; line?: number }) {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(MemsleuthError);
-  const e = err as MemsleuthError;
-  expect(e.code).toBe('PARSE');
-  if (parts.line !== undefined) expect(e.line).toBe(parts.line);
-  for (const p of parts.message) expect(e.message).toContain(p);
-}
 
 /** Independent reading: split every line on its single space. */
 function pairs(text: string): [string, number][] {

@@ -1,29 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type LabKernel, type LabMoment, REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
+import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
+import { sharedMoment } from '../../test/paths.js';
 import { parseBuddyinfo } from './buddyinfo.js';
 import { parseZoneinfo, type Zoneinfo } from './zoneinfo.js';
-
-const MOMENTS: [LabKernel, LabMoment][] = (['6.1', '6.12'] as const).flatMap((k) =>
-  (['before', 'mid', 'after'] as const).map((m): [LabKernel, LabMoment] => [k, m]),
-);
-const fixture = (...p: string[]) => readFileSync(join(REPO_FIXTURES, ...p), 'utf8');
-
-function expectParseError(fn: () => unknown, parts: { message: string[]; line?: number }) {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(MemsleuthError);
-  const e = err as MemsleuthError;
-  expect(e.code).toBe('PARSE');
-  if (parts.line !== undefined) expect(e.line).toBe(parts.line);
-  for (const p of parts.message) expect(e.message).toContain(p);
-}
 
 /** Independent count of the numbers after every `count:` line in the text. */
 function pcpCounts(text: string): number {
