@@ -230,4 +230,21 @@ export async function openSnapshot(path: string): Promise<Snapshot> {
   return snap;
 }
 
+/**
+ * Open every snapshot, run `fn`, and close them all — also when a later one fails to
+ * open or `fn` throws, so no unpacked bundle is left in the temporary directory.
+ */
+export async function withSnapshots<P extends string[], T>(
+  paths: [...P],
+  fn: (snaps: { [K in keyof P]: Snapshot }) => Promise<T>,
+): Promise<T> {
+  const snaps: Snapshot[] = [];
+  try {
+    for (const p of paths) snaps.push(await openSnapshot(p));
+    return await fn(snaps as { [K in keyof P]: Snapshot });
+  } finally {
+    for (const s of snaps) await s.close();
+  }
+}
+
 export { PROCESS_FILES };

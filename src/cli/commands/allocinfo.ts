@@ -1,5 +1,5 @@
 import { diffAllocinfo, readAllocinfo } from '../../analysis/allocinfo.js';
-import { openSnapshot } from '../../capture/snapshot.js';
+import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, formatDelta, table } from '../format.js';
@@ -60,8 +60,7 @@ export const allocinfoDiffCommand = defineCommand({
     if (positionals.length !== 2)
       throw new MemsleuthError('USAGE', 'allocinfo diff needs BEFORE and AFTER snapshots');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const [b, a] = [await openSnapshot(positionals[0]!), await openSnapshot(positionals[1]!)];
-    try {
+    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
       const deltas = diffAllocinfo((await readAllocinfo(b)).tags, (await readAllocinfo(a)).tags);
       const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0);
       if (values.json) {
@@ -84,10 +83,7 @@ export const allocinfoDiffCommand = defineCommand({
             : ''),
       );
       return 0;
-    } finally {
-      await b.close();
-      await a.close();
-    }
+    });
   },
 });
 

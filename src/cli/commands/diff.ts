@@ -1,5 +1,5 @@
 import { DIFF_SOURCES, type DiffSource, diffSnapshots, pageOwnerGrouper } from '../../analysis/diff.js';
-import { openSnapshot } from '../../capture/snapshot.js';
+import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, formatDelta, table } from '../format.js';
@@ -47,8 +47,7 @@ export const diffCommand = defineCommand({
           hint: `one of ${DIFF_SOURCES.join(', ')}`,
         });
     }
-    const [b, a] = [await openSnapshot(positionals[0]!), await openSnapshot(positionals[1]!)];
-    try {
+    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
       const d = await diffSnapshots(b, a, {
         pageOwner: pageOwnerGrouper({ allAllocators: Boolean(values['page-owner-all']) }),
         ...(sources ? { sources: sources as DiffSource[] } : {}),
@@ -112,9 +111,6 @@ export const diffCommand = defineCommand({
       }
       ctx.stdout.write(`${out.join('\n')}\n`);
       return unreadable.length ? 1 : 0;
-    } finally {
-      await b.close();
-      await a.close();
-    }
+    });
   },
 });

@@ -1,5 +1,5 @@
 import { diffVmalloc, readVmalloc } from '../../analysis/vmalloc.js';
-import { openSnapshot } from '../../capture/snapshot.js';
+import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, formatDelta, table } from '../format.js';
@@ -54,8 +54,7 @@ export const vmallocDiffCommand = defineCommand({
     if (positionals.length !== 2)
       throw new MemsleuthError('USAGE', 'vmalloc diff needs BEFORE and AFTER snapshots');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const [b, a] = [await openSnapshot(positionals[0]!), await openSnapshot(positionals[1]!)];
-    try {
+    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
       const deltas = diffVmalloc((await readVmalloc(b)).callers, (await readVmalloc(a)).callers);
       const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0 || d.deltaAreas > 0);
       if (values.json) {
@@ -79,10 +78,7 @@ export const vmallocDiffCommand = defineCommand({
             : ''),
       );
       return 0;
-    } finally {
-      await b.close();
-      await a.close();
-    }
+    });
   },
 });
 
