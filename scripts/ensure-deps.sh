@@ -27,6 +27,8 @@ PACKAGES=(
   procps
   # record & leaks: pidstat, the recorder-cost baseline of bench/leaks (npm run bench:leaks)
   sysstat
+  # page_owner benchmark: /usr/bin/time -v for the C tool's peak RSS (npm run bench:page-owner)
+  time
 )
 
 missing=()
