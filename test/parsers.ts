@@ -30,3 +30,15 @@ export function expectParseError(
   if (parts.file !== undefined) expect(e.file).toBe(parts.file);
   for (const p of parts.message) expect(e.message).toContain(p);
 }
+
+/** The PARSE MemsleuthError `fn` throws, for assertions on its fields; fails if it throws none. */
+export function parseErrorOf(fn: () => unknown): MemsleuthError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(MemsleuthError);
+    expect((e as MemsleuthError).code).toBe('PARSE');
+    return e as MemsleuthError;
+  }
+  throw new Error('expected a parse error');
+}

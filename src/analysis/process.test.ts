@@ -3,6 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../test/children.js';
 import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
 import { LiveSnapshot } from '../capture/live.js';
 import { DirectorySnapshot, type Snapshot } from '../capture/snapshot.js';
@@ -34,19 +35,6 @@ function copyLive(dir: string, pids: number[]): void {
       }
     }
   }
-}
-
-/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting for a child process');
 }
 
 describe('the four memory types on a process with known allocations (linux-6.18-four-types)', () => {

@@ -1,20 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { until } from '../../test/children.js';
 import { parseCmdline } from './cmdline.js';
-
-/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting for a child process');
-}
 
 describe('parseCmdline', () => {
   it('keeps empty and space-containing arguments of a real child', async () => {

@@ -1,33 +1,10 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MemsleuthError } from '../errors.js';
+import { until } from '../../test/children.js';
+import { parseErrorOf } from '../../test/parsers.js';
 import { PF_KTHREAD, parseProcStat } from './proc_stat.js';
 import { parseProcStatm } from './proc_statm.js';
-
-function parseErrorOf(fn: () => unknown): MemsleuthError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MemsleuthError);
-    expect((e as MemsleuthError).code).toBe('PARSE');
-    return e as MemsleuthError;
-  }
-  throw new Error('expected a parse error');
-}
-
-/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting for a child process');
-}
 
 describe('parseProcStat', () => {
   it('reads /proc/self/stat: every field proc(5) lists on 6.18 (52)', () => {

@@ -2,21 +2,10 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseErrorOf } from '../../test/parsers.js';
 import { sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
 import { parseProcStatm } from './proc_statm.js';
 import { parseProcStatus } from './proc_status.js';
-
-function parseErrorOf(fn: () => unknown): MemsleuthError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MemsleuthError);
-    expect((e as MemsleuthError).code).toBe('PARSE');
-    return e as MemsleuthError;
-  }
-  throw new Error('expected a parse error');
-}
 
 describe('parseProcStatm', () => {
   it('agrees with status on a live process (task_statm vs task_mem)', async () => {

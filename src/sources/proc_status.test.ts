@@ -1,20 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseErrorOf } from '../../test/parsers.js';
 import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
 import { parseProcStatus } from './proc_status.js';
-
-function parseErrorOf(fn: () => unknown): MemsleuthError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MemsleuthError);
-    expect((e as MemsleuthError).code).toBe('PARSE');
-    return e as MemsleuthError;
-  }
-  throw new Error('expected a parse error');
-}
 
 /** Independent reading: `Key:\tN kB` by splitting on whitespace. */
 function kbFields(text: string): Map<string, number> {

@@ -2,36 +2,13 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../test/children.js';
+import { parseErrorOf } from '../../test/parsers.js';
 import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
 import { parseProcStatus } from './proc_status.js';
 import { parseSmaps, parseSmapsRollup } from './smaps.js';
 
-function parseErrorOf(fn: () => unknown): MemsleuthError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MemsleuthError);
-    expect((e as MemsleuthError).code).toBe('PARSE');
-    return e as MemsleuthError;
-  }
-  throw new Error('expected a parse error');
-}
-
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-
-/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting for a child process');
-}
 
 describe('parseSmaps on a live process', () => {
   // A sleeping child: its mappings and counters stay still between reads.

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessMaps, ProcessMemory } from '../../src/analysis/process.js';
+import { until } from '../children.js';
 import { REPO_FIXTURES, sharedMoment } from '../paths.js';
 import { runCli } from './cli.js';
 
@@ -32,19 +33,6 @@ function userError(args: string[], message: RegExp): string {
   expect(r.stderr).toMatch(message);
   expect(r.stderr).not.toContain('    at '); // no stack trace for user errors
   return r.stderr;
-}
-
-/** Wait (up to 10 s: the machine may be busy) until `check` holds for a child's /proc files. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (check()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting for a child process');
 }
 
 describe('memsleuth ps', () => {
