@@ -1,7 +1,6 @@
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
-import type { Readable } from 'node:stream';
 import {
   MANIFEST_FORMAT,
   type Manifest,
@@ -11,7 +10,7 @@ import {
   SYSTEM_SOURCES,
   type SystemSourceSpec,
 } from './layout.js';
-import type { Snapshot } from './snapshot.js';
+import { errnoReason, FileSnapshot, type Snapshot } from './snapshot.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
 export interface LiveRoots {
@@ -29,25 +28,16 @@ export const DEFAULT_LIVE_ROOTS: LiveRoots = {
   sysSlab: '/sys/kernel/slab',
 };
 
-function errnoReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'not present';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'ESRCH') return 'process exited';
-  if (code === 'EINVAL') return 'not readable (EINVAL)';
-  return code ?? String(e);
-}
-
 /**
  * This machine, now, read through snapshot paths. The only reader of the live kernel
  * used by analyses; `writeSnapshot` copies it into a bundle.
  */
-export class LiveSnapshot implements Snapshot {
+export class LiveSnapshot extends FileSnapshot implements Snapshot {
   readonly origin = 'live';
-  private readonly failures = new Map<string, string>();
   private readonly systemByPath: Map<string, SystemSourceSpec>;
 
   constructor(readonly roots: LiveRoots = DEFAULT_LIVE_ROOTS) {
+    super();
     this.systemByPath = new Map(SYSTEM_SOURCES.map((s) => [s.path, this.rebase(s)]));
   }
 
@@ -81,34 +71,8 @@ export class LiveSnapshot implements Snapshot {
     return this.livePath(path) ?? path;
   }
 
-  async readText(path: string): Promise<string | undefined> {
-    const live = this.livePath(path);
-    if (live === undefined) {
-      this.failures.set(path, 'not a live source');
-      return undefined;
-    }
-    try {
-      return await readFile(live, 'utf8');
-    } catch (e) {
-      this.failures.set(path, errnoReason(e));
-      return undefined;
-    }
-  }
-
-  whyMissing(path: string): string | undefined {
-    return this.failures.get(path);
-  }
-
-  async openStream(path: string): Promise<Readable | undefined> {
-    const live = this.livePath(path);
-    if (live === undefined) return undefined;
-    try {
-      await access(live, constants.R_OK);
-    } catch (e) {
-      this.failures.set(path, errnoReason(e));
-      return undefined;
-    }
-    return createReadStream(live, { highWaterMark: 1 << 20 });
+  protected fileOf(path: string): string | undefined {
+    return this.livePath(path);
   }
 
   async pids(): Promise<number[]> {

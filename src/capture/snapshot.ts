@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -38,32 +38,34 @@ export interface Snapshot {
   close(): Promise<void>;
 }
 
-function errnoReason(e: unknown): string {
+/** A failed read's errno, in words a report can show. */
+export function errnoReason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return 'not present';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'ESRCH') return 'process exited';
+  if (code === 'EINVAL') return 'not readable (EINVAL)';
   return code ?? String(e);
 }
 
-/** A snapshot laid out as a directory (unpacked bundle, lab capture, fixture). */
-export class DirectorySnapshot implements Snapshot {
+/**
+ * Reading by snapshot path from files (a directory or the live kernel): each failed read
+ * remembers why, for `whyMissing`. Subclasses only say which file is behind a path.
+ */
+export abstract class FileSnapshot {
   private readonly failures = new Map<string, string>();
-  private cachedManifest: Manifest | undefined;
 
-  constructor(
-    readonly root: string,
-    readonly origin: string = root,
-    private readonly onClose?: () => Promise<void>,
-  ) {}
-
-  describe(path: string): string {
-    return `${this.origin}:${path}`;
-  }
+  /** The file behind a snapshot path, or undefined when the path is not one of its sources. */
+  protected abstract fileOf(path: string): string | undefined;
 
   async readText(path: string): Promise<string | undefined> {
+    const file = this.fileOf(path);
+    if (file === undefined) {
+      this.failures.set(path, 'not a source of this snapshot');
+      return undefined;
+    }
     try {
-      return await readFile(join(this.root, path), 'utf8');
+      return await readFile(file, 'utf8');
     } catch (e) {
       this.failures.set(path, errnoReason(e));
       return undefined;
@@ -75,14 +77,36 @@ export class DirectorySnapshot implements Snapshot {
   }
 
   async openStream(path: string): Promise<Readable | undefined> {
-    const full = join(this.root, path);
+    const file = this.fileOf(path);
+    if (file === undefined) return undefined;
     try {
-      await stat(full);
+      await access(file, constants.R_OK);
     } catch (e) {
       this.failures.set(path, errnoReason(e));
       return undefined;
     }
-    return createReadStream(full, { highWaterMark: 1 << 20 });
+    return createReadStream(file, { highWaterMark: 1 << 20 });
+  }
+}
+
+/** A snapshot laid out as a directory (unpacked bundle, lab capture, fixture). */
+export class DirectorySnapshot extends FileSnapshot implements Snapshot {
+  private cachedManifest: Manifest | undefined;
+
+  constructor(
+    readonly root: string,
+    readonly origin: string = root,
+    private readonly onClose?: () => Promise<void>,
+  ) {
+    super();
+  }
+
+  describe(path: string): string {
+    return `${this.origin}:${path}`;
+  }
+
+  protected fileOf(path: string): string {
+    return join(this.root, path);
   }
 
   async pids(): Promise<number[]> {
