@@ -3,7 +3,7 @@ import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, formatDelta, table } from '../format.js';
-import { snapshotOrLive } from './slab.js';
+import { snapshotOrLive } from '../snapshots.js';
 
 const site = (t: { sourceFile: string; sourceLine: number }) => `${t.sourceFile}:${t.sourceLine}`;
 const fn = (t: { func: string; module?: string }) => (t.module ? `${t.func} [${t.module}]` : t.func);

@@ -1,16 +1,11 @@
 import { formatPmapX, type ProcessMemory, readProcesses, readProcessMaps } from '../../analysis/process.js';
-import { openLiveSnapshot } from '../../capture/live.js';
-import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type Column, formatBytes, table } from '../format.js';
+import { snapshotOrLive } from '../snapshots.js';
 
 /** Human tables fit this many columns. */
 const WIDTH = 100;
-
-async function open(arg: string | undefined): Promise<Snapshot> {
-  return arg === undefined ? openLiveSnapshot() : openSnapshot(arg);
-}
 
 /** "12.3MiB": formatBytes without the space, so ten size columns fit 100 columns. */
 function size(b: number | undefined): string {
@@ -94,7 +89,7 @@ needs root for other users' processes.`,
     }
     const key = sortKey(values.sort);
     const limit = numberOption(values.limit, 'limit', 20, { min: 0, integer: true });
-    const snap = await open(positionals[0]);
+    const snap = await snapshotOrLive(positionals[0]);
     try {
       const { processes, skipped } = await readProcesses(snap);
       const users = processes.filter((p) => !p.kernelThread);
@@ -187,7 +182,7 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
       );
     }
     const pid = Number(pidArg);
-    const snap = await open(snapArg);
+    const snap = await snapshotOrLive(snapArg);
     try {
       const m = await readProcessMaps(snap, pid);
       if (values.json) {

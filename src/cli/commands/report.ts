@@ -1,16 +1,10 @@
 import type { Report } from '../../analysis/report.js';
 import { buildReport } from '../../analysis/report.js';
-import { openLiveSnapshot } from '../../capture/live.js';
-import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { type Column, formatBytes, formatPercent, heading, table, wrap } from '../format.js';
-
-/** Open SNAPSHOT, or this machine when it is absent. */
-export async function openSource(arg: string | undefined): Promise<Snapshot> {
-  return arg === undefined ? openLiveSnapshot() : openSnapshot(arg);
-}
+import { snapshotOrLive } from '../snapshots.js';
 
 const LAYER_TITLES = {
   user: 'user (processes, anonymous)',
@@ -212,7 +206,7 @@ export const reportCommand = defineCommand({
     if (positionals.length > 1)
       throw new MemsleuthError('USAGE', `report takes one SNAPSHOT, got ${positionals.length}`);
     const top = numberOption(values.top, 'top', 10, { min: 1, integer: true });
-    const snap = await openSource(positionals[0]);
+    const snap = await snapshotOrLive(positionals[0]);
     try {
       const report = await buildReport(snap, { top, smaps: !values['no-smaps'] });
       ctx.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));

@@ -8,18 +8,12 @@ import {
   slabTop,
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
-import { openLiveSnapshot } from '../../capture/live.js';
-import { openSnapshot, type Snapshot } from '../../capture/snapshot.js';
 import { isMemsleuthError, MemsleuthError } from '../../errors.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, table } from '../format.js';
+import { snapshotOrLive } from '../snapshots.js';
 import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
-
-/** SNAPSHOT, or this machine when absent. */
-export async function snapshotOrLive(arg: string | undefined): Promise<Snapshot> {
-  return arg === undefined ? openLiveSnapshot() : openSnapshot(arg);
-}
 
 function oneSnapshot(positionals: string[], cmd: string): string | undefined {
   if (positionals.length > 1)

@@ -3,7 +3,7 @@ import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, formatDelta, table } from '../format.js';
-import { snapshotOrLive } from './slab.js';
+import { snapshotOrLive } from '../snapshots.js';
 
 export const vmallocTopCommand = defineCommand({
   path: ['vmalloc', 'top'],
