@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { MemsleuthError } from '../src/errors.js';
+import { MemsleuthError } from '../src/model/errors.js';
 import { type LabKernel, type LabMoment, REPO_FIXTURES } from './paths.js';
 
 /** Every moment of both shared lab captures, for `it.each`. */

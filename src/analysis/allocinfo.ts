@@ -1,5 +1,5 @@
-import type { Snapshot } from '../capture/snapshot.js';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { type AllocTag, allocTagKey, parseAllocinfo } from '../sources/allocinfo.js';
 
 export interface AllocinfoTop {

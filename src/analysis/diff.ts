@@ -1,5 +1,6 @@
-import type { Snapshot } from '../capture/snapshot.js';
-import { isMemsleuthError } from '../errors.js';
+import { isMemsleuthError } from '../model/errors.js';
+import type { Frame } from '../model/frame.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { parseAllocinfo } from '../sources/allocinfo.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseMeminfo } from '../sources/meminfo.js';
@@ -10,7 +11,7 @@ import { groupKmemleakStream } from './kmemleak.js';
 import { groupPageOwner, KERNEL_ALLOCATORS } from './page_owner.js';
 import { readProcesses } from './process.js';
 import { diffSlabCallSites, readSlabCallSites } from './slab.js';
-import { culpritFrame, diffGroups, type Frame, moduleOf, type StackGroup } from './stacks.js';
+import { culpritFrame, diffGroups, moduleOf, type StackGroup } from './stacks.js';
 import { diffVmalloc, vmallocByCaller } from './vmalloc.js';
 
 export const DIFF_SOURCES = [

@@ -1,6 +1,7 @@
+import { type Frame, stackKey } from '../model/frame.js';
 import { type KmemleakFile, type KmemleakReport, scanKmemleak } from '../sources/kmemleak.js';
 import type { ParseOptions } from '../sources/text.js';
-import { culpritFrame, type Frame, moduleOf, type StackGroup, stackKey } from './stacks.js';
+import { culpritFrame, moduleOf, type StackGroup } from './stacks.js';
 
 /** How kmemleak reports are grouped. */
 export type KmemleakGroupBy = 'backtrace' | 'culprit' | 'comm';

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_FIXTURES } from '../../test/paths.js';
-import { type LoadedRecording, RecordingReader, type SeriesData } from '../store/recording.js';
+import type { LoadedRecording, SeriesData } from '../model/samples.js';
+import { RecordingReader } from '../store/recording.js';
 import { analyzeLeaks } from './leaks.js';
 
 const MiB = 1024 * 1024;

@@ -1,4 +1,4 @@
-import type { LoadedRecording, SeriesData } from '../store/recording.js';
+import type { LoadedRecording, SeriesData } from '../model/samples.js';
 import { analyzeTrend, type Shape, type Trend, type TrendOptions, theilSen, thin } from './trend.js';
 
 /**

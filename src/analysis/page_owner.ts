@@ -5,6 +5,7 @@
  * the number of records; timestamps and PFNs are ignored by construction.
  */
 
+import type { Frame } from '../model/frame.js';
 import {
   type PageOwnerInput,
   type PageOwnerParseOptions,
@@ -14,7 +15,6 @@ import {
 import {
   culpritFrame,
   diffGroups,
-  type Frame,
   type GroupDelta,
   moduleOf,
   StackAggregator,

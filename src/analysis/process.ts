@@ -1,5 +1,5 @@
-import type { Snapshot } from '../capture/snapshot.js';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { parseCmdline } from '../sources/cmdline.js';
 import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.js';
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';

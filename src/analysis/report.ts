@@ -1,5 +1,4 @@
-import type { Manifest, MissingSource } from '../capture/layout.js';
-import type { Snapshot } from '../capture/snapshot.js';
+import type { Manifest, MissingSource, Snapshot } from '../model/snapshot.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';

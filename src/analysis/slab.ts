@@ -1,10 +1,10 @@
-import type { SlabTraceKind } from '../capture/layout.js';
-import type { Snapshot } from '../capture/snapshot.js';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
+import { type Frame, stackKey } from '../model/frame.js';
+import type { SlabTraceKind, Snapshot } from '../model/snapshot.js';
 import type { CallstackBlock } from '../sources/callstack_blocks.js';
 import { parseSlabTraces, type SlabTraceLocation } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
-import { diffGroups, type Frame, type GroupDelta, type StackGroup, stackKey } from './stacks.js';
+import { diffGroups, type GroupDelta, type StackGroup } from './stacks.js';
 
 /** slabtop's sort keys (`slabtop -s`), by letter and by name. */
 export const SLAB_SORT_KEYS = {

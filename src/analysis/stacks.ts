@@ -6,63 +6,7 @@
  * from any source.
  */
 
-/** One kernel stack frame, e.g. ` demo_cache_fill+0x2c/0x57 [leaky]`. */
-export interface Frame {
-  /** Symbol name, or the raw address when unsymbolised (`0xffffffff81234567`). */
-  func: string;
-  /** Offset into the function (`0x2c`), when printed. */
-  offset?: number;
-  /** Function length (`0x57`), when printed. */
-  length?: number;
-  /** Module name from a trailing `[leaky]`; absent for vmlinux frames. */
-  module?: string;
-  /** Return address from a leading `[<ffffffff81234567>]` (older kmemleak, stack dumps). */
-  address?: string;
-}
-
-// `[<ffffffff81234567>] ` (kmemleak before 6.2, dump_stack) or `? ` (unreliable frame).
-const ADDR_PREFIX = /^\s*(?:\[<([0-9a-fA-Fx]+)>\]\s*)?(?:\?\s+)?/;
-const SYMBOL = /^([^\s+]+)(?:\+0x([0-9a-fA-F]+)(?:\/0x([0-9a-fA-F]+))?)?(?:\s+\[([^\]\s]+)\])?\s*$/;
-
-/** Parse one frame line; returns undefined for text that is not a frame. */
-export function parseFrame(text: string): Frame | undefined {
-  const prefix = ADDR_PREFIX.exec(text);
-  const rest = text.slice(prefix ? prefix[0].length : 0).trim();
-  if (rest === '') {
-    const address = prefix?.[1];
-    return address ? { func: `0x${address.replace(/^0x/, '')}`, address } : undefined;
-  }
-  const m = SYMBOL.exec(rest);
-  if (!m) return undefined;
-  const frame: Frame = { func: m[1]! };
-  if (m[2] !== undefined) frame.offset = Number.parseInt(m[2], 16);
-  if (m[3] !== undefined) frame.length = Number.parseInt(m[3], 16);
-  if (m[4] !== undefined) frame.module = m[4];
-  if (prefix?.[1] !== undefined) frame.address = prefix[1];
-  return frame;
-}
-
-/** Display form: `func+0x2c/0x57 [mod]`. */
-export function formatFrame(f: Frame): string {
-  let s = f.func;
-  if (f.offset !== undefined) {
-    s += `+0x${f.offset.toString(16)}`;
-    if (f.length !== undefined) s += `/0x${f.length.toString(16)}`;
-  }
-  if (f.module !== undefined) s += ` [${f.module}]`;
-  return s;
-}
-
-/** Matching form of a frame: function and module, offsets ignored. */
-export function frameKey(f: Frame, withOffsets = false): string {
-  const base = withOffsets ? formatFrame(f) : f.func;
-  return !withOffsets && f.module !== undefined ? `${base} [${f.module}]` : base;
-}
-
-/** Key of a whole stack (frames joined by `;`, innermost first). */
-export function stackKey(frames: readonly Frame[], withOffsets = false): string {
-  return frames.map((f) => frameKey(f, withOffsets)).join(';');
-}
+import { type Frame, stackKey } from '../model/frame.js';
 
 /**
  * Functions that belong to the allocators themselves. The culprit of an allocation is

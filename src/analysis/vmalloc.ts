@@ -1,7 +1,7 @@
-import type { Snapshot } from '../capture/snapshot.js';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
+import { type Frame, frameKey } from '../model/frame.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { parseVmallocinfo, type VmallocArea } from '../sources/vmallocinfo.js';
-import { type Frame, frameKey } from './stacks.js';
 
 /** vmalloc areas of one caller. */
 export interface VmallocCaller {

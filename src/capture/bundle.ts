@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
 import {
   MANIFEST_PATH,
   type Manifest,
@@ -11,7 +11,7 @@ import {
   SLAB_ATTRS,
   SYSTEM_SOURCES,
   slabTracePath,
-} from './layout.js';
+} from '../model/snapshot.js';
 import type { LiveSnapshot } from './live.js';
 
 export interface WriteSnapshotOptions {

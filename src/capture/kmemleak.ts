@@ -1,6 +1,6 @@
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
 
 /**
  * The only code that writes to kmemleak's control file. `scan` and `clear` change the

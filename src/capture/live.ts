@@ -7,10 +7,11 @@ import {
   type MissingSource,
   SLAB_ATTRS,
   SLAB_TRACE_KINDS,
+  type Snapshot,
   SYSTEM_SOURCES,
   type SystemSourceSpec,
-} from './layout.js';
-import { errnoReason, FileSnapshot, type Snapshot } from './snapshot.js';
+} from '../model/snapshot.js';
+import { errnoReason, FileSnapshot } from './snapshot.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
 export interface LiveRoots {

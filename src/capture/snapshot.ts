@@ -3,7 +3,8 @@ import { access, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
+import type { Snapshot } from '../model/snapshot.js';
 import {
   MANIFEST_FORMAT,
   MANIFEST_PATH,
@@ -11,32 +12,7 @@ import {
   PROCESS_FILES,
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
-} from './layout.js';
-
-/**
- * Read access to one moment of a machine's memory sources, by snapshot path (see
- * layout.ts). Implemented by a live machine, a snapshot directory and a bundle, so
- * every analysis reads all three the same way.
- */
-export interface Snapshot {
-  /** `live` or the path given by the user. */
-  readonly origin: string;
-  /** For error messages: where a snapshot path really lives. */
-  describe(path: string): string;
-  /** The whole text of a source, or undefined when it is absent or unreadable. */
-  readText(path: string): Promise<string | undefined>;
-  /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */
-  whyMissing(path: string): string | undefined;
-  /** A byte stream of a (possibly huge) source, or undefined when absent. */
-  openStream(path: string): Promise<Readable | undefined>;
-  /** Process ids present. */
-  pids(): Promise<number[]>;
-  /** Slab caches with trace files, and which kinds each has. */
-  slabTraceFiles(): Promise<Map<string, Set<string>>>;
-  /** The manifest (synthesised for directories that have none). */
-  manifest(): Promise<Manifest>;
-  close(): Promise<void>;
-}
+} from '../model/snapshot.js';
 
 /** A failed read's errno, in words a report can show. */
 export function errnoReason(e: unknown): string {

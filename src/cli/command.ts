@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
 import type { CommandContext } from './context.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;

@@ -1,4 +1,4 @@
-import { isMemsleuthError } from '../errors.js';
+import { isMemsleuthError } from '../model/errors.js';
 import { type CommandSpec, commandHelp, parseCommandArgs } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import type { CommandContext } from './context.js';

@@ -1,5 +1,6 @@
 import { openLiveSnapshot } from '../capture/live.js';
-import { openSnapshot, type Snapshot } from '../capture/snapshot.js';
+import { openSnapshot } from '../capture/snapshot.js';
+import type { Snapshot } from '../model/snapshot.js';
 
 /** SNAPSHOT (a bundle or directory), or this machine now when it is absent. */
 export async function snapshotOrLive(arg: string | undefined): Promise<Snapshot> {

@@ -1,6 +1,6 @@
-import type { Frame } from '../analysis/stacks.js';
-import { parseFrame } from '../analysis/stacks.js';
-import { parseError } from '../errors.js';
+import { parseError } from '../model/errors.js';
+import type { Frame } from '../model/frame.js';
+import { parseFrame } from '../model/frame.js';
 import type { ParseOptions } from './text.js';
 
 /**

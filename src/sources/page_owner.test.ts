@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
 import { type PageOwnerRecord, parsePageOwner, parsePageOwnerStacks, scanBlocks } from './page_owner.js';
 
 async function records(input: Parameters<typeof parsePageOwner>[0], opts = {}) {

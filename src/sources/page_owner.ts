@@ -21,8 +21,8 @@
  */
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { type Frame, parseFrame } from '../analysis/stacks.js';
-import { parseError } from '../errors.js';
+import { parseError } from '../model/errors.js';
+import { type Frame, parseFrame } from '../model/frame.js';
 import type { ParseOptions } from './text.js';
 
 /** Where bytes come from: a file path (read with a reused buffer) or a stream of chunks. */

@@ -1,4 +1,4 @@
-import { parseError } from '../errors.js';
+import { parseError } from '../model/errors.js';
 import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
 
 /** /proc/PID/status, every field kept; sizes in bytes, counts as numbers. */

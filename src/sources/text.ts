@@ -1,4 +1,4 @@
-import { parseError } from '../errors.js';
+import { parseError } from '../model/errors.js';
 
 /** Options every text parser accepts. */
 export interface ParseOptions {

@@ -1,5 +1,5 @@
-import { type Frame, parseFrame } from '../analysis/stacks.js';
-import { parseError } from '../errors.js';
+import { parseError } from '../model/errors.js';
+import { type Frame, parseFrame } from '../model/frame.js';
 import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
 
 /**

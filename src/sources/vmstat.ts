@@ -1,4 +1,4 @@
-import { parseError } from '../errors.js';
+import { parseError } from '../model/errors.js';
 import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
 
 // mm/vmstat.c vmstat_show: `%s %lu` per counter (seq_put_decimal_ull since 4.x). The set of

@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Sampler } from '../capture/sampler.js';
-import { isMemsleuthError } from '../errors.js';
+import { isMemsleuthError } from '../model/errors.js';
+import type { TickSample } from '../model/samples.js';
+import { Sampler } from '../record/sampler.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseProcStat } from '../sources/proc_stat.js';
-import { RecordingReader, RecordingWriter, type TickSample } from './recording.js';
+import { RecordingReader, RecordingWriter } from './recording.js';
 import { SCHEMA_VERSION } from './schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'memsleuth-store-'));

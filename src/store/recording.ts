@@ -2,55 +2,19 @@ import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
+import {
+  type Layer,
+  type LoadedRecording,
+  metricUnit,
+  type SeriesData,
+  type TickSample,
+  ZERO_WHEN_ABSENT,
+} from '../model/samples.js';
 import { migrate } from './schema.js';
 
-/** Where a recording's entities live. */
-export type Layer =
-  | 'meminfo'
-  | 'unaccounted'
-  | 'vmstat'
-  | 'slab'
-  | 'buddy'
-  | 'vmalloc'
-  | 'allocinfo'
-  | 'kmemleak'
-  | 'process'
-  | 'mapping';
-
-/**
- * Layers whose entities are totals over a kernel list: an entity missing from a tick
- * means zero (a vmalloc caller with no area left), not "gone". Processes vanish.
- */
 /** Mapping entities not read for this many ticks are dropped from the writer's memory. */
 const MAPPING_IDLE_TICKS = 100;
-
-const ZERO_WHEN_ABSENT: ReadonlySet<Layer> = new Set(['slab', 'vmalloc', 'allocinfo', 'kmemleak']);
-
-export interface EntitySample {
-  layer: Layer;
-  /** Unique within the layer: a cache name, a caller, `pid:starttime` for a process. */
-  key: string;
-  /** Human name (process comm, mapping path). */
-  label?: string;
-  pid?: number;
-  startTicks?: number;
-  /** Series read every tick: metric → value. */
-  values?: Record<string, number>;
-  /** Series read at a slower cadence: metric → value, every reading kept. */
-  sparse?: Record<string, number>;
-}
-
-export interface TickSample {
-  tMs: number;
-  readMs?: number;
-  entities: EntitySample[];
-}
-
-/** Unit of a metric, from its name: `*_bytes`/`bytes` → bytes, else count. */
-export function metricUnit(metric: string): 'bytes' | 'count' {
-  return metric === 'bytes' || metric.endsWith('_bytes') ? 'bytes' : 'count';
-}
 
 /** The default database: $MEMSLEUTH_DB, else $XDG_STATE_HOME/memsleuth/recording.db (~/.local/state/...). */
 export function defaultDbPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -317,19 +281,6 @@ export class RecordingWriter {
   }
 }
 
-/** One series loaded for analysis: time (ms since epoch) and value arrays of equal length. */
-export interface SeriesData {
-  id: number;
-  layer: Layer;
-  key: string;
-  label: string | undefined;
-  pid: number | undefined;
-  metric: string;
-  unit: 'bytes' | 'count';
-  t: number[];
-  v: number[];
-}
-
 export interface LoadOptions {
   /** Only ticks at or after this time (ms since epoch). */
   sinceMs?: number;
@@ -344,16 +295,6 @@ export interface LoadOptions {
   layers?: readonly Layer[];
   /** Only series whose `layer/key/metric` matches. */
   filter?: (layer: Layer, key: string, metric: string, label: string | undefined) => boolean;
-}
-
-export interface LoadedRecording {
-  file: string;
-  meta: Record<string, string>;
-  /** Times of every tick in range (ms since epoch), before thinning. */
-  tickCount: number;
-  firstMs: number | undefined;
-  lastMs: number | undefined;
-  series: SeriesData[];
 }
 
 /** Read-only access to a recording. */

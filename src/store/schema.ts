@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { MemsleuthError } from '../errors.js';
+import { MemsleuthError } from '../model/errors.js';
 
 /**
  * The recording schema. A recording is a set of entities (a process, a slab cache, a

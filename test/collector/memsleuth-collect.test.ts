@@ -19,8 +19,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MANIFEST_FORMAT, type Manifest, PROCESS_FILES, SYSTEM_SOURCES } from '../../src/capture/layout.js';
 import { openSnapshot } from '../../src/capture/snapshot.js';
+import { MANIFEST_FORMAT, type Manifest, PROCESS_FILES, SYSTEM_SOURCES } from '../../src/model/snapshot.js';
 import { parseMeminfo } from '../../src/sources/meminfo.js';
 import { runCli } from '../e2e/cli.js';
 import { REPO_ROOT } from '../paths.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
 import { defineCommand } from '../command.js';
 import { VERSION } from '../version.js';
 

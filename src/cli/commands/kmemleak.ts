@@ -11,7 +11,7 @@ import {
 import { type StackGroup, toCollapsed, toSpeedscope } from '../../analysis/stacks.js';
 import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
 import { openSnapshot } from '../../capture/snapshot.js';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
 import { parseKmemleak } from '../../sources/kmemleak.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';

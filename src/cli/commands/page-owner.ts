@@ -18,8 +18,6 @@ import {
 } from '../../analysis/page_owner_sort.js';
 import {
   culpritFrame,
-  type Frame,
-  formatFrame,
   type GroupDelta,
   type StackGroup,
   toCollapsed,
@@ -27,7 +25,8 @@ import {
   toSpeedscope,
 } from '../../analysis/stacks.js';
 import { openSnapshot } from '../../capture/snapshot.js';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
+import { type Frame, formatFrame } from '../../model/frame.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';

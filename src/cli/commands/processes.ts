@@ -1,5 +1,5 @@
 import { formatPmapX, type ProcessMemory, readProcesses, readProcessMaps } from '../../analysis/process.js';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type Column, formatBytes, table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';

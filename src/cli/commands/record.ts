@@ -1,5 +1,5 @@
-import { MemsleuthError } from '../../errors.js';
-import { record } from '../../store/recorder.js';
+import { MemsleuthError } from '../../model/errors.js';
+import { record } from '../../record/recorder.js';
 import { defaultDbPath } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
 import { progress } from '../context.js';

@@ -1,6 +1,6 @@
 import type { Report } from '../../analysis/report.js';
 import { buildReport } from '../../analysis/report.js';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { type Column, formatBytes, formatPercent, heading, table, wrap } from '../format.js';

@@ -1,5 +1,6 @@
-import { MemsleuthError } from '../../errors.js';
-import { defaultDbPath, type Layer, RecordingReader } from '../../store/recording.js';
+import { MemsleuthError } from '../../model/errors.js';
+import type { Layer } from '../../model/samples.js';
+import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
 import { parseSince } from './leaks.js';
 

@@ -8,7 +8,7 @@ import {
   slabTop,
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
-import { isMemsleuthError, MemsleuthError } from '../../errors.js';
+import { isMemsleuthError, MemsleuthError } from '../../model/errors.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, table } from '../format.js';

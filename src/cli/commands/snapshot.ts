@@ -1,6 +1,6 @@
 import { writeSnapshot } from '../../capture/bundle.js';
 import { openLiveSnapshot } from '../../capture/live.js';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
 import { defineCommand } from '../command.js';
 import { progress } from '../context.js';
 import { formatBytes } from '../format.js';

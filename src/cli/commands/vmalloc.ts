@@ -1,6 +1,6 @@
 import { diffVmalloc, readVmalloc } from '../../analysis/vmalloc.js';
 import { withSnapshots } from '../../capture/snapshot.js';
-import { MemsleuthError } from '../../errors.js';
+import { MemsleuthError } from '../../model/errors.js';
 import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, formatDelta, table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';

@@ -17,6 +17,8 @@
  *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}
  */
 
+import type { Readable } from 'node:stream';
+
 export type SystemSourceName =
   | 'meminfo'
   | 'buddyinfo'
@@ -155,4 +157,29 @@ export function procPath(pid: number, file: ProcessFileName): string {
 
 export function slabTracePath(cache: string, kind: SlabTraceKind | (typeof SLAB_ATTRS)[number]): string {
   return `slab/${cache}.${kind}`;
+}
+
+/**
+ * Read access to one moment of a machine's memory sources, by snapshot path (see
+ * layout.ts). Implemented by a live machine, a snapshot directory and a bundle, so
+ * every analysis reads all three the same way.
+ */
+export interface Snapshot {
+  /** `live` or the path given by the user. */
+  readonly origin: string;
+  /** For error messages: where a snapshot path really lives. */
+  describe(path: string): string;
+  /** The whole text of a source, or undefined when it is absent or unreadable. */
+  readText(path: string): Promise<string | undefined>;
+  /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */
+  whyMissing(path: string): string | undefined;
+  /** A byte stream of a (possibly huge) source, or undefined when absent. */
+  openStream(path: string): Promise<Readable | undefined>;
+  /** Process ids present. */
+  pids(): Promise<number[]>;
+  /** Slab caches with trace files, and which kinds each has. */
+  slabTraceFiles(): Promise<Map<string, Set<string>>>;
+  /** The manifest (synthesised for directories that have none). */
+  manifest(): Promise<Manifest>;
+  close(): Promise<void>;
 }

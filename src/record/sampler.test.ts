@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sharedMoment } from '../../test/paths.js';
+import type { EntitySample } from '../model/samples.js';
 import { parseSmaps } from '../sources/smaps.js';
-import type { EntitySample } from '../store/recording.js';
 import { Sampler, smapsByName } from './sampler.js';
 
 function byKey(es: EntitySample[], layer: string, key: string): EntitySample | undefined {

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { computeAccounting } from '../analysis/accounting.js';
-import type { Frame } from '../analysis/stacks.js';
+import type { Frame } from '../model/frame.js';
+import type { EntitySample, TickSample } from '../model/samples.js';
 import { allocTagKey, parseAllocinfo } from '../sources/allocinfo.js';
 import { parseBuddyinfo } from '../sources/buddyinfo.js';
 import { parseKmemleak } from '../sources/kmemleak.js';
@@ -12,7 +13,6 @@ import { parseSlabinfo, slabCacheBytes } from '../sources/slabinfo.js';
 import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
 import { parseVmallocinfo } from '../sources/vmallocinfo.js';
 import { parseVmstat } from '../sources/vmstat.js';
-import type { EntitySample, TickSample } from '../store/recording.js';
 
 /**
  * The per-tick live reads of `memsleuth record`. Everything a tick needs is read here and

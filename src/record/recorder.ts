@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Sampler, type SamplerOptions } from '../capture/sampler.js';
-import { RecordingWriter } from './recording.js';
+import { RecordingWriter } from '../store/recording.js';
+import { Sampler, type SamplerOptions } from './sampler.js';
 
 export interface RecordOptions extends SamplerOptions {
   db: string;
