@@ -2,7 +2,6 @@
 
 export * from './analysis/accounting.js';
 export * from './analysis/allocinfo.js';
-export * from './analysis/diff.js';
 export * from './analysis/kmemleak.js';
 export * from './analysis/leaks.js';
 export * from './analysis/page_owner.js';
@@ -17,7 +16,6 @@ export {
   sortUsage,
 } from './analysis/page_owner_sort.js';
 export * from './analysis/process.js';
-export { buildReport, type Finding, type Report, type ReportOptions } from './analysis/report.js';
 export * from './analysis/slab.js';
 export * from './analysis/stacks.js';
 export * from './analysis/trend.js';
@@ -32,6 +30,9 @@ export * from './model/samples.js';
 export * from './model/snapshot.js';
 export * from './record/recorder.js';
 export { Sampler, type SamplerOptions } from './record/sampler.js';
+export * from './registry/diff.js';
+export * from './registry/index.js';
+export * from './registry/report.js';
 export * from './sources/allocinfo.js';
 export * from './sources/callstack_blocks.js';
 export * from './sources/index.js';

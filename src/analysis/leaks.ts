@@ -1,4 +1,5 @@
 import type { LoadedRecording, SeriesData } from '../model/samples.js';
+import { formatBytes, formatDuration } from '../model/units.js';
 import { analyzeTrend, type Shape, type Trend, type TrendOptions, theilSen, thin } from './trend.js';
 
 /**
@@ -129,34 +130,15 @@ const AGGREGATES = new Set(['meminfo/AnonPages', 'meminfo/SUnreclaim', 'meminfo/
 /** Caches marked SLAB_RECLAIM_ACCOUNT that open sockets pin: not reclaimable while the fd lives. */
 const PINNED_BY_FDS = new Set(['sock_inode_cache']);
 
-function fmtBytes(b: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Math.abs(b);
-  let i = 0;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${b < 0 ? '-' : ''}${i ? v.toFixed(1) : v} ${u[i]}`;
-}
-
 function fmtValue(v: number, unit: 'bytes' | 'count'): string {
-  return unit === 'bytes' ? fmtBytes(v) : String(Math.round(v));
-}
-
-function fmtDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  if (s < 172800) return `${(s / 3600).toFixed(1)}h`;
-  return `${(s / 86400).toFixed(1)}d`;
+  return unit === 'bytes' ? formatBytes(v) : String(Math.round(v));
 }
 
 function evidence(tr: Trend, unit: 'bytes' | 'count', t: readonly number[], what: string): string {
   const span = (t[t.length - 1] ?? 0) - (t[0] ?? 0);
   const p = tr.mannKendall.pIncreasing;
   return (
-    `${what} ${fmtValue(tr.first, unit)} → ${fmtValue(tr.last, unit)} over ${fmtDuration(span)}; ` +
+    `${what} ${fmtValue(tr.first, unit)} → ${fmtValue(tr.last, unit)} over ${formatDuration(span)}; ` +
     `${tr.shape}, Mann–Kendall p=${p < 1e-4 ? p.toExponential(0) : p.toFixed(4)}, ` +
     `tail ${fmtValue(tr.tailSlopePerHour, unit)}/h`
   );

@@ -514,3 +514,28 @@ export async function readProcessMaps(snap: Snapshot, pid: number): Promise<Proc
   const opts = parsedStat?.startstack !== undefined ? { startStack: parsedStat.startstack } : {};
   return { pid, name: p.name, cmdline: p.cmdline, kernelThread: p.kernelThread, view: pmapView(smaps, opts) };
 }
+
+/**
+ * Per-mapping sizes grouped by what the mapping is: its path, `[heap]`, `[stack]`, or
+ * `[anon]` for nameless anonymous mappings (thread stacks, malloc arenas, mmap'd chunks).
+ * Grouping by name, not address, keeps a series across munmap/mmap and merges of VMAs.
+ */
+export function smapsByName(
+  mappings: readonly SmapsMapping[],
+): Map<string, { size: number; rss: number; anon: number; swap: number }> {
+  const out = new Map<string, { size: number; rss: number; anon: number; swap: number }>();
+  for (const m of mappings) {
+    const name = m.pathname.trim() || '[anon]';
+    const key = name.startsWith('[stack:') ? '[stack]' : name;
+    let cur = out.get(key);
+    if (!cur) {
+      cur = { size: 0, rss: 0, anon: 0, swap: 0 };
+      out.set(key, cur);
+    }
+    cur.size += m.bytes.Size ?? m.rangeBytes;
+    cur.rss += m.bytes.Rss ?? 0;
+    cur.anon += m.bytes.Anonymous ?? 0;
+    cur.swap += m.bytes.Swap ?? 0;
+  }
+  return out;
+}

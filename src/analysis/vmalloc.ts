@@ -1,5 +1,5 @@
 import { MemsleuthError } from '../model/errors.js';
-import { type Frame, frameKey } from '../model/frame.js';
+import { callerName, type Frame } from '../model/frame.js';
 import type { Snapshot } from '../model/snapshot.js';
 import { parseVmallocinfo, type VmallocArea } from '../sources/vmallocinfo.js';
 
@@ -20,15 +20,11 @@ export interface VmallocCaller {
   flags: string[];
 }
 
-export function callerKey(caller: Frame | undefined): string {
-  return caller ? frameKey(caller) : '<unknown>';
-}
-
 /** Group areas by caller, largest RAM first. `vm_map_ram`/unpurged lines have no caller. */
 export function vmallocByCaller(areas: readonly VmallocArea[], pageSizeBytes: number): VmallocCaller[] {
   const map = new Map<string, VmallocCaller>();
   for (const a of areas) {
-    const key = callerKey(a.caller);
+    const key = callerName(a.caller);
     let c = map.get(key);
     if (!c) {
       c = { key, areas: 0, pages: 0, bytes: 0, virtualBytes: 0, flags: [] };

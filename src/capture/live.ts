@@ -1,6 +1,7 @@
-import { constants } from 'node:fs';
+import { constants, readdirSync, statSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
+import { errnoReason } from '../model/errors.js';
 import {
   MANIFEST_FORMAT,
   type Manifest,
@@ -10,8 +11,9 @@ import {
   type Snapshot,
   SYSTEM_SOURCES,
   type SystemSourceSpec,
+  sourceLocation,
 } from '../model/snapshot.js';
-import { errnoReason, FileSnapshot } from './snapshot.js';
+import { FileSnapshot } from './snapshot.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
 export interface LiveRoots {
@@ -120,6 +122,21 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   }
 
   /**
+   * Open fds of a process. Since Linux 6.2 stat() of /proc/PID/fd reports the count as its
+   * size (fs/proc/fd.c proc_fd_getattr), which is O(1) where listing a socket leaker's
+   * 10,000 fds is not; older kernels report 0 and the directory is listed.
+   */
+  async fdCount(pid: number): Promise<number | undefined> {
+    const dir = `${this.roots.proc}/${pid}/fd`;
+    try {
+      const size = statSync(dir).size;
+      return size > 0 ? size : readdirSync(dir).length;
+    } catch {
+      return undefined; // not permitted, or exited
+    }
+  }
+
+  /**
    * Caches by name in /sys/kernel/slab. Merged caches also appear as `:0000024`-style
    * directories that the named entries link to; slabinfo uses the names, so those are skipped.
    */
@@ -139,11 +156,11 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     }
     const traces = await this.slabTraceFiles();
     if (traces.size === 0) {
+      const slab = sourceLocation('slab_traces');
       missing.push({
-        path: 'slab/*.alloc_traces',
+        path: slab.path,
         reason: (await this.debugfsMounted()) ? 'no slab caches with user tracking' : 'debugfs not mounted',
-        enable:
-          'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
+        enable: slab.enable,
       });
     }
     return {

@@ -3,7 +3,7 @@ import { access, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { MemsleuthError } from '../model/errors.js';
+import { errnoReason, MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import {
   MANIFEST_FORMAT,
@@ -13,16 +13,6 @@ import {
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
 } from '../model/snapshot.js';
-
-/** A failed read's errno, in words a report can show. */
-export function errnoReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'not present';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'ESRCH') return 'process exited';
-  if (code === 'EINVAL') return 'not readable (EINVAL)';
-  return code ?? String(e);
-}
 
 /**
  * Reading by snapshot path from files (a directory or the live kernel): each failed read

@@ -109,6 +109,43 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
   },
 ];
 
+/** Sources that are families of files rather than one file. */
+export type FamilySourceName = 'processes' | 'slab_traces';
+/** Every source the registry knows. */
+export type SourceName = SystemSourceName | FamilySourceName;
+
+/** Where any source lives: one file, or for a family the pattern of its files. */
+export interface SourceLocation extends Omit<SystemSourceSpec, 'name'> {
+  name: SourceName;
+}
+
+export const FAMILY_SOURCES: readonly SourceLocation[] = [
+  {
+    name: 'processes',
+    path: 'proc/*',
+    livePath: '/proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}',
+    large: false,
+    enable:
+      'capture with `memsleuth snapshot` (processes are included by default); run as root for every process',
+  },
+  {
+    name: 'slab_traces',
+    path: 'slab/*.alloc_traces',
+    livePath:
+      '/sys/kernel/debug/slab/<cache>/alloc_traces (5.14+), /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)',
+    large: false,
+    enable:
+      'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
+  },
+];
+
+/** The location of a source by name. */
+export function sourceLocation(name: SourceName): SourceLocation {
+  const loc = SYSTEM_SOURCES.find((s) => s.name === name) ?? FAMILY_SOURCES.find((s) => s.name === name);
+  if (!loc) throw new Error(`unknown source ${name}`);
+  return loc;
+}
+
 export const PROCESS_FILES = ['status', 'statm', 'stat', 'smaps', 'smaps_rollup', 'cmdline'] as const;
 export type ProcessFileName = (typeof PROCESS_FILES)[number];
 
@@ -179,6 +216,11 @@ export interface Snapshot {
   pids(): Promise<number[]>;
   /** Slab caches with trace files, and which kinds each has. */
   slabTraceFiles(): Promise<Map<string, Set<string>>>;
+  /**
+   * Open file descriptors of a process, when the snapshot can tell (a live machine; a
+   * capture does not keep them).
+   */
+  fdCount?(pid: number): Promise<number | undefined>;
   /** The manifest (synthesised for directories that have none). */
   manifest(): Promise<Manifest>;
   close(): Promise<void>;

@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { SnapshotDiff } from '../../src/analysis/diff.js';
+import type { SnapshotDiff } from '../../src/registry/diff.js';
 import { LAB_HOOK_TIMEOUT_MS, type LabRun, labCaptures } from '../lab-captures.js';
 import { sharedMoment } from '../paths.js';
 import { runCli } from './cli.js';

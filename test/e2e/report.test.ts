@@ -2,7 +2,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Report } from '../../src/analysis/report.js';
+import type { Report } from '../../src/registry/types.js';
 import { type LabKernel, type LabMoment, sharedMoment } from '../paths.js';
 import { runCli } from './cli.js';
 

@@ -1,8 +1,9 @@
 import { diffAllocinfo, readAllocinfo } from '../../analysis/allocinfo.js';
 import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes, formatDelta } from '../../model/units.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, formatDelta, table } from '../format.js';
+import { table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';
 
 const site = (t: { sourceFile: string; sourceLine: number }) => `${t.sourceFile}:${t.sourceLine}`;

@@ -1,8 +1,11 @@
-import { DIFF_SOURCES, type DiffSource, diffSnapshots, pageOwnerGrouper } from '../../analysis/diff.js';
 import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
+import type { SourceName } from '../../model/snapshot.js';
+import { formatBytes, formatDelta } from '../../model/units.js';
+import { diffSnapshots } from '../../registry/diff.js';
+import { DIFF_SOURCES } from '../../registry/index.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, formatDelta, table } from '../format.js';
+import { table } from '../format.js';
 
 export const diffCommand = defineCommand({
   path: ['diff'],
@@ -49,8 +52,8 @@ export const diffCommand = defineCommand({
     }
     return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
       const d = await diffSnapshots(b, a, {
-        pageOwner: pageOwnerGrouper({ allAllocators: Boolean(values['page-owner-all']) }),
-        ...(sources ? { sources: sources as DiffSource[] } : {}),
+        pageOwnerAll: Boolean(values['page-owner-all']),
+        ...(sources ? { sources: sources as SourceName[] } : {}),
       });
       const unreadable = d.sources.filter((x) => x.status === 'unreadable');
       for (const u of unreadable) ctx.stderr.write(`memsleuth: ${u.source} left out: ${u.reason}\n`);

@@ -12,10 +12,11 @@ import { type StackGroup, toCollapsed, toSpeedscope } from '../../analysis/stack
 import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
 import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes } from '../../model/units.js';
 import { parseKmemleak } from '../../sources/kmemleak.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { formatBytes, table } from '../format.js';
+import { table } from '../format.js';
 
 const BY: readonly KmemleakGroupBy[] = ['backtrace', 'culprit', 'comm'];
 

@@ -1,17 +1,8 @@
 import { analyzeLeaks } from '../../analysis/leaks.js';
+import { formatBytes, parseSince } from '../../model/units.js';
 import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, heading, table } from '../format.js';
-import { parseDuration } from './record.js';
-
-/** `--since 30m` (before the end) or an ISO time. */
-export function parseSince(text: string, lastMs: number | undefined): number {
-  if (/^\d/.test(text) && /[-T:]/.test(text)) {
-    const t = Date.parse(text);
-    if (!Number.isNaN(t)) return t;
-  }
-  return (lastMs ?? Date.now()) - parseDuration(text, 'since');
-}
+import { heading, table } from '../format.js';
 
 /** Wrap prose to 100 columns; continuation lines are indented by 6. */
 function wrap(text: string, width = 100): string {

@@ -25,27 +25,13 @@ import {
   toSpeedscope,
 } from '../../analysis/stacks.js';
 import { openSnapshot } from '../../capture/snapshot.js';
-import { MemsleuthError } from '../../model/errors.js';
+import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
+import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
-import { type Column, formatBytes, formatDelta, formatPercent, table } from '../format.js';
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'No such file or directory',
-  EACCES: 'Permission denied',
-  EPERM: 'Operation not permitted',
-  EISDIR: 'Is a directory',
-  ENOTDIR: 'Not a directory',
-  EROFS: 'Read-only file system',
-  ENOSPC: 'No space left on device',
-  ELOOP: 'Too many levels of symbolic links',
-  ENAMETOOLONG: 'File name too long',
-  EMFILE: 'Too many open files',
-  ENXIO: 'No such device or address',
-  ETXTBSY: 'Text file busy',
-};
+import { type Column, table } from '../format.js';
 
 interface Dump {
   input: PageOwnerInput;
@@ -182,7 +168,7 @@ export const pageOwnerSortCommand = defineCommand({
       if (fd !== 1) closeSync(fd);
       const err = (outErr ?? inErr)!;
       ctx.stdout.write(sortUsage(compat));
-      ctx.stderr.write(`open: : ${ERRNO_TEXT[err.code ?? ''] ?? err.message}\n`);
+      ctx.stderr.write(`open: : ${strerror(err)}\n`);
       return 1;
     }
     const prog = streamProgress(ctx, 'page-owner sort');

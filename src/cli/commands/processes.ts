@@ -1,7 +1,8 @@
 import { formatPmapX, type ProcessMemory, readProcesses, readProcessMaps } from '../../analysis/process.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes } from '../../model/units.js';
 import { defineCommand, numberOption } from '../command.js';
-import { type Column, formatBytes, table } from '../format.js';
+import { type Column, table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';
 
 /** Human tables fit this many columns. */

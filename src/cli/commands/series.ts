@@ -1,8 +1,8 @@
 import { MemsleuthError } from '../../model/errors.js';
 import type { Layer } from '../../model/samples.js';
+import { parseSince } from '../../model/units.js';
 import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
-import { parseSince } from './leaks.js';
 
 const LAYERS: Layer[] = [
   'meminfo',

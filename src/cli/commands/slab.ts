@@ -9,9 +9,10 @@ import {
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
 import { isMemsleuthError, MemsleuthError } from '../../model/errors.js';
+import { formatBytes } from '../../model/units.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, table } from '../format.js';
+import { table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';
 import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
 

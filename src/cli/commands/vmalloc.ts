@@ -1,8 +1,9 @@
 import { diffVmalloc, readVmalloc } from '../../analysis/vmalloc.js';
 import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes, formatDelta } from '../../model/units.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, formatDelta, table } from '../format.js';
+import { table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';
 
 export const vmallocTopCommand = defineCommand({

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type LabKernel, sharedMoment } from '../../test/paths.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
-import { type DiffRow, diffSnapshots, pageOwnerGrouper, rowsOf, type SnapshotDiff } from './diff.js';
+import { diffSnapshots, rowsOf, type SnapshotDiff } from './diff.js';
+import type { DiffRow } from './types.js';
 
 const LEAKS = ['demo_cache_fill', 'demo_page_grab', 'demo_vbuf_grow'];
 const mentions = (r: DiffRow, fn: string) => r.name.includes(fn);
@@ -120,7 +121,7 @@ describe('diffSnapshots page_owner with every allocator', () => {
       new DirectorySnapshot(sharedMoment('6.12', 'before')),
       new DirectorySnapshot(sharedMoment('6.12', 'after')),
       {
-        pageOwner: pageOwnerGrouper({ allAllocators: true }),
+        pageOwnerAll: true,
         sources: ['page_owner'],
       },
     );
@@ -137,7 +138,6 @@ describe('diffSnapshots with sources missing on one side', () => {
       new DirectorySnapshot(sharedMoment('6.1', 'before')),
       new DirectorySnapshot(sharedMoment('6.12', 'after')),
       {
-        pageOwner: false,
         sources: ['meminfo', 'allocinfo'],
       },
     );

@@ -1,0 +1,142 @@
+import { type Snapshot, slabTracePath, sourceLocation } from '../../model/snapshot.js';
+import { formatBytes } from '../../model/units.js';
+import { parseSlabinfo, type Slabinfo, slabCacheBytes } from '../../sources/slabinfo.js';
+import type { DiffRow, SourceEntry } from '../types.js';
+import { readParsed } from './read.js';
+
+export interface SlabRow {
+  name: string;
+  activeObjs: number;
+  numObjs: number;
+  objSizeBytes: number;
+  /** activeObjs × objSize: what the objects use. */
+  objectBytes: number;
+  /** numSlabs × pagesPerSlab × page size: what the cache holds from the page allocator. */
+  slabBytes: number;
+  /** From /sys/kernel/slab/<cache>/reclaim_account; undefined when not captured. */
+  reclaimable: boolean | undefined;
+}
+
+declare module '../types.js' {
+  interface ReportSections {
+    slab?: { caches: SlabRow[]; cacheCount: number; totalSlabBytes: number; reclaimKnown: boolean };
+  }
+}
+
+/** A cache's SLAB_RECLAIM_ACCOUNT flag (counted in SReclaimable), or undefined when not captured. */
+export async function reclaimAccount(snap: Snapshot, cache: string): Promise<boolean | undefined> {
+  const ra = await snap.readText(slabTracePath(cache, 'reclaim_account'));
+  return ra === undefined ? undefined : ra.trim() === '1';
+}
+
+/** Caches the kernel accounts as reclaimable, for the recording's meta (leaks tells them apart). */
+export async function reclaimableSlabCaches(snap: Snapshot): Promise<string[]> {
+  const slab = await readParsed(snap, 'slabinfo', parseSlabinfo).catch(() => undefined);
+  const out: string[] = [];
+  for (const c of slab?.caches ?? []) if ((await reclaimAccount(snap, c.name)) === true) out.push(c.name);
+  return out;
+}
+
+/** /proc/slabinfo: every slab cache's objects and the pages it holds. */
+export const slabinfo: SourceEntry<Slabinfo> = {
+  name: 'slabinfo',
+  location: sourceLocation('slabinfo'),
+  title: 'slab caches (/proc/slabinfo)',
+  load: (snap) => readParsed(snap, 'slabinfo', parseSlabinfo),
+  recognise: (head) => /^slabinfo - version: \d/.test(head),
+
+  async report(slab, ctx) {
+    const rows: SlabRow[] = [];
+    let reclaimKnown = false;
+    for (const c of slab.caches) {
+      const { objectBytes, slabBytes } = slabCacheBytes(c, ctx.pageSizeBytes);
+      const reclaimable = await reclaimAccount(ctx.snap, c.name);
+      if (reclaimable !== undefined) reclaimKnown = true;
+      rows.push({
+        name: c.name,
+        activeObjs: c.activeObjs,
+        numObjs: c.numObjs,
+        objSizeBytes: c.objSizeBytes,
+        objectBytes,
+        slabBytes,
+        reclaimable,
+      });
+    }
+    rows.sort((a, b) => b.slabBytes - a.slabBytes || (a.name < b.name ? -1 : 1));
+    return {
+      slab: {
+        caches: rows.slice(0, ctx.top),
+        cacheCount: rows.length,
+        totalSlabBytes: rows.reduce((s, r) => s + r.slabBytes, 0),
+        reclaimKnown,
+      },
+    };
+  },
+
+  tables(r) {
+    const sl = r.slab;
+    if (!sl) return [];
+    return [
+      {
+        source: 'slabinfo',
+        title: `Top slab caches by memory (${sl.cacheCount} caches, ${formatBytes(sl.totalSlabBytes)} in slabs)`,
+        columns: [
+          { header: 'CACHE', max: 28 },
+          { header: 'SLABS', align: 'right' },
+          { header: 'OBJECTS', align: 'right' },
+          { header: 'ACTIVE', align: 'right' },
+          { header: 'TOTAL', align: 'right' },
+          { header: 'OBJSIZE', align: 'right' },
+          { header: 'RECLAIM' },
+        ],
+        rows: sl.caches.map((x) => [
+          x.name,
+          formatBytes(x.slabBytes),
+          formatBytes(x.objectBytes),
+          String(x.activeObjs),
+          String(x.numObjs),
+          String(x.objSizeBytes),
+          x.reclaimable === undefined ? '?' : x.reclaimable ? 'yes' : 'no',
+        ]),
+        notes: sl.reclaimKnown ? [] : ['RECLAIM ?: this snapshot has no /sys/kernel/slab/*/reclaim_account'],
+      },
+    ];
+  },
+
+  diff(b, a, ctx) {
+    const bytes = (s: Slabinfo) =>
+      new Map(
+        s.caches.map((c) => [
+          c.name,
+          { bytes: slabCacheBytes(c, ctx.pageSizeBytes).slabBytes, objs: c.activeObjs },
+        ]),
+      );
+    const mb = bytes(b);
+    const ma = bytes(a);
+    const rows: DiffRow[] = [...new Set([...mb.keys(), ...ma.keys()])].map((name) => {
+      const vb = mb.get(name) ?? { bytes: 0, objs: 0 };
+      const va = ma.get(name) ?? { bytes: 0, objs: 0 };
+      return {
+        source: 'slabinfo',
+        name,
+        beforeBytes: vb.bytes,
+        afterBytes: va.bytes,
+        deltaBytes: va.bytes - vb.bytes,
+        deltaCount: va.objs - vb.objs,
+        countUnit: 'objects',
+      };
+    });
+    return { rows };
+  },
+
+  layers: ['slab'],
+  async sample(_snap, ctx) {
+    const slab = await ctx.data.get('slabinfo');
+    if (!slab) throw new Error('unreadable (root needed)');
+    return slab.caches.map((c) => ({
+      layer: 'slab' as const,
+      key: c.name,
+      values: { bytes: slabCacheBytes(c, ctx.pageSizeBytes).slabBytes, active_objs: c.activeObjs },
+    }));
+  },
+};

@@ -1,0 +1,100 @@
+import { diffVmalloc, type VmallocCaller, vmallocByCaller } from '../../analysis/vmalloc.js';
+import { frameKey } from '../../model/frame.js';
+import { sourceLocation } from '../../model/snapshot.js';
+import { formatBytes } from '../../model/units.js';
+import { parseVmallocinfo } from '../../sources/vmallocinfo.js';
+import { due, type SourceEntry } from '../types.js';
+
+export interface VmallocCallerRow {
+  caller: string;
+  module?: string;
+  areas: number;
+  /** Pages backing the areas × page size (ioremap and vmap areas own no pages). */
+  bytes: number;
+}
+
+declare module '../types.js' {
+  interface ReportSections {
+    vmalloc?: { byCaller: VmallocCallerRow[]; callerCount: number; totalBytes: number };
+  }
+}
+
+/** /proc/vmallocinfo, grouped by caller (analysis/vmalloc.ts: the one grouping every consumer uses). */
+export const vmallocinfo: SourceEntry<VmallocCaller[]> = {
+  name: 'vmallocinfo',
+  location: sourceLocation('vmallocinfo'),
+  title: 'vmalloc areas by caller (/proc/vmallocinfo)',
+  async load(snap) {
+    const text = await snap.readText('vmallocinfo');
+    if (text === undefined) return undefined;
+    const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
+    return vmallocByCaller(parseVmallocinfo(text, { file: snap.describe('vmallocinfo') }).areas, pageSize);
+  },
+  recognise: (head) => /^0x[0-9a-f]+-0x[0-9a-f]+\s+\d+\s/m.test(head),
+
+  report(callers, ctx) {
+    // RAM only: areas without pages (ioremap, vmap of other memory) hold none.
+    const rows = callers
+      .filter((c) => c.bytes > 0)
+      .map((c) => {
+        const row: VmallocCallerRow = { caller: c.caller?.func ?? c.key, areas: c.areas, bytes: c.bytes };
+        if (c.module) row.module = c.module;
+        return row;
+      });
+    return {
+      vmalloc: {
+        byCaller: rows.slice(0, ctx.top),
+        callerCount: rows.length,
+        totalBytes: rows.reduce((s, r) => s + r.bytes, 0),
+      },
+    };
+  },
+
+  tables(r) {
+    const v = r.vmalloc;
+    if (!v) return [];
+    return [
+      {
+        source: 'vmallocinfo',
+        title: `vmalloc by caller (${v.callerCount} callers, ${formatBytes(v.totalBytes)} in pages)`,
+        columns: [
+          { header: 'CALLER', max: 60 },
+          { header: 'AREAS', align: 'right' },
+          { header: 'BYTES', align: 'right' },
+        ],
+        rows: v.byCaller.map((x) => [
+          frameKey({ func: x.caller, module: x.module }),
+          String(x.areas),
+          formatBytes(x.bytes),
+        ]),
+      },
+    ];
+  },
+
+  diff(b, a) {
+    return {
+      rows: diffVmalloc(b, a).map((d) => ({
+        source: 'vmallocinfo' as const,
+        name: d.key,
+        beforeBytes: d.before.bytes,
+        afterBytes: d.after.bytes,
+        deltaBytes: d.deltaBytes,
+        deltaCount: d.deltaAreas,
+        countUnit: 'areas',
+        ...(d.module ? { module: d.module } : {}),
+        ...(d.caller ? { frames: [d.caller] } : {}),
+      })),
+    };
+  },
+
+  layers: ['vmalloc'],
+  async sample(_snap, ctx) {
+    if (!due(ctx.tick, ctx.options.vmallocEvery ?? 6)) return [];
+    const callers = await ctx.data.get('vmallocinfo');
+    return (callers ?? []).map((c) => ({
+      layer: 'vmalloc' as const,
+      key: c.key,
+      values: { bytes: c.bytes, areas: c.areas },
+    }));
+  },
+};
