@@ -1,4 +1,4 @@
-import type { LoadedRecording, SeriesData } from '../model/samples.js';
+import type { Layer, LoadedRecording, SeriesData } from '../model/samples.js';
 import { formatBytes, formatDuration } from '../model/units.js';
 import { analyzeTrend, type Shape, type Trend, type TrendOptions, theilSen, thin } from './trend.js';
 
@@ -119,6 +119,39 @@ const MEMINFO_SUSPECTS: Record<string, SuspectKind> = {
   AnonPages: 'kernel',
   Unevictable: 'kernel',
 };
+/** Which series of an entity can be a leak: its metric (plus another, summed), kind and words. */
+interface SuspectSpec {
+  kind: SuspectKind;
+  metric: string;
+  plus?: string;
+  what: string | ((s: SeriesData) => string);
+}
+
+/**
+ * Every recording layer and what `leaks` reads of it (meminfo goes by field, MEMINFO_SUSPECTS).
+ * Keyed by the layer list (model/samples.ts LAYERS): a new layer does not compile until it
+ * says here what can leak in it.
+ */
+const LAYER_SUSPECTS: Record<Layer, readonly SuspectSpec[]> = {
+  process: [
+    { kind: 'process-memory', metric: 'anon_bytes', plus: 'swap_bytes', what: 'anon+swap' },
+    { kind: 'process-virtual', metric: 'vsz_bytes', what: 'VSZ' },
+    { kind: 'process-shmem', metric: 'shmem_bytes', what: 'RssShmem' },
+    { kind: 'process-fds', metric: 'fds', what: 'open fds' },
+    { kind: 'process-threads', metric: 'threads', what: 'threads' },
+  ],
+  mapping: [{ kind: 'mapping', metric: 'rss_bytes', what: (s) => `mapping ${s.label} Rss` }],
+  slab: [{ kind: 'slab', metric: 'bytes', what: 'slab pages' }],
+  vmalloc: [{ kind: 'vmalloc', metric: 'bytes', what: 'vmalloc bytes' }],
+  allocinfo: [{ kind: 'allocinfo', metric: 'bytes', what: 'allocated bytes' }],
+  kmemleak: [{ kind: 'kmemleak', metric: 'bytes', what: 'unreferenced bytes' }],
+  unaccounted: [{ kind: 'unaccounted', metric: 'bytes', what: 'unaccounted' }],
+  meminfo: [],
+  // Counters and free lists: context for the suspects, never a leak themselves.
+  vmstat: [],
+  buddy: [],
+};
+
 /** meminfo growth the kernel gives back under pressure. */
 const MEMINFO_RECLAIMABLE = new Set(['Cached-Shmem', 'Buffers', 'SReclaimable']);
 /**
@@ -266,76 +299,35 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
   };
   for (const [, m] of entities) {
     const any = m.values().next().value as SeriesData;
-    switch (any.layer) {
-      case 'process': {
-        const anon = m.get('anon_bytes');
-        push(
-          'process-memory',
-          anon,
-          'anon_bytes+swap_bytes',
-          'anon+swap',
-          addSeries(anon, m.get('swap_bytes')),
-        );
-        push('process-virtual', m.get('vsz_bytes'), 'vsz_bytes', 'VSZ');
-        push('process-shmem', m.get('shmem_bytes'), 'shmem_bytes', 'RssShmem');
-        push('process-fds', m.get('fds'), 'fds', 'open fds');
-        push('process-threads', m.get('threads'), 'threads', 'threads');
-        break;
-      }
-      case 'mapping':
-        push('mapping', m.get('rss_bytes'), 'rss_bytes', `mapping ${any.label} Rss`);
-        break;
-      case 'slab': {
-        const s = m.get('bytes');
-        if (reclaimableSlab.has(any.key) && !PINNED_BY_FDS.has(any.key)) {
-          if (s) {
-            const tr = analyzeTrend(s.t, s.v, bytesOpts);
-            analysed++;
-            if (tr.growing)
-              reclaimable.push({
-                id: `slab/${any.key}`,
-                name: `slab ${any.key} (reclaimable)`,
-                ratePerHour: tr.ratePerHour,
-                first: tr.first,
-                last: tr.last,
-              });
-          }
-        } else push('slab', s, 'bytes', 'slab pages');
-        break;
-      }
-      case 'vmalloc':
-        push('vmalloc', m.get('bytes'), 'bytes', 'vmalloc bytes');
-        break;
-      case 'allocinfo':
-        push('allocinfo', m.get('bytes'), 'bytes', 'allocated bytes');
-        break;
-      case 'kmemleak':
-        push('kmemleak', m.get('bytes'), 'bytes', 'unreferenced bytes');
-        break;
-      case 'unaccounted':
-        push('unaccounted', m.get('bytes'), 'bytes', 'unaccounted');
-        break;
-      case 'meminfo': {
-        const s = m.get('bytes');
-        if (!s) break;
-        const kind = MEMINFO_SUSPECTS[any.key];
-        if (kind) push(kind, s, 'bytes', any.key);
-        else if (MEMINFO_RECLAIMABLE.has(any.key)) {
-          const tr = analyzeTrend(s.t, s.v, bytesOpts);
-          analysed++;
-          if (tr.growing)
-            reclaimable.push({
-              id: `meminfo/${any.key}`,
-              name: `meminfo ${any.key}`,
-              ratePerHour: tr.ratePerHour,
-              first: tr.first,
-              last: tr.last,
-            });
-        }
-        break;
-      }
-      default:
-        break;
+    const bytes = m.get('bytes');
+    const isReclaimable =
+      (any.layer === 'slab' && reclaimableSlab.has(any.key) && !PINNED_BY_FDS.has(any.key)) ||
+      (any.layer === 'meminfo' && MEMINFO_RECLAIMABLE.has(any.key));
+    if (isReclaimable) {
+      if (!bytes) continue;
+      const tr = analyzeTrend(bytes.t, bytes.v, bytesOpts);
+      analysed++;
+      if (tr.growing)
+        reclaimable.push({
+          id: `${any.layer}/${any.key}`,
+          name: any.layer === 'slab' ? `slab ${any.key} (reclaimable)` : `meminfo ${any.key}`,
+          ratePerHour: tr.ratePerHour,
+          first: tr.first,
+          last: tr.last,
+        });
+      continue;
+    }
+    const specs: readonly SuspectSpec[] =
+      any.layer === 'meminfo'
+        ? MEMINFO_SUSPECTS[any.key]
+          ? [{ kind: MEMINFO_SUSPECTS[any.key]!, metric: 'bytes', what: any.key }]
+          : []
+        : LAYER_SUSPECTS[any.layer];
+    for (const spec of specs) {
+      const s = m.get(spec.metric);
+      const what = typeof spec.what === 'string' ? spec.what : spec.what(any);
+      if (spec.plus) push(spec.kind, s, `${spec.metric}+${spec.plus}`, what, addSeries(s, m.get(spec.plus)));
+      else push(spec.kind, s, spec.metric, what);
     }
   }
 

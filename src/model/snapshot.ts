@@ -42,6 +42,8 @@ export interface SystemSourceSpec {
   large: boolean;
   /** How to make the source available when it is missing. */
   enable: string;
+  /** The capture option that leaves it out (`no-page-owner`), for sources that can be huge. */
+  skipOption?: string;
 }
 
 export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
@@ -91,6 +93,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     large: true,
     enable:
       'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root',
+    skipOption: 'no-page-owner',
   },
   {
     name: 'page_owner_stacks',
@@ -186,6 +189,8 @@ export interface Manifest {
   skippedPids?: { pid: number; reason: string }[];
   /** Wall-clock seconds the capture took. */
   durationSeconds?: number;
+  /** Set when the "snapshot" is one raw kernel file: which source it is (nothing else is known). */
+  source?: string;
 }
 
 export function procPath(pid: number, file: ProcessFileName): string {
@@ -210,6 +215,12 @@ export interface Snapshot {
   readText(path: string): Promise<string | undefined>;
   /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */
   whyMissing(path: string): string | undefined;
+  /**
+   * The file on disk behind a path, when there is one (a directory snapshot, a raw file, the
+   * live kernel's file): big sources can then be read by their own readers, in parallel
+   * byte ranges where the file allows it. Undefined when the bytes only come as a stream.
+   */
+  localFile?(path: string): string | undefined;
   /** A byte stream of a (possibly huge) source, or undefined when absent. */
   openStream(path: string): Promise<Readable | undefined>;
   /** Process ids present. */

@@ -71,7 +71,7 @@ export class Sampler {
     const snap = await this.open();
     const entities: EntitySample[] = [];
     try {
-      const data = new SnapshotData(snap, { smaps: false }, ENTRY_BY_NAME);
+      const data = new SnapshotData(snap, { smaps: false, pageSizeBytes }, ENTRY_BY_NAME);
       for (const entry of ENTRIES) {
         if (!entry.sample) continue;
         let state = this.states.get(entry.name);

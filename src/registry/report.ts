@@ -31,7 +31,7 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
     findings: [],
     unavailable,
   };
-  const data = new SnapshotData(snap, opts, ENTRY_BY_NAME);
+  const data = new SnapshotData(snap, { pageSizeBytes: manifest.pageSizeBytes, ...opts }, ENTRY_BY_NAME);
   const ctx: ReportContext = {
     snap,
     manifest,
@@ -49,7 +49,8 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
     const value = await data.get(entry.name);
     if (value === undefined) {
       const path = entry.location.path;
-      if (!missingPaths.has(path)) {
+      // A raw kernel file holds one source: the others are not "missing" from it.
+      if (!missingPaths.has(path) && manifest.source === undefined) {
         missingPaths.add(path);
         unavailable.push({
           path,

@@ -18,6 +18,13 @@ export interface ReadOptions {
   pageOwnerAll?: boolean;
   /** Tolerate truncated input: warn instead of failing, where a parser can. */
   lenient?: boolean;
+  /** The page size when the caller knows it (saves reading a live manifest); else the manifest's. */
+  pageSizeBytes?: number;
+}
+
+/** The page size of what is read: given, else the snapshot manifest's (4 KiB when unknown). */
+export async function pageSizeOf(snap: Snapshot, options: ReadOptions): Promise<number> {
+  return options.pageSizeBytes ?? ((await snap.manifest()).pageSizeBytes || 4096);
 }
 
 /** A finding of the report: what one moment shows, and the next step. */
@@ -159,6 +166,8 @@ export interface SourceEntry<T = unknown> {
   location: SourceLocation;
   /** One line: what it tells. */
   title: string;
+  /** The command that shows this source on its own (`vmalloc top`), where there is one. */
+  command?: string;
   /** Read and parse it; undefined when the snapshot does not have it. */
   load(snap: Snapshot, options: ReadOptions, data: SnapshotData): Promise<T | undefined>;
   /** Why `load` found nothing (default: the snapshot's reason for the file). */

@@ -185,6 +185,8 @@ describe.each(['6.1', '6.12'] as const)('memsleuth diff on the project lab %s (m
     expect(r.status).toBe(0);
     const s = JSON.parse(r.stdout) as { growing: { culprit?: { func: string }; counts: number[] }[] };
     const slab = s.growing.find((g) => g.culprit?.func === 'msl_slab_leak');
-    expect(slab?.counts.at(-1)).toBe(run.expected.slabObjects);
+    // kmemleak may miss an object a stale word still points to (test/lab/lab-suite.ts), never add one.
+    expect(slab?.counts.at(-1)).toBeGreaterThanOrEqual(run.expected.slabObjects - 1);
+    expect(slab?.counts.at(-1)).toBeLessThanOrEqual(run.expected.slabObjects);
   });
 });

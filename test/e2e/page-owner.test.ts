@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -54,10 +54,17 @@ describe('memsleuth page-owner top', () => {
     expect(r.stdout).toMatch(/\[leaky\]/);
     for (const l of r.stdout.split('\n')) expect(l.length).toBeLessThanOrEqual(100);
   });
-  it('reports a file that is not page_owner output with line and byte, exit 2', () => {
+  it('names another kernel file for what it is, exit 2', () => {
     const r = runCli(['page-owner', 'top', join(sharedMoment('6.12', 'after'), 'meminfo')]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/meminfo:1 \(byte 0\): expected a page_owner record header/);
+    expect(r.stderr).toMatch(/meminfo: this is meminfo, not page_owner\n/);
+  });
+  it('reports a file that is not page_owner output with line and byte, exit 2', () => {
+    const file = join(tmp, 'notes.txt');
+    writeFileSync(file, 'hello\n');
+    const r = runCli(['page-owner', 'top', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/notes.txt:1 \(byte 0\): expected a page_owner record header/);
   });
 });
 
@@ -97,7 +104,7 @@ describe('memsleuth page-owner diff', () => {
     expect(JSON.parse(dirs.stdout).deltas).toEqual(JSON.parse(files.stdout).deltas);
     const none = runCli(['page-owner', 'top', tmp]);
     expect(none.status).toBe(2);
-    expect(none.stderr).toMatch(/the snapshot has no page_owner dump/);
+    expect(none.stderr).toMatch(/page_owner: not present\nhint: the snapshot has no page_owner/);
   });
   it('needs two dumps', () => {
     const r = runCli(['page-owner', 'diff', dump('6.1', 'before')]);

@@ -45,14 +45,19 @@ async function waitForTicks(db: string, n: number, timeoutMs = 20_000): Promise<
 
 describe('memsleuth record', () => {
   const db = join(work, 'short.db');
+  /** Ticks of the short recording: 4 on schedule (0, 0.3, 0.6, 0.9 s); fewer when the machine is so loaded that a tick overruns the next (the recorder skips overdue ticks rather than bursting). */
+  let n = 0;
 
   it('records for a duration, prints the database path and a summary', () => {
     const r = runCli(['record', '--db', db, '--interval', '300ms', '--duration', '1s']);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(`${db}\n`);
     expect(r.stderr).toMatch(/^recording into .* every 0\.3s for 1s/);
-    expect(r.stderr).toMatch(/\n4 ticks, [\d.]+ KiB; per tick: read [\d.]+ ms, write [\d.]+ ms\n/);
-    expect(ticksIn(db)).toBe(4);
+    const m = /\n(\d) ticks, [\d.]+ KiB; per tick: read [\d.]+ ms, write [\d.]+ ms\n/.exec(r.stderr);
+    n = Number(m?.[1]);
+    expect(n).toBeGreaterThanOrEqual(2);
+    expect(n).toBeLessThanOrEqual(4);
+    expect(ticksIn(db)).toBe(n);
   });
 
   it('series exports MemTotal as CSV with one row per tick, equal to /proc/meminfo', () => {
@@ -60,7 +65,7 @@ describe('memsleuth record', () => {
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe('time,layer,key,label,metric,unit,value');
-    expect(lines.length).toBe(5);
+    expect(lines.length).toBe(n + 1);
     const total = parseMeminfo(readFileSync('/proc/meminfo', 'utf8')).bytes.MemTotal;
     for (const l of lines.slice(1))
       expect(l).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT.*Z,meminfo,MemTotal,,bytes,bytes,${total}$`));
@@ -77,7 +82,7 @@ describe('memsleuth record', () => {
       points: [number, number][];
     }[];
     expect(data.length).toBe(list.length);
-    expect(data.every((d) => d.points.length === 4)).toBe(true);
+    expect(data.every((d) => d.points.length === n)).toBe(true);
   });
 
   it('Ctrl-C (SIGINT) finishes the tick, closes the database and exits 0', async () => {

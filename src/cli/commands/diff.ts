@@ -1,9 +1,9 @@
-import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
 import type { SourceName } from '../../model/snapshot.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
 import { diffSnapshots } from '../../registry/diff.js';
 import { DIFF_SOURCES } from '../../registry/index.js';
+import { withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
 
@@ -50,7 +50,7 @@ export const diffCommand = defineCommand({
           hint: `one of ${DIFF_SOURCES.join(', ')}`,
         });
     }
-    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
+    return withInputs([positionals[0]!, positionals[1]!], async ([b, a]) => {
       const d = await diffSnapshots(b, a, {
         pageOwnerAll: Boolean(values['page-owner-all']),
         ...(sources ? { sources: sources as SourceName[] } : {}),

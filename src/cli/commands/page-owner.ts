@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   diffPageOwner,
@@ -16,62 +16,23 @@ import {
   type SortCompat,
   sortUsage,
 } from '../../analysis/page_owner_sort.js';
-import {
-  culpritFrame,
-  type GroupDelta,
-  type StackGroup,
-  toCollapsed,
-  topGroups,
-  toSpeedscope,
-} from '../../analysis/stacks.js';
-import { openSnapshot } from '../../capture/snapshot.js';
+import { culpritFrame, type GroupDelta, type StackGroup, topGroups } from '../../analysis/stacks.js';
 import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
 import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
+import { openSourceInput } from '../../registry/open.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
+import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { type Column, table } from '../format.js';
-
-interface Dump {
-  input: PageOwnerInput;
-  /** Name for messages. */
-  file: string;
-  close(): Promise<void>;
-}
 
 /**
  * `-` (stdin), a page_owner file (or FIFO, or debugfs), or a snapshot: a directory or a
  * bundle from `memsleuth snapshot` holding `page_owner`.
  */
-async function openDump(arg: string, ctx: CommandContext): Promise<Dump> {
-  const none = async () => {};
-  if (arg === '-') return { input: inputOf(arg, ctx), file: '<stdin>', close: none };
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(arg);
-  } catch {
-    return { input: arg, file: arg, close: none }; // reading reports the error
-  }
-  let snapshot = st.isDirectory();
-  if (!snapshot && st.isFile()) {
-    // Only regular files are peeked at: a FIFO's bytes would be consumed.
-    const fh = await open(arg, 'r');
-    const magic = Buffer.alloc(2);
-    await fh.read(magic, 0, 2, 0);
-    await fh.close();
-    snapshot = magic[0] === 0x1f && magic[1] === 0x8b;
-  }
-  if (!snapshot) return { input: arg, file: arg, close: none };
-  const snap = await openSnapshot(arg);
-  const stream = await snap.openStream('page_owner');
-  if (!stream) {
-    await snap.close();
-    throw new MemsleuthError('UNAVAILABLE', `${arg}: the snapshot has no page_owner dump`, {
-      hint: 'boot with page_owner=on (CONFIG_PAGE_OWNER) and capture as root with debugfs mounted',
-    });
-  }
-  return { input: stream, file: `${arg}:page_owner`, close: () => snap.close() };
+function openDump(arg: string, ctx: CommandContext) {
+  return openSourceInput(arg, 'page_owner', { stdin: ctx.stdin });
 }
 
 /** `-` is standard input; anything else a path (a file, a FIFO or debugfs). */
@@ -235,25 +196,6 @@ function groupName(frames: readonly Frame[], by: PageOwnerGroupBy): string {
   return f ? formatFrame({ ...f, offset: undefined, length: undefined } as Frame) : '[no stack]';
 }
 
-async function writeFlame(
-  groups: readonly StackGroup[],
-  values: { collapsed?: string; speedscope?: string },
-  name: string,
-  ctx: CommandContext,
-): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
-  if (values.collapsed) {
-    const text = toCollapsed(groups, 'pages');
-    if (values.collapsed === '-') ctx.stdout.write(text);
-    else await writeFile(values.collapsed, text);
-  }
-  if (values.speedscope) {
-    const text = `${JSON.stringify(toSpeedscope(groups, 'pages', name))}\n`;
-    if (values.speedscope === '-') ctx.stdout.write(text);
-    else await writeFile(values.speedscope, text);
-  }
-}
-
 const commonOptions = {
   by: { type: 'string', valueName: 'KEY', description: `group by ${BY_HELP} (default stack)` },
   limit: { type: 'string', short: 'n', valueName: 'N', description: 'show the first N groups (default 20)' },
@@ -265,12 +207,7 @@ const commonOptions = {
   module: { type: 'string', valueName: 'MOD', description: 'only records whose stack names module MOD' },
   'page-size': { type: 'string', valueName: 'BYTES', description: 'bytes per page (default 4096)' },
   stacks: { type: 'boolean', description: 'print the whole stack of each group' },
-  collapsed: {
-    type: 'string',
-    valueName: 'FILE',
-    description: 'write collapsed stacks (flamegraph.pl) to FILE',
-  },
-  speedscope: { type: 'string', valueName: 'FILE', description: 'write a speedscope profile to FILE' },
+  ...FLAME_OPTIONS,
   json: { type: 'boolean', description: 'print the whole result as JSON' },
 } as const;
 
@@ -313,7 +250,7 @@ export const pageOwnerTopCommand = defineCommand({
       prog.done();
       await dump.close();
     }
-    await writeFlame(r.groups, values, `page_owner ${arg}`, ctx);
+    await writeFlameExports(r.groups, values, `page_owner ${arg}`, ctx, 'pages');
     const top = topGroups(r.groups, 'pages', limit);
     if (values.json) {
       ctx.stdout.write(`${JSON.stringify({ ...r, groups: topGroups(r.groups, 'pages') }, null, 2)}\n`);
@@ -409,7 +346,7 @@ export const pageOwnerDiffCommand = defineCommand({
       frames: x.frames,
       weights: x.delta,
     }));
-    await writeFlame(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx);
+    await writeFlameExports(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx, 'pages');
     if (values.json) {
       ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
       return 0;

@@ -1,9 +1,9 @@
 import { formatPmapX, type ProcessMemory, readProcesses, readProcessMaps } from '../../analysis/process.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes } from '../../model/units.js';
+import { openInputOrLive } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type Column, table } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
 
 /** Human tables fit this many columns. */
 const WIDTH = 100;
@@ -90,7 +90,7 @@ needs root for other users' processes.`,
     }
     const key = sortKey(values.sort);
     const limit = numberOption(values.limit, 'limit', 20, { min: 0, integer: true });
-    const snap = await snapshotOrLive(positionals[0]);
+    const snap = await openInputOrLive(positionals[0]);
     try {
       const { processes, skipped } = await readProcesses(snap);
       const users = processes.filter((p) => !p.kernelThread);
@@ -183,7 +183,7 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
       );
     }
     const pid = Number(pidArg);
-    const snap = await snapshotOrLive(snapArg);
+    const snap = await openInputOrLive(snapArg);
     try {
       const m = await readProcessMaps(snap, pid);
       if (values.json) {

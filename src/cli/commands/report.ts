@@ -1,10 +1,10 @@
 import { MemsleuthError } from '../../model/errors.js';
+import { openInputOrLive } from '../../registry/open.js';
 import { buildReport, reportTables } from '../../registry/report.js';
 import type { Report } from '../../registry/types.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { heading, renderTable, wrap } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
 
 export function renderReport(r: Report): string {
   const out: string[] = [];
@@ -54,7 +54,7 @@ export const reportCommand = defineCommand({
     if (positionals.length > 1)
       throw new MemsleuthError('USAGE', `report takes one SNAPSHOT, got ${positionals.length}`);
     const top = numberOption(values.top, 'top', 10, { min: 1, integer: true });
-    const snap = await snapshotOrLive(positionals[0]);
+    const snap = await openInputOrLive(positionals[0]);
     try {
       const report = await buildReport(snap, { top, smaps: !values['no-smaps'] });
       ctx.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));

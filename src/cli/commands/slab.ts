@@ -9,12 +9,13 @@ import {
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
 import { isMemsleuthError, MemsleuthError } from '../../model/errors.js';
+import { frameKey } from '../../model/frame.js';
 import { formatBytes } from '../../model/units.js';
+import { openInputOrLive } from '../../registry/open.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
+import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
-import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
 
 function oneSnapshot(positionals: string[], cmd: string): string | undefined {
   if (positionals.length > 1)
@@ -40,7 +41,7 @@ export const slabTopCommand = defineCommand({
   async run({ values, positionals }, ctx) {
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const sortBy = values.sort === undefined ? undefined : parseSlabSortKey(values.sort);
-    const snap = await snapshotOrLive(oneSnapshot(positionals, 'slab top'));
+    const snap = await openInputOrLive(oneSnapshot(positionals, 'slab top'), { expect: 'slabinfo' });
     try {
       const r = await slabTop(snap, sortBy ? { sortBy } : {});
       if (values.json) {
@@ -100,7 +101,7 @@ export const slabTracesCommand = defineCommand({
     "live objects' slots were last freed by the same call site. Needs slub_debug=U (store_user).",
   async run({ values, positionals }, ctx) {
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const snap = await snapshotOrLive(oneSnapshot(positionals, 'slab traces'));
+    const snap = await openInputOrLive(oneSnapshot(positionals, 'slab traces'), { expect: 'slab_traces' });
     try {
       const r = await readSlabCallSites(snap, values.cache === undefined ? {} : { cache: values.cache });
       if (r.caches.length === 0) {
@@ -134,12 +135,7 @@ export const slabTracesCommand = defineCommand({
         {
           header: 'CALL SITE',
           max: 44,
-          value: (x) =>
-            x.caller
-              ? x.caller.module
-                ? `${x.caller.func} [${x.caller.module}]`
-                : x.caller.func
-              : '<not-available>',
+          value: (x) => (x.caller ? frameKey(x.caller) : '<not-available>'),
         },
       ]);
       if (!values.stacks) out.push(tbl);
@@ -148,7 +144,7 @@ export const slabTracesCommand = defineCommand({
         out.push(lines[0]!);
         rows.forEach((s, i) => {
           out.push(lines[i + 1]!);
-          for (const f of s.frames) out.push(`      ${f.func}${f.module ? ` [${f.module}]` : ''}`);
+          for (const f of s.frames) out.push(`      ${frameKey(f)}`);
         });
       }
       if (r.noData.length) out.push(`No data (no live tracked objects): ${r.noData.length} caches`);
@@ -216,7 +212,7 @@ export const slabTraceDiffCommand = defineCommand({
                   // keys are `cache:stack` when the dump named a cache; stack keys have no ':'
                   const colon = d.key.indexOf(':');
                   const cache = colon >= 0 ? ` (${d.key.slice(0, colon)})` : '';
-                  return (f ? (f.module ? `${f.func} [${f.module}]` : f.func) : '<no stack>') + cache;
+                  return (f ? frameKey(f) : '<no stack>') + cache;
                 },
               },
             ])}\n`

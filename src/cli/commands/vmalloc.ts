@@ -1,10 +1,9 @@
 import { diffVmalloc, readVmalloc } from '../../analysis/vmalloc.js';
-import { withSnapshots } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
+import { openInputOrLive, withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
 
 export const vmallocTopCommand = defineCommand({
   path: ['vmalloc', 'top'],
@@ -18,7 +17,7 @@ export const vmallocTopCommand = defineCommand({
   async run({ values, positionals }, ctx) {
     if (positionals.length > 1) throw new MemsleuthError('USAGE', 'vmalloc top takes one SNAPSHOT');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const snap = await snapshotOrLive(positionals[0]);
+    const snap = await openInputOrLive(positionals[0], { expect: 'vmallocinfo' });
     try {
       const r = await readVmalloc(snap);
       if (values.json) {
@@ -55,31 +54,35 @@ export const vmallocDiffCommand = defineCommand({
     if (positionals.length !== 2)
       throw new MemsleuthError('USAGE', 'vmalloc diff needs BEFORE and AFTER snapshots');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
-      const deltas = diffVmalloc((await readVmalloc(b)).callers, (await readVmalloc(a)).callers);
-      const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0 || d.deltaAreas > 0);
-      if (values.json) {
-        ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+    return withInputs(
+      [positionals[0]!, positionals[1]!],
+      async ([b, a]) => {
+        const deltas = diffVmalloc((await readVmalloc(b)).callers, (await readVmalloc(a)).callers);
+        const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0 || d.deltaAreas > 0);
+        if (values.json) {
+          ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+          return 0;
+        }
+        const gained = deltas.reduce((s, d) => s + d.deltaBytes, 0);
+        ctx.stdout.write(
+          `vmalloc ${formatDelta(gained)} in pages, ${shown.length} callers ${values.all ? 'listed' : 'grew'}\n` +
+            (shown.length
+              ? `${table(shown.slice(0, top), [
+                  { header: 'Δ BYTES', align: 'right', value: (d) => formatDelta(d.deltaBytes) },
+                  {
+                    header: 'Δ AREAS',
+                    align: 'right',
+                    value: (d) => (d.deltaAreas > 0 ? `+${d.deltaAreas}` : String(d.deltaAreas)),
+                  },
+                  { header: 'AFTER', align: 'right', value: (d) => formatBytes(d.after.bytes) },
+                  { header: 'CALLER', max: 60, value: (d) => d.key },
+                ])}\n`
+              : ''),
+        );
         return 0;
-      }
-      const gained = deltas.reduce((s, d) => s + d.deltaBytes, 0);
-      ctx.stdout.write(
-        `vmalloc ${formatDelta(gained)} in pages, ${shown.length} callers ${values.all ? 'listed' : 'grew'}\n` +
-          (shown.length
-            ? `${table(shown.slice(0, top), [
-                { header: 'Δ BYTES', align: 'right', value: (d) => formatDelta(d.deltaBytes) },
-                {
-                  header: 'Δ AREAS',
-                  align: 'right',
-                  value: (d) => (d.deltaAreas > 0 ? `+${d.deltaAreas}` : String(d.deltaAreas)),
-                },
-                { header: 'AFTER', align: 'right', value: (d) => formatBytes(d.after.bytes) },
-                { header: 'CALLER', max: 60, value: (d) => d.key },
-              ])}\n`
-            : ''),
-      );
-      return 0;
-    });
+      },
+      { expect: 'vmallocinfo' },
+    );
   },
 });
 

@@ -10,6 +10,7 @@ export const allocinfo: SourceEntry<Allocinfo> = {
   name: 'allocinfo',
   location: sourceLocation('allocinfo'),
   title: 'kernel allocations by call site (/proc/allocinfo, 6.10+)',
+  command: 'allocinfo top',
   load: (snap) => readParsed(snap, 'allocinfo', parseAllocinfo),
   recognise: (head) =>
     /^allocinfo - version: /.test(head) || /^\s*-?\d+\s+\d+\s+\S+:\d+(\s+\[\S+\])?\s+func:\S+/m.test(head),

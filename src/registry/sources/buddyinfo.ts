@@ -25,6 +25,7 @@ export const buddyinfo: SourceEntry<Buddyinfo> = {
   name: 'buddyinfo',
   location: sourceLocation('buddyinfo'),
   title: 'free blocks per zone and order (/proc/buddyinfo)',
+  command: 'report',
   load: (snap) => readParsed(snap, 'buddyinfo', parseBuddyinfo),
   recognise: (head) => /^Node \d+, zone\s+\S+(\s+\d+){4,}\s*$/m.test(head.split('\n')[0] ?? ''),
 

@@ -15,6 +15,7 @@ export const kmemleak: SourceEntry<KmemleakGroups> = {
   name: 'kmemleak',
   location: sourceLocation('kmemleak'),
   title: 'unreferenced kernel objects (/sys/kernel/debug/kmemleak)',
+  command: 'kmemleak report',
   async load(snap) {
     const stream = await snap.openStream('kmemleak');
     if (!stream) return undefined;

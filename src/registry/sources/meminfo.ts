@@ -42,6 +42,7 @@ export const meminfo: SourceEntry<Meminfo> = {
   name: 'meminfo',
   location: sourceLocation('meminfo'),
   title: 'system-wide memory counters (/proc/meminfo)',
+  command: 'report',
   load: (snap) => readParsed(snap, 'meminfo', parseMeminfo),
   recognise: (head) => /^MemTotal:\s+\d+ kB\s*$/m.test(head),
 

@@ -2,7 +2,7 @@ import { groupPageOwner, KERNEL_ALLOCATORS } from '../../analysis/page_owner.js'
 import { culpritFrame, diffGroups, moduleOf, type StackGroup } from '../../analysis/stacks.js';
 import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
-import type { DiffRow, SourceEntry } from '../types.js';
+import { type DiffRow, pageSizeOf, type SourceEntry } from '../types.js';
 
 /** page_owner grouped by allocation stack, and how many page blocks were left out. */
 export interface PageOwnerStacks {
@@ -22,10 +22,11 @@ export const pageOwner: SourceEntry<PageOwnerStacks> = {
   name: 'page_owner',
   location: sourceLocation('page_owner'),
   title: 'who holds every page block (/sys/kernel/debug/page_owner)',
+  command: 'page-owner top',
   async load(snap, options) {
     const stream = await snap.openStream('page_owner');
     if (!stream) return undefined;
-    const pageSizeBytes = (await snap.manifest()).pageSizeBytes || 4096;
+    const pageSizeBytes = await pageSizeOf(snap, options);
     const r = await groupPageOwner(stream, {
       by: 'stack',
       pageSizeBytes,

@@ -1,7 +1,7 @@
 import { StackAggregator, type StackGroup } from '../../analysis/stacks.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { parsePageOwnerStacks } from '../../sources/page_owner.js';
-import type { SourceEntry } from '../types.js';
+import { pageSizeOf, type SourceEntry } from '../types.js';
 
 /**
  * /sys/kernel/debug/page_owner_stacks/show_stacks (6.9+): the kernel's own count of base
@@ -13,10 +13,10 @@ export const pageOwnerStacks: SourceEntry<StackGroup[]> = {
   name: 'page_owner_stacks',
   location: sourceLocation('page_owner_stacks'),
   title: 'base pages per allocation stack (/sys/kernel/debug/page_owner_stacks/show_stacks, 6.9+)',
-  async load(snap) {
+  async load(snap, options) {
     const text = await snap.readText('page_owner_stacks');
     if (text === undefined) return undefined;
-    const pageSizeBytes = (await snap.manifest()).pageSizeBytes || 4096;
+    const pageSizeBytes = await pageSizeOf(snap, options);
     const agg = new StackAggregator();
     for (const s of parsePageOwnerStacks(text, { file: snap.describe('page_owner_stacks') }))
       agg.add(s.frames, { count: 1, pages: s.nrBasePages, bytes: s.nrBasePages * pageSizeBytes });

@@ -125,6 +125,7 @@ export const pagetypeinfo: SourceEntry<Pagetypeinfo> = {
   name: 'pagetypeinfo',
   location: sourceLocation('pagetypeinfo'),
   title: 'free blocks per migrate type and page blocks per type (/proc/pagetypeinfo)',
+  command: 'report',
   load: (snap) => readParsed(snap, 'pagetypeinfo', parsePagetypeinfo),
   recognise: (head) => /^Page block order: \d+\s*$/m.test(head),
 

@@ -111,6 +111,7 @@ export const processes: SourceEntry<Processes> = {
   name: 'processes',
   location: sourceLocation('processes'),
   title: 'processes (/proc/<pid>/status, statm, stat, smaps)',
+  command: 'ps',
   async load(snap, options) {
     if ((await snap.pids()).length === 0) return undefined;
     return readProcesses(snap, { withSmaps: options.smaps !== false });

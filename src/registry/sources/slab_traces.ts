@@ -11,6 +11,7 @@ export const slabTraces: SourceEntry<SlabCallSite[]> = {
   name: 'slab_traces',
   location: sourceLocation('slab_traces'),
   title: 'outstanding slab objects per call site (slub_debug=U alloc_traces / alloc_calls)',
+  command: 'slab traces',
   async load(snap) {
     const files = await snap.slabTraceFiles();
     if (files.size === 0) return undefined;

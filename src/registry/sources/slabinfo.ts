@@ -42,6 +42,7 @@ export const slabinfo: SourceEntry<Slabinfo> = {
   name: 'slabinfo',
   location: sourceLocation('slabinfo'),
   title: 'slab caches (/proc/slabinfo)',
+  command: 'slab top',
   load: (snap) => readParsed(snap, 'slabinfo', parseSlabinfo),
   recognise: (head) => /^slabinfo - version: \d/.test(head),
 

@@ -3,7 +3,7 @@ import { frameKey } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { parseVmallocinfo } from '../../sources/vmallocinfo.js';
-import { due, type SourceEntry } from '../types.js';
+import { due, pageSizeOf, type SourceEntry } from '../types.js';
 
 export interface VmallocCallerRow {
   caller: string;
@@ -24,10 +24,11 @@ export const vmallocinfo: SourceEntry<VmallocCaller[]> = {
   name: 'vmallocinfo',
   location: sourceLocation('vmallocinfo'),
   title: 'vmalloc areas by caller (/proc/vmallocinfo)',
-  async load(snap) {
+  command: 'vmalloc top',
+  async load(snap, options) {
     const text = await snap.readText('vmallocinfo');
     if (text === undefined) return undefined;
-    const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
+    const pageSize = await pageSizeOf(snap, options);
     return vmallocByCaller(parseVmallocinfo(text, { file: snap.describe('vmallocinfo') }).areas, pageSize);
   },
   recognise: (head) => /^0x[0-9a-f]+-0x[0-9a-f]+\s+\d+\s/m.test(head),
