@@ -373,8 +373,19 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
         const rep = JSON.parse(r.stdout) as {
           snapshot: { kernelRelease: string };
           vmalloc?: { byCaller: { caller: string; areas: number }[] };
+          buddy?: { totalFreeBytes: number };
+          pagetypes?: { hasMixed: boolean; zones: { freeBytes: number; pageBlocks: number }[] };
         };
         expect(rep.snapshot.kernelRelease).toBe(run.kernel.release);
+        // pagetypeinfo (root, mode 0400): page_owner=on kernels print the mixed-blocks table, and
+        // free per migrate type adds up to buddyinfo's free lists of the same capture, give or
+        // take the pages that move between the two reads.
+        expect(rep.pagetypes?.hasMixed).toBe(true);
+        const ptFree = rep.pagetypes!.zones.reduce((n, z) => n + z.freeBytes, 0);
+        expect(Math.abs(ptFree - rep.buddy!.totalFreeBytes)).toBeLessThanOrEqual(
+          0.02 * rep.buddy!.totalFreeBytes,
+        );
+        expect(rep.pagetypes!.zones.reduce((n, z) => n + z.pageBlocks, 0)).toBeGreaterThan(0);
         const row = rep.vmalloc?.byCaller.find((c) => c.caller.startsWith('msl_vmalloc_leak'));
         if (m === 'after') expect(row?.areas).toBe(run.expected.vmallocAreas);
         if (m === 'before') expect(row).toBeUndefined();
