@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sharedMoment } from '../../test/paths.js';
+import { labFixture } from '../../test/paths.js';
 import { smapsByName } from '../analysis/process.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
 import type { EntitySample } from '../model/samples.js';
@@ -14,27 +14,28 @@ function byKey(es: EntitySample[], layer: string, key: string): EntitySample | u
 }
 
 describe('Sampler over the lab 6.12 captures (a snapshot directory)', () => {
-  // The lab moments hold the files of a kernel running the leaky demo module; a Sampler
+  // The lab moments hold the files of a kernel running the msl_leaky module; a Sampler
   // pointed at them reads them as it reads this machine.
   const sample = async (moment: 'before' | 'mid' | 'after') =>
     (
       await new Sampler({
-        snapshot: () => new DirectorySnapshot(sharedMoment('6.12', moment)),
+        snapshot: () => new DirectorySnapshot(labFixture('6.12', moment)),
         kmemleak: true,
       }).sample()
     ).entities;
 
   it('records allocinfo per call site, keyed file:line [module] func', async () => {
     const [before, after] = [await sample('before'), await sample('after')];
-    const key = 'drivers/misc/leaky/leaky.c:26 [leaky] demo_cache_fill';
+    const key =
+      '/root/.cache/memsleuth-lab/module-6.12-137179507dd6-f670bc5bcaa1/msl_leaky.c:77 [msl_leaky] msl_slab_leak';
     expect(byKey(after, 'allocinfo', key)?.values).toEqual({ bytes: 76800, calls: 400 });
     expect(byKey(before, 'allocinfo', key)).toBeUndefined();
-    // demo_churn frees what it allocates: zero tags are not stored.
-    expect(after.some((e) => e.layer === 'allocinfo' && e.key.endsWith('demo_churn'))).toBe(false);
+    // msl_balanced_churn frees what it allocates: zero tags are not stored.
+    expect(after.some((e) => e.layer === 'allocinfo' && e.key.endsWith('msl_balanced_churn'))).toBe(false);
   });
 
   it('sums vmalloc areas by caller function and module', async () => {
-    const v = byKey(await sample('after'), 'vmalloc', 'demo_vbuf_grow [leaky]');
+    const v = byKey(await sample('after'), 'vmalloc', 'msl_vmalloc_leak [msl_leaky]');
     expect(v?.values?.areas).toBe(40);
     // Each area is vmalloc(8 KiB): pages=2, so 2 pages of backing per area.
     expect(v?.values?.bytes).toBe(40 * 2 * 4096);
@@ -43,14 +44,17 @@ describe('Sampler over the lab 6.12 captures (a snapshot directory)', () => {
   it('groups kmemleak reports by the first frame that is not the allocator', async () => {
     const groups = (await sample('after')).filter((e) => e.layer === 'kmemleak');
     expect(groups.length).toBeGreaterThan(0);
-    const demo = groups.filter((g) => g.key.includes('[leaky]'));
-    expect(demo.map((g) => g.key).sort()).toEqual(['demo_cache_fill [leaky]', 'demo_vbuf_grow [leaky]']);
-    expect(demo.every((g) => (g.values?.objects ?? 0) > 0 && (g.values?.bytes ?? 0) > 0)).toBe(true);
+    const leaks = groups.filter((g) => g.key.includes('[msl_leaky]'));
+    expect(leaks.map((g) => g.key).sort()).toEqual([
+      'msl_slab_leak [msl_leaky]',
+      'msl_vmalloc_leak [msl_leaky]',
+    ]);
+    expect(leaks.every((g) => (g.values?.objects ?? 0) > 0 && (g.values?.bytes ?? 0) > 0)).toBe(true);
   });
 
   it('records every slab cache and every meminfo field, and the unaccounted remainder', async () => {
     const after = await sample('after');
-    const caches = readFileSync(join(sharedMoment('6.12', 'after'), 'slabinfo'), 'utf8')
+    const caches = readFileSync(join(labFixture('6.12', 'after'), 'slabinfo'), 'utf8')
       .split('\n')
       .slice(2)
       .filter((l) => l.trim() !== '').length;
@@ -59,8 +63,8 @@ describe('Sampler over the lab 6.12 captures (a snapshot directory)', () => {
     expect(byKey(after, 'unaccounted', 'unaccounted')?.values?.bytes).toBeTypeOf('number');
   });
 
-  it('records every user process from its status, keyed by pid when stat is not captured', async () => {
-    const dir = sharedMoment('6.12', 'after');
+  it('records every user process from its status, keyed by pid and start time from stat', async () => {
+    const dir = labFixture('6.12', 'after');
     const withMm = readdirSync(join(dir, 'proc'))
       .filter((p) => /^\d+$/.test(p))
       .map((p) => ({
@@ -68,7 +72,8 @@ describe('Sampler over the lab 6.12 captures (a snapshot directory)', () => {
         status: parseProcStatus(readFileSync(join(dir, 'proc', p, 'status'), 'utf8')),
       }))
       .filter((p) => p.status.bytes.VmSize !== undefined);
-    expect(withMm.length).toBeGreaterThan(0);
+    // init and the collector's shell: the collector leaves kernel threads out.
+    expect(withMm.map((p) => p.status.name).sort()).toEqual(['init', 'sh']);
     const procs = (await sample('after')).filter((e) => e.layer === 'process');
     expect(procs.map((e) => e.pid).sort((a, b) => a! - b!)).toEqual(
       withMm.map((p) => p.pid).sort((a, b) => a - b),
@@ -76,6 +81,10 @@ describe('Sampler over the lab 6.12 captures (a snapshot directory)', () => {
     for (const p of withMm) {
       const e = procs.find((x) => x.pid === p.pid)!;
       expect(e.label).toBe(p.status.name);
+      const start = readFileSync(join(dir, 'proc', String(p.pid), 'stat'), 'utf8')
+        .split(') ')[1]!
+        .split(' ')[19];
+      expect(e.key).toBe(`${p.pid}:${start}`);
       expect(e.values?.rss_bytes).toBe(p.status.bytes.VmRSS);
       expect(e.values?.vsz_bytes).toBe(p.status.bytes.VmSize);
     }

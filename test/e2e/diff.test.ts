@@ -3,34 +3,56 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotDiff } from '../../src/registry/diff.js';
-import { LAB_HOOK_TIMEOUT_MS, type LabRun, labCaptures } from '../lab-captures.js';
-import { sharedMoment } from '../paths.js';
+import {
+  DEFAULT_MODULE_PARAMS,
+  expectedLeaks,
+  LAB_HOOK_TIMEOUT_MS,
+  type LabRun,
+  labCaptures,
+} from '../lab-captures.js';
+import { labBundle, labFixture } from '../paths.js';
 import { runCli } from './cli.js';
 
+const EXPECTED = expectedLeaks(DEFAULT_MODULE_PARAMS);
+
 describe.each(['6.1', '6.12'] as const)('memsleuth diff on lab %s', (k) => {
-  it('--json ranks the leaks at the top of page_owner and vmallocinfo, never demo_churn as a gainer', () => {
-    const r = runCli(['diff', '--json', sharedMoment(k, 'before'), sharedMoment(k, 'after')]);
+  it('--json ranks the leaks at the top of page_owner and vmallocinfo with exact counts, never msl_balanced_churn as a gainer', () => {
+    // The committed bundles, as a user would pass them.
+    const r = runCli(['diff', '--json', labBundle(k, 'before'), labBundle(k, 'after')]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const d = JSON.parse(r.stdout) as SnapshotDiff;
-    const first = (s: string) => d.rows.find((x) => x.source === s)!;
-    expect(first('page_owner').name).toBe('demo_page_grab [leaky]');
-    expect(first('vmallocinfo').name).toBe('demo_vbuf_grow [leaky]');
+    const rows = (s: string) => d.rows.filter((x) => x.source === s);
+    expect(rows('page_owner')[0]).toMatchObject({
+      name: 'msl_page_leak [msl_leaky]',
+      deltaCount: EXPECTED.pages,
+      deltaBytes: EXPECTED.pages * 4096,
+    });
+    expect(rows('vmallocinfo')[0]).toMatchObject({
+      name: 'msl_vmalloc_leak [msl_leaky]',
+      deltaCount: EXPECTED.vmallocAreas,
+      deltaBytes: EXPECTED.vmallocAreas * EXPECTED.vmallocBytesEach,
+    });
+    expect(rows('slab_traces').filter((x) => x.module === 'msl_leaky')[0]).toMatchObject({
+      name: 'msl_slab_leak [msl_leaky]',
+      detail: EXPECTED.slabCache,
+      deltaCount: EXPECTED.slabObjects,
+    });
     for (const s of ['kmemleak', 'slab_traces', 'vmallocinfo', 'allocinfo'])
       expect(
-        d.rows.filter((x) => x.source === s && x.deltaBytes > 0 && x.name.includes('demo_churn')),
+        d.rows.filter((x) => x.source === s && x.deltaBytes > 0 && x.name.includes('msl_balanced_churn')),
       ).toEqual([]);
     for (let i = 1; i < d.rows.length; i++)
       expect(d.rows[i - 1]!.deltaBytes).toBeGreaterThanOrEqual(d.rows[i]!.deltaBytes);
   });
 
   it('prints per-source gainers within 100 columns and names missing sources', () => {
-    const r = runCli(['diff', '--per-source', '3', sharedMoment(k, 'before'), sharedMoment(k, 'after')]);
+    const r = runCli(['diff', '--per-source', '3', labFixture(k, 'before'), labFixture(k, 'after')]);
     expect(r.status).toBe(0);
     const lines = r.stdout.split('\n');
     for (const l of lines.slice(2)) expect(l.length).toBeLessThanOrEqual(100);
     expect(r.stdout).toMatch(
-      /vmallocinfo:\n.*\n\+320\.0 KiB +320\.0 KiB +\+40 areas +vmallocinfo +demo_vbuf_grow \[leaky\]/,
+      /vmallocinfo:\n.*\n\+320\.0 KiB +320\.0 KiB +\+40 areas +vmallocinfo +msl_vmalloc_leak \[msl_leaky\]/,
     );
     if (k === '6.1') expect(r.stdout).toContain('allocinfo: missing in before and after (not present)');
     else expect(r.stdout).toMatch(/allocinfo: compared, \d+ changes/);
@@ -78,7 +100,7 @@ describe('memsleuth diff with a malformed source', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memsleuth-diff-e2e-'));
     try {
       const after = join(dir, 'after');
-      cpSync(sharedMoment('6.1', 'after'), after, { recursive: true });
+      cpSync(labFixture('6.1', 'after'), after, { recursive: true });
       const lines = readFileSync(join(after, 'slabinfo'), 'utf8').split('\n');
       lines[5] = 'kmalloc-96 lots of objects';
       writeFileSync(join(after, 'slabinfo'), lines.join('\n'));
@@ -88,14 +110,14 @@ describe('memsleuth diff with a malformed source', () => {
         'slabinfo',
         '--source',
         'vmallocinfo',
-        sharedMoment('6.1', 'before'),
+        labFixture('6.1', 'before'),
         after,
       ]);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/^memsleuth: slabinfo left out: .*after:slabinfo:6: expected /);
       expect(r.stdout).toMatch(/slabinfo: UNREADABLE: .*slabinfo:6: expected/);
       expect(r.stdout).toMatch(/vmallocinfo: compared, 2 changes/);
-      expect(r.stdout).toMatch(/\+320\.0 KiB .* demo_vbuf_grow \[leaky\]/);
+      expect(r.stdout).toMatch(/\+320\.0 KiB .* msl_vmalloc_leak \[msl_leaky\]/);
     } finally {
       rmSync(dir, { recursive: true });
     }
@@ -104,18 +126,12 @@ describe('memsleuth diff with a malformed source', () => {
 
 describe('memsleuth diff errors', () => {
   it('needs two snapshots', () => {
-    const r = runCli(['diff', sharedMoment('6.1', 'before')]);
+    const r = runCli(['diff', labFixture('6.1', 'before')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('memsleuth: diff needs BEFORE and AFTER snapshots\n');
   });
   it('rejects an unknown --source', () => {
-    const r = runCli([
-      'diff',
-      '--source',
-      'nope',
-      sharedMoment('6.1', 'before'),
-      sharedMoment('6.1', 'after'),
-    ]);
+    const r = runCli(['diff', '--source', 'nope', labFixture('6.1', 'before'), labFixture('6.1', 'after')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/unknown source "nope"\nhint: one of meminfo, /);
   });

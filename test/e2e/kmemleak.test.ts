@@ -3,24 +3,26 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI_BIN, REPO_FIXTURES, sharedMoment } from '../paths.js';
+import { CLI_BIN, labBundle, labFixture, REPO_FIXTURES } from '../paths.js';
 import { runCli } from './cli.js';
 
 describe('memsleuth kmemleak report', () => {
   it('groups a snapshot report by backtrace', () => {
-    const r = runCli(['kmemleak', 'report', sharedMoment('6.12', 'after')]);
-    expect(r.status).toBe(0);
-    const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by backtrace');
-    expect(lines[2]).toMatch(/^ +400 +37\.5 KiB +kworker\/0:1:\d+,kworker.* demo_cache_fill \[leaky\]$/);
-    expect(lines[3]).toMatch(/^ +40 +320\.0 KiB .* demo_vbuf_grow \[leaky\]$/);
+    for (const snap of [labFixture('6.12', 'after'), labBundle('6.12', 'after')]) {
+      const r = runCli(['kmemleak', 'report', snap]);
+      expect(r.status).toBe(0);
+      const lines = r.stdout.trimEnd().split('\n');
+      expect(lines[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by backtrace');
+      expect(lines[2]).toMatch(/^ +400 +37\.5 KiB +kworker\/0:2:399,kworker… +msl_slab_leak \[msl_leaky\]$/);
+      expect(lines[3]).toMatch(/^ +40 +320\.0 KiB .* msl_vmalloc_leak \[msl_leaky\]$/);
+    }
   });
 
-  it('reads the kmemleak file of a .tar.gz snapshot bundle', () => {
+  it('reads the kmemleak file of a .tar.gz snapshot bundle made with tar (./ member names)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memsleuth-kml-bundle-'));
     try {
       const bundle = join(dir, 'after.tar.gz');
-      execFileSync('tar', ['czf', bundle, '-C', sharedMoment('6.12', 'after'), '.']);
+      execFileSync('tar', ['czf', bundle, '-C', labFixture('6.12', 'after'), '.']);
       const r = runCli(['kmemleak', 'report', '--by', 'culprit', bundle]);
       expect(r.status).toBe(0);
       expect(r.stdout.split('\n')[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by culprit');
@@ -30,14 +32,14 @@ describe('memsleuth kmemleak report', () => {
   });
 
   it('exports collapsed stacks by bytes for flame graphs', () => {
-    const r = runCli(['kmemleak', 'report', '--collapsed', '-', sharedMoment('6.12', 'after')]);
+    const r = runCli(['kmemleak', 'report', '--collapsed', '-', labFixture('6.12', 'after')]);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines.length).toBe(2);
     expect(lines[0]).toMatch(
-      /^ret_from_fork_asm;.*;demo_vbuf_grow_\[leaky\];__vmalloc_node_noprof;.*;kmemleak_vmalloc 327680$/,
+      /^ret_from_fork_asm;.*;msl_vmalloc_leak_\[msl_leaky\];__vmalloc_node_noprof;.*;kmemleak_vmalloc 327680$/,
     );
-    expect(lines[1]).toMatch(/^ret_from_fork_asm;.*;demo_cache_fill_\[leaky\];__kmalloc_cache_noprof 38400$/);
+    expect(lines[1]).toMatch(/^ret_from_fork_asm;.*;msl_slab_leak_\[msl_leaky\];__kmalloc_noprof 38400$/);
   });
 
   it('reads a saved report file, groups by comm, and prints JSON', () => {
@@ -60,7 +62,7 @@ describe('memsleuth kmemleak report', () => {
   it('points at the bad line of a malformed report', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memsleuth-kml-'));
     try {
-      const lines = readFileSync(join(sharedMoment('6.1', 'after'), 'kmemleak'), 'utf8')
+      const lines = readFileSync(join(labFixture('6.1', 'after'), 'kmemleak'), 'utf8')
         .split('\n')
         .slice(0, 14);
       lines[8] = '    ?? garbage ??';
@@ -79,23 +81,23 @@ describe('memsleuth kmemleak watch over saved reports', () => {
     const r = runCli([
       'kmemleak',
       'watch',
-      ...(['before', 'mid', 'after'] as const).map((m) => sharedMoment('6.1', m)),
+      ...(['before', 'mid', 'after'] as const).map((m) => labFixture('6.1', m)),
     ]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/Growing \(2\)/);
-    expect(r.stdout).toMatch(/growing +0 → 0 → 400 +\+400 +demo_cache_fill \[leaky\]/);
+    expect(r.stdout).toMatch(/growing +0 → 0 → 400 +\+400 +msl_slab_leak \[msl_leaky\]/);
+    expect(r.stdout).toMatch(/growing +0 → 0 → 40 +\+40 +msl_vmalloc_leak \[msl_leaky\]/);
     const j = JSON.parse(
-      runCli(['kmemleak', 'watch', '--json', sharedMoment('6.12', 'mid'), sharedMoment('6.12', 'after')])
-        .stdout,
+      runCli(['kmemleak', 'watch', '--json', labFixture('6.12', 'mid'), labFixture('6.12', 'after')]).stdout,
     );
     expect(j.growing.map((g: { culprit: { func: string } }) => g.culprit.func)).toEqual([
-      'demo_cache_fill',
-      'demo_vbuf_grow',
+      'msl_slab_leak',
+      'msl_vmalloc_leak',
     ]);
   });
 
   it('needs two reports', () => {
-    const r = runCli(['kmemleak', 'watch', sharedMoment('6.1', 'after')]);
+    const r = runCli(['kmemleak', 'watch', labFixture('6.1', 'after')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/at least two saved reports/);
   });

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pageOwnerSortBinary } from '../page-owner-c/tools.js';
-import { sharedMoment } from '../paths.js';
+import { labFixture } from '../paths.js';
 import { runCli } from './cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pos-e2e-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const dump = (k: '6.1' | '6.12', m: 'before' | 'after') => join(sharedMoment(k, m), 'page_owner');
+const dump = (k: '6.1' | '6.12', m: 'before' | 'after') => join(labFixture(k, m), 'page_owner');
 
 describe('memsleuth page-owner sort', () => {
   it('reads stdin and writes stdout, same bytes as the C tool on the file', () => {
@@ -19,7 +19,7 @@ describe('memsleuth page-owner sort', () => {
     const c = join(tmp, 'c.out');
     spawnSync(pageOwnerSortBinary('6.12'), ['--cull=stacktrace', '-m', dump('6.12', 'after'), c]);
     expect(r.stdout === readFileSync(c, 'latin1')).toBe(true);
-    expect(r.stdout).toContain('demo_page_grab');
+    expect(r.stdout).toContain('msl_page_leak');
   });
   it('prints the C usage and exits 1 on a bad option; --compat picks the tool version', () => {
     const r = runCli(['page-owner', 'sort', '-r', 'a', 'b']);
@@ -51,11 +51,11 @@ describe('memsleuth page-owner top', () => {
   it('groups by module in a table that fits 100 columns', () => {
     const r = runCli(['page-owner', 'top', dump('6.1', 'after'), '--by', 'module']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/\[leaky\]/);
+    expect(r.stdout).toMatch(/^2 +292 +1\.1 MiB +192 +4\.0% +\[msl_leaky\]$/m);
     for (const l of r.stdout.split('\n')) expect(l.length).toBeLessThanOrEqual(100);
   });
   it('names another kernel file for what it is, exit 2', () => {
-    const r = runCli(['page-owner', 'top', join(sharedMoment('6.12', 'after'), 'meminfo')]);
+    const r = runCli(['page-owner', 'top', join(labFixture('6.12', 'after'), 'meminfo')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/meminfo: this is meminfo, not page_owner\n/);
   });
@@ -69,7 +69,7 @@ describe('memsleuth page-owner top', () => {
 });
 
 describe('memsleuth page-owner diff', () => {
-  it('names demo_page_grab first, with flame exports of the gain', () => {
+  it('names msl_page_leak first, with flame exports of the gain', () => {
     const collapsed = join(tmp, 'gain.folded');
     const speedscope = join(tmp, 'gain.speedscope.json');
     const r = runCli([
@@ -84,19 +84,22 @@ describe('memsleuth page-owner diff', () => {
     ]);
     expect(r.status).toBe(0);
     const firstRow = r.stdout.split('\n').find((l) => /^\s*1 /.test(l))!;
-    expect(firstRow).toMatch(/\+200 .* NEW\s+demo_page_grab \[leaky\]/);
+    expect(firstRow).toMatch(/\+200 .* NEW\s+msl_page_leak \[msl_leaky\]/);
     const lines = r.stdout.split('\n');
     const rank = (fn: string) => lines.findIndex((l) => l.includes(fn));
-    expect(rank('demo_churn') === -1 || rank('demo_churn') > rank('demo_cache_fill')).toBe(true);
-    expect(readFileSync(collapsed, 'utf8')).toMatch(/demo_page_grab_\[leaky\];\S* 200$/m);
+    expect(rank('msl_slab_leak')).toBeGreaterThan(0);
+    expect(rank('msl_balanced_churn') === -1 || rank('msl_balanced_churn') > rank('msl_slab_leak')).toBe(
+      true,
+    );
+    expect(readFileSync(collapsed, 'utf8')).toMatch(/msl_page_leak_\[msl_leaky\];\S* 200$/m);
     expect(JSON.parse(readFileSync(speedscope, 'utf8')).exporter).toBe('memsleuth');
   });
   it('takes snapshot directories as well as dump files', () => {
     const dirs = runCli([
       'page-owner',
       'diff',
-      sharedMoment('6.12', 'before'),
-      sharedMoment('6.12', 'after'),
+      labFixture('6.12', 'before'),
+      labFixture('6.12', 'after'),
       '--json',
     ]);
     const files = runCli(['page-owner', 'diff', dump('6.12', 'before'), dump('6.12', 'after'), '--json']);
@@ -145,7 +148,7 @@ describe('progress', () => {
     };
     const tty = await run(true);
     expect(tty.code).toBe(0);
-    expect(tty.err).toMatch(/page-owner top: \d+ MB, 11092 records, \d+ MB\/s/);
+    expect(tty.err).toMatch(/page-owner top: \d+ MB, 7017 records, \d+ MB\/s/);
     expect((await run(false)).err).toBe('');
   });
 });
