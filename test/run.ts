@@ -7,7 +7,7 @@ import type { CliResult } from './e2e/cli.js';
  * logic tests use (the vitest way). `runCli` (test/e2e/cli.ts) spawns the built binary, for
  * the few tests about the binary itself.
  */
-export async function run(
+export async function cli(
   args: string[],
   opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<CliResult> {

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { labBundle, labFixture } from '../paths.js';
-import { runCli } from './cli.js';
+import { cli } from '../run.js';
 
 describe('memsleuth allocinfo', () => {
-  it('top: the 6.12 lab call sites by bytes, filtered to the module', () => {
-    const r = runCli(['allocinfo', 'top', '--module', 'msl_leaky', labBundle('6.12', 'after')]);
+  it('top: the 6.12 lab call sites by bytes, filtered to the module', async () => {
+    const r = await cli(['allocinfo', 'top', '--module', 'msl_leaky', labBundle('6.12', 'after')]);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('33.4 MiB in 29288 live allocations from 1227 call sites (allocinfo 1.0)');
@@ -18,7 +18,7 @@ describe('memsleuth allocinfo', () => {
     ]);
     expect(lines.every((l) => l.length <= 100)).toBe(true);
     const j = JSON.parse(
-      runCli(['allocinfo', 'top', '--json', '--module', 'msl_leaky', labBundle('6.12', 'after')]).stdout,
+      (await cli(['allocinfo', 'top', '--json', '--module', 'msl_leaky', labBundle('6.12', 'after')])).stdout,
     ) as { tags: { func: string; sourceFile: string; sourceLine: number }[] };
     expect(
       j.tags.slice(0, 3).map((t) => `${t.sourceFile.replace(/.*\//, '')}:${t.sourceLine} ${t.func}`),
@@ -29,9 +29,9 @@ describe('memsleuth allocinfo', () => {
     ]);
   });
 
-  it('diff: the leaks grow, msl_balanced_churn does not', () => {
+  it('diff: the leaks grow, msl_balanced_churn does not', async () => {
     const j = JSON.parse(
-      runCli(['allocinfo', 'diff', '--json', labFixture('6.12', 'before'), labFixture('6.12', 'after')])
+      (await cli(['allocinfo', 'diff', '--json', labFixture('6.12', 'before'), labFixture('6.12', 'after')]))
         .stdout,
     ) as {
       func: string;
@@ -43,14 +43,14 @@ describe('memsleuth allocinfo', () => {
     expect(j.every((d) => d.deltaBytes > 0)).toBe(true);
   });
 
-  it('names what is missing: a 6.1 snapshot, and this machine (no CONFIG_MEM_ALLOC_PROFILING)', () => {
-    const r = runCli(['allocinfo', 'top', labFixture('6.1', 'after')]);
+  it('names what is missing: a 6.1 snapshot, and this machine (no CONFIG_MEM_ALLOC_PROFILING)', async () => {
+    const r = await cli(['allocinfo', 'top', labFixture('6.1', 'after')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
       /allocinfo: not present\nhint: needs kernel 6\.10\+ with CONFIG_MEM_ALLOC_PROFILING/,
     );
     expect(existsSync('/proc/allocinfo')).toBe(false);
-    const live = runCli(['allocinfo', 'top']);
+    const live = await cli(['allocinfo', 'top']);
     expect(live.status).toBe(2);
     expect(live.stderr).toMatch(/^memsleuth: \/proc\/allocinfo: not present\n/);
   });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_FIXTURES } from '../paths.js';
-import { run } from '../run.js';
+import { cli } from '../run.js';
 
 const work = mkdtempSync(join(tmpdir(), 'memsleuth-raw-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -28,7 +28,7 @@ describe('raw kernel files as inputs', () => {
         `0xffffc90001${i}00000-0xffffc90001${i}03000   12288 leaky_grow+0x25/0x47 [leaky] pages=2 vmalloc N0=2\n`,
     ).join('');
     const after = grown('live-6.18/vmallocinfo', 'vmallocinfo.after', extra);
-    const r = await run(['vmalloc', 'diff', fixture('live-6.18/vmallocinfo'), after]);
+    const r = await cli(['vmalloc', 'diff', fixture('live-6.18/vmallocinfo'), after]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^vmalloc \+24\.0 KiB in pages, 1 callers grew\n/);
@@ -36,7 +36,7 @@ describe('raw kernel files as inputs', () => {
   });
 
   it('allocinfo top, slab top and report on the raw files', async () => {
-    const a = await run([
+    const a = await cli([
       'allocinfo',
       'top',
       '--top',
@@ -45,10 +45,10 @@ describe('raw kernel files as inputs', () => {
     ]);
     expect(a.status).toBe(0);
     expect(a.stdout).toMatch(/\(allocinfo 2\.0\)/);
-    const s = await run(['slab', 'top', '--json', fixture('live-6.18/slabinfo')]);
+    const s = await cli(['slab', 'top', '--json', fixture('live-6.18/slabinfo')]);
     expect(s.status).toBe(0);
     expect(JSON.parse(s.stdout).rows.length).toBeGreaterThan(100);
-    const m = await run(['report', '--json', fixture('live-6.18/meminfo')]);
+    const m = await cli(['report', '--json', fixture('live-6.18/meminfo')]);
     expect(m.status).toBe(0);
     const rep = JSON.parse(m.stdout);
     expect(rep.accounting.memTotalBytes).toBeGreaterThan(0);
@@ -64,7 +64,7 @@ describe('raw kernel files as inputs', () => {
       after,
       text.replace(/^Shmem:(\s+)\d+ kB/m, (_, sp) => `Shmem:${sp}${shmem + 1024} kB`),
     );
-    const r = await run(['diff', '--json', fixture('live-6.18/meminfo'), after]);
+    const r = await cli(['diff', '--json', fixture('live-6.18/meminfo'), after]);
     expect(r.status).toBe(0);
     const d = JSON.parse(r.stdout);
     expect(d.rows).toEqual([
@@ -74,7 +74,7 @@ describe('raw kernel files as inputs', () => {
   });
 
   it('says what a file is when a command wants another source', async () => {
-    const r = await run(['vmalloc', 'top', fixture('live-6.18/meminfo')]);
+    const r = await cli(['vmalloc', 'top', fixture('live-6.18/meminfo')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
       /live-6\.18\/meminfo: this is meminfo, not vmallocinfo\nhint: `memsleuth report` reads it; vmallocinfo comes from \/proc\/vmallocinfo\n/,
@@ -84,7 +84,7 @@ describe('raw kernel files as inputs', () => {
   it('names what it can read when a file is none of them', async () => {
     const p = join(work, 'notes.txt');
     writeFileSync(p, 'hello\n');
-    const r = await run(['report', p]);
+    const r = await cli(['report', p]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
       /notes\.txt: not a snapshot bundle, a snapshot directory or a kernel memory file memsleuth knows\nhint: raw files it reads: meminfo, vmstat, zoneinfo, slabinfo, vmallocinfo, buddyinfo, pagetypeinfo, page_owner, page_owner_stacks, kmemleak, allocinfo;/,

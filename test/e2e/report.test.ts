@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../../src/registry/types.js';
 import { type LabKernel, type LabMoment, labFixture } from '../paths.js';
-import { runCli } from './cli.js';
+import { cli } from '../run.js';
 
 let work: string;
 beforeAll(async () => {
@@ -14,8 +14,8 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-function reportJson(args: string[]): Report {
-  const r = runCli(['report', '--json', ...args]);
+async function reportJson(args: string[]): Promise<Report> {
+  const r = await cli(['report', '--json', ...args]);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   return JSON.parse(r.stdout) as Report;
@@ -36,8 +36,8 @@ describe('memsleuth report on the lab captures', () => {
   for (const k of ['6.1', '6.12'] as const)
     for (const m of ['before', 'mid', 'after'] as const) cases.push([k, m]);
 
-  it.each(cases)('%s %s: identity holds and top consumers are listed', (kernel, moment) => {
-    const r = reportJson([labFixture(kernel, moment)]);
+  it.each(cases)('%s %s: identity holds and top consumers are listed', async (kernel, moment) => {
+    const r = await reportJson([labFixture(kernel, moment)]);
     expectIdentity(r);
     // init and the collector's shell: the collector leaves kernel threads out.
     expect(r.processes!.count).toBe(2);
@@ -49,17 +49,17 @@ describe('memsleuth report on the lab captures', () => {
     expect(Math.abs(r.buddy!.totalFreeBytes - memFree)).toBeLessThan(memFree * 0.05);
   });
 
-  it('6.12: the module’s vmalloc leak shows up as vmalloc growth by caller', () => {
-    const before = reportJson(['--top', '100', labFixture('6.12', 'before')]);
-    const after = reportJson(['--top', '100', labFixture('6.12', 'after')]);
+  it('6.12: the module’s vmalloc leak shows up as vmalloc growth by caller', async () => {
+    const before = await reportJson(['--top', '100', labFixture('6.12', 'before')]);
+    const after = await reportJson(['--top', '100', labFixture('6.12', 'after')]);
     const grow = after.vmalloc!.byCaller.find((c) => c.caller === 'msl_vmalloc_leak');
     expect(before.vmalloc!.byCaller.find((c) => c.caller === 'msl_vmalloc_leak')).toBeUndefined();
     expect(grow).toMatchObject({ areas: 40, bytes: 40 * 2 * 4096, module: 'msl_leaky' });
   });
 
-  it('prints a human report that fits 100 columns', () => {
+  it('prints a human report that fits 100 columns', async () => {
     const dir = labFixture('6.1', 'after');
-    const r = runCli(['report', dir]);
+    const r = await cli(['report', dir]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/MemTotal .* = user \+ shared \+ cache \+ kernel \+ free \+ unaccounted/);
     expect(r.stdout).toMatch(/^ {2}unaccounted|^unaccounted/m);
@@ -73,13 +73,13 @@ describe('memsleuth report on the lab captures', () => {
 });
 
 describe('memsleuth report on this machine', () => {
-  it('live: identity holds, and a bundle taken right after reproduces it', () => {
-    const live = reportJson([]);
+  it('live: identity holds, and a bundle taken right after reproduces it', async () => {
+    const live = await reportJson([]);
     expectIdentity(live);
     const bundle = join(work, 'now.tar.gz');
-    const snap = runCli(['snapshot', '-o', bundle, '--no-page-owner']);
+    const snap = await cli(['snapshot', '-o', bundle, '--no-page-owner']);
     expect(snap.status).toBe(0);
-    const fromBundle = reportJson([bundle]);
+    const fromBundle = await reportJson([bundle]);
     expectIdentity(fromBundle);
     expect(fromBundle.snapshot.kernelRelease).toBe(live.snapshot.kernelRelease);
     expect(fromBundle.accounting!.memTotalBytes).toBe(live.accounting!.memTotalBytes);
@@ -105,7 +105,7 @@ describe('bad input', () => {
     await cp(labFixture('6.1', 'before'), dir, { recursive: true });
     const text = await readFile(join(dir, 'meminfo'), 'utf8');
     await writeFile(join(dir, 'meminfo'), text.replace(/^MemFree:.*$/m, 'MemFree:   lots kB'));
-    const r = runCli(['report', dir]);
+    const r = await cli(['report', dir]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^memsleuth: .*bad:meminfo:2: expected .*found .*lots/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -115,13 +115,13 @@ describe('bad input', () => {
     const dir = join(work, 'noslab');
     await cp(labFixture('6.12', 'mid'), dir, { recursive: true });
     await rm(join(dir, 'slabinfo'));
-    const r = reportJson([dir]);
+    const r = await reportJson([dir]);
     expect(r.slab).toBeUndefined();
     expect(r.unavailable.map((m) => m.path)).toContain('slabinfo');
   });
 
-  it('a path that does not exist', () => {
-    const r = runCli(['report', join(work, 'missing.tar.gz')]);
+  it('a path that does not exist', async () => {
+    const r = await cli(['report', join(work, 'missing.tar.gz')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/cannot open snapshot/);
   });

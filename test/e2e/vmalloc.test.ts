@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { VmallocTop } from '../../src/analysis/vmalloc.js';
 import { labFixture } from '../paths.js';
-import { runCli } from './cli.js';
+import { cli } from '../run.js';
 
 describe('memsleuth vmalloc top', () => {
-  it('groups the 6.1 lab areas by caller', () => {
-    const r = runCli(['vmalloc', 'top', '--top', '3', labFixture('6.1', 'after')]);
+  it('groups the 6.1 lab areas by caller', async () => {
+    const r = await cli(['vmalloc', 'top', '--top', '3', labFixture('6.1', 'after')]);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^\d+ areas from \d+ callers: /);
@@ -13,8 +13,8 @@ describe('memsleuth vmalloc top', () => {
     expect(lines[2]).toMatch(/^ +40 +320\.0 KiB +480\.0 KiB +vmalloc +msl_vmalloc_leak \[msl_leaky\]$/);
   });
 
-  it('reads this machine: callers add up to the areas', () => {
-    const r = runCli(['vmalloc', 'top', '--json']);
+  it('reads this machine: callers add up to the areas', async () => {
+    const r = await cli(['vmalloc', 'top', '--json']);
     expect(r.stderr).toBe('');
     const j = JSON.parse(r.stdout) as VmallocTop;
     expect(j.totalAreas).toBeGreaterThan(0);
@@ -24,9 +24,9 @@ describe('memsleuth vmalloc top', () => {
 });
 
 describe('memsleuth vmalloc diff', () => {
-  it('shows the 40 leaked areas as the top gain on both lab kernels', () => {
+  it('shows the 40 leaked areas as the top gain on both lab kernels', async () => {
     for (const k of ['6.1', '6.12'] as const) {
-      const r = runCli(['vmalloc', 'diff', labFixture(k, 'before'), labFixture(k, 'after')]);
+      const r = await cli(['vmalloc', 'diff', labFixture(k, 'before'), labFixture(k, 'after')]);
       expect(r.status).toBe(0);
       expect(r.stdout.split('\n')[2]).toMatch(
         /^\+320\.0 KiB +\+40 +320\.0 KiB +msl_vmalloc_leak \[msl_leaky\]$/,
@@ -35,8 +35,8 @@ describe('memsleuth vmalloc diff', () => {
     }
   });
 
-  it('needs two snapshots', () => {
-    const r = runCli(['vmalloc', 'diff', labFixture('6.1', 'after')]);
+  it('needs two snapshots', async () => {
+    const r = await cli(['vmalloc', 'diff', labFixture('6.1', 'after')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('memsleuth: vmalloc diff needs BEFORE and AFTER snapshots\n');
   });
