@@ -285,7 +285,7 @@ proc/$pid/$f"
   rm -f "$proc_failures"
 fi
 
-# The manifest (the Manifest interface in src/capture/layout.ts).
+# The manifest (the Manifest interface in src/model/snapshot.ts).
 finished_uptime=$(uptime_now)
 page_size=$(awk '/^KernelPageSize:/ { print $2 * 1024; exit }' /proc/self/smaps 2>/dev/null)
 [ -n "$page_size" ] || page_size=4096

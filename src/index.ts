@@ -32,6 +32,7 @@ export * from './record/recorder.js';
 export { Sampler, type SamplerOptions } from './record/sampler.js';
 export * from './registry/diff.js';
 export * from './registry/index.js';
+export * from './registry/open.js';
 export * from './registry/report.js';
 export * from './sources/allocinfo.js';
 export * from './sources/callstack_blocks.js';
