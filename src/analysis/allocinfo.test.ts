@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { labFixture } from '../../test/paths.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
-import { diffAllocinfo, readAllocinfo } from './allocinfo.js';
+import { requireSource } from '../registry/open.js';
+import { allocinfoTop, diffAllocinfo } from './allocinfo.js';
+
+const readAllocinfo = async (snap: DirectorySnapshot) => allocinfoTop(await requireSource(snap, 'allocinfo'));
 
 describe('allocinfo top and diff', () => {
   it('sorts the 6.12 lab call sites by bytes and sums them', async () => {

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labCounters, labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
+import { requireSource } from '../registry/open.js';
+import { reclaimFlags } from '../registry/sources/slabinfo.js';
 import { parseCallstackBlocks } from '../sources/callstack_blocks.js';
 import {
   diffCallstackDumps,
@@ -15,9 +17,19 @@ import {
 
 const snap = (k: '6.1' | '6.12', m: 'before' | 'mid' | 'after') => new DirectorySnapshot(labFixture(k, m));
 
+/** slabTop of a snapshot, as `memsleuth slab top` reads it. */
+async function slabTopOf(s: DirectorySnapshot, opts: Parameters<typeof slabTop>[3] = {}) {
+  const { caches } = await requireSource(s, 'slabinfo');
+  const flags = await reclaimFlags(
+    s,
+    caches.map((c) => c.name),
+  );
+  return slabTop(caches, (await s.manifest()).pageSizeBytes, flags, opts);
+}
+
 describe('slabTop', () => {
   it('totals and sorts the 6.1 lab slabinfo like slabtop', async () => {
-    const t = await slabTop(snap('6.1', 'after'), { sortBy: parseSlabSortKey('a') });
+    const t = await slabTopOf(snap('6.1', 'after'), { sortBy: parseSlabSortKey('a') });
     expect(t.sortBy).toBe('active');
     const lines = readFileSync(join(labFixture('6.1', 'after'), 'slabinfo'), 'utf8')
       .trim()

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture } from '../../test/paths.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
-import { diffVmalloc, readVmalloc } from './vmalloc.js';
+import { requireSource } from '../registry/open.js';
+import { diffVmalloc, vmallocTop } from './vmalloc.js';
+
+const readVmalloc = async (snap: DirectorySnapshot) => vmallocTop(await requireSource(snap, 'vmallocinfo'));
 
 describe('vmalloc by caller', () => {
   it('groups the 6.12 lab areas; bytes are pages, not the printed size with its guard page', async () => {

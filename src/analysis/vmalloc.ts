@@ -1,7 +1,5 @@
-import { MemsleuthError } from '../model/errors.js';
 import { callerName, type Frame } from '../model/frame.js';
-import type { Snapshot } from '../model/snapshot.js';
-import { parseVmallocinfo, type VmallocArea } from '../sources/vmallocinfo.js';
+import type { VmallocArea } from '../sources/vmallocinfo.js';
 
 /** vmalloc areas of one caller. */
 export interface VmallocCaller {
@@ -50,23 +48,11 @@ export interface VmallocTop {
   totalVirtualBytes: number;
 }
 
-export async function readVmalloc(snap: Snapshot): Promise<VmallocTop> {
-  const text = await snap.readText('vmallocinfo');
-  if (text === undefined) {
-    throw new MemsleuthError(
-      'UNAVAILABLE',
-      `${snap.describe('vmallocinfo')}: ${snap.whyMissing('vmallocinfo') ?? 'not present'}`,
-      {
-        hint: 'vmallocinfo needs root (mode 0400); callers are hidden without CAP_SYSLOG',
-      },
-    );
-  }
-  const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
-  const { areas } = parseVmallocinfo(text, { file: snap.describe('vmallocinfo') });
-  const callers = vmallocByCaller(areas, pageSize);
+/** Totals over the callers of one vmallocinfo (`vmalloc top`). */
+export function vmallocTop(callers: VmallocCaller[]): VmallocTop {
   return {
     callers,
-    totalAreas: areas.length,
+    totalAreas: callers.reduce((s, c) => s + c.areas, 0),
     totalBytes: callers.reduce((s, c) => s + c.bytes, 0),
     totalVirtualBytes: callers.reduce((s, c) => s + c.virtualBytes, 0),
   };

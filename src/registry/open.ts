@@ -7,7 +7,9 @@ import { openSnapshot } from '../capture/snapshot.js';
 import { SourceFileSnapshot, slabTraceFileCache } from '../capture/source_file.js';
 import { errnoReason, MemsleuthError } from '../model/errors.js';
 import type { Snapshot, SourceName } from '../model/snapshot.js';
+import { SnapshotData, type SourceValue } from './data.js';
 import { ENTRIES, ENTRY_BY_NAME } from './index.js';
+import type { ReadOptions } from './types.js';
 
 export interface OpenInputOptions {
   /** The one source the command reads: a raw file that is not recognised is read as this. */
@@ -160,21 +162,56 @@ export async function openSourceInput(
   if (local !== undefined) {
     try {
       await access(local, constants.R_OK);
-    } catch (e) {
+    } catch {
+      const err = await unavailableError(snap, name);
       await snap.close();
-      throw new MemsleuthError('UNAVAILABLE', `${snap.describe(loc.path)}: ${errnoReason(e)}`, {
-        hint: `the snapshot has no ${name}. To capture it: ${loc.enable}`,
-      });
+      throw err;
     }
     return { input: local, file: snap.describe(loc.path), close: () => snap.close() };
   }
   const stream = await snap.openStream(loc.path);
   if (!stream) {
-    const why = snap.whyMissing(loc.path) ?? 'not present';
+    const err = await unavailableError(snap, name);
     await snap.close();
-    throw new MemsleuthError('UNAVAILABLE', `${snap.describe(loc.path)}: ${why}`, {
-      hint: `the snapshot has no ${name}. To capture it: ${loc.enable}`,
-    });
+    throw err;
   }
   return { input: stream, file: snap.describe(loc.path), close: () => snap.close() };
+}
+
+/** The uid this process runs as (undefined where the platform has none). */
+function euid(): number | undefined {
+  return process.geteuid?.();
+}
+
+/**
+ * The error for a source a command needs and the input lacks, with the hint that fits who
+ * asks and where: on this machine as a user, "run as root"; as root, how to enable it in the
+ * kernel; in a snapshot, that it was captured without it and how to capture it.
+ */
+export async function unavailableError(snap: Snapshot, name: SourceName): Promise<MemsleuthError> {
+  const entry = ENTRY_BY_NAME[name];
+  const loc = entry.location;
+  const manifest = await snap.manifest().catch(() => undefined);
+  const listed = manifest?.missing.find((m) => m.path === loc.path);
+  const why = listed?.reason ?? snap.whyMissing(loc.path) ?? entry.absentReason?.(snap) ?? 'not present';
+  let hint: string;
+  if (snap.origin !== 'live') {
+    hint = `this snapshot was captured without ${name}. To capture it: ${listed?.enable ?? loc.enable}`;
+  } else if (why === 'permission denied' && euid() !== 0) {
+    hint = `run as root: ${loc.livePath} is readable by root only`;
+  } else {
+    hint = `To enable: ${listed?.enable ?? loc.enable}`;
+  }
+  return new MemsleuthError('UNAVAILABLE', `${snap.describe(loc.path)}: ${why}`, { hint });
+}
+
+/** One source of an input, loaded (read and parsed), or the error that says why it is not there. */
+export async function requireSource<N extends SourceName>(
+  snap: Snapshot,
+  name: N,
+  options: ReadOptions = {},
+): Promise<SourceValue<N>> {
+  const value = await new SnapshotData(snap, options, ENTRY_BY_NAME).get(name);
+  if (value === undefined) throw await unavailableError(snap, name);
+  return value;
 }

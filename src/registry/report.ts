@@ -22,6 +22,8 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
   const report: Report = {
     snapshot: {
       origin: snap.origin,
+      tool: manifest.tool,
+      ...(manifest.source ? { source: manifest.source } : {}),
       hostname: manifest.hostname,
       kernelRelease: manifest.kernelRelease,
       time: manifest.time,

@@ -47,6 +47,10 @@ export interface ReportSections {}
 export interface Report extends ReportSections {
   snapshot: {
     origin: string;
+    /** What wrote it (the manifest's tool); `unknown (no manifest.json)` for bare directories. */
+    tool: string;
+    /** Set when the input is one raw kernel file: which source it is. */
+    source?: string;
     hostname: string;
     kernelRelease: string;
     time: string;

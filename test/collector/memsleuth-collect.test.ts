@@ -22,7 +22,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSnapshot } from '../../src/capture/snapshot.js';
 import { MANIFEST_FORMAT, type Manifest, PROCESS_FILES, SYSTEM_SOURCES } from '../../src/model/snapshot.js';
 import { parseMeminfo } from '../../src/sources/meminfo.js';
-import { runCli } from '../e2e/cli.js';
 import { REPO_ROOT } from '../paths.js';
 import { cli } from '../run.js';
 

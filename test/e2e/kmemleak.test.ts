@@ -13,7 +13,9 @@ describe('memsleuth kmemleak report', () => {
       expect(r.status).toBe(0);
       const lines = r.stdout.trimEnd().split('\n');
       expect(lines[0]).toBe('440 unreferenced objects (357.5 KiB) in 2 groups by backtrace');
-      expect(lines[2]).toMatch(/^ +400 +37\.5 KiB +kworker\/0:2:399,kworker… +msl_slab_leak \[msl_leaky\]$/);
+      expect(lines[2]).toMatch(
+        /^ +400 +37\.5 KiB +kworker\/0:2 \(399\), kwor… +msl_slab_leak \[msl_leaky\]$/,
+      );
       expect(lines[3]).toMatch(/^ +40 +320\.0 KiB .* msl_vmalloc_leak \[msl_leaky\]$/);
     }
   });

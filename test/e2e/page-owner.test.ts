@@ -107,7 +107,9 @@ describe('memsleuth page-owner diff', () => {
     expect(JSON.parse(dirs.stdout).deltas).toEqual(JSON.parse(files.stdout).deltas);
     const none = await cli(['page-owner', 'top', tmp]);
     expect(none.status).toBe(2);
-    expect(none.stderr).toMatch(/page_owner: not present\nhint: the snapshot has no page_owner/);
+    expect(none.stderr).toMatch(
+      /page_owner: not in snapshot\nhint: this snapshot was captured without page_owner\. To capture it: boot with page_owner=on/,
+    );
   });
   it('needs two dumps', async () => {
     const r = await cli(['page-owner', 'diff', dump('6.1', 'before')]);

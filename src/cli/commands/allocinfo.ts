@@ -1,8 +1,8 @@
-import { diffAllocinfo, readAllocinfo } from '../../analysis/allocinfo.js';
+import { allocinfoTop, diffAllocinfo } from '../../analysis/allocinfo.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { frameKey } from '../../model/frame.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
-import { openInputOrLive, withInputs } from '../../registry/open.js';
+import { openInputOrLive, requireSource, withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
 
@@ -23,7 +23,7 @@ export const allocinfoTopCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0], { expect: 'allocinfo' });
     try {
-      const r = await readAllocinfo(snap);
+      const r = allocinfoTop(await requireSource(snap, 'allocinfo'));
       const tags = values.module === undefined ? r.tags : r.tags.filter((t) => t.module === values.module);
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify({ ...r, tags }, null, 2)}\n`);
@@ -64,7 +64,10 @@ export const allocinfoDiffCommand = defineCommand({
     return withInputs(
       [positionals[0]!, positionals[1]!],
       async ([b, a]) => {
-        const deltas = diffAllocinfo((await readAllocinfo(b)).tags, (await readAllocinfo(a)).tags);
+        const deltas = diffAllocinfo(
+          (await requireSource(b, 'allocinfo')).tags,
+          (await requireSource(a, 'allocinfo')).tags,
+        );
         const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0);
         if (values.json) {
           ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);

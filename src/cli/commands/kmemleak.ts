@@ -103,8 +103,8 @@ function renderGroups(
       value: (g) =>
         Object.entries(g.comms)
           .sort((a, b) => b[1] - a[1])
-          .map(([c, n]) => (Object.keys(g.comms).length > 1 ? `${c}:${n}` : c))
-          .join(','),
+          .map(([c, n]) => (Object.keys(g.comms).length > 1 ? `${c} (${n})` : c))
+          .join(', '),
     },
     {
       header: by === 'comm' ? 'TASK' : 'CULPRIT',

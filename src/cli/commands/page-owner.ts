@@ -87,9 +87,10 @@ export const pageOwnerSortCommand = defineCommand({
       args = args.slice(args[0].includes('=') ? 1 : 2);
     }
     if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+      // The C tool's own option list follows, as `page_owner_sort` prints it.
       ctx.stdout.write(
         'Usage: memsleuth page-owner sort [--compat 6.1|6.12] [OPTIONS] <input> <output>\n\n' +
-          `${pageOwnerSortDetails}\n`,
+          `${pageOwnerSortDetails}\n${sortUsage(compat)}`,
       );
       return 0;
     }

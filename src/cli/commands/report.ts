@@ -9,11 +9,19 @@ import { heading, renderTable, wrap } from '../format.js';
 export function renderReport(r: Report): string {
   const out: string[] = [];
   const s = r.snapshot;
-  out.push(
-    `memsleuth report — ${s.hostname}, Linux ${s.kernelRelease}, ${s.origin === 'live' ? 'live' : s.origin}` +
-      (s.time !== new Date(0).toISOString() ? `, ${s.time}` : '') +
-      (s.uptimeSeconds ? `, up ${formatUptime(s.uptimeSeconds)}` : ''),
-  );
+  if (s.source) {
+    out.push(
+      `memsleuth report — ${s.origin}: a raw ${s.source} file (no host or kernel recorded; 4 KiB pages assumed)`,
+    );
+  } else if (s.hostname === 'unknown' && s.kernelRelease === 'unknown') {
+    out.push(`memsleuth report — ${s.origin} (no manifest.json: host and kernel not recorded)`);
+  } else {
+    out.push(
+      `memsleuth report — ${s.hostname}, Linux ${s.kernelRelease}, ${s.origin === 'live' ? 'live' : s.origin}` +
+        (s.time !== new Date(0).toISOString() ? `, ${s.time}` : '') +
+        (s.uptimeSeconds ? `, up ${formatUptime(s.uptimeSeconds)}` : ''),
+    );
+  }
   for (const t of reportTables(r))
     out.push(heading(t.title), renderTable(t), ...(t.notes ?? []).map((n) => wrap(n, 100, '  ')));
 

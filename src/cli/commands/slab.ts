@@ -11,7 +11,8 @@ import { culpritFrame } from '../../analysis/stacks.js';
 import { isMemsleuthError, MemsleuthError } from '../../model/errors.js';
 import { frameKey } from '../../model/frame.js';
 import { formatBytes } from '../../model/units.js';
-import { openInputOrLive } from '../../registry/open.js';
+import { openInputOrLive, requireSource } from '../../registry/open.js';
+import { reclaimFlags } from '../../registry/sources/slabinfo.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
@@ -43,7 +44,13 @@ export const slabTopCommand = defineCommand({
     const sortBy = values.sort === undefined ? undefined : parseSlabSortKey(values.sort);
     const snap = await openInputOrLive(oneSnapshot(positionals, 'slab top'), { expect: 'slabinfo' });
     try {
-      const r = await slabTop(snap, sortBy ? { sortBy } : {});
+      const { caches } = await requireSource(snap, 'slabinfo');
+      const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
+      const reclaim = await reclaimFlags(
+        snap,
+        caches.map((c) => c.name),
+      );
+      const r = slabTop(caches, pageSize, reclaim, sortBy ? { sortBy } : {});
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         return 0;

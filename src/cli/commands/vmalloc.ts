@@ -1,7 +1,7 @@
-import { diffVmalloc, readVmalloc } from '../../analysis/vmalloc.js';
+import { diffVmalloc, vmallocTop } from '../../analysis/vmalloc.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
-import { openInputOrLive, withInputs } from '../../registry/open.js';
+import { openInputOrLive, requireSource, withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
 
@@ -19,7 +19,7 @@ export const vmallocTopCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0], { expect: 'vmallocinfo' });
     try {
-      const r = await readVmalloc(snap);
+      const r = vmallocTop(await requireSource(snap, 'vmallocinfo'));
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         return 0;
@@ -57,7 +57,10 @@ export const vmallocDiffCommand = defineCommand({
     return withInputs(
       [positionals[0]!, positionals[1]!],
       async ([b, a]) => {
-        const deltas = diffVmalloc((await readVmalloc(b)).callers, (await readVmalloc(a)).callers);
+        const deltas = diffVmalloc(
+          await requireSource(b, 'vmallocinfo'),
+          await requireSource(a, 'vmallocinfo'),
+        );
         const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0 || d.deltaAreas > 0);
         if (values.json) {
           ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);

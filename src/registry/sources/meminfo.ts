@@ -21,8 +21,6 @@ declare module '../types.js' {
   }
 }
 
-/** Free counters gain when memory is returned: in a diff their fall is what was taken. */
-const MEMINFO_FREE = new Set(['MemFree', 'MemAvailable', 'SwapFree']);
 /** Sizes, limits and page sizes: not memory anyone took. */
 const MEMINFO_SKIP = new Set([
   'MemTotal',
@@ -219,16 +217,9 @@ export const meminfo: SourceEntry<Meminfo> = {
       if (MEMINFO_SKIP.has(name) || name.startsWith('DirectMap')) continue;
       const vb = b.bytes[name] ?? 0;
       const va = a.bytes[name] ?? 0;
-      if (MEMINFO_FREE.has(name))
-        rows.push({
-          source: 'meminfo' as const,
-          name: `${name} fall`,
-          beforeBytes: vb,
-          afterBytes: va,
-          deltaBytes: vb - va,
-        });
-      else
-        rows.push({ source: 'meminfo' as const, name, beforeBytes: vb, afterBytes: va, deltaBytes: va - vb });
+      // Every field with its own sign: MemFree and MemAvailable fall when memory is taken, so
+      // they rank with the losses, not among the gainers (buddyinfo's rows say what left free).
+      rows.push({ source: 'meminfo' as const, name, beforeBytes: vb, afterBytes: va, deltaBytes: va - vb });
     }
     return { rows };
   },

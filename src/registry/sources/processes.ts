@@ -23,7 +23,9 @@ export interface AnonCrossCheck {
 }
 
 export interface ProcessesSection {
+  /** Processes with memory (kernel threads have none and are counted apart). */
   count: number;
+  kernelThreads: number;
   top: ProcessMemory[];
   sumRssBytes: number;
   sumPssBytes?: number;
@@ -119,13 +121,14 @@ export const processes: SourceEntry<Processes> = {
   absentReason: () => 'no proc/<pid> files',
 
   async report(procs, ctx) {
-    const list = procs.processes;
+    const list = procs.processes.filter((p) => !p.kernelThread);
     const havePss = list.some((p) => p.pssBytes !== undefined);
     const sorted = [...list].sort(
       (a, b) => (b.pssBytes ?? b.rssBytes) - (a.pssBytes ?? a.rssBytes) || a.pid - b.pid,
     );
     const section: ProcessesSection = {
       count: list.length,
+      kernelThreads: procs.processes.length - list.length,
       top: sorted.slice(0, ctx.top),
       sumRssBytes: list.reduce((s, p) => s + p.rssBytes, 0),
       skipped: procs.skipped,
@@ -194,7 +197,7 @@ export const processes: SourceEntry<Processes> = {
     return [
       {
         source: 'processes',
-        title: `Top processes by PSS (${p.count} processes)`,
+        title: `Top processes by PSS (${p.count} processes${p.kernelThreads ? `, ${p.kernelThreads} kernel threads not shown` : ''})`,
         columns: [
           { header: 'PID', align: 'right' },
           { header: 'NAME', max: 12 },

@@ -29,6 +29,16 @@ export async function reclaimAccount(snap: Snapshot, cache: string): Promise<boo
   return ra === undefined ? undefined : ra.trim() === '1';
 }
 
+/** SLAB_RECLAIM_ACCOUNT of each cache the snapshot has the flag for. */
+export async function reclaimFlags(snap: Snapshot, caches: readonly string[]): Promise<Map<string, boolean>> {
+  const out = new Map<string, boolean>();
+  for (const c of caches) {
+    const flag = await reclaimAccount(snap, c);
+    if (flag !== undefined) out.set(c, flag);
+  }
+  return out;
+}
+
 /** Caches the kernel accounts as reclaimable, for the recording's meta (leaks tells them apart). */
 export async function reclaimableSlabCaches(snap: Snapshot): Promise<string[]> {
   const slab = await readParsed(snap, 'slabinfo', parseSlabinfo).catch(() => undefined);
@@ -48,11 +58,14 @@ export const slabinfo: SourceEntry<Slabinfo> = {
 
   async report(slab, ctx) {
     const rows: SlabRow[] = [];
-    let reclaimKnown = false;
+    const flags = await reclaimFlags(
+      ctx.snap,
+      slab.caches.map((c) => c.name),
+    );
+    const reclaimKnown = flags.size > 0;
     for (const c of slab.caches) {
       const { objectBytes, slabBytes } = slabCacheBytes(c, ctx.pageSizeBytes);
-      const reclaimable = await reclaimAccount(ctx.snap, c.name);
-      if (reclaimable !== undefined) reclaimKnown = true;
+      const reclaimable = flags.get(c.name);
       rows.push({
         name: c.name,
         activeObjs: c.activeObjs,
