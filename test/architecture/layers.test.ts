@@ -24,6 +24,8 @@ const FLOORS: Record<string, number> = {
   capture: 2,
   store: 2,
   analysis: 2,
+  // ELF files and eu-addr2line processes for file:line; beside capture, read by the commands above
+  symbols: 2,
   registry: 3,
   record: 4,
   web: 5,
