@@ -63,7 +63,8 @@ export class Addr2lineReader {
       this.lines = [];
       return { previous: prev ? parseAnswer(prev) : undefined };
     }
-    if (!this.lines) throw new Error(`eu-addr2line: expected an address line first, found ${JSON.stringify(line)}`);
+    if (!this.lines)
+      throw new Error(`eu-addr2line: expected an address line first, found ${JSON.stringify(line)}`);
     this.lines.push(line);
     return undefined;
   }

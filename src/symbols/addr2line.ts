@@ -67,6 +67,7 @@ export class Addr2Line {
   /** End the process (closing its stdin) and wait for it. */
   async close(): Promise<void> {
     if (!this.child) return;
+    this.setRef(true); // unref'd while idle: waiting for its exit must keep Node alive
     this.child.stdin.end();
     await this.exited;
   }

@@ -151,7 +151,10 @@ export class ElfFile {
   get hasDebugInfo(): boolean {
     const has = (name: string) =>
       this.sections.some(
-        (s) => (s.name === name || s.name === name.replace('.debug', '.zdebug')) && s.type !== SHT_NOBITS && s.size > 0,
+        (s) =>
+          (s.name === name || s.name === name.replace('.debug', '.zdebug')) &&
+          s.type !== SHT_NOBITS &&
+          s.size > 0,
       );
     return has('.debug_info') && has('.debug_line');
   }
@@ -221,8 +224,7 @@ export class ElfFile {
   fileAddress(runtime: bigint, mapStart: bigint, mapOffset: bigint): bigint | undefined {
     const fileOffset = runtime - mapStart + mapOffset;
     const seg = this.segments.find(
-      (p) =>
-        p.type === PT_LOAD && fileOffset >= BigInt(p.offset) && fileOffset < BigInt(p.offset + p.filesz),
+      (p) => p.type === PT_LOAD && fileOffset >= BigInt(p.offset) && fileOffset < BigInt(p.offset + p.filesz),
     );
     return seg ? seg.vaddr + (fileOffset - BigInt(seg.offset)) : undefined;
   }

@@ -82,10 +82,14 @@ export class DebugFiles {
       try {
         dir = (await stat(path)).isDirectory();
       } catch (e) {
-        throw new MemsleuthError('USAGE', `--symbols ${p}: ${(e as NodeJS.ErrnoException).code ?? 'cannot read'}`, {
-          file: p,
-          hint: 'give a vmlinux, a .ko, or a directory holding them (a kernel build tree, /usr/lib/debug)',
-        });
+        throw new MemsleuthError(
+          'USAGE',
+          `--symbols ${p}: ${(e as NodeJS.ErrnoException).code ?? 'cannot read'}`,
+          {
+            file: p,
+            hint: 'give a vmlinux, a .ko, or a directory holding them (a kernel build tree, /usr/lib/debug)',
+          },
+        );
       }
       if (!dir) {
         // a file the user named must be ELF: say so now rather than resolve nothing
@@ -191,8 +195,8 @@ export class DebugFiles {
       }
       dirs.push(g.path);
     }
-    if (this.release) dirs.push(this.std('usr/lib/debug/lib/modules', this.release), this.std('lib/modules', this.release));
+    if (this.release)
+      dirs.push(this.std('usr/lib/debug/lib/modules', this.release), this.std('lib/modules', this.release));
     for (const d of dirs) for (const p of this.walked(d).modules.get(module) ?? []) if (fresh(p)) yield p;
   }
 }
-

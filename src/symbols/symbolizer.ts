@@ -19,7 +19,7 @@ import type { Frame } from '../model/frame.js';
 import { Addr2Line } from './addr2line.js';
 import type { SourceLocation } from './addr2line-output.js';
 import type { CodeSymbol, ElfFile } from './elf-file.js';
-import { type DebugSearchOptions, DebugFiles } from './locate.js';
+import { DebugFiles, type DebugSearchOptions } from './locate.js';
 
 export type { SourceLocation } from './addr2line-output.js';
 
@@ -125,9 +125,14 @@ export class Symbolizer {
 
   resolveFrame(f: FrameQuery): Promise<FrameResolution> {
     this.stat.frames++;
-    const key = [f.module ?? '', f.buildId ?? '', f.func, f.offset ?? '', f.length ?? '', f.exact ? 1 : 0].join(
-      '\0',
-    );
+    const key = [
+      f.module ?? '',
+      f.buildId ?? '',
+      f.func,
+      f.offset ?? '',
+      f.length ?? '',
+      f.exact ? 1 : 0,
+    ].join('\0');
     let p = this.frames.get(key);
     if (p) this.stat.cachedFrames++;
     else {
@@ -166,7 +171,11 @@ export class Symbolizer {
 
   private async resolveUncached(f: FrameQuery): Promise<FrameResolution> {
     if (/^0x[0-9a-f]+$/i.test(f.func))
-      return { status: 'unresolved', reason: 'not-a-symbol', message: `${f.func} is an address, not a symbol` };
+      return {
+        status: 'unresolved',
+        reason: 'not-a-symbol',
+        message: `${f.func} is an address, not a symbol`,
+      };
     const file = await this.fileFor(f.module, f.buildId);
     if ('status' in file) return file;
     const where = f.module ?? 'vmlinux';
@@ -196,7 +205,14 @@ export class Symbolizer {
       return { status: 'unresolved', reason: 'no-line', message };
     }
     const own = chain[chain.length - 1]!;
-    const r: ResolvedFrame = { status: 'resolved', locations: chain, file: own.file, line: own.line, elf: file.path, address };
+    const r: ResolvedFrame = {
+      status: 'resolved',
+      locations: chain,
+      file: own.file,
+      line: own.line,
+      elf: file.path,
+      address,
+    };
     if (file.buildId) r.buildId = file.buildId;
     if (section) r.section = section;
     if (entry) r.entry = true;
@@ -204,7 +220,10 @@ export class Symbolizer {
   }
 
   /** The file holding `module` (undefined: the kernel image), chosen once per module. */
-  private fileFor(module: string | undefined, printedBuildId: string | undefined): Promise<ElfFile | UnresolvedFrame> {
+  private fileFor(
+    module: string | undefined,
+    printedBuildId: string | undefined,
+  ): Promise<ElfFile | UnresolvedFrame> {
     const expected =
       printedBuildId ?? (module ? this.opts.buildIds?.modules?.get(module) : this.opts.buildIds?.kernel);
     const key = `${module ?? ''}\0${expected ?? ''}`;
@@ -216,7 +235,10 @@ export class Symbolizer {
     return p;
   }
 
-  private async chooseFile(module: string | undefined, expected: string | undefined): Promise<ElfFile | UnresolvedFrame> {
+  private async chooseFile(
+    module: string | undefined,
+    expected: string | undefined,
+  ): Promise<ElfFile | UnresolvedFrame> {
     const d = this.debugFiles;
     const what = module ? `module ${module}` : 'the kernel (vmlinux)';
     const candidates = module ? d.moduleCandidates(module) : d.kernelCandidates();
@@ -257,7 +279,12 @@ export class Symbolizer {
   }
 
   /** One address through the file's eu-addr2line, cached; addresses asked in the same turn go in one write. */
-  private lookup(elfPath: string, elfKey: string, section: string | undefined, address: bigint): Promise<SourceLocation[]> {
+  private lookup(
+    elfPath: string,
+    elfKey: string,
+    section: string | undefined,
+    address: bigint,
+  ): Promise<SourceLocation[]> {
     const key = `${elfKey}\0${section ?? ''}\0${address}`;
     let p = this.addresses.get(key);
     if (p) return p;
@@ -287,7 +314,11 @@ export class Symbolizer {
     b.scheduled = false;
     const queue = b.queue.splice(0);
     b.proc.lookup(queue.map((q) => q.address)).then(
-      (chains) => queue.forEach((q, i) => q.resolve(chains[i]!)),
+      (chains) => {
+        queue.forEach((q, i) => {
+          q.resolve(chains[i]!);
+        });
+      },
       (e: Error) => {
         for (const q of queue) q.reject(e);
       },
@@ -300,7 +331,10 @@ export class Symbolizer {
  * the symbol's size and the distance to the next symbol (the last of a section may run
  * further in a loaded module), and its offset inside. Exact size first, then exact span.
  */
-export function pickSymbol(candidates: readonly CodeSymbol[], f: Pick<Frame, 'offset' | 'length'>): CodeSymbol | undefined {
+export function pickSymbol(
+  candidates: readonly CodeSymbol[],
+  f: Pick<Frame, 'offset' | 'length'>,
+): CodeSymbol | undefined {
   const fits = candidates.filter((s) => {
     const room = Math.max(s.size, s.span);
     if (f.offset !== undefined && f.offset > room && !s.last) return false;

@@ -53,7 +53,10 @@ export function formatLocation(l: Pick<SourceLocation, 'file' | 'line'>): string
  *
  *   msl_leaky.c:77 (inlined kmalloc_noprof include/linux/slab.h:898)
  */
-export function formatResolution(r: Pick<ResolvedFrame, 'locations'>, opts: { inlines?: boolean } = {}): string {
+export function formatResolution(
+  r: Pick<ResolvedFrame, 'locations'>,
+  opts: { inlines?: boolean } = {},
+): string {
   const chain = r.locations;
   const own = chain[chain.length - 1];
   if (!own) return '';
