@@ -276,6 +276,64 @@ describe('Symbolizer: choosing the file', () => {
     ]);
   });
 
+  /** A copy of the module whose fx_leak is `size` bytes long in the symbol table: another build, as far as lengths tell. */
+  async function otherBuild(dir: string, size: number): Promise<string> {
+    mkdirSync(dir, { recursive: true });
+    const b = readFileSync(KO);
+    const elf = await ElfFile.open(KO);
+    const symtab = elf.sections.find((x) => x.name === '.symtab')!;
+    const strtab = elf.sections[symtab.link]!;
+    for (let at = symtab.offset; at < symtab.offset + symtab.size; at += 24) {
+      const nameAt = strtab.offset + b.readUInt32LE(at);
+      if (b.toString('latin1', nameAt, nameAt + 8) === 'fx_leak\0') b.writeBigUInt64LE(BigInt(size), at + 16);
+    }
+    const path = join(dir, 'fixture_mod.ko');
+    writeFileSync(path, b);
+    return path;
+  }
+
+  it('moves on to the next file when a frame shows the first is another build', async () => {
+    const wrong = await otherBuild(join(tmp, 'wrong'), 0x40);
+    expect((await (await ElfFile.open(wrong)).symbols()).lookup('fx_leak')[0]!.size).toBe(0x40);
+    const right = join(tmp, 'right');
+    mkdirSync(right, { recursive: true });
+    copyFileSync(KO, join(right, 'fixture_mod.ko'));
+    const caller = returnOffset(KO, 'fx_caller_a', 'fx_twin');
+    const leak = returnOffset(KO, 'fx_leak', 'fx_alloc');
+    const frames: FrameQuery[] = [
+      // fits both files (same size in both): alone, the first file would do
+      {
+        func: 'fx_caller_a',
+        offset: caller.offset,
+        length: await spanOf(KO, 'fx_caller_a'),
+        module: 'fixture_mod',
+      },
+      { func: 'fx_leak', offset: leak.offset, length: await spanOf(KO, 'fx_leak'), module: 'fixture_mod' },
+    ];
+    const warnings: string[] = [];
+    await withSymbolizer(
+      { paths: [join(tmp, 'wrong'), right], onWarning: (m) => warnings.push(m) },
+      async (s) => {
+        const first = await s.resolveFrames(frames);
+        // fx_leak rejects the first file for the whole batch: fx_caller_a is never answered from it
+        // (re-resolved from the right file, or left unresolved if it finished first)
+        expect(first[1]).toMatchObject({ status: 'resolved', elf: join(right, 'fixture_mod.ko') });
+        expect(first[0]!.status === 'resolved' ? first[0]!.elf : first[0]!.reason).toMatch(
+          /^(?:mismatch|.*right\/fixture_mod\.ko)$/,
+        );
+        // from then on every frame comes from the file that fits
+        const again = await s.resolveFrames(frames);
+        expect(again.map((r) => r.status === 'resolved' && r.elf)).toEqual([
+          join(right, 'fixture_mod.ko'),
+          join(right, 'fixture_mod.ko'),
+        ]);
+      },
+    );
+    expect(warnings).toEqual([
+      `fixture_mod: fx_leak is 0x40 bytes in ${wrong}, 0x20 in the frame: the file is not the code that ran (another build?); its frames are left unresolved`,
+    ]);
+  });
+
   it('searches the standard places of a kernel release, and /usr/lib/debug/.build-id', async () => {
     const root = join(tmp, 'root');
     const r = '6.99.0-test';

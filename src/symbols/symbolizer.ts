@@ -11,8 +11,9 @@
  * faulting RIP) and offset 0 are looked up as printed. The printed length must agree
  * with the symbol in the file: kallsyms prints the distance to the next symbol, which is
  * st_size or st_size plus alignment padding (checked on every frame of the lab's 6.1 and
- * 6.12 captures). A frame that does not fit is left unresolved with a warning: the file
- * is not the code that ran.
+ * 6.12 captures). A frame that does not fit rejects the file: it is not the code that
+ * ran. Its frames are no longer answered from it (nor, in resolveFrames, the others of the
+ * same batch), the next candidate file is tried, and a warning says so once.
  */
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { Frame } from '../model/frame.js';
@@ -100,6 +101,8 @@ export class Symbolizer {
   private readonly files = new Map<string, Promise<ElfFile | UnresolvedFrame>>();
   private readonly batches = new Map<string, Batch>();
   private readonly warned = new Set<string>();
+  /** Files a frame showed not to be the code that ran: their frames are not resolved any more. */
+  private readonly rejected = new Set<string>();
   private readonly stat: SymbolizerStats = { frames: 0, cachedFrames: 0, addresses: 0, processes: 0 };
   /** Every warning given, in order. */
   readonly warnings: string[] = [];
@@ -118,21 +121,33 @@ export class Symbolizer {
     return { ...this.stat, processes: [...this.batches.values()].reduce((n, b) => n + b.proc.spawns, 0) };
   }
 
-  /** Resolve many frames at once (their addresses go to eu-addr2line together). */
-  resolveFrames(frames: readonly FrameQuery[]): Promise<FrameResolution[]> {
-    return Promise.all(frames.map((f) => this.resolveFrame(f)));
+  /**
+   * Resolve many frames at once (their addresses go to eu-addr2line together). A file one
+   * of them shows to be another build is rejected for all of them.
+   */
+  async resolveFrames(frames: readonly FrameQuery[]): Promise<FrameResolution[]> {
+    const rs = await Promise.all(frames.map((f) => this.resolveFrame(f)));
+    return rs.map((r) => this.unlessRejected(r));
   }
 
-  resolveFrame(f: FrameQuery): Promise<FrameResolution> {
+  async resolveFrame(f: FrameQuery): Promise<FrameResolution> {
+    let r = await this.resolveCached(f);
+    if (r.status === 'resolved' && this.rejected.has(r.elf)) {
+      // resolved from a file since rejected: once more, from the file chosen now
+      this.frames.delete(frameKey(f));
+      r = await this.resolveCached(f);
+    }
+    return this.unlessRejected(r);
+  }
+
+  private unlessRejected(r: FrameResolution): FrameResolution {
+    if (r.status !== 'resolved' || !this.rejected.has(r.elf)) return r;
+    return { status: 'unresolved', reason: 'mismatch', message: `${r.elf} is not the code that ran` };
+  }
+
+  private resolveCached(f: FrameQuery): Promise<FrameResolution> {
     this.stat.frames++;
-    const key = [
-      f.module ?? '',
-      f.buildId ?? '',
-      f.func,
-      f.offset ?? '',
-      f.length ?? '',
-      f.exact ? 1 : 0,
-    ].join('\0');
+    const key = frameKey(f);
     let p = this.frames.get(key);
     if (p) this.stat.cachedFrames++;
     else {
@@ -176,24 +191,33 @@ export class Symbolizer {
         reason: 'not-a-symbol',
         message: `${f.func} is an address, not a symbol`,
       };
-    const file = await this.fileFor(f.module, f.buildId);
-    if ('status' in file) return file;
     const where = f.module ?? 'vmlinux';
-    const candidates = (await file.symbols()).lookup(f.func);
-    if (candidates.length === 0) {
-      const message = `${f.func} is not a function in ${file.path}`;
-      this.warn(`nosym\0${file.path}\0${f.func}`, `${where}: ${message}: the file is not the code that ran?`);
-      return { status: 'unresolved', reason: 'no-symbol', message };
-    }
-    const sym = pickSymbol(candidates, f);
-    if (!sym) {
+    let file: ElfFile;
+    let sym: CodeSymbol | undefined;
+    for (;;) {
+      const chosen = await this.fileFor(f.module, f.buildId);
+      if ('status' in chosen) return chosen;
+      file = chosen;
+      const candidates = (await file.symbols()).lookup(f.func);
+      if (candidates.length === 0) {
+        const message = `${f.func} is not a function in ${file.path}`;
+        this.warn(
+          `nosym\0${file.path}\0${f.func}`,
+          `${where}: ${message}: the file is not the code that ran?`,
+        );
+        return { status: 'unresolved', reason: 'no-symbol', message };
+      }
+      sym = pickSymbol(candidates, f);
+      if (sym) break;
       const c = candidates[0]!;
       const message = `${f.func} is ${hex(c.size)} bytes in ${file.path}, ${f.length === undefined ? '?' : hex(f.length)} in the frame`;
       this.warn(
         `mismatch\0${file.path}`,
-        `${where}: ${message}: the file is not the code that ran (another build?); such frames are left unresolved`,
+        `${where}: ${message}: the file is not the code that ran (another build?); its frames are left unresolved`,
       );
-      return { status: 'unresolved', reason: 'mismatch', message };
+      // another candidate (a second --symbols tree, /usr/lib/debug) may be the right build
+      this.rejected.add(file.path);
+      this.files.delete(this.fileKey(f.module, f.buildId));
     }
     const entry = f.offset === undefined;
     const offset = BigInt(f.offset ?? 0);
@@ -219,14 +243,21 @@ export class Symbolizer {
     return r;
   }
 
-  /** The file holding `module` (undefined: the kernel image), chosen once per module. */
+  private expectedBuildId(module: string | undefined, printed: string | undefined): string | undefined {
+    return printed ?? (module ? this.opts.buildIds?.modules?.get(module) : this.opts.buildIds?.kernel);
+  }
+
+  private fileKey(module: string | undefined, printedBuildId: string | undefined): string {
+    return `${module ?? ''}\0${this.expectedBuildId(module, printedBuildId) ?? ''}`;
+  }
+
+  /** The file holding `module` (undefined: the kernel image), chosen once per module (again after a rejection). */
   private fileFor(
     module: string | undefined,
     printedBuildId: string | undefined,
   ): Promise<ElfFile | UnresolvedFrame> {
-    const expected =
-      printedBuildId ?? (module ? this.opts.buildIds?.modules?.get(module) : this.opts.buildIds?.kernel);
-    const key = `${module ?? ''}\0${expected ?? ''}`;
+    const expected = this.expectedBuildId(module, printedBuildId);
+    const key = this.fileKey(module, printedBuildId);
     let p = this.files.get(key);
     if (!p) {
       p = this.chooseFile(module, expected);
@@ -244,9 +275,14 @@ export class Symbolizer {
     const candidates = module ? d.moduleCandidates(module) : d.kernelCandidates();
     const usable: ElfFile[] = [];
     const stripped: string[] = [];
+    let rejected = 0;
     const consider = async (p: string): Promise<ElfFile | undefined> => {
       const elf = await d.open(p);
       if (!elf) return undefined;
+      if (this.rejected.has(elf.path)) {
+        rejected++;
+        return undefined;
+      }
       if (module && elf.moduleName !== undefined && elf.moduleName !== module) return undefined;
       if (!elf.hasDebugInfo) {
         stripped.push(p);
@@ -265,6 +301,8 @@ export class Symbolizer {
       if (elf && (!expected || elf.buildId === expected)) return elf;
     }
     const chosen = usable[0];
+    if (!chosen && rejected > 0)
+      return { status: 'unresolved', reason: 'mismatch', message: `no file for ${what} matches the frames` };
     if (!chosen) {
       const message = `no debug info for ${what}${stripped.length ? ` (${stripped.join(', ')} has none: stripped?)` : ''}; looked in ${d.describe(module)}`;
       this.warn(`nofile\0${module ?? ''}`, `${message}; give --symbols PATH`);
@@ -324,6 +362,12 @@ export class Symbolizer {
       },
     );
   }
+}
+
+function frameKey(f: FrameQuery): string {
+  return [f.module ?? '', f.buildId ?? '', f.func, f.offset ?? '', f.length ?? '', f.exact ? 1 : 0].join(
+    '\0',
+  );
 }
 
 /**
