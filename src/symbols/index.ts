@@ -16,4 +16,4 @@ export {
   type UnresolvedFrame,
   type UnresolvedReason,
 } from './symbolizer.js';
-export { annotateLine, type FrameInText, formatLocation, formatResolution, framesInLine } from './text.js';
+export { annotateLine, type FrameInText, formatResolution, frameSource, framesInLine } from './text.js';

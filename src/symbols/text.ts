@@ -12,7 +12,7 @@
  * CONFIG_STACKTRACE_BUILD_ID. `RIP:`, `EIP:`, `pc :` and `PC is at` lines name the
  * faulting instruction; every other frame is a return address.
  */
-import type { SourceLocation } from './addr2line-output.js';
+import { type FrameSource, formatSource } from '../model/frame.js';
 import type { FrameQuery, ResolvedFrame } from './symbolizer.js';
 
 export interface FrameInText {
@@ -42,9 +42,15 @@ export function framesInLine(line: string): FrameInText[] {
   return out;
 }
 
-/** `file:line`, column left out (editors and people read the line). */
-export function formatLocation(l: Pick<SourceLocation, 'file' | 'line'>): string {
-  return `${l.file}:${l.line}`;
+/** The source of a resolved frame as frames carry it (Frame.source): columns left out, since people and editors read the line. */
+export function frameSource(r: Pick<ResolvedFrame, 'locations'>): FrameSource | undefined {
+  const chain = r.locations;
+  const own = chain[chain.length - 1];
+  if (!own) return undefined;
+  const src: FrameSource = { file: own.file, line: own.line };
+  if (chain.length > 1)
+    src.inlined = chain.slice(0, -1).map((l) => ({ function: l.function, file: l.file, line: l.line }));
+  return src;
 }
 
 /**
@@ -57,17 +63,8 @@ export function formatResolution(
   r: Pick<ResolvedFrame, 'locations'>,
   opts: { inlines?: boolean } = {},
 ): string {
-  const chain = r.locations;
-  const own = chain[chain.length - 1];
-  if (!own) return '';
-  let s = formatLocation(own);
-  if (opts.inlines !== false && chain.length > 1) {
-    s += ` (inlined ${chain
-      .slice(0, -1)
-      .map((l) => `${l.function || '?'} ${formatLocation(l)}`)
-      .join(', ')})`;
-  }
-  return s;
+  const src = frameSource(r);
+  return src ? formatSource(src, opts.inlines !== false) : '';
 }
 
 /** The line with ` ANNOTATION` inserted after each frame that has one (undefined: left as it is). */
