@@ -1,10 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIX, KO, lineOf, returnOffset, spanOf, TREE, VMLINUX } from '../symbols-fixtures.js';
 import { runCli } from './cli.js';
 import { runInProcess } from './in-process.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+const tmp = mkdtempSync(join(tmpdir(), 'memsleuth-symbolize-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A kmemleak-style report whose frames are the fixtures' (6.2+ form, and the older form with addresses). */
 let report: string;
@@ -96,5 +100,74 @@ describe('memsleuth symbolize', () => {
     const r = runCli(['symbolize', '--symbols', TREE, '--symbols', KO], { input: report });
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n')[4]).toContain(`fixture_mod.c:${lines.leak}`);
+  });
+});
+
+describe('--symbols on the commands that print stacks', () => {
+  /** The report as two kmemleak objects (so the kmemleak parser takes it), and as page_owner records. */
+  function inputs(): { kmemleak: string; pageOwner: string } {
+    const stack = report.split('\n').filter((l) => /^ {4}\S/.test(l) && !l.includes('ret_from_fork'));
+    const object = (addr: string) =>
+      [
+        `unreferenced object 0x${addr} (size 96):`,
+        '  comm "kworker/0:0", pid 8, jiffies 4294899621',
+        '  hex dump (first 32 bytes):',
+        '    6d 6d 6d 6d 6d 6d 6d 6d 6d 6d 6d 6d 6d 6d 6d 6d  mmmmmmmmmmmmmmmm',
+        '  backtrace (crc a4d68168):',
+        ...stack,
+      ].join('\n');
+    const record = (pfn: number) =>
+      [
+        'Page allocated via order 0, mask 0xcc0(GFP_KERNEL), pid 8, tgid 8 (kworker/0:0), ts 4011521037 ns',
+        `PFN 0x${pfn.toString(16)} type Unmovable Block 0 type Unmovable Flags 0x0(section=0|zone=0)`,
+        ...stack.map((l) => ` ${l.trim().replace(/^\[<[0-9a-f]+>\] /, '')}`),
+        '',
+      ].join('\n');
+    return {
+      kmemleak: `${object('ffff888003150f00')}\n${object('ffff888003150b40')}\n`,
+      pageOwner: `${record(0x100)}\n${record(0x101)}\n`,
+    };
+  }
+  const symbols = () => ['--symbols', TREE, '--symbols', join(FIX, 'module')];
+
+  it('kmemleak report: a SOURCE column, stack lines and --json carry file:line', async () => {
+    const file = join(tmp, 'kmemleak-report');
+    writeFileSync(file, inputs().kmemleak);
+    const text = await runInProcess(['kmemleak', 'report', '--stacks', ...symbols(), file]);
+    expect(text.code).toBe(0);
+    const out = text.stdout.split('\n');
+    // fx_kmalloc is not one of the kernel's allocators: it is the culprit
+    expect(out[1]).toMatch(/CULPRIT +SOURCE$/);
+    expect(out[2]).toMatch(new RegExp(` fx_kmalloc +mm/fx_slab\\.c:${lines.kmalloc}$`));
+    expect(out).toContain(
+      `      fx_leak [fixture_mod] fixture_mod.c:${lines.leak} (inlined fx_grab fixture_mod.c:${lines.grab})`,
+    );
+    const json = JSON.parse(
+      (await runInProcess(['kmemleak', 'report', '--json', ...symbols(), file])).stdout,
+    );
+    expect(json.groups[0].culprit.source).toEqual({
+      file: 'mm/fx_slab.c',
+      line: lines.kmalloc,
+      inlined: [{ function: 'fx_slab_alloc_node', file: 'mm/fx_slab.c', line: lines.slab }],
+    });
+    expect(json.groups[0].frames[1].source).toEqual({
+      file: 'fixture_mod.c',
+      line: lines.leak,
+      inlined: [{ function: 'fx_grab', file: 'fixture_mod.c', line: lines.grab }],
+    });
+    // without --symbols nothing changes
+    const plain = JSON.parse((await runInProcess(['kmemleak', 'report', '--json', file])).stdout);
+    expect(plain.groups[0].culprit.source).toBeUndefined();
+  });
+
+  it('page-owner top: the SOURCE of each culprit and file:line on every stack line', async () => {
+    const file = join(tmp, 'page_owner');
+    writeFileSync(file, inputs().pageOwner);
+    const r = await runInProcess(['page-owner', 'top', '--stacks', ...symbols(), file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(` fx_kmalloc +mm/fx_slab\\.c:${lines.kmalloc}\n`));
+    expect(r.stdout).toContain(
+      `fx_init+${hex(returnOffset(KO, 'fx_init', 'fx_leak').offset)}/${hex(await spanOf(KO, 'fx_init'))} [fixture_mod] fixture_mod.c:${lines.init}\n`,
+    );
   });
 });

@@ -134,6 +134,51 @@ for (const kernel of ['6.1', '6.12'] as const) {
       expect(checked).toBeGreaterThan(50);
     });
 
+    it('gives --symbols commands the allocation line of each leak function (text and --json)', async () => {
+      const sym = ['--symbols', run.kernel.tree, '--symbols', dirname(ko)];
+      const at = (fn: keyof typeof MODULE_ALLOC_SITES) =>
+        `msl_leaky.c:${moduleSourceLine(MODULE_ALLOC_SITES[fn])}`;
+      const { before, after } = run.captures;
+      const rowOf = (out: string, fn: string) =>
+        out.split('\n').find((l) => l.includes(`${fn} [msl_leaky]`)) ?? '';
+      // page-owner top and diff: the culprit's SOURCE column
+      const top = await runInProcess(['page-owner', 'top', ...sym, after]);
+      expect(rowOf(top.stdout, 'msl_page_leak')).toMatch(new RegExp(`${at('msl_page_leak')}$`));
+      const pdiff = await runInProcess(['page-owner', 'diff', ...sym, before, after]);
+      expect(rowOf(pdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(`${at('msl_vmalloc_leak')}$`));
+      // kmemleak report --json: the culprit frame carries its source
+      const km = JSON.parse((await runInProcess(['kmemleak', 'report', '--json', ...sym, after])).stdout) as {
+        groups: { culprit: { func: string; source?: { file: string; line: number } } }[];
+      };
+      const culprits = Object.fromEntries(
+        km.groups.map((g) => [g.culprit.func, `${g.culprit.source?.file}:${g.culprit.source?.line}`]),
+      );
+      expect(culprits).toEqual({
+        msl_slab_leak: at('msl_slab_leak'),
+        msl_vmalloc_leak: at('msl_vmalloc_leak'),
+      });
+      const watch = await runInProcess(['kmemleak', 'watch', ...sym, before, run.captures.mid, after]);
+      expect(rowOf(watch.stdout, 'msl_slab_leak')).toMatch(new RegExp(`${at('msl_slab_leak')}$`));
+      // slab traces, vmalloc top and diff
+      const slab = await runInProcess(['slab', 'traces', '--cache', 'kmalloc-96', ...sym, after]);
+      expect(rowOf(slab.stdout, 'msl_slab_leak')).toMatch(new RegExp(`${at('msl_slab_leak')}$`));
+      const vtop = await runInProcess(['vmalloc', 'top', ...sym, after]);
+      expect(rowOf(vtop.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(`${at('msl_vmalloc_leak')}$`));
+      const vdiff = await runInProcess(['vmalloc', 'diff', ...sym, before, after]);
+      expect(rowOf(vdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(`${at('msl_vmalloc_leak')}$`));
+      // diff: the page_owner row of the page leak, in the text and in --json
+      const diff = await runInProcess(['diff', '--source', 'page_owner', ...sym, before, after]);
+      expect(rowOf(diff.stdout, 'msl_page_leak')).toMatch(new RegExp(`${at('msl_page_leak')}$`));
+      const dj = JSON.parse(
+        (await runInProcess(['diff', '--json', '--source', 'page_owner', ...sym, before, after])).stdout,
+      ) as {
+        rows: { name: string; frames?: { func: string; source?: { file: string; line: number } }[] }[];
+      };
+      const row = dj.rows.find((r) => r.name === 'msl_page_leak [msl_leaky]')!;
+      const f = row.frames!.find((x) => x.func === 'msl_page_leak')!;
+      expect(`${f.source?.file}:${f.source?.line}`).toBe(at('msl_page_leak'));
+    });
+
     it('refuses the other kernel’s msl_leaky.ko: its functions have other lengths', async () => {
       const r = await runInProcess(['symbolize', '--symbols', other, join(run.captures.after, 'kmemleak')]);
       expect(r.code).toBe(0);
