@@ -5,9 +5,17 @@
  * binutils' addr2line.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIX, KO, lineOf, PROG, returnOffset, spanOf, TREE, VMLINUX } from '../../test/symbols-fixtures.js';
 import { MemsleuthError } from '../model/errors.js';
@@ -195,7 +203,7 @@ describe('Symbolizer: kernel image frames', () => {
             : ['??', '??:0'],
         );
         const theirs = refLines.map((l, i) =>
-          i % 2 === 1 ? tidySourcePath(l.replace(/ \(discriminator \d+\)$/, ''), file) : l,
+          i % 2 === 1 ? tidySourcePath(l.replace(/ \(discriminator \d+\)$/, ''), [dirname(file)]) : l,
         );
         expect(flat).toEqual(theirs);
         expect(s.stats().processes).toBe(1);
@@ -385,6 +393,36 @@ describe('Symbolizer: choosing the file', () => {
         .catch((x: unknown) => x);
       expect(e).toBeInstanceOf(MemsleuthError);
       expect(e).toMatchObject({ code: 'UNAVAILABLE', hint: expect.stringContaining('elfutils') });
+    });
+  });
+});
+
+describe('tidySourcePath', () => {
+  it('drops ./ and makes a path under the ELF’s directory (as given or resolved) relative', () => {
+    expect(tidySourcePath('././mm/slub.c', ['/build'])).toBe('mm/slub.c');
+    expect(tidySourcePath('/build/./include/linux/slab.h', ['/elsewhere'])).toBe(
+      '/build/include/linux/slab.h',
+    );
+    expect(tidySourcePath('/real/mod/msl_leaky.c', ['/tmp/link', '/real/mod'])).toBe('msl_leaky.c');
+    expect(tidySourcePath('/real/other/x.c', ['/real/mod'])).toBe('/real/other/x.c');
+  });
+
+  it('finds a module through a --symbols path that is a symbolic link', async () => {
+    const link = join(tmp, 'module-link');
+    symlinkSync(join(FIX, 'module'), link);
+    const leak = returnOffset(KO, 'fx_leak', 'fx_alloc');
+    await withSymbolizer({ paths: [link] }, async (s) => {
+      const r = await s.resolveFrame({
+        func: 'fx_leak',
+        offset: leak.offset,
+        length: await spanOf(KO, 'fx_leak'),
+        module: 'fixture_mod',
+      });
+      expect(r).toMatchObject({
+        status: 'resolved',
+        file: 'fixture_mod.c',
+        elf: join(link, 'fixture_mod.ko'),
+      });
     });
   });
 });

@@ -15,6 +15,7 @@
  * ran. Its frames are no longer answered from it (nor, in resolveFrames, the others of the
  * same batch), the next candidate file is tried, and a warning says so once.
  */
+import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { Frame } from '../model/frame.js';
 import { Addr2Line } from './addr2line.js';
@@ -83,14 +84,30 @@ interface Batch {
   scheduled: boolean;
 }
 
-/** A path as a reader wants it: `./` dropped, and relative to the ELF's directory when under it (an out-of-tree module's source). */
-export function tidySourcePath(file: string, elfPath: string): string {
-  let f = file.replace(/^(?:\.\/)+/, '').replace(/\/(?:\.\/)+/g, '/');
-  if (isAbsolute(f)) {
-    const r = relative(dirname(elfPath), f);
-    if (r !== '' && !r.startsWith('..') && !isAbsolute(r)) f = r;
+/**
+ * A path as a reader wants it: `./` dropped, and relative to the ELF's directory when
+ * under it (an out-of-tree module's source). `elfDirs`: the directory as given and as
+ * resolved (DWARF names the real path; the user may have given a symbolic link).
+ */
+export function tidySourcePath(file: string, elfDirs: readonly string[]): string {
+  const f = file.replace(/^(?:\.\/)+/, '').replace(/\/(?:\.\/)+/g, '/');
+  if (!isAbsolute(f)) return f;
+  for (const dir of elfDirs) {
+    const r = relative(dir, f);
+    if (r !== '' && !r.startsWith('..') && !isAbsolute(r)) return r;
   }
   return f;
+}
+
+/** The directory of an ELF file, as given and with symbolic links resolved. */
+function dirsOf(elfPath: string): string[] {
+  const dir = dirname(elfPath);
+  try {
+    const real = realpathSync(dir);
+    return real === dir ? [dir] : [dir, real];
+  } catch {
+    return [dir];
+  }
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -343,7 +360,10 @@ export class Symbolizer {
         batch.scheduled = true;
         setImmediate(() => this.flush(batch));
       }
-    }).then((chain) => chain.map((l) => ({ ...l, file: tidySourcePath(l.file, elfPath) })));
+    }).then((chain) => {
+      const dirs = dirsOf(elfPath);
+      return chain.map((l) => ({ ...l, file: tidySourcePath(l.file, dirs) }));
+    });
     this.addresses.set(key, p);
     return p;
   }

@@ -5,9 +5,10 @@
  * files of the build tree that define the function; a module of the other kernel is
  * refused as not the code that ran. A missing prerequisite fails, never skips.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { framesInLine } from '../../src/symbols/text.js';
 import { runInProcess } from '../e2e/in-process.js';
 import {
@@ -18,6 +19,9 @@ import {
   MODULE_ALLOC_SITES,
   moduleSourceLine,
 } from '../lab-captures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'memsleuth-symbolize-lab-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const LEAKS = Object.keys(MODULE_ALLOC_SITES) as (keyof typeof MODULE_ALLOC_SITES)[];
 
@@ -135,7 +139,11 @@ for (const kernel of ['6.1', '6.12'] as const) {
     });
 
     it('gives --symbols commands the allocation line of each leak function (text and --json)', async () => {
-      const sym = ['--symbols', run.kernel.tree, '--symbols', dirname(ko)];
+      // the module's directory through a symbolic link: DWARF names the real path, the
+      // output still names msl_leaky.c relative to it
+      const link = join(tmp, `msl_leaky-${kernel}`);
+      symlinkSync(dirname(ko), link);
+      const sym = ['--symbols', run.kernel.tree, '--symbols', link];
       const at = (fn: keyof typeof MODULE_ALLOC_SITES) =>
         `msl_leaky.c:${moduleSourceLine(MODULE_ALLOC_SITES[fn])}`;
       const { before, after } = run.captures;
