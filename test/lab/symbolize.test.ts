@@ -151,9 +151,9 @@ for (const kernel of ['6.1', '6.12'] as const) {
         out.split('\n').find((l) => l.includes(`${fn} [msl_leaky]`)) ?? '';
       // page-owner top and diff: the culprit's SOURCE column
       const top = await runInProcess(['page-owner', 'top', ...sym, after]);
-      expect(rowOf(top.stdout, 'msl_page_leak')).toMatch(new RegExp(`${at('msl_page_leak')}$`));
+      expect(rowOf(top.stdout, 'msl_page_leak')).toMatch(new RegExp(` ${at('msl_page_leak')}$`));
       const pdiff = await runInProcess(['page-owner', 'diff', ...sym, before, after]);
-      expect(rowOf(pdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(`${at('msl_vmalloc_leak')}$`));
+      expect(rowOf(pdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(` ${at('msl_vmalloc_leak')}$`));
       // kmemleak report --json: the culprit frame carries its source
       const km = JSON.parse((await runInProcess(['kmemleak', 'report', '--json', ...sym, after])).stdout) as {
         groups: { culprit: { func: string; source?: { file: string; line: number } } }[];
@@ -166,17 +166,17 @@ for (const kernel of ['6.1', '6.12'] as const) {
         msl_vmalloc_leak: at('msl_vmalloc_leak'),
       });
       const watch = await runInProcess(['kmemleak', 'watch', ...sym, before, run.captures.mid, after]);
-      expect(rowOf(watch.stdout, 'msl_slab_leak')).toMatch(new RegExp(`${at('msl_slab_leak')}$`));
+      expect(rowOf(watch.stdout, 'msl_slab_leak')).toMatch(new RegExp(` ${at('msl_slab_leak')}$`));
       // slab traces, vmalloc top and diff
       const slab = await runInProcess(['slab', 'traces', '--cache', 'kmalloc-96', ...sym, after]);
-      expect(rowOf(slab.stdout, 'msl_slab_leak')).toMatch(new RegExp(`${at('msl_slab_leak')}$`));
+      expect(rowOf(slab.stdout, 'msl_slab_leak')).toMatch(new RegExp(` ${at('msl_slab_leak')}$`));
       const vtop = await runInProcess(['vmalloc', 'top', ...sym, after]);
-      expect(rowOf(vtop.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(`${at('msl_vmalloc_leak')}$`));
+      expect(rowOf(vtop.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(` ${at('msl_vmalloc_leak')}$`));
       const vdiff = await runInProcess(['vmalloc', 'diff', ...sym, before, after]);
-      expect(rowOf(vdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(`${at('msl_vmalloc_leak')}$`));
+      expect(rowOf(vdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(` ${at('msl_vmalloc_leak')}$`));
       // diff: the page_owner row of the page leak, in the text and in --json
       const diff = await runInProcess(['diff', '--source', 'page_owner', ...sym, before, after]);
-      expect(rowOf(diff.stdout, 'msl_page_leak')).toMatch(new RegExp(`${at('msl_page_leak')}$`));
+      expect(rowOf(diff.stdout, 'msl_page_leak')).toMatch(new RegExp(` ${at('msl_page_leak')}$`));
       const dj = JSON.parse(
         (await runInProcess(['diff', '--json', '--source', 'page_owner', ...sym, before, after])).stdout,
       ) as {
