@@ -18,7 +18,7 @@
  */
 
 /** One source position: the function it is in (empty when DWARF does not name it), and where. */
-export interface SourceLocation {
+export interface CodeLocation {
   function: string;
   file: string;
   line: number;
@@ -35,8 +35,8 @@ export function parseLocationLine(text: string): { file: string; line: number; c
 }
 
 /** The lines of one answer after its address line, as an inline chain (innermost first). */
-export function parseAnswer(lines: readonly string[]): SourceLocation[] {
-  const chain: SourceLocation[] = [];
+export function parseAnswer(lines: readonly string[]): CodeLocation[] {
+  const chain: CodeLocation[] = [];
   for (let i = 0; i + 1 < lines.length; i += 2) {
     let fn = lines[i]!;
     const at = fn.indexOf(' inlined at ');
@@ -57,7 +57,7 @@ export class Addr2lineReader {
    * Feed one line. When it starts an answer, returns the answer before it (undefined for
    * the first); returns undefined while an answer goes on.
    */
-  push(line: string): { previous: SourceLocation[] | undefined } | undefined {
+  push(line: string): { previous: CodeLocation[] | undefined } | undefined {
     if (ADDRESS_LINE.test(line)) {
       const prev = this.lines;
       this.lines = [];

@@ -5,7 +5,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { MemsleuthError } from '../model/errors.js';
-import { Addr2lineReader, type SourceLocation } from './addr2line-output.js';
+import { Addr2lineReader, type CodeLocation } from './addr2line-output.js';
 
 /** The elfutils tool; scripts/ensure-deps.sh installs elfutils. */
 export const ADDR2LINE = 'eu-addr2line';
@@ -18,7 +18,7 @@ export interface Addr2LineOptions {
 }
 
 interface Pending {
-  resolve(chain: SourceLocation[]): void;
+  resolve(chain: CodeLocation[]): void;
   reject(e: Error): void;
 }
 
@@ -47,13 +47,13 @@ export class Addr2Line {
   ) {}
 
   /** The inline chain of each address, innermost first; empty when the file has no line for it. */
-  lookup(addresses: readonly bigint[]): Promise<SourceLocation[][]> {
+  lookup(addresses: readonly bigint[]): Promise<CodeLocation[][]> {
     if (addresses.length === 0) return Promise.resolve([]);
     if (this.failure) return Promise.reject(this.failure);
     const child = this.start();
     const answers = addresses.map(
       (_a) =>
-        new Promise<SourceLocation[]>((resolve, reject) => {
+        new Promise<CodeLocation[]>((resolve, reject) => {
           this.pending.push({ resolve, reject });
         }),
     );
@@ -122,7 +122,7 @@ export class Addr2Line {
     const lines = text.split('\n');
     this.partial = lines.pop() ?? '';
     for (const line of lines) {
-      let started: { previous: SourceLocation[] | undefined } | undefined;
+      let started: { previous: CodeLocation[] | undefined } | undefined;
       try {
         started = this.reader.push(line);
       } catch (e) {

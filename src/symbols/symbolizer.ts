@@ -19,11 +19,11 @@ import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { Frame } from '../model/frame.js';
 import { Addr2Line } from './addr2line.js';
-import type { SourceLocation } from './addr2line-output.js';
+import type { CodeLocation } from './addr2line-output.js';
 import type { CodeSymbol, ElfFile } from './elf-file.js';
 import { DebugFiles, type DebugSearchOptions } from './locate.js';
 
-export type { SourceLocation } from './addr2line-output.js';
+export type { CodeLocation } from './addr2line-output.js';
 
 export interface FrameQuery extends Frame {
   /** Build-id printed with a module frame (`[mod 1a2b…]`, CONFIG_STACKTRACE_BUILD_ID). */
@@ -35,7 +35,7 @@ export interface FrameQuery extends Frame {
 export interface ResolvedFrame {
   status: 'resolved';
   /** Innermost first: inlined functions, then the function that holds the code. */
-  locations: SourceLocation[];
+  locations: CodeLocation[];
   /** Where the frame's own function is (the last location). */
   file: string;
   line: number;
@@ -80,7 +80,7 @@ export interface SymbolizerStats {
 
 interface Batch {
   proc: Addr2Line;
-  queue: { address: bigint; resolve(c: SourceLocation[]): void; reject(e: Error): void }[];
+  queue: { address: bigint; resolve(c: CodeLocation[]): void; reject(e: Error): void }[];
   scheduled: boolean;
 }
 
@@ -114,7 +114,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 
 export class Symbolizer {
   private readonly frames = new Map<string, Promise<FrameResolution>>();
-  private readonly addresses = new Map<string, Promise<SourceLocation[]>>();
+  private readonly addresses = new Map<string, Promise<CodeLocation[]>>();
   private readonly files = new Map<string, Promise<ElfFile | UnresolvedFrame>>();
   private readonly batches = new Map<string, Batch>();
   private readonly warned = new Set<string>();
@@ -183,7 +183,7 @@ export class Symbolizer {
     elfPath: string,
     addresses: readonly bigint[],
     opts: { section?: string } = {},
-  ): Promise<SourceLocation[][]> {
+  ): Promise<CodeLocation[][]> {
     const elf = await this.debugFiles.open(elfPath);
     const key = elf?.buildId ?? elfPath;
     return Promise.all(addresses.map((a) => this.lookup(elfPath, key, opts.section, a)));
@@ -339,7 +339,7 @@ export class Symbolizer {
     elfKey: string,
     section: string | undefined,
     address: bigint,
-  ): Promise<SourceLocation[]> {
+  ): Promise<CodeLocation[]> {
     const key = `${elfKey}\0${section ?? ''}\0${address}`;
     let p = this.addresses.get(key);
     if (p) return p;
@@ -354,7 +354,7 @@ export class Symbolizer {
     }
     const batch = b;
     this.stat.addresses++;
-    p = new Promise<SourceLocation[]>((resolve, reject) => {
+    p = new Promise<CodeLocation[]>((resolve, reject) => {
       batch.queue.push({ address, resolve, reject });
       if (!batch.scheduled) {
         batch.scheduled = true;

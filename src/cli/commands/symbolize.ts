@@ -14,7 +14,7 @@ export const symbolizeCommand = defineCommand({
     release: {
       type: 'string',
       valueName: 'R',
-      description: 'also look in the standard places for kernel release R (default: this machine’s)',
+      description: 'also look in the standard places for kernel release R (/usr/lib/debug, /lib/modules/R)',
     },
     running: {
       type: 'boolean',
@@ -29,12 +29,14 @@ export const symbolizeCommand = defineCommand({
     'A filter: reads FILE (or stdin) and writes it back with ` FILE:LINE (inlined FN FILE:LINE, ...)`\n' +
     'after each frame `func+0x1b8/0x590 [module]` it resolves; everything else passes unchanged, line\n' +
     'by line as it arrives (kmemleak reports, page_owner dumps, dmesg, slab traces, memsleuth output).\n' +
-    'Debug info comes from --symbols (vmlinux, .ko, or directories of them, searched in order),\n' +
-    'then /usr/lib/debug, /lib/modules/R/build/vmlinux, /boot/vmlinux-R and /lib/modules/R for the\n' +
-    'release. Without --symbols the frames are taken to be this machine’s and the files are checked\n' +
-    'against the running build-ids (--running does that with --symbols too); build-ids printed in\n' +
-    'the text (`[mod <build-id>]`) are always checked. A frame whose length does not match the file\n' +
-    '(another build) is left as it is, with a warning. Needs eu-addr2line (elfutils).',
+    'Debug info comes from --symbols (vmlinux, .ko, or directories of them, searched in order), then\n' +
+    '/usr/lib/debug/.build-id, and for --release R (or this machine’s release, without --symbols or with\n' +
+    '--running) /usr/lib/debug/boot/vmlinux-R, /lib/modules/R/build/vmlinux, /boot/vmlinux-R and the\n' +
+    'modules under /usr/lib/debug/lib/modules/R and /lib/modules/R. Without --symbols (or with\n' +
+    '--running) the frames are taken to be this machine’s and files are chosen by its running\n' +
+    'build-ids; build-ids printed in the text (`[mod <build-id>]`) always count. A frame whose length\n' +
+    'does not match its file rejects the file (another build): the next candidate is tried, else the\n' +
+    'frame is left as it is, with a warning. Needs eu-addr2line (elfutils).',
   async run({ values, positionals }, ctx) {
     if (positionals.length > 1)
       throw new MemsleuthError('USAGE', 'symbolize takes one FILE (or - for stdin)');
