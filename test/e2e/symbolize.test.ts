@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../run.js';
 import { FIX, KO, lineOf, returnOffset, spanOf, TREE, VMLINUX } from '../symbols-fixtures.js';
 import { runCli } from './cli.js';
-import { runInProcess } from './in-process.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const tmp = mkdtempSync(join(tmpdir(), 'memsleuth-symbolize-'));
@@ -40,10 +40,10 @@ beforeAll(async () => {
 
 describe('memsleuth symbolize', () => {
   it('adds file:line and inlined functions after each frame, and nothing else', async () => {
-    const r = await runInProcess(['symbolize', '--symbols', TREE, '--symbols', join(FIX, 'module'), '-'], {
-      stdin: report,
+    const r = await run(['symbolize', '--symbols', TREE, '--symbols', join(FIX, 'module'), '-'], {
+      input: report,
     });
-    expect(r.code).toBe(0);
+    expect(r.status).toBe(0);
     const inLines = report.split('\n');
     const out = r.stdout.split('\n');
     expect(out).toHaveLength(inLines.length);
@@ -69,7 +69,7 @@ describe('memsleuth symbolize', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memsleuth-symbolize-'));
     try {
       writeFileSync(join(dir, 'kmemleak'), report);
-      const r = await runInProcess([
+      const r = await run([
         'symbolize',
         '--no-inlines',
         '--symbols',
@@ -78,7 +78,7 @@ describe('memsleuth symbolize', () => {
         KO,
         join(dir, 'kmemleak'),
       ]);
-      expect(r.code).toBe(0);
+      expect(r.status).toBe(0);
       expect(r.stdout.split('\n')[4]).toMatch(new RegExp(`\\[fixture_mod\\] fixture_mod\\.c:${lines.leak}$`));
     } finally {
       rmSync(dir, { recursive: true });
@@ -86,14 +86,14 @@ describe('memsleuth symbolize', () => {
   });
 
   it('refuses what it cannot read, with exit code 2', async () => {
-    const missing = await runInProcess(['symbolize', '--symbols', join(FIX, 'absent'), '-'], { stdin: '' });
-    expect(missing.code).toBe(2);
+    const missing = await run(['symbolize', '--symbols', join(FIX, 'absent'), '-'], { input: '' });
+    expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/^memsleuth: --symbols .*absent: ENOENT\nhint: give a vmlinux/);
-    const dir = await runInProcess(['symbolize', FIX]);
-    expect(dir.code).toBe(2);
+    const dir = await run(['symbolize', FIX]);
+    expect(dir.status).toBe(2);
     expect(dir.stderr).toMatch(/is a directory/);
-    const two = await runInProcess(['symbolize', 'a', 'b']);
-    expect(two.code).toBe(2);
+    const two = await run(['symbolize', 'a', 'b']);
+    expect(two.status).toBe(2);
   });
 
   it('works as a pipe in the built CLI', () => {
@@ -133,8 +133,8 @@ describe('--symbols on the commands that print stacks', () => {
   it('kmemleak report: a SOURCE column, stack lines and --json carry file:line', async () => {
     const file = join(tmp, 'kmemleak-report');
     writeFileSync(file, inputs().kmemleak);
-    const text = await runInProcess(['kmemleak', 'report', '--stacks', ...symbols(), file]);
-    expect(text.code).toBe(0);
+    const text = await run(['kmemleak', 'report', '--stacks', ...symbols(), file]);
+    expect(text.status).toBe(0);
     const out = text.stdout.split('\n');
     // fx_kmalloc is not one of the kernel's allocators: it is the culprit
     expect(out[1]).toMatch(/CULPRIT +SOURCE$/);
@@ -142,9 +142,7 @@ describe('--symbols on the commands that print stacks', () => {
     expect(out).toContain(
       `      fx_leak [fixture_mod] fixture_mod.c:${lines.leak} (inlined fx_grab fixture_mod.c:${lines.grab})`,
     );
-    const json = JSON.parse(
-      (await runInProcess(['kmemleak', 'report', '--json', ...symbols(), file])).stdout,
-    );
+    const json = JSON.parse((await run(['kmemleak', 'report', '--json', ...symbols(), file])).stdout);
     expect(json.groups[0].culprit.source).toEqual({
       file: 'mm/fx_slab.c',
       line: lines.kmalloc,
@@ -156,15 +154,15 @@ describe('--symbols on the commands that print stacks', () => {
       inlined: [{ function: 'fx_grab', file: 'fixture_mod.c', line: lines.grab }],
     });
     // without --symbols nothing changes
-    const plain = JSON.parse((await runInProcess(['kmemleak', 'report', '--json', file])).stdout);
+    const plain = JSON.parse((await run(['kmemleak', 'report', '--json', file])).stdout);
     expect(plain.groups[0].culprit.source).toBeUndefined();
   });
 
   it('page-owner top: the SOURCE of each culprit and file:line on every stack line', async () => {
     const file = join(tmp, 'page_owner');
     writeFileSync(file, inputs().pageOwner);
-    const r = await runInProcess(['page-owner', 'top', '--stacks', ...symbols(), file]);
-    expect(r.code).toBe(0);
+    const r = await run(['page-owner', 'top', '--stacks', ...symbols(), file]);
+    expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(` fx_kmalloc +mm/fx_slab\\.c:${lines.kmalloc}\n`));
     expect(r.stdout).toContain(
       `fx_init+${hex(returnOffset(KO, 'fx_init', 'fx_leak').offset)}/${hex(await spanOf(KO, 'fx_init'))} [fixture_mod] fixture_mod.c:${lines.init}\n`,
