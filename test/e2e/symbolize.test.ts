@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../run.js';
+import { cli } from '../run.js';
 import { FIX, KO, lineOf, returnOffset, spanOf, TREE, VMLINUX } from '../symbols-fixtures.js';
 import { runCli } from './cli.js';
 
@@ -40,7 +40,7 @@ beforeAll(async () => {
 
 describe('memsleuth symbolize', () => {
   it('adds file:line and inlined functions after each frame, and nothing else', async () => {
-    const r = await run(['symbolize', '--symbols', TREE, '--symbols', join(FIX, 'module'), '-'], {
+    const r = await cli(['symbolize', '--symbols', TREE, '--symbols', join(FIX, 'module'), '-'], {
       input: report,
     });
     expect(r.status).toBe(0);
@@ -69,7 +69,7 @@ describe('memsleuth symbolize', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memsleuth-symbolize-'));
     try {
       writeFileSync(join(dir, 'kmemleak'), report);
-      const r = await run([
+      const r = await cli([
         'symbolize',
         '--no-inlines',
         '--symbols',
@@ -86,13 +86,13 @@ describe('memsleuth symbolize', () => {
   });
 
   it('refuses what it cannot read, with exit code 2', async () => {
-    const missing = await run(['symbolize', '--symbols', join(FIX, 'absent'), '-'], { input: '' });
+    const missing = await cli(['symbolize', '--symbols', join(FIX, 'absent'), '-'], { input: '' });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/^memsleuth: --symbols .*absent: ENOENT\nhint: give a vmlinux/);
-    const dir = await run(['symbolize', FIX]);
+    const dir = await cli(['symbolize', FIX]);
     expect(dir.status).toBe(2);
     expect(dir.stderr).toMatch(/is a directory/);
-    const two = await run(['symbolize', 'a', 'b']);
+    const two = await cli(['symbolize', 'a', 'b']);
     expect(two.status).toBe(2);
   });
 
@@ -133,7 +133,7 @@ describe('--symbols on the commands that print stacks', () => {
   it('kmemleak report: a SOURCE column, stack lines and --json carry file:line', async () => {
     const file = join(tmp, 'kmemleak-report');
     writeFileSync(file, inputs().kmemleak);
-    const text = await run(['kmemleak', 'report', '--stacks', ...symbols(), file]);
+    const text = await cli(['kmemleak', 'report', '--stacks', ...symbols(), file]);
     expect(text.status).toBe(0);
     const out = text.stdout.split('\n');
     // fx_kmalloc is not one of the kernel's allocators: it is the culprit
@@ -142,7 +142,7 @@ describe('--symbols on the commands that print stacks', () => {
     expect(out).toContain(
       `      fx_leak [fixture_mod] fixture_mod.c:${lines.leak} (inlined fx_grab fixture_mod.c:${lines.grab})`,
     );
-    const json = JSON.parse((await run(['kmemleak', 'report', '--json', ...symbols(), file])).stdout);
+    const json = JSON.parse((await cli(['kmemleak', 'report', '--json', ...symbols(), file])).stdout);
     expect(json.groups[0].culprit.source).toEqual({
       file: 'mm/fx_slab.c',
       line: lines.kmalloc,
@@ -154,14 +154,14 @@ describe('--symbols on the commands that print stacks', () => {
       inlined: [{ function: 'fx_grab', file: 'fixture_mod.c', line: lines.grab }],
     });
     // without --symbols nothing changes
-    const plain = JSON.parse((await run(['kmemleak', 'report', '--json', file])).stdout);
+    const plain = JSON.parse((await cli(['kmemleak', 'report', '--json', file])).stdout);
     expect(plain.groups[0].culprit.source).toBeUndefined();
   });
 
   it('page-owner top: the SOURCE of each culprit and file:line on every stack line', async () => {
     const file = join(tmp, 'page_owner');
     writeFileSync(file, inputs().pageOwner);
-    const r = await run(['page-owner', 'top', '--stacks', ...symbols(), file]);
+    const r = await cli(['page-owner', 'top', '--stacks', ...symbols(), file]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(` fx_kmalloc +mm/fx_slab\\.c:${lines.kmalloc}\n`));
     expect(r.stdout).toContain(

@@ -18,7 +18,7 @@ import {
   MODULE_ALLOC_SITES,
   moduleSourceLine,
 } from '../lab-captures.js';
-import { run as runCommandLine } from '../run.js';
+import { cli } from '../run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'memsleuth-symbolize-lab-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -63,7 +63,7 @@ for (const kernel of ['6.1', '6.12'] as const) {
       ko = await labModule(run);
       other = await labModule(await labCaptures(kernel === '6.1' ? '6.12' : '6.1'));
       for (const source of ['page_owner', 'kmemleak']) {
-        const r = await runCommandLine([
+        const r = await cli([
           'symbolize',
           '--symbols',
           run.kernel.tree,
@@ -150,14 +150,12 @@ for (const kernel of ['6.1', '6.12'] as const) {
       const rowOf = (out: string, fn: string) =>
         out.split('\n').find((l) => l.includes(`${fn} [msl_leaky]`)) ?? '';
       // page-owner top and diff: the culprit's SOURCE column
-      const top = await runCommandLine(['page-owner', 'top', ...sym, after]);
+      const top = await cli(['page-owner', 'top', ...sym, after]);
       expect(rowOf(top.stdout, 'msl_page_leak')).toMatch(new RegExp(` ${at('msl_page_leak')}$`));
-      const pdiff = await runCommandLine(['page-owner', 'diff', ...sym, before, after]);
+      const pdiff = await cli(['page-owner', 'diff', ...sym, before, after]);
       expect(rowOf(pdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(` ${at('msl_vmalloc_leak')}$`));
       // kmemleak report --json: the culprit frame carries its source
-      const km = JSON.parse(
-        (await runCommandLine(['kmemleak', 'report', '--json', ...sym, after])).stdout,
-      ) as {
+      const km = JSON.parse((await cli(['kmemleak', 'report', '--json', ...sym, after])).stdout) as {
         groups: { culprit: { func: string; source?: { file: string; line: number } } }[];
       };
       const culprits = Object.fromEntries(
@@ -167,20 +165,20 @@ for (const kernel of ['6.1', '6.12'] as const) {
         msl_slab_leak: at('msl_slab_leak'),
         msl_vmalloc_leak: at('msl_vmalloc_leak'),
       });
-      const watch = await runCommandLine(['kmemleak', 'watch', ...sym, before, run.captures.mid, after]);
+      const watch = await cli(['kmemleak', 'watch', ...sym, before, run.captures.mid, after]);
       expect(rowOf(watch.stdout, 'msl_slab_leak')).toMatch(new RegExp(` ${at('msl_slab_leak')}$`));
       // slab traces, vmalloc top and diff
-      const slab = await runCommandLine(['slab', 'traces', '--cache', 'kmalloc-96', ...sym, after]);
+      const slab = await cli(['slab', 'traces', '--cache', 'kmalloc-96', ...sym, after]);
       expect(rowOf(slab.stdout, 'msl_slab_leak')).toMatch(new RegExp(` ${at('msl_slab_leak')}$`));
-      const vtop = await runCommandLine(['vmalloc', 'top', ...sym, after]);
+      const vtop = await cli(['vmalloc', 'top', ...sym, after]);
       expect(rowOf(vtop.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(` ${at('msl_vmalloc_leak')}$`));
-      const vdiff = await runCommandLine(['vmalloc', 'diff', ...sym, before, after]);
+      const vdiff = await cli(['vmalloc', 'diff', ...sym, before, after]);
       expect(rowOf(vdiff.stdout, 'msl_vmalloc_leak')).toMatch(new RegExp(` ${at('msl_vmalloc_leak')}$`));
       // diff: the page_owner row of the page leak, in the text and in --json
-      const diff = await runCommandLine(['diff', '--source', 'page_owner', ...sym, before, after]);
+      const diff = await cli(['diff', '--source', 'page_owner', ...sym, before, after]);
       expect(rowOf(diff.stdout, 'msl_page_leak')).toMatch(new RegExp(` ${at('msl_page_leak')}$`));
       const dj = JSON.parse(
-        (await runCommandLine(['diff', '--json', '--source', 'page_owner', ...sym, before, after])).stdout,
+        (await cli(['diff', '--json', '--source', 'page_owner', ...sym, before, after])).stdout,
       ) as {
         rows: { name: string; frames?: { func: string; source?: { file: string; line: number } }[] }[];
       };
@@ -190,7 +188,7 @@ for (const kernel of ['6.1', '6.12'] as const) {
     });
 
     it('refuses the other kernel’s msl_leaky.ko: its functions have other lengths', async () => {
-      const r = await runCommandLine(['symbolize', '--symbols', other, join(run.captures.after, 'kmemleak')]);
+      const r = await cli(['symbolize', '--symbols', other, join(run.captures.after, 'kmemleak')]);
       expect(r.status).toBe(0);
       expect(r.stderr).toMatch(
         /memsleuth: warning: msl_leaky: msl_\w+ is 0x[0-9a-f]+ bytes in .*msl_leaky\.ko, 0x[0-9a-f]+ in the frame: the file is not the code that ran/,
