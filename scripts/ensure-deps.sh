@@ -29,6 +29,10 @@ PACKAGES=(
   sysstat
   # page_owner benchmark: /usr/bin/time -v for the C tool's peak RSS (npm run bench:page-owner)
   time
+  # symbolization (src/symbols): eu-addr2line resolves frames to file:line; binutils'
+  # objdump, readelf and addr2line are the tests' independent references
+  elfutils
+  binutils
 )
 
 missing=()

@@ -5,7 +5,7 @@
  * second `npm test` boots nothing. A missing prerequisite (qemu, linux-source-*,
  * busybox-static) throws: the lab never skips.
  */
-import { cachedLabRun, type LabRun, type ModuleParams } from '../lab/index.js';
+import { buildModule, cachedLabRun, type LabRun, type ModuleParams } from '../lab/index.js';
 
 export type { ExpectedLeaks, LabMoment, LabRun, ModuleParams } from '../lab/index.js';
 export {
@@ -27,4 +27,9 @@ export const LAB_HOOK_TIMEOUT_MS = 55 * 60_000;
  */
 export function labCaptures(kernel: '6.1' | '6.12', params: Partial<ModuleParams> = {}): Promise<LabRun> {
   return cachedLabRun(kernel, params, { log: (line) => process.stderr.write(`${line}\n`) });
+}
+
+/** msl_leaky.ko as built for a lab run's kernel (cached; with DWARF line tables and inlines). */
+export function labModule(run: LabRun): Promise<string> {
+  return buildModule(run.kernel);
 }

@@ -1,3 +1,4 @@
+import { culpritFrame } from '../../analysis/stacks.js';
 import { MemsleuthError } from '../../model/errors.js';
 import type { SourceName } from '../../model/snapshot.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
@@ -6,6 +7,7 @@ import { DIFF_SOURCES } from '../../registry/index.js';
 import { withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
+import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 export const diffCommand = defineCommand({
   path: ['diff'],
@@ -29,6 +31,7 @@ export const diffCommand = defineCommand({
       description: 'rank page cache and anonymous page_owner pages too (left out by default)',
     },
     json: { type: 'boolean', description: 'print the whole diff as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'Sources: meminfo fields, slabinfo caches, buddyinfo zones (pages taken from the free lists),\n' +
@@ -57,11 +60,21 @@ export const diffCommand = defineCommand({
       });
       const unreadable = d.sources.filter((x) => x.status === 'unreadable');
       for (const u of unreadable) ctx.stderr.write(`memsleuth: ${u.source} left out: ${u.reason}\n`);
+      const gainers = d.rows.filter((r) => r.deltaBytes > 0);
+      const printed =
+        perSource === undefined
+          ? gainers.slice(0, top)
+          : d.sources.flatMap((st) => gainers.filter((r) => r.source === st.source).slice(0, perSource));
+      const symbolized = await annotateFrames(
+        values.json ? d.rows : printed,
+        values,
+        { running: false, kernelRelease: await releaseOf(a) },
+        ctx,
+      );
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
         return unreadable.length ? 1 : 0;
       }
-      const gainers = d.rows.filter((r) => r.deltaBytes > 0);
       const cols = [
         {
           header: 'Δ BYTES',
@@ -88,6 +101,14 @@ export const diffCommand = defineCommand({
           max: 40,
           value: (r: (typeof gainers)[number]) => (r.detail ? `${r.name} (${r.detail})` : r.name),
         },
+        ...(symbolized
+          ? [
+              sourceColumn<(typeof gainers)[number]>(
+                (r) => (r.frames?.length ? culpritFrame(r.frames) : undefined),
+                'FILE:LINE', // SOURCE names the kernel source here
+              ),
+            ]
+          : []),
       ];
       const out = [`before: ${d.before}`, `after:  ${d.after}`];
       if (perSource === undefined) {

@@ -11,6 +11,7 @@ import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
 import { slabCommands } from './slab.js';
 import { snapshotCommand } from './snapshot.js';
+import { symbolizeCommand } from './symbolize.js';
 import { vmallocCommands } from './vmalloc.js';
 
 /**
@@ -32,4 +33,5 @@ export const COMMANDS: CommandSpec<any>[] = [
   ...vmallocCommands,
   ...allocinfoCommands,
   diffCommand,
+  symbolizeCommand,
 ];

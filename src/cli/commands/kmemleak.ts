@@ -18,6 +18,7 @@ import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
+import { annotateFrames, frameLine, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 const BY: readonly KmemleakGroupBy[] = ['backtrace', 'culprit', 'comm'];
 
@@ -89,6 +90,7 @@ function renderGroups(
   by: KmemleakGroupBy,
   top: number,
   stacks: boolean,
+  symbolized = false,
 ): string {
   const bytes = groups.reduce((s, g) => s + g.weights.bytes, 0);
   const out = [`${reports} unreferenced objects (${formatBytes(bytes)}) in ${groups.length} groups by ${by}`];
@@ -111,6 +113,7 @@ function renderGroups(
       max: 44,
       value: (g) => (by === 'comm' ? g.key.slice(5) : frameText(g)),
     },
+    ...(symbolized && by !== 'comm' ? [sourceColumn<KmemleakGroup>((g) => g.culprit)] : []),
   ]);
   if (!stacks) out.push(tbl);
   else {
@@ -118,7 +121,7 @@ function renderGroups(
     out.push(lines[0]!);
     rows.forEach((g, i) => {
       out.push(lines[i + 1]!);
-      for (const f of g.frames) out.push(`      ${frameKey(f)}`);
+      for (const f of g.frames) out.push(`      ${frameLine(f, false)}`);
     });
   }
   return `${out.join('\n')}\n`;
@@ -134,6 +137,7 @@ export const kmemleakReportCommand = defineCommand({
     stacks: { type: 'boolean', description: 'print each group’s backtrace' },
     ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every group as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'FILE is a saved copy of /sys/kernel/debug/kmemleak; SNAPSHOT a bundle or directory. Without either,\n' +
@@ -145,10 +149,12 @@ export const kmemleakReportCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const { reports, groups, file } = await groupReport(positionals[0], by, ctx.stdin);
     if (await writeFlameExports(groups, values, `kmemleak ${file}`, ctx)) return 0;
+    const shown = values.json ? groups : groups.slice(0, top);
+    const symbolized = await annotateFrames(shown, values, { running: positionals[0] === undefined }, ctx);
     ctx.stdout.write(
       values.json
         ? `${JSON.stringify({ reports, groups }, null, 2)}\n`
-        : renderGroups(groups, reports, by, top, Boolean(values.stacks)),
+        : renderGroups(groups, reports, by, top, Boolean(values.stacks), symbolized),
     );
     return 0;
   },
@@ -195,7 +201,7 @@ export const kmemleakScanCommand = defineCommand({
   },
 });
 
-function renderSeries(s: KmemleakSeries, top: number): string {
+function renderSeries(s: KmemleakSeries, top: number, symbolized = false): string {
   const out = [`${s.labels.length} reports, oldest first:`, ...s.labels.map((l, i) => `  ${i + 1}. ${l}`)];
   const cols = (rows: KmemleakSeries['rows']) =>
     table(rows.slice(0, top), [
@@ -207,6 +213,7 @@ function renderSeries(s: KmemleakSeries, top: number): string {
         max: 44,
         value: (r) => (r.culprit ? frameKey(r.culprit) : r.key),
       },
+      ...(symbolized ? [sourceColumn<KmemleakSeries['rows'][number]>((r) => r.culprit)] : []),
     ]);
   out.push('', `Growing (${s.growing.length}): backtraces whose reports keep increasing — likely leaks`);
   if (s.growing.length) out.push(cols(s.growing));
@@ -234,6 +241,7 @@ export const kmemleakWatchCommand = defineCommand({
     },
     top: { type: 'string', valueName: 'N', description: 'rows per list (default 20)' },
     json: { type: 'boolean', description: 'print the classification as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'With FILE/SNAPSHOT arguments (oldest first), classifies those saved reports; without, scans this\n' +
@@ -249,7 +257,8 @@ export const kmemleakWatchCommand = defineCommand({
         series.push({ label: p, groups: (await groupReport(p, 'backtrace')).groups });
       }
       const s = classifyKmemleakSeries(series, { minGrowth });
-      ctx.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : renderSeries(s, top));
+      const symbolized = await annotateFrames(s, values, { running: false }, ctx);
+      ctx.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : renderSeries(s, top, symbolized));
       return 0;
     }
     const interval = numberOption(values.interval, 'interval', 600, { min: 1 });
@@ -267,8 +276,9 @@ export const kmemleakWatchCommand = defineCommand({
       ctx.stderr.write(
         `${r.time}: ${groups.reduce((n, g) => n + g.weights.count, 0)} reports, ${s.growing.length} growing backtraces\n`,
       );
+      const symbolized = await annotateFrames(s, values, { running: true }, ctx);
       // one JSON document per scan (NDJSON), or the tables again
-      ctx.stdout.write(values.json ? `${JSON.stringify(s)}\n` : renderSeries(s, top));
+      ctx.stdout.write(values.json ? `${JSON.stringify(s)}\n` : renderSeries(s, top, symbolized));
     }
     return 0;
   },

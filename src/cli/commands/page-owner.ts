@@ -26,6 +26,7 @@ import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { type Column, table } from '../format.js';
+import { annotateFrames, frameLine, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 /**
  * `-` (stdin), a page_owner file (or FIFO, or debugfs), or a snapshot: a directory or a
@@ -210,10 +211,18 @@ const commonOptions = {
   stacks: { type: 'boolean', description: 'print the whole stack of each group' },
   ...FLAME_OPTIONS,
   json: { type: 'boolean', description: 'print the whole result as JSON' },
+  ...SYMBOLS_OPTION,
 } as const;
 
+const LIVE_DUMP = '/sys/kernel/debug/page_owner';
+
 function stackLines(frames: readonly Frame[]): string[] {
-  return frames.map((f) => `      ${formatFrame(f)}`);
+  return frames.map((f) => `      ${frameLine(f)}`);
+}
+
+/** The culprit of a stack group (whose SOURCE is shown), none for other groupings. */
+function culpritOf(frames: readonly Frame[], by: PageOwnerGroupBy): Frame | undefined {
+  return by === 'stack' ? culpritFrame(frames) : undefined;
 }
 
 export const pageOwnerTopCommand = defineCommand({
@@ -230,7 +239,7 @@ export const pageOwnerTopCommand = defineCommand({
     const by = groupByOption(values.by);
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const pageSizeBytes = numberOption(values['page-size'], 'page-size', 4096, { min: 1, integer: true });
-    const arg = positionals[0] ?? '/sys/kernel/debug/page_owner';
+    const arg = positionals[0] ?? LIVE_DUMP;
     const allocators = allocatorOption(values.allocator, undefined);
     const dump = await openDump(arg, ctx);
     const prog = streamProgress(ctx, 'page-owner top');
@@ -253,8 +262,10 @@ export const pageOwnerTopCommand = defineCommand({
     }
     await writeFlameExports(r.groups, values, `page_owner ${arg}`, ctx, 'pages');
     const top = topGroups(r.groups, 'pages', limit);
+    const groups = values.json ? topGroups(r.groups, 'pages') : top;
+    const symbolized = await annotateFrames(groups, values, { running: arg === LIVE_DUMP }, ctx);
     if (values.json) {
-      ctx.stdout.write(`${JSON.stringify({ ...r, groups: topGroups(r.groups, 'pages') }, null, 2)}\n`);
+      ctx.stdout.write(`${JSON.stringify({ ...r, groups }, null, 2)}\n`);
       return 0;
     }
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
@@ -281,6 +292,7 @@ export const pageOwnerTopCommand = defineCommand({
           max: 62,
           value: (x) => groupName(x.g.frames, by),
         },
+        ...(symbolized ? [sourceColumn<{ g: StackGroup; i: number }>((x) => culpritOf(x.g.frames, by))] : []),
       ]).trimEnd(),
     );
     if (values.stacks && by === 'stack') {
@@ -342,6 +354,13 @@ export const pageOwnerDiffCommand = defineCommand({
       await after.close();
     }
     const gained = d.deltas.filter((x) => x.delta.pages > 0);
+    const lost = [...d.deltas].reverse().filter((x) => x.delta.pages < 0);
+    const symbolized = await annotateFrames(
+      values.json ? d : [gained.slice(0, limit), lost.slice(0, limit)],
+      values,
+      { running: aArg === LIVE_DUMP },
+      ctx,
+    );
     const gainedGroups: StackGroup[] = gained.map((x) => ({
       key: x.key,
       frames: x.frames,
@@ -353,7 +372,6 @@ export const pageOwnerDiffCommand = defineCommand({
       return 0;
     }
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
-    const lost = [...d.deltas].reverse().filter((x) => x.delta.pages < 0);
     const out: string[] = [
       `page_owner diff (by ${by}${allocators ? `, ${allocators.join('/')} only` : ''}): ` +
         `${d.before.pages} -> ${d.after.pages} pages (${d.after.pages - d.before.pages >= 0 ? '+' : ''}${d.after.pages - d.before.pages})`,
@@ -368,6 +386,7 @@ export const pageOwnerDiffCommand = defineCommand({
         { header: 'AFTER', align: 'right', value: (x: { g: GroupDelta }) => String(x.g.after.pages) },
         { header: '', value: (x: { g: GroupDelta }) => (x.g.isNew ? 'NEW' : x.g.isGone ? 'GONE' : '') },
         { header: title, max: 56, value: (x: { g: GroupDelta }) => groupName(x.g.frames, by) },
+        ...(symbolized ? [sourceColumn((x: { g: GroupDelta }) => culpritOf(x.g.frames, by))] : []),
       ] as Column<{ g: GroupDelta; i: number }>[];
     out.push('Gained:');
     out.push(

@@ -17,6 +17,7 @@ import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
+import { annotateFrames, frameLine, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 function oneSnapshot(positionals: string[], cmd: string): string | undefined {
   if (positionals.length > 1)
@@ -101,6 +102,7 @@ export const slabTracesCommand = defineCommand({
     stacks: { type: 'boolean', description: 'print the full stack under each call site (5.19+)' },
     ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every call site as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'Outstanding = the alloc listing count: SLUB lists only allocated objects in both alloc_traces and\n' +
@@ -119,6 +121,12 @@ export const slabTracesCommand = defineCommand({
       const sites = [...r.sites].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding);
       if (await writeFlameExports(slabSiteGroups(r.sites), values, `slab traces ${snap.origin}`, ctx))
         return 0;
+      const symbolized = await annotateFrames(
+        values.json ? sites : sites.slice(0, top),
+        values,
+        { running: positionals.length === 0, kernelRelease: await releaseOf(snap) },
+        ctx,
+      );
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify({ ...r, sites }, null, 2)}\n`);
         return 0;
@@ -144,6 +152,7 @@ export const slabTracesCommand = defineCommand({
           max: 44,
           value: (x) => (x.caller ? frameKey(x.caller) : '<not-available>'),
         },
+        ...(symbolized ? [sourceColumn<(typeof rows)[number]>((x) => x.caller)] : []),
       ]);
       if (!values.stacks) out.push(tbl);
       else {
@@ -151,7 +160,7 @@ export const slabTracesCommand = defineCommand({
         out.push(lines[0]!);
         rows.forEach((s, i) => {
           out.push(lines[i + 1]!);
-          for (const f of s.frames) out.push(`      ${frameKey(f)}`);
+          for (const f of s.frames) out.push(`      ${frameLine(f, false)}`);
         });
       }
       if (r.noData.length) out.push(`No data (no live tracked objects): ${r.noData.length} caches`);
@@ -171,6 +180,7 @@ export const slabTraceDiffCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     all: { type: 'boolean', description: 'also print stacks that shrank or did not change' },
     json: { type: 'boolean', description: 'print every stack as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'Each dump is blocks of a count line (`N times:`, `count: N cache: C size: S`, or a leading number)\n' +
@@ -192,6 +202,12 @@ export const slabTraceDiffCommand = defineCommand({
     };
     const deltas = diffCallstackDumps(await read(positionals[0]!), await read(positionals[1]!));
     const shown = values.all ? deltas : deltas.filter((d) => d.delta.count > 0 || d.delta.bytes > 0);
+    const symbolized = await annotateFrames(
+      values.json ? shown : shown.slice(0, top),
+      values,
+      { running: false },
+      ctx,
+    );
     if (values.json) {
       ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
       return 0;
@@ -222,6 +238,7 @@ export const slabTraceDiffCommand = defineCommand({
                   return (f ? frameKey(f) : '<no stack>') + cache;
                 },
               },
+              ...(symbolized ? [sourceColumn<(typeof shown)[number]>((d) => culpritFrame(d.frames))] : []),
             ])}\n`
           : ''),
     );

@@ -4,6 +4,7 @@ import { formatBytes, formatDelta } from '../../model/units.js';
 import { openInputOrLive, requireSource, withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
+import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 export const vmallocTopCommand = defineCommand({
   path: ['vmalloc', 'top'],
@@ -12,6 +13,7 @@ export const vmallocTopCommand = defineCommand({
   options: {
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     json: { type: 'boolean', description: 'print every caller as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details: 'BYTES = pages=N x page size (RAM held); VSIZE = printed sizes, guard pages included.',
   async run({ values, positionals }, ctx) {
@@ -20,6 +22,12 @@ export const vmallocTopCommand = defineCommand({
     const snap = await openInputOrLive(positionals[0], { expect: 'vmallocinfo' });
     try {
       const r = vmallocTop(await requireSource(snap, 'vmallocinfo'));
+      const symbolized = await annotateFrames(
+        values.json ? r : r.callers.slice(0, top),
+        values,
+        { running: positionals.length === 0, kernelRelease: await releaseOf(snap) },
+        ctx,
+      );
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         return 0;
@@ -32,6 +40,7 @@ export const vmallocTopCommand = defineCommand({
             { header: 'VSIZE', align: 'right', value: (c) => formatBytes(c.virtualBytes) },
             { header: 'FLAGS', max: 18, value: (c) => c.flags.join(',') },
             { header: 'CALLER', max: 50, value: (c) => c.key },
+            ...(symbolized ? [sourceColumn<(typeof r.callers)[number]>((c) => c.caller)] : []),
           ])}\n`,
       );
       return 0;
@@ -49,6 +58,7 @@ export const vmallocDiffCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     all: { type: 'boolean', description: 'also print callers that shrank or did not change' },
     json: { type: 'boolean', description: 'print every caller as JSON' },
+    ...SYMBOLS_OPTION,
   },
   async run({ values, positionals }, ctx) {
     if (positionals.length !== 2)
@@ -62,6 +72,12 @@ export const vmallocDiffCommand = defineCommand({
           await requireSource(a, 'vmallocinfo'),
         );
         const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0 || d.deltaAreas > 0);
+        const symbolized = await annotateFrames(
+          values.json ? shown : shown.slice(0, top),
+          values,
+          { running: false, kernelRelease: await releaseOf(a) },
+          ctx,
+        );
         if (values.json) {
           ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
           return 0;
@@ -79,6 +95,7 @@ export const vmallocDiffCommand = defineCommand({
                   },
                   { header: 'AFTER', align: 'right', value: (d) => formatBytes(d.after.bytes) },
                   { header: 'CALLER', max: 60, value: (d) => d.key },
+                  ...(symbolized ? [sourceColumn<(typeof shown)[number]>((d) => d.caller)] : []),
                 ])}\n`
               : ''),
         );
