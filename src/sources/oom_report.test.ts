@@ -531,3 +531,52 @@ describe('partial and malformed logs', () => {
     );
   });
 });
+
+describe('a saved /dev/kmsg with multi-line records', () => {
+  it('splits the escaped newlines of a 5.x memory.stat record', () => {
+    const text = OLDER_FORMATS['5.4']()
+      .replace(/\nanon 264241152\n([\s\S]*?)pgmajfault 0\n/, (_m, body: string) => {
+        return `\nanon 264241152\\x0a${body.replace(/\n/g, '\\x0a')}pgmajfault 0\\x0a\n`;
+      })
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l, i) => `6,${i},${1000 + i},-;${l}`)
+      .join('\n');
+    const plain = parseOomReports(OLDER_FORMATS['5.4']()).reports[0]!;
+    const [r] = parseOomReports(text).reports;
+    expect(r!.memcg?.stats).toEqual(plain.memcg?.stats);
+    expect(Object.keys(r!.memcg!.stats)).toHaveLength(19);
+  });
+});
+
+describe('damaged logs never crash the parser', () => {
+  // A deterministic generator (mulberry32), so a failure names its seed.
+  const rng = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const base = fixture('oom-6.12', 'console.log').split('\n');
+  it.each(Array.from({ length: 40 }, (_, i) => i + 1))(
+    'seed %i: cut, dropped and duplicated lines',
+    (seed) => {
+      const rand = rng(seed);
+      const lines = base.flatMap((l) => {
+        const x = rand();
+        if (x < 0.05) return [];
+        if (x < 0.1) return [l.slice(0, Math.floor(rand() * l.length))];
+        if (x < 0.12) return [l, l];
+        return [l];
+      });
+      try {
+        const log = parseOomReports(lines.join('\n'), { file: `seed-${seed}` });
+        for (const r of log.reports) expect(r.endLine).toBeGreaterThanOrEqual(r.line);
+      } catch (e) {
+        expect((e as { code?: string }).code, String(e)).toBe('PARSE');
+        expect(String((e as Error).message)).toMatch(new RegExp(`^seed-${seed}:\\d+: expected `));
+      }
+    },
+  );
+});

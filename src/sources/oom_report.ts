@@ -489,8 +489,14 @@ function taskColumns(rest: string): string[] {
   return cols;
 }
 
+const TASK_ROWS = new Map<number, RegExp>();
+
 function parseTaskRow(text: string, columns: string[], file: string, line: number): OomTask {
-  const re = new RegExp(`^\\[\\s*(\\d+)\\]((?:\\s+-?\\d+){${columns.length}})\\s+(.*?)\\s*$`);
+  let re = TASK_ROWS.get(columns.length);
+  if (!re) {
+    re = new RegExp(`^\\[\\s*(\\d+)\\]((?:\\s+-?\\d+){${columns.length}})\\s+(.*?)\\s*$`);
+    TASK_ROWS.set(columns.length, re);
+  }
   const m = re.exec(text);
   if (!m) throw parseError(file, line, EXPECT.task(columns.length), text);
   const values = m[2]!.trim().split(/\s+/).map(Number);
@@ -678,8 +684,21 @@ function standalone(cur: OomReport, t: string, file: string, line: number): Sect
  */
 export function parseOomReports(text: string, opts: ParseOptions = {}): OomLog {
   const file = opts.file ?? 'kernel log';
-  const lines = numberedLines(text);
-  const kmsg = lines.some((l) => KMSG.test(l.text));
+  const raw = numberedLines(text);
+  const kmsg = raw.some((l) => KMSG.test(l.text));
+  // A saved /dev/kmsg keeps a multi-line record (5.x memcg stats) on one line, its newlines
+  // escaped as \x0a: one line each, with the record's prefix.
+  const lines = kmsg
+    ? raw.flatMap((l) => {
+        const k = KMSG.exec(l.text);
+        if (!k || !l.text.includes('\\x0a')) return [l];
+        return l.text
+          .slice(k[0].length)
+          .split('\\x0a')
+          .filter((t, i, all) => t !== '' || i < all.length - 1)
+          .map((t) => ({ text: `${k[0]}${t}`, line: l.line }));
+      })
+    : raw;
   const reports: OomReport[] = [];
   let r: OomReport | undefined;
   let section: Section = 'none';
@@ -900,7 +919,7 @@ export function parseOomReports(text: string, opts: ParseOptions = {}): OomLog {
       if (rep.memcg === undefined && rep.memInfo === undefined) rep.missing.push('Mem-Info');
     }
   }
-  const log: OomLog = { reports, lines: lines.length };
+  const log: OomLog = { reports, lines: raw.length };
   const area = reports.flatMap((x) => x.freeAreas)[0];
   if (area?.blockKB[0] !== undefined) log.pageSizeBytes = area.blockKB[0] * 1024;
   return log;
