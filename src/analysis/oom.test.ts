@@ -212,6 +212,26 @@ describe('rankTasks and oomAccounting', () => {
     ]);
   });
 
+  it('gives root 3% off in the tables of kernels before 4.15 (nr_ptes), as before 4.17', () => {
+    const old = (pid: number, uid: number) => ({
+      pid,
+      uid,
+      tgid: pid,
+      totalVmPages: 0,
+      rssPages: 1000,
+      nrPtes: 0,
+      nrPmds: 0,
+      swapents: 0,
+      oomScoreAdj: 0,
+      name: `t${pid}`,
+      line: pid,
+    });
+    expect(rankTasks([old(1, 0), old(2, 1000)], 100000, 4096).map((x) => [x.pid, x.badnessPages])).toEqual([
+      [2, 1000],
+      [1, 970],
+    ]);
+  });
+
   it('gives no accounting for a report without Mem-Info', () => {
     const log = parseOomReports(fixture('oom-live-6.18', 'memcg-v1.dmesg'));
     expect(oomAccounting(log.reports[0]!, 4096)).toBeUndefined();

@@ -264,9 +264,13 @@ export function rankTasks(
   page: number,
 ): RankedTask[] {
   const ranked = tasks.map((t): RankedTask => {
+    // Integer arithmetic as the kernel's: pgtables_bytes / PAGE_SIZE, adj *= totalpages / 1000.
     const pgtablesPages =
-      t.pgtablesBytes !== undefined ? t.pgtablesBytes / page : (t.nrPtes ?? 0) + (t.nrPmds ?? 0);
-    const adj = totalPages === undefined ? 0 : (t.oomScoreAdj * totalPages) / 1000;
+      t.pgtablesBytes !== undefined ? Math.floor(t.pgtablesBytes / page) : (t.nrPtes ?? 0) + (t.nrPmds ?? 0);
+    let points = t.rssPages + t.swapents + pgtablesPages;
+    // Before 4.17 root's processes got 3% off; tables with nr_ptes (before 4.15) are that old.
+    if (t.nrPtes !== undefined && t.uid === 0) points -= Math.floor((points * 3) / 100);
+    const adj = totalPages === undefined ? 0 : t.oomScoreAdj * Math.floor(totalPages / 1000);
     return {
       pid: t.pid,
       name: t.name,
@@ -275,7 +279,7 @@ export function rankTasks(
       swapBytes: t.swapents * page,
       pgtablesBytes: t.pgtablesBytes ?? ((t.nrPtes ?? 0) + (t.nrPmds ?? 0)) * page,
       oomScoreAdj: t.oomScoreAdj,
-      badnessPages: Math.round(t.rssPages + t.swapents + pgtablesPages + adj),
+      badnessPages: points + adj,
       unkillable: t.oomScoreAdj === -1000,
     };
   });
@@ -376,14 +380,18 @@ function victimOf(r: OomReport, k: OomKill, ranked: RankedTask[]): OomVictim {
     v.why = `it is not in the task table (it may have been exiting or sharing another process's memory)${adjText}`;
   } else {
     const t = ranked[i]!;
-    v.rank = i;
+    // Equal badness: the kernel keeps the first it met; ties are not a misranking.
+    const above = ranked.filter((x) => x.badnessPages > t.badnessPages).length;
+    const tied = ranked.filter((x) => x.badnessPages === t.badnessPages).length - 1;
+    v.rank = above;
     v.badnessPages = t.badnessPages;
     const parts = `rss ${bytesText(t.rssBytes)} + swap ${bytesText(t.swapBytes)} + page tables ${bytesText(t.pgtablesBytes)}${adjText}`;
     const of = `${ranked.length} killable task${ranked.length === 1 ? '' : 's'}`;
-    if (i === 0) v.why = `the largest oom badness of the ${of}: ${parts} = ${t.badnessPages} pages`;
-    else {
+    if (above === 0) {
+      v.why = `the largest oom badness of the ${of}: ${parts} = ${t.badnessPages} pages${tied ? ` (tied with ${tied} other${tied === 1 ? '' : 's'})` : ''}`;
+    } else {
       const top = ranked[0]!;
-      v.why = `badness ${t.badnessPages} pages (${parts}), ${i + 1}. of the ${of}; ${top.name} (pid ${top.pid}) scored ${top.badnessPages}: it may have been exiting, already a victim, or its memory shared with an unkillable task`;
+      v.why = `badness ${t.badnessPages} pages (${parts}), ${above + 1}. of the ${of}; ${top.name} (pid ${top.pid}) scored ${top.badnessPages}: it may have been exiting, already a victim, or its memory shared with an unkillable task`;
     }
   }
   if (k.score !== undefined) v.why += ` (the kernel's score: ${k.score} of 1000)`;
