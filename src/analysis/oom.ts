@@ -21,6 +21,7 @@
  * here, beside the pages drivers take straight from the buddy allocator.
  */
 import type { Frame } from '../model/frame.js';
+import { formatBytes } from '../model/units.js';
 import type {
   OomAllocation,
   OomKill,
@@ -33,18 +34,6 @@ import { type Accounting, computeAccounting } from './accounting.js';
 import { culpritFrame } from './stacks.js';
 
 const KIB = 1024;
-
-/** 1536 → "1.5 KiB" (the CLI's formatBytes, for the sentences this module writes). */
-function bytesText(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = Math.abs(bytes);
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${bytes < 0 ? '-' : ''}${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 const pct = (part: number, whole: number) => (whole > 0 ? `${((part / whole) * 100).toFixed(0)}%` : '?');
 
@@ -320,8 +309,8 @@ function requestOf(r: OomReport, page: number): OomRequest | undefined {
     t.order < 0
       ? 'no allocation (a forced OOM: sysrq-f)'
       : t.order === 0
-        ? `one page (order 0, ${bytesText(page)})`
-        : `${pages} contiguous pages (order ${t.order}, ${bytesText(pages * page)})`;
+        ? `one page (order 0, ${formatBytes(page)})`
+        : `${pages} contiguous pages (order ${t.order}, ${formatBytes(pages * page)})`;
   const what =
     t.gfpFlags === undefined
       ? `gfp_mask 0x${t.gfpMask.toString(16)} (this kernel prints no flag names: before 4.5)`
@@ -385,7 +374,7 @@ function victimOf(r: OomReport, k: OomKill, ranked: RankedTask[]): OomVictim {
     const tied = ranked.filter((x) => x.badnessPages === t.badnessPages).length - 1;
     v.rank = above;
     v.badnessPages = t.badnessPages;
-    const parts = `rss ${bytesText(t.rssBytes)} + swap ${bytesText(t.swapBytes)} + page tables ${bytesText(t.pgtablesBytes)}${adjText}`;
+    const parts = `rss ${formatBytes(t.rssBytes)} + swap ${formatBytes(t.swapBytes)} + page tables ${formatBytes(t.pgtablesBytes)}${adjText}`;
     const of = `${ranked.length} killable task${ranked.length === 1 ? '' : 's'}`;
     if (above === 0) {
       v.why = `the largest oom badness of the ${of}: ${parts} = ${t.badnessPages} pages${tied ? ` (tied with ${tied} other${tied === 1 ? '' : 's'})` : ''}`;
@@ -505,18 +494,18 @@ export function explainOom(r: OomReport, index: number, pageSizeBytes = 4096): O
     ex.culprit = 'memcg-limit';
     const usage =
       mc?.usageBytes !== undefined
-        ? `${bytesText(mc.usageBytes)} of its ${bytesText(mc.limitBytes ?? 0)} limit`
+        ? `${formatBytes(mc.usageBytes)} of its ${formatBytes(mc.limitBytes ?? 0)} limit`
         : 'its limit';
     const parts = [
-      mc?.anonBytes !== undefined ? `anon ${bytesText(mc.anonBytes)}` : undefined,
-      mc?.fileBytes !== undefined ? `file ${bytesText(mc.fileBytes)}` : undefined,
-      mc?.kernelBytes !== undefined ? `kernel ${bytesText(mc.kernelBytes)}` : undefined,
-      mc?.shmemBytes ? `shmem ${bytesText(mc.shmemBytes)}` : undefined,
+      mc?.anonBytes !== undefined ? `anon ${formatBytes(mc.anonBytes)}` : undefined,
+      mc?.fileBytes !== undefined ? `file ${formatBytes(mc.fileBytes)}` : undefined,
+      mc?.kernelBytes !== undefined ? `kernel ${formatBytes(mc.kernelBytes)}` : undefined,
+      mc?.shmemBytes ? `shmem ${formatBytes(mc.shmemBytes)}` : undefined,
     ].filter(Boolean);
     ex.headline = `memory cgroup ${path ?? '?'} used ${usage}${mc?.failcnt !== undefined ? ` (failcnt ${mc.failcnt})` : ''}${parts.length ? `: ${parts.join(', ')}` : ''}${victimText ? `; the OOM killer killed ${victimText} inside it` : ''}`;
     if (mc?.kernelBytes !== undefined && mc.anonBytes !== undefined && mc.kernelBytes > mc.anonBytes) {
       ex.notes.push(
-        `most of the cgroup's memory is kernel memory charged to it (slab, stacks, sockets, page tables): ${bytesText(mc.kernelBytes)}`,
+        `most of the cgroup's memory is kernel memory charged to it (slab, stacks, sockets, page tables): ${formatBytes(mc.kernelBytes)}`,
       );
     }
     ex.nextSteps.push(
@@ -538,11 +527,11 @@ export function explainOom(r: OomReport, index: number, pageSizeBytes = 4096): O
     ];
     groups.sort((a, b) => b[1] - a[1]);
     const [kind, bytes] = groups[0]!;
-    const of = `${bytesText(bytes)} (${pct(bytes, acc.memTotalBytes)} of ${bytesText(acc.memTotalBytes)})`;
+    const of = `${formatBytes(bytes)} (${pct(bytes, acc.memTotalBytes)} of ${formatBytes(acc.memTotalBytes)})`;
     const frag = fragmented(r);
     if (frag) {
       ex.culprit = 'fragmentation';
-      ex.headline = `fragmentation: ${bytesText(frag.freeBytes)} was free but no block of order ${r.trigger?.order} was left${r.compactionDisabled ? ' (compaction is not built into this kernel)' : ''}`;
+      ex.headline = `fragmentation: ${formatBytes(frag.freeBytes)} was free but no block of order ${r.trigger?.order} was left${r.compactionDisabled ? ' (compaction is not built into this kernel)' : ''}`;
       ex.nextSteps.push(
         'avoid high-order allocations, or enable compaction (CONFIG_COMPACTION) and vm.extfrag_threshold tuning',
       );
@@ -562,14 +551,14 @@ export function explainOom(r: OomReport, index: number, pageSizeBytes = 4096): O
     } else if (kind === 'kernel-slab') {
       ex.culprit = kind;
       const big = ex.slab[0];
-      ex.headline = `the kernel's slab held ${of}${big ? `; the largest unreclaimable cache: ${big.name} ${bytesText(big.totalKB * KIB)}` : ''}`;
+      ex.headline = `the kernel's slab held ${of}${big ? `; the largest unreclaimable cache: ${big.name} ${formatBytes(big.totalKB * KIB)}` : ''}`;
       ex.nextSteps.push(
         'find the cache and its callers: `memsleuth slab top`, `memsleuth slab traces` (boot with slub_debug=U), `memsleuth kmemleak report`',
       );
     } else if (kind === 'user') {
       ex.culprit = kind;
       const top = ranked[0];
-      ex.headline = `user space: processes held ${of} of anonymous memory${top ? `; the largest, ${top.name} (pid ${top.pid}), had ${bytesText(top.rssBytes)} resident` : ''}`;
+      ex.headline = `user space: processes held ${of} of anonymous memory${top ? `; the largest, ${top.name} (pid ${top.pid}), had ${formatBytes(top.rssBytes)} resident` : ''}`;
       ex.nextSteps.push(
         'watch the process grow: `memsleuth record` then `memsleuth leaks`, or `memsleuth ps` / `memsleuth pmap PID`',
       );
@@ -592,7 +581,7 @@ export function explainOom(r: OomReport, index: number, pageSizeBytes = 4096): O
     }
     if (ex.victim && bytes > 0 && ex.victim.freedBytes < bytes * 0.1 && ex.culprit !== 'user') {
       ex.notes.push(
-        `killing ${victimText} freed only about ${bytesText(ex.victim.freedBytes)}: the memory is held elsewhere, so the next allocation fails again`,
+        `killing ${victimText} freed only about ${formatBytes(ex.victim.freedBytes)}: the memory is held elsewhere, so the next allocation fails again`,
       );
     }
   } else {

@@ -1,22 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Accounting } from '../../analysis/accounting.js';
+import { type Accounting, LAYER_NAMES, LAYER_TITLES } from '../../analysis/accounting.js';
 import { explainOomLog, type OomExplanation, type RankedTask } from '../../analysis/oom.js';
 import { type KernelLogSource, readKernelLog } from '../../capture/kernel_log.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes, formatPercent } from '../../model/units.js';
 import { parseOomReports } from '../../sources/oom_report.js';
 import { defineCommand } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { formatBytes, formatPercent, heading, table, wrap } from '../format.js';
-
-const LAYER_TITLES = {
-  user: 'user (processes, anonymous)',
-  shared: 'shared (shmem, tmpfs)',
-  cache: 'page cache',
-  kernel: 'kernel',
-  free: 'free',
-  unaccounted: 'unaccounted',
-} as const;
+import { heading, table, wrap } from '../format.js';
 
 const CULPRIT_WORDS: Record<OomExplanation['culprit'], string> = {
   'kernel-unaccounted': 'kernel (unaccounted)',
@@ -40,7 +32,7 @@ async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
 /** The accounting at the time of the report, like `memsleuth report`'s table. */
 function accountingTable(a: Accounting): string {
   const rows: { label: string; bytes: number; pct: string; desc: string }[] = [];
-  for (const layer of Object.keys(LAYER_TITLES) as (keyof typeof LAYER_TITLES)[]) {
+  for (const layer of LAYER_NAMES) {
     rows.push({
       label: LAYER_TITLES[layer],
       bytes: a.layers[layer],
