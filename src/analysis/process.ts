@@ -428,7 +428,9 @@ export function formatPmapX(pid: number, cmdline: string[], name: string, view: 
 const HAS_MM = /^VmSize:/m;
 
 /** Process files read by `readProcesses`, in reading order (status first: it names the process). */
-const READ_ORDER = ['status', 'stat', 'statm', 'cmdline', 'oom_score', 'oom_score_adj'] as const;
+const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
+/** Read only when asked (`ps --oom`): two more files per process would slow every sampler tick. */
+const OOM_FILES = ['oom_score', 'oom_score_adj'] as const;
 
 /**
  * Read every process of a snapshot. A process that exits while it is read (a file vanishes,
@@ -436,11 +438,12 @@ const READ_ORDER = ['status', 'stat', 'statm', 'cmdline', 'oom_score', 'oom_scor
  * files, status is read again, and if it is gone the process is dropped. Files a snapshot simply
  * does not have (the lab captures hold no stat or cmdline) are left out of `sources`.
  * `withSmaps` (default true) reads the per-mapping smaps, which gives the four memory types;
- * false reads only smaps_rollup (cheaper: Pss, Uss and swap).
+ * false reads only smaps_rollup (cheaper: Pss, Uss and swap). `withOom` also reads oom_score
+ * and oom_score_adj.
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: { withSmaps?: boolean } = {},
+  opts: { withSmaps?: boolean; withOom?: boolean } = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
   const withSmaps = opts.withSmaps !== false;
   const manifest = await snap.manifest();
@@ -456,7 +459,7 @@ export async function readProcesses(
       continue;
     }
     files.status = status;
-    for (const f of READ_ORDER) {
+    for (const f of [...READ_ORDER, ...(opts.withOom ? OOM_FILES : [])]) {
       if (f === 'status') continue;
       const t = await snap.readText(path(f));
       if (t !== undefined) files[f] = t;

@@ -77,7 +77,7 @@ function reportSkipped(skipped: { pid: number }[], ctx: CommandContext): void {
 
 /** `ps --oom`: the OOM killer's order, from oom_score (or RSS + swap in older snapshots). */
 async function psOom(snap: Snapshot, limit: number, json: boolean, ctx: CommandContext): Promise<number> {
-  const { processes, skipped } = await readProcesses(snap, { withSmaps: false });
+  const { processes, skipped } = await readProcesses(snap, { withSmaps: false, withOom: true });
   const { order: users, by, unkillable } = oomOrder(processes);
   const scored = by === 'oom_score';
   const shown = limit === 0 ? users : users.slice(0, limit);
