@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { OomExplanation } from '../../src/analysis/oom.js';
 import type { OomReport } from '../../src/sources/oom_report.js';
 import { findMemcgRoot, memcgOom } from '../cgroup-oom.js';
-import { runInProcess } from './cli.js';
+import { cli } from '../run.js';
 
 describe('memsleuth oom on a live memcg OOM', () => {
   it('finds the report in /dev/kmsg, names the cgroup and the hog, and leaves nothing behind', async () => {
@@ -15,7 +15,7 @@ describe('memsleuth oom on a live memcg OOM', () => {
     expect(readdirSync(root.mount).filter((n) => n.startsWith('memsleuth-oom-test-'))).toEqual([]);
     expect(existsSync(`${root.mount}${oom.path}`)).toBe(false);
 
-    const r = await runInProcess(['oom', '--source', 'kmsg', '--json']);
+    const r = await cli(['oom', '--source', 'kmsg', '--json']);
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as { reports: { report: OomReport; explanation: OomExplanation }[] };
     const ours = j.reports.filter((x) => x.report.constraint?.oomMemcg === oom.path);

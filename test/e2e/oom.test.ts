@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { OomExplanation } from '../../src/analysis/oom.js';
 import type { OomReport } from '../../src/sources/oom_report.js';
 import { REPO_FIXTURES } from '../paths.js';
-import { runCli, runInProcess } from './cli.js';
+import { cli } from '../run.js';
 
 const LOG_612 = join(REPO_FIXTURES, 'oom-6.12', 'console.log');
 const LOG_61 = join(REPO_FIXTURES, 'oom-6.1', 'console.log');
@@ -20,7 +20,7 @@ interface OomJson {
 
 describe('memsleuth oom FILE', () => {
   it('explains every report of the 6.12 lab log', async () => {
-    const r = await runInProcess(['oom', LOG_612]);
+    const r = await cli(['oom', LOG_612]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe(
@@ -41,7 +41,7 @@ describe('memsleuth oom FILE', () => {
   });
 
   it('--json carries the parsed report and its explanation', async () => {
-    const r = await runInProcess(['oom', '--json', LOG_61]);
+    const r = await cli(['oom', '--json', LOG_61]);
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as OomJson;
     expect(j.pageSizeBytes).toBe(4096);
@@ -57,7 +57,7 @@ describe('memsleuth oom FILE', () => {
   });
 
   it('reads standard input with -, and --last N keeps the newest', async () => {
-    const r = await runInProcess(['oom', '--last', '1', '-'], { stdin: readFileSync(LOG_612, 'utf8') });
+    const r = await cli(['oom', '--last', '1', '-'], { input: readFileSync(LOG_612, 'utf8') });
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe(
       '4 OOM-killer reports in stdin (511 lines), the last 1 shown: 1 kernel (unaccounted)',
@@ -67,7 +67,7 @@ describe('memsleuth oom FILE', () => {
   });
 
   it('names the cgroup of this machine’s memcg v1 OOM', async () => {
-    const r = await runInProcess(['oom', LIVE]);
+    const r = await cli(['oom', LIVE]);
     expect(r.stdout).toContain(
       'memory cgroup /memsleuth-oom-manual-922 used 16.0 MiB of its 16.0 MiB limit (failcnt 19)',
     );
@@ -75,31 +75,25 @@ describe('memsleuth oom FILE', () => {
   });
 
   it('says so when a log has no report', async () => {
-    const r = await runInProcess(['oom', '-'], { stdin: '[    0.000000] Linux version 6.1.0\n' });
+    const r = await cli(['oom', '-'], { input: '[    0.000000] Linux version 6.1.0\n' });
     expect(r).toEqual({ status: 0, stdout: 'no OOM-killer reports in stdin (1 lines)\n', stderr: '' });
   });
 
   it('user errors: one line and a hint, exit 2', async () => {
-    const missing = await runInProcess(['oom', '/nonexistent/kern.log']);
+    const missing = await cli(['oom', '/nonexistent/kern.log']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toBe(
       'memsleuth: /nonexistent/kern.log: cannot read (ENOENT)\nhint: give a saved kernel log (dmesg > FILE), - for standard input, or nothing for this machine\n',
     );
-    const bad = await runInProcess(['oom', '--source', 'tea']);
+    const bad = await cli(['oom', '--source', 'tea']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--source: expected auto, kmsg or journal');
-    const both = await runInProcess(['oom', '--source', 'kmsg', LIVE]);
+    const both = await cli(['oom', '--source', 'kmsg', LIVE]);
     expect(both.stderr).toContain('not with FILE');
-    const garbled = await runInProcess(['oom', '-'], {
-      stdin: 'x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=zero\n',
+    const garbled = await cli(['oom', '-'], {
+      input: 'x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=zero\n',
     });
     expect(garbled.status).toBe(2);
     expect(garbled.stderr).toMatch(/^memsleuth: stdin:1: expected "<comm> invoked oom-killer/);
-  });
-
-  it('the built binary prints the same', () => {
-    const r = runCli(['oom', LOG_612]);
-    expect(r.status).toBe(0);
-    expect(r.stdout.split('\n')[0]).toContain('4 OOM-killer reports');
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../children.js';
 import { REPO_FIXTURES } from '../paths.js';
-import { runInProcess } from './cli.js';
+import { cli } from '../run.js';
 
 interface PsOomJson {
   sort: string;
@@ -36,7 +36,7 @@ describe('memsleuth ps --oom', () => {
   });
 
   it('puts the process with oom_score_adj 1000 first, as the kernel would', async () => {
-    const r = await runInProcess(['ps', '--oom', '--limit', '0', '--json']);
+    const r = await cli(['ps', '--oom', '--limit', '0', '--json']);
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as PsOomJson;
     expect(j.sort).toBe('oom_score');
@@ -50,7 +50,7 @@ describe('memsleuth ps --oom', () => {
   });
 
   it('prints the order and who goes first', async () => {
-    const r = await runInProcess(['ps', '--oom', '--limit', '3']);
+    const r = await cli(['ps', '--oom', '--limit', '3']);
     expect(r.status).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^#\s+PID\s+OOM_SCORE\s+OOM_SCORE_ADJ\s+RSS\s+SWAP\s+NAME$/);
@@ -62,21 +62,14 @@ describe('memsleuth ps --oom', () => {
 
   it('a snapshot keeps oom_score and oom_score_adj; an older one is ordered by RSS + swap and says so', async () => {
     const dir = join(out, 'snap');
-    const snap = await runInProcess([
-      'snapshot',
-      '--dir',
-      dir,
-      '--no-page-owner',
-      '--no-smaps',
-      '--no-slab-traces',
-    ]);
+    const snap = await cli(['snapshot', '--dir', dir, '--no-page-owner', '--no-smaps', '--no-slab-traces']);
     expect(snap.status, snap.stderr).toBe(0);
-    const r = await runInProcess(['ps', '--oom', '--json', '--limit', '1', dir]);
+    const r = await cli(['ps', '--oom', '--json', '--limit', '1', dir]);
     const j = JSON.parse(r.stdout) as PsOomJson;
     expect(j.sort).toBe('oom_score');
     expect(j.processes[0]!.pid).toBe(first.pid);
 
-    const old = await runInProcess(['ps', '--oom', join(REPO_FIXTURES, 'linux-6.18-four-types')]);
+    const old = await cli(['ps', '--oom', join(REPO_FIXTURES, 'linux-6.18-four-types')]);
     expect(old.status).toBe(0);
     expect(old.stdout).toMatch(/^#\s+PID\s+OOM_SCORE/);
     expect(old.stdout.split('\n')[1]).toMatch(/^1\s+\d+\s+-\s+-\s+/);
@@ -84,7 +77,7 @@ describe('memsleuth ps --oom', () => {
   });
 
   it('--oom with --sort is a usage error', async () => {
-    const r = await runInProcess(['ps', '--oom', '--sort', 'rss']);
+    const r = await cli(['ps', '--oom', '--sort', 'rss']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--oom sorts by oom_score: not with --sort');
   });
