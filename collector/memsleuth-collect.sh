@@ -245,7 +245,7 @@ if [ "$processes" = 1 ]; then
     fi
     got="proc/$pid/status"
     gone=0
-    for f in statm stat smaps smaps_rollup cmdline; do
+    for f in statm stat smaps smaps_rollup cmdline oom_score oom_score_adj; do
       [ "$f" = smaps ] && [ "$smaps" = 0 ] && continue
       if err=$(cat "$p/$f" 2>&1 >"$out/proc/$pid/$f"); then
         got="$got

@@ -23,6 +23,8 @@ PACKAGES=(
   libelf-dev
   libssl-dev
   xz-utils
+  # the OOM boot's user-space hog (lab/guest/hog.c) is linked with gcc -static: libc.a
+  libc6-dev
   # processes: `pmap -x` parity tests (test/e2e/processes.test.ts, src/analysis/process.test.ts)
   procps
   # record & leaks: pidstat, the recorder-cost baseline of bench/leaks (npm run bench:leaks)

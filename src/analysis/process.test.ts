@@ -11,7 +11,7 @@ import { MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import { parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps } from '../sources/smaps.js';
-import { mappingMemoryTypes, pmapView, processMemory, readProcesses } from './process.js';
+import { mappingMemoryTypes, oomOrder, pmapView, processMemory, readProcesses } from './process.js';
 
 const MiB = 1 << 20;
 const FOUR = join(REPO_FIXTURES, 'linux-6.18-four-types');
@@ -403,5 +403,59 @@ describe('pmapView', () => {
     } finally {
       sleeper.kill();
     }
+  });
+});
+
+describe('oom_score and oomOrder', () => {
+  it('reads this process’s oom_score and oom_score_adj as the kernel prints them', () => {
+    const files = Object.fromEntries(
+      ['status', 'statm', 'oom_score', 'oom_score_adj'].map((f) => [
+        f,
+        readFileSync(`/proc/self/${f}`, 'utf8'),
+      ]),
+    );
+    const p = processMemory(process.pid, files, 4096);
+    expect(p.oomScore).toBe(Number(files.oom_score!.trim()));
+    expect(p.oomScoreAdj).toBe(Number(files.oom_score_adj!.trim()));
+    expect(p.sources).toEqual(expect.arrayContaining(['oom_score', 'oom_score_adj']));
+  });
+
+  it('names a malformed oom_score', () => {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    expect(() => processMemory(7, { status, oom_score: 'lots\n' }, 4096)).toThrow(
+      /proc\/7\/oom_score:1: expected a whole number \(oom_score\), found "lots"/,
+    );
+  });
+
+  const proc = (pid: number, o: { score?: number; adj?: number; rss?: number; kthread?: boolean }) => ({
+    pid,
+    name: `p${pid}`,
+    cmdline: [],
+    kernelThread: o.kthread ?? false,
+    rssBytes: o.rss ?? 0,
+    swapBytes: 0,
+    vszBytes: 0,
+    sources: [],
+    ...(o.score === undefined ? {} : { oomScore: o.score }),
+    ...(o.adj === undefined ? {} : { oomScoreAdj: o.adj }),
+  });
+
+  it('orders by oom_score, -1000 last, kernel threads out', () => {
+    const r = oomOrder([
+      proc(1, { score: 666, adj: 0, rss: 10 }),
+      proc(2, { score: 0, adj: -1000, rss: 999 }),
+      proc(3, { score: 1400, adj: 1000 }),
+      proc(4, { score: 700, adj: 0 }),
+      proc(5, { kthread: true, score: 0 }),
+    ]);
+    expect(r.order.map((p) => p.pid)).toEqual([3, 4, 1, 2]);
+    expect(r.by).toBe('oom_score');
+    expect(r.unkillable).toBe(1);
+  });
+
+  it('falls back to RSS + swap without oom_score', () => {
+    const r = oomOrder([proc(1, { rss: 10 }), proc(2, { rss: 30 }), proc(3, { rss: 20 })]);
+    expect(r.order.map((p) => p.pid)).toEqual([2, 3, 1]);
+    expect(r.by).toBe('rss+swap');
   });
 });

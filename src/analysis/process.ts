@@ -5,6 +5,7 @@ import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.j
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
 import { type ProcStatus, parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+import { parseInt10 } from '../sources/text.js';
 
 /** What one process uses, from whichever of its /proc files were readable. All sizes in bytes. */
 export interface ProcessMemory {
@@ -44,7 +45,14 @@ export interface ProcessMemory {
   /** hugetlbfs pages (Shared_Hugetlb + Private_Hugetlb): never part of Rss, Pss or Uss. */
   hugetlbBytes?: number;
   threads?: number;
-  /** Which files it was computed from (`status`, `statm`, `stat`, `smaps`, `smaps_rollup`, `cmdline`). */
+  /**
+   * /proc/PID/oom_score: the kernel's oom badness scaled to 0..1000 (0..2000 with a positive
+   * oom_score_adj since 5.x's normalisation); the OOM killer kills the highest first.
+   */
+  oomScore?: number;
+  /** /proc/PID/oom_score_adj, -1000 (never killed) to 1000. */
+  oomScoreAdj?: number;
+  /** Which files it was computed from (`status`, `statm`, `stat`, `smaps`, `smaps_rollup`, `cmdline`, `oom_score`, `oom_score_adj`). */
   sources: string[];
 }
 
@@ -56,6 +64,8 @@ export interface ProcessFiles {
   smaps?: string;
   smaps_rollup?: string;
   cmdline?: string;
+  oom_score?: string;
+  oom_score_adj?: string;
 }
 
 /** The four memory types of one mapping's resident pages (bytes). */
@@ -219,6 +229,20 @@ export function processMemory(
   }
   const cmdline = files.cmdline !== undefined ? parseCmdline(files.cmdline) : [];
   if (files.cmdline !== undefined) sources.push('cmdline');
+  // One decimal number each (fs/proc/base.c proc_oom_score, oom_score_adj_read).
+  const oomScore = has(files.oom_score)
+    ? parseInt10(files.oom_score.trim(), label('oom_score'), 1, 'a whole number (oom_score)')
+    : undefined;
+  if (oomScore !== undefined) sources.push('oom_score');
+  const oomScoreAdj = has(files.oom_score_adj)
+    ? parseInt10(
+        files.oom_score_adj.trim(),
+        label('oom_score_adj'),
+        1,
+        'a whole number from -1000 to 1000 (oom_score_adj)',
+      )
+    : undefined;
+  if (oomScoreAdj !== undefined) sources.push('oom_score_adj');
 
   const kernelThread = isKernelThread(pid, status, stat);
   const page = pageSizeBytes;
@@ -242,6 +266,8 @@ export function processMemory(
   if (state !== undefined) p.state = state;
   const threads = status?.counts.Threads ?? stat?.numThreads;
   if (threads !== undefined) p.threads = threads;
+  if (oomScore !== undefined) p.oomScore = oomScore;
+  if (oomScoreAdj !== undefined) p.oomScoreAdj = oomScoreAdj;
   if (statm) {
     p.sharedBytes = statm.sharedPages * page;
     p.codeBytes = statm.textPages * page;
@@ -403,6 +429,8 @@ const HAS_MM = /^VmSize:/m;
 
 /** Process files read by `readProcesses`, in reading order (status first: it names the process). */
 const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
+/** Read only when asked (`ps --oom`): two more files per process would slow every sampler tick. */
+const OOM_FILES = ['oom_score', 'oom_score_adj'] as const;
 
 /**
  * Read every process of a snapshot. A process that exits while it is read (a file vanishes,
@@ -410,11 +438,12 @@ const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
  * files, status is read again, and if it is gone the process is dropped. Files a snapshot simply
  * does not have (the lab captures hold no stat or cmdline) are left out of `sources`.
  * `withSmaps` (default true) reads the per-mapping smaps, which gives the four memory types;
- * false reads only smaps_rollup (cheaper: Pss, Uss and swap).
+ * false reads only smaps_rollup (cheaper: Pss, Uss and swap). `withOom` also reads oom_score
+ * and oom_score_adj.
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: { withSmaps?: boolean } = {},
+  opts: { withSmaps?: boolean; withOom?: boolean } = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
   const withSmaps = opts.withSmaps !== false;
   const manifest = await snap.manifest();
@@ -430,7 +459,7 @@ export async function readProcesses(
       continue;
     }
     files.status = status;
-    for (const f of READ_ORDER) {
+    for (const f of [...READ_ORDER, ...(opts.withOom ? OOM_FILES : [])]) {
       if (f === 'status') continue;
       const t = await snap.readText(path(f));
       if (t !== undefined) files[f] = t;
@@ -538,4 +567,24 @@ export function smapsByName(
     cur.swap += m.bytes.Swap ?? 0;
   }
   return out;
+}
+
+/**
+ * Processes in the order the OOM killer takes them: by oom_score, highest first, and
+ * oom_score_adj -1000 (never killed) last; kernel threads left out. Without oom_score (a
+ * snapshot from before it was collected) by RSS + swap, the bulk of the kernel's badness.
+ */
+export function oomOrder(processes: readonly ProcessMemory[]): {
+  order: ProcessMemory[];
+  by: 'oom_score' | 'rss+swap';
+  unkillable: number;
+} {
+  const users = processes.filter((p) => !p.kernelThread);
+  const scored = users.some((p) => p.oomScore !== undefined);
+  const key = (p: ProcessMemory) => (scored ? (p.oomScore ?? -1) : p.rssBytes + p.swapBytes);
+  const never = (p: ProcessMemory) => Number(p.oomScoreAdj === -1000);
+  const order = [...users].sort(
+    (a, b) => never(a) - never(b) || key(b) - key(a) || b.rssBytes - a.rssBytes || a.pid - b.pid,
+  );
+  return { order, by: scored ? 'oom_score' : 'rss+swap', unkillable: users.filter((p) => never(p)).length };
 }

@@ -14,7 +14,7 @@
  *   slab/<cache>.alloc_calls         /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)
  *   slab/<cache>.free_calls
  *   slab/<cache>.reclaim_account    /sys/kernel/slab/<cache>/reclaim_account (1: SReclaimable)
- *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}
+ *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline,oom_score,oom_score_adj}
  */
 
 import type { Readable } from 'node:stream';
@@ -126,7 +126,7 @@ export const FAMILY_SOURCES: readonly SourceLocation[] = [
   {
     name: 'processes',
     path: 'proc/*',
-    livePath: '/proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}',
+    livePath: '/proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline,oom_score,oom_score_adj}',
     large: false,
     enable:
       'capture with `memsleuth snapshot` (processes are included by default); run as root for every process',
@@ -149,7 +149,18 @@ export function sourceLocation(name: SourceName): SourceLocation {
   return loc;
 }
 
-export const PROCESS_FILES = ['status', 'statm', 'stat', 'smaps', 'smaps_rollup', 'cmdline'] as const;
+// oom_score and oom_score_adj (for `ps --oom`) since memsleuth 0.1 after issue 15: older
+// snapshots lack them, and readers treat them as optional (the manifest format is unchanged).
+export const PROCESS_FILES = [
+  'status',
+  'statm',
+  'stat',
+  'smaps',
+  'smaps_rollup',
+  'cmdline',
+  'oom_score',
+  'oom_score_adj',
+] as const;
 export type ProcessFileName = (typeof PROCESS_FILES)[number];
 
 export const SLAB_TRACE_KINDS = ['alloc_traces', 'free_traces', 'alloc_calls', 'free_calls'] as const;

@@ -4,6 +4,7 @@ import { collectorCommand } from './collector.js';
 import { diffCommand } from './diff.js';
 import { kmemleakCommands } from './kmemleak.js';
 import { leaksCommand } from './leaks.js';
+import { oomCommand } from './oom.js';
 import { pageOwnerCommands } from './page-owner.js';
 import { processCommands } from './processes.js';
 import { recordCommand } from './record.js';
@@ -34,4 +35,5 @@ export const COMMANDS: CommandSpec<any>[] = [
   ...allocinfoCommands,
   diffCommand,
   symbolizeCommand,
+  oomCommand,
 ];
