@@ -27,7 +27,7 @@ function openDb(file: string, readonly: boolean): Database.Database {
   if (readonly && !existsSync(file)) {
     throw new MemsleuthError('IO', `${file}: no such recording`, {
       file,
-      hint: 'record one first: memsleuth record --db FILE --interval 10',
+      hint: 'record one first: memsleuth record --db FILE --interval 10s',
     });
   }
   let db: Database.Database;
