@@ -332,6 +332,16 @@ export class RecordingReader {
     };
   }
 
+  /** How many ticks, and the first and last time: cheap (the ticks table only), for a live view. */
+  span(): { ticks: number; firstMs: number | undefined; lastMs: number | undefined } {
+    const r = this.db.prepare('SELECT count(*) AS n, min(t_ms) AS first, max(t_ms) AS last FROM ticks').get() as {
+      n: number;
+      first: number | null;
+      last: number | null;
+    };
+    return { ticks: r.n, firstMs: r.first ?? undefined, lastMs: r.last ?? undefined };
+  }
+
   /** Every series name, for `memsleuth series --list`. */
   listSeries(): { layer: Layer; key: string; label: string | null; metric: string; unit: string }[] {
     return this.db
