@@ -47,16 +47,23 @@ function useChart(make: (el: HTMLElement, width: number) => uPlot | undefined, d
   return ref;
 }
 
-const timeAxis: uPlot.Axis = {
-  values: (_u, splits) => splits.map((s) => formatTime(s * 1000).slice(5, 16)),
-};
+const timeAxis: uPlot.Axis = {};
 
 function valueAxis(unit: string): uPlot.Axis {
   return { size: 80, values: (_u, splits) => splits.map((s) => formatValue(s, unit)) };
 }
 
 /** The identity's layers stacked: each band is a layer, the top edge MemTotal. */
-export function AccountingArea({ data, name = 'accounting' }: { data: AccountingOverTime; name?: string }) {
+export function AccountingArea({
+  data,
+  name = 'accounting',
+  hide = [],
+}: {
+  data: AccountingOverTime;
+  name?: string;
+  /** Layers left out of the stack (free: to see the used memory on a mostly idle machine). */
+  hide?: string[];
+}) {
   const ref = useChart(
     (el, width) => {
       if (data.t.length === 0) return undefined;
@@ -65,10 +72,13 @@ export function AccountingArea({ data, name = 'accounting' }: { data: Accounting
       const cum: number[][] = [];
       let acc = data.t.map(() => 0);
       for (const l of data.layers) {
-        acc = acc.map((a, i) => a + (l.bytes[i] ?? 0));
+        if (!hide.includes(l.name)) acc = acc.map((a, i) => a + (l.bytes[i] ?? 0));
         cum.push(acc);
       }
-      const order = data.layers.map((_, k) => k).reverse();
+      const order = data.layers
+        .map((_, k) => k)
+        .filter((k) => !hide.includes(data.layers[k]!.name))
+        .reverse();
       const u = new uPlot(
         {
           width,
@@ -97,7 +107,7 @@ export function AccountingArea({ data, name = 'accounting' }: { data: Accounting
       register(name, u, data);
       return u;
     },
-    [data],
+    [data, hide.join()],
   );
   return html`<div class="chart" data-chart=${name} ref=${ref}></div>`;
 }

@@ -42,8 +42,7 @@ export function DiffTable({ view, top = 50 }: { view: DiffView; top?: number }) 
     <ul class="sources">
       ${d.sources.map(
         (s) => html`<li>
-          <b>${s.source}</b>:
-          ${s.status === 'compared'
+          <b>${s.source}</b>${': '}${s.status === 'compared'
             ? `compared, ${s.rows} changes${s.note ? ` (${s.note})` : ''}`
             : s.status === 'unreadable'
               ? `UNREADABLE: ${s.reason}`

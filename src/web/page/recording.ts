@@ -35,20 +35,22 @@ export function useTicks(src: DataSource): number {
 export function OverTime({ src }: { src: DataSource }) {
   const ticks = useTicks(src);
   const [data, setData] = useState<AccountingOverTime | undefined | null>(null);
+  const [showFree, setShowFree] = useState(false);
   useEffect(() => {
     src.accounting().then(setData, () => setData(undefined));
   }, [src, ticks]);
   if (data === null) return html`<p class="muted">loading…</p>`;
   if (!data || data.t.length === 0) return html`<p class="muted">No recording.</p>`;
   const last = data.layers.map((l) => ({ name: l.name, bytes: l.bytes[l.bytes.length - 1] ?? 0 }));
+  const span = `${data.firstMs ? formatTime(data.firstMs) : '?'} → ${data.lastMs ? formatTime(data.lastMs) : '?'}`;
   return html`<section>
     <h2>Where the memory was, over time</h2>
     <p class="meta">
-      ${data.ticks.toLocaleString('en-US')} ticks, ${data.firstMs && formatTime(data.firstMs)} →
-      ${data.lastMs && formatTime(data.lastMs)}; drawn: ${data.t.length.toLocaleString('en-US')} points (min and max
-      per pixel)
+      ${`${data.ticks.toLocaleString('en-US')} ticks, ${span}; drawn: ${data.t.length.toLocaleString('en-US')} points (min and max of the total per pixel)`}
     </p>
-    <${AccountingArea} data=${data} />
+    <label class="toggle"><input type="checkbox" class="show-free" checked=${showFree}
+      onChange=${(e: Event) => setShowFree((e.target as HTMLInputElement).checked)} /> stack free memory too (the top edge is then MemTotal)</label>
+    <${AccountingArea} data=${data} hide=${showFree ? [] : ['free']} />
     <p class="last-tick" data-ticks=${data.ticks}>
       last tick: ${last.map((l) => html`<span data-layer=${l.name} data-bytes=${l.bytes}>${l.name} ${formatBytes(l.bytes)} </span>`)}
     </p>
@@ -64,9 +66,8 @@ function Projection({ src, leaks }: { src: DataSource; leaks: LeakReport }) {
   const h = p.hoursToExhaustion;
   return html`<section>
     <h2>Projection</h2>
-    <p>
-      MemAvailable ${leaks.memAvailableBytes !== undefined ? formatBytes(leaks.memAvailableBytes) : '?'}; suspects
-      together ${formatBytes(p.combinedRatePerHour)}/h${h !== undefined
+    <p class="projection-text">
+      ${`MemAvailable ${leaks.memAvailableBytes !== undefined ? formatBytes(leaks.memAvailableBytes) : '?'}; suspects together ${formatBytes(p.combinedRatePerHour)}/h`}${h !== undefined
         ? `: exhausted in ${h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`} at this rate`
         : ''}
     </p>
@@ -108,8 +109,7 @@ export function Suspects({ src }: { src: DataSource }) {
   return html`<section>
     <h2>Leak suspects</h2>
     <p class="meta">
-      ${leaks.ticks.toLocaleString('en-US')} ticks over ${span.toFixed(1)} min, ${leaks.seriesAnalysed} series analysed,
-      ${leaks.suspects.length} suspects
+      ${`${leaks.ticks.toLocaleString('en-US')} ticks over ${span.toFixed(1)} min, ${leaks.seriesAnalysed} series analysed, ${leaks.suspects.length} suspects`}
     </p>
     ${leaks.suspects.length === 0
       ? html`<p>No leak suspects: nothing kept growing.</p>`

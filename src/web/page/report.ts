@@ -26,8 +26,9 @@ export function IdentityBar({ acc }: { acc: Accounting }) {
     <div class="bar-legend">
       ${names.map(
         (n) => html`<span class=${n === 'unaccounted' ? 'key unaccounted' : 'key'}
-          ><i class=${`swatch seg-${n}`} style=${`background-color:${LAYER_COLOURS[n]}`}></i>${n}
-          <b>${formatBytes(acc.layers[n])}</b> ${formatPercent((acc.layers[n] / total) * 100)}</span
+          ><i class=${`swatch seg-${n}`} style=${`background-color:${LAYER_COLOURS[n]}`}></i>${`${n} `}<b
+            >${formatBytes(acc.layers[n])}</b
+          >${` ${formatPercent((acc.layers[n] / total) * 100)}`}</span
         >`,
       )}
     </div>
