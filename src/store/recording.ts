@@ -334,7 +334,9 @@ export class RecordingReader {
 
   /** How many ticks, and the first and last time: cheap (the ticks table only), for a live view. */
   span(): { ticks: number; firstMs: number | undefined; lastMs: number | undefined } {
-    const r = this.db.prepare('SELECT count(*) AS n, min(t_ms) AS first, max(t_ms) AS last FROM ticks').get() as {
+    const r = this.db
+      .prepare('SELECT count(*) AS n, min(t_ms) AS first, max(t_ms) AS last FROM ticks')
+      .get() as {
       n: number;
       first: number | null;
       last: number | null;

@@ -4,7 +4,11 @@ import { diffFlameTree, type FlameNode, flameTree } from './flame.js';
 
 function groups(stacks: [string[], number][]) {
   const agg = new StackAggregator();
-  for (const [names, pages] of stacks) agg.add(names.map((func) => ({ func })), { pages, count: 1 });
+  for (const [names, pages] of stacks)
+    agg.add(
+      names.map((func) => ({ func })),
+      { pages, count: 1 },
+    );
   return agg.result();
 }
 

@@ -21,7 +21,11 @@ export async function reportPageData(snap: Snapshot, opts: ReportOptions = {}): 
   };
 }
 
-export async function diffPageData(before: Snapshot, after: Snapshot, opts: DiffOptions = {}): Promise<PageData> {
+export async function diffPageData(
+  before: Snapshot,
+  after: Snapshot,
+  opts: DiffOptions = {},
+): Promise<PageData> {
   const diff = await diffView(before, after, opts);
   return {
     kind: 'diff',

@@ -53,12 +53,25 @@ function align(ticks: readonly number[], s: SeriesData): (number | undefined)[] 
   return out;
 }
 
+/** The identity's layers at every tick of a range, unthinned: what accountingView downsamples. */
+export interface AccountingSeries {
+  t: number[];
+  /** One array per layer, in LAYER_NAMES order, one value per t. */
+  layers: number[][];
+  ticks: number;
+  firstMs: number | undefined;
+  lastMs: number | undefined;
+}
+
 /**
  * The report's identity (analysis/accounting.ts) at every tick, from the recorded meminfo
  * fields and vmstat; `unaccounted` is the recorder's own (it saw the per-CPU free lists), and
  * the per-CPU free pages it found are counted in `free`, so the layers sum to MemTotal.
  */
-export function accountingOverTime(reader: RecordingReader, q: RangeQuery = {}): AccountingOverTime {
+export function accountingSeries(
+  reader: RecordingReader,
+  q: { fromMs?: number; toMs?: number } = {},
+): AccountingSeries {
   const rec = reader.load({
     sinceMs: q.fromMs,
     untilMs: q.toMs,
@@ -68,29 +81,27 @@ export function accountingOverTime(reader: RecordingReader, q: RangeQuery = {}):
   });
   const pageSize = Number(rec.meta.page_size) || 4096;
   const memTotal = rec.series.find((s) => s.layer === 'meminfo' && s.key === 'MemTotal');
-  const empty: AccountingOverTime = {
+  const out: AccountingSeries = {
     t: [],
-    layers: LAYER_NAMES.map((n) => ({ name: n, title: LAYER_TITLES[n], bytes: [] })),
+    layers: LAYER_NAMES.map(() => []),
     ticks: rec.tickCount,
     firstMs: rec.firstMs,
     lastMs: rec.lastMs,
   };
-  if (!memTotal) return empty;
+  if (!memTotal) return out;
   const ticks = memTotal.t;
-  const fields: { kind: 'bytes' | 'counts' | 'vmstat' | 'unaccounted'; key: string; v: (number | undefined)[] }[] =
-    rec.series.map((s) => ({
-      kind:
-        s.layer === 'unaccounted'
-          ? 'unaccounted'
-          : s.layer === 'vmstat'
-            ? 'vmstat'
-            : s.metric === 'bytes'
-              ? 'bytes'
-              : 'counts',
-      key: s.key,
-      v: align(ticks, s),
-    }));
-  const layers: number[][] = LAYER_NAMES.map(() => new Array(ticks.length).fill(0));
+  const fields = rec.series.map((s) => ({
+    kind:
+      s.layer === 'unaccounted'
+        ? ('unaccounted' as const)
+        : s.layer === 'vmstat'
+          ? ('vmstat' as const)
+          : s.metric === 'bytes'
+            ? ('bytes' as const)
+            : ('counts' as const),
+    key: s.key,
+    v: align(ticks, s),
+  }));
   for (let i = 0; i < ticks.length; i++) {
     const bytes: Record<string, number> = {};
     const counts: Record<string, number> = {};
@@ -104,35 +115,51 @@ export function accountingOverTime(reader: RecordingReader, q: RangeQuery = {}):
       else if (f.kind === 'vmstat') vmstat[f.key] = v;
       else unaccounted = v;
     }
-    let acc: ReturnType<typeof computeAccounting>;
-    try {
-      acc = computeAccounting({ bytes, counts }, vmstat.nr_zspages === undefined ? undefined : vmstat, pageSize);
-    } catch {
-      continue; // a tick without MemTotal: nothing to stack
-    }
+    const acc = computeAccounting(
+      { bytes, counts },
+      vmstat.nr_zspages === undefined ? undefined : vmstat,
+      pageSize,
+    );
     const l = { ...acc.layers };
     if (unaccounted !== undefined) {
       // What the recorder found in the per-CPU lists is free memory, as in the report.
       l.free += l.unaccounted - unaccounted;
       l.unaccounted = unaccounted;
     }
+    out.t.push(ticks[i]!);
     LAYER_NAMES.forEach((n, k) => {
-      layers[k]![i] = l[n];
+      out.layers[k]!.push(l[n]);
     });
   }
-  const d = minMaxStacked(ticks, layers, q.buckets ?? 1200, q.fromMs, q.toMs);
+  return out;
+}
+
+/** The layers over time for a chart: min and max of the total per pixel bucket. */
+export function accountingView(full: AccountingSeries, q: RangeQuery = {}): AccountingOverTime {
+  const d = minMaxStacked(full.t, full.layers, q.buckets ?? 1200, q.fromMs, q.toMs);
   return {
-    ...empty,
     t: d.t,
     layers: LAYER_NAMES.map((n, k) => ({ name: n, title: LAYER_TITLES[n], bytes: d.layers[k]! })),
+    ticks: full.ticks,
+    firstMs: full.firstMs,
+    lastMs: full.lastMs,
   };
 }
 
-export interface SeriesQuery extends RangeQuery {
-  /** `layer/key`, as suspects name them. */
+/** accountingSeries then accountingView. */
+export function accountingOverTime(reader: RecordingReader, q: RangeQuery = {}): AccountingOverTime {
+  return accountingView(accountingSeries(reader, q), q);
+}
+
+/** One series (or the sum of two metrics of one entity, `a+b`), every point. */
+export interface RawSeries {
+  /** `layer/key`. */
   id: string;
-  /** A metric, or two joined by `+` (a suspect's anon_bytes+swap_bytes): their sum. */
   metric: string;
+  label: string;
+  unit: 'bytes' | 'count';
+  t: number[];
+  v: number[];
 }
 
 function splitId(id: string): { layer: Layer; key: string } {
@@ -140,39 +167,62 @@ function splitId(id: string): { layer: Layer; key: string } {
   return { layer: id.slice(0, slash) as Layer, key: id.slice(slash + 1) };
 }
 
-/** One series (or the sum of two metrics of one entity), min and max per bucket. */
-export function seriesView(reader: RecordingReader, q: SeriesQuery): SeriesView | undefined {
-  const { layer, key } = splitId(q.id);
-  const metrics = q.metric.split('+');
+/**
+ * Several series in one pass over the recording (a table scan costs the same for one series
+ * or fifty): every suspect's series for the page at once. Missing ones are left out.
+ */
+export function readSeries(
+  reader: RecordingReader,
+  wanted: readonly { id: string; metric: string }[],
+  q: { fromMs?: number; toMs?: number } = {},
+): RawSeries[] {
+  const want = new Set<string>();
+  const layers = new Set<Layer>();
+  for (const w of wanted) {
+    layers.add(splitId(w.id).layer);
+    for (const m of w.metric.split('+')) want.add(`${w.id}\0${m}`);
+  }
   const rec = reader.load({
     sinceMs: q.fromMs,
     untilMs: q.toMs,
     maxPoints: ALL_POINTS,
-    layers: [layer],
-    filter: (l, k, m) => l === layer && k === key && metrics.includes(m),
+    layers: [...layers],
+    filter: (l, k, m) => want.has(`${l}/${k}\0${m}`),
   });
-  const parts = metrics.map((m) => rec.series.find((s) => s.metric === m));
-  const first = parts[0];
-  if (!first) return undefined;
-  let v = first.v;
-  for (const p of parts.slice(1)) {
-    if (!p) continue;
-    const other = align(first.t, p);
-    v = v.map((x, i) => x + (other[i] ?? 0));
+  const byKey = new Map(rec.series.map((s) => [`${s.layer}/${s.key}\0${s.metric}`, s]));
+  const out: RawSeries[] = [];
+  for (const w of wanted) {
+    const parts = w.metric.split('+').map((m) => byKey.get(`${w.id}\0${m}`));
+    const first = parts[0];
+    if (!first) continue;
+    let v = first.v;
+    for (const p of parts.slice(1)) {
+      if (!p) continue;
+      const other = align(first.t, p);
+      v = v.map((x, i) => x + (other[i] ?? 0));
+    }
+    const { layer, key } = splitId(w.id);
+    const label =
+      layer === 'process'
+        ? `${first.label ?? '?'} (pid ${first.pid})`
+        : layer === 'mapping'
+          ? `${first.label} of pid ${first.pid}`
+          : `${layer} ${key}`;
+    out.push({ id: w.id, metric: w.metric, label, unit: first.unit, t: first.t, v });
   }
-  const label =
-    layer === 'process'
-      ? `${first.label ?? '?'} (pid ${first.pid})`
-      : layer === 'mapping'
-        ? `${first.label} of pid ${first.pid}`
-        : `${layer} ${key}`;
+  return out;
+}
+
+/** A series for a chart: min and max per pixel bucket. */
+export function seriesView(raw: RawSeries, q: RangeQuery = {}): SeriesView {
+  const points = minMaxBuckets(raw.t, raw.v, q.buckets ?? 1200, q.fromMs, q.toMs);
   return {
-    id: q.id,
-    label,
-    metric: q.metric,
-    unit: first.unit,
-    points: minMaxBuckets(first.t, v, q.buckets ?? 1200, q.fromMs, q.toMs),
-    rawPoints: first.t.length,
+    id: raw.id,
+    label: raw.label,
+    metric: raw.metric,
+    unit: raw.unit,
+    points,
+    rawPoints: raw.t.length,
   };
 }
 
@@ -186,43 +236,25 @@ function median(xs: number[]): number {
  * A suspect's series with its fitted growth: the rate `leaks` found, through the points since
  * the growth began (the intercept is the median residual, as Theil–Sen's).
  */
-export function suspectView(
-  reader: RecordingReader,
-  s: Suspect,
-  leaks: Pick<LeakReport, 'firstMs' | 'lastMs'>,
-  q: RangeQuery = {},
-): SeriesView | undefined {
-  const fromMs = q.fromMs ?? leaks.firstMs;
-  const toMs = q.toMs ?? leaks.lastMs;
-  const view = seriesView(reader, { ...q, fromMs, toMs, id: s.id, metric: s.metric });
-  if (!view) return undefined;
+export function suspectView(raw: RawSeries, s: Suspect, q: RangeQuery = {}): SeriesView {
+  const view = seriesView(raw, q);
   view.label = s.name;
-  const since = s.sinceMs ?? fromMs ?? view.points.t[0] ?? 0;
-  const end = view.points.t[view.points.t.length - 1] ?? since;
+  const since = s.sinceMs ?? raw.t[0] ?? 0;
+  const end = raw.t[raw.t.length - 1] ?? since;
   const slopePerMs = s.ratePerHour / 3_600_000;
-  const pts = view.points;
   const residuals: number[] = [];
-  for (let i = 0; i < pts.t.length; i++)
-    if (pts.t[i]! >= since) residuals.push(pts.v[i]! - slopePerMs * (pts.t[i]! - since));
+  for (let i = 0; i < raw.t.length; i++)
+    if (raw.t[i]! >= since) residuals.push(raw.v[i]! - slopePerMs * (raw.t[i]! - since));
   view.fit = { fromMs: since, toMs: end, intercept: median(residuals), slopePerMs };
   if (s.sinceMs !== undefined) view.sinceMs = s.sinceMs;
   return view;
 }
 
+export const MEM_AVAILABLE = { id: 'meminfo/MemAvailable', metric: 'bytes' } as const;
+
 /** MemAvailable and where the suspects' combined rate takes it. */
-export function projectionView(
-  reader: RecordingReader,
-  leaks: LeakReport,
-  q: RangeQuery = {},
-): ProjectionView | undefined {
-  const mem = seriesView(reader, {
-    ...q,
-    fromMs: q.fromMs ?? leaks.firstMs,
-    toMs: q.toMs ?? leaks.lastMs,
-    id: 'meminfo/MemAvailable',
-    metric: 'bytes',
-  });
-  if (!mem) return undefined;
+export function projectionView(raw: RawSeries, leaks: LeakReport, q: RangeQuery = {}): ProjectionView {
+  const mem = seriesView(raw, q);
   mem.label = 'MemAvailable';
   const out: ProjectionView = { memAvailable: mem, combinedRatePerHour: leaks.combinedRatePerHour };
   const h = leaks.hoursToExhaustion;
@@ -245,10 +277,14 @@ export function recordingView(
 ): RecordingView {
   const leaks = recordingLeaks(reader, q);
   const range = { fromMs: leaks.firstMs, toMs: leaks.lastMs, buckets: q.buckets ?? 1200 };
+  const shown = leaks.suspects.slice(0, q.maxSuspects ?? 100);
+  const raws = readSeries(reader, [...shown, MEM_AVAILABLE], range);
+  const rawOf = (w: { id: string; metric: string }) =>
+    raws.find((r) => r.id === w.id && r.metric === w.metric);
   const suspects: Record<string, SeriesView> = {};
-  for (const s of leaks.suspects.slice(0, q.maxSuspects ?? 100)) {
-    const v = suspectView(reader, s, leaks, range);
-    if (v) suspects[suspectKey(s)] = v;
+  for (const s of shown) {
+    const raw = rawOf(s);
+    if (raw) suspects[suspectKey(s)] = suspectView(raw, s, range);
   }
   const view: RecordingView = {
     file: reader.file,
@@ -256,8 +292,8 @@ export function recordingView(
     accounting: accountingOverTime(reader, range),
     suspects,
   };
-  const p = projectionView(reader, leaks, range);
-  if (p) view.projection = p;
+  const mem = rawOf(MEM_AVAILABLE);
+  if (mem) view.projection = projectionView(mem, leaks, range);
   return view;
 }
 
@@ -292,6 +328,7 @@ export function diffTimes(reader: RecordingReader, fromMs: number, toMs: number)
     });
   }
   return rows.sort(
-    (a, b) => (a.unit === b.unit ? 0 : a.unit === 'bytes' ? -1 : 1) || b.delta - a.delta || (a.id < b.id ? -1 : 1),
+    (a, b) =>
+      (a.unit === b.unit ? 0 : a.unit === 'bytes' ? -1 : 1) || b.delta - a.delta || (a.id < b.id ? -1 : 1),
   );
 }

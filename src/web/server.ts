@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
+import type { LeakReport } from '../analysis/leaks.js';
 import { openLiveSnapshot } from '../capture/live.js';
 import { MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
@@ -25,9 +26,14 @@ import { buildReport } from '../registry/report.js';
 import { RecordingReader } from '../store/recording.js';
 import { pageHtml } from './html.js';
 import {
-  accountingOverTime,
+  type AccountingSeries,
+  accountingSeries,
+  accountingView,
   diffTimes,
+  MEM_AVAILABLE,
   projectionView,
+  type RawSeries,
+  readSeries,
   recordingLeaks,
   seriesView,
   suspectView,
@@ -50,6 +56,11 @@ export interface ServeOptions {
   record?: Omit<RecordOptions, 'db' | 'signal'>;
   /** Stop after this long (ms). */
   durationMs?: number;
+  /**
+   * Analyse the recording before listening (the layers over time, the suspects and their
+   * series), so the page's first view needs no database scan. Default true.
+   */
+  prepare?: boolean;
   signal?: AbortSignal;
 }
 
@@ -127,7 +138,6 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
 
   // The recording: read-only, opened when it exists (after the recorder's first tick).
   let reader: RecordingReader | undefined;
-  let ticksSeen = 0;
   const recording = () => {
     if (!opts.db) throw new HttpError(404, 'no recording: start with --db FILE or --record');
     if (!reader) {
@@ -146,10 +156,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
       ...opts.record,
       db: opts.db,
       signal: ac.signal,
-      onTick: (i) => {
-        ticksSeen = i.ticks;
-        opts.record?.onTick?.(i);
-      },
+      onTick: (i) => opts.record?.onTick?.(i),
     });
     // A recorder that fails stops the server; `done` rejects with its error.
     recorder.catch(() => stop());
@@ -188,14 +195,36 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
     return p;
   };
   const stable = (name: string | undefined) => name !== undefined && name !== '' && name !== 'live';
-  const recKey = (k: string) => `rec:${ticksSeen}:${k}`;
-  const leaksOf = (c: Context) =>
-    cached(recKey(`leaks:${c.req.query('since')}:${c.req.query('min-rate')}`), true, async () =>
-      recordingLeaks(recording(), {
-        since: c.req.query('since') || undefined,
-        minRateMiBPerHour: num(c, 'min-rate'),
-      }),
-    );
+  // What the recording shows, computed once per tick count: the layers at full resolution,
+  // `leaks` with its default options, and every suspect's series (one scan for all of them).
+  interface Analysed {
+    ticks: number;
+    accounting: AccountingSeries;
+    leaks: LeakReport;
+    raws: Map<string, RawSeries>;
+  }
+  let analysed: Analysed | undefined;
+  const analyse = (): Analysed => {
+    const r = recording();
+    const ticks = r.span().ticks;
+    if (analysed && analysed.ticks === ticks) return analysed;
+    const leaks = recordingLeaks(r);
+    const range = { fromMs: leaks.firstMs, toMs: leaks.lastMs };
+    const raws = readSeries(r, [...leaks.suspects, MEM_AVAILABLE], range);
+    analysed = {
+      ticks,
+      accounting: accountingSeries(r, range),
+      leaks,
+      raws: new Map(raws.map((x) => [`${x.id} ${x.metric}`, x])),
+    };
+    return analysed;
+  };
+  const leaksOf = (c: Context): LeakReport => {
+    const since = c.req.query('since') || undefined;
+    const minRate = num(c, 'min-rate');
+    if (since === undefined && minRate === undefined) return analyse().leaks;
+    return recordingLeaks(recording(), { since, minRateMiBPerHour: minRate });
+  };
   const range = (c: Context) => ({ fromMs: num(c, 'from'), toMs: num(c, 'to'), buckets: num(c, 'buckets') });
 
   const app = new Hono();
@@ -203,7 +232,10 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
     if (token) {
       const given = c.req.query('token') ?? '';
       if (!sameToken(given, token))
-        return c.text('forbidden: this server needs its access token (?token=, printed when it started)\n', 403);
+        return c.text(
+          'forbidden: this server needs its access token (?token=, printed when it started)\n',
+          403,
+        );
     } else {
       const want = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `${host}:${port}`]);
       if (!want.has(c.req.header('host') ?? ''))
@@ -240,7 +272,9 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
   });
   app.get('/api/flames', async (c) => {
     const name = c.req.query('snapshot');
-    return c.json(await cached(`flames:${name}`, stable(name), () => withSnap(name, (s) => snapshotFlames(s))));
+    return c.json(
+      await cached(`flames:${name}`, stable(name), () => withSnap(name, (s) => snapshotFlames(s))),
+    );
   });
   const twoSnaps = async <T>(c: Context, f: (b: Snapshot, a: Snapshot) => Promise<T>): Promise<T> => {
     const b = required(c, 'before');
@@ -255,49 +289,53 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
     const key = `diffview:${c.req.query('before')}:${c.req.query('after')}`;
     return c.json(await cached(key, true, () => twoSnaps(c, (b, a) => diffView(b, a))));
   });
-  app.get('/api/leaks', async (c) => c.json(await leaksOf(c)));
+  app.get('/api/leaks', (c) => c.json(leaksOf(c)));
   app.get('/api/status', (c) => {
     const s = recording().span();
     return c.json({ ticks: s.ticks, firstMs: s.firstMs, lastMs: s.lastMs });
   });
-  app.get('/api/accounting', async (c) => {
-    const q = range(c);
-    return c.json(await cached(recKey(`acc:${JSON.stringify(q)}`), true, async () => accountingOverTime(recording(), q)));
-  });
+  app.get('/api/accounting', (c) => c.json(accountingView(analyse().accounting, range(c))));
   app.get('/api/series/list', (c) => c.json(recording().listSeries()));
   app.get('/api/series', (c) => {
-    const v = seriesView(recording(), { ...range(c), id: required(c, 'id'), metric: required(c, 'metric') });
-    if (!v) throw new HttpError(404, `no series ${c.req.query('id')} ${c.req.query('metric')}`);
-    return c.json(v);
+    const q = range(c);
+    const [raw] = readSeries(recording(), [{ id: required(c, 'id'), metric: required(c, 'metric') }], q);
+    if (!raw) throw new HttpError(404, `no series ${c.req.query('id')} ${c.req.query('metric')}`);
+    return c.json(seriesView(raw, q));
   });
-  app.get('/api/suspect', async (c) => {
-    const leaks = await leaksOf(c);
+  app.get('/api/suspect', (c) => {
+    const a = analyse();
     const id = required(c, 'id');
     const metric = required(c, 'metric');
-    const s = leaks.suspects.find((x) => x.id === id && x.metric === metric);
-    if (!s) throw new HttpError(404, `no suspect ${id} ${metric}`);
-    return c.json(suspectView(recording(), s, leaks, range(c)));
+    const s = a.leaks.suspects.find((x) => x.id === id && x.metric === metric);
+    const raw = a.raws.get(`${id} ${metric}`);
+    if (!s || !raw) throw new HttpError(404, `no suspect ${id} ${metric}`);
+    return c.json(suspectView(raw, s, range(c)));
   });
-  app.get('/api/projection', async (c) => {
-    const leaks = await leaksOf(c);
-    const p = projectionView(recording(), leaks, range(c));
-    if (!p) throw new HttpError(404, 'no MemAvailable in this recording');
-    return c.json(p);
+  app.get('/api/projection', (c) => {
+    const a = analyse();
+    const raw = a.raws.get(`${MEM_AVAILABLE.id} ${MEM_AVAILABLE.metric}`);
+    if (!raw) throw new HttpError(404, 'no MemAvailable in this recording');
+    return c.json(projectionView(raw, a.leaks, range(c)));
   });
   app.get('/api/diff/times', (c) => {
     const from = num(c, 'from');
     const to = num(c, 'to');
-    if (from === undefined || to === undefined) throw new HttpError(400, 'from and to (ms since epoch) are required');
+    if (from === undefined || to === undefined)
+      throw new HttpError(400, 'from and to (ms since epoch) are required');
     return c.json(diffTimes(recording(), from, to));
   });
 
+  if (opts.db && !opts.record && (opts.prepare ?? true)) analyse();
   const http = createAdaptorServer({ fetch: app.fetch }) as HttpServer;
   let port = 0;
   await new Promise<void>((resolve, reject) => {
     http.once('error', (e: NodeJS.ErrnoException) =>
       reject(
         new MemsleuthError('IO', `cannot listen on ${host}:${opts.port ?? 0}: ${e.code ?? e.message}`, {
-          hint: e.code === 'EADDRINUSE' ? 'another program has that port: pick another, or 0 for a free one' : undefined,
+          hint:
+            e.code === 'EADDRINUSE'
+              ? 'another program has that port: pick another, or 0 for a free one'
+              : undefined,
         }),
       ),
     );

@@ -5,10 +5,10 @@
 import { slabSiteGroups } from '../analysis/slab.js';
 import type { StackGroup, WeightName } from '../analysis/stacks.js';
 import type { Snapshot, SourceName } from '../model/snapshot.js';
-import type { Allocinfo } from '../sources/allocinfo.js';
 import { type DiffOptions, diffSnapshots } from '../registry/diff.js';
 import { ENTRY_BY_NAME, type ReadOptions, SnapshotData } from '../registry/index.js';
 import { buildReport, type ReportOptions, reportTables } from '../registry/report.js';
+import type { Allocinfo } from '../sources/allocinfo.js';
 import { diffFlameTree, type FlameGraph, flameTree } from './flame.js';
 import type { DiffView, ReportView } from './types.js';
 
@@ -106,7 +106,10 @@ export async function snapshotFlames(snap: Snapshot, opts: ReadOptions = {}): Pr
 export async function diffView(before: Snapshot, after: Snapshot, opts: DiffOptions = {}): Promise<DiffView> {
   const diff = await diffSnapshots(before, after, opts);
   const readOpts: ReadOptions = { smaps: false, ...opts };
-  const [b, a] = [await stackGroups(snapshotData(before, readOpts)), await stackGroups(snapshotData(after, readOpts))];
+  const [b, a] = [
+    await stackGroups(snapshotData(before, readOpts)),
+    await stackGroups(snapshotData(after, readOpts)),
+  ];
   const wanted = opts.sources ? new Set(opts.sources) : undefined;
   const flames: FlameGraph[] = STACK_SOURCES.filter(
     (s) => b.has(s.source) && a.has(s.source) && (!wanted || wanted.has(s.source)),

@@ -48,7 +48,9 @@ export async function launchChromium(): Promise<Browser> {
       if (opts.offline) {
         // Nothing but the page itself: every other request is aborted (and recorded).
         await page.route('**/*', (route) =>
-          route.request().url().startsWith('file://') ? route.continue() : route.abort('internetdisconnected'),
+          route.request().url().startsWith('file://')
+            ? route.continue()
+            : route.abort('internetdisconnected'),
         );
       }
       return { page, errors, requests };
@@ -58,4 +60,16 @@ export async function launchChromium(): Promise<Browser> {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** What a chart of the page was given (the page registers them in window.memsleuthCharts). */
+export async function chartRaw<T>(page: Page, name: string): Promise<T> {
+  return (await page.evaluate(`window.memsleuthCharts?.[${JSON.stringify(name)}]?.raw`)) as T;
+}
+
+/** The computed style property of the first element matching `selector`. */
+export async function styleOf(page: Page, selector: string, prop: string): Promise<string> {
+  return (await page.evaluate(
+    `getComputedStyle(document.querySelector(${JSON.stringify(selector)})).${prop}`,
+  )) as string;
 }

@@ -12,7 +12,7 @@ import type { SnapshotDiff } from '../../src/registry/diff.js';
 import type { Report } from '../../src/registry/types.js';
 import { REPO_FIXTURES, sharedMoment } from '../paths.js';
 import { run } from '../run.js';
-import { type Browser, launchChromium } from './chromium.js';
+import { type Browser, chartRaw, launchChromium, styleOf } from './chromium.js';
 import { screenshot } from './shots.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'memsleuth-html-'));
@@ -37,7 +37,8 @@ async function open(file: string, hash = '') {
 /** Pages blocks of every `Page allocated via order N` record: 2^N each, counted without our parser. */
 function pagesInDump(file: string): number {
   let pages = 0;
-  for (const m of readFileSync(file, 'utf8').matchAll(/^Page allocated via order (\d+)/gm)) pages += 2 ** Number(m[1]);
+  for (const m of readFileSync(file, 'utf8').matchAll(/^Page allocated via order (\d+)/gm))
+    pages += 2 ** Number(m[1]);
   return pages;
 }
 
@@ -62,11 +63,13 @@ describe('report --html (lab 6.12, after the module leaked)', () => {
       els.map((e) => [e.getAttribute('data-layer'), Number(e.getAttribute('data-bytes'))]),
     );
     expect(Object.fromEntries(segs)).toEqual(json.accounting!.layers);
-    const unacc = await page.$eval('.seg-unaccounted', (e) => getComputedStyle(e).backgroundImage);
+    const unacc = await styleOf(page, '.seg-unaccounted', 'backgroundImage');
     expect(unacc).toMatch(/repeating-linear-gradient/);
     // The buddy heat table: blocks per zone and order.
     const cells = await page.$$eval('.heat tbody tr', (rows) =>
-      rows.map((r) => [...r.querySelectorAll('td[data-order]')].map((td) => Number(td.getAttribute('data-blocks')))),
+      rows.map((r) =>
+        [...r.querySelectorAll('td[data-order]')].map((td) => Number(td.getAttribute('data-blocks'))),
+      ),
     );
     expect(cells).toEqual(json.buddy!.zones.map((z) => z.freeBlocks));
     // Every table of the registry, by title.
@@ -124,10 +127,20 @@ describe('diff --html (lab 6.12, before → after)', () => {
     const gainers = json.rows.filter((r) => r.deltaBytes > 0).slice(0, rows.length);
     expect(rows).toEqual(gainers.map((r) => [r.source, r.deltaBytes]));
     await page.waitForSelector('.flame[data-source="page_owner"]');
-    const rootAttrs = await page.$eval('.flame-root', (e) => [e.getAttribute('data-value'), e.getAttribute('data-before')]);
+    const rootAttrs = await page.$eval('.flame-root', (e) => [
+      e.getAttribute('data-value'),
+      e.getAttribute('data-before'),
+    ]);
     // page_owner as the diff reads it (kernel allocations: slab, vmalloc, other), as `page-owner top` counts it.
     const kernelPages = async (snap: string) => {
-      const r = await run(['page-owner', 'top', '--json', '--allocator', 'slab,vmalloc,other', join(snap, 'page_owner')]);
+      const r = await run([
+        'page-owner',
+        'top',
+        '--json',
+        '--allocator',
+        'slab,vmalloc,other',
+        join(snap, 'page_owner'),
+      ]);
       return (JSON.parse(r.stdout) as { pages: number }).pages;
     };
     expect(rootAttrs.map(Number)).toEqual([await kernelPages(after), await kernelPages(before)]);
@@ -155,11 +168,11 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
   it('stacks the accounting layers over time, summing to MemTotal at every tick', async () => {
     const { page, errors } = await open(file);
     await page.waitForSelector('[data-chart="accounting"] canvas');
-    const raw = (await page.evaluate(() => window.memsleuthCharts?.accounting?.raw)) as {
+    const raw = await chartRaw<{
       t: number[];
       layers: { name: string; bytes: number[] }[];
       ticks: number;
-    };
+    }>(page, 'accounting');
     expect(raw.ticks).toBe(json.ticks);
     const mem = await run(['series', '--json', '--db', RECORDING, '--layer', 'meminfo', '--key', 'MemTotal']);
     const memTotal = new Map(
@@ -172,7 +185,7 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
     const un = await run(['series', '--json', '--db', RECORDING, '--layer', 'unaccounted']);
     const unacc = new Map((JSON.parse(un.stdout) as { points: [number, number][] }[])[0]!.points);
     const layer = raw.layers.find((l) => l.name === 'unaccounted')!;
-    raw.t.forEach((t, i) => expect(layer.bytes[i]).toBe(unacc.get(t)));
+    expect(layer.bytes).toEqual(raw.t.map((t) => unacc.get(t)));
     await page.check('.show-free');
     await screenshot(page, 'web-over-time');
     expect(errors).toEqual([]);
@@ -182,17 +195,19 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
   it("lists the suspects as leaks --json ranks them; clicking one shows its series, trend and 'since'", async () => {
     const { page, errors } = await open(file, '#suspects');
     await page.waitForSelector('table.suspects tbody tr');
-    const ids = await page.$$eval('table.suspects tbody tr', (trs) => trs.map((t) => t.getAttribute('data-id')));
+    const ids = await page.$$eval('table.suspects tbody tr', (trs) =>
+      trs.map((t) => t.getAttribute('data-id')),
+    );
     expect(ids).toEqual(json.suspects.map((s) => s.id));
     const s = json.suspects[1]!;
     await page.click(`table.suspects tbody tr:nth-child(2)`);
     await page.waitForSelector(`.detail[data-suspect="${s.id}"] [data-chart="suspect"] canvas`);
-    const view = (await page.evaluate(() => window.memsleuthCharts?.suspect?.raw)) as {
+    const view = await chartRaw<{
       id: string;
       points: { t: number[]; v: number[] };
       fit: { fromMs: number; slopePerMs: number };
       sinceMs: number;
-    };
+    }>(page, 'suspect');
     expect(view.id).toBe(s.id);
     expect(view.points.v[view.points.v.length - 1]).toBe(s.last);
     expect(view.sinceMs).toBe(s.sinceMs);

@@ -166,19 +166,20 @@ export function writeSyntheticWeek(db: string, ticks = WEEK_TICKS): { suspects: 
       'Cached-Shmem': cached - shmem,
     };
     for (const f of MEMINFO_STATIC) meminfo[f] = 0;
-    for (const [key, bytes] of Object.entries(meminfo)) ents.push({ layer: 'meminfo', key, values: { bytes } });
+    for (const [key, bytes] of Object.entries(meminfo))
+      ents.push({ layer: 'meminfo', key, values: { bytes } });
     for (const key of ['HugePages_Total', 'HugePages_Free', 'HugePages_Rsvd', 'HugePages_Surp'])
       ents.push({ layer: 'meminfo', key, values: { count: 0 } });
     ents.push({ layer: 'unaccounted', key: 'unaccounted', values: { bytes: unaccounted } });
     for (let i = 0; i < 14; i++)
       ents.push({ layer: 'vmstat', key: `counter_${i}`, values: { count: i < 3 ? k * (i + 1) : 100 + i } });
-    ['0/DMA', '0/DMA32', '0/Normal'].forEach((key, i) =>
+    ['0/DMA', '0/DMA32', '0/Normal'].forEach((key, i) => {
       ents.push({
         layer: 'buddy',
         key,
         values: { free_bytes: i === 2 ? memFree - 400 * MiB : 200 * MiB },
-      }),
-    );
+      });
+    });
     if (k % 6 === 0)
       for (let i = 0; i < 17; i++)
         ents.push({

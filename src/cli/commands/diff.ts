@@ -71,7 +71,12 @@ export const diffCommand = defineCommand({
         d = view.diff;
         await writeHtml(
           values.html,
-          { kind: 'diff', title: `diff: ${b.origin} → ${a.origin}`, generatedAt: new Date().toISOString(), diff: view },
+          {
+            kind: 'diff',
+            title: `diff: ${b.origin} → ${a.origin}`,
+            generatedAt: new Date().toISOString(),
+            diff: view,
+          },
           ctx,
         );
       } else d = await diffSnapshots(b, a, opts);

@@ -1,12 +1,12 @@
 import { MemsleuthError } from '../../model/errors.js';
 import { openInputOrLive } from '../../registry/open.js';
 import { buildReport, reportTables } from '../../registry/report.js';
-import { reportPageData } from '../../web/pages.js';
-import { writeHtml } from '../html.js';
 import type { Report } from '../../registry/types.js';
+import { reportPageData } from '../../web/pages.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { heading, renderTable, wrap } from '../format.js';
+import { writeHtml } from '../html.js';
 
 export function renderReport(r: Report): string {
   const out: string[] = [];

@@ -15,9 +15,13 @@ export function parseListen(text: string): { host: string; port: number } {
   const host = onlyPort ? '127.0.0.1' : (m?.[1] ?? m?.[2] ?? '') || '127.0.0.1';
   const port = Number(onlyPort ? text.trim() : (m?.[3] ?? 0));
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535)
-    throw new MemsleuthError('USAGE', `--listen: expected HOST:PORT, HOST or PORT, found ${JSON.stringify(text)}`, {
-      hint: '127.0.0.1:8080, [::1]:0, 8080 (port 0: a free one)',
-    });
+    throw new MemsleuthError(
+      'USAGE',
+      `--listen: expected HOST:PORT, HOST or PORT, found ${JSON.stringify(text)}`,
+      {
+        hint: '127.0.0.1:8080, [::1]:0, 8080 (port 0: a free one)',
+      },
+    );
   return { host, port };
 }
 
@@ -25,17 +29,35 @@ export const serveCommand = defineCommand({
   path: ['serve'],
   summary: 'a local dashboard: accounting over time, suspects, diffs, flame graphs, and a JSON API',
   options: {
-    db: { type: 'string', valueName: 'FILE', description: 'recording database (default as for `record`, if it exists)' },
-    snapshots: { type: 'string', valueName: 'DIR', description: 'a folder of snapshots (directories or bundles)' },
+    db: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'recording database (default as for `record`, if it exists)',
+    },
+    snapshots: {
+      type: 'string',
+      valueName: 'DIR',
+      description: 'a folder of snapshots (directories or bundles)',
+    },
     record: { type: 'boolean', description: 'record this machine into --db while serving' },
-    interval: { type: 'string', short: 'i', valueName: 'DUR', description: 'with --record: time between ticks (default 10s)' },
+    interval: {
+      type: 'string',
+      short: 'i',
+      valueName: 'DUR',
+      description: 'with --record: time between ticks (default 10s)',
+    },
     listen: {
       type: 'string',
       valueName: 'HOST:PORT',
       description: 'where to listen (default 127.0.0.1 and a free port)',
     },
     token: { type: 'boolean', description: 'require an access token also on loopback (always beyond it)' },
-    duration: { type: 'string', short: 'd', valueName: 'DUR', description: 'stop after this long (default: Ctrl-C)' },
+    duration: {
+      type: 'string',
+      short: 'd',
+      valueName: 'DUR',
+      description: 'stop after this long (default: Ctrl-C)',
+    },
   },
   details:
     'Prints the URL to open. The API: /api/report?snapshot=NAME, /api/diff?before=A&after=B and\n' +
@@ -44,7 +66,8 @@ export const serveCommand = defineCommand({
     'request needs the random token printed in the URL: anyone who can reach the port could\n' +
     'otherwise read every process name and command line of this machine.',
   async run({ values, positionals }, ctx) {
-    if (positionals.length) throw new MemsleuthError('USAGE', `serve takes no arguments, got ${positionals.join(' ')}`);
+    if (positionals.length)
+      throw new MemsleuthError('USAGE', `serve takes no arguments, got ${positionals.join(' ')}`);
     const { host, port } = values.listen ? parseListen(values.listen) : { host: '127.0.0.1', port: 0 };
     const explicitDb = values.db !== undefined;
     let db: string | undefined = values.db ?? defaultDbPath(ctx.env);
@@ -68,9 +91,7 @@ export const serveCommand = defineCommand({
         ...(values.token ? { token: randomBytes(16).toString('hex') } : {}),
         ...(db ? { db } : {}),
         ...(values.snapshots ? { snapshotsDir: resolve(ctx.cwd, values.snapshots) } : {}),
-        ...(values.record
-          ? { record: { intervalMs, meta: { tool: `memsleuth ${VERSION}` } } }
-          : {}),
+        ...(values.record ? { record: { intervalMs, meta: { tool: `memsleuth ${VERSION}` } } } : {}),
         ...(durationMs !== undefined ? { durationMs } : {}),
         signal: ac.signal,
       });

@@ -20,7 +20,15 @@ function useAsync<T>(f: () => Promise<T>, deps: unknown[]): T | undefined | null
   return v;
 }
 
-function SnapshotPicker({ src, value, onChange }: { src: DataSource; value: string; onChange(v: string): void }) {
+function SnapshotPicker({
+  src,
+  value,
+  onChange,
+}: {
+  src: DataSource;
+  value: string;
+  onChange(v: string): void;
+}) {
   const snaps = src.info?.snapshots ?? [];
   if (!src.live || snaps.length < 2) return null;
   return html`<label class="picker">snapshot
@@ -44,18 +52,24 @@ function FlamesTab({ src }: { src: DataSource }) {
   const graphs = useAsync<FlameGraph[]>(() => src.flames(snap || undefined), [src, snap]);
   return html`<div>
     <${SnapshotPicker} src=${src} value=${snap} onChange=${setSnap} />
-    ${graphs === null
-      ? html`<p class="muted">grouping stacks…</p>`
-      : html`<${Flames}
+    ${
+      graphs === null
+        ? html`<p class="muted">grouping stacks…</p>`
+        : html`<${Flames}
           graphs=${graphs ?? []}
           empty="This snapshot has no allocation stacks: page_owner, kmemleak, slab alloc_traces or allocinfo (see the report's 'not available')."
-        />`}
+        />`
+    }
   </div>`;
 }
 
 function DiffTab({ src }: { src: DataSource }) {
   const view = useAsync(() => src.diff(), [src]);
-  return view === null ? html`<p class="muted">reading…</p>` : view ? html`<${DiffPage} view=${view} />` : null;
+  return view === null
+    ? html`<p class="muted">reading…</p>`
+    : view
+      ? html`<${DiffPage} view=${view} />`
+      : null;
 }
 
 interface Tab {
@@ -68,7 +82,8 @@ function tabsFor(src: DataSource, hasFlames: boolean): Tab[] {
   const t: Tab[] = [];
   if (src.kind === 'report') {
     t.push({ id: 'report', title: 'Accounting', view: () => html`<${Now} src=${src} />` });
-    if (hasFlames) t.push({ id: 'flames', title: 'Flame graphs', view: () => html`<${FlamesTab} src=${src} />` });
+    if (hasFlames)
+      t.push({ id: 'flames', title: 'Flame graphs', view: () => html`<${FlamesTab} src=${src} />` });
   } else if (src.kind === 'diff') {
     t.push({ id: 'diff', title: 'Diff', view: () => html`<${DiffTab} src=${src} />` });
   } else if (src.kind === 'leaks') {
@@ -76,12 +91,15 @@ function tabsFor(src: DataSource, hasFlames: boolean): Tab[] {
     t.push({ id: 'suspects', title: 'Suspects', view: () => html`<${Suspects} src=${src} />` });
   } else {
     const info = src.info!;
-    if (info.recording) t.push({ id: 'over-time', title: 'Over time', view: () => html`<${OverTime} src=${src} />` });
-    if (info.recording) t.push({ id: 'suspects', title: 'Suspects', view: () => html`<${Suspects} src=${src} />` });
+    if (info.recording)
+      t.push({ id: 'over-time', title: 'Over time', view: () => html`<${OverTime} src=${src} />` });
+    if (info.recording)
+      t.push({ id: 'suspects', title: 'Suspects', view: () => html`<${Suspects} src=${src} />` });
     t.push({ id: 'report', title: 'Accounting', view: () => html`<${Now} src=${src} />` });
     t.push({ id: 'flames', title: 'Flame graphs', view: () => html`<${FlamesTab} src=${src} />` });
     t.push({ id: 'diff', title: 'Diff', view: () => html`<${DiffPicker} src=${src} />` });
-    if (info.recording) t.push({ id: 'series', title: 'Series', view: () => html`<${SeriesPicker} src=${src} />` });
+    if (info.recording)
+      t.push({ id: 'series', title: 'Series', view: () => html`<${SeriesPicker} src=${src} />` });
   }
   return t;
 }
@@ -102,7 +120,8 @@ export function App({ src, hasFlames }: { src: DataSource; hasFlames: boolean })
       <span class="title">${src.title}</span>
       <nav>
         ${tabs.map(
-          (t) => html`<a href=${`#${t.id}`} class=${t.id === cur?.id ? 'tab on' : 'tab'} data-tab=${t.id}>${t.title}</a>`,
+          (t) =>
+            html`<a href=${`#${t.id}`} class=${t.id === cur?.id ? 'tab on' : 'tab'} data-tab=${t.id}>${t.title}</a>`,
         )}
       </nav>
     </header>

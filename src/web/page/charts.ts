@@ -37,7 +37,9 @@ function useChart(make: (el: HTMLElement, width: number) => uPlot | undefined, d
     if (!el) return;
     const u = make(el, Math.max(320, el.clientWidth));
     if (!u) return;
-    const ro = new ResizeObserver(() => u.setSize({ width: Math.max(320, el.clientWidth), height: u.height }));
+    const ro = new ResizeObserver(() =>
+      u.setSize({ width: Math.max(320, el.clientWidth), height: u.height }),
+    );
     ro.observe(el);
     return () => {
       ro.disconnect();
@@ -150,7 +152,14 @@ export function SeriesChart({
         const line: (number | null)[] = xs.map(() => null);
         line[at.get(fit.fromMs)!] = fit.intercept;
         line[at.get(fit.toMs)!] = fit.intercept + fit.slopePerMs * (fit.toMs - fit.fromMs);
-        series.push({ label: 'trend', stroke: '#e15759', width: 2, dash: [6, 4], spanGaps: true, points: { show: false } });
+        series.push({
+          label: 'trend',
+          stroke: '#e15759',
+          width: 2,
+          dash: [6, 4],
+          spanGaps: true,
+          points: { show: false },
+        });
         data.push(line);
       }
       if (projection) {

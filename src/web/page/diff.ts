@@ -16,7 +16,8 @@ export function DiffTable({ view, top = 50 }: { view: DiffView; top?: number }) 
     <div class="pills">
       <button class=${source === '' ? 'pill on' : 'pill'} onClick=${() => setSource('')}>all sources</button>
       ${compared.map(
-        (s) => html`<button class=${source === s.source ? 'pill on' : 'pill'} onClick=${() => setSource(s.source)}>${s.source}</button>`,
+        (s) =>
+          html`<button class=${source === s.source ? 'pill on' : 'pill'} onClick=${() => setSource(s.source)}>${s.source}</button>`,
       )}
     </div>
     <h3>Top gainers (${gainers.length} rows gained memory)</h3>
@@ -42,11 +43,13 @@ export function DiffTable({ view, top = 50 }: { view: DiffView; top?: number }) 
     <ul class="sources">
       ${d.sources.map(
         (s) => html`<li>
-          <b>${s.source}</b>${': '}${s.status === 'compared'
-            ? `compared, ${s.rows} changes${s.note ? ` (${s.note})` : ''}`
-            : s.status === 'unreadable'
-              ? `UNREADABLE: ${s.reason}`
-              : `missing in ${(s.missingIn ?? []).join(' and ')} (${s.reason})`}
+          <b>${s.source}</b>${': '}${
+            s.status === 'compared'
+              ? `compared, ${s.rows} changes${s.note ? ` (${s.note})` : ''}`
+              : s.status === 'unreadable'
+                ? `UNREADABLE: ${s.reason}`
+                : `missing in ${(s.missingIn ?? []).join(' and ')} (${s.reason})`
+          }
         </li>`,
       )}
     </ul>
@@ -92,8 +95,9 @@ export function DiffPicker({ src }: { src: DataSource }) {
     });
   };
   return html`<div>
-    ${snaps.length >= 2
-      ? html`<section>
+    ${
+      snaps.length >= 2
+        ? html`<section>
           <h2>Diff two snapshots</h2>
           <label>before <select value=${b} onChange=${(e: Event) => setB((e.target as HTMLSelectElement).value)}>
             ${snaps.map((s) => html`<option value=${s}>${s}</option>`)}</select></label>
@@ -103,21 +107,26 @@ export function DiffPicker({ src }: { src: DataSource }) {
           ${err && html`<p class="error">${err}</p>`}
           ${view === null ? html`<p class="muted">comparing…</p>` : view && html`<${DiffPage} view=${view} />`}
         </section>`
-      : html`<p class="muted">Give --snapshots DIR with two or more snapshots to diff them.</p>`}
-    ${src.info?.recording &&
-    html`<section>
+        : html`<p class="muted">Give --snapshots DIR with two or more snapshots to diff them.</p>`
+    }
+    ${
+      src.info?.recording &&
+      html`<section>
       <h2>Diff two times of the recording</h2>
       <label>from <input value=${t1} onInput=${(e: Event) => setT1((e.target as HTMLInputElement).value)} /></label>
       <label> to <input value=${t2} onInput=${(e: Event) => setT2((e.target as HTMLInputElement).value)} /></label>
       <button onClick=${() => src.timesDiff(Date.parse(t1), Date.parse(t2)).then(setTimes)}>diff</button>
-      ${times &&
-      html`<div class="scroll"><table>
+      ${
+        times &&
+        html`<div class="scroll"><table>
         <thead><tr><th>series</th><th>metric</th><th class="num">at ${formatTime(Date.parse(t1))}</th><th class="num">at ${formatTime(Date.parse(t2))}</th><th class="num">change</th></tr></thead>
         <tbody>${times.slice(0, 100).map(
           (r) => html`<tr><td>${r.id}${r.label ? ` (${r.label})` : ''}</td><td>${r.metric}</td>
             <td class="num">${formatValue(r.before, r.unit)}</td><td class="num">${formatValue(r.after, r.unit)}</td>
             <td class=${r.delta > 0 ? 'num grew' : 'num'}>${r.delta > 0 ? '+' : ''}${formatValue(r.delta, r.unit)}</td></tr>`,
-        )}</tbody></table></div>`}
-    </section>`}
+        )}</tbody></table></div>`
+      }
+    </section>`
+    }
   </div>`;
 }

@@ -38,7 +38,9 @@ function diffColour(n: FlameNode, maxGrowth: number): string {
 /** Frames of the zoomed subtree laid out in [0, 1], ancestors above at full width. */
 function layout(path: FlameNode[], minFrac: number): Placed[] {
   const out: Placed[] = [];
-  path.forEach((node, depth) => out.push({ node, depth, x: 0, w: 1 }));
+  path.forEach((node, depth) => {
+    out.push({ node, depth, x: 0, w: 1 });
+  });
   const top = path[path.length - 1]!;
   const total = top.v || 1;
   const walk = (n: FlameNode, depth: number, x: number) => {
@@ -130,7 +132,11 @@ export function Icicle({ graph }: { graph: FlameGraph }) {
         g.fillStyle = '#111';
         const label = p.node.n;
         const max = Math.floor((w - 6) / 6.2);
-        g.fillText(label.length > max ? `${label.slice(0, Math.max(0, max - 1))}…` : label, x + 3, y + ROW / 2);
+        g.fillText(
+          label.length > max ? `${label.slice(0, Math.max(0, max - 1))}…` : label,
+          x + 3,
+          y + ROW / 2,
+        );
       }
     }
   }, [placed, width, height, re, graph, maxGrowth, path.length]);
@@ -187,12 +193,14 @@ export function Icicle({ graph }: { graph: FlameGraph }) {
         }}
         onMouseLeave=${() => setHover(undefined)}
       ></canvas>
-      ${tip &&
-      html`<div class="tip" style=${`left:${Math.min(hover!.x + 12, width - 320)}px;top:${hover!.y + 14}px`}>
+      ${
+        tip &&
+        html`<div class="tip" style=${`left:${Math.min(hover!.x + 12, width - 320)}px;top:${hover!.y + 14}px`}>
         <b>${tip.n}</b><br />
         ${formatValue(tip.v, unit)} (${((tip.v / (root.v || 1)) * 100).toFixed(2)}% of all)
         ${graph.differential && html`<br />before ${formatValue(tip.b ?? 0, unit)}, change ${tip.v - (tip.b ?? 0) >= 0 ? '+' : ''}${formatValue(tip.v - (tip.b ?? 0), unit)}`}
-      </div>`}
+      </div>`
+      }
     </div>
   </div>`;
 }

@@ -67,9 +67,11 @@ function Projection({ src, leaks }: { src: DataSource; leaks: LeakReport }) {
   return html`<section>
     <h2>Projection</h2>
     <p class="projection-text">
-      ${`MemAvailable ${leaks.memAvailableBytes !== undefined ? formatBytes(leaks.memAvailableBytes) : '?'}; suspects together ${formatBytes(p.combinedRatePerHour)}/h`}${h !== undefined
-        ? `: exhausted in ${h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`} at this rate`
-        : ''}
+      ${`MemAvailable ${leaks.memAvailableBytes !== undefined ? formatBytes(leaks.memAvailableBytes) : '?'}; suspects together ${formatBytes(p.combinedRatePerHour)}/h`}${
+        h !== undefined
+          ? `: exhausted in ${h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`} at this rate`
+          : ''
+      }
     </p>
     <${SeriesChart} view=${p.memAvailable} name="projection" projection=${p.line} />
   </section>`;
@@ -86,12 +88,14 @@ function SuspectDetail({ src, s }: { src: DataSource; s: Suspect }) {
     <p>${s.evidence}</p>
     ${s.related && html`<p>related: ${s.related.join('; ')}</p>`}
     <p>next: <code>${s.next}</code></p>
-    ${view === null
-      ? html`<p class="muted">loading…</p>`
-      : view
-        ? html`<${SeriesChart} view=${view} name="suspect" />
+    ${
+      view === null
+        ? html`<p class="muted">loading…</p>`
+        : view
+          ? html`<${SeriesChart} view=${view} name="suspect" />
             <p class="meta">${view.rawPoints.toLocaleString('en-US')} samples, ${view.points.t.length} drawn</p>`
-        : html`<p class="muted">no series</p>`}
+          : html`<p class="muted">no series</p>`
+    }
   </div>`;
 }
 
@@ -111,9 +115,10 @@ export function Suspects({ src }: { src: DataSource }) {
     <p class="meta">
       ${`${leaks.ticks.toLocaleString('en-US')} ticks over ${span.toFixed(1)} min, ${leaks.seriesAnalysed} series analysed, ${leaks.suspects.length} suspects`}
     </p>
-    ${leaks.suspects.length === 0
-      ? html`<p>No leak suspects: nothing kept growing.</p>`
-      : html`<div class="scroll">
+    ${
+      leaks.suspects.length === 0
+        ? html`<p>No leak suspects: nothing kept growing.</p>`
+        : html`<div class="scroll">
           <table class="suspects">
             <thead>
               <tr>
@@ -146,17 +151,28 @@ export function Suspects({ src }: { src: DataSource }) {
               })}
             </tbody>
           </table>
-        </div>`}
+        </div>`
+    }
     ${chosen ? html`<${SuspectDetail} src=${src} s=${chosen} />` : leaks.suspects.length > 0 && html`<p class="muted">Click a suspect to see its series.</p>`}
-    ${leaks.exitedGrowing.length > 0 &&
-    html`<p>Grew, then exited (memory given back): ${leaks.exitedGrowing.slice(0, 5).map((s) => `${s.name} ${rate(s)}`).join('; ')}</p>`}
-    ${leaks.reclaimable.length > 0 &&
-    html`<h3>Reclaimable growth (not leaks)</h3>
+    ${
+      leaks.exitedGrowing.length > 0 &&
+      html`<p>Grew, then exited (memory given back): ${leaks.exitedGrowing
+        .slice(0, 5)
+        .map((s) => `${s.name} ${rate(s)}`)
+        .join('; ')}</p>`
+    }
+    ${
+      leaks.reclaimable.length > 0 &&
+      html`<h3>Reclaimable growth (not leaks)</h3>
       <ul>
-        ${leaks.reclaimable.slice(0, 5).map(
-          (r) => html`<li>${r.name}: ${formatBytes(r.first)} → ${formatBytes(r.last)}, ${formatBytes(r.ratePerHour)}/h</li>`,
-        )}
-      </ul>`}
+        ${leaks.reclaimable
+          .slice(0, 5)
+          .map(
+            (r) =>
+              html`<li>${r.name}: ${formatBytes(r.first)} → ${formatBytes(r.last)}, ${formatBytes(r.ratePerHour)}/h</li>`,
+          )}
+      </ul>`
+    }
     <${Projection} src=${src} leaks=${leaks} />
   </section>`;
 }
@@ -171,7 +187,9 @@ export function SeriesPicker({ src }: { src: DataSource }) {
   }, [src]);
   const shown = useMemo(() => {
     const f = filter.toLowerCase();
-    return list.filter((r) => `${r.layer}/${r.key} ${r.label ?? ''} ${r.metric}`.toLowerCase().includes(f)).slice(0, 200);
+    return list
+      .filter((r) => `${r.layer}/${r.key} ${r.label ?? ''} ${r.metric}`.toLowerCase().includes(f))
+      .slice(0, 200);
   }, [list, filter]);
   return html`<section>
     <h2>Any series</h2>
@@ -182,7 +200,9 @@ export function SeriesPicker({ src }: { src: DataSource }) {
       <table>
         <tbody>
           ${shown.map(
-            (r) => html`<tr class="pick" onClick=${() => src.series(`${r.layer}/${r.key}`, r.metric).then(setView)}>
+            (
+              r,
+            ) => html`<tr class="pick" onClick=${() => src.series(`${r.layer}/${r.key}`, r.metric).then(setView)}>
               <td>${r.layer}</td><td>${r.key}</td><td>${r.label ?? ''}</td><td>${r.metric}</td>
             </tr>`,
           )}

@@ -39,7 +39,13 @@ export function IdentityBar({ acc }: { acc: Accounting }) {
   </div>`;
 }
 
-export function BuddyHeat({ buddy, pageSizeBytes }: { buddy: NonNullable<Report['buddy']>; pageSizeBytes: number }) {
+export function BuddyHeat({
+  buddy,
+  pageSizeBytes,
+}: {
+  buddy: NonNullable<Report['buddy']>;
+  pageSizeBytes: number;
+}) {
   const orders = Array.from({ length: buddy.maxOrder }, (_, o) => o);
   const cell = (blocks: number, o: number) => blocks * 2 ** o * pageSizeBytes;
   const max = Math.max(1, ...buddy.zones.flatMap((z) => z.freeBlocks.map((b, o) => cell(b, o))));
@@ -110,11 +116,13 @@ export function Findings({ report }: { report: Report }) {
         ${f.next.map((n) => html`<div class="next">next: <code>${n}</code></div>`)}
       </div>`,
     )}
-    ${report.unavailable.length > 0 &&
-    html`<h3>Not available in this snapshot</h3>
+    ${
+      report.unavailable.length > 0 &&
+      html`<h3>Not available in this snapshot</h3>
       <ul class="unavailable">
         ${report.unavailable.map((m) => html`<li><b>${m.path}</b>: ${m.reason}. To enable: ${m.enable}</li>`)}
-      </ul>`}
+      </ul>`
+    }
   </section>`;
 }
 
@@ -125,16 +133,20 @@ export function ReportPage({ view }: { view: ReportView }) {
     <p class="meta">
       ${s.hostname}, Linux ${s.kernelRelease}, ${s.origin}${s.time !== new Date(0).toISOString() ? `, ${s.time}` : ''}
     </p>
-    ${r.accounting &&
-    html`<section>
+    ${
+      r.accounting &&
+      html`<section>
       <h2>Where the memory is: MemTotal ${formatBytes(r.accounting.memTotalBytes)}</h2>
       <${IdentityBar} acc=${r.accounting} />
-    </section>`}
-    ${r.buddy &&
-    html`<section>
+    </section>`
+    }
+    ${
+      r.buddy &&
+      html`<section>
       <h2>Buddy allocator: free memory per zone and order</h2>
       <${BuddyHeat} buddy=${r.buddy} pageSizeBytes=${s.pageSizeBytes || 4096} />
-    </section>`}
+    </section>`
+    }
     <${Findings} report=${r} />
     <section>
       <h2>Top consumers per layer</h2>

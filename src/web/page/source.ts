@@ -76,7 +76,10 @@ export function inlineSource(d: PageData): DataSource {
 
 /** The dashboard: /api, with the access token when the server asked for one. */
 export function apiSource(d: PageData, token: string | undefined): DataSource {
-  const get = async <T>(path: string, params: Record<string, string | number | undefined> = {}): Promise<T> => {
+  const get = async <T>(
+    path: string,
+    params: Record<string, string | number | undefined> = {},
+  ): Promise<T> => {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, String(v));
     if (token) q.set('token', token);
@@ -99,7 +102,8 @@ export function apiSource(d: PageData, token: string | undefined): DataSource {
     accounting: async () =>
       info.recording ? get<AccountingOverTime>('accounting', { buckets: buckets() }) : undefined,
     suspect: (s) => get<SeriesView>('suspect', { id: s.id, metric: s.metric, buckets: buckets() }),
-    projection: async () => (info.recording ? get<ProjectionView>('projection', { buckets: buckets() }) : undefined),
+    projection: async () =>
+      info.recording ? get<ProjectionView>('projection', { buckets: buckets() }) : undefined,
     series: (id, metric) => get<SeriesView>('series', { id, metric, buckets: buckets() }),
     seriesList: () => get<SeriesListRow[]>('series/list'),
     timesDiff: (fromMs, toMs) => get<TimeDiffRow[]>('diff/times', { from: fromMs, to: toMs }),
