@@ -186,8 +186,10 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
     const unacc = new Map((JSON.parse(un.stdout) as { points: [number, number][] }[])[0]!.points);
     const layer = raw.layers.find((l) => l.name === 'unaccounted')!;
     expect(layer.bytes).toEqual(raw.t.map((t) => unacc.get(t)));
-    await page.check('.show-free');
     await screenshot(page, 'web-over-time');
+    // Free memory stacked too: the top edge is MemTotal.
+    await page.check('.show-free');
+    await page.waitForSelector('[data-chart="accounting"] canvas');
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -166,11 +166,12 @@ describe('a live recording (serve --record)', () => {
       await page.waitForSelector('.last-tick[data-ticks]', { timeout: 30_000 });
       const ticksAt = async () => Number(await page.$eval('.last-tick', (e) => e.getAttribute('data-ticks')));
       const first = await ticksAt();
-      await page.waitForFunction(
-        `Number(document.querySelector('.last-tick')?.getAttribute('data-ticks')) >= ${first + 2}`,
-        undefined,
-        { timeout: 30_000 },
-      );
+      // Two more ticks drawn (the page's CSP forbids the evaluated predicates of waitForFunction).
+      const deadline = Date.now() + 30_000;
+      while ((await ticksAt()) < first + 2) {
+        expect(Date.now()).toBeLessThan(deadline);
+        await page.waitForTimeout(250);
+      }
       // What the page drew last is the recording's last tick, as `series` prints it.
       const raw = await chartRaw<{ t: number[]; layers: { name: string; bytes: number[] }[] }>(
         page,

@@ -3,7 +3,7 @@
  * many entities as this project's CI VM records (docs/recording.md: 55 meminfo fields, 128
  * processes, 235 slab caches, 17 vmalloc callers, 14 vmstat counters, 3 buddy zones) and about
  * as many changed values per tick (~140 sample rows). Two things leak on purpose: the slab cache
- * `kmalloc-96` (+1 MiB/h, with noise) and the process `leaky` (+8 MiB/h anon, GC sawtooth
+ * `kmalloc-96` (+4 MiB/h, with noise) and the process `leaky` (+8 MiB/h anon, GC sawtooth
  * whose floor rises), so the suspects table has rows to click. Deterministic (a fixed seed).
  */
 import type { EntitySample } from '../../src/model/samples.js';
@@ -88,7 +88,7 @@ export function writeSyntheticWeek(db: string, ticks = WEEK_TICKS): { suspects: 
     let slabTotal = 0;
     caches.forEach((name, i) => {
       let bytes = cacheBase[i]!;
-      if (i === 0) bytes += Math.floor(hours * MiB) + Math.floor(r() * 64 * 1024);
+      if (i === 0) bytes += Math.floor(hours * 4 * MiB) + Math.floor(r() * 64 * 1024);
       else if (i < 30) bytes += Math.floor(r() * 256) * 4096;
       slabTotal += bytes;
       ents.push({ layer: 'slab', key: name, values: { bytes, active_objs: Math.floor(bytes / 128) } });
