@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeakReport } from '../../src/analysis/leaks.js';
 import type { SnapshotDiff } from '../../src/registry/diff.js';
 import type { Report } from '../../src/registry/types.js';
-import { REPO_FIXTURES, sharedMoment } from '../paths.js';
-import { run } from '../run.js';
+import { labCounters, labFixture, REPO_FIXTURES } from '../paths.js';
+import { cli as run } from '../run.js';
 import { type Browser, chartRaw, launchChromium, styleOf } from './chromium.js';
 import { screenshot } from './shots.js';
 
@@ -42,8 +42,8 @@ function pagesInDump(file: string): number {
   return pages;
 }
 
-describe('report --html (lab 6.12, after the module leaked)', () => {
-  const snap = sharedMoment('6.12', 'after');
+describe('report --html (lab 6.12, after msl_leaky leaked)', () => {
+  const snap = labFixture('6.12', 'after');
   const file = join(dir, 'report.html');
   let json: Report;
   beforeAll(async () => {
@@ -88,10 +88,11 @@ describe('report --html (lab 6.12, after the module leaked)', () => {
     expect(root).toBe(pagesInDump(join(snap, 'page_owner')));
     const top = await run(['page-owner', 'top', '--json', join(snap, 'page_owner')]);
     expect(root).toBe((JSON.parse(top.stdout) as { pages: number }).pages);
-    await page.fill('.flame-search', 'demo_page_grab');
+    await page.fill('.flame-search', 'msl_page_leak');
     const matched = Number(await page.$eval('.flame-matched', (e) => e.getAttribute('data-value')));
-    // msl_leaky's demo_page_grab holds 100 order-1 blocks (../shared/fixtures/README.md).
-    expect(matched).toBe(200);
+    // The lab module's own counters: blocks it leaked, of 2^page_order pages each.
+    const c = labCounters('6.12', 'after');
+    expect(matched).toBe(c.page_blocks_leaked! * 2 ** c.page_order!);
     await page.fill('.flame-search', '');
     await screenshot(page, 'web-report-flame');
     // Every stack source of the snapshot has its own graph.
@@ -108,8 +109,8 @@ describe('report --html (lab 6.12, after the module leaked)', () => {
 });
 
 describe('diff --html (lab 6.12, before → after)', () => {
-  const before = sharedMoment('6.12', 'before');
-  const after = sharedMoment('6.12', 'after');
+  const before = labFixture('6.12', 'before');
+  const after = labFixture('6.12', 'after');
   const file = join(dir, 'diff.html');
   let json: SnapshotDiff;
   beforeAll(async () => {

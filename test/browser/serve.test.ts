@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Server, startServer } from '../../src/web/server.js';
-import { CLI_BIN, REPO_FIXTURES, sharedMoment } from '../paths.js';
-import { run } from '../run.js';
+import { CLI_BIN, labBundle, REPO_FIXTURES } from '../paths.js';
+import { cli as run } from '../run.js';
 import { type Browser, chartRaw, launchChromium } from './chromium.js';
 import { screenshot } from './shots.js';
 import { WEEK_TICKS, writeSyntheticWeek } from './week.js';
@@ -34,7 +34,8 @@ async function getJson(url: string): Promise<unknown> {
 }
 
 describe('the dashboard on the lab 6.12 snapshots and the scenario suite recording', () => {
-  const snapshots = dirname(sharedMoment('6.12', 'after'));
+  // test/fixtures/lab-6.12: before.tar.gz, mid.tar.gz, after.tar.gz (bundles, opened as they are)
+  const snapshots = dirname(labBundle('6.12', 'after'));
   let server: Server;
   beforeAll(async () => {
     server = await startServer({ db: RECORDING, snapshotsDir: snapshots });
@@ -43,10 +44,10 @@ describe('the dashboard on the lab 6.12 snapshots and the scenario suite recordi
 
   it('/api/report, /api/diff and /api/leaks return what the CLI prints with --json', async () => {
     const base = server.url.replace(/\/$/, '');
-    const report = await getJson(`${base}/api/report?snapshot=after`);
-    expect(report).toEqual(JSON.parse((await run(['report', '--json', join(snapshots, 'after')])).stdout));
-    const diff = await getJson(`${base}/api/diff?before=before&after=after`);
-    const cliDiff = await run(['diff', '--json', join(snapshots, 'before'), join(snapshots, 'after')]);
+    const report = await getJson(`${base}/api/report?snapshot=after.tar.gz`);
+    expect(report).toEqual(JSON.parse((await run(['report', '--json', labBundle('6.12', 'after')])).stdout));
+    const diff = await getJson(`${base}/api/diff?before=before.tar.gz&after=after.tar.gz`);
+    const cliDiff = await run(['diff', '--json', labBundle('6.12', 'before'), labBundle('6.12', 'after')]);
     expect(diff).toEqual(JSON.parse(cliDiff.stdout));
     const leaks = await getJson(`${base}/api/leaks`);
     expect(leaks).toEqual(JSON.parse((await run(['leaks', '--json', '--db', RECORDING])).stdout));
@@ -92,8 +93,8 @@ describe('the dashboard on the lab 6.12 snapshots and the scenario suite recordi
     expect(view.points.v[view.points.v.length - 1]).toBe(leaks.suspects[0]!.last);
     await page.click('a[data-tab="diff"]');
     await page.waitForSelector('button.run-diff');
-    await page.selectOption('select >> nth=0', 'before');
-    await page.selectOption('select >> nth=1', 'after');
+    await page.selectOption('select >> nth=0', 'before.tar.gz');
+    await page.selectOption('select >> nth=1', 'after.tar.gz');
     await page.click('button.run-diff');
     await page.waitForSelector('.diff-rows tbody tr', { timeout: 60_000 });
     await page.waitForSelector('.flame-root');

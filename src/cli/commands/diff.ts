@@ -8,8 +8,8 @@ import { withInputs } from '../../registry/open.js';
 import { diffView } from '../../web/snapshots.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
-import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 import { writeHtml } from '../html.js';
+import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 export const diffCommand = defineCommand({
   path: ['diff'],
