@@ -35,6 +35,8 @@ PACKAGES=(
   # objdump, readelf and addr2line are the tests' independent references
   elfutils
   binutils
+  # web: the browser tests (test/browser) drive Debian's chromium with playwright-core
+  chromium
 )
 
 missing=()

@@ -10,6 +10,7 @@ import { processCommands } from './processes.js';
 import { recordCommand } from './record.js';
 import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
+import { serveCommand } from './serve.js';
 import { slabCommands } from './slab.js';
 import { snapshotCommand } from './snapshot.js';
 import { symbolizeCommand } from './symbolize.js';
@@ -36,4 +37,5 @@ export const COMMANDS: CommandSpec<any>[] = [
   diffCommand,
   symbolizeCommand,
   oomCommand,
+  serveCommand,
 ];
