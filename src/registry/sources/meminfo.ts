@@ -35,6 +35,61 @@ function pct(part: number, total: number): string {
   return `${((part / total) * 100).toFixed(1)}%`;
 }
 
+/**
+ * The accounting identity as a table: each layer, then its parts. `omitEmpty` leaves out
+ * parts of 0 bytes (the OOM report's Mem-Info lists fewer counters than meminfo).
+ */
+export function accountingTable(
+  a: Accounting,
+  opts: {
+    omitEmpty?: boolean;
+    title?: string;
+    totalNote?: string;
+    unaccountedNote?: string;
+    whatWidth?: number;
+  } = {},
+): ReportTable {
+  const rows: string[][] = [];
+  for (const layer of LAYER_NAMES) {
+    const parts = a.parts.filter(
+      (p) => p.layer === layer && (!opts.omitEmpty || p.bytes > 0 || p.name === 'AnonPages'),
+    );
+    const row = [
+      LAYER_TITLES[layer],
+      formatBytes(a.layers[layer]),
+      formatPercent((a.layers[layer] / a.memTotalBytes) * 100),
+      '',
+    ];
+    rows.push(row);
+    if (layer === 'unaccounted') {
+      row[3] = opts.unaccountedNote ?? a.parts.find((p) => p.layer === 'unaccounted')?.description ?? '';
+      continue;
+    }
+    for (const p of parts)
+      rows.push([`  ${p.name}`, formatBytes(p.bytes), formatPercent(p.percent), p.description]);
+  }
+  const sum = a.parts.reduce((t, p) => t + p.bytes, 0);
+  rows.push([
+    'total',
+    formatBytes(sum),
+    formatPercent((sum / a.memTotalBytes) * 100),
+    sum === a.memTotalBytes ? (opts.totalNote ?? '= MemTotal') : '≠ MemTotal',
+  ]);
+  return {
+    source: 'meminfo',
+    title:
+      opts.title ??
+      `Where the memory is: MemTotal ${formatBytes(a.memTotalBytes)} = ${LAYER_NAMES.join(' + ')}`,
+    columns: [
+      { header: 'LAYER' },
+      { header: 'BYTES', align: 'right' },
+      { header: '%', align: 'right' },
+      { header: 'WHAT', max: opts.whatWidth ?? 46 },
+    ],
+    rows,
+  };
+}
+
 /** /proc/meminfo: the accounting identity, the free and swap totals, and the recording's meminfo layer. */
 export const meminfo: SourceEntry<Meminfo> = {
   name: 'meminfo',
@@ -166,47 +221,13 @@ export const meminfo: SourceEntry<Meminfo> = {
   },
 
   tables(r) {
-    const a = r.accounting;
-    if (!a) return [];
-    const rows: string[][] = [];
-    for (const layer of LAYER_NAMES) {
-      const parts = a.parts.filter((p) => p.layer === layer);
-      const row = [
-        LAYER_TITLES[layer],
-        formatBytes(a.layers[layer]),
-        formatPercent((a.layers[layer] / a.memTotalBytes) * 100),
-        '',
-      ];
-      rows.push(row);
-      if (parts.length > 1 || (parts.length === 1 && parts[0]!.name !== 'unaccounted')) {
-        for (const p of parts)
-          rows.push([`  ${p.name}`, formatBytes(p.bytes), formatPercent(p.percent), p.description]);
-      } else if (layer === 'unaccounted' && parts[0]) {
-        row[3] = parts[0].description;
-      }
-    }
-    const sum = a.parts.reduce((t, p) => t + p.bytes, 0);
-    rows.push([
-      'total',
-      formatBytes(sum),
-      formatPercent((sum / a.memTotalBytes) * 100),
-      sum === a.memTotalBytes ? '= MemTotal' : '≠ MemTotal',
-    ]);
+    if (!r.accounting) return [];
     const extra: string[] = [];
     if (r.memAvailableBytes !== undefined) extra.push(`MemAvailable ${formatBytes(r.memAvailableBytes)}`);
     if (r.swap) extra.push(`swap used ${formatBytes(r.swap.usedBytes)} of ${formatBytes(r.swap.totalBytes)}`);
-    if (a.absentFields.length) extra.push(`not printed by this kernel: ${a.absentFields.join(', ')}`);
-    const table: ReportTable = {
-      source: 'meminfo',
-      title: `Where the memory is: MemTotal ${formatBytes(a.memTotalBytes)} = ${LAYER_NAMES.join(' + ')}`,
-      columns: [
-        { header: 'LAYER' },
-        { header: 'BYTES', align: 'right' },
-        { header: '%', align: 'right' },
-        { header: 'WHAT', max: 46 },
-      ],
-      rows,
-    };
+    if (r.accounting.absentFields.length)
+      extra.push(`not printed by this kernel: ${r.accounting.absentFields.join(', ')}`);
+    const table = accountingTable(r.accounting);
     if (extra.length) table.notes = [extra.join('; ')];
     return [table];
   },
