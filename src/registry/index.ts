@@ -51,4 +51,4 @@ export const DIFF_SOURCES: readonly SourceName[] = ENTRIES.filter((e) => e.diff)
 export { SnapshotData, type SourceValue } from './data.js';
 export { FamilyBuilder } from './families.js';
 export type * from './types.js';
-export { due, NODE_FAMILIES, NODE_VMSTAT_FIELDS } from './types.js';
+export { DEFAULT_NODE_FAMILIES, due, NODE_FAMILIES, NODE_VMSTAT_FIELDS, wantsNodeFamily } from './types.js';

@@ -3,19 +3,25 @@ import { Exporter } from '../../metrics/exporter.js';
 import { isLoopback, parseListen, serveExporter, writeTextfile } from '../../metrics/server.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes, parseDuration } from '../../model/units.js';
-import { type MetricsOptions, NODE_FAMILIES, type NodeFamily } from '../../registry/index.js';
+import {
+  DEFAULT_NODE_FAMILIES,
+  type MetricsOptions,
+  NODE_FAMILIES,
+  type NodeFamily,
+} from '../../registry/index.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { VERSION } from '../version.js';
 
-/** `--node-families meminfo,vmstat` or `none`. */
+/** `--node-families meminfo,vmstat`, `all` or `none`. */
 function nodeFamilies(text: string): Set<NodeFamily> {
   if (text.trim() === 'none') return new Set();
+  if (text.trim() === 'all') return new Set(NODE_FAMILIES);
   const out = new Set<NodeFamily>();
   for (const w of text.split(',').map((x) => x.trim())) {
     if (!(NODE_FAMILIES as readonly string[]).includes(w))
       throw new MemsleuthError('USAGE', `--node-families: unknown family ${JSON.stringify(w)}`, {
-        hint: `one or more of ${NODE_FAMILIES.join(',')}, or none`,
+        hint: `one or more of ${NODE_FAMILIES.join(',')}, all or none`,
       });
     out.add(w as NodeFamily);
   }
@@ -112,7 +118,7 @@ export const exporterCommand = defineCommand({
     'node-families': {
       type: 'string',
       valueName: 'LIST',
-      description: `node_exporter families to emit under its names: ${NODE_FAMILIES.join(',')} or none (default all; with --textfile none)`,
+      description: `node_exporter families under its names: ${NODE_FAMILIES.join(',')}, all or none (default ${[...DEFAULT_NODE_FAMILIES].join(',')}; with --textfile none)`,
     },
     'vmstat-fields': {
       type: 'string',
@@ -136,7 +142,9 @@ export const exporterCommand = defineCommand({
   async run({ values }, ctx) {
     const textfile = values.textfile;
     const metrics: MetricsOptions = {
-      nodeFamilies: nodeFamilies(values['node-families'] ?? (textfile ? 'none' : NODE_FAMILIES.join(','))),
+      nodeFamilies: nodeFamilies(
+        values['node-families'] ?? (textfile ? 'none' : [...DEFAULT_NODE_FAMILIES].join(',')),
+      ),
       processTop: topOption(values.processes, 'processes', 20),
       vmallocTop: topOption(values['vmalloc-top'], 'vmalloc-top', 20),
       allocinfoTop: topOption(values['allocinfo-top'], 'allocinfo-top', 20),

@@ -2,7 +2,13 @@ import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { type Buddyinfo, parseBuddyinfo } from '../../sources/buddyinfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
-import type { DiffRow, Finding, MetricFamilyDoc, SourceEntry } from '../types.js';
+import {
+  type DiffRow,
+  type Finding,
+  type MetricFamilyDoc,
+  type SourceEntry,
+  wantsNodeFamily,
+} from '../types.js';
 import { readParsed } from './read.js';
 
 export interface BuddyZoneRow {
@@ -145,7 +151,7 @@ export const buddyinfo: SourceEntry<Buddyinfo> = {
 
   metrics: {
     families: [NODE_BUDDYINFO_BLOCKS],
-    wanted: (o) => o.nodeFamilies?.has('buddyinfo') ?? true,
+    wanted: (o) => wantsNodeFamily(o, 'buddyinfo'),
     collect(b) {
       const f = FamilyBuilder.of(NODE_BUDDYINFO_BLOCKS);
       for (const z of b.zones)

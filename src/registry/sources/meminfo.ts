@@ -10,7 +10,14 @@ import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes, formatPercent } from '../../model/units.js';
 import { type Meminfo, parseMeminfo } from '../../sources/meminfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
-import type { Finding, MetricFamily, MetricFamilyDoc, ReportTable, SourceEntry } from '../types.js';
+import {
+  type Finding,
+  type MetricFamily,
+  type MetricFamilyDoc,
+  type ReportTable,
+  type SourceEntry,
+  wantsNodeFamily,
+} from '../types.js';
 import { readParsed } from './read.js';
 
 declare module '../types.js' {
@@ -297,7 +304,7 @@ export const meminfo: SourceEntry<Meminfo> = {
     families: [NODE_MEMORY, LAYER_BYTES, PART_BYTES],
     async collect(m, ctx) {
       const out: MetricFamily[] = [];
-      if (ctx.options.nodeFamilies?.has('meminfo') ?? true) {
+      if (wantsNodeFamily(ctx.options, 'meminfo')) {
         for (const f of m.fields) {
           const name = nodeMemoryName(f.name, f.unit);
           const k = name.slice('node_memory_'.length);

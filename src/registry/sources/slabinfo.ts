@@ -2,7 +2,7 @@ import { type Snapshot, slabTracePath, sourceLocation } from '../../model/snapsh
 import { formatBytes } from '../../model/units.js';
 import { parseSlabinfo, type Slabinfo, slabCacheBytes } from '../../sources/slabinfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
-import type { DiffRow, MetricFamilyDoc, SourceEntry } from '../types.js';
+import { type DiffRow, type MetricFamilyDoc, type SourceEntry, wantsNodeFamily } from '../types.js';
 import { readParsed } from './read.js';
 
 export interface SlabRow {
@@ -213,7 +213,7 @@ export const slabinfo: SourceEntry<Slabinfo> = {
       const node = NODE_SLABINFO.map((d) => ({ d, f: FamilyBuilder.of(d) }));
       const bytes = FamilyBuilder.of(SLAB_BYTES);
       const reclaimable = FamilyBuilder.of(SLAB_RECLAIMABLE);
-      const withNode = ctx.options.nodeFamilies?.has('slabinfo') ?? true;
+      const withNode = wantsNodeFamily(ctx.options, 'slabinfo');
       // The flag is fixed for a cache's life: read once per cache and origin, not every scrape.
       ctx.state.reclaim ??= new Map<string, boolean | undefined>();
       const flags = ctx.state.reclaim as Map<string, boolean | undefined>;

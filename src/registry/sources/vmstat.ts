@@ -1,7 +1,7 @@
 import { sourceLocation } from '../../model/snapshot.js';
 import { parseVmstat } from '../../sources/vmstat.js';
 import { FamilyBuilder } from '../families.js';
-import { NODE_VMSTAT_FIELDS, type SourceEntry } from '../types.js';
+import { NODE_VMSTAT_FIELDS, type SourceEntry, wantsNodeFamily } from '../types.js';
 import { readParsed } from './read.js';
 
 /** vmstat counters the recording keeps: reclaim pressure, faults, swap, OOM kills. */
@@ -50,7 +50,7 @@ export const vmstat: SourceEntry<Record<string, number>> = {
         cardinality: "the fields matching --vmstat-fields (node_exporter's default regex: 8 on 6.x)",
       },
     ],
-    wanted: (o) => o.nodeFamilies?.has('vmstat') ?? true,
+    wanted: (o) => wantsNodeFamily(o, 'vmstat'),
     collect(v, ctx) {
       const fields = ctx.options.vmstatFields ?? NODE_VMSTAT_FIELDS;
       // collector/vmstat_linux.go: every matching line, untyped, in file order.
