@@ -150,6 +150,54 @@ function micro(seconds: number): number {
   return Math.round(seconds * 1e6) / 1e6;
 }
 
+/**
+ * Every registry entry's families for one snapshot, with whether each source was read and how
+ * long it took. `states` keeps each entry's state from one snapshot to the next.
+ */
+export async function collectFamilies(
+  snap: Snapshot,
+  opts: {
+    pageSizeBytes: number;
+    options?: MetricsOptions;
+    smaps?: boolean;
+    states?: Map<SourceName, Record<string, unknown>>;
+    onProblem?: (source: SourceName, e: unknown) => void;
+  },
+): Promise<{ families: MetricFamily[]; sources: SnapshotStats['sources'] }> {
+  const { pageSizeBytes } = opts;
+  const options = opts.options ?? {};
+  const states = opts.states ?? new Map<SourceName, Record<string, unknown>>();
+  const families: MetricFamily[] = [];
+  const sources: SnapshotStats['sources'] = [];
+  const data = new SnapshotData(snap, { smaps: opts.smaps ?? false, pageSizeBytes }, ENTRY_BY_NAME);
+  for (const entry of ENTRIES) {
+    const m = entry.metrics;
+    if (!m || (m.wanted && !m.wanted(options))) continue;
+    let state = states.get(entry.name);
+    if (!state) {
+      state = {};
+      states.set(entry.name, state);
+    }
+    const ctx: MetricsContext = { snap, pageSizeBytes, options, data, state };
+    const s0 = performance.now();
+    let up = false;
+    try {
+      const value = await data.get(entry.name);
+      if (value === undefined) {
+        const why = entry.absentReason?.(snap) ?? snap.whyMissing(entry.location.path) ?? 'not present';
+        opts.onProblem?.(entry.name, `${entry.location.livePath}: ${why} (${entry.location.enable})`);
+      } else {
+        families.push(...(await m.collect(value, ctx)));
+        up = true;
+      }
+    } catch (e) {
+      opts.onProblem?.(entry.name, e);
+    }
+    sources.push({ source: entry.name, up, ms: performance.now() - s0 });
+  }
+  return { families, sources };
+}
+
 export class Exporter {
   private cached: { text: string; atMs: number } | undefined;
   private inflight: Promise<string> | undefined;
@@ -207,41 +255,17 @@ export class Exporter {
     const atMs = Date.now();
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const families: MetricFamily[] = [];
-    const sources: SnapshotStats['sources'] = [];
-    const options = this.options.metrics ?? {};
     const { snap, pageSizeBytes } = await this.open();
+    let families: MetricFamily[];
+    let sources: SnapshotStats['sources'];
     try {
-      const data = new SnapshotData(
-        snap,
-        { smaps: this.options.smaps ?? false, pageSizeBytes },
-        ENTRY_BY_NAME,
-      );
-      for (const entry of ENTRIES) {
-        const m = entry.metrics;
-        if (!m || (m.wanted && !m.wanted(options))) continue;
-        let state = this.states.get(entry.name);
-        if (!state) {
-          state = {};
-          this.states.set(entry.name, state);
-        }
-        const ctx: MetricsContext = { snap, pageSizeBytes, options, data, state };
-        const s0 = performance.now();
-        let up = false;
-        try {
-          const value = await data.get(entry.name);
-          if (value === undefined) {
-            const why = entry.absentReason?.(snap) ?? snap.whyMissing(entry.location.path) ?? 'not present';
-            this.problem(entry.name, `${entry.location.livePath}: ${why} (${entry.location.enable})`);
-          } else {
-            families.push(...(await m.collect(value, ctx)));
-            up = true;
-          }
-        } catch (e) {
-          this.problem(entry.name, e);
-        }
-        sources.push({ source: entry.name, up, ms: performance.now() - s0 });
-      }
+      ({ families, sources } = await collectFamilies(snap, {
+        pageSizeBytes,
+        options: this.options.metrics ?? {},
+        smaps: this.options.smaps ?? false,
+        states: this.states,
+        onProblem: (source, e) => this.problem(source, e),
+      }));
     } finally {
       await snap.close();
     }

@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FleetReport } from '../../src/metrics/fleet.js';
 import { type SpawnedExporter, spawnExporter } from '../exporters.js';
-import { REPO_FIXTURES, sharedMoment } from '../paths.js';
+import { labFixture, REPO_FIXTURES } from '../paths.js';
 import { promtool, type RunningPrometheus, startPrometheus } from '../prometheus.js';
 import { GrowingCapture, swapLink } from '../replay.js';
-import { run } from '../run.js';
+import { cli } from '../run.js';
 
 const MiB = 1024 * 1024;
 const STEP_MS = 4000;
@@ -42,7 +42,7 @@ afterAll(async () => {
 describe('memsleuth fleet against a real Prometheus', () => {
   it('ranks the growing host’s layer first and flags no stable host', async () => {
     const base = join(REPO_FIXTURES, 'live-6.18');
-    const moments = (['before', 'mid', 'after'] as const).map((m) => sharedMoment('6.12', m));
+    const moments = (['before', 'mid', 'after'] as const).map((m) => labFixture('6.12', m));
     const replay = join(work, 'lab-replay');
     swapLink(replay, moments[0]!);
     const unaccounted = new GrowingCapture(
@@ -88,12 +88,7 @@ describe('memsleuth fleet against a real Prometheus', () => {
     const up = (await fetch(`${prom.url}/api/v1/query?query=up`).then((r) => r.json())) as {
       data: { result: { metric: { instance: string }; value: [number, string] }[] };
     };
-    const upBy = Object.fromEntries(
-      up.data.result.map((r) => [
-        r.metric.instance,
-        r.value[1],
-      ]),
-    );
+    const upBy = Object.fromEntries(up.data.result.map((r) => [r.metric.instance, r.value[1]]));
     expect(upBy).toEqual({
       live: '1',
       'lab-replay': '1',
@@ -103,7 +98,7 @@ describe('memsleuth fleet against a real Prometheus', () => {
     });
 
     const rulesFile = join(work, 'memsleuth.rules.yml');
-    const res = await run([
+    const res = await cli([
       'fleet',
       '--prometheus',
       prom.url,
