@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { analyzeLeaks } from '../analysis/leaks.js';
 import { livePageSize, openLiveSnapshot } from '../capture/live.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
@@ -247,6 +247,10 @@ export class Exporter {
         file: dir,
       });
     }
+    if (!statSync(real).isDirectory())
+      throw new MemsleuthError('USAGE', `--snapshot ${dir}: not a directory`, {
+        hint: 'the exporter re-reads a snapshot directory at every snapshot: unpack a bundle with tar xzf',
+      });
     const snap = new DirectorySnapshot(real, dir);
     return { snap, pageSizeBytes: (await snap.manifest()).pageSizeBytes || 4096 };
   }

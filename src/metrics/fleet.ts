@@ -2,7 +2,13 @@ import { analyzeLeaks, type LeakOptions, type Suspect, suspectScore } from '../a
 import { MemsleuthError } from '../model/errors.js';
 import { type Layer, type LoadedRecording, metricUnit, type SeriesData } from '../model/samples.js';
 import { ENTRIES, type MetricsRecording } from '../registry/index.js';
-import { PrometheusClient, promString, type QueryCost, withMatchers } from './prometheus.js';
+import {
+  PrometheusClient,
+  promString,
+  type QueryCost,
+  type RangeSeries,
+  withMatchers,
+} from './prometheus.js';
 
 /**
  * Leak ranking across a fleet through Prometheus: every instance's series are read back with
@@ -111,26 +117,46 @@ export async function loadInstance(
   const start = opts.startMs / 1000;
   const end = opts.endMs / 1000;
   const step = stepMs / 1000;
+  const results: { map: MetricsRecording; result: RangeSeries[] }[] = [];
+  for (const map of recordingMaps())
+    results.push({
+      map,
+      result: await client.queryRange(withMatchers(map.selector, matchers), start, end, step),
+    });
+  const rec = toRecording(instance, results);
+  // The exporter's own process (live machines): `leaks` lists its warm-up apart, as the recorder's.
+  const pid = await client.queryRange(withMatchers('memsleuth_exporter_pid', matchers), start, end, step);
+  const lastPid = pid[0]?.values[pid[0].values.length - 1]?.[1];
+  if (lastPid !== undefined) rec.meta.recorder_pid = lastPid;
+  return rec;
+}
+
+/**
+ * Series read back (one query result per map, in registry order) as a recording. The first map
+ * to give a layer/key/metric wins: memsleuth's own series before node_exporter's.
+ */
+export function toRecording(
+  file: string,
+  results: readonly { map: MetricsRecording; result: readonly RangeSeries[] }[],
+): LoadedRecording {
   const series: SeriesData[] = [];
   const seen = new Set<string>();
   const meta: Record<string, string> = {};
   let firstMs: number | undefined;
   let lastMs: number | undefined;
   let ticks = 0;
-  for (const map of recordingMaps()) {
-    const result = await client.queryRange(withMatchers(map.selector, matchers), start, end, step);
+  for (const { map, result } of results) {
     if (map.meta) Object.assign(meta, map.meta(result.map((r) => r.metric)));
     for (const r of result) {
       const key = map.key(r.metric);
       const metric = map.metric(r.metric);
       if (key === undefined || metric === undefined || r.values.length === 0) continue;
-      // The first map to give a layer/key/metric wins (memsleuth's series before node_exporter's).
       const id = `${map.layer}\0${key}\0${metric}`;
       if (seen.has(id)) continue;
       seen.add(id);
       const t = r.values.map(([ts]) => Math.round(ts * 1000));
       const v = r.values.map(([, x]) => Number(x));
-      const s: SeriesData = {
+      series.push({
         id: series.length + 1,
         layer: map.layer,
         key,
@@ -140,18 +166,13 @@ export async function loadInstance(
         unit: metricUnit(metric),
         t,
         v,
-      };
-      series.push(s);
+      });
       ticks = Math.max(ticks, t.length);
       firstMs = firstMs === undefined ? t[0] : Math.min(firstMs, t[0]!);
       lastMs = lastMs === undefined ? t[t.length - 1] : Math.max(lastMs, t[t.length - 1]!);
     }
   }
-  // The exporter's own process (live machines): `leaks` lists its warm-up apart, as the recorder's.
-  const pid = await client.queryRange(withMatchers('memsleuth_exporter_pid', matchers), start, end, step);
-  const lastPid = pid[0]?.values[pid[0].values.length - 1]?.[1];
-  if (lastPid !== undefined) meta.recorder_pid = lastPid;
-  return { file: instance, meta, tickCount: ticks, firstMs, lastMs, series };
+  return { file, meta, tickCount: ticks, firstMs, lastMs, series };
 }
 
 async function pool<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {

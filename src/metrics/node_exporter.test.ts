@@ -150,12 +150,10 @@ describe('node_exporter names: buddyinfo, slabinfo, vmstat', () => {
     const text = readFileSync(join(dir, 'buddyinfo'), 'utf8').trim().split('\n');
     const want = text.flatMap((line) => {
       const p = line.trim().split(/\s+/);
-      return p
-        .slice(4)
-        .map((n, size) => ({
-          labels: [p[1]!.replace(/,$/, ''), p[3]!.replace(/,$/, ''), String(size)],
-          value: Number(n),
-        }));
+      return p.slice(4).map((n, size) => ({
+        labels: [p[1]!.replace(/,$/, ''), p[3]!.replace(/,$/, ''), String(size)],
+        value: Number(n),
+      }));
     });
     expect(f.samples).toEqual(want);
   });

@@ -180,7 +180,7 @@ export interface MetricSample {
 }
 
 /**
- * What an entry may emit, for documentation and tests: `<Field>` in a name or help stands for
+ * What an entry may emit, for documentation and tests: `<Field>` (`<field>`) in a name or help stands for
  * the part that comes from the kernel (`node_memory_<Field>_bytes`).
  */
 export interface MetricFamilyDoc {
