@@ -9,7 +9,7 @@ export interface ParsedFamily {
   samples: { labels: Record<string, string>; value: number }[];
 }
 
-function unescape(s: string): string {
+function unescapeLabel(s: string): string {
   return s.replace(/\\(["\\n])/g, (_, c: string) => (c === 'n' ? '\n' : c));
 }
 
@@ -39,7 +39,7 @@ export function parseExposition(text: string): Map<string, ParsedFamily> {
     m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`not a sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = unescape(l[2]!);
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = unescapeLabel(l[2]!);
     const v = m[3]!;
     const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v);
     fam(m[1]!).samples.push({ labels, value });

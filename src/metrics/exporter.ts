@@ -29,8 +29,6 @@ export interface ExporterOptions {
   /** At most one snapshot per this many ms. */
   intervalMs: number;
   metrics?: MetricsOptions;
-  /** Per-mapping smaps of every process, for the four memory types (costly on big machines). */
-  smaps?: boolean;
   /** A recording database (`memsleuth record --db`) whose current leak suspects are exported. */
   db?: string;
   /** Re-analyse the recording at most this often. Default 60 s. */
@@ -159,7 +157,6 @@ export async function collectFamilies(
   opts: {
     pageSizeBytes: number;
     options?: MetricsOptions;
-    smaps?: boolean;
     states?: Map<SourceName, Record<string, unknown>>;
     onProblem?: (source: SourceName, e: unknown) => void;
   },
@@ -169,7 +166,8 @@ export async function collectFamilies(
   const states = opts.states ?? new Map<SourceName, Record<string, unknown>>();
   const families: MetricFamily[] = [];
   const sources: SnapshotStats['sources'] = [];
-  const data = new SnapshotData(snap, { smaps: opts.smaps ?? false, pageSizeBytes }, ENTRY_BY_NAME);
+  // Entries whose metrics read another source through `data` (meminfo reads vmstat and zoneinfo).
+  const data = new SnapshotData(snap, { smaps: false, pageSizeBytes }, ENTRY_BY_NAME);
   for (const entry of ENTRIES) {
     const m = entry.metrics;
     if (!m || (m.wanted && !m.wanted(options))) continue;
@@ -182,7 +180,7 @@ export async function collectFamilies(
     const s0 = performance.now();
     let up = false;
     try {
-      const value = await data.get(entry.name);
+      const value = m.load ? await m.load(snap, ctx) : await data.get(entry.name);
       if (value === undefined) {
         const why = entry.absentReason?.(snap) ?? snap.whyMissing(entry.location.path) ?? 'not present';
         opts.onProblem?.(entry.name, `${entry.location.livePath}: ${why} (${entry.location.enable})`);
@@ -266,7 +264,6 @@ export class Exporter {
       ({ families, sources } = await collectFamilies(snap, {
         pageSizeBytes,
         options: this.options.metrics ?? {},
-        smaps: this.options.smaps ?? false,
         states: this.states,
         onProblem: (source, e) => this.problem(source, e),
       }));

@@ -91,9 +91,10 @@ describe('node_exporter names: meminfo', () => {
   it('names every line of real meminfo files by the rule of node_exporter 1.3-1.8, with its help and type', async () => {
     // `reParens = regexp.MustCompile(`\((.*)\)`)` and `ReplaceAllString(key, "_${1}")`.
     const re = new RegExp(one(/regexp\.MustCompile\(`([^`]+)`\)/, oldGo, 'the parentheses regexp')[1]!);
+    // Go's `${1}` is JavaScript's `$1`.
     const repl = one(/ReplaceAllString\(key, "([^"]+)"\)/, oldGo, 'the replacement')[1]!.replace(
-      '${1}',
-      '$1',
+      /\$\{(\d)\}/g,
+      '$$$1',
     );
     const kbSuffix = one(/key = key \+ "(\w+)"/, oldGo, 'the kB suffix')[1]!;
     expect(oldGo).toContain('fv *= 1024');

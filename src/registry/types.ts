@@ -219,6 +219,14 @@ export interface MetricsOptions {
   vmstatFields?: RegExp;
   /** Processes with series of their own: the top N by resident + swap. Default 20; Infinity: all. */
   processTop?: number;
+  /**
+   * What is read of the listed processes beyond status (RSS by anon/file/shmem, swap, VmSize,
+   * threads): `pss` adds smaps_rollup (PSS, USS), `smaps` the per-mapping smaps (also the four
+   * types private/shared × anon/file). The kernel walks every mapping for either: on this
+   * project's VM smaps_rollup of all processes costs 60 ms of CPU where all their status files cost 3.
+   * Default `status`.
+   */
+  processDetail?: 'status' | 'pss' | 'smaps';
   /** vmalloc callers with series of their own, by bytes. Default 20. */
   vmallocTop?: number;
   /** allocinfo call sites with series of their own, by bytes. Default 20. */
@@ -267,6 +275,11 @@ export interface EntryMetrics<T> {
   collect(value: T, ctx: MetricsContext): Promise<MetricFamily[]> | MetricFamily[];
   /** Whether to load the source at all for these options (default: yes). */
   wanted?(options: MetricsOptions): boolean;
+  /**
+   * How the exporter reads the source when it needs less than `load` gives (every scrape pays
+   * for it): default the entry's `load`, shared with the other entries through `ctx.data`.
+   */
+  load?(snap: Snapshot, ctx: MetricsContext): Promise<T | undefined>;
   recording?: readonly MetricsRecording[];
 }
 

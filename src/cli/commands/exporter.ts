@@ -94,7 +94,11 @@ export const exporterCommand = defineCommand({
       valueName: 'N|all',
       description: 'processes with series of their own, by resident+swap (default 20)',
     },
-    smaps: { type: 'boolean', description: 'per-mapping smaps for the four memory types (costly)' },
+    pss: { type: 'boolean', description: 'PSS and USS of the listed processes (smaps_rollup; costly)' },
+    smaps: {
+      type: 'boolean',
+      description: 'per-mapping smaps of the listed processes: PSS, USS and the four memory types (costlier)',
+    },
     'vmalloc-top': {
       type: 'string',
       valueName: 'N',
@@ -150,6 +154,7 @@ export const exporterCommand = defineCommand({
       allocinfoTop: topOption(values['allocinfo-top'], 'allocinfo-top', 20),
       kmemleakTop: topOption(values['kmemleak-top'], 'kmemleak-top', 10),
       kmemleak: !values['no-kmemleak'],
+      processDetail: values.smaps ? 'smaps' : values.pss ? 'pss' : 'status',
       pagetypeinfo: Boolean(values.pagetypeinfo),
     };
     if (values['vmstat-fields'] !== undefined) {
@@ -174,7 +179,6 @@ export const exporterCommand = defineCommand({
       snapshotDir: values.snapshot,
       intervalMs,
       metrics,
-      smaps: Boolean(values.smaps),
       db: values.db,
       leakTop: numberOption(values['leak-top'], 'leak-top', 25, { min: 0, integer: true }),
       version: VERSION,

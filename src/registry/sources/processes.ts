@@ -1,4 +1,4 @@
-import { type ProcessMemory, readProcesses, smapsByName } from '../../analysis/process.js';
+import { type ProcessMemory, processMemory, readProcesses, smapsByName } from '../../analysis/process.js';
 import type { EntitySample } from '../../model/samples.js';
 import { procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
@@ -133,7 +133,7 @@ const MEMORY_TYPES: readonly [string, keyof ProcessMemory][] = [
 ];
 const PROCESS_MEMORY: MetricFamilyDoc = {
   name: 'memsleuth_process_memory_bytes',
-  help: 'Memory of each process by type: rss_anon, rss_file, rss_shmem and swap (status), pss and uss (smaps_rollup), private_anon, shared_anon, private_file and shared_file (per-mapping smaps, with --smaps). The top processes by resident + swap.',
+  help: 'Memory of each process by type: rss_anon, rss_file, rss_shmem and swap (status); pss and uss (smaps_rollup, with --pss or --smaps); private_anon, shared_anon, private_file and shared_file (per-mapping smaps, with --smaps). The top processes by resident + swap.',
   type: 'gauge',
   labels: [...PROC_LABELS, 'type'],
   cardinality: '--processes (default 20) × up to 10 types; `all` for every process',
@@ -168,11 +168,18 @@ const PROCESSES: MetricFamilyDoc = {
 };
 const PROCESSES_MEMORY: MetricFamilyDoc = {
   name: 'memsleuth_processes_memory_bytes',
-  help: 'Memory of all user processes together, by type (the types of memsleuth_process_memory_bytes).',
+  help: 'Memory of all user processes together, by type (the types of memsleuth_process_memory_bytes read for every process: rss_anon, rss_file, rss_shmem, swap).',
   type: 'gauge',
   labels: ['type'],
-  cardinality: 'up to 10 (the types)',
+  cardinality: '4 (the types status gives)',
 };
+const VM_RSS = /^VmRSS:\s+(\d+) kB/m;
+const VM_SWAP = /^VmSwap:\s+(\d+) kB/m;
+/** One `kB` line of a status file, 0 when absent. */
+function statusKb(status: string, line: RegExp): number {
+  return Number(line.exec(status)?.[1] ?? 0);
+}
+
 /** Process metrics that `leaks` reads, by the recording metric they stand for. */
 const RECORDING_TYPES: Record<string, string> = {
   rss_anon: 'anon_bytes',
@@ -434,6 +441,46 @@ export const processes: SourceEntry<Processes> = {
 
   metrics: {
     families: [PROCESS_MEMORY, PROCESS_VIRTUAL, PROCESS_THREADS, PROCESS_FDS, PROCESSES, PROCESSES_MEMORY],
+    // Every scrape: status of every process (to rank them and sum them); stat and statm of the
+    // listed ones, and smaps_rollup or smaps only when asked (processDetail).
+    async load(snap, ctx) {
+      const pids = await snap.pids();
+      if (pids.length === 0) return undefined;
+      const page = ctx.pageSizeBytes;
+      const skipped: Processes['skipped'] = [];
+      const users: { pid: number; status: string; size: number }[] = [];
+      for (const pid of pids) {
+        const status = await snap.readText(procPath(pid, 'status'));
+        if (status === undefined || status.trim() === '') {
+          skipped.push({ pid, reason: 'exited while being read' });
+          continue;
+        }
+        // Ranking needs two lines; processMemory parses the whole file once below.
+        if (!/^VmSize:/m.test(status)) continue; // a kernel thread, or a zombie: no memory
+        users.push({ pid, status, size: (statusKb(status, VM_RSS) + statusKb(status, VM_SWAP)) * 1024 });
+      }
+      users.sort((a, b) => b.size - a.size || a.pid - b.pid);
+      const n = topN(users, ctx.options.processTop ?? 20).top.length;
+      const detail = ctx.options.processDetail ?? 'status';
+      const extra =
+        detail === 'smaps' ? (['smaps'] as const) : detail === 'pss' ? (['smaps_rollup'] as const) : [];
+      const processes: ProcessMemory[] = [];
+      for (const [i, u] of users.entries()) {
+        const files: Parameters<typeof processMemory>[1] = { status: u.status };
+        if (i < n) {
+          for (const f of ['stat', 'statm', ...extra] as const) {
+            const t = await snap.readText(procPath(u.pid, f));
+            if (t !== undefined) files[f] = t;
+          }
+        }
+        try {
+          processes.push(processMemory(u.pid, files, page, (p) => snap.describe(p)));
+        } catch {
+          skipped.push({ pid: u.pid, reason: 'exited while being read' });
+        }
+      }
+      return { processes, skipped };
+    },
     async collect(procs, ctx) {
       const user = procs.processes.filter((p) => !p.kernelThread);
       const size = (p: ProcessMemory) => p.rssBytes + p.swapBytes;
@@ -456,12 +503,12 @@ export const processes: SourceEntry<Processes> = {
         if (n !== undefined) fds.add(id, n);
       }
       const sums = FamilyBuilder.of(PROCESSES_MEMORY);
+      // Only the types every process has (status's; PSS and USS are read for the listed ones).
       for (const [type, field] of MEMORY_TYPES) {
-        const have = user.filter((p) => typeof p[field] === 'number');
-        if (have.length)
+        if (user.length && user.every((p) => typeof p[field] === 'number'))
           sums.add(
             [type],
-            have.reduce((s, p) => s + (p[field] as number), 0),
+            user.reduce((s, p) => s + (p[field] as number), 0),
           );
       }
       const count = FamilyBuilder.of(PROCESSES).add([], user.length);
