@@ -12,7 +12,7 @@
 //    queries, bytes, peak RSS; the cost per host, and 1,000 hosts computed from it.
 //
 // Options: --scrapes N (default 30), --hosts H (default 8), --interval S (backfill scrape
-// interval, default 60), --hours N (default 24), --json FILE, --keep.
+// interval, default 60), --hours N (default 24), --json FILE, --keep, --no-scrape (query cost only).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     hours: { type: 'string', default: '24' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'no-scrape': { type: 'boolean', default: false },
   },
 });
 const SCRAPES = Number(args.scrapes);
@@ -370,21 +371,23 @@ async function queryBench() {
   }
 }
 
-const scrape = await scrapeBench();
+const scrape = args['no-scrape'] ? [] : await scrapeBench();
 const query = await queryBench();
-const ref = scrape[0];
 const fmt = (n, d = 1) => n.toFixed(d);
-console.log(
-  `Scrape cost on this machine (${SCRAPES} scrapes each, one after the other; ${new Date().toISOString()}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}):`,
-);
-console.log(
-  '| exporter | series | bytes | CPU ms/scrape | vs node_exporter (same 4) | wall ms median / p90 | RSS MiB |',
-);
-console.log('|---|---|---|---|---|---|---|');
-for (const r of scrape)
+const ref = scrape[0];
+if (scrape.length) {
   console.log(
-    `| ${r.name} | ${r.series} | ${r.bytes} | ${fmt(r.cpuMsPerScrape)} | ${fmt(r.cpuMsPerScrape / ref.cpuMsPerScrape, 2)}x | ${fmt(r.wallMsMedian)} / ${fmt(r.wallMsP90)} | ${fmt(r.rssBytes / 2 ** 20, 0)} |`,
+    `Scrape cost on this machine (${SCRAPES} scrapes each, one after the other; ${new Date().toISOString()}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}):`,
   );
+  console.log(
+    '| exporter | series | bytes | CPU ms/scrape | vs node_exporter (same 4) | wall ms median / p90 | RSS MiB |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of scrape)
+    console.log(
+      `| ${r.name} | ${r.series} | ${r.bytes} | ${fmt(r.cpuMsPerScrape)} | ${fmt(r.cpuMsPerScrape / ref.cpuMsPerScrape, 2)}x | ${fmt(r.wallMsMedian)} / ${fmt(r.wallMsP90)} | ${fmt(r.rssBytes / 2 ** 20, 0)} |`,
+    );
+}
 const q = query;
 console.log(
   `\nQuery cost: ${q.hosts} hosts × ${q.seriesPerHost} series × ${q.hours} h at ${q.intervalS} s = ${q.samples} samples (backfill: generate ${fmt(q.genS, 0)} s, promtool ${fmt(q.backfillS, 0)} s, TSDB ${fmt(q.tsdbBytes / 2 ** 20, 0)} MiB)`,

@@ -8,7 +8,7 @@ import type { EntitySample } from '../model/samples.js';
 import { Sampler } from '../record/sampler.js';
 import { reclaimableSlabCaches } from '../registry/sources/slabinfo.js';
 import { Exporter } from './exporter.js';
-import { analyzeFleet, fleetStepMs, recordingMaps, toRecording } from './fleet.js';
+import { analyzeFleet, dropYoungProcesses, fleetStepMs, recordingMaps, toRecording } from './fleet.js';
 import type { RangeSeries } from './prometheus.js';
 import { withMatchers } from './prometheus.js';
 import { serveExporter } from './server.js';
@@ -117,5 +117,35 @@ describe('fleet: reading the exporter’s series back', () => {
     } finally {
       await s.close();
     }
+  });
+
+  it('leaves processes seen only in the last quarter of the window (or hour) to later runs', () => {
+    const series = (layer: 'process' | 'slab', key: string, fromMs: number) => ({
+      id: 0,
+      layer,
+      key,
+      label: key,
+      pid: undefined,
+      metric: 'anon_bytes',
+      unit: 'bytes' as const,
+      t: [fromMs, 8 * 3_600_000],
+      v: [1, 2],
+    });
+    const rec = {
+      file: 'h',
+      meta: {},
+      tickCount: 2,
+      firstMs: 0,
+      lastMs: 8 * 3_600_000,
+      series: [
+        series('process', 'old', 0),
+        series('process', 'two-hours', 6 * 3_600_000),
+        series('process', 'young', 7.5 * 3_600_000),
+        series('slab', 'late-cache', 7.5 * 3_600_000),
+      ],
+    };
+    // Eight hours: a quarter is two, the cap one hour.
+    expect(dropYoungProcesses(rec)).toBe(1);
+    expect(rec.series.map((s) => s.key)).toEqual(['old', 'two-hours', 'late-cache']);
   });
 });

@@ -62,6 +62,8 @@ export interface FleetInstance {
   hoursToExhaustion: number | undefined;
   /** Reclaimable growth (page cache, reclaimable slab): not leaks. */
   reclaimable: { id: string; name: string; ratePerHour: number }[];
+  /** Processes first seen too late in the window to be judged (see dropYoungProcesses). */
+  youngProcesses: number;
   error?: string;
 }
 
@@ -175,6 +177,22 @@ export function toRecording(
   return { file, meta, tickCount: ticks, firstMs, lastMs, series };
 }
 
+/**
+ * Processes first seen in the last quarter of the window (or the last hour, when that is
+ * shorter) are left out: a process that just started grows while it warms up, and over a
+ * window of hours Prometheus still has enough points of it to pass the trend test. They are
+ * judged once they have been seen that long. Returns how many processes were left out.
+ */
+export function dropYoungProcesses(rec: LoadedRecording): number {
+  if (rec.firstMs === undefined || rec.lastMs === undefined) return 0;
+  const minAgeMs = Math.min(0.25 * (rec.lastMs - rec.firstMs), 3_600_000);
+  const young = new Set<string>();
+  for (const s of rec.series)
+    if (s.layer === 'process' && rec.lastMs - (s.t[0] ?? rec.lastMs) < minAgeMs) young.add(s.key);
+  rec.series = rec.series.filter((s) => s.layer !== 'process' || !young.has(s.key));
+  return young.size;
+}
+
 async function pool<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
@@ -211,7 +229,8 @@ export async function analyzeFleet(opts: FleetOptions): Promise<FleetReport> {
   const results = await pool(instances, opts.concurrency ?? 4, async (instance) => {
     try {
       const rec = await loadInstance(client, instance, opts, stepMs);
-      return { instance, rec, report: analyzeLeaks(rec, opts.leakOptions) };
+      const young = dropYoungProcesses(rec);
+      return { instance, rec, young, report: analyzeLeaks(rec, opts.leakOptions) };
     } catch (e) {
       if (e instanceof MemsleuthError && e.code === 'IO') throw e;
       return { instance, error: (e as Error).message };
@@ -230,6 +249,7 @@ export async function analyzeFleet(opts: FleetOptions): Promise<FleetReport> {
         combinedRatePerHour: 0,
         hoursToExhaustion: undefined,
         reclaimable: [],
+        youngProcesses: 0,
         error: r.error,
       });
       continue;
@@ -246,6 +266,7 @@ export async function analyzeFleet(opts: FleetOptions): Promise<FleetReport> {
       combinedRatePerHour: report.combinedRatePerHour,
       hoursToExhaustion: report.hoursToExhaustion,
       reclaimable: report.reclaimable.map((x) => ({ id: x.id, name: x.name, ratePerHour: x.ratePerHour })),
+      youngProcesses: r.young,
     });
     for (const s of report.suspects) {
       const f: FleetSuspect = { ...s, instance: r.instance, layer: s.id.split('/')[0] as Layer };

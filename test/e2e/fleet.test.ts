@@ -12,7 +12,7 @@
  * After a little over two minutes `memsleuth fleet` must rank the fastest grown layer first,
  * find the slab cache on its host, and flag nothing on the stable host. Everything stops itself.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,7 @@ describe('memsleuth fleet against a real Prometheus', () => {
     expect(res.stderr).toContain('wrote alert rules');
     expect(res.status).toBe(1); // suspects found
     const report = JSON.parse(res.stdout) as FleetReport & { rules: string };
+    if (process.env.MEMSLEUTH_FLEET_SHOW) writeFileSync(`${process.env.MEMSLEUTH_FLEET_SHOW}.json`, res.stdout);
     const byInstance = (name: string) => report.suspects.filter((s) => s.instance === name);
     const summary = report.suspects
       .slice(0, 12)
@@ -154,6 +155,26 @@ describe('memsleuth fleet against a real Prometheus', () => {
     const check = promtool(['check', 'rules', rulesFile]);
     expect(check.stderr + check.stdout, 'promtool check rules').toMatch(/SUCCESS: \d+ rules found/);
     expect(check.status).toBe(0);
+
+    // The text form: the same ranking, the instances, the rules.
+    const text = await cli([
+      'fleet',
+      '--prometheus',
+      prom.url,
+      '--since',
+      `${Math.round((Date.now() - t0) / 1000)}s`,
+    ]);
+    expect(text.status).toBe(1);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+: 5 instances, last \S+ at 1s steps; \d+ queries, /);
+    const first = lines[lines.findIndex((l) => /^ *# +instance/.test(l)) + 1]!;
+    expect(first).toMatch(
+      /^ *1 +grow-unaccounted +unaccounted +unaccounted memory +[\d.]+ GiB\/h +[\d.]+ +[\d.]+ h$/,
+    );
+    expect(text.stdout).toContain('Alert rules (predict_linear per layer; save as a rules file)');
+    expect(text.stdout).toContain('      - alert: MemsleuthLayerUnaccountedExhausts');
+    // For the documentation: MEMSLEUTH_FLEET_SHOW=FILE keeps the real output.
+    if (process.env.MEMSLEUTH_FLEET_SHOW) writeFileSync(process.env.MEMSLEUTH_FLEET_SHOW, text.stdout);
 
     // Exporters stop cleanly on SIGTERM.
     for (const e of exporters.splice(0)) expect(await e.stop(), e.stderr()).toBe(0);

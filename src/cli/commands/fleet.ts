@@ -44,6 +44,7 @@ export const fleetCommand = defineCommand({
       valueName: 'LABEL',
       description: 'the label naming a host (default instance)',
     },
+    concurrency: { type: 'string', valueName: 'N', description: 'instances read at once (default 4)' },
     'min-rate': {
       type: 'string',
       valueName: 'MIB/H',
@@ -72,6 +73,7 @@ export const fleetCommand = defineCommand({
     'Reads every instance’s memsleuth_* and node_memory_* series with query_range and judges each with the\n' +
     'engine of `memsleuth leaks` (Theil–Sen, Mann–Kendall, shape checks), then ranks the suspects of all\n' +
     'hosts together. Time to exhaustion: the host’s MemAvailable over the suspect’s rate.\n' +
+    'Processes first seen in the last quarter of the window (or hour) are too young to judge.\n' +
     'Also prints alert rules (predict_linear per layer) for a Prometheus rules file.\n' +
     'Exit code 1 when there is at least one suspect.',
   async run({ values }, ctx) {
@@ -98,6 +100,7 @@ export const fleetCommand = defineCommand({
       ...(values.match !== undefined ? { match: values.match } : {}),
       ...(values['instance-label'] !== undefined ? { instanceLabel: values['instance-label'] } : {}),
       ...(token ? { token } : {}),
+      concurrency: numberOption(values.concurrency, 'concurrency', 4, { min: 1, integer: true }),
       leakOptions: { minBytesPerHour: minRate * 1024 * 1024 },
     });
     const rules = alertRules({
@@ -145,6 +148,7 @@ export const fleetCommand = defineCommand({
         { header: 'instance', max: 32, value: (i) => i.instance },
         { header: 'series', align: 'right', value: (i) => String(i.series) },
         { header: 'suspects', align: 'right', value: (i) => (i.error ? 'error' : String(i.suspects)) },
+        { header: 'too young', align: 'right', value: (i) => String(i.youngProcesses) },
         {
           header: 'MemAvailable',
           align: 'right',
