@@ -111,7 +111,8 @@ describe('memsleuth fleet against a real Prometheus', () => {
     expect(res.stderr).toContain('wrote alert rules');
     expect(res.status).toBe(1); // suspects found
     const report = JSON.parse(res.stdout) as FleetReport & { rules: string };
-    if (process.env.MEMSLEUTH_FLEET_SHOW) writeFileSync(`${process.env.MEMSLEUTH_FLEET_SHOW}.json`, res.stdout);
+    if (process.env.MEMSLEUTH_FLEET_SHOW)
+      writeFileSync(`${process.env.MEMSLEUTH_FLEET_SHOW}.json`, res.stdout);
     const byInstance = (name: string) => report.suspects.filter((s) => s.instance === name);
     const summary = report.suspects
       .slice(0, 12)
