@@ -32,7 +32,7 @@ function closure(file: string): Set<string> {
 }
 
 describe('the command list (commands/index.ts)', () => {
-  it("names every command with its own path and summary, and loads it by that path", async () => {
+  it('names every command with its own path and summary, and loads it by that path', async () => {
     for (const entry of COMMANDS) {
       const spec = await entry.load();
       expect(spec.path).toEqual(entry.path);
