@@ -113,7 +113,10 @@ describe('memsleuth ps', () => {
     try {
       cpSync(FOUR, d, { recursive: true });
       writeFileSync(join(d, 'proc/17695/statm'), '1 2 three 4 5 6 7\n');
-      await userError(['ps', d], /proc\/17695\/statm:1: expected seven page counts/);
+      // The table prints nothing of statm and does not read it; --json prints every field.
+      await userError(['ps', '--json', d], /proc\/17695\/statm:1: expected seven page counts/);
+      writeFileSync(join(d, 'proc/17695/smaps'), 'garbage\n');
+      await userError(['ps', d], /proc\/17695\/smaps:1: expected a mapping header/);
     } finally {
       rmSync(d, { recursive: true, force: true });
     }

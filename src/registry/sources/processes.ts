@@ -1,4 +1,9 @@
-import { type ProcessMemory, readProcesses, smapsByName } from '../../analysis/process.js';
+import {
+  type ProcessMemory,
+  type ReadProcessesOptions,
+  readProcesses,
+  smapsByName,
+} from '../../analysis/process.js';
 import type { EntitySample } from '../../model/samples.js';
 import { procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
@@ -10,9 +15,10 @@ import { type DiffRow, due, type Finding, type SampleContext, type SourceEntry }
 export interface AnonCrossCheck {
   /**
    * What was summed over processes: Pss_Anon (smaps_rollup) shares copy-on-write pages
-   * among their mappers; `Anonymous` (per-mapping smaps) counts them in every sharer.
+   * among their mappers; `Anonymous` (per-mapping smaps) and status `RssAnon` (`--no-smaps`:
+   * no page table walked) count them in every sharer.
    */
-  basis: 'Pss_Anon' | 'Anonymous';
+  basis: 'Pss_Anon' | 'Anonymous' | 'RssAnon';
   processAnonBytes: number;
   anonPagesBytes: number;
   differenceBytes: number;
@@ -116,7 +122,11 @@ export const processes: SourceEntry<Processes> = {
   command: 'ps',
   async load(snap, options) {
     if ((await snap.pids()).length === 0) return undefined;
-    return readProcesses(snap, { withSmaps: options.smaps !== false });
+    // --no-smaps: status alone, no page table walked (no PSS, USS or four types).
+    const opts: ReadProcessesOptions = { memory: options.smaps === false ? 'status' : 'types' };
+    // A live manifest probes every source: the caller's page size saves reading it again.
+    if (options.pageSizeBytes !== undefined) opts.pageSizeBytes = options.pageSizeBytes;
+    return readProcesses(snap, opts);
   },
   absentReason: () => 'no proc/<pid> files',
 
@@ -135,12 +145,14 @@ export const processes: SourceEntry<Processes> = {
     };
     if (havePss) section.sumPssBytes = list.reduce((s, p) => s + (p.pssBytes ?? 0), 0);
     const anonPages = ctx.report.accounting?.parts.find((p) => p.name === 'AnonPages')?.bytes;
+    const noSmaps = ctx.data.options.smaps === false;
     if (anonPages !== undefined) {
-      const pssAnon = await sumPssAnon(ctx.snap, list);
-      const processAnon = pssAnon?.bytes ?? list.reduce((s, p) => s + (p.privateAnonBytes ?? 0), 0);
+      const pssAnon = noSmaps ? undefined : await sumPssAnon(ctx.snap, list);
+      const anonOf = (p: ProcessMemory) => (noSmaps ? p.rssAnonBytes : p.privateAnonBytes) ?? 0;
+      const processAnon = pssAnon?.bytes ?? list.reduce((s, p) => s + anonOf(p), 0);
       const diff = processAnon - anonPages;
       section.anonCrossCheck = {
-        basis: pssAnon !== undefined ? 'Pss_Anon' : 'Anonymous',
+        basis: pssAnon !== undefined ? 'Pss_Anon' : noSmaps ? 'RssAnon' : 'Anonymous',
         processAnonBytes: processAnon,
         anonPagesBytes: anonPages,
         differenceBytes: diff,
@@ -161,8 +173,8 @@ export const processes: SourceEntry<Processes> = {
         detail:
           cross.differenceBytes < 0
             ? 'Some anonymous memory is mapped by no process that could be read (processes skipped or unreadable, or anonymous pages the kernel still holds).'
-            : cross.basis === 'Anonymous'
-              ? 'Processes report more anonymous memory than the kernel counts: smaps Anonymous counts copy-on-write pages shared after fork in every sharer.'
+            : cross.basis !== 'Pss_Anon'
+              ? `Processes report more anonymous memory than the kernel counts: ${cross.basis === 'RssAnon' ? 'status RssAnon' : 'smaps Anonymous'} counts copy-on-write pages shared after fork in every sharer.`
               : 'Processes report more anonymous memory than AnonPages: processes started or grew between reading meminfo and their smaps (a busy machine).',
         next: [],
       });
