@@ -7,6 +7,7 @@ import {
 import type { EntitySample } from '../../model/samples.js';
 import { procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
+import { rollupFields, type StatusFields, statFields, statusFields } from '../../sources/proc_fast.js';
 import { PF_KTHREAD, parseProcStat } from '../../sources/proc_stat.js';
 import { parseProcStatus } from '../../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup } from '../../sources/smaps.js';
@@ -85,33 +86,52 @@ async function sumPssAnon(
   return seen > 0 ? { bytes, unreadable } : undefined;
 }
 
-/** What the recording keeps of a process between ticks, to find the ones that grow. */
+/**
+ * What the recording keeps of a live process between ticks: who it is (so stat is read only
+ * for a new one) and what it weighed (to find the ones that grow). One object per process,
+ * kept while it lives.
+ */
 interface ProcTrack {
+  /** `pid:starttime`: the recording's key. */
+  key: string;
+  start: number | undefined;
+  comm: string;
+  ppid: number;
+  /** Inode of /proc/PID/fd when the identity was last read from stat (-1: unknown). */
+  ino: number;
+  /** The tick it was last seen. */
+  seen: number;
   firstRssBytes: number;
   lastRssBytes: number;
   /** RSS+swap and VSZ at the previous smaps tick. */
   markRssBytes: number;
   markVszBytes: number;
   lastVszBytes: number;
-  comm: string;
+  /** RSS+swap when PSS was last read (-1: never). */
+  pssRssBytes: number;
 }
 
-function tracked(ctx: SampleContext): Map<string, ProcTrack> {
-  ctx.state.tracked ??= new Map<string, ProcTrack>();
-  return ctx.state.tracked as Map<string, ProcTrack>;
+function tracked(ctx: SampleContext): Map<number, ProcTrack> {
+  ctx.state.tracked ??= new Map<number, ProcTrack>();
+  return ctx.state.tracked as Map<number, ProcTrack>;
 }
 
 /** The process whose RSS+swap grew most since it was first seen (the recorder's progress line). */
 export function topGrower(
   state: Record<string, unknown>,
 ): { key: string; comm: string; growthBytes: number } | undefined {
-  const t = state.tracked as Map<string, ProcTrack> | undefined;
+  const t = state.tracked as Map<number, ProcTrack> | undefined;
   let best: { key: string; comm: string; growthBytes: number } | undefined;
-  for (const [key, p] of t ?? []) {
+  for (const p of t?.values() ?? []) {
     const g = p.lastRssBytes - p.firstRssBytes;
-    if (!best || g > best.growthBytes) best = { key, comm: p.comm, growthBytes: g };
+    if (!best || g > best.growthBytes) best = { key: p.key, comm: p.comm, growthBytes: g };
   }
   return best;
+}
+
+/** status of a process: the fast reader, else the full parser (which throws on a malformed file). */
+function readStatus(text: string, file: string): StatusFields {
+  return statusFields(text) ?? parseProcStatus(text, { file });
 }
 
 /** proc/<pid>/*: every process's memory (statm, status, smaps), keyed by pid and start time. */
@@ -267,77 +287,122 @@ export const processes: SourceEntry<Processes> = {
   async sample(snap, ctx) {
     const out: EntitySample[] = [];
     const opts = ctx.options;
-    const pssNow = due(ctx.tick, opts.pssEvery ?? 6);
-    const smapsNow = ctx.tick > 1 && due(ctx.tick, opts.smapsEvery ?? 12);
+    const tick = ctx.tick;
+    const pssNow = due(tick, opts.pssEvery ?? 6);
+    const smapsNow = tick > 1 && due(tick, opts.smapsEvery ?? 12);
     const track = tracked(ctx);
-    const alive = new Set<string>();
     const growers: { key: string; pid: number; start: number | undefined; growth: number }[] = [];
     for (const pid of await snap.pids()) {
       if (opts.pidFilter && !opts.pidFilter(pid)) continue;
-      const statText = await snap.readText(procPath(pid, 'stat'));
+      // One stat() gives the open fds and whether this is still the process seen before.
+      const fd = snap.fdInfo?.(pid);
       const statusText = await snap.readText(procPath(pid, 'status'));
       if (statusText === undefined || statusText === '') continue; // vanished
-      let stat: ReturnType<typeof parseProcStat> | undefined;
-      let status: ReturnType<typeof parseProcStatus>;
+      let status: StatusFields;
       try {
-        stat = statText === undefined || statText === '' ? undefined : parseProcStat(statText);
-        status = parseProcStatus(statusText);
+        status = readStatus(statusText, snap.describe(procPath(pid, 'status')));
       } catch (e) {
         // A process exiting between two reads can leave a truncated file: skip it this tick.
         ctx.problem(`proc/${pid}`, e);
         continue;
       }
-      // Kernel threads have no mm: no VmSize (and PF_KTHREAD in stat's flags).
-      if ((stat && stat.flags & PF_KTHREAD) || status.bytes.VmSize === undefined) continue;
-      const start = stat?.startTimeTicks;
-      // pid and start time name a process for good; a capture without stat has only the pid.
-      const key = `${pid}:${start ?? ''}`;
-      alive.add(key);
+      // Kernel threads (and zombies) have no mm: no VmSize; 6.7+ also says Kthread.
       const b = status.bytes;
+      if (b.VmSize === undefined || status.counts.Kthread === 1) continue;
+      let tr = track.get(pid);
+      // stat (the start time: pid and start time name a process for good) only for a process
+      // not seen before, or when something says it may be another one.
+      if (
+        !tr ||
+        fd === undefined ||
+        fd.ino !== tr.ino ||
+        status.name !== tr.comm ||
+        status.ppid !== tr.ppid
+      ) {
+        const statText = await snap.readText(procPath(pid, 'stat'));
+        let start: number | undefined;
+        if (statText !== undefined && statText !== '') {
+          try {
+            const stat =
+              statFields(statText) ?? parseProcStat(statText, { file: snap.describe(procPath(pid, 'stat')) });
+            if (stat.flags & PF_KTHREAD) continue;
+            start = stat.startTimeTicks;
+          } catch (e) {
+            ctx.problem(`proc/${pid}`, e);
+            continue;
+          }
+        }
+        // A capture without stat has only the pid.
+        const key = `${pid}:${start ?? ''}`;
+        if (!tr || tr.key !== key) {
+          const resident = (b.VmRSS ?? 0) + (b.VmSwap ?? 0);
+          const vsz = b.VmSize;
+          tr = {
+            key,
+            start,
+            comm: status.name,
+            ppid: status.ppid,
+            ino: -1,
+            seen: 0,
+            firstRssBytes: resident,
+            lastRssBytes: resident,
+            markRssBytes: resident,
+            markVszBytes: vsz,
+            lastVszBytes: vsz,
+            pssRssBytes: -1,
+          };
+          track.set(pid, tr);
+        }
+        tr.ino = fd?.ino ?? -1;
+        tr.comm = status.name;
+        tr.ppid = status.ppid;
+      }
+      tr.seen = tick;
       const values: Record<string, number> = {
         rss_bytes: b.VmRSS ?? 0,
         anon_bytes: b.RssAnon ?? 0,
         file_bytes: b.RssFile ?? 0,
         shmem_bytes: b.RssShmem ?? 0,
         swap_bytes: b.VmSwap ?? 0,
-        vsz_bytes: b.VmSize ?? 0,
+        vsz_bytes: b.VmSize,
       };
-      const threads = status.counts.Threads ?? stat?.numThreads;
+      const threads = status.counts.Threads;
       if (threads !== undefined) values.threads = threads;
-      const fds = await snap.fdCount?.(pid);
-      if (fds !== undefined) values.fds = fds;
-      const sample: EntitySample = { layer: 'process', key, label: status.name, pid, values };
-      if (start !== undefined) sample.startTicks = start;
-      if (pssNow) {
-        const roll = await snap.readText(procPath(pid, 'smaps_rollup'));
+      if (fd !== undefined) values.fds = fd.fds;
+      else if (!snap.fdInfo) {
+        const fds = await snap.fdCount?.(pid);
+        if (fds !== undefined) values.fds = fds;
+      }
+      const sample: EntitySample = { layer: 'process', key: tr.key, label: status.name, pid, values };
+      if (tr.start !== undefined) sample.startTicks = tr.start;
+      const resident = values.rss_bytes! + values.swap_bytes!;
+      // PSS walks the page tables: read it for processes whose memory moved since their last
+      // reading (a sleeping process's PSS moves only as others share its pages).
+      if (pssNow && resident !== tr.pssRssBytes) {
+        const path = procPath(pid, 'smaps_rollup');
+        const roll = await snap.readText(path);
         try {
-          const pss = roll === undefined || roll === '' ? undefined : parseSmapsRollup(roll).bytes.Pss;
-          if (pss !== undefined) sample.sparse = { pss_bytes: pss };
+          const pss =
+            roll === undefined || roll === ''
+              ? undefined
+              : (rollupFields(roll) ?? parseSmapsRollup(roll, { file: snap.describe(path) })).bytes.Pss;
+          if (pss !== undefined) {
+            sample.sparse = { pss_bytes: pss };
+            tr.pssRssBytes = resident;
+          }
         } catch (e) {
           ctx.problem(`proc/${pid}/smaps_rollup`, e);
         }
       }
       out.push(sample);
-      const resident = values.rss_bytes! + values.swap_bytes!;
       const vsz = values.vsz_bytes!;
-      let tr = track.get(key);
-      if (!tr) {
-        tr = {
-          firstRssBytes: resident,
-          lastRssBytes: resident,
-          markRssBytes: resident,
-          markVszBytes: vsz,
-          lastVszBytes: vsz,
-          comm: status.name,
-        };
-        track.set(key, tr);
-      }
       tr.lastRssBytes = resident;
       tr.lastVszBytes = vsz;
       const growth = Math.max(resident - tr.markRssBytes, vsz - tr.markVszBytes);
-      if (growth >= (opts.smapsGrowthBytes ?? MiB)) growers.push({ key, pid, start, growth });
+      if (growth >= (opts.smapsGrowthBytes ?? MiB))
+        growers.push({ key: tr.key, pid, start: tr.start, growth });
     }
-    for (const k of track.keys()) if (!alive.has(k)) track.delete(k);
+    for (const [pid, t] of track) if (t.seen !== tick) track.delete(pid);
     if (!smapsNow) return out;
     for (const t of track.values()) {
       t.markRssBytes = t.lastRssBytes;
