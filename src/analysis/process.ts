@@ -56,6 +56,9 @@ export interface ProcessMemory {
   /** hugetlbfs pages (Shared_Hugetlb + Private_Hugetlb): never part of Rss, Pss or Uss. */
   hugetlbBytes?: number;
   threads?: number;
+  /** Page faults that needed no I/O / that read from disk, since it started (stat minflt, majflt; pidstat -r). */
+  minorFaults?: number;
+  majorFaults?: number;
   /**
    * /proc/PID/oom_score: the kernel's oom badness scaled to 0..1000 (0..2000 with a positive
    * oom_score_adj since 5.x's normalisation); the OOM killer kills the highest first.
@@ -320,7 +323,11 @@ export function processMemory(
   if (sb.RssAnon !== undefined) p.rssAnonBytes = sb.RssAnon;
   if (sb.RssFile !== undefined) p.rssFileBytes = sb.RssFile;
   if (sb.RssShmem !== undefined) p.rssShmemBytes = sb.RssShmem;
-  if (stat) p.startTimeTicks = stat.startTimeTicks;
+  if (stat) {
+    p.startTimeTicks = stat.startTimeTicks;
+    p.minorFaults = stat.minflt;
+    p.majorFaults = stat.majflt;
+  }
   const state = status?.state ?? stat?.state;
   if (state !== undefined) p.state = state;
   const threads = status?.counts.Threads ?? stat?.numThreads;
@@ -614,7 +621,12 @@ export interface ProcessMaps {
  * Read one process's smaps (and stat, for the stack label) from a snapshot. Throws a
  * MemsleuthError (`BAD_INPUT`) when the snapshot has no such process or no readable smaps.
  */
-export async function readProcessMaps(snap: Snapshot, pid: number): Promise<ProcessMaps> {
+export async function readProcessMaps(
+  snap: Snapshot,
+  pid: number,
+  /** The reader runs as root: "run as root" would be no help. */
+  reader: { asRoot?: boolean } = {},
+): Promise<ProcessMaps> {
   const path = (f: string) => `proc/${pid}/${f}`;
   const status = await snap.readText(path('status'));
   const stat = await snap.readText(path('stat'));
@@ -633,12 +645,19 @@ export async function readProcessMaps(snap: Snapshot, pid: number): Promise<Proc
   const smapsText = await snap.readText(path('smaps'));
   if (smapsText === undefined) {
     const why = snap.whyMissing(path('smaps')) ?? 'not present';
-    throw new MemsleuthError('BAD_INPUT', `${snap.describe(path('smaps'))}: cannot read (${why})`, {
-      hint:
-        why === 'permission denied'
-          ? 'reading smaps needs ptrace access to the process: run as root or as its owner'
-          : undefined,
-    });
+    const hint =
+      snap.origin !== 'live'
+        ? `the snapshot holds no smaps for pid ${pid}: it was captured without access to it (capture as root)`
+        : why !== 'permission denied'
+          ? undefined
+          : reader.asRoot
+            ? `even root may not read pid ${pid}'s smaps here: ptrace access is denied (Yama ptrace_scope, a security module, or a process of another user namespace)`
+            : 'reading smaps needs ptrace access to the process: run as root or as its owner';
+    throw new MemsleuthError(
+      'BAD_INPUT',
+      `${snap.describe(path('smaps'))}: cannot read (${why})`,
+      hint ? { hint } : {},
+    );
   }
   // smaps is parsed once, for the view; status, stat and cmdline name the process.
   const files: ProcessFiles = {};

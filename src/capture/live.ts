@@ -1,6 +1,7 @@
 import { constants, readdirSync, statSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { errnoReason } from '../model/errors.js';
 import {
   MANIFEST_FORMAT,
@@ -13,6 +14,7 @@ import {
   type SystemSourceSpec,
   sourceLocation,
 } from '../model/snapshot.js';
+import { configEnabled, type KernelConfig, parseKernelConfig } from '../sources/kconfig.js';
 import { FileSnapshot } from './snapshot.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
@@ -152,11 +154,38 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     }
   }
 
+  private config: Promise<KernelConfig | undefined> | undefined;
+
+  /** The running kernel's build configuration: /proc/config.gz (CONFIG_IKCONFIG_PROC), else /boot/config-<release>. */
+  kernelConfig(): Promise<KernelConfig | undefined> {
+    this.config ??= (async () => {
+      try {
+        const gz = await readFile(`${this.roots.proc}/config.gz`);
+        return parseKernelConfig(gunzipSync(gz).toString('utf8'), { file: `${this.roots.proc}/config.gz` });
+      } catch {}
+      const boot = `/boot/config-${release()}`;
+      try {
+        return parseKernelConfig(await readFile(boot, 'utf8'), { file: boot });
+      } catch {
+        return undefined;
+      }
+    })();
+    return this.config;
+  }
+
+  /** How to enable a source, or that this kernel cannot have it (its config option is not set). */
+  private async enableHint(loc: Pick<SystemSourceSpec, 'enable' | 'config'>): Promise<string> {
+    if (!loc.config) return loc.enable;
+    const config = await this.kernelConfig();
+    if (!config || configEnabled(config, loc.config) !== false) return loc.enable;
+    return `this kernel is built without ${loc.config}: rebuild it with ${loc.config}=y (no boot option enables it); then ${loc.enable}`;
+  }
+
   async manifest(): Promise<Manifest> {
     const missing: MissingSource[] = [];
     for (const s of this.systemByPath.values()) {
       const reason = await this.probe(s.livePath);
-      if (reason) missing.push({ path: s.path, reason, enable: s.enable });
+      if (reason) missing.push({ path: s.path, reason, enable: await this.enableHint(s) });
     }
     const traces = await this.slabTraceFiles();
     if (traces.size === 0) {
@@ -164,7 +193,7 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
       missing.push({
         path: slab.path,
         reason: (await this.debugfsMounted()) ? 'no slab caches with user tracking' : 'debugfs not mounted',
-        enable: slab.enable,
+        enable: await this.enableHint(slab),
       });
     }
     return {

@@ -44,6 +44,11 @@ export interface SystemSourceSpec {
   enable: string;
   /** The capture option that leaves it out (`no-page-owner`), for sources that can be huge. */
   skipOption?: string;
+  /**
+   * The kernel build option it needs. When the running kernel's config says it is not set,
+   * no boot option or sysctl helps: the hint says so (a new kernel is needed).
+   */
+  config?: string;
 }
 
 export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
@@ -85,6 +90,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     large: false,
     enable:
       'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1',
+    config: 'CONFIG_MEM_ALLOC_PROFILING',
   },
   {
     name: 'page_owner',
@@ -94,6 +100,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     enable:
       'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root',
     skipOption: 'no-page-owner',
+    config: 'CONFIG_PAGE_OWNER',
   },
   {
     name: 'page_owner_stacks',
@@ -101,6 +108,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     livePath: '/sys/kernel/debug/page_owner_stacks/show_stacks',
     large: true,
     enable: 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root',
+    config: 'CONFIG_PAGE_OWNER',
   },
   {
     name: 'kmemleak',
@@ -109,6 +117,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     large: true,
     enable:
       'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan',
+    config: 'CONFIG_DEBUG_KMEMLEAK',
   },
 ];
 
@@ -139,6 +148,7 @@ export const FAMILY_SOURCES: readonly SourceLocation[] = [
     large: false,
     enable:
       'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
+    config: 'CONFIG_SLUB_DEBUG',
   },
 ];
 

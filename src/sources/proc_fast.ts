@@ -160,6 +160,8 @@ export interface StatFields {
   state: string;
   ppid: number;
   flags: number;
+  minflt: number;
+  majflt: number;
   numThreads: number;
   startTimeTicks: number;
   vsizeBytes: number;
@@ -170,6 +172,8 @@ export interface StatFields {
 /** Indexes (after the state) of the fields `statFields` keeps: proc(5) field number - 4. */
 const STAT_PPID = 0;
 const STAT_FLAGS = 5;
+const STAT_MINFLT = 6;
+const STAT_MAJFLT = 8;
 const STAT_THREADS = 16;
 const STAT_START = 18;
 const STAT_VSIZE = 19;
@@ -198,6 +202,8 @@ export function statFields(text: string): StatFields | undefined {
     state: text[close + 2]!,
     ppid: 0,
     flags: 0,
+    minflt: 0,
+    majflt: 0,
     numThreads: 0,
     startTimeTicks: 0,
     vsizeBytes: 0,
@@ -227,6 +233,12 @@ export function statFields(text: string): StatFields | undefined {
         break;
       case STAT_FLAGS:
         out.flags = v;
+        break;
+      case STAT_MINFLT:
+        out.minflt = v;
+        break;
+      case STAT_MAJFLT:
+        out.majflt = v;
         break;
       case STAT_THREADS:
         out.numThreads = v;

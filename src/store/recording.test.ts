@@ -177,6 +177,41 @@ describe('entity lifetimes', () => {
   });
 });
 
+describe('reading some series only', () => {
+  it('a layer or filter selection gives the same points as reading everything, since included', () => {
+    const db = join(dir, 'select.db');
+    const w = new RecordingWriter(db);
+    const t0 = 1_800_000_000_000;
+    for (let i = 0; i < 50; i++)
+      w.writeTick({
+        tMs: t0 + i * 1000,
+        entities: [
+          { layer: 'meminfo', key: 'Shmem', values: { bytes: 100 + Math.floor(i / 7) } },
+          { layer: 'slab', key: 'kmalloc-96', values: { bytes: 4096 * (1 + (i % 5)), active_objs: i } },
+          { layer: 'slab', key: 'dentry', values: { bytes: 8192 } },
+          ...(i % 10 === 0 ? [{ layer: 'vmalloc' as const, key: 'x', sparse: { bytes: i } }] : []),
+        ],
+      });
+    w.close();
+    const r = new RecordingReader(db);
+    for (const sinceMs of [undefined, t0 + 23_000]) {
+      const all = r.load({ sinceMs, maxPoints: 1000 }).series;
+      const pick = (layer: string, key: string, metric: string) =>
+        all.find((x) => x.layer === layer && x.key === key && x.metric === metric);
+      const one = r.load({
+        sinceMs,
+        maxPoints: 1000,
+        filter: (l, k, m) => l === 'slab' && k === 'kmalloc-96' && m === 'bytes',
+      }).series;
+      expect(one).toEqual([pick('slab', 'kmalloc-96', 'bytes')]);
+      const layer = r.load({ sinceMs, maxPoints: 1000, layers: ['meminfo', 'vmalloc'] }).series;
+      expect(layer).toEqual([pick('meminfo', 'Shmem', 'bytes'), pick('vmalloc', 'x', 'bytes')]);
+    }
+    expect(r.span()).toEqual({ ticks: 50, firstMs: t0, lastMs: t0 + 49_000 });
+    r.close();
+  });
+});
+
 describe('bad databases', () => {
   it('a missing file is an IO error with a hint', () => {
     try {

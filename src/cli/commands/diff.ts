@@ -5,8 +5,10 @@ import { formatBytes, formatDelta } from '../../model/units.js';
 import { diffSnapshots } from '../../registry/diff.js';
 import { DIFF_SOURCES } from '../../registry/index.js';
 import { withInputs } from '../../registry/open.js';
+import { diffView } from '../../web/snapshots.js';
 import { defineCommand, numberOption } from '../command.js';
 import { table } from '../format.js';
+import { writeHtml } from '../html.js';
 import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 export const diffCommand = defineCommand({
@@ -32,6 +34,11 @@ export const diffCommand = defineCommand({
     },
     json: { type: 'boolean', description: 'print the whole diff as JSON' },
     ...SYMBOLS_OPTION,
+    html: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'also write a self-contained HTML diff (differential flame graphs) to FILE',
+    },
   },
   details:
     'Sources: meminfo fields, slabinfo caches, buddyinfo zones (pages taken from the free lists),\n' +
@@ -54,10 +61,25 @@ export const diffCommand = defineCommand({
         });
     }
     return withInputs([positionals[0]!, positionals[1]!], async ([b, a]) => {
-      const d = await diffSnapshots(b, a, {
+      const opts = {
         pageOwnerAll: Boolean(values['page-owner-all']),
         ...(sources ? { sources: sources as SourceName[] } : {}),
-      });
+      };
+      let d: Awaited<ReturnType<typeof diffSnapshots>>;
+      if (values.html !== undefined) {
+        const view = await diffView(b, a, opts);
+        d = view.diff;
+        await writeHtml(
+          values.html,
+          {
+            kind: 'diff',
+            title: `diff: ${b.origin} → ${a.origin}`,
+            generatedAt: new Date().toISOString(),
+            diff: view,
+          },
+          ctx,
+        );
+      } else d = await diffSnapshots(b, a, opts);
       const unreadable = d.sources.filter((x) => x.status === 'unreadable');
       for (const u of unreadable) ctx.stderr.write(`memsleuth: ${u.source} left out: ${u.reason}\n`);
       const gainers = d.rows.filter((r) => r.deltaBytes > 0);

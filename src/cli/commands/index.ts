@@ -60,6 +60,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./series.js')).seriesCommand,
   },
   {
+    path: ['exporter'],
+    summary: 'serve this machine’s memory (or a snapshot directory) as Prometheus metrics',
+    load: async () => (await import('./exporter.js')).exporterCommand,
+  },
+  {
+    path: ['fleet'],
+    summary: 'rank leak suspects across every host Prometheus scrapes (memsleuth exporter, node_exporter)',
+    load: async () => (await import('./fleet.js')).fleetCommand,
+  },
+  {
     path: ['page-owner', 'sort'],
     summary: "sort and cull a page_owner dump: a drop-in for the kernel's page_owner_sort",
     load: async () => (await import('./page-owner.js')).pageOwnerSortCommand,
@@ -139,5 +149,10 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary:
       'OOM-killer reports from the kernel log, explained: what was asked, who was killed, where the memory was',
     load: async () => (await import('./oom.js')).oomCommand,
+  },
+  {
+    path: ['serve'],
+    summary: 'a local dashboard: accounting over time, suspects, diffs, flame graphs, and a JSON API',
+    load: async () => (await import('./serve.js')).serveCommand,
   },
 ];

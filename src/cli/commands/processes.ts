@@ -1,4 +1,4 @@
-import type { ProcessMemory } from '../../analysis/process.js';
+import type { ProcessMaps, ProcessMemory } from '../../analysis/process.js';
 import { MemsleuthError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
@@ -30,8 +30,25 @@ const SORT_KEYS = {
   swap: (p: ProcessMemory) => p.swapBytes,
   vsz: (p: ProcessMemory) => p.vszBytes,
   anon: (p: ProcessMemory) => p.privateAnonBytes ?? 0,
+  minflt: (p: ProcessMemory) => p.minorFaults ?? 0,
+  majflt: (p: ProcessMemory) => p.majorFaults ?? 0,
 } as const;
 type SortKey = keyof typeof SORT_KEYS;
+
+/** Sort keys that are not a column of the default table get one, after PID. */
+const EXTRA_COLUMN: Partial<Record<SortKey, Column<ProcessMemory>>> = {
+  vsz: { header: 'VSZ', align: 'right', value: (p) => size(p.vszBytes) },
+  minflt: {
+    header: 'MINFLT',
+    align: 'right',
+    value: (p) => (p.minorFaults === undefined ? '-' : String(p.minorFaults)),
+  },
+  majflt: {
+    header: 'MAJFLT',
+    align: 'right',
+    value: (p) => (p.majorFaults === undefined ? '-' : String(p.majorFaults)),
+  },
+};
 
 function sortKey(value: string | undefined): SortKey {
   const v = value ?? 'pss';
@@ -159,7 +176,8 @@ export const psCommand = defineCommand({
     sort: {
       type: 'string',
       valueName: 'KEY',
-      description: 'pss (default), rss, uss, swap, vsz or anon (private anonymous)',
+      description:
+        'pss (default), rss, uss, swap, vsz, anon (private anonymous), minflt or majflt (page faults since start, as pidstat -r)',
     },
     limit: { type: 'string', valueName: 'N', description: 'show the top N (default 20; 0 for all)' },
     oom: {
@@ -211,7 +229,9 @@ collected these files are ordered by RSS + swap instead, and say so.`,
       const manifest = values.json ? await snap.manifest() : undefined;
       const { processes, skipped } = await readProcesses(
         snap,
-        manifest ? { pageSizeBytes: manifest.pageSizeBytes } : { details: false },
+        manifest
+          ? { pageSizeBytes: manifest.pageSizeBytes }
+          : { details: key === 'minflt' || key === 'majflt' ? ['stat'] : false },
       );
       const users = processes.filter((p) => !p.kernelThread);
       const by = SORT_KEYS[key];
@@ -243,8 +263,10 @@ collected these files are ordered by RSS + swap instead, and say so.`,
         ctx.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         return 0;
       }
+      const extra = EXTRA_COLUMN[key];
       const cols: Column<ProcessMemory>[] = [
         { header: 'PID', align: 'right', value: (p) => String(p.pid) },
+        ...(extra ? [extra] : []),
         { header: 'RSS', align: 'right', value: (p) => size(p.rssBytes) },
         { header: 'PSS', align: 'right', value: (p) => size(p.pssBytes) },
         { header: 'USS', align: 'right', value: (p) => size(p.ussBytes) },
@@ -276,71 +298,86 @@ collected these files are ordered by RSS + swap instead, and say so.`,
 export const pmapCommand = defineCommand({
   path: ['pmap'],
   summary: "one process's mappings, like `pmap -x`: size, RSS and dirty memory per mapping",
-  args: 'PID [SNAPSHOT]',
+  args: 'PID... [SNAPSHOT]',
   options: {
     kb: { type: 'boolean', description: 'print exactly what procps `pmap -x PID` prints (kB columns)' },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes, full paths)' },
   },
-  details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT).
+  details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT), for each PID in turn
+(\`pmap -x $(pidof a b)\` works as with procps; name a snapshot called 123 ./123).
 DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps' 5th column.`,
   async run({ values, positionals }, ctx) {
-    const [pidArg, snapArg, ...extra] = positionals;
-    if (pidArg === undefined || !/^\d+$/.test(pidArg) || extra.length) {
+    // Like procps: `pmap -x $(pidof a b)` takes every PID; a last argument that is not a
+    // number is the snapshot (name a snapshot called 123 ./123).
+    const snapArg =
+      positionals.length > 1 && !/^\d+$/.test(positionals.at(-1)!) ? positionals.at(-1) : undefined;
+    const pidArgs = snapArg === undefined ? positionals : positionals.slice(0, -1);
+    const bad = pidArgs.find((a) => !/^\d+$/.test(a));
+    if (pidArgs.length === 0 || bad !== undefined) {
       throw new MemsleuthError(
         'USAGE',
-        pidArg === undefined
-          ? 'expected a PID'
-          : `expected PID [SNAPSHOT], found ${JSON.stringify(positionals.join(' '))}`,
+        pidArgs.length === 0 ? 'expected a PID' : `expected PID... [SNAPSHOT], found ${JSON.stringify(bad)}`,
         { hint: 'see `memsleuth pmap --help`' },
       );
     }
-    const pid = Number(pidArg);
     const snap = await openSnapshot(snapArg);
     try {
       const { readProcessMaps, formatPmapX } = await import('../../analysis/process.js');
-      const m = await readProcessMaps(snap, pid);
+      const maps: ProcessMaps[] = [];
+      for (const a of pidArgs)
+        maps.push(await readProcessMaps(snap, Number(a), { asRoot: process.geteuid?.() === 0 }));
       if (values.json) {
-        ctx.stdout.write(`${JSON.stringify({ origin: snap.origin, ...m }, null, 2)}\n`);
+        const one = (m: (typeof maps)[number]) => ({ origin: snap.origin, ...m });
+        ctx.stdout.write(`${JSON.stringify(maps.length === 1 ? one(maps[0]!) : maps.map(one), null, 2)}\n`);
         return 0;
       }
-      if (values.kb) {
-        ctx.stdout.write(formatPmapX(pid, m.cmdline, m.name, m.view));
-        return 0;
+      for (const m of maps) {
+        if (values.kb) {
+          ctx.stdout.write(formatPmapX(m.pid, m.cmdline, m.name, m.view));
+          continue;
+        }
+        type Row = {
+          address: string;
+          size: string;
+          rss: string;
+          dirty: string;
+          mode: string;
+          mapping: string;
+        };
+        const rows: Row[] = m.view.rows.map((r) => ({
+          address: r.address,
+          size: formatBytes(r.sizeBytes),
+          rss: formatBytes(r.rssBytes),
+          dirty: formatBytes(r.dirtyBytes),
+          mode: r.mode,
+          mapping: r.pathname === '' ? '[ anon ]' : r.pathname,
+        }));
+        const t = m.view.total;
+        rows.push({
+          address: 'total',
+          size: formatBytes(t.sizeBytes),
+          rss: formatBytes(t.rssBytes),
+          dirty: formatBytes(t.dirtyBytes),
+          mode: '',
+          mapping: `${m.view.rows.length} mappings`,
+        });
+        const title = `${m.pid}: ${m.cmdline.length ? m.cmdline.join(' ') : `[${m.name}]`}`;
+        ctx.stdout.write(`${title.length > WIDTH ? `${title.slice(0, WIDTH - 1)}…` : title}\n`);
+        ctx.stdout.write(
+          `${fitLast(
+            rows,
+            [
+              { header: 'ADDRESS', value: (r) => r.address },
+              { header: 'SIZE', align: 'right', value: (r) => r.size },
+              { header: 'RSS', align: 'right', value: (r) => r.rss },
+              { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
+              { header: 'MODE', value: (r) => r.mode },
+              { header: 'MAPPING', value: (r) => r.mapping },
+            ],
+            true,
+          )}\n`,
+        );
       }
-      type Row = { address: string; size: string; rss: string; dirty: string; mode: string; mapping: string };
-      const rows: Row[] = m.view.rows.map((r) => ({
-        address: r.address,
-        size: formatBytes(r.sizeBytes),
-        rss: formatBytes(r.rssBytes),
-        dirty: formatBytes(r.dirtyBytes),
-        mode: r.mode,
-        mapping: r.pathname === '' ? '[ anon ]' : r.pathname,
-      }));
-      const t = m.view.total;
-      rows.push({
-        address: 'total',
-        size: formatBytes(t.sizeBytes),
-        rss: formatBytes(t.rssBytes),
-        dirty: formatBytes(t.dirtyBytes),
-        mode: '',
-        mapping: `${m.view.rows.length} mappings`,
-      });
-      const title = `${pid}: ${m.cmdline.length ? m.cmdline.join(' ') : `[${m.name}]`}`;
-      ctx.stdout.write(`${title.length > WIDTH ? `${title.slice(0, WIDTH - 1)}…` : title}\n`);
-      ctx.stdout.write(
-        `${fitLast(
-          rows,
-          [
-            { header: 'ADDRESS', value: (r) => r.address },
-            { header: 'SIZE', align: 'right', value: (r) => r.size },
-            { header: 'RSS', align: 'right', value: (r) => r.rss },
-            { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
-            { header: 'MODE', value: (r) => r.mode },
-            { header: 'MAPPING', value: (r) => r.mapping },
-          ],
-          true,
-        )}\n`,
-      );
       return 0;
     } finally {
       await snap.close();

@@ -2,9 +2,11 @@ import { MemsleuthError } from '../../model/errors.js';
 import { openInputOrLive } from '../../registry/open.js';
 import { buildReport, reportTables } from '../../registry/report.js';
 import type { Report } from '../../registry/types.js';
+import { reportPageData } from '../../web/pages.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { heading, renderTable, wrap } from '../format.js';
+import { writeHtml } from '../html.js';
 
 export function renderReport(r: Report): string {
   const out: string[] = [];
@@ -53,6 +55,11 @@ export const reportCommand = defineCommand({
   args: '[SNAPSHOT]',
   options: {
     json: { type: 'boolean', description: 'print the whole report model as JSON' },
+    html: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'also write a self-contained HTML report (charts, flame graphs) to FILE',
+    },
     top: { type: 'string', valueName: 'N', description: 'rows per top list (default 10)' },
     'no-smaps': { type: 'boolean', description: 'skip smaps (no PSS/USS): faster on huge machines' },
   },
@@ -64,7 +71,13 @@ export const reportCommand = defineCommand({
     const top = numberOption(values.top, 'top', 10, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0]);
     try {
-      const report = await buildReport(snap, { top, smaps: !values['no-smaps'] });
+      const opts = { top, smaps: !values['no-smaps'] };
+      let report: Report;
+      if (values.html !== undefined) {
+        const data = await reportPageData(snap, opts);
+        await writeHtml(values.html, data, ctx);
+        report = data.report!.report;
+      } else report = await buildReport(snap, opts);
       ctx.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
       return 0;
     } finally {
