@@ -243,6 +243,104 @@ describe('readProcesses on live processes copied into a directory', () => {
   });
 });
 
+/**
+ * A python3 child holding each memory type (as linux-6.18-four-types/make.py does); with
+ * `sharedFile` it also maps a disk file MAP_SHARED. Prints "ready" and sleeps.
+ */
+const HOLDER = (sharedFile: boolean) => `
+import mmap, os, sys, tempfile, time
+MiB = 1 << 20
+PAGE = mmap.PAGESIZE
+def touch(b, n, write=True):
+    s = 0
+    for i in range(0, n, PAGE):
+        if write: b[i] = 1
+        else: s += b[i]
+    return s
+priv = bytearray(8 * MiB); touch(priv, 8 * MiB)
+shanon = mmap.mmap(-1, 4 * MiB, flags=mmap.MAP_SHARED); touch(shanon, 4 * MiB)
+shm_path = '/dev/shm/memsleuth-test-%d' % os.getpid()
+with open(shm_path, 'wb+') as f:
+    f.truncate(2 * MiB)
+    shm = mmap.mmap(f.fileno(), 2 * MiB, flags=mmap.MAP_SHARED)
+os.unlink(shm_path)
+touch(shm, 2 * MiB)
+mfd = os.memfd_create('memsleuth-test'); os.ftruncate(mfd, MiB)
+memfd = mmap.mmap(mfd, MiB, flags=mmap.MAP_SHARED); touch(memfd, MiB)
+keep = []
+for name, n, flags in (('private', MiB, mmap.MAP_PRIVATE),) + ((('shared', 3 * MiB, mmap.MAP_SHARED),) if ${sharedFile ? 'True' : 'False'} else ()):
+    fd, p = tempfile.mkstemp(prefix='memsleuth-test-' + name)
+    os.write(fd, b'\\x01' * n); os.fsync(fd)
+    m = mmap.mmap(fd, n, flags=flags, prot=mmap.PROT_READ)
+    os.unlink(p)
+    touch(m, n, write=False); keep.append(m)
+print('ready', flush=True)
+time.sleep(120)
+`;
+
+describe('the four types of a live process from maps, smaps_rollup and status', () => {
+  const children: ChildProcessWithoutNullStreams[] = [];
+  afterAll(() => {
+    for (const c of children) c.kill();
+  });
+  const holder = async (sharedFile: boolean): Promise<number> => {
+    // LC_ALL=C: a UTF-8 locale makes glibc map gconv-modules.cache MAP_SHARED.
+    const c = spawn('python3', ['-c', HOLDER(sharedFile)], { env: { ...process.env, LC_ALL: 'C' } });
+    children.push(c);
+    await new Promise<void>((resolve, reject) => {
+      c.stdout.once('data', () => resolve());
+      c.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
+    });
+    await until(() => readFileSync(`/proc/${c.pid}/stat`, 'utf8').includes(') S '));
+    return c.pid!;
+  };
+  /** The same process read live (the fast path) and from a copy of its files (per-mapping smaps). */
+  const both = async (pid: number) => {
+    const live = new LiveSnapshot();
+    const snap: Snapshot = Object.assign(Object.create(live) as Snapshot, { pids: async () => [pid] });
+    const fast = (await readProcesses(snap)).processes[0]!;
+    const dir = mkdtempSync(join(tmpdir(), 'memsleuth-proc-types-'));
+    try {
+      copyLive(dir, [pid]);
+      const full = (await readProcesses(new DirectorySnapshot(dir))).processes[0]!;
+      return { fast, full };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('without a MAP_SHARED file: smaps_rollup, no per-mapping smaps, the same four types', async () => {
+    const { fast, full } = await both(await holder(false));
+    expect(fast.sources).toEqual(expect.arrayContaining(['status', 'maps', 'smaps_rollup']));
+    expect(fast.sources).not.toContain('smaps');
+    expect(full.sources).toContain('smaps');
+    // An idle process: the page walks agree exactly; shmem comes from the kernel's RssShmem
+    // counter on one side and named mappings on the other (equal once the counter is folded).
+    expect(fast.privateAnonBytes).toBe(full.privateAnonBytes);
+    expect(fast.sharedAnonBytes).toBe(7 * MiB);
+    expect(fast.sharedAnonBytes).toBe(full.sharedAnonBytes);
+    expect(fast.privateFileBytes).toBe(full.privateFileBytes);
+    expect(fast.sharedFileBytes).toBe(0);
+    expect(full.sharedFileBytes).toBe(0);
+    expect(fast.swapBytes).toBe(full.swapBytes);
+    expect(typesSum(fast)).toBe(typesSum(full));
+    // Pss and Uss move when other processes sharing python's pages start or exit (a busy
+    // machine), and smaps truncates Pss to kB per mapping where the rollup truncates once.
+    expect(Math.abs(fast.pssBytes! - full.pssBytes!)).toBeLessThan(MiB);
+    expect(Math.abs(fast.ussBytes! - full.ussBytes!)).toBeLessThan(MiB);
+  });
+
+  it('with a file mapped MAP_SHARED: its per-mapping smaps, as a snapshot reads it', async () => {
+    const { fast, full } = await both(await holder(true));
+    expect(fast.sources).toContain('smaps');
+    expect(fast.sources).not.toContain('smaps_rollup');
+    expect(fast.sharedFileBytes).toBe(3 * MiB);
+    for (const k of ['privateAnonBytes', 'sharedAnonBytes', 'privateFileBytes', 'sharedFileBytes'] as const)
+      expect(fast[k], k).toBe(full[k]);
+    expect(Math.abs(fast.pssBytes! - full.pssBytes!)).toBeLessThan(MiB);
+  });
+});
+
 describe('processes that vanish or lie', () => {
   it('skips a live process that exits while it is read, and keeps going', async () => {
     const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
@@ -290,7 +388,7 @@ describe('processes that vanish or lie', () => {
         pids: async () => [vpid],
         readText: async (path: string) => {
           const t = await live.readText(path);
-          if (path === `proc/${vpid}/smaps` && !killed) {
+          if (path === `proc/${vpid}/maps` && !killed) {
             killed = true;
             process.kill(vpid, 'SIGKILL');
             await until(() => readFileSync(`/proc/${vpid}/stat`, 'utf8').includes(') Z '));

@@ -1,10 +1,17 @@
 import { MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import { parseCmdline } from '../sources/cmdline.js';
-import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.js';
+import {
+  rollupFields,
+  type StatFields,
+  type StatusFields,
+  statFields,
+  statusFields,
+} from '../sources/proc_fast.js';
+import { PF_KTHREAD, parseProcStat } from '../sources/proc_stat.js';
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
-import { type ProcStatus, parseProcStatus } from '../sources/proc_status.js';
-import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+import { parseProcStatus } from '../sources/proc_status.js';
+import { parseMaps, parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
 import { parseInt10 } from '../sources/text.js';
 
 /** What one process uses, from whichever of its /proc files were readable. All sizes in bytes. */
@@ -59,7 +66,7 @@ export interface ProcessMemory {
   oomScore?: number;
   /** /proc/PID/oom_score_adj, -1000 (never killed) to 1000. */
   oomScoreAdj?: number;
-  /** Which files it was computed from (`status`, `statm`, `stat`, `smaps`, `smaps_rollup`, `cmdline`, `oom_score`, `oom_score_adj`). */
+  /** Which files it was computed from (`status`, `statm`, `stat`, `maps`, `smaps`, `smaps_rollup`, `cmdline`, `oom_score`, `oom_score_adj`). */
   sources: string[];
 }
 
@@ -70,6 +77,8 @@ export interface ProcessFiles {
   stat?: string;
   smaps?: string;
   smaps_rollup?: string;
+  /** /proc/PID/maps: with smaps_rollup and status, the four types without per-mapping smaps. */
+  maps?: string;
   cmdline?: string;
   oom_score?: string;
   oom_score_adj?: string;
@@ -146,6 +155,18 @@ interface SmapsTotals {
   types?: MemoryTypes;
 }
 
+/** Process totals from smaps_rollup's sums (no four types: it has no mapping names or perms). */
+function rollupTotals(b: SmapsMapping['bytes']): SmapsTotals {
+  return {
+    rss: b.Rss ?? 0,
+    pss: b.Pss ?? 0,
+    uss: (b.Private_Clean ?? 0) + (b.Private_Dirty ?? 0),
+    swap: b.Swap ?? 0,
+    swapPss: b.SwapPss ?? 0,
+    hugetlb: (b.Shared_Hugetlb ?? 0) + (b.Private_Hugetlb ?? 0),
+  };
+}
+
 function sumSmaps(maps: SmapsMapping[]): SmapsTotals {
   const r: SmapsTotals = {
     rss: 0,
@@ -191,7 +212,7 @@ function reconcileShmem(types: MemoryTypes, rssShmemBytes: number): void {
   types.sharedAnonBytes += fromPrivate;
 }
 
-function isKernelThread(pid: number, status?: ProcStatus, stat?: ProcStat): boolean {
+function isKernelThread(pid: number, status?: StatusFields, stat?: StatFields): boolean {
   if (stat) return (stat.flags & PF_KTHREAD) !== 0;
   const k = status?.counts.Kthread; // status "Kthread:" since 6.7
   if (k !== undefined) return k === 1;
@@ -201,29 +222,59 @@ function isKernelThread(pid: number, status?: ProcStatus, stat?: ProcStat): bool
 }
 
 /**
+ * Does a process need its per-mapping smaps for the four memory types? Only when it maps a file
+ * MAP_SHARED (shared file pages cannot be told from private ones by any total), or when status
+ * does not print RssShmem (before 4.5). `shared` is its maps' MAP_SHARED lines.
+ */
+function typesNeedSmaps(shared: readonly { pathname: string }[], statusHasRssShmem: boolean): boolean {
+  return !statusHasRssShmem || shared.some((m) => !isShmemMapping(m));
+}
+
+/**
+ * The four types from smaps_rollup and status, for a process that maps no file MAP_SHARED (see
+ * `typesNeedSmaps`): Anonymous is private anonymous (as in `mappingMemoryTypes`), status
+ * RssShmem (the kernel's count of mapped shmem pages, MM_SHMEMPAGES) shared anonymous, and the
+ * rest of Rss private file. Summed per mapping, smaps gives the same, up to the lag of the
+ * kernel's per-CPU RSS counters (a few dozen pages at most, 6.2+).
+ */
+function rollupTypes(rollup: Pick<SmapsMapping, 'bytes'>, rssShmemBytes: number): MemoryTypes {
+  const rss = rollup.bytes.Rss ?? 0;
+  const anon = Math.min(rollup.bytes.Anonymous ?? 0, rss);
+  const shmem = Math.min(rssShmemBytes, rss - anon);
+  return {
+    privateAnonBytes: anon,
+    sharedAnonBytes: shmem,
+    privateFileBytes: rss - anon - shmem,
+    sharedFileBytes: 0,
+  };
+}
+
+/**
  * Compute one process's memory from the raw texts a snapshot gives for it. Pure. Throws the
  * parse error of a malformed file, and a parse error when neither status nor stat is given
- * (nothing names the process).
+ * (nothing names the process). `pageSizeBytes` converts statm's pages (only statm needs it).
  */
 export function processMemory(
   pid: number,
   files: ProcessFiles,
-  pageSizeBytes: number,
+  pageSizeBytes: number | undefined,
   /** Names a snapshot path in error messages, e.g. `Snapshot.describe`. */
   describe: (path: string) => string = (path) => path,
 ): ProcessMemory {
   const label = (f: string) => describe(`proc/${pid}/${f}`);
   const sources: string[] = [];
   const has = (t: string | undefined): t is string => t !== undefined && t.trim() !== '';
-  let status: ProcStatus | undefined;
-  let stat: ProcStat | undefined;
+  // The fast readers (sources/proc_fast.ts) read what is needed here; the full parsers read
+  // whatever they decline, and name the file and line of an error.
+  let status: StatusFields | undefined;
+  let stat: StatFields | undefined;
   let statm: ProcStatm | undefined;
   if (has(files.status)) {
-    status = parseProcStatus(files.status, { file: label('status') });
+    status = statusFields(files.status) ?? parseProcStatus(files.status, { file: label('status') });
     sources.push('status');
   }
   if (has(files.stat)) {
-    stat = parseProcStat(files.stat, { file: label('stat') });
+    stat = statFields(files.stat) ?? parseProcStat(files.stat, { file: label('stat') });
     sources.push('stat');
   }
   if (!status && !stat) {
@@ -233,6 +284,7 @@ export function processMemory(
   if (has(files.statm)) {
     statm = parseProcStatm(files.statm, { file: label('statm') });
     sources.push('statm');
+    if (pageSizeBytes === undefined) throw new Error('processMemory: statm needs the page size');
   }
   const cmdline = files.cmdline !== undefined ? parseCmdline(files.cmdline) : [];
   if (files.cmdline !== undefined) sources.push('cmdline');
@@ -252,7 +304,7 @@ export function processMemory(
   if (oomScoreAdj !== undefined) sources.push('oom_score_adj');
 
   const kernelThread = isKernelThread(pid, status, stat);
-  const page = pageSizeBytes;
+  const page = pageSizeBytes ?? 0;
   const sb = status?.bytes ?? {};
   const rssBytes = statm
     ? statm.residentPages * page
@@ -300,14 +352,22 @@ export function processMemory(
     totals = sumSmaps(parseSmaps(files.smaps, { file: label('smaps') }));
     sources.push('smaps');
   } else if (has(files.smaps_rollup)) {
-    const r = parseSmapsRollup(files.smaps_rollup, { file: label('smaps_rollup') });
-    totals = sumSmaps([r]);
+    const r =
+      rollupFields(files.smaps_rollup) ??
+      parseSmapsRollup(files.smaps_rollup, { file: label('smaps_rollup') });
     // The rollup has no perms or names per mapping: the file/anon split of Rss is not known.
-    delete totals.types;
+    totals = rollupTotals(r.bytes);
     sources.push('smaps_rollup');
     if (r.bytes.Pss_Anon !== undefined) p.pssAnonBytes = r.bytes.Pss_Anon;
     if (r.bytes.Pss_File !== undefined) p.pssFileBytes = r.bytes.Pss_File;
     if (r.bytes.Pss_Shmem !== undefined) p.pssShmemBytes = r.bytes.Pss_Shmem;
+    // With maps, the four types are known without per-mapping sizes unless a file is mapped
+    // MAP_SHARED (then only smaps can split the file pages).
+    if (files.maps !== undefined) {
+      const shared = parseMaps(files.maps, { file: label('maps'), onlyShared: true });
+      sources.push('maps');
+      if (!typesNeedSmaps(shared, sb.RssShmem !== undefined)) totals.types = rollupTypes(r, sb.RssShmem!);
+    }
   }
   if (totals) {
     p.pssBytes = totals.pss;
@@ -440,28 +500,57 @@ export function formatPmapX(pid: number, cmdline: string[], name: string, view: 
 
 /** A status with an mm prints VmSize (task_mem); kernel threads and zombies do not. */
 const HAS_MM = /^VmSize:/m;
+/** status prints RssShmem (4.5+). */
+const HAS_RSS_SHMEM = /^RssShmem:/m;
 
-/** Process files read by `readProcesses`, in reading order (status first: it names the process). */
-const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
+/** Process files read by `readProcesses` with `details` (the default), after status. */
+const DETAIL_FILES = ['stat', 'statm', 'cmdline'] as const;
 /** Read only when asked (`ps --oom`): two more files per process would slow every sampler tick. */
 const OOM_FILES = ['oom_score', 'oom_score_adj'] as const;
 
 /**
+ * What `readProcesses` reads of each process beyond status (the one file always read: it names
+ * the process and gives RSS, swap, VSZ, threads and RssAnon/RssFile/RssShmem).
+ */
+export interface ReadProcessesOptions {
+  /**
+   * - `types` (default): PSS, USS, swap PSS and the four memory types. A live machine's
+   *   processes are read with maps (no page walk) and then smaps_rollup; only a process that maps
+   *   a file MAP_SHARED has its per-mapping smaps read instead. A snapshot's smaps is read as
+   *   it was captured (else its smaps_rollup).
+   * - `pss`: PSS, USS and swap PSS from smaps_rollup; no four types.
+   * - `status`: nothing more: no page table is walked (`report --no-smaps`).
+   */
+  memory?: 'types' | 'pss' | 'status';
+  /** Older name of `memory`: true is `types`, false `pss`. */
+  withSmaps?: boolean;
+  /**
+   * stat (start time, kernel-thread flag), statm (top's SHR, CODE, DATA) and cmdline: all of
+   * them (true, the default), none (false), or the ones listed.
+   */
+  details?: boolean | readonly (typeof DETAIL_FILES)[number][];
+  /** oom_score and oom_score_adj. */
+  withOom?: boolean;
+  /** The page size for statm, when the caller knows it (else the snapshot manifest's, read once). */
+  pageSizeBytes?: number;
+}
+
+/**
  * Read every process of a snapshot. A process that exits while it is read (a file vanishes,
- * ESRCH, an empty status) is skipped and listed in `skipped`, never fatal: after reading its
- * files, status is read again, and if it is gone the process is dropped. Files a snapshot simply
- * does not have (the lab captures hold no stat or cmdline) are left out of `sources`.
- * `withSmaps` (default true) reads the per-mapping smaps, which gives the four memory types;
- * false reads only smaps_rollup (cheaper: Pss, Uss and swap). `withOom` also reads oom_score
- * and oom_score_adj.
+ * ESRCH, an empty status) is skipped and listed in `skipped`, never fatal: when a read after
+ * status fails or comes back empty, status is read again, and if it is gone (or its memory was
+ * released) the process is dropped. Files a snapshot simply does not have (the lab captures hold
+ * no stat or cmdline) are left out of `sources`. See `ReadProcessesOptions` for what is read.
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: { withSmaps?: boolean; withOom?: boolean; pageSizeBytes?: number } = {},
+  opts: ReadProcessesOptions = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
-  const withSmaps = opts.withSmaps !== false;
-  // A live manifest probes every source: callers that know the page size skip it.
-  const page = opts.pageSizeBytes ?? (await snap.manifest()).pageSizeBytes;
+  const memory = opts.memory ?? (opts.withSmaps === false ? 'pss' : 'types');
+  const details =
+    opts.details === false ? [] : opts.details === true || !opts.details ? DETAIL_FILES : opts.details;
+  const extra = [...details, ...(opts.withOom ? OOM_FILES : [])];
+  let page = opts.pageSizeBytes;
   const processes: ProcessMemory[] = [];
   const skipped: { pid: number; reason: string }[] = [];
   for (const pid of await snap.pids()) {
@@ -473,33 +562,47 @@ export async function readProcesses(
       continue;
     }
     files.status = status;
-    for (const f of [...READ_ORDER, ...(opts.withOom ? OOM_FILES : [])]) {
-      if (f === 'status') continue;
+    const mm = HAS_MM.test(status);
+    // A read after status that fails or is empty may mean the process exited meanwhile.
+    let doubt = false;
+    const read = async (f: keyof ProcessFiles): Promise<string | undefined> => {
       const t = await snap.readText(path(f));
       if (t !== undefined) files[f] = t;
+      if (mm && (t === undefined || t === '')) doubt = true;
+      return t;
+    };
+    for (const f of extra) await read(f);
+    if (memory === 'pss') await read('smaps_rollup');
+    else if (memory === 'types') {
+      // maps lists the mappings without walking a page table: on a live machine it says whether
+      // smaps_rollup (one walk, a few lines) is enough. Snapshots do not keep maps.
+      const maps = mm ? await snap.readText(path('maps')) : undefined;
+      if (maps !== undefined && maps !== '') {
+        const shared = parseMaps(maps, { file: snap.describe(path('maps')), onlyShared: true });
+        if (typesNeedSmaps(shared, HAS_RSS_SHMEM.test(status))) await read('smaps');
+        else {
+          files.maps = maps;
+          if ((await read('smaps_rollup')) === undefined) await read('smaps');
+        }
+      } else if ((await read('smaps')) === undefined) await read('smaps_rollup');
     }
-    const first = withSmaps ? 'smaps' : 'smaps_rollup';
-    const second = withSmaps ? 'smaps_rollup' : 'smaps';
-    const t1 = await snap.readText(path(first));
-    if (t1 !== undefined) files[first] = t1;
-    else if (withSmaps) {
-      const t2 = await snap.readText(path(second));
-      if (t2 !== undefined) files[second] = t2;
+    if (doubt) {
+      // Still there? A process that exited mid-read leaves missing or empty files behind.
+      const again = await snap.readText(path('status'));
+      if (again === undefined || again.trim() === '') {
+        skipped.push({
+          pid,
+          reason: `exited while being read (${snap.whyMissing(path('status')) ?? 'empty status'})`,
+        });
+        continue;
+      }
+      // Exiting releases the mm before the task is reaped: Vm lines gone = exited (now a zombie).
+      if (!HAS_MM.test(again)) {
+        skipped.push({ pid, reason: 'exited while being read (its memory was released)' });
+        continue;
+      }
     }
-    // Still there? A process that exited mid-read leaves truncated or empty files behind.
-    const again = await snap.readText(path('status'));
-    if (again === undefined || again.trim() === '') {
-      skipped.push({
-        pid,
-        reason: `exited while being read (${snap.whyMissing(path('status')) ?? 'empty status'})`,
-      });
-      continue;
-    }
-    // Exiting releases the mm before the task is reaped: Vm lines gone = exited (now a zombie).
-    if (HAS_MM.test(status) && !HAS_MM.test(again)) {
-      skipped.push({ pid, reason: 'exited while being read (its memory was released)' });
-      continue;
-    }
+    if (files.statm !== undefined && page === undefined) page = (await snap.manifest()).pageSizeBytes;
     processes.push(processMemory(pid, files, page, (p) => snap.describe(p)));
   }
   return { processes, skipped };
@@ -556,12 +659,13 @@ export async function readProcessMaps(
       hint ? { hint } : {},
     );
   }
-  const files: ProcessFiles = { smaps: smapsText };
+  // smaps is parsed once, for the view; status, stat and cmdline name the process.
+  const files: ProcessFiles = {};
   if (status !== undefined) files.status = status;
   if (stat !== undefined) files.stat = stat;
   const cmdline = await snap.readText(path('cmdline'));
   if (cmdline !== undefined) files.cmdline = cmdline;
-  const p = processMemory(pid, files, (await snap.manifest()).pageSizeBytes, (x) => snap.describe(x));
+  const p = processMemory(pid, files, undefined, (x) => snap.describe(x));
   const parsedStat = p.sources.includes('stat')
     ? parseProcStat(stat!, { file: snap.describe(path('stat')) })
     : undefined;

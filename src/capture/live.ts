@@ -129,10 +129,14 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
    * 10,000 fds is not; older kernels report 0 and the directory is listed.
    */
   async fdCount(pid: number): Promise<number | undefined> {
+    return this.fdInfo(pid)?.fds;
+  }
+
+  fdInfo(pid: number): { fds: number; ino: number } | undefined {
     const dir = `${this.roots.proc}/${pid}/fd`;
     try {
-      const size = statSync(dir).size;
-      return size > 0 ? size : readdirSync(dir).length;
+      const st = statSync(dir);
+      return { fds: st.size > 0 ? st.size : readdirSync(dir).length, ino: st.ino };
     } catch {
       return undefined; // not permitted, or exited
     }

@@ -1,8 +1,7 @@
 import { isMemsleuthError } from '../model/errors.js';
-import { type CommandSpec, commandHelp, parseCommandArgs } from './command.js';
-import { COMMANDS } from './commands/index.js';
+import { commandHelp, parseCommandArgs } from './command.js';
+import { COMMANDS, type CommandEntry } from './commands/index.js';
 import type { CommandContext } from './context.js';
-import { VERSION } from './version.js';
 
 function globalHelp(): string {
   const lines = [
@@ -18,12 +17,12 @@ function globalHelp(): string {
   return `${lines.join('\n')}\n`;
 }
 
-function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
-  let best: { spec: CommandSpec; rest: string[] } | undefined;
-  for (const spec of COMMANDS) {
-    const n = spec.path.length;
-    if (argv.length >= n && spec.path.every((w, i) => argv[i] === w)) {
-      if (!best || n > best.spec.path.length) best = { spec, rest: argv.slice(n) };
+function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | undefined {
+  let best: { entry: CommandEntry; rest: string[] } | undefined;
+  for (const entry of COMMANDS) {
+    const n = entry.path.length;
+    if (argv.length >= n && entry.path.every((w, i) => argv[i] === w)) {
+      if (!best || n > best.entry.path.length) best = { entry, rest: argv.slice(n) };
     }
   }
   return best;
@@ -40,6 +39,7 @@ export async function runCommand(argv: string[], ctx: CommandContext): Promise<n
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version' || argv[0] === '-V') {
+    const { VERSION } = await import('./version.js');
     ctx.stdout.write(`memsleuth ${VERSION}\n`);
     return 0;
   }
@@ -52,8 +52,10 @@ export async function runCommand(argv: string[], ctx: CommandContext): Promise<n
     else ctx.stderr.write('hint: run `memsleuth --help` for the list of commands\n');
     return 2;
   }
-  const { spec, rest } = found;
+  const { entry, rest } = found;
   try {
+    // Only the command that runs is loaded (with its dependencies): start-up stays Node's own.
+    const spec = await entry.load();
     if (!spec.rawArgs && (rest.includes('--help') || rest.includes('-h'))) {
       ctx.stdout.write(commandHelp(spec));
       return 0;

@@ -253,6 +253,13 @@ export interface Snapshot {
    * capture does not keep them).
    */
   fdCount?(pid: number): Promise<number | undefined>;
+  /**
+   * A live process's open fds and the inode number of its /proc/PID/fd, from one stat() (the
+   * recorder's every tick). A process that reuses a pid gets a new inode (its /proc entries
+   * are made anew), so an unchanged inode is the same process; a changed one may still be
+   * (the kernel can drop and remake an unused entry). Undefined when not permitted or gone.
+   */
+  fdInfo?(pid: number): { fds: number; ino: number } | undefined;
   /** The manifest (synthesised for directories that have none). */
   manifest(): Promise<Manifest>;
   close(): Promise<void>;

@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture } from '../../test/paths.js';
 import { smapsByName } from '../analysis/process.js';
+import { openLiveSnapshot } from '../capture/live.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
-import type { EntitySample } from '../model/samples.js';
+import type { EntitySample, TickSample } from '../model/samples.js';
 import { parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps } from '../sources/smaps.js';
 import { Sampler } from './sampler.js';
@@ -103,6 +105,48 @@ describe('Sampler on this machine', () => {
     expect(me?.values?.fds).toBeGreaterThanOrEqual(3);
     expect(me?.sparse?.pss_bytes).toBeGreaterThan(0);
     expect(t.readMs).toBeGreaterThan(0);
+  });
+
+  it('reads stat once per process and PSS again only when its memory moved', async () => {
+    // A sleeping child: same process every tick, memory that does not move.
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => child.once('spawn', r));
+      const pid = child.pid!;
+      const reads: string[] = [];
+      const s = new Sampler({
+        pidFilter: (p) => p === pid,
+        pssEvery: 1,
+        snapshot: async () => {
+          const snap = await openLiveSnapshot();
+          const read = snap.readText.bind(snap);
+          snap.readText = (path) => {
+            reads.push(path);
+            return read(path);
+          };
+          return snap;
+        },
+      });
+      const mine = (t: TickSample) => t.entities.find((e) => e.layer === 'process' && e.pid === pid);
+      // sleep's exec image settles within its first ticks; sample until two agree.
+      let first = mine(await s.sample());
+      for (let i = 0; i < 20; i++) {
+        const next = mine(await s.sample());
+        if (next?.values?.rss_bytes === first?.values?.rss_bytes) break;
+        first = next;
+      }
+      reads.length = 0;
+      const again = mine(await s.sample());
+      expect(again?.key).toBe(first?.key);
+      expect(again?.key).toMatch(new RegExp(`^${pid}:\\d+$`));
+      expect(again?.values?.rss_bytes).toBe(first?.values?.rss_bytes);
+      expect(reads).toContain(`proc/${pid}/status`);
+      expect(reads).not.toContain(`proc/${pid}/stat`);
+      expect(reads).not.toContain(`proc/${pid}/smaps_rollup`);
+      expect(again?.sparse?.pss_bytes).toBeUndefined();
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('groups this process smaps by mapping name, and the sizes add up to the total', () => {

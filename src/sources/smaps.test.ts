@@ -6,7 +6,7 @@ import { until } from '../../test/children.js';
 import { parseErrorOf } from '../../test/parsers.js';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseProcStatus } from './proc_status.js';
-import { parseSmaps, parseSmapsRollup } from './smaps.js';
+import { parseMaps, parseSmaps, parseSmapsRollup } from './smaps.js';
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -219,5 +219,72 @@ describe('parseSmaps on garbage', () => {
     );
     const r = '00400000-7fff2a9fd000 ---p 00000000 00:00 0   [rollup]\nRss: 4 kB\n';
     expect(parseErrorOf(() => parseSmapsRollup(r + r, { file })).line).toBe(3);
+  });
+});
+
+describe('parseMaps', () => {
+  const headers = (smaps: string) =>
+    parseSmaps(smaps).map(({ start, end, perms, offset, dev, inode, pathname, rangeBytes, line }) => ({
+      start,
+      end,
+      perms,
+      offset,
+      dev,
+      inode,
+      pathname,
+      rangeBytes,
+      line,
+    }));
+  /** An smaps's header lines are its maps (show_vma_header_prefix prints both). */
+  const mapsOf = (smaps: string) =>
+    smaps
+      .split('\n')
+      .filter((l) => /^[0-9a-f]+-/.test(l))
+      .join('\n');
+
+  it('reads every header line of the captured smaps as smaps does (6.12 lab, 6.18 four-types)', () => {
+    for (const f of [
+      join(labFixture('6.12', 'after'), 'proc/1/smaps'),
+      join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps'),
+    ]) {
+      const smaps = readFileSync(f, 'utf8');
+      const maps = parseMaps(`${mapsOf(smaps)}\n`);
+      expect(maps.length).toBeGreaterThan(5);
+      expect(maps.map(({ line: _l, ...m }) => m)).toEqual(headers(smaps).map(({ line: _l, ...m }) => m));
+    }
+  });
+
+  it('onlyShared keeps the MAP_SHARED mappings of the four-types capture, with their line numbers', () => {
+    const smaps = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps'), 'utf8');
+    const text = `${mapsOf(smaps)}\n`;
+    const all = parseMaps(text);
+    const shared = parseMaps(text, { onlyShared: true });
+    expect(shared).toEqual(all.filter((m) => m.perms[3] === 's'));
+    expect(shared.map((m) => m.pathname)).toEqual(
+      expect.arrayContaining(['/dev/zero (deleted)', '/memfd:memsleuth-fixture (deleted)']),
+    );
+    expect(shared.every((m) => text.split('\n')[m.line - 1]!.includes(m.pathname))).toBe(true);
+  });
+
+  it('reads a live process’s maps as its smaps headers; an empty maps is no mappings', async () => {
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid!;
+      await until(() => readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(sleep) S '));
+      const maps = parseMaps(readFileSync(`/proc/${pid}/maps`, 'utf8'));
+      const smaps = headers(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+      expect(maps.map(({ line: _l, ...m }) => m)).toEqual(smaps.map(({ line: _l, ...m }) => m));
+      expect(maps.map((m) => m.line)).toEqual(maps.map((_, i) => i + 1));
+      expect(parseMaps(readFileSync('/proc/2/maps', 'utf8'))).toEqual([]);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('rejects with file and line, also on lines onlyShared skips', () => {
+    const ok = '00400000-00401000 r--p 00000000 00:02 12   /bin/busybox\n';
+    expect(parseErrorOf(() => parseMaps(`${ok}garbage\n`, { file: 'maps' })).line).toBe(2);
+    expect(parseErrorOf(() => parseMaps(`${ok}garbage\n`, { file: 'maps', onlyShared: true })).line).toBe(2);
+    expect(parseErrorOf(() => parseMaps(`${ok}Rss: 4 kB\n`, { file: 'maps' })).line).toBe(2);
   });
 });

@@ -245,3 +245,62 @@ export function parseSmapsRollup(text: string, opts: ParseOptions = {}): SmapsMa
   }
   return first;
 }
+
+/** One line of /proc/PID/maps: the header smaps prints before each mapping's fields. */
+export type MapsEntry = Pick<
+  SmapsMapping,
+  'start' | 'end' | 'perms' | 'offset' | 'dev' | 'inode' | 'pathname' | 'rangeBytes' | 'line'
+>;
+
+/**
+ * Parse /proc/PID/maps: one `show_vma_header_prefix` line per mapping, the same header smaps
+ * prints, with no fields (the kernel walks no page table for it, so it costs a fraction of
+ * smaps). `onlyShared` keeps only MAP_SHARED mappings (perms ending in `s`) and skips every other
+ * line after checking its perms, which is all a reader deciding whether it needs per-mapping
+ * sizes looks at. An empty file (kernel thread, exited process) is an empty list.
+ */
+export function parseMaps(text: string, opts: ParseOptions & { onlyShared?: boolean } = {}): MapsEntry[] {
+  const file = opts.file ?? '/proc/PID/maps';
+  const out: MapsEntry[] = [];
+  let pos = 0;
+  let line = 0;
+  const n = text.length;
+  while (pos < n) {
+    let eol = text.indexOf('\n', pos);
+    if (eol < 0) eol = n;
+    line++;
+    if (opts.onlyShared) {
+      // "start-end perms ...": the perms are the four characters after the first space.
+      const sp = text.indexOf(' ', pos);
+      const p = sp + 4;
+      if (sp > pos && p < eol) {
+        const c = text.charCodeAt(p);
+        if (c === 112 /* p */ && text.charCodeAt(p + 1) === 32) {
+          pos = eol + 1;
+          continue;
+        }
+      }
+    }
+    let t = text.slice(pos, eol);
+    pos = eol + 1;
+    if (t.endsWith('\r')) t = t.slice(0, -1);
+    const h = HEADER.exec(t);
+    if (!h) throw parseError(file, line, EXPECTED_HEADER, t === '' ? '<empty line>' : t);
+    const start = h[1]!;
+    const end = h[2]!;
+    const m: MapsEntry = {
+      start,
+      end,
+      perms: h[3]!,
+      offset: h[4]!,
+      dev: h[5]!,
+      inode: Number(h[6]),
+      pathname: h[7] ?? '',
+      rangeBytes: addressBytes(start, end),
+      line,
+    };
+    if (m.rangeBytes < 0) throw parseError(file, line, 'a start address below the end address', t);
+    if (!opts.onlyShared || m.perms[3] === 's') out.push(m);
+  }
+  return out;
+}

@@ -72,6 +72,22 @@ describe('memsleuth ps', () => {
     expect(out.totals.processes).toBe(out.processes.length);
   });
 
+  it('--sort minflt prints the fault counts of stat in the table (no --json)', async () => {
+    const text = await ok(['ps', '--sort', 'minflt', '--limit', '0']);
+    const lines = text.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^\s*PID\s+MINFLT\s+RSS\s/);
+    const rows = lines.slice(1, -2).map((l) => l.trim().split(/\s+/));
+    const faults = rows.map((r) => Number(r[1]));
+    expect(faults.every((f) => Number.isInteger(f))).toBe(true);
+    expect(faults).toEqual([...faults].sort((a, b) => b - a));
+    // The 64 MiB child faulted its Buffer in: at least 16,384 4 KiB pages, as its stat says.
+    const mine = rows.find((r) => Number(r[0]) === child.pid)!;
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const minflt = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+    expect(Number(mine[1])).toBeGreaterThanOrEqual(16_384);
+    expect(Number(mine[1])).toBeLessThanOrEqual(minflt);
+  });
+
   it('prints a table that fits 100 columns, sorted by PSS, on a lab capture', async () => {
     const dir = labFixture('6.12', 'after');
     const text = await ok(['ps', dir]);
@@ -113,7 +129,10 @@ describe('memsleuth ps', () => {
     try {
       cpSync(FOUR, d, { recursive: true });
       writeFileSync(join(d, 'proc/17695/statm'), '1 2 three 4 5 6 7\n');
-      await userError(['ps', d], /proc\/17695\/statm:1: expected seven page counts/);
+      // The table prints nothing of statm and does not read it; --json prints every field.
+      await userError(['ps', '--json', d], /proc\/17695\/statm:1: expected seven page counts/);
+      writeFileSync(join(d, 'proc/17695/smaps'), 'garbage\n');
+      await userError(['ps', d], /proc\/17695\/smaps:1: expected a mapping header/);
     } finally {
       rmSync(d, { recursive: true, force: true });
     }

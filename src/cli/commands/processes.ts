@@ -1,18 +1,19 @@
-import {
-  formatPmapX,
-  oomOrder,
-  type ProcessMaps,
-  type ProcessMemory,
-  readProcesses,
-  readProcessMaps,
-} from '../../analysis/process.js';
+import type { ProcessMaps, ProcessMemory } from '../../analysis/process.js';
 import { MemsleuthError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
-import { openInputOrLive } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { type Column, table } from '../format.js';
+
+/**
+ * This machine (only the live reader is loaded), or a snapshot or raw file through the registry.
+ * The readers load when a command runs, not for its --help.
+ */
+async function openSnapshot(path: string | undefined): Promise<Snapshot> {
+  if (path === undefined) return (await import('../../capture/live.js')).openLiveSnapshot();
+  return (await import('../../registry/open.js')).openInput(path);
+}
 
 /** Human tables fit this many columns. */
 const WIDTH = 100;
@@ -95,7 +96,13 @@ function reportSkipped(skipped: { pid: number }[], ctx: CommandContext): void {
 
 /** `ps --oom`: the OOM killer's order, from oom_score (or RSS + swap in older snapshots). */
 async function psOom(snap: Snapshot, limit: number, json: boolean, ctx: CommandContext): Promise<number> {
-  const { processes, skipped } = await readProcesses(snap, { withSmaps: false, withOom: true });
+  const { readProcesses, oomOrder } = await import('../../analysis/process.js');
+  // oom_score, RSS and swap: status and the oom files, no page table walked.
+  const { processes, skipped } = await readProcesses(snap, {
+    memory: 'status',
+    details: ['cmdline'],
+    withOom: true,
+  });
   const { order: users, by, unkillable } = oomOrder(processes);
   const scored = by === 'oom_score';
   const shown = limit === 0 ? users : users.slice(0, limit);
@@ -214,10 +221,18 @@ collected these files are ordered by RSS + swap instead, and say so.`,
     }
     const key = sortKey(values.sort);
     const limit = numberOption(values.limit, 'limit', 20, { min: 0, integer: true });
-    const snap = await openInputOrLive(positionals[0]);
+    const snap = await openSnapshot(positionals[0]);
     try {
       if (values.oom) return await psOom(snap, limit, values.json === true, ctx);
-      const { processes, skipped } = await readProcesses(snap);
+      const { readProcesses } = await import('../../analysis/process.js');
+      // The table prints status and smaps_rollup values (and the four types); --json every field.
+      const manifest = values.json ? await snap.manifest() : undefined;
+      const { processes, skipped } = await readProcesses(
+        snap,
+        manifest
+          ? { pageSizeBytes: manifest.pageSizeBytes }
+          : { details: key === 'minflt' || key === 'majflt' ? ['stat'] : false },
+      );
       const users = processes.filter((p) => !p.kernelThread);
       const by = SORT_KEYS[key];
       users.sort((a, b) => by(b) - by(a) || a.pid - b.pid);
@@ -235,8 +250,7 @@ collected these files are ordered by RSS + swap instead, and say so.`,
         privateFileBytes: sum((p) => p.privateFileBytes),
         sharedFileBytes: sum((p) => p.sharedFileBytes),
       };
-      if (values.json) {
-        const manifest = await snap.manifest();
+      if (manifest) {
         const out = {
           origin: snap.origin,
           kernelRelease: manifest.kernelRelease,
@@ -306,8 +320,9 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
         { hint: 'see `memsleuth pmap --help`' },
       );
     }
-    const snap = await openInputOrLive(snapArg);
+    const snap = await openSnapshot(snapArg);
     try {
+      const { readProcessMaps, formatPmapX } = await import('../../analysis/process.js');
       const maps: ProcessMaps[] = [];
       for (const a of pidArgs)
         maps.push(await readProcessMaps(snap, Number(a), { asRoot: process.geteuid?.() === 0 }));

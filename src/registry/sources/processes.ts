@@ -1,7 +1,14 @@
-import { type ProcessMemory, processMemory, readProcesses, smapsByName } from '../../analysis/process.js';
+import {
+  type ProcessMemory,
+  processMemory,
+  type ReadProcessesOptions,
+  readProcesses,
+  smapsByName,
+} from '../../analysis/process.js';
 import type { EntitySample } from '../../model/samples.js';
 import { procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
+import { rollupFields, type StatusFields, statFields, statusFields } from '../../sources/proc_fast.js';
 import { PF_KTHREAD, parseProcStat } from '../../sources/proc_stat.js';
 import { parseProcStatus } from '../../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup } from '../../sources/smaps.js';
@@ -18,9 +25,10 @@ import {
 export interface AnonCrossCheck {
   /**
    * What was summed over processes: Pss_Anon (smaps_rollup) shares copy-on-write pages
-   * among their mappers; `Anonymous` (per-mapping smaps) counts them in every sharer.
+   * among their mappers; `Anonymous` (per-mapping smaps) and status `RssAnon` (`--no-smaps`:
+   * no page table walked) count them in every sharer.
    */
-  basis: 'Pss_Anon' | 'Anonymous';
+  basis: 'Pss_Anon' | 'Anonymous' | 'RssAnon';
   processAnonBytes: number;
   anonPagesBytes: number;
   differenceBytes: number;
@@ -87,33 +95,52 @@ async function sumPssAnon(
   return seen > 0 ? { bytes, unreadable } : undefined;
 }
 
-/** What the recording keeps of a process between ticks, to find the ones that grow. */
+/**
+ * What the recording keeps of a live process between ticks: who it is (so stat is read only
+ * for a new one) and what it weighed (to find the ones that grow). One object per process,
+ * kept while it lives.
+ */
 interface ProcTrack {
+  /** `pid:starttime`: the recording's key. */
+  key: string;
+  start: number | undefined;
+  comm: string;
+  ppid: number;
+  /** Inode of /proc/PID/fd when the identity was last read from stat (-1: unknown). */
+  ino: number;
+  /** The tick it was last seen. */
+  seen: number;
   firstRssBytes: number;
   lastRssBytes: number;
   /** RSS+swap and VSZ at the previous smaps tick. */
   markRssBytes: number;
   markVszBytes: number;
   lastVszBytes: number;
-  comm: string;
+  /** RSS+swap when PSS was last read (-1: never). */
+  pssRssBytes: number;
 }
 
-function tracked(ctx: SampleContext): Map<string, ProcTrack> {
-  ctx.state.tracked ??= new Map<string, ProcTrack>();
-  return ctx.state.tracked as Map<string, ProcTrack>;
+function tracked(ctx: SampleContext): Map<number, ProcTrack> {
+  ctx.state.tracked ??= new Map<number, ProcTrack>();
+  return ctx.state.tracked as Map<number, ProcTrack>;
 }
 
 /** The process whose RSS+swap grew most since it was first seen (the recorder's progress line). */
 export function topGrower(
   state: Record<string, unknown>,
 ): { key: string; comm: string; growthBytes: number } | undefined {
-  const t = state.tracked as Map<string, ProcTrack> | undefined;
+  const t = state.tracked as Map<number, ProcTrack> | undefined;
   let best: { key: string; comm: string; growthBytes: number } | undefined;
-  for (const [key, p] of t ?? []) {
+  for (const p of t?.values() ?? []) {
     const g = p.lastRssBytes - p.firstRssBytes;
-    if (!best || g > best.growthBytes) best = { key, comm: p.comm, growthBytes: g };
+    if (!best || g > best.growthBytes) best = { key: p.key, comm: p.comm, growthBytes: g };
   }
   return best;
+}
+
+/** status of a process: the fast reader, else the full parser (which throws on a malformed file). */
+function readStatus(text: string, file: string): StatusFields {
+  return statusFields(text) ?? parseProcStatus(text, { file });
 }
 
 const PROC_LABELS = ['pid', 'comm'] as const;
@@ -195,7 +222,9 @@ export const processes: SourceEntry<Processes> = {
   command: 'ps',
   async load(snap, options) {
     if ((await snap.pids()).length === 0) return undefined;
-    const opts: { withSmaps: boolean; pageSizeBytes?: number } = { withSmaps: options.smaps !== false };
+    // --no-smaps: status alone, no page table walked (no PSS, USS or four types).
+    const opts: ReadProcessesOptions = { memory: options.smaps === false ? 'status' : 'types' };
+    // A live manifest probes every source: the caller's page size saves reading it again.
     if (options.pageSizeBytes !== undefined) opts.pageSizeBytes = options.pageSizeBytes;
     return readProcesses(snap, opts);
   },
@@ -216,12 +245,14 @@ export const processes: SourceEntry<Processes> = {
     };
     if (havePss) section.sumPssBytes = list.reduce((s, p) => s + (p.pssBytes ?? 0), 0);
     const anonPages = ctx.report.accounting?.parts.find((p) => p.name === 'AnonPages')?.bytes;
+    const noSmaps = ctx.data.options.smaps === false;
     if (anonPages !== undefined) {
-      const pssAnon = await sumPssAnon(ctx.snap, list);
-      const processAnon = pssAnon?.bytes ?? list.reduce((s, p) => s + (p.privateAnonBytes ?? 0), 0);
+      const pssAnon = noSmaps ? undefined : await sumPssAnon(ctx.snap, list);
+      const anonOf = (p: ProcessMemory) => (noSmaps ? p.rssAnonBytes : p.privateAnonBytes) ?? 0;
+      const processAnon = pssAnon?.bytes ?? list.reduce((s, p) => s + anonOf(p), 0);
       const diff = processAnon - anonPages;
       section.anonCrossCheck = {
-        basis: pssAnon !== undefined ? 'Pss_Anon' : 'Anonymous',
+        basis: pssAnon !== undefined ? 'Pss_Anon' : noSmaps ? 'RssAnon' : 'Anonymous',
         processAnonBytes: processAnon,
         anonPagesBytes: anonPages,
         differenceBytes: diff,
@@ -242,8 +273,8 @@ export const processes: SourceEntry<Processes> = {
         detail:
           cross.differenceBytes < 0
             ? 'Some anonymous memory is mapped by no process that could be read (processes skipped or unreadable, or anonymous pages the kernel still holds).'
-            : cross.basis === 'Anonymous'
-              ? 'Processes report more anonymous memory than the kernel counts: smaps Anonymous counts copy-on-write pages shared after fork in every sharer.'
+            : cross.basis !== 'Pss_Anon'
+              ? `Processes report more anonymous memory than the kernel counts: ${cross.basis === 'RssAnon' ? 'status RssAnon' : 'smaps Anonymous'} counts copy-on-write pages shared after fork in every sharer.`
               : 'Processes report more anonymous memory than AnonPages: processes started or grew between reading meminfo and their smaps (a busy machine).',
         next: [],
       });
@@ -336,77 +367,122 @@ export const processes: SourceEntry<Processes> = {
   async sample(snap, ctx) {
     const out: EntitySample[] = [];
     const opts = ctx.options;
-    const pssNow = due(ctx.tick, opts.pssEvery ?? 6);
-    const smapsNow = ctx.tick > 1 && due(ctx.tick, opts.smapsEvery ?? 12);
+    const tick = ctx.tick;
+    const pssNow = due(tick, opts.pssEvery ?? 6);
+    const smapsNow = tick > 1 && due(tick, opts.smapsEvery ?? 12);
     const track = tracked(ctx);
-    const alive = new Set<string>();
     const growers: { key: string; pid: number; start: number | undefined; growth: number }[] = [];
     for (const pid of await snap.pids()) {
       if (opts.pidFilter && !opts.pidFilter(pid)) continue;
-      const statText = await snap.readText(procPath(pid, 'stat'));
+      // One stat() gives the open fds and whether this is still the process seen before.
+      const fd = snap.fdInfo?.(pid);
       const statusText = await snap.readText(procPath(pid, 'status'));
       if (statusText === undefined || statusText === '') continue; // vanished
-      let stat: ReturnType<typeof parseProcStat> | undefined;
-      let status: ReturnType<typeof parseProcStatus>;
+      let status: StatusFields;
       try {
-        stat = statText === undefined || statText === '' ? undefined : parseProcStat(statText);
-        status = parseProcStatus(statusText);
+        status = readStatus(statusText, snap.describe(procPath(pid, 'status')));
       } catch (e) {
         // A process exiting between two reads can leave a truncated file: skip it this tick.
         ctx.problem(`proc/${pid}`, e);
         continue;
       }
-      // Kernel threads have no mm: no VmSize (and PF_KTHREAD in stat's flags).
-      if ((stat && stat.flags & PF_KTHREAD) || status.bytes.VmSize === undefined) continue;
-      const start = stat?.startTimeTicks;
-      // pid and start time name a process for good; a capture without stat has only the pid.
-      const key = `${pid}:${start ?? ''}`;
-      alive.add(key);
+      // Kernel threads (and zombies) have no mm: no VmSize; 6.7+ also says Kthread.
       const b = status.bytes;
+      if (b.VmSize === undefined || status.counts.Kthread === 1) continue;
+      let tr = track.get(pid);
+      // stat (the start time: pid and start time name a process for good) only for a process
+      // not seen before, or when something says it may be another one.
+      if (
+        !tr ||
+        fd === undefined ||
+        fd.ino !== tr.ino ||
+        status.name !== tr.comm ||
+        status.ppid !== tr.ppid
+      ) {
+        const statText = await snap.readText(procPath(pid, 'stat'));
+        let start: number | undefined;
+        if (statText !== undefined && statText !== '') {
+          try {
+            const stat =
+              statFields(statText) ?? parseProcStat(statText, { file: snap.describe(procPath(pid, 'stat')) });
+            if (stat.flags & PF_KTHREAD) continue;
+            start = stat.startTimeTicks;
+          } catch (e) {
+            ctx.problem(`proc/${pid}`, e);
+            continue;
+          }
+        }
+        // A capture without stat has only the pid.
+        const key = `${pid}:${start ?? ''}`;
+        if (!tr || tr.key !== key) {
+          const resident = (b.VmRSS ?? 0) + (b.VmSwap ?? 0);
+          const vsz = b.VmSize;
+          tr = {
+            key,
+            start,
+            comm: status.name,
+            ppid: status.ppid,
+            ino: -1,
+            seen: 0,
+            firstRssBytes: resident,
+            lastRssBytes: resident,
+            markRssBytes: resident,
+            markVszBytes: vsz,
+            lastVszBytes: vsz,
+            pssRssBytes: -1,
+          };
+          track.set(pid, tr);
+        }
+        tr.ino = fd?.ino ?? -1;
+        tr.comm = status.name;
+        tr.ppid = status.ppid;
+      }
+      tr.seen = tick;
       const values: Record<string, number> = {
         rss_bytes: b.VmRSS ?? 0,
         anon_bytes: b.RssAnon ?? 0,
         file_bytes: b.RssFile ?? 0,
         shmem_bytes: b.RssShmem ?? 0,
         swap_bytes: b.VmSwap ?? 0,
-        vsz_bytes: b.VmSize ?? 0,
+        vsz_bytes: b.VmSize,
       };
-      const threads = status.counts.Threads ?? stat?.numThreads;
+      const threads = status.counts.Threads;
       if (threads !== undefined) values.threads = threads;
-      const fds = await snap.fdCount?.(pid);
-      if (fds !== undefined) values.fds = fds;
-      const sample: EntitySample = { layer: 'process', key, label: status.name, pid, values };
-      if (start !== undefined) sample.startTicks = start;
-      if (pssNow) {
-        const roll = await snap.readText(procPath(pid, 'smaps_rollup'));
+      if (fd !== undefined) values.fds = fd.fds;
+      else if (!snap.fdInfo) {
+        const fds = await snap.fdCount?.(pid);
+        if (fds !== undefined) values.fds = fds;
+      }
+      const sample: EntitySample = { layer: 'process', key: tr.key, label: status.name, pid, values };
+      if (tr.start !== undefined) sample.startTicks = tr.start;
+      const resident = values.rss_bytes! + values.swap_bytes!;
+      // PSS walks the page tables: read it for processes whose memory moved since their last
+      // reading (a sleeping process's PSS moves only as others share its pages).
+      if (pssNow && resident !== tr.pssRssBytes) {
+        const path = procPath(pid, 'smaps_rollup');
+        const roll = await snap.readText(path);
         try {
-          const pss = roll === undefined || roll === '' ? undefined : parseSmapsRollup(roll).bytes.Pss;
-          if (pss !== undefined) sample.sparse = { pss_bytes: pss };
+          const pss =
+            roll === undefined || roll === ''
+              ? undefined
+              : (rollupFields(roll) ?? parseSmapsRollup(roll, { file: snap.describe(path) })).bytes.Pss;
+          if (pss !== undefined) {
+            sample.sparse = { pss_bytes: pss };
+            tr.pssRssBytes = resident;
+          }
         } catch (e) {
           ctx.problem(`proc/${pid}/smaps_rollup`, e);
         }
       }
       out.push(sample);
-      const resident = values.rss_bytes! + values.swap_bytes!;
       const vsz = values.vsz_bytes!;
-      let tr = track.get(key);
-      if (!tr) {
-        tr = {
-          firstRssBytes: resident,
-          lastRssBytes: resident,
-          markRssBytes: resident,
-          markVszBytes: vsz,
-          lastVszBytes: vsz,
-          comm: status.name,
-        };
-        track.set(key, tr);
-      }
       tr.lastRssBytes = resident;
       tr.lastVszBytes = vsz;
       const growth = Math.max(resident - tr.markRssBytes, vsz - tr.markVszBytes);
-      if (growth >= (opts.smapsGrowthBytes ?? MiB)) growers.push({ key, pid, start, growth });
+      if (growth >= (opts.smapsGrowthBytes ?? MiB))
+        growers.push({ key: tr.key, pid, start: tr.start, growth });
     }
-    for (const k of track.keys()) if (!alive.has(k)) track.delete(k);
+    for (const [pid, t] of track) if (t.seen !== tick) track.delete(pid);
     if (!smapsNow) return out;
     for (const t of track.values()) {
       t.markRssBytes = t.lastRssBytes;

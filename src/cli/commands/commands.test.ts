@@ -1,0 +1,67 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../../test/paths.js';
+import type { CommandSpec } from '../command.js';
+import { COMMANDS } from './index.js';
+
+const HERE = join(REPO_ROOT, 'src', 'cli', 'commands');
+
+/** Relative imports a file loads when it is loaded: static imports and re-exports, not `import()`. */
+function staticImports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  const re = /^(?:import|export)\s(?!type\b)[^;]*?from\s*'(\.[^']*)'|^import\s*'(\.[^']*)'/gm;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const spec = (m[1] ?? m[2])!;
+    out.push(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+  }
+  return out;
+}
+
+function closure(file: string): Set<string> {
+  const seen = new Set<string>();
+  const todo = [file];
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    todo.push(...staticImports(f));
+  }
+  return seen;
+}
+
+describe('the command list (commands/index.ts)', () => {
+  it('names every command with its own path and summary, and loads it by that path', async () => {
+    for (const entry of COMMANDS) {
+      const spec = await entry.load();
+      expect(spec.path).toEqual(entry.path);
+      expect(spec.summary).toBe(entry.summary);
+    }
+  });
+
+  it('lists every command defined in this folder, once', async () => {
+    const listed = new Set(COMMANDS.map((c) => c.path.join(' ')));
+    expect(listed.size).toBe(COMMANDS.length);
+    const defined: string[] = [];
+    for (const f of readdirSync(HERE)) {
+      if (!f.endsWith('.ts') || f.endsWith('.test.ts') || f === 'index.ts') continue;
+      const mod = (await import(`./${f.replace(/\.ts$/, '.js')}`)) as Record<string, unknown>;
+      for (const v of Object.values(mod)) {
+        const spec = v as Partial<CommandSpec>;
+        if (spec && typeof spec === 'object' && Array.isArray(spec.path) && typeof spec.run === 'function')
+          defined.push(spec.path.join(' '));
+      }
+    }
+    expect([...new Set(defined)].sort()).toEqual([...listed].sort());
+  });
+
+  it('start-up (bin/memsleuth.js -> cli/main.ts) loads no command and nothing outside cli/ but errors', () => {
+    const loaded = [...closure(join(REPO_ROOT, 'src', 'cli', 'main.ts'))].map((f) =>
+      relative(join(REPO_ROOT, 'src'), f),
+    );
+    expect(loaded.sort()).toEqual(
+      ['cli/command.ts', 'cli/commands/index.ts', 'cli/main.ts', 'model/errors.ts'].sort(),
+    );
+  });
+});

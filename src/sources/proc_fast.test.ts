@@ -1,0 +1,198 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
+import { rollupFields, statFields, statusFields } from './proc_fast.js';
+import { parseProcStat } from './proc_stat.js';
+import { parseProcStatus } from './proc_status.js';
+import { parseSmapsRollup } from './smaps.js';
+
+/** Every proc/<pid> directory of the committed captures that hold processes. */
+function capturedProcDirs(): string[] {
+  const roots = [
+    join(REPO_FIXTURES, 'linux-6.18-four-types'),
+    labFixture('6.1', 'before'),
+    labFixture('6.1', 'after'),
+    labFixture('6.12', 'before'),
+    labFixture('6.12', 'after'),
+  ];
+  return roots.flatMap((r) =>
+    readdirSync(join(r, 'proc'))
+      .filter((p) => /^\d+$/.test(p))
+      .map((p) => join(r, 'proc', p)),
+  );
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined; // not captured, or the process exited
+  }
+}
+
+/** The fast reader's answer equals the full parser's for every field it returns. */
+function checkStatus(text: string, where: string): void {
+  const fast = statusFields(text);
+  expect(fast, `${where}: read fast`).toBeDefined();
+  const full = parseProcStatus(text);
+  expect(fast!.name, where).toBe(full.name);
+  expect(fast!.ppid, where).toBe(full.ppid);
+  expect(fast!.state, where).toBe(full.state);
+  for (const [k, v] of Object.entries(fast!.bytes)) expect(v, `${where} ${k}`).toBe(full.bytes[k]);
+  for (const [k, v] of Object.entries(fast!.counts)) expect(v, `${where} ${k}`).toBe(full.counts[k]);
+  // Every field the hot paths ask for that the kernel printed was read.
+  for (const k of ['VmSize', 'VmRSS', 'VmSwap', 'RssAnon', 'RssFile', 'RssShmem', 'VmExe', 'VmData', 'VmStk'])
+    expect(fast!.bytes[k], `${where} ${k}`).toBe(full.bytes[k]);
+  for (const k of ['Threads', 'Kthread']) expect(fast!.counts[k], `${where} ${k}`).toBe(full.counts[k]);
+}
+
+function checkStat(text: string, where: string): void {
+  const fast = statFields(text);
+  expect(fast, `${where}: read fast`).toBeDefined();
+  const full = parseProcStat(text);
+  for (const k of Object.keys(fast!) as (keyof typeof fast & string)[])
+    expect(fast![k as keyof typeof fast], `${where} ${k}`).toBe(full[k as keyof typeof full]);
+  expect(fast!.startstack, where).toBe(full.startstack);
+}
+
+function checkRollup(text: string, where: string): void {
+  const fast = rollupFields(text);
+  expect(fast, `${where}: read fast`).toBeDefined();
+  const full = parseSmapsRollup(text);
+  for (const k of ['Rss', 'Pss', 'Pss_Anon', 'Pss_File', 'Pss_Shmem', 'Private_Clean', 'Private_Dirty'])
+    expect(fast!.bytes[k], `${where} ${k}`).toBe(full.bytes[k]);
+  for (const [k, v] of Object.entries(fast!.bytes)) expect(v, `${where} ${k}`).toBe(full.bytes[k]);
+}
+
+describe('the fast readers agree with the full parsers on real input', () => {
+  it('every status, stat and smaps_rollup of the committed captures (6.1, 6.12, 6.18)', () => {
+    let n = 0;
+    for (const dir of capturedProcDirs()) {
+      for (const [f, check] of [
+        ['status', checkStatus],
+        ['stat', checkStat],
+        ['smaps_rollup', checkRollup],
+      ] as const) {
+        const text = read(join(dir, f));
+        if (text === undefined) continue;
+        check(text, join(dir, f));
+        n++;
+      }
+    }
+    expect(n).toBeGreaterThanOrEqual(20);
+    // 2.6.30's documented status: no RssAnon/RssFile/RssShmem, VmSwap or Kthread.
+    checkStatus(readFileSync(join(REPO_FIXTURES, 'linux-2.6.30-doc', 'status'), 'utf8'), '2.6.30 doc');
+  });
+
+  it('every process of this machine, kernel threads and zombies included', () => {
+    let n = 0;
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      for (const [f, check] of [
+        ['status', checkStatus],
+        ['stat', checkStat],
+        ['smaps_rollup', checkRollup],
+      ] as const) {
+        const text = read(`/proc/${pid}/${f}`);
+        // A process that exited meanwhile, or a kernel thread's smaps_rollup (ESRCH).
+        if (text === undefined || text === '') continue;
+        check(text, `/proc/${pid}/${f}`);
+        n++;
+      }
+    }
+    expect(n).toBeGreaterThan(100);
+  });
+});
+
+describe('the fast readers decline what the full parsers would reject or read differently', () => {
+  const status = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/status'), 'utf8');
+  const stat = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/stat'), 'utf8');
+  const rollup = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps_rollup'), 'utf8');
+
+  it('status: a malformed or repeated field they read, a missing Name or PPid', () => {
+    for (const bad of [
+      status.replace(/^VmRSS:.*$/m, 'VmRSS:\t lots kB'),
+      status.replace(/^VmRSS:.*$/m, 'VmRSS:\t 12 MB'),
+      status.replace(/^Threads:.*$/m, 'Threads:\tmany'),
+      `${status}VmSwap:\t0 kB\n`,
+      status.replace(/^Name:.*\n/m, ''),
+      status.replace(/^PPid:.*\n/m, ''),
+      status.replace(/^State:.*$/m, 'State:\tsleeping'),
+      status.replace(/^Name:\t(.*)$/m, 'Name:\t$1\r'),
+    ]) {
+      expect(statusFields(bad)).toBeUndefined();
+    }
+    // The full parser keeps "12 MB" as text, not bytes: the fast reader leaves it to it.
+    expect(parseProcStatus(status.replace(/^VmRSS:.*$/m, 'VmRSS:\t 12 MB')).bytes.VmRSS).toBeUndefined();
+    expect(() => parseProcStatus(`${status}VmSwap:\t0 kB\n`)).toThrow();
+    // Fields it does not read are the full parser's business.
+    expect(statusFields(status.replace(/^Umask:.*$/m, 'Umask:\tgarbage'))).toBeDefined();
+  });
+
+  it('stat: a comm with spaces and parentheses is read to the last ")"; a bad number is declined', () => {
+    const odd = stat.replace(/\(python3\)/, '(a) (b c))');
+    expect(statFields(odd)!.comm).toBe(parseProcStat(odd).comm);
+    expect(statFields(odd)!.comm).toBe('a) (b c)');
+    for (const bad of [
+      stat.replace(/\) ([A-Z]) /, ') $1$1 '),
+      stat.replace(/ (\d+) (\d+)\n$/, ' x $2\n'),
+      stat.replace(/ (\d+)\n$/, '  $1\n'),
+      stat.split(' ').slice(0, 20).join(' '),
+      `x${stat}`,
+    ]) {
+      expect(statFields(bad)).toBeUndefined();
+    }
+  });
+
+  it('smaps_rollup: a per-mapping smaps, a malformed or repeated size', () => {
+    const smaps = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps'), 'utf8');
+    for (const bad of [
+      smaps,
+      rollup.replace(/^Pss: .*$/m, 'Pss:   x kB'),
+      `${rollup}Rss:    4 kB\n`,
+      rollup.replace(/^Rss:.*\n/m, ''),
+      rollup.replace('[rollup]', '[heap]'),
+    ]) {
+      expect(rollupFields(bad)).toBeUndefined();
+    }
+    expect(existsSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/2/smaps_rollup'))).toBe(false);
+  });
+
+  it('a file cut anywhere (a process exiting mid-read) is declined or read as the full parser reads it', () => {
+    const tryFull = <T>(f: () => T): T | undefined => {
+      try {
+        return f();
+      } catch {
+        return undefined;
+      }
+    };
+    for (let n = 0; n <= status.length; n++) {
+      const cut = status.slice(0, n);
+      const fast = statusFields(cut);
+      if (fast === undefined) continue;
+      const full = tryFull(() => parseProcStatus(cut));
+      expect(full, `status cut at ${n}`).toBeDefined();
+      expect(fast.name).toBe(full!.name);
+      for (const [k, v] of Object.entries(fast.bytes)) expect(v, `cut at ${n}: ${k}`).toBe(full!.bytes[k]);
+      for (const [k, v] of Object.entries(fast.counts)) expect(v, `cut at ${n}: ${k}`).toBe(full!.counts[k]);
+    }
+    for (let n = 0; n <= stat.length; n++) {
+      const cut = stat.slice(0, n);
+      const fast = statFields(cut);
+      if (fast === undefined) continue;
+      const full = tryFull(() => parseProcStat(cut));
+      expect(full, `stat cut at ${n}`).toBeDefined();
+      expect(fast.rssPages).toBe(full!.rssPages);
+      expect(fast.startstack).toBe(full!.startstack);
+    }
+    for (let n = 0; n <= rollup.length; n++) {
+      const cut = rollup.slice(0, n);
+      const fast = rollupFields(cut);
+      if (fast === undefined) continue;
+      const full = tryFull(() => parseSmapsRollup(cut));
+      // The full parser rejects a record cut before Rss; the fast reader needs Rss too.
+      expect(full, `rollup cut at ${n}`).toBeDefined();
+      for (const [k, v] of Object.entries(fast.bytes)) expect(v, `cut at ${n}: ${k}`).toBe(full!.bytes[k]);
+    }
+  });
+});

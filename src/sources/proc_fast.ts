@@ -1,0 +1,311 @@
+/**
+ * Fast readers of the few fields the hot paths need from /proc/PID/status, stat and
+ * smaps_rollup (`ps`, `report`, the recorder's every tick): one `indexOf` per field and a digit
+ * loop, no line objects, no regular expressions. They define no format of their own: each returns
+ * undefined as soon as what it reads is not exactly what the full parser (proc_status.ts,
+ * proc_stat.ts, smaps.ts) would read the same way, and the caller then runs the full parser,
+ * which reads the text or names the file and line of the error. They look only at the fields they
+ * return: a malformed line elsewhere in the file is the full parser's to find. proc_fast.test.ts
+ * checks that they agree with the full parsers on every capture in test/fixtures and on every
+ * process of this machine.
+ */
+
+import type { ProcStatus } from './proc_status.js';
+import type { SmapsMapping } from './smaps.js';
+
+const NL = 10;
+const CR = 13;
+const SPACE = 32;
+const TAB = 9;
+
+/** The first `\n<key>:` of `text` (or `<key>:` at its start), as the index after the colon; -1 if none or repeated. */
+function fieldAt(text: string, needle: string): number {
+  let i: number;
+  if (text.startsWith(needle.slice(1))) i = 0;
+  else {
+    i = text.indexOf(needle);
+    if (i < 0) return -1;
+    i++;
+  }
+  const after = i + needle.length - 1;
+  // Each field once (the full parser rejects a repeated one).
+  if (text.indexOf(needle, after) >= 0) return -2;
+  return after;
+}
+
+function skipBlanks(text: string, i: number): number {
+  let c = text.charCodeAt(i);
+  while (c === SPACE || c === TAB) c = text.charCodeAt(++i);
+  return i;
+}
+
+/** Digits from `i` to the end of the line (`\n` or the end of text), or -1. */
+function decimalToEol(text: string, i: number): number {
+  let v = 0;
+  const d0 = i;
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      v = v * 10 + (c - 48);
+      i++;
+    } else if (c === NL || Number.isNaN(c)) break;
+    else return -1;
+  }
+  return i === d0 ? -1 : v;
+}
+
+/** `<spaces><digits> kB` to the end of the line, in bytes, or -1. */
+function kbToEol(text: string, i: number): number {
+  let v = 0;
+  const d0 = i;
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (!(c >= 48 && c <= 57)) break;
+    v = v * 10 + (c - 48);
+    i++;
+  }
+  if (
+    i === d0 ||
+    text.charCodeAt(i) !== SPACE ||
+    text.charCodeAt(i + 1) !== 107 ||
+    text.charCodeAt(i + 2) !== 66
+  )
+    return -1;
+  const e = text.charCodeAt(i + 3);
+  return e === NL || Number.isNaN(e) ? v * 1024 : -1;
+}
+
+const STATUS_KB = [
+  'VmSize',
+  'VmRSS',
+  'VmSwap',
+  'RssAnon',
+  'RssFile',
+  'RssShmem',
+  'VmExe',
+  'VmData',
+  'VmStk',
+] as const;
+const STATUS_COUNTS = ['Threads', 'Kthread'] as const;
+const needles = (keys: readonly string[]) => keys.map((k) => `\n${k}:`);
+const STATUS_KB_NEEDLES = needles(STATUS_KB);
+const STATUS_COUNT_NEEDLES = needles(STATUS_COUNTS);
+
+/** What `statusFields` reads: the ProcStatus fields of a process's memory, name and state. */
+export type StatusFields = Pick<ProcStatus, 'name' | 'ppid' | 'state' | 'bytes' | 'counts'>;
+
+/**
+ * Name, State, PPid, Threads, Kthread and the memory lines (VmSize, VmRSS, VmSwap, RssAnon,
+ * RssFile, RssShmem, VmExe, VmData, VmStk) of /proc/PID/status, as parseProcStatus reads them
+ * (`bytes` and `counts` hold only these keys); undefined when the full parser is needed.
+ */
+export function statusFields(text: string): StatusFields | undefined {
+  // The kernel ends every line with a newline: a file cut mid-line is the full parser's.
+  if (!text.startsWith('Name:') || text.charCodeAt(text.length - 1) !== NL) return undefined;
+  const n0 = skipBlanks(text, 5);
+  let nEnd = text.indexOf('\n', n0);
+  if (nEnd < 0) nEnd = text.length;
+  for (let i = n0; i < nEnd; i++) {
+    const c = text.charCodeAt(i);
+    // `.` in the full parser's line pattern stops at these.
+    if (c === CR || c === 0x2028 || c === 0x2029) return undefined;
+  }
+  if (text.indexOf('\nName:', nEnd - 1) >= 0) return undefined;
+  const p = fieldAt(text, '\nPPid:');
+  if (p < 0) return undefined;
+  const ppid = decimalToEol(text, skipBlanks(text, p));
+  if (ppid < 0) return undefined;
+  const bytes: Record<string, number | undefined> = {};
+  for (let k = 0; k < STATUS_KB.length; k++) {
+    const at = fieldAt(text, STATUS_KB_NEEDLES[k]!);
+    if (at === -1) continue;
+    if (at < 0) return undefined;
+    const v = kbToEol(text, skipBlanks(text, at));
+    if (v < 0) return undefined;
+    bytes[STATUS_KB[k]!] = v;
+  }
+  const counts: Record<string, number | undefined> = { PPid: ppid };
+  for (let k = 0; k < STATUS_COUNTS.length; k++) {
+    const at = fieldAt(text, STATUS_COUNT_NEEDLES[k]!);
+    if (at === -1) continue;
+    if (at < 0) return undefined;
+    const v = decimalToEol(text, skipBlanks(text, at));
+    if (v < 0) return undefined;
+    counts[STATUS_COUNTS[k]!] = v;
+  }
+  const out: StatusFields = { name: text.slice(n0, nEnd), ppid, bytes, counts };
+  const s = fieldAt(text, '\nState:');
+  if (s === -2) return undefined;
+  if (s >= 0) {
+    // "S (sleeping)": the letter, then blanks and the name in parentheses, or nothing.
+    const i = skipBlanks(text, s);
+    const c = text.charCodeAt(i);
+    const after = text.charCodeAt(i + 1);
+    if (Number.isNaN(c) || c === NL || c === SPACE || c === TAB || c === CR) return undefined;
+    if (!(after === NL || after === SPACE || after === TAB || Number.isNaN(after))) return undefined;
+    if (after === SPACE || after === TAB) {
+      const j = skipBlanks(text, i + 1);
+      let e = text.indexOf('\n', j);
+      if (e < 0) e = text.length;
+      if (text.charCodeAt(j) !== 40 || text.charCodeAt(e - 1) !== 41) return undefined;
+    }
+    out.state = text[i]!;
+  }
+  return out;
+}
+
+/** What `statFields` reads of /proc/PID/stat, under the names of ProcStat. */
+export interface StatFields {
+  comm: string;
+  state: string;
+  ppid: number;
+  flags: number;
+  minflt: number;
+  majflt: number;
+  numThreads: number;
+  startTimeTicks: number;
+  vsizeBytes: number;
+  rssPages: number;
+  startstack?: number;
+}
+
+/** Indexes (after the state) of the fields `statFields` keeps: proc(5) field number - 4. */
+const STAT_PPID = 0;
+const STAT_FLAGS = 5;
+const STAT_MINFLT = 6;
+const STAT_MAJFLT = 8;
+const STAT_THREADS = 16;
+const STAT_START = 18;
+const STAT_VSIZE = 19;
+const STAT_RSS = 20;
+const STAT_STARTSTACK = 24;
+
+/**
+ * The fields of /proc/PID/stat a process's identity and size need, as parseProcStat reads
+ * them (every number after the state is checked, as it checks them); undefined when the full
+ * parser is needed.
+ */
+export function statFields(text: string): StatFields | undefined {
+  const end = text.charCodeAt(text.length - 1) === NL ? text.length - 1 : text.length;
+  const open = text.indexOf(' (');
+  const close = text.lastIndexOf(')', end - 1);
+  if (open <= 0 || close < open || text.charCodeAt(close + 1) !== SPACE) return undefined;
+  for (let i = 0; i < open; i++) {
+    const c = text.charCodeAt(i);
+    if (!(c >= 48 && c <= 57)) return undefined;
+  }
+  const st = text.charCodeAt(close + 2);
+  if (!((st >= 65 && st <= 90) || (st >= 97 && st <= 122)) || text.charCodeAt(close + 3) !== SPACE)
+    return undefined;
+  const out: StatFields = {
+    comm: text.slice(open + 2, close),
+    state: text[close + 2]!,
+    ppid: 0,
+    flags: 0,
+    minflt: 0,
+    majflt: 0,
+    numThreads: 0,
+    startTimeTicks: 0,
+    vsizeBytes: 0,
+    rssPages: 0,
+  };
+  let i = close + 4;
+  let k = 0;
+  while (i <= end) {
+    let neg = false;
+    if (text.charCodeAt(i) === 45) {
+      neg = true;
+      i++;
+    }
+    let v = 0;
+    const d0 = i;
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (!(c >= 48 && c <= 57)) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    if (i === d0 || (i < end && text.charCodeAt(i) !== SPACE)) return undefined;
+    if (neg) v = -v;
+    switch (k) {
+      case STAT_PPID:
+        out.ppid = v;
+        break;
+      case STAT_FLAGS:
+        out.flags = v;
+        break;
+      case STAT_MINFLT:
+        out.minflt = v;
+        break;
+      case STAT_MAJFLT:
+        out.majflt = v;
+        break;
+      case STAT_THREADS:
+        out.numThreads = v;
+        break;
+      case STAT_START:
+        out.startTimeTicks = v;
+        break;
+      case STAT_VSIZE:
+        out.vsizeBytes = v;
+        break;
+      case STAT_RSS:
+        out.rssPages = v;
+        break;
+      case STAT_STARTSTACK:
+        out.startstack = v;
+        break;
+    }
+    k++;
+    i++;
+  }
+  // Up to rss at least (proc(5) field 24), as parseProcStat requires.
+  return k > STAT_RSS ? out : undefined;
+}
+
+const ROLLUP_KB = [
+  'Rss',
+  'Pss',
+  'Pss_Anon',
+  'Pss_File',
+  'Pss_Shmem',
+  'Shared_Clean',
+  'Shared_Dirty',
+  'Private_Clean',
+  'Private_Dirty',
+  'Anonymous',
+  'Swap',
+  'SwapPss',
+  'Shared_Hugetlb',
+  'Private_Hugetlb',
+] as const;
+const ROLLUP_NEEDLES = needles(ROLLUP_KB);
+/** The rollup header's address range and name: "start-end ---p 00000000 00:00 0   [rollup]". */
+const ROLLUP_HEADER = /^[0-9a-f]+-[0-9a-f]+ [r-][w-][x-][ps] [0-9a-f]+ [0-9a-f]+:[0-9a-f]+ \d+ +\[rollup\]\n/;
+
+/**
+ * The size fields of /proc/PID/smaps_rollup that process totals use (Rss, Pss and its split,
+ * Shared/Private Clean/Dirty, Anonymous, Swap, SwapPss, the hugetlb pair), in bytes, as
+ * parseSmapsRollup's `bytes` holds them; undefined when the full parser is needed (which also
+ * rejects a rollup without Rss).
+ */
+export function rollupFields(text: string): Pick<SmapsMapping, 'bytes'> | undefined {
+  if (!ROLLUP_HEADER.test(text) || text.charCodeAt(text.length - 1) !== NL) return undefined;
+  const bytes: Record<string, number | undefined> = {};
+  for (let k = 0; k < ROLLUP_KB.length; k++) {
+    const at = fieldAt(text, ROLLUP_NEEDLES[k]!);
+    if (at === -1) continue;
+    if (at < 0) return undefined;
+    // `%-16s%8lu kB` (4.20+) or `Key:  %8lu kB`: one or more spaces, then the digits.
+    if (text.charCodeAt(at) !== SPACE) return undefined;
+    const v = kbToEol(text, skipBlanksOnly(text, at));
+    if (v < 0) return undefined;
+    bytes[ROLLUP_KB[k]!] = v;
+  }
+  return bytes.Rss === undefined ? undefined : { bytes };
+}
+
+function skipBlanksOnly(text: string, i: number): number {
+  while (text.charCodeAt(i) === SPACE) i++;
+  return i;
+}
