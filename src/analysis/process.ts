@@ -5,6 +5,7 @@ import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.j
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
 import { type ProcStatus, parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+import type { ParseSettings } from '../sources/text.js';
 import { parseInt10 } from '../sources/text.js';
 
 /** What one process uses, from whichever of its /proc files were readable. All sizes in bytes. */
@@ -207,6 +208,7 @@ export function processMemory(
   pageSizeBytes: number,
   /** Names a snapshot path in error messages, e.g. `Snapshot.describe`. */
   describe: (path: string) => string = (path) => path,
+  parse: ParseSettings = {},
 ): ProcessMemory {
   const label = (f: string) => describe(`proc/${pid}/${f}`);
   const sources: string[] = [];
@@ -215,11 +217,11 @@ export function processMemory(
   let stat: ProcStat | undefined;
   let statm: ProcStatm | undefined;
   if (has(files.status)) {
-    status = parseProcStatus(files.status, { file: label('status') });
+    status = parseProcStatus(files.status, { ...parse, file: label('status') });
     sources.push('status');
   }
   if (has(files.stat)) {
-    stat = parseProcStat(files.stat, { file: label('stat') });
+    stat = parseProcStat(files.stat, { ...parse, file: label('stat') });
     sources.push('stat');
   }
   if (!status && !stat) {
@@ -227,7 +229,7 @@ export function processMemory(
     parseProcStatus(files.status ?? '', { file: label('status') });
   }
   if (has(files.statm)) {
-    statm = parseProcStatm(files.statm, { file: label('statm') });
+    statm = parseProcStatm(files.statm, { ...parse, file: label('statm') });
     sources.push('statm');
   }
   const cmdline = files.cmdline !== undefined ? parseCmdline(files.cmdline) : [];
@@ -290,10 +292,10 @@ export function processMemory(
   // zombie.
   let totals: SmapsTotals | undefined;
   if (files.smaps !== undefined && (has(files.smaps) || kernelThread || rssBytes === 0)) {
-    totals = sumSmaps(parseSmaps(files.smaps, { file: label('smaps') }));
+    totals = sumSmaps(parseSmaps(files.smaps, { ...parse, file: label('smaps') }));
     sources.push('smaps');
   } else if (has(files.smaps_rollup)) {
-    const r = parseSmapsRollup(files.smaps_rollup, { file: label('smaps_rollup') });
+    const r = parseSmapsRollup(files.smaps_rollup, { ...parse, file: label('smaps_rollup') });
     totals = sumSmaps([r]);
     // The rollup has no perms or names per mapping: the file/anon split of Rss is not known.
     delete totals.types;
@@ -450,9 +452,10 @@ const OOM_FILES = ['oom_score', 'oom_score_adj'] as const;
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: { withSmaps?: boolean; withOom?: boolean } = {},
+  opts: { withSmaps?: boolean; withOom?: boolean } & ParseSettings = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
   const withSmaps = opts.withSmaps !== false;
+  const parse: ParseSettings = { lenient: opts.lenient, onWarning: opts.onWarning };
   const manifest = await snap.manifest();
   const page = manifest.pageSizeBytes;
   const processes: ProcessMemory[] = [];
@@ -493,7 +496,7 @@ export async function readProcesses(
       skipped.push({ pid, reason: 'exited while being read (its memory was released)' });
       continue;
     }
-    processes.push(processMemory(pid, files, page, (p) => snap.describe(p)));
+    processes.push(processMemory(pid, files, page, (p) => snap.describe(p), parse));
   }
   return { processes, skipped };
 }
@@ -515,9 +518,10 @@ export async function readProcessMaps(
   snap: Snapshot,
   pid: number,
   /** The reader runs as root: "run as root" would be no help. */
-  reader: { asRoot?: boolean } = {},
+  reader: { asRoot?: boolean } & ParseSettings = {},
 ): Promise<ProcessMaps> {
   const path = (f: string) => `proc/${pid}/${f}`;
+  const parse: ParseSettings = { lenient: reader.lenient, onWarning: reader.onWarning };
   const status = await snap.readText(path('status'));
   const stat = await snap.readText(path('stat'));
   if (status === undefined && stat === undefined) {
@@ -554,11 +558,11 @@ export async function readProcessMaps(
   if (stat !== undefined) files.stat = stat;
   const cmdline = await snap.readText(path('cmdline'));
   if (cmdline !== undefined) files.cmdline = cmdline;
-  const p = processMemory(pid, files, (await snap.manifest()).pageSizeBytes, (x) => snap.describe(x));
+  const p = processMemory(pid, files, (await snap.manifest()).pageSizeBytes, (x) => snap.describe(x), parse);
   const parsedStat = p.sources.includes('stat')
-    ? parseProcStat(stat!, { file: snap.describe(path('stat')) })
+    ? parseProcStat(stat!, { ...parse, file: snap.describe(path('stat')) })
     : undefined;
-  const smaps = parseSmaps(smapsText, { file: snap.describe(path('smaps')) });
+  const smaps = parseSmaps(smapsText, { ...parse, file: snap.describe(path('smaps')) });
   const opts = parsedStat?.startstack !== undefined ? { startStack: parsedStat.startstack } : {};
   return { pid, name: p.name, cmdline: p.cmdline, kernelThread: p.kernelThread, view: pmapView(smaps, opts) };
 }

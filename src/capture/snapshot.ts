@@ -12,6 +12,7 @@ import {
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
 } from '../model/snapshot.js';
+import { lineTooLong } from '../sources/text.js';
 import {
   type BundleLimits,
   bundleLimits,
@@ -35,7 +36,12 @@ export const MAX_TEXT_BYTES = 256 * 2 ** 20;
  * Synchronous: procfs and sysfs files are generated in memory and small, and a thread-pool
  * round trip per file costs more than the read (a recording tick reads three per process).
  */
-export function readTextFile(file: string, max = MAX_TEXT_BYTES, name = file): string {
+export function readTextFile(
+  file: string,
+  max = MAX_TEXT_BYTES,
+  name = file,
+  opts: { maxLineBytes?: number } = {},
+): string {
   const tooBig = (what: string) =>
     new MemsleuthError('BAD_INPUT', `${name}: ${what}: larger than ${max} bytes, not a kernel text source`, {
       file: name,
@@ -48,12 +54,34 @@ export function readTextFile(file: string, max = MAX_TEXT_BYTES, name = file): s
     const chunks: Buffer[] = [];
     let total = 0;
     // procfs files report size 0: read until the end, never past the limit.
-    let buf = Buffer.allocUnsafe(st.isFile() && st.size > 0 ? Math.min(st.size + 1, max + 1) : 65536);
+    let buf = Buffer.allocUnsafe(
+      st.isFile() && st.size > 0 && opts.maxLineBytes === undefined ? Math.min(st.size + 1, max + 1) : 65536,
+    );
+    // With maxLineBytes, line lengths are checked while reading: a file of one 200 MB line
+    // stops after its first MiB, before it is all in memory.
+    let line = 1;
+    let lineBytes = 0;
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       total += n;
       if (total > max) throw tooBig('more');
+      if (opts.maxLineBytes !== undefined) {
+        let start = 0;
+        for (;;) {
+          const nl = buf.indexOf(10, start);
+          if (nl < 0 || nl >= n) {
+            lineBytes += n - start;
+            break;
+          }
+          lineBytes += nl - start;
+          if (lineBytes > opts.maxLineBytes) break;
+          line++;
+          lineBytes = 0;
+          start = nl + 1;
+        }
+        if (lineBytes > opts.maxLineBytes) throw lineTooLong(name, line, lineBytes, opts.maxLineBytes);
+      }
       chunks.push(Buffer.from(buf.subarray(0, n)));
       if (n === buf.length && buf.length < 1 << 20) buf = Buffer.allocUnsafe(buf.length * 2);
     }

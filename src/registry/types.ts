@@ -18,6 +18,8 @@ export interface ReadOptions {
   pageOwnerAll?: boolean;
   /** Tolerate truncated input: warn instead of failing, where a parser can. */
   lenient?: boolean;
+  /** Where a lenient parse says what it dropped (file, line, what). */
+  onWarning?: (message: string) => void;
   /** The page size when the caller knows it (saves reading a live manifest); else the manifest's. */
   pageSizeBytes?: number;
 }

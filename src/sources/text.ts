@@ -15,6 +15,9 @@ export interface ParseOptions {
   maxLineBytes?: number;
 }
 
+/** What a command passes down to every parser: lenient reading, and where its warnings go. */
+export type ParseSettings = Pick<ParseOptions, 'lenient' | 'onWarning'>;
+
 /**
  * The longest line a text parser accepts: 1 MiB. Kernel text lines are short; the longest
  * real one is /proc/PID/status `Groups:` with up to 65536 group ids (NGROUPS_MAX), about

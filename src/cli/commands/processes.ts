@@ -10,7 +10,7 @@ import { MemsleuthError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { openInputOrLive } from '../../registry/open.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { type Column, table } from '../format.js';
 
@@ -178,6 +178,7 @@ export const psCommand = defineCommand({
       description: 'who the OOM killer takes first: oom_score and oom_score_adj, highest score first',
     },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes)' },
+    ...LENIENT_OPTION,
   },
   details: `Reads this machine now, or a snapshot bundle/directory (SNAPSHOT).
 --oom lists /proc/PID/oom_score (the kernel's badness: resident memory, swap and page tables,
@@ -217,7 +218,7 @@ collected these files are ordered by RSS + swap instead, and say so.`,
     const snap = await openInputOrLive(positionals[0]);
     try {
       if (values.oom) return await psOom(snap, limit, values.json === true, ctx);
-      const { processes, skipped } = await readProcesses(snap);
+      const { processes, skipped } = await readProcesses(snap, parseSettingsOf(values, ctx));
       const users = processes.filter((p) => !p.kernelThread);
       const by = SORT_KEYS[key];
       users.sort((a, b) => by(b) - by(a) || a.pid - b.pid);
@@ -288,6 +289,7 @@ export const pmapCommand = defineCommand({
   options: {
     kb: { type: 'boolean', description: 'print exactly what procps `pmap -x PID` prints (kB columns)' },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes, full paths)' },
+    ...LENIENT_OPTION,
   },
   details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT), for each PID in turn
 (\`pmap -x $(pidof a b)\` works as with procps; name a snapshot called 123 ./123).
@@ -310,7 +312,12 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
     try {
       const maps: ProcessMaps[] = [];
       for (const a of pidArgs)
-        maps.push(await readProcessMaps(snap, Number(a), { asRoot: process.geteuid?.() === 0 }));
+        maps.push(
+          await readProcessMaps(snap, Number(a), {
+            asRoot: process.geteuid?.() === 0,
+            ...parseSettingsOf(values, ctx),
+          }),
+        );
       if (values.json) {
         const one = (m: (typeof maps)[number]) => ({ origin: snap.origin, ...m });
         ctx.stdout.write(`${JSON.stringify(maps.length === 1 ? one(maps[0]!) : maps.map(one), null, 2)}\n`);

@@ -6,6 +6,7 @@ import { PF_KTHREAD, parseProcStat } from '../../sources/proc_stat.js';
 import { parseProcStatus } from '../../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup } from '../../sources/smaps.js';
 import { type DiffRow, due, type Finding, type SampleContext, type SourceEntry } from '../types.js';
+import { parseSettings } from './read.js';
 
 export interface AnonCrossCheck {
   /**
@@ -116,7 +117,7 @@ export const processes: SourceEntry<Processes> = {
   command: 'ps',
   async load(snap, options) {
     if ((await snap.pids()).length === 0) return undefined;
-    return readProcesses(snap, { withSmaps: options.smaps !== false });
+    return readProcesses(snap, { withSmaps: options.smaps !== false, ...parseSettings(options) });
   },
   absentReason: () => 'no proc/<pid> files',
 
