@@ -92,7 +92,9 @@ export function parseManifest(text: string, file: string): Manifest {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new MemsleuthError('BAD_INPUT', `${file}: not valid JSON (${(e as Error).message})`, {
+    // V8 quotes the input around the error: keep the message on one line, control bytes escaped.
+    const why = JSON.stringify((e as Error).message).slice(1, -1);
+    throw new MemsleuthError('BAD_INPUT', `${file}: not valid JSON (${why})`, {
       file,
       hint: 'manifest.json is written by `memsleuth snapshot` or memsleuth-collect.sh; capture again',
     });
