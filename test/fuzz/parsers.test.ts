@@ -17,6 +17,7 @@ import { parseCallstackBlocks } from '../../src/sources/callstack_blocks.js';
 import { parseCmdline } from '../../src/sources/cmdline.js';
 import { parseKmemleak, scanKmemleak } from '../../src/sources/kmemleak.js';
 import { parseMeminfo } from '../../src/sources/meminfo.js';
+import { parseOomReports } from '../../src/sources/oom_report.js';
 import { parsePageOwner, parsePageOwnerStacks } from '../../src/sources/page_owner.js';
 import { parsePagetypeinfo } from '../../src/sources/pagetypeinfo.js';
 import { parseProcStat } from '../../src/sources/proc_stat.js';
@@ -32,7 +33,7 @@ import { parseZoneinfo } from '../../src/sources/zoneinfo.js';
 import { labFixture, REPO_FIXTURES } from '../paths.js';
 import { isCut, type Mutation, mutation, nonFinite, runs, SEED } from './mutate.js';
 
-/** Cases per parser in the normal run: 19 parsers x 110 = 2,090. */
+/** Cases per parser in the normal run: 21 targets x 110 = 2,310. */
 const RUNS = runs(110);
 /** A case taking longer than this fails (a hang or quadratic time on a 1 MiB line). */
 const CASE_MS = 5000;
@@ -205,6 +206,17 @@ const TARGETS: Target[] = [
     parse: (t: string) => parseCmdline(t),
     inputs: () => [lab('6.12', 'after', 'proc/1/cmdline'), repo('linux-6.18-four-types/proc/17695/cmdline')],
   },
+  {
+    // A console log or dmesg is often cut (a crash, a ring buffer): a cut last line is no error.
+    name: 'oom_report',
+    newline: false,
+    parse: parseOomReports,
+    inputs: () => [
+      repo('oom-6.12/console.log'),
+      repo('oom-6.1/console.log'),
+      repo('oom-live-6.18/memcg-v1.dmesg'),
+    ],
+  },
 ];
 
 const stats = { cases: 0, errors: 0, maxMs: 0, started: Date.now() };
@@ -239,6 +251,11 @@ async function check(t: Target, input: Buffer, m: Mutation): Promise<void> {
       throw new Error(`${where}: not a MemsleuthError: ${(error as Error).stack}`);
     expect(['PARSE', 'BAD_INPUT'], where).toContain(error.code);
     expect(error.message.startsWith(file), `${where}: ${error.message}`).toBe(true);
+    // A parse error names where (line, or byte offset in a binary record) and what was expected.
+    if (error.code === 'PARSE') {
+      expect(error.line ?? error.offset, `${where}: no line in ${error.message}`).toBeDefined();
+      expect(error.expected, `${where}: no expectation in ${error.message}`).toBeTruthy();
+    }
     expect(error.message, where).not.toContain('\n');
     expect(error.message, where).not.toMatch(/\bNaN\b|\bInfinity\b/);
     return;
