@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CLI_BIN, labBundle, labFixture } from '../../test/paths.js';
 import { cli } from '../../test/run.js';
 import { MemsleuthError } from '../model/errors.js';
@@ -50,7 +50,19 @@ function writeBundle(name: string, parts: Buffer[]): string {
 }
 
 /** Temporary directories of this process's bundles, and of the given TMPDIR. */
-const leftovers = (dir = tmpdir()) => readdirSync(dir).filter((n) => n.startsWith('memsleuth-bundle-'));
+// Bundles unpack under a temporary directory of this file's own: other tests and other users'
+// runs unpack under the shared one at the same time, and their directories are no leftovers.
+const ownTmp = mkdtempSync(join(tmpdir(), 'memsleuth-archive-tmp-'));
+const sharedTmp = process.env.TMPDIR;
+beforeAll(() => {
+  process.env.TMPDIR = ownTmp;
+});
+afterAll(() => {
+  if (sharedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = sharedTmp;
+  rmSync(ownTmp, { recursive: true, force: true });
+});
+const leftovers = (dir = ownTmp) => readdirSync(dir).filter((n) => n.startsWith('memsleuth-bundle-'));
 
 describe('bundle unpacking is bounded', () => {
   it('a 3 MB gzip that expands to 3 GiB is refused at its header: nothing written, nothing left', async () => {
