@@ -761,6 +761,7 @@ export async function runPageOwnerSort(
   };
 
   const scan = await scanBlocks(input, onBlock, {
+    file: cfg.input === '-' ? '<stdin>' : cfg.input,
     ...(io.onProgress ? { onProgress: io.onProgress } : {}),
     // Decode the pending PFN line before the buffer moves: a next record without one
     // would use it (read_block() leaves ext_buf as it was).

@@ -12,6 +12,7 @@ import { PF_KTHREAD, parseProcStat } from '../sources/proc_stat.js';
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
 import { parseProcStatus } from '../sources/proc_status.js';
 import { parseMaps, parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+import type { ParseSettings } from '../sources/text.js';
 import { parseInt10 } from '../sources/text.js';
 
 /** What one process uses, from whichever of its /proc files were readable. All sizes in bytes. */
@@ -260,6 +261,7 @@ export function processMemory(
   pageSizeBytes: number | undefined,
   /** Names a snapshot path in error messages, e.g. `Snapshot.describe`. */
   describe: (path: string) => string = (path) => path,
+  parse: ParseSettings = {},
 ): ProcessMemory {
   const label = (f: string) => describe(`proc/${pid}/${f}`);
   const sources: string[] = [];
@@ -270,11 +272,11 @@ export function processMemory(
   let stat: StatFields | undefined;
   let statm: ProcStatm | undefined;
   if (has(files.status)) {
-    status = statusFields(files.status) ?? parseProcStatus(files.status, { file: label('status') });
+    status = statusFields(files.status) ?? parseProcStatus(files.status, { ...parse, file: label('status') });
     sources.push('status');
   }
   if (has(files.stat)) {
-    stat = statFields(files.stat) ?? parseProcStat(files.stat, { file: label('stat') });
+    stat = statFields(files.stat) ?? parseProcStat(files.stat, { ...parse, file: label('stat') });
     sources.push('stat');
   }
   if (!status && !stat) {
@@ -282,7 +284,7 @@ export function processMemory(
     parseProcStatus(files.status ?? '', { file: label('status') });
   }
   if (has(files.statm)) {
-    statm = parseProcStatm(files.statm, { file: label('statm') });
+    statm = parseProcStatm(files.statm, { ...parse, file: label('statm') });
     sources.push('statm');
     if (pageSizeBytes === undefined) throw new Error('processMemory: statm needs the page size');
   }
@@ -349,12 +351,12 @@ export function processMemory(
   // zombie.
   let totals: SmapsTotals | undefined;
   if (files.smaps !== undefined && (has(files.smaps) || kernelThread || rssBytes === 0)) {
-    totals = sumSmaps(parseSmaps(files.smaps, { file: label('smaps') }));
+    totals = sumSmaps(parseSmaps(files.smaps, { ...parse, file: label('smaps') }));
     sources.push('smaps');
   } else if (has(files.smaps_rollup)) {
     const r =
       rollupFields(files.smaps_rollup) ??
-      parseSmapsRollup(files.smaps_rollup, { file: label('smaps_rollup') });
+      parseSmapsRollup(files.smaps_rollup, { ...parse, file: label('smaps_rollup') });
     // The rollup has no perms or names per mapping: the file/anon split of Rss is not known.
     totals = rollupTotals(r.bytes);
     sources.push('smaps_rollup');
@@ -544,12 +546,13 @@ export interface ReadProcessesOptions {
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: ReadProcessesOptions = {},
+  opts: ReadProcessesOptions & ParseSettings = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
   const memory = opts.memory ?? (opts.withSmaps === false ? 'pss' : 'types');
   const details =
     opts.details === false ? [] : opts.details === true || !opts.details ? DETAIL_FILES : opts.details;
   const extra = [...details, ...(opts.withOom ? OOM_FILES : [])];
+  const parse: ParseSettings = { lenient: opts.lenient, onWarning: opts.onWarning };
   let page = opts.pageSizeBytes;
   const processes: ProcessMemory[] = [];
   const skipped: { pid: number; reason: string }[] = [];
@@ -603,7 +606,7 @@ export async function readProcesses(
       }
     }
     if (files.statm !== undefined && page === undefined) page = (await snap.manifest()).pageSizeBytes;
-    processes.push(processMemory(pid, files, page, (p) => snap.describe(p)));
+    processes.push(processMemory(pid, files, page, (p) => snap.describe(p), parse));
   }
   return { processes, skipped };
 }
@@ -625,9 +628,10 @@ export async function readProcessMaps(
   snap: Snapshot,
   pid: number,
   /** The reader runs as root: "run as root" would be no help. */
-  reader: { asRoot?: boolean } = {},
+  reader: { asRoot?: boolean } & ParseSettings = {},
 ): Promise<ProcessMaps> {
   const path = (f: string) => `proc/${pid}/${f}`;
+  const parse: ParseSettings = { lenient: reader.lenient, onWarning: reader.onWarning };
   const status = await snap.readText(path('status'));
   const stat = await snap.readText(path('stat'));
   if (status === undefined && stat === undefined) {
@@ -665,11 +669,11 @@ export async function readProcessMaps(
   if (stat !== undefined) files.stat = stat;
   const cmdline = await snap.readText(path('cmdline'));
   if (cmdline !== undefined) files.cmdline = cmdline;
-  const p = processMemory(pid, files, undefined, (x) => snap.describe(x));
+  const p = processMemory(pid, files, undefined, (x) => snap.describe(x), parse);
   const parsedStat = p.sources.includes('stat')
-    ? parseProcStat(stat!, { file: snap.describe(path('stat')) })
+    ? parseProcStat(stat!, { ...parse, file: snap.describe(path('stat')) })
     : undefined;
-  const smaps = parseSmaps(smapsText, { file: snap.describe(path('smaps')) });
+  const smaps = parseSmaps(smapsText, { ...parse, file: snap.describe(path('smaps')) });
   const opts = parsedStat?.startstack !== undefined ? { startStack: parsedStat.startstack } : {};
   return { pid, name: p.name, cmdline: p.cmdline, kernelThread: p.kernelThread, view: pmapView(smaps, opts) };
 }

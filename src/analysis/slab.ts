@@ -4,7 +4,14 @@ import type { SlabTraceKind, Snapshot } from '../model/snapshot.js';
 import type { CallstackBlock } from '../sources/callstack_blocks.js';
 import { parseSlabTraces, type SlabTraceLocation } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
+import type { ParseSettings } from '../sources/text.js';
 import { diffGroups, type GroupDelta, type StackGroup } from './stacks.js';
+
+/** Just the parse settings of an options object. */
+const parseOf = (o: ParseSettings): ParseSettings => ({
+  ...(o.lenient !== undefined ? { lenient: o.lenient } : {}),
+  ...(o.onWarning ? { onWarning: o.onWarning } : {}),
+});
 
 /** slabtop's sort keys (`slabtop -s`), by letter and by name. */
 export const SLAB_SORT_KEYS = {
@@ -203,7 +210,7 @@ export function slabSiteKey(site: Pick<SlabCallSite, 'cache' | 'frames'>): strin
  */
 export async function readSlabCallSites(
   snap: Snapshot,
-  opts: { cache?: string } = {},
+  opts: { cache?: string } & ParseSettings = {},
 ): Promise<SlabTracesResult> {
   const files = await snap.slabTraceFiles();
   const sizes = new Map<string, number>();
@@ -236,7 +243,7 @@ export async function readSlabCallSites(
     const text = await snap.readText(path);
     if (text === undefined) continue;
     result.caches.push(cache);
-    const alloc = parseSlabTraces(text, { file: snap.describe(path) });
+    const alloc = parseSlabTraces(text, { ...parseOf(opts), file: snap.describe(path) });
     if (alloc.noData) result.noData.push(cache);
     if (alloc.hasStacks) result.hasStacks = true;
     const freedByCaller = new Map<string, number>();
@@ -244,7 +251,7 @@ export async function readSlabCallSites(
       const fpath = `slab/${cache}.${freeKind}`;
       const ftext = await snap.readText(fpath);
       if (ftext !== undefined) {
-        for (const l of parseSlabTraces(ftext, { file: snap.describe(fpath) }).locations) {
+        for (const l of parseSlabTraces(ftext, { ...parseOf(opts), file: snap.describe(fpath) }).locations) {
           if (!l.caller) continue;
           const k = stackKey([l.caller]);
           freedByCaller.set(k, (freedByCaller.get(k) ?? 0) + l.count);

@@ -1,6 +1,5 @@
-import { constants, createReadStream, readFileSync } from 'node:fs';
-import { access, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { access, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { errnoReason, MemsleuthError } from '../model/errors.js';
@@ -13,6 +12,84 @@ import {
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
 } from '../model/snapshot.js';
+import { lineTooLong } from '../sources/text.js';
+import {
+  type BundleLimits,
+  bundleLimits,
+  makeTempDir,
+  openBundleMember,
+  removeTempDir,
+  unpackBundle,
+} from './archive.js';
+import { parseManifest } from './manifest.js';
+
+/**
+ * The largest file read whole as text: 256 MiB. Kernel text sources are far smaller (the
+ * largest, a big process's smaps, a few MB); page_owner and kmemleak, which can be larger,
+ * are streamed. A JavaScript string cannot hold much more than 512 MiB anyway.
+ */
+export const MAX_TEXT_BYTES = 256 * 2 ** 20;
+
+/**
+ * Read a file whole as UTF-8, at most `max` bytes: a larger regular file is refused before
+ * reading, and a device or pipe that keeps going (/dev/zero) is stopped at the limit.
+ * Synchronous: procfs and sysfs files are generated in memory and small, and a thread-pool
+ * round trip per file costs more than the read (a recording tick reads three per process).
+ */
+export function readTextFile(
+  file: string,
+  max = MAX_TEXT_BYTES,
+  name = file,
+  opts: { maxLineBytes?: number } = {},
+): string {
+  const tooBig = (what: string) =>
+    new MemsleuthError('BAD_INPUT', `${name}: ${what}: larger than ${max} bytes, not a kernel text source`, {
+      file: name,
+      hint: 'page_owner and kmemleak dumps are streamed by `memsleuth page-owner` and `memsleuth kmemleak`',
+    });
+  const fd = openSync(file, 'r');
+  try {
+    const st = fstatSync(fd);
+    if (st.isFile() && st.size > max) throw tooBig(`${st.size} bytes`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    // procfs files report size 0: read until the end, never past the limit.
+    let buf = Buffer.allocUnsafe(
+      st.isFile() && st.size > 0 && opts.maxLineBytes === undefined ? Math.min(st.size + 1, max + 1) : 65536,
+    );
+    // With maxLineBytes, line lengths are checked while reading: a file of one 200 MB line
+    // stops after its first MiB, before it is all in memory.
+    let line = 1;
+    let lineBytes = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > max) throw tooBig('more');
+      if (opts.maxLineBytes !== undefined) {
+        let start = 0;
+        for (;;) {
+          const nl = buf.indexOf(10, start);
+          if (nl < 0 || nl >= n) {
+            lineBytes += n - start;
+            break;
+          }
+          lineBytes += nl - start;
+          if (lineBytes > opts.maxLineBytes) break;
+          line++;
+          lineBytes = 0;
+          start = nl + 1;
+        }
+        if (lineBytes > opts.maxLineBytes) throw lineTooLong(name, line, lineBytes, opts.maxLineBytes);
+      }
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+      if (n === buf.length && buf.length < 1 << 20) buf = Buffer.allocUnsafe(buf.length * 2);
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Reading by snapshot path from files (a directory or the live kernel): each failed read
@@ -35,11 +112,9 @@ export abstract class FileSnapshot {
       return undefined;
     }
     try {
-      // Synchronous: procfs and sysfs files are generated in memory and small, and a
-      // thread-pool round trip per file costs more than the read (a recording tick reads
-      // three files per process).
-      return readFileSync(file, 'utf8');
+      return readTextFile(file, MAX_TEXT_BYTES, this.describeFile(path));
     } catch (e) {
+      if (e instanceof MemsleuthError) throw e;
       this.failures.set(path, errnoReason(e));
       return undefined;
     }
@@ -47,6 +122,17 @@ export abstract class FileSnapshot {
 
   whyMissing(path: string): string | undefined {
     return this.failures.get(path);
+  }
+
+  /** Records why a path could not be read (for subclasses). */
+  protected failed(path: string, why: string): void {
+    this.failures.set(path, why);
+  }
+
+  /** How errors name a path (subclasses with `describe` use it). */
+  protected describeFile(path: string): string {
+    const d = (this as unknown as { describe?: (p: string) => string }).describe;
+    return d ? d.call(this, path) : path;
   }
 
   async openStream(path: string): Promise<Readable | undefined> {
@@ -122,27 +208,7 @@ export class DirectorySnapshot extends FileSnapshot implements Snapshot {
     if (this.cachedManifest) return this.cachedManifest;
     const text = await this.readText(MANIFEST_PATH);
     if (text !== undefined) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch (e) {
-        throw new MemsleuthError(
-          'BAD_INPUT',
-          `${this.describe(MANIFEST_PATH)}: not valid JSON (${String(e)})`,
-          {
-            file: this.describe(MANIFEST_PATH),
-          },
-        );
-      }
-      const m = parsed as Partial<Manifest>;
-      if (m.format !== MANIFEST_FORMAT) {
-        throw new MemsleuthError(
-          'BAD_INPUT',
-          `${this.describe(MANIFEST_PATH)}: expected format "${MANIFEST_FORMAT}", found ${JSON.stringify(m.format)}`,
-          { file: this.describe(MANIFEST_PATH), hint: 'was this written by a newer memsleuth?' },
-        );
-      }
-      this.cachedManifest = m as Manifest;
+      this.cachedManifest = parseManifest(text, this.describe(MANIFEST_PATH));
       return this.cachedManifest;
     }
     this.cachedManifest = await this.synthesiseManifest();
@@ -185,46 +251,95 @@ export class DirectorySnapshot extends FileSnapshot implements Snapshot {
   }
 }
 
-/** True when `path` names a tar.gz bundle rather than a directory. */
-async function isBundleFile(path: string): Promise<boolean> {
-  const st = await stat(path);
-  return st.isFile();
+/**
+ * Members of a bundle read by streaming (page_owner, kmemleak): never unpacked, read from
+ * the archive when asked for, so a dump of gigabytes costs no disk.
+ */
+export const STREAMED_MEMBERS: ReadonlySet<string> = new Set(['page_owner', 'kmemleak']);
+
+/** An unpacked bundle: a directory snapshot whose streamed members stay in the archive. */
+export class BundleSnapshot extends DirectorySnapshot {
+  constructor(
+    root: string,
+    origin: string,
+    readonly archive: string,
+    private readonly streamed: ReadonlyMap<string, number>,
+  ) {
+    super(root, origin, async () => removeTempDir(root));
+  }
+
+  override localFile(path: string): string | undefined {
+    return STREAMED_MEMBERS.has(path) ? undefined : super.localFile(path);
+  }
+
+  override async openStream(path: string): Promise<Readable | undefined> {
+    if (!STREAMED_MEMBERS.has(path)) return super.openStream(path);
+    if (!this.streamed.has(path)) {
+      this.failed(path, 'not present');
+      return undefined;
+    }
+    return openBundleMember(this.archive, path, this.origin);
+  }
+
+  override async readText(path: string): Promise<string | undefined> {
+    if (!STREAMED_MEMBERS.has(path)) return super.readText(path);
+    const stream = await this.openStream(path);
+    if (!stream) return undefined;
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const c of stream) {
+      total += (c as Buffer).length;
+      if (total > MAX_TEXT_BYTES) {
+        stream.destroy();
+        throw new MemsleuthError('BAD_INPUT', `${this.describe(path)}: larger than ${MAX_TEXT_BYTES} bytes`, {
+          file: this.describe(path),
+        });
+      }
+      chunks.push(c as Buffer);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+}
+
+export interface OpenSnapshotOptions {
+  /** Caps on unpacking a bundle (default: bundleLimits() from the environment). */
+  limits?: Partial<BundleLimits>;
 }
 
 /**
- * Open a snapshot bundle (.tar.gz) or directory. A bundle is unpacked into a private
- * temporary directory that `close()` removes.
+ * Open a snapshot bundle (.tar.gz) or directory. A bundle is unpacked, within `limits`, into
+ * a private temporary directory that `close()` removes (and exit, SIGINT or SIGTERM before
+ * it); its manifest is checked before it is handed out.
  */
-export async function openSnapshot(path: string): Promise<Snapshot> {
+export async function openSnapshot(path: string, opts: OpenSnapshotOptions = {}): Promise<Snapshot> {
   const abs = resolve(path);
-  let bundle: boolean;
+  let st: Awaited<ReturnType<typeof stat>>;
   try {
-    bundle = await isBundleFile(abs);
+    st = await stat(abs);
   } catch (e) {
     throw new MemsleuthError('IO', `${path}: cannot open snapshot (${errnoReason(e)})`, {
       file: path,
       hint: 'give a bundle written by `memsleuth snapshot -o FILE` or a snapshot directory',
     });
   }
-  if (!bundle) return new DirectorySnapshot(abs, path);
-  const { extract } = await import('tar');
-  const dir = await mkdtemp(join(tmpdir(), 'memsleuth-bundle-'));
-  try {
-    await extract({ file: abs, cwd: dir, strict: true });
-  } catch (e) {
-    await rm(dir, { recursive: true, force: true });
-    throw new MemsleuthError(
-      'BAD_INPUT',
-      `${path}: not a memsleuth snapshot bundle (${(e as Error).message})`,
-      {
-        file: path,
-        hint: 'bundles are .tar.gz files written by `memsleuth snapshot -o FILE`',
-      },
-    );
+  if (st.isDirectory()) return new DirectorySnapshot(abs, path);
+  if (!st.isFile()) {
+    throw new MemsleuthError('BAD_INPUT', `${path}: not a snapshot bundle or directory`, {
+      file: path,
+      hint: 'give a bundle written by `memsleuth snapshot -o FILE` or a snapshot directory',
+    });
   }
-  const snap = new DirectorySnapshot(dir, path, () => rm(dir, { recursive: true, force: true }));
-  await snap.manifest();
-  return snap;
+  const limits = bundleLimits(process.env, opts.limits);
+  const dir = makeTempDir('memsleuth-bundle-');
+  try {
+    const { streamed } = await unpackBundle(abs, dir, { limits, stream: STREAMED_MEMBERS, name: path });
+    const snap = new BundleSnapshot(dir, path, abs, streamed);
+    await snap.manifest();
+    return snap;
+  } catch (e) {
+    removeTempDir(dir);
+    throw e;
+  }
 }
 
 export { PROCESS_FILES };

@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
+import { MemsleuthError } from '../model/errors.js';
 import { MANIFEST_FORMAT, type Manifest, type Snapshot } from '../model/snapshot.js';
-import { FileSnapshot } from './snapshot.js';
+import { FileSnapshot, MAX_TEXT_BYTES } from './snapshot.js';
 
 /**
  * One raw kernel file as a snapshot that holds just that source: `memsleuth vmalloc diff
@@ -36,7 +37,22 @@ export class SourceFileSnapshot extends FileSnapshot implements Snapshot {
   override async readText(path: string): Promise<string | undefined> {
     if (path !== this.path || this.file !== '-' || !this.stdin) return super.readText(path);
     const chunks: Buffer[] = [];
-    for await (const c of this.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+    let total = 0;
+    for await (const c of this.stdin) {
+      const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+      total += b.length;
+      // Stop at the limit of a text source: `cat /dev/zero | memsleuth vmalloc top -` ends.
+      if (total > MAX_TEXT_BYTES) {
+        throw new MemsleuthError(
+          'BAD_INPUT',
+          `<stdin>: more than ${MAX_TEXT_BYTES} bytes, not a kernel text source`,
+          {
+            file: '<stdin>',
+          },
+        );
+      }
+      chunks.push(b);
+    }
     return Buffer.concat(chunks).toString('utf8');
   }
 

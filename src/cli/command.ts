@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { MemsleuthError } from '../model/errors.js';
+import type { ParseSettings } from '../sources/text.js';
 import type { CommandContext } from './context.js';
 
 type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
@@ -50,13 +51,47 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
     options[name] = cfg;
   }
   try {
-    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args: joinNegativeValues(argv, spec.options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
     return { values: r.values as ParsedValues<O>, positionals: r.positionals };
   } catch (e) {
     throw new MemsleuthError('USAGE', (e as Error).message.replace(/\. To specify.*$/s, ''), {
       hint: `see \`memsleuth ${spec.path.join(' ')} --help\``,
     });
   }
+}
+
+/**
+ * `--top -1` as `--top=-1`: parseArgs takes a value starting with `-` for an option and calls
+ * it ambiguous; a negative number after an option that takes a value is that value, so the
+ * option's own check can say what it expects.
+ */
+function joinNegativeValues(argv: string[], spec: Record<string, OptionSpec>): string[] {
+  const takesValue = new Map<string, string>();
+  for (const [name, o] of Object.entries(spec)) {
+    if (o.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (o.short) takesValue.set(`-${o.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = takesValue.get(a);
+    const next = argv[i + 1];
+    if (name !== undefined && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 export function commandHelp(spec: CommandSpec): string {
@@ -76,6 +111,21 @@ export function commandHelp(spec: CommandSpec): string {
   }
   if (spec.details) lines.push('', spec.details.trimEnd());
   return `${lines.join('\n')}\n`;
+}
+
+/** `--lenient`, in the option table of every command that reads kernel files. */
+export const LENIENT_OPTION = {
+  lenient: {
+    type: 'boolean',
+    description: 'read what is complete of a cut (truncated) file: warn, naming what was dropped',
+  },
+} as const;
+
+/** What `--lenient` passes down to the parsers; the warnings go to stderr. */
+export function parseSettingsOf(values: { lenient?: boolean }, ctx: CommandContext): ParseSettings {
+  return values.lenient
+    ? { lenient: true, onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`) }
+    : {};
 }
 
 /** Parse a numeric option or throw a usage error naming it. */

@@ -2,8 +2,9 @@ import { constants } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
+import { openBundleMember } from '../capture/archive.js';
 import { openLiveSnapshot } from '../capture/live.js';
-import { openSnapshot } from '../capture/snapshot.js';
+import { openSnapshot, STREAMED_MEMBERS } from '../capture/snapshot.js';
 import { SourceFileSnapshot, slabTraceFileCache } from '../capture/source_file.js';
 import { errnoReason, MemsleuthError } from '../model/errors.js';
 import type { Snapshot, SourceName } from '../model/snapshot.js';
@@ -29,6 +30,17 @@ async function readHead(path: string): Promise<Buffer> {
     return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
+  }
+}
+
+/** A regular file starting with the gzip magic (a bundle). */
+async function isGzip(path: string): Promise<boolean> {
+  try {
+    if (!(await stat(path)).isFile()) return false;
+    const head = await readHead(path);
+    return head[0] === 0x1f && head[1] === 0x8b;
+  } catch {
+    return false;
   }
 }
 
@@ -156,8 +168,18 @@ export async function openSourceInput(
   name: SourceName,
   opts: { stdin?: NodeJS.ReadableStream } = {},
 ): Promise<{ input: string | Readable; file: string; close(): Promise<void> }> {
-  const snap = await openInput(path, { expect: name, ...opts });
   const loc = ENTRY_BY_NAME[name].location;
+  if (STREAMED_MEMBERS.has(loc.path) && path !== '-' && (await isGzip(path))) {
+    // A bundle: stream the member out of the archive, nothing is unpacked.
+    const stream = await openBundleMember(path, loc.path);
+    if (!stream) {
+      throw new MemsleuthError('UNAVAILABLE', `${path}:${loc.path}: not present`, {
+        hint: `the snapshot has no ${name}. To capture it: ${loc.enable}`,
+      });
+    }
+    return { input: stream, file: `${path}:${loc.path}`, close: async () => void stream.destroy() };
+  }
+  const snap = await openInput(path, { expect: name, ...opts });
   const local = snap.localFile?.(loc.path);
   if (local !== undefined) {
     try {

@@ -39,6 +39,7 @@ export async function buildReport(snap: Snapshot, opts: ReportOptions = {}): Pro
     manifest,
     pageSizeBytes: manifest.pageSizeBytes,
     top: opts.top ?? 10,
+    options: opts,
     data,
     report,
     has: (name) =>

@@ -18,6 +18,8 @@ export interface ReadOptions {
   pageOwnerAll?: boolean;
   /** Tolerate truncated input: warn instead of failing, where a parser can. */
   lenient?: boolean;
+  /** Where a lenient parse says what it dropped (file, line, what). */
+  onWarning?: (message: string) => void;
   /** The page size when the caller knows it (saves reading a live manifest); else the manifest's. */
   pageSizeBytes?: number;
 }
@@ -79,6 +81,8 @@ export interface ReportContext {
   pageSizeBytes: number;
   /** Rows per top list. */
   top: number;
+  /** How the sources were read (lenient, onWarning): for a file an entry reads itself. */
+  options: ReadOptions;
   /** Every source of this snapshot, loaded once. */
   data: SnapshotData;
   /** Sections of the entries before this one (the accounting for later findings). */

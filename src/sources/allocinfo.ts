@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * /proc/allocinfo, memory allocation profiling (6.10+, CONFIG_MEM_ALLOC_PROFILING,
@@ -39,12 +39,23 @@ export interface Allocinfo {
 
 const TAG = /^\s*(-?\d+)\s+(\d+)\s+(\S+):(\d+)(?:\s+\[([^\]\s]+)\])?\s+func:(\S+)((?:\s+\S+:\S+)*)\s*$/;
 
+/**
+ * Parse /proc/allocinfo. Lines with the same `file:line [module] func` are kept apart: the
+ * kernel prints one line per code tag, and an inline function in a header gets one tag per
+ * file that includes it (kernel/sched/sched.h:2632 alloc_user_cpus_ptr twice in the 6.12 lab
+ * capture), so a repeated key is real output, not a duplicated line.
+ */
 export function parseAllocinfo(text: string, opts: ParseOptions = {}): Allocinfo {
   const file = opts.file ?? '/proc/allocinfo';
-  requireNonEmpty(text, file, '`allocinfo - version: 1.0` and `<size> <calls> file:line func:name` lines');
   const tags: AllocTag[] = [];
   let version: string | undefined;
-  for (const { text: t, line } of numberedLines(text)) {
+  const lines = kernelLines(
+    text,
+    file,
+    '`allocinfo - version: 1.0` and `<size> <calls> file:line func:name` lines',
+    opts,
+  );
+  for (const { text: t, line } of lines) {
     if (t.trim() === '') continue;
     const v = /^allocinfo - version: (\S+)\s*$/.exec(t);
     if (v) {
@@ -56,10 +67,10 @@ export function parseAllocinfo(text: string, opts: ParseOptions = {}): Allocinfo
     const m = TAG.exec(t);
     if (!m) throw parseError(file, line, '`<size> <calls> file:line [module] func:name`', t);
     const tag: AllocTag = {
-      bytes: Number(m[1]),
-      calls: Number(m[2]),
+      bytes: safeNumber(m[1]!, file, line, '<size>'),
+      calls: safeNumber(m[2]!, file, line, '<calls>'),
       sourceFile: m[3]!,
-      sourceLine: Number(m[4]),
+      sourceLine: safeNumber(m[4]!, file, line, 'a source line number'),
       func: m[6]!,
       accurate: true,
       line,

@@ -113,8 +113,20 @@ describe('parseBuddyinfo', () => {
       const cut = `${lines[0]}\n${lines[1]!.slice(0, 40)}`;
       expectParseError(() => parseBuddyinfo(cut, { file: 'b' }), {
         line: 2,
+        message: ['b:2: expected a last line ending in a newline'],
+      });
+      // A cut row that still ends in a newline has fewer orders than the rows above.
+      expectParseError(() => parseBuddyinfo(`${cut}\n`, { file: 'b' }), {
+        line: 2,
         message: ['b:2: expected 11 orders like the lines above'],
       });
+      // --lenient: the cut row is dropped, with a warning naming it.
+      const warnings: string[] = [];
+      const b = parseBuddyinfo(cut, { file: 'b', lenient: true, onWarning: (w) => warnings.push(w) });
+      expect(b.zones.map((z) => z.zone)).toEqual(['DMA']);
+      expect(warnings).toEqual([
+        `b:2: input cut short (--lenient): dropped ${JSON.stringify(lines[1]!.slice(0, 40))}`,
+      ]);
     });
     it('rejects a zone listed twice', () => {
       expectParseError(() => parseBuddyinfo('Node 0, zone DMA 1 2\nNode 0, zone DMA 1 2\n'), {

@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, PAGE_ORDER_LIMIT, type ParseOptions, safeNumber } from './text.js';
 
 export interface BuddyZone {
   node: number;
@@ -28,17 +28,21 @@ const EXPECTED = '"Node <n>, zone <name> <free blocks per order...>" (e.g. "Node
 /** Parse /proc/buddyinfo. Every line must have the same number of orders. */
 export function parseBuddyinfo(text: string, opts: ParseOptions = {}): Buddyinfo {
   const file = opts.file ?? '/proc/buddyinfo';
-  requireNonEmpty(text, file, EXPECTED);
   const zones: BuddyZone[] = [];
   let maxOrder: number | undefined;
   const seen = new Set<string>();
-  for (const { text: t, line } of numberedLines(text)) {
+  for (const { text: t, line } of kernelLines(text, file, EXPECTED, opts)) {
     if (t.trim() === '') continue;
     const m = LINE.exec(t);
     if (!m) throw parseError(file, line, EXPECTED, t);
-    const node = Number(m[1]);
+    const node = safeNumber(m[1]!, file, line, 'a node number');
     const zone = m[2]!;
-    const freeBlocks = m[3]!.trim().split(/\s+/).map(Number);
+    const freeBlocks = m[3]!
+      .trim()
+      .split(/\s+/)
+      .map((x) => safeNumber(x, file, line, 'a count of free blocks'));
+    if (freeBlocks.length > PAGE_ORDER_LIMIT + 1)
+      throw parseError(file, line, `at most ${PAGE_ORDER_LIMIT + 1} orders`, `${freeBlocks.length} orders`);
     if (maxOrder === undefined) maxOrder = freeBlocks.length;
     else if (freeBlocks.length !== maxOrder) {
       throw parseError(
@@ -52,7 +56,9 @@ export function parseBuddyinfo(text: string, opts: ParseOptions = {}): Buddyinfo
     if (seen.has(key))
       throw parseError(file, line, `each node/zone once (node ${node} zone ${zone} repeats)`, t);
     seen.add(key);
-    zones.push({ node, zone, freeBlocks, freePages: freePagesOf(freeBlocks) });
+    const freePages = freePagesOf(freeBlocks);
+    if (!Number.isSafeInteger(freePages)) throw parseError(file, line, 'free pages below 2^53', t);
+    zones.push({ node, zone, freeBlocks, freePages });
   }
   return { zones, maxOrder: maxOrder ?? 0 };
 }

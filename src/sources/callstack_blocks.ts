@@ -1,7 +1,7 @@
 import { parseError } from '../model/errors.js';
 import type { Frame } from '../model/frame.js';
 import { parseFrame } from '../model/frame.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * A generic "count + call trace" block format, for out-of-tree tools whose output is a
@@ -40,14 +40,17 @@ const TIMES = /^\s*(\d+) times(?:, (\d+) pages)?:?\s*$/;
 const KV = /([A-Za-z_][\w-]*)\s*[:=]\s*(\S+)/g;
 const BARE = /^(\d+)(?:\s+(.*?))?$/;
 
-function parseHeader(t: string): Omit<CallstackBlock, 'frames' | 'line' | 'description'> | undefined {
+function parseHeader(
+  t: string,
+  num: (token: string) => number,
+): Omit<CallstackBlock, 'frames' | 'line' | 'description'> | undefined {
   const times = TIMES.exec(t);
   if (times) {
     const b: Omit<CallstackBlock, 'frames' | 'line' | 'description'> = {
-      count: Number(times[1]),
+      count: num(times[1]!),
       labels: {},
     };
-    if (times[2] !== undefined) b.pages = Number(times[2]);
+    if (times[2] !== undefined) b.pages = num(times[2]);
     return b;
   }
   const trimmed = t.trim();
@@ -57,39 +60,46 @@ function parseHeader(t: string): Omit<CallstackBlock, 'frames' | 'line' | 'descr
     const count = labels.count;
     if (count === undefined || !/^\d+$/.test(count)) return undefined;
     delete labels.count;
-    const b: Omit<CallstackBlock, 'frames' | 'line' | 'description'> = { count: Number(count), labels };
-    const num = (k: string) => {
+    const b: Omit<CallstackBlock, 'frames' | 'line' | 'description'> = { count: num(count), labels };
+    const label = (k: string) => {
       const v = labels[k];
       if (v === undefined || !/^\d+$/.test(v)) return undefined;
       delete labels[k];
-      return Number(v);
+      return num(v);
     };
-    const size = num('size');
-    const bytes = num('bytes');
-    const pages = num('pages');
+    const size = label('size');
+    const bytes = label('bytes');
+    const pages = label('pages');
     if (bytes !== undefined) b.bytes = bytes;
-    else if (size !== undefined) b.bytes = size * b.count;
+    else if (size !== undefined) {
+      b.bytes = size * b.count;
+      if (!Number.isSafeInteger(b.bytes)) b.bytes = num(String(BigInt(size) * BigInt(b.count)));
+    }
     if (pages !== undefined) b.pages = pages;
     return b;
   }
   // A bare leading count (`%7ld ` right-aligned in slab listings): frames never start
   // with a decimal number followed by a space (addresses are `0x...`).
   const bare = BARE.exec(trimmed);
-  if (bare) return { count: Number(bare[1]), labels: bare[2] ? { text: bare[2] } : {} };
+  if (bare) return { count: num(bare[1]!), labels: bare[2] ? { text: bare[2] } : {} };
   return undefined;
 }
 
 export function parseCallstackBlocks(text: string, opts: ParseOptions = {}): CallstackBlock[] {
   const file = opts.file ?? 'callstacks';
-  requireNonEmpty(text, file, 'blocks of a count line followed by stack frames');
   const blocks: CallstackBlock[] = [];
   let cur: CallstackBlock | undefined;
-  for (const { text: t, line } of numberedLines(text)) {
+  for (const { text: t, line } of kernelLines(
+    text,
+    file,
+    'blocks of a count line followed by stack frames',
+    opts,
+  )) {
     if (t.trim() === '') {
       cur = undefined;
       continue;
     }
-    const header = parseHeader(t);
+    const header = parseHeader(t, (token) => safeNumber(token, file, line, 'a count'));
     if (header) {
       cur = { ...header, description: [], frames: [], line };
       blocks.push(cur);

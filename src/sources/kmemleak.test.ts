@@ -85,7 +85,8 @@ describe('parseKmemleak', () => {
     const old = lab
       .filter((l) => !/hex dump|^ {4}[0-9a-f]{2} /.test(l))
       .map((l) => (l ? `kmemleak: ${l}` : l))
-      .join('\n');
+      .join('\n')
+      .concat('\n');
     const { reports } = parseKmemleak(old);
     expect(reports.length).toBe(2);
     expect(reports[0]!.hexDumpBytes).toBeUndefined();
@@ -102,8 +103,12 @@ describe('parseKmemleak', () => {
   it('rejects garbage and truncated reports with file and line', () => {
     const lab = read(join(labFixture('6.12', 'after'), 'kmemleak')).split('\n');
     expect(() => parseKmemleak('garbage\n', { file: 'k' })).toThrow(/k:1: expected/);
-    expect(() => parseKmemleak(lab.slice(0, 3).join('\n'), { file: 'k' })).toThrow(
+    // Cut at a line boundary inside the hex dump, and in the middle of a line.
+    expect(() => parseKmemleak(`${lab.slice(0, 3).join('\n')}\n`, { file: 'k' })).toThrow(
       /k:1: expected a complete report/,
+    );
+    expect(() => parseKmemleak(lab.slice(0, 3).join('\n'), { file: 'k' })).toThrow(
+      /k:3: expected a last line ending in a newline, found " {2}hex dump/,
     );
     const bad = [...lab.slice(0, 6), '    !!not a frame!!', ...lab.slice(7, 20)].join('\n');
     expect(() => parseKmemleak(bad, { file: 'k' })).toThrow(/k:7:/);
@@ -132,8 +137,11 @@ describe('scanKmemleak (streaming)', () => {
       .split('\n')
       .slice(0, 18)
       .join('\n');
-    await expect(scanKmemleak(Readable.from([text]), () => {}, { file: 'k' })).rejects.toThrow(
+    await expect(scanKmemleak(Readable.from([`${text}\n`]), () => {}, { file: 'k' })).rejects.toThrow(
       /k:16: expected a complete report ending in a backtrace/,
+    );
+    await expect(scanKmemleak(Readable.from([text]), () => {}, { file: 'k' })).rejects.toThrow(
+      /k:18: expected a last line ending in a newline/,
     );
   });
 });

@@ -1,7 +1,7 @@
 import { parseError } from '../model/errors.js';
 import type { Frame } from '../model/frame.js';
 import { parseFrame } from '../model/frame.js';
-import type { ParseOptions } from './text.js';
+import { lineTooLong, MAX_LINE_BYTES, type ParseOptions, safeNumber, truncated } from './text.js';
 
 /**
  * /sys/kernel/debug/kmemleak: one report per unreferenced object (mm/kmemleak.c
@@ -65,12 +65,14 @@ export class KmemleakScanner {
   private cur: KmemleakReport | undefined;
   private line = 0;
   private readonly file: string;
+  private readonly maxLine: number;
 
   constructor(
     private readonly onReport: (r: KmemleakReport) => void,
-    opts: ParseOptions = {},
+    private readonly opts: ParseOptions = {},
   ) {
     this.file = opts.file ?? 'kmemleak';
+    this.maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
   }
 
   private flush(): void {
@@ -82,6 +84,7 @@ export class KmemleakScanner {
   push(raw: string): void {
     const line = ++this.line;
     const file = this.file;
+    if (raw.length > this.maxLine) throw lineTooLong(file, line, raw.length, this.maxLine);
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     // 2.6.31 prefixed every line with "kmemleak: ".
     const t = text.startsWith('kmemleak: ') ? text.slice('kmemleak: '.length) : text;
@@ -94,7 +97,7 @@ export class KmemleakScanner {
       this.cur = {
         address: h[2]!,
         type: (h[1] as KmemleakObjectType | undefined) ?? 'virt',
-        sizeBytes: Number(h[3]),
+        sizeBytes: safeNumber(h[3]!, file, line, 'the size'),
         comm: '',
         pid: 0,
         jiffies: 0,
@@ -110,8 +113,8 @@ export class KmemleakScanner {
       const c = COMM.exec(t);
       if (!c) throw parseError(file, line, '`  comm "<task>", pid N, jiffies N`', t);
       cur.comm = c[1]!;
-      cur.pid = Number(c[2]);
-      cur.jiffies = Number(c[3]);
+      cur.pid = safeNumber(c[2]!, file, line, 'the pid');
+      cur.jiffies = safeNumber(c[3]!, file, line, 'jiffies');
       if (c[4] !== undefined) cur.ageSeconds = Number(c[4]) + Number(c[5]) / 10 ** c[5]!.length;
       this.state = 'afterComm';
       return;
@@ -119,8 +122,8 @@ export class KmemleakScanner {
     if (this.state === 'afterComm' || this.state === 'hex') {
       const hd = HEXDUMP.exec(t);
       if (hd && this.state === 'afterComm') {
-        cur.hexDumpBytes = Number(hd[1]);
-        if (hd[2] !== undefined) cur.hexDumpCpu = Number(hd[2]);
+        cur.hexDumpBytes = safeNumber(hd[1]!, file, line, 'the hex dump size');
+        if (hd[2] !== undefined) cur.hexDumpCpu = safeNumber(hd[2], file, line, 'the cpu');
         this.state = 'hex';
         return;
       }
@@ -148,10 +151,41 @@ export class KmemleakScanner {
     throw parseError(file, line, 'a backtrace frame or the next `unreferenced object`', t);
   }
 
-  /** End of input: the last report must be complete. */
-  end(): void {
-    if (this.cur && this.state !== 'frames')
-      throw parseError(this.file, this.cur.line, 'a complete report ending in a backtrace', '<end of input>');
+  /**
+   * End of input: the last report must be complete. `cutLine` is the input's last line when
+   * it did not end with a newline (kmemleak ends every line with one): the read was cut, and
+   * the report it belongs to may miss frames. With `lenient` an incomplete last report is
+   * dropped with a warning instead of an error.
+   */
+  end(cutLine?: string): void {
+    if (cutLine !== undefined) {
+      const line = this.line + 1;
+      const header = this.cur
+        ? `the report of object ${this.cur.address} (line ${this.cur.line})`
+        : 'nothing';
+      truncated(
+        this.file,
+        line,
+        'a last line ending in a newline',
+        cutLine,
+        this.opts,
+        `dropped ${header} and the cut line ${JSON.stringify(cutLine.slice(0, 60))}`,
+      );
+      this.cur = undefined;
+      return;
+    }
+    if (this.cur && this.state !== 'frames') {
+      truncated(
+        this.file,
+        this.cur.line,
+        'a complete report ending in a backtrace',
+        '<end of input>',
+        this.opts,
+        `dropped the incomplete report of object ${this.cur.address}`,
+      );
+      this.cur = undefined;
+      return;
+    }
     this.flush();
   }
 }
@@ -161,9 +195,10 @@ export function parseKmemleak(text: string, opts: ParseOptions = {}): KmemleakFi
   const reports: KmemleakReport[] = [];
   const scanner = new KmemleakScanner((r) => reports.push(r), opts);
   const lines = text.split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  // The text after the last newline: '' for a complete file.
+  const last = lines.pop()!;
   for (const l of lines) scanner.push(l);
-  scanner.end();
+  scanner.end(last === '' ? undefined : last);
   return { reports };
 }
 
@@ -182,15 +217,19 @@ export async function scanKmemleak(
     onReport(r);
   }, opts);
   const decoder = new TextDecoder('utf-8');
+  const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
   let rest = '';
+  let lineNo = 0;
   for await (const chunk of input) {
     const text = rest + (typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
     const lines = text.split('\n');
     rest = lines.pop() ?? '';
+    lineNo += lines.length;
     for (const l of lines) scanner.push(l);
+    // One line that never ends would be copied again with every chunk: stop at the limit.
+    if (rest.length > maxLine) throw lineTooLong(opts.file ?? 'kmemleak', lineNo + 1, rest.length, maxLine);
   }
   rest += decoder.decode();
-  if (rest !== '') scanner.push(rest);
-  scanner.end();
+  scanner.end(rest === '' ? undefined : rest);
   return { reports: n };
 }

@@ -90,8 +90,8 @@ describe('parseMeminfo', () => {
     expect(bug.counts.HugePages_Rsvd).toBe(0);
     expect(bug.bytes.Hugepagesize).toBe(2048 * 1024);
     expect(bug.bytes.VmallocTotal).toBe(34359738367 * 1024);
-    // The kernel printed a wrapped -3; kept as the nearest double, not rejected.
-    expect(bug.counts.DirectMap2M).toBe(Number('18446744073709551613'));
+    // The kernel printed a counter gone below zero as unsigned: read as the -3 it encodes.
+    expect(bug.counts.DirectMap2M).toBe(-3);
   });
 
   it('reads a 2.6.8 meminfo (no AnonPages, no SReclaimable)', () => {

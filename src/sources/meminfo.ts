@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber, truncated } from './text.js';
 
 /** One `Key: value [kB]` line of /proc/meminfo. */
 export interface MeminfoField {
@@ -27,22 +27,113 @@ export interface Meminfo {
 // hugetlb_report_meminfo prints the HugePages_* counts without a unit.
 // drivers/base/node.c prints the same names behind `Node %d `.
 // Names are letters, digits, `_` and parentheses (`Active(anon)`).
-// Values are `%lu`; a 2.6.29 DirectMap line printed a wrapped-negative 18446744073709551613, which
-// is kept (as the nearest double) rather than rejected, because real kernels printed it.
+// Values are `%lu`; a 2.6.29 DirectMap line printed a wrapped-negative 18446744073709551613
+// (a counter gone below zero, printed unsigned): values of 2^64 - 2^53 and above are read as
+// the negative number they encode. Anything else above 2^53 is not a size and is refused.
 const LINE = /^(?:Node (\d+) )?([A-Za-z0-9_()]+):\s+(\d+)(?: (kB))?\s*$/;
 const EXPECTED = '"Name:   <number> kB" or "Name:   <number>" (e.g. "MemTotal:  494436 kB")';
+
+/**
+ * Fields every /proc/meminfo prints, from 2.5 to 6.18 on every architecture and config
+ * (fs/proc/meminfo.c prints them unconditionally; checked against the 2.5, 2.6.8, 2.6.29,
+ * 3.6, 6.1, 6.12 and 6.18 captures in test/fixtures). A file without one of them was cut
+ * short at a line boundary.
+ */
+export const MEMINFO_ALWAYS = [
+  'MemTotal',
+  'MemFree',
+  'Buffers',
+  'Cached',
+  'SwapCached',
+  'Active',
+  'Inactive',
+  'SwapTotal',
+  'SwapFree',
+  'Dirty',
+  'Writeback',
+  'Mapped',
+  'Slab',
+  'Committed_AS',
+  'PageTables',
+  'VmallocTotal',
+  'VmallocUsed',
+  'VmallocChunk',
+] as const;
+
+/** The same for a node's meminfo (drivers/base/node.c node_read_meminfo, 2.6 to 6.18). */
+export const NODE_MEMINFO_ALWAYS = [
+  'MemTotal',
+  'MemFree',
+  'MemUsed',
+  'Active',
+  'Inactive',
+  'Dirty',
+  'Writeback',
+  'Mapped',
+  'Slab',
+] as const;
+
+/**
+ * Fields that count pages of RAM the kernel manages, so never more than MemTotal (itself
+ * totalram_pages). Left out on purpose: swap, commit and vmalloc address-space sizes,
+ * DirectMap (the linear map covers reserved memory too), Hugetlb (boot-time gigantic pages
+ * are outside MemTotal) and Zswapped (the uncompressed size of compressed pages).
+ */
+const WITHIN_MEMTOTAL = new Set([
+  'MemFree',
+  'MemAvailable',
+  'MemUsed',
+  'Buffers',
+  'Cached',
+  'SwapCached',
+  'Active',
+  'Inactive',
+  'Active(anon)',
+  'Inactive(anon)',
+  'Active(file)',
+  'Inactive(file)',
+  'Unevictable',
+  'Mlocked',
+  'Dirty',
+  'Writeback',
+  'AnonPages',
+  'Mapped',
+  'Shmem',
+  'KReclaimable',
+  'Slab',
+  'SReclaimable',
+  'SUnreclaim',
+  'KernelStack',
+  'PageTables',
+  'SecPageTables',
+  'FilePages',
+]);
+
+const U64_WRAP = 2n ** 64n;
+const WRAP_FLOOR = U64_WRAP - BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A `%lu` value: below 2^53 as it is, a wrapped negative as the negative, else an error. */
+function lu(token: string, file: string, line: number, t: string): number {
+  const n = Number(token);
+  if (Number.isSafeInteger(n)) return n;
+  const big = BigInt(token);
+  if (big >= WRAP_FLOOR && big < U64_WRAP) return Number(big - U64_WRAP);
+  throw parseError(file, line, 'a value below 2^53 (or a wrapped negative 64-bit value)', t);
+}
 
 /**
  * Parse /proc/meminfo or a per-node /sys/devices/system/node/nodeN/meminfo. Fields that come and
  * go across kernel versions (MemAvailable since 3.14, Shmem since 2.6.32, KReclaimable since 4.20,
  * Percpu since 4.0...) are whatever the file holds: callers read `bytes.X` and handle `undefined`.
+ * What every kernel guarantees is checked: each field once, a final newline, the fields every
+ * meminfo prints (MEMINFO_ALWAYS), sizes of RAM within MemTotal.
  */
 export function parseMeminfo(text: string, opts: ParseOptions = {}): Meminfo {
   const file = opts.file ?? '/proc/meminfo';
-  requireNonEmpty(text, file, EXPECTED);
   const result: Meminfo = { fields: [], bytes: {}, counts: {} };
   const seen = new Set<string>();
-  for (const { text: t, line } of numberedLines(text)) {
+  const lines = kernelLines(text, file, EXPECTED, opts);
+  for (const { text: t, line } of lines) {
     if (t.trim() === '') continue;
     const m = LINE.exec(t);
     if (!m) throw parseError(file, line, EXPECTED, t);
@@ -54,7 +145,7 @@ export function parseMeminfo(text: string, opts: ParseOptions = {}): Meminfo {
       string | undefined,
     ];
     if (nodeStr !== undefined) {
-      const node = Number(nodeStr);
+      const node = safeNumber(nodeStr, file, line, 'a node number');
       if (result.node === undefined && result.fields.length === 0) result.node = node;
       else if (result.node !== node) {
         throw parseError(
@@ -70,9 +161,10 @@ export function parseMeminfo(text: string, opts: ParseOptions = {}): Meminfo {
     if (seen.has(name))
       throw parseError(file, line, `each field once (${name} already on an earlier line)`, t);
     seen.add(name);
-    const raw = Number(valueStr);
+    const raw = lu(valueStr, file, line, t);
     if (kb !== undefined) {
       const value = raw * 1024;
+      if (!Number.isSafeInteger(value)) throw parseError(file, line, 'a size below 2^53 bytes', t);
       result.bytes[name] = value;
       result.fields.push({ name, value, unit: 'bytes', line });
     } else {
@@ -80,8 +172,32 @@ export function parseMeminfo(text: string, opts: ParseOptions = {}): Meminfo {
       result.fields.push({ name, value: raw, unit: 'count', line });
     }
   }
-  if (result.bytes.MemTotal === undefined) {
+  const total = result.bytes.MemTotal;
+  if (total === undefined) {
     throw parseError(file, undefined, 'a MemTotal line (every meminfo has one)', text.slice(0, 60));
+  }
+  for (const f of result.fields) {
+    if (f.unit === 'bytes' && WITHIN_MEMTOTAL.has(f.name) && f.value > total) {
+      throw parseError(
+        file,
+        f.line,
+        `${f.name} at most MemTotal (${total / 1024} kB): it counts pages of RAM`,
+        `${f.name}: ${f.value / 1024} kB`,
+      );
+    }
+  }
+  const always = result.node === undefined ? MEMINFO_ALWAYS : NODE_MEMINFO_ALWAYS;
+  const absent = always.filter((n) => !seen.has(n));
+  if (absent.length > 0) {
+    const last = lines[lines.length - 1];
+    truncated(
+      file,
+      (last?.line ?? 0) + 1,
+      `the fields every meminfo prints (${absent.join(', ')} missing)`,
+      '<end of file>',
+      opts,
+      `${absent.join(', ')} missing (every meminfo prints them): read as absent`,
+    );
   }
   return result;
 }

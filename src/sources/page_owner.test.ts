@@ -121,11 +121,19 @@ describe('bad input', () => {
     expect(e.offset).toBe(good.length);
     expect(e.message).toContain('garbage here');
   });
-  it('warns about a missing final blank line and still reads the record', async () => {
+  it('rejects a last record without its blank line (a cut dump); --lenient drops it with a warning', async () => {
     const good = readFileSync(join(REPO_FIXTURES, 'page_owner-history', 'v5.11.txt'), 'latin1');
-    const { out, warnings } = await records(text(good.slice(0, -1)));
-    expect(out).toHaveLength(1);
-    expect(warnings[0]).toMatch(/byte 0.*not followed by a blank line/);
+    for (const cut of [good.slice(0, -1), good.slice(0, -30)]) {
+      const e = await records(text(good + cut)).catch((x) => x);
+      expect(e).toBeInstanceOf(MemsleuthError);
+      expect(e.message).toMatch(/^page_owner:\d+: expected a blank line after the last record/);
+      expect(e.line).toBe(good.split('\n').length);
+      const { out, warnings } = await records(text(good + cut), { lenient: true });
+      expect(out).toHaveLength(1);
+      expect(warnings).toEqual([
+        `page_owner:${e.line}: input cut short (--lenient): dropped the last record (byte ${good.length}, ${cut.length} bytes): no blank line after it`,
+      ]);
+    }
   });
   it('rejects empty input', async () => {
     await expect(records(text(''))).rejects.toThrow(/empty input/);

@@ -17,13 +17,22 @@
  *   Charged %sto %smemcg %s  /  Slab cache page        (6.8+ memcg lines)
  *
  * The scanner works on Buffer chunks in a reused buffer (no readline), and hands out
- * blocks as byte ranges; memory is bounded by the largest record, not by the input.
+ * blocks as byte ranges; memory is bounded by the largest record (at most
+ * MAX_RECORD_BYTES), not by the input.
  */
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { parseError } from '../model/errors.js';
 import { type Frame, parseFrame } from '../model/frame.js';
-import type { ParseOptions } from './text.js';
+import {
+  formatLimit,
+  kernelLines,
+  PAGE_ORDER_LIMIT,
+  type ParseOptions,
+  safeHex,
+  safeNumber,
+  truncated,
+} from './text.js';
 
 /** Where bytes come from: a file path (read with a reused buffer) or a stream of chunks. */
 export type PageOwnerInput = string | Readable | AsyncIterable<Buffer | string>;
@@ -48,7 +57,18 @@ export interface ScanProgress {
   blocks: number;
 }
 
+/**
+ * The longest page_owner record accepted: 1 MiB. A record is a header, a PFN line and at
+ * most PAGE_OWNER_STACK_DEPTH (16) frames, a few KB; page_owner_sort stops at 128 KiB.
+ * Input without blank lines (/dev/zero, a binary file) ends here with an error.
+ */
+export const MAX_RECORD_BYTES = 1 << 20;
+
 export interface ScanOptions {
+  /** Longest record (block) accepted, in bytes (default MAX_RECORD_BYTES). */
+  maxRecordBytes?: number;
+  /** Name of the input in the error for an over-long record. */
+  file?: string;
   /** Called now and then (every few MB) with the bytes and blocks read so far. */
   onProgress?: (p: ScanProgress) => void;
   /** Size of the reused read buffer (default 4 MiB). */
@@ -88,11 +108,14 @@ export async function scanBlocks(
   opts: ScanOptions = {},
 ): Promise<ScanProgress> {
   const chunkBytes = opts.chunkBytes ?? 4 << 20;
+  const maxRecord = opts.maxRecordBytes ?? MAX_RECORD_BYTES;
   // The working buffer holds the unfinished tail of the previous chunk plus the new one.
   let work = Buffer.allocUnsafe(chunkBytes * 2);
   let have = 0; // bytes in work
   let base = 0; // input offset of work[0]
   let blocks = 0;
+  // Where the search for the unfinished block's end resumes: bytes before it hold no "\n\n".
+  let resume = 0;
   let lastReport = 0;
   const block: RawBlock = { buf: work, start: 0, end: 0, offset: 0, unterminated: false, generation: 0 };
   for await (const chunk of chunksOf(input, chunkBytes)) {
@@ -117,8 +140,11 @@ export async function scanBlocks(
         pos++;
         continue;
       }
-      const e = work.indexOf('\n\n', pos);
-      if (e < 0 || e + 1 >= have) break;
+      const e = work.indexOf('\n\n', Math.max(pos, resume));
+      if (e < 0 || e + 1 >= have) {
+        resume = have - 1;
+        break;
+      }
       block.start = pos;
       block.end = e + 1;
       block.offset = base + pos;
@@ -132,6 +158,16 @@ export async function scanBlocks(
       work.copy(work, 0, pos, have);
       have -= pos;
       base += pos;
+      resume = Math.max(0, resume - pos);
+    }
+    if (have > maxRecord) {
+      throw parseError(
+        opts.file ?? 'page_owner',
+        undefined,
+        `records of at most ${formatLimit(maxRecord)}, each followed by a blank line`,
+        `no blank line in the ${have} bytes from byte ${base}`,
+        { offset: base, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
+      );
     }
     if (opts.onProgress && base - lastReport >= 8 << 20) {
       lastReport = base;
@@ -167,7 +203,7 @@ export interface PageOwnerRecord {
   tgid?: number;
   /** Task command name, 5.18+. */
   comm?: string;
-  /** Allocation time in ns since boot (5.11+). */
+  /** Allocation time in ns since boot (5.11+); not exact beyond 2^53 ns (104 days of uptime). */
   tsNs?: number;
   /** Free time in ns of the previous use of this PFN (5.11-6.6). */
   freeTsNs?: number;
@@ -195,10 +231,7 @@ export interface PageOwnerRecord {
   line: number;
 }
 
-export interface PageOwnerParseOptions extends ParseOptions, ScanOptions {
-  /** Called for recoverable oddities (missing final blank line). */
-  onWarning?: (message: string) => void;
-}
+export interface PageOwnerParseOptions extends ParseOptions, ScanOptions {}
 
 const HEADER =
   /^Page allocated via order (\d+), mask (0x[0-9a-fA-F]+|0|\d+)(?:\(([^)]*)\))?(?:, migratetype \d+)?(?:, pid (-?\d+)(?:, tgid (-?\d+))?(?: \((.*)\))?)?(?:, ts (\d+) ns)?(?:, free_ts (\d+) ns)?$/;
@@ -227,15 +260,22 @@ export async function parsePageOwner(
     (b) => {
       const buf = b.buf;
       const startLine = line;
-      let e = b.end;
-      let extra = '';
-      if (b.unterminated) {
-        // No blank line after the last record: a dump cut short (or a file edited by hand).
-        opts.onWarning?.(
-          `${file}:${startLine} (byte ${b.offset}): the last record is not followed by a blank line (truncated dump?); it was read as it is`,
+      const e = b.end;
+      const extra = '';
+      if (b.unterminated && buf.toString('latin1', b.start, b.start + HEADER_START.length) === HEADER_START) {
+        // print_page_owner() ends every record with a blank line: without one, the dump was
+        // cut short and the last record may miss frames. (Without a record header it is not
+        // page_owner output at all: the header check below says so.)
+        const text = buf.toString('latin1', b.start, Math.min(b.end, b.start + 200));
+        truncated(
+          file,
+          startLine,
+          'a blank line after the last record (page_owner ends every record with one)',
+          text,
+          opts,
+          `dropped the last record (byte ${b.offset}, ${b.end - b.start} bytes): no blank line after it`,
         );
-        if (buf[e - 1] !== 10) extra = '\n';
-        else if (e - 1 > b.start && buf[e - 2] === 10) e--; // text ending in "\n" alone
+        return;
       }
       if (e === b.start) {
         throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
@@ -301,10 +341,13 @@ function parseHeader(head: string, file: string, line: number, offset: number): 
       { offset, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
     );
   }
-  const order = Number(m[1]);
+  const num = (token: string, what: string) => safeNumber(token, file, line, what);
+  const order = num(m[1]!, 'the order');
+  if (order > PAGE_ORDER_LIMIT)
+    throw parseError(file, line, `an order of at most ${PAGE_ORDER_LIMIT}`, head, { offset });
   const r: PageOwnerRecord = {
     order,
-    gfpMask: m[2]!.startsWith('0x') ? Number.parseInt(m[2]!, 16) : Number(m[2]),
+    gfpMask: m[2]!.startsWith('0x') ? safeHex(m[2]!, file, line, 'the mask') : num(m[2]!, 'the mask'),
     frames: [],
     stackText: '',
     pages: 2 ** order,
@@ -312,9 +355,10 @@ function parseHeader(head: string, file: string, line: number, offset: number): 
     line,
   };
   if (m[3] !== undefined) r.gfpFlags = m[3];
-  if (m[4] !== undefined) r.pid = Number(m[4]);
-  if (m[5] !== undefined) r.tgid = Number(m[5]);
+  if (m[4] !== undefined) r.pid = num(m[4], 'the pid');
+  if (m[5] !== undefined) r.tgid = num(m[5], 'the tgid');
   if (m[6] !== undefined) r.comm = m[6];
+  // Nanoseconds since boot pass 2^53 after 104 days of uptime: kept as the nearest double.
   if (m[7] !== undefined) r.tsNs = Number(m[7]);
   if (m[8] !== undefined) r.freeTsNs = Number(m[8]);
   return r;
@@ -323,7 +367,9 @@ function parseHeader(head: string, file: string, line: number, offset: number): 
 function parsePfn(r: PageOwnerRecord, l: string, file: string, line: number, offset: number): void {
   const p = PFN_LINE.exec(l);
   if (!p) throw parseError(file, line, '"PFN N type T Block N type T Flags F"', l, { offset });
-  r.pfn = p[1]!.startsWith('0x') ? Number.parseInt(p[1]!, 16) : Number(p[1]);
+  r.pfn = p[1]!.startsWith('0x')
+    ? safeHex(p[1]!, file, line, 'the PFN')
+    : safeNumber(p[1]!, file, line, 'the PFN');
   if (p[2] !== undefined) r.migratetype = p[2];
   r.blockMigratetype = p[4]!;
   r.pageFlags = p[5] ?? p[6] ?? '';
@@ -377,8 +423,9 @@ export interface PageOwnerStack {
 export function parsePageOwnerStacks(text: string, opts: ParseOptions = {}): PageOwnerStack[] {
   const file = opts.file ?? 'page_owner_stacks/show_stacks';
   const out: PageOwnerStack[] = [];
-  const lines = text.split('\n');
-  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  // An empty file is valid: no stack holds more pages than count_threshold.
+  if (text === '') return out;
+  const lines = kernelLines(text, file, 'stack frames and "nr_base_pages: N"', opts).map((l) => l.text);
   let frames: Frame[] = [];
   let first = 0;
   let expectBlank = false;
@@ -398,7 +445,11 @@ export function parsePageOwnerStacks(text: string, opts: ParseOptions = {}): Pag
     } else if (l.startsWith('nr_base_pages: ')) {
       const v = l.slice('nr_base_pages: '.length);
       if (!/^-?\d+$/.test(v)) throw parseError(file, ln, 'nr_base_pages: N', l);
-      out.push({ frames, nrBasePages: Number(v), line: frames.length ? first : ln });
+      out.push({
+        frames,
+        nrBasePages: safeNumber(v, file, ln, 'nr_base_pages'),
+        line: frames.length ? first : ln,
+      });
       frames = [];
       expectBlank = true;
     } else {

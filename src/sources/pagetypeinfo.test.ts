@@ -147,20 +147,27 @@ Node 0, zone   Normal            2           11           33            0
     });
     it('rejects a file cut before or inside the blocks table (truncated)', () => {
       const lines = doc.trimEnd().split('\n');
-      expectParseError(() => parsePagetypeinfo(lines.slice(0, 14).join('\n')), {
+      // Cut at a line boundary (the text still ends with a newline).
+      const upTo = (n: number) => `${lines.slice(0, n).join('\n')}\n`;
+      expectParseError(() => parsePagetypeinfo(upTo(14)), {
         line: 15,
         message: ['"Number of blocks type ..." table', '<end of file>'],
       });
-      expectParseError(() => parsePagetypeinfo(lines.slice(0, 17).join('\n')), {
+      expectParseError(() => parsePagetypeinfo(upTo(17)), {
         line: 18,
         message: ['a "Number of blocks" row for node 0 zone DMA32'],
       });
-      expectParseError(() => parsePagetypeinfo(lines.slice(0, 16).join('\n')), {
+      expectParseError(() => parsePagetypeinfo(upTo(16)), {
         line: 17,
         message: ['rows under "Number of blocks type'],
       });
-      const cut = `${lines.slice(0, 17).join('\n')}\nNode 0, zone    DMA32           41            6`;
+      // Cut inside a row: no newline at the end.
+      const cut = `${upTo(17)}Node 0, zone    DMA32           41            6`;
       expectParseError(() => parsePagetypeinfo(cut), {
+        line: 18,
+        message: ['expected a last line ending in a newline'],
+      });
+      expectParseError(() => parsePagetypeinfo(`${cut}\n`), {
         line: 18,
         message: ['5 counts (Unmovable Reclaimable Movable Reserve Isolate)', 'found "2 in'],
       });

@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { type NumberedLine, numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type NumberedLine, PAGE_ORDER_LIMIT, type ParseOptions, safeNumber } from './text.js';
 
 export interface PagetypeFree {
   node: number;
@@ -48,19 +48,26 @@ const BLOCKS_LINE = /^Node\s+(\d+),\s+zone\s+(\S+)((?:\s+\d+)+)\s*$/;
 /** Parse /proc/pagetypeinfo. */
 export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagetypeinfo {
   const file = opts.file ?? '/proc/pagetypeinfo';
-  requireNonEmpty(text, file, '"Page block order: 9"');
-  const lines = numberedLines(text).filter((l) => l.text.trim() !== '');
+  const all = kernelLines(text, file, '"Page block order: 9"', opts);
+  const lines = all.filter((l) => l.text.trim() !== '');
   let i = 0;
   const next = (): NumberedLine | undefined => lines[i++];
-  const lastLine = numberedLines(text).length;
+  const lastLine = all.length;
 
   const readHeaderNumber = (label: string, example: string): number => {
     const l = next();
     const m = l && new RegExp(`^${label}:\\s+(\\d+)\\s*$`).exec(l.text);
     if (!l || !m) throw parseError(file, l?.line ?? lastLine + 1, `"${example}"`, l?.text ?? '<end of file>');
-    return Number(m[1]);
+    return safeNumber(m[1]!, file, l.line, label);
   };
   const pageBlockOrder = readHeaderNumber('Page block order', 'Page block order: 9');
+  if (pageBlockOrder > PAGE_ORDER_LIMIT)
+    throw parseError(
+      file,
+      lines[0]!.line,
+      `a page block order of at most ${PAGE_ORDER_LIMIT}`,
+      lines[0]!.text,
+    );
   const pagesPerBlock = readHeaderNumber('Pages per block', 'Pages per block:  512');
   if (pagesPerBlock !== 2 ** pageBlockOrder) {
     throw parseError(
@@ -81,7 +88,12 @@ export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagety
       fh?.text ?? '<end of file>',
     );
   }
-  const orders = fm[1]!.trim().split(/\s+/).map(Number);
+  const orders = fm[1]!
+    .trim()
+    .split(/\s+/)
+    .map((x) => safeNumber(x, file, fh.line, 'an order'));
+  if (orders.length > PAGE_ORDER_LIMIT + 1)
+    throw parseError(file, fh.line, `at most ${PAGE_ORDER_LIMIT + 1} orders`, fh.text);
   orders.forEach((o, idx) => {
     if (o !== idx) throw parseError(file, fh.line, 'orders 0, 1, 2, ... in the header', fh.text);
   });
@@ -100,12 +112,17 @@ export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagety
         `${tokens.length} in ${JSON.stringify(l.text)}`,
       );
     }
-    const entry: PagetypeFree = { node: Number(m[1]), zone: m[2]!, type: m[3]!, freeBlocks: [] };
+    const entry: PagetypeFree = {
+      node: safeNumber(m[1]!, file, l.line, 'a node number'),
+      zone: m[2]!,
+      type: m[3]!,
+      freeBlocks: [],
+    };
     tokens.forEach((tok, order) => {
       if (tok.startsWith('>')) {
         entry.cappedOrders = [...(entry.cappedOrders ?? []), order];
       }
-      entry.freeBlocks.push(Number(tok.replace('>', '')));
+      entry.freeBlocks.push(safeNumber(tok.replace('>', ''), file, l.line, 'a count of free blocks'));
     });
     result.free.push(entry);
   }
@@ -135,7 +152,10 @@ export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagety
     for (let l = lines[i]; l && !BLOCKS_HEADER.test(l.text); l = lines[++i]) {
       const m = BLOCKS_LINE.exec(l.text);
       if (!m) throw parseError(file, l.line, `"Node N, zone NAME" and ${types.length} block counts`, l.text);
-      const counts = m[3]!.trim().split(/\s+/).map(Number);
+      const counts = m[3]!
+        .trim()
+        .split(/\s+/)
+        .map((x) => safeNumber(x, file, l.line, 'a count of page blocks'));
       if (counts.length !== types.length) {
         throw parseError(
           file,
@@ -148,7 +168,7 @@ export function parsePagetypeinfo(text: string, opts: ParseOptions = {}): Pagety
       types.forEach((t, k) => {
         rec[t] = counts[k]!;
       });
-      rows.push({ node: Number(m[1]), zone: m[2]!, counts: rec });
+      rows.push({ node: safeNumber(m[1]!, file, l.line, 'a node number'), zone: m[2]!, counts: rec });
     }
     if (rows.length === 0) {
       throw parseError(

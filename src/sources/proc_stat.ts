@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * /proc/PID/stat, every field proc(5) lists, by name (units in the name: clock ticks are
@@ -141,8 +141,10 @@ const EXPECTED = '"pid (comm) state ppid ..." (e.g. "1 (init) S 0 1 1 0 -1 41945
 /** Parse /proc/PID/stat. */
 export function parseProcStat(text: string, opts: ParseOptions = {}): ProcStat {
   const file = opts.file ?? '/proc/PID/stat';
-  requireNonEmpty(text, file, EXPECTED);
-  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  const lines = kernelLines(text, file, EXPECTED, opts);
+  if (lines.length === 0) throw parseError(file, 1, EXPECTED, '<nothing before the cut>');
+  if (lines.length > 1) throw parseError(file, 2, 'a single line', lines[1]!.text);
+  const body = lines[0]!.text;
   const open = body.indexOf(' (');
   // fs/proc/array.c prints the comm raw inside parentheses, so the comm ends at the last ')'.
   const close = body.lastIndexOf(')');
@@ -164,9 +166,11 @@ export function parseProcStat(text: string, opts: ParseOptions = {}): ProcStat {
     if (!/^-?\d+$/.test(tok)) throw parseError(file, 1, `a number for field ${i + 4} of proc(5)`, tok);
     return Number(tok);
   });
-  const out: Record<string, number | string> = { pid: Number(pidStr), comm, state };
+  const out: Record<string, number | string> = { pid: safeNumber(pidStr, file, 1, 'a pid'), comm, state };
   REQUIRED.forEach((name, i) => {
-    out[name] = values[i]!;
+    // The fields proc(5) lists up to rss are counts, ticks and sizes: below 2^53. Later ones
+    // hold addresses and limits (rsslim is RLIM_INFINITY, 2^64 - 1), kept as the nearest double.
+    out[name] = safeNumber(nums[i]!, file, 1, `field ${i + 4} of proc(5) (${name})`);
   });
   OPTIONAL.forEach((name, i) => {
     const v = values[REQUIRED.length + i];

@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * /proc/PID/statm, in pages (multiply by the snapshot's page size). task_statm() in
@@ -22,20 +22,15 @@ const EXPECTED = 'seven page counts "size resident shared text lib data dt" (e.g
 /** Parse /proc/PID/statm. A kernel thread (no mm) prints seven zeros. */
 export function parseProcStatm(text: string, opts: ParseOptions = {}): ProcStatm {
   const file = opts.file ?? '/proc/PID/statm';
-  requireNonEmpty(text, file, EXPECTED);
-  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  if (body.includes('\n')) throw parseError(file, 2, 'a single line', body.slice(body.indexOf('\n') + 1));
+  const lines = kernelLines(text, file, EXPECTED, opts);
+  if (lines.length === 0) throw parseError(file, 1, EXPECTED, '<nothing before the cut>');
+  if (lines.length > 1) throw parseError(file, 2, 'a single line', lines[1]!.text);
+  const body = lines[0]!.text;
   const parts = body.trim().split(/ +/);
   if (parts.length !== 7 || !parts.every((p) => /^\d+$/.test(p))) throw parseError(file, 1, EXPECTED, body);
-  const [size, resident, shared, textPages, lib, data, dt] = parts.map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const [size, resident, shared, textPages, lib, data, dt] = parts.map((p) =>
+    safeNumber(p, file, 1, 'a page count'),
+  ) as [number, number, number, number, number, number, number];
   return {
     sizePages: size,
     residentPages: resident,

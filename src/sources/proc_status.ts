@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /** /proc/PID/status, every field kept; sizes in bytes, counts as numbers. */
 export interface ProcStatus {
@@ -39,6 +39,8 @@ const KB = /^(\d+) kB$/;
 const DECIMAL = /^\d+$/;
 /** Decimal-looking fields that are not counts (Umask is octal). */
 const NOT_COUNTS = new Set(['Umask']);
+// Masks printed in hex (CapEff 0000000000000400, SigBlk, Cpus_allowed): all-digit ones are not counts.
+const HEX_MASK = /^(Cap|Sig|Shd|Cpus_allowed$|Mems_allowed$)/;
 const EXPECTED = '"Key:\\tvalue" (e.g. "VmRSS:\\t    1764 kB")';
 
 function idList(value: string, file: string, line: number, key: string): number[] {
@@ -46,18 +48,17 @@ function idList(value: string, file: string, line: number, key: string): number[
   if (parts.length === 0 || !parts.every((p) => DECIMAL.test(p))) {
     throw parseError(file, line, `${key}: real, effective, saved and filesystem ids`, value);
   }
-  return parts.map(Number);
+  return parts.map((p) => safeNumber(p, file, line, `${key}: an id`));
 }
 
 /** Parse /proc/PID/status (or /proc/PID/task/TID/status). */
 export function parseProcStatus(text: string, opts: ParseOptions = {}): ProcStatus {
   const file = opts.file ?? '/proc/PID/status';
-  requireNonEmpty(text, file, EXPECTED);
   const bytes: Record<string, number | undefined> = {};
   const counts: Record<string, number | undefined> = {};
   const fields: Record<string, string> = {};
   const lineOf: Record<string, number> = {};
-  for (const { text: t, line } of numberedLines(text)) {
+  for (const { text: t, line } of kernelLines(text, file, EXPECTED, opts)) {
     if (t === '') continue;
     const m = LINE.exec(t);
     if (!m) throw parseError(file, line, EXPECTED, t);
@@ -70,11 +71,13 @@ export function parseProcStatus(text: string, opts: ParseOptions = {}): ProcStat
     lineOf[key] = line;
     const kb = KB.exec(value);
     if (kb) {
-      bytes[key] = Number(kb[1]) * 1024;
+      bytes[key] = safeNumber(kb[1]!, file, line, `${key}: N kB`) * 1024;
+      if (!Number.isSafeInteger(bytes[key]))
+        throw parseError(file, line, `${key}: a size below 2^53 bytes`, t);
     } else if (value.endsWith(' kB') || value.endsWith('\tkB')) {
       throw parseError(file, line, `${key}: "<number> kB"`, value);
-    } else if (DECIMAL.test(value) && !NOT_COUNTS.has(key)) {
-      counts[key] = Number(value);
+    } else if (DECIMAL.test(value) && !NOT_COUNTS.has(key) && !HEX_MASK.test(key)) {
+      counts[key] = safeNumber(value, file, line, key);
     }
   }
   const name = fields.Name;

@@ -1,7 +1,7 @@
 import { parseError } from '../model/errors.js';
 import type { Frame } from '../model/frame.js';
 import { parseFrame } from '../model/frame.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * SLUB call-site listings: one record per (call site, stack) with how many live
@@ -78,6 +78,7 @@ function parseAttrs(
     pidMin: 0,
     pidMax: 0,
   };
+  const num = (token: string) => safeNumber(token, file, line, 'a number');
   let sawAge = false;
   let sawPid = false;
   for (const tok of m[2]!.trim().split(' ').filter(Boolean)) {
@@ -87,21 +88,21 @@ function parseAttrs(
     if (key === 'waste') {
       const w = /^(\d+)\/(\d+)$/.exec(value);
       if (!w) throw parseError(file, line, 'waste=<total>/<per object>', tok);
-      out.wasteBytes = Number(w[1]);
-      out.wastePerObjectBytes = Number(w[2]);
+      out.wasteBytes = num(w[1]!);
+      out.wastePerObjectBytes = num(w[2]!);
     } else if (key === 'age') {
       const a = /^(\d+)(?:\/(\d+)\/(\d+))?$/.exec(value);
       if (!a) throw parseError(file, line, 'age=<min>/<avg>/<max> or age=<n>', tok);
-      out.ageMinJiffies = Number(a[1]);
-      out.ageAvgJiffies = Number(a[2] ?? a[1]);
-      out.ageMaxJiffies = Number(a[3] ?? a[1]);
+      out.ageMinJiffies = num(a[1]!);
+      out.ageAvgJiffies = num((a[2] ?? a[1])!);
+      out.ageMaxJiffies = num((a[3] ?? a[1])!);
       sawAge = true;
     } else if (key === 'pid') {
       // pids are printed with %ld: -1 is impossible but 0 (kernel threads) is common.
       const p = /^(-?\d+)(?:-(-?\d+))?$/.exec(value);
       if (!p) throw parseError(file, line, 'pid=<min>-<max> or pid=<n>', tok);
-      out.pidMin = Number(p[1]);
-      out.pidMax = Number(p[2] ?? p[1]);
+      out.pidMin = num(p[1]!);
+      out.pidMax = num((p[2] ?? p[1])!);
       sawPid = true;
     } else if (key === 'cpus') out.cpus = value;
     else out.nodes = value;
@@ -113,8 +114,7 @@ function parseAttrs(
 /** Parse any of alloc_traces, free_traces (debugfs) or alloc_calls, free_calls (sysfs). */
 export function parseSlabTraces(text: string, opts: ParseOptions = {}): SlabTraces {
   const file = opts.file ?? 'alloc_traces';
-  requireNonEmpty(text, file, '`<count> <call site> age=... pid=...` lines or `No data`');
-  const lines = numberedLines(text);
+  const lines = kernelLines(text, file, '`<count> <call site> age=... pid=...` lines or `No data`', opts);
   const locations: SlabTraceLocation[] = [];
   let noData = false;
   let current: SlabTraceLocation | undefined;
@@ -135,7 +135,7 @@ export function parseSlabTraces(text: string, opts: ParseOptions = {}): SlabTrac
       if (noData) throw parseError(file, line, 'nothing after `No data`', t);
       const attrs = parseAttrs(head[2]!, file, line, t);
       const { callerText, ...rest } = attrs;
-      const loc: SlabTraceLocation = { count: Number(head[1]), ...rest, line };
+      const loc: SlabTraceLocation = { count: safeNumber(head[1]!, file, line, 'a count'), ...rest, line };
       if (callerText !== '<not-available>') {
         const caller = parseFrame(callerText);
         if (!caller) throw parseError(file, line, 'a call site like `func+0x2c/0x57 [mod]`', callerText);

@@ -126,6 +126,7 @@ describe('parseSlabinfo', () => {
       'slabinfo - version: 2.1 (statistics)',
       '# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail> : globalstat <listallocs> <maxobjs> <grown> <reaped> <error> <maxfreeable> <nodeallocs> <remotefrees> <alienoverflow> : cpustat <allochit> <allocmiss> <freehit> <freemiss>',
       'rpc_buffers            8      8   2048    2    1 : tunables   24   12    0 : slabdata      4      4      0 : globalstat      16      8     4    0    0    0    0    0    0 : cpustat     10      4      6      0',
+      '',
     ].join('\n');
     const s = parseSlabinfo(text);
     expect(s.statistics).toBe(true);

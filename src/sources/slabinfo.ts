@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /** One cache line of /proc/slabinfo, names as in the kernel's header. */
 export interface SlabCache {
@@ -56,14 +56,13 @@ function numbers(
   if ((count !== 'any' && tokens.length !== count) || tokens.some((x) => !/^\d+$/.test(x))) {
     throw parseError(file, line, `${what} in ${EXPECTED_LINE}`, t);
   }
-  return tokens.map(Number);
+  return tokens.map((x) => safeNumber(x, file, line, what));
 }
 
 /** Parse /proc/slabinfo (versions 2.0 and 2.1, with or without statistics). */
 export function parseSlabinfo(text: string, opts: ParseOptions = {}): Slabinfo {
   const file = opts.file ?? '/proc/slabinfo';
-  requireNonEmpty(text, file, '"slabinfo - version: 2.1"');
-  const lines = numberedLines(text);
+  const lines = kernelLines(text, file, '"slabinfo - version: 2.1"', opts);
   const first = lines[0]!;
   const v = VERSION.exec(first.text);
   if (!v)

@@ -1,5 +1,12 @@
 import { parseError } from '../model/errors.js';
-import { type ParseOptions, requireNonEmpty } from './text.js';
+import {
+  lineTooLong,
+  MAX_LINE_BYTES,
+  type ParseOptions,
+  requireNonEmpty,
+  safeNumber,
+  truncated,
+} from './text.js';
 
 /** One mapping (VMA) of /proc/PID/smaps, or the single `[rollup]` record of smaps_rollup. */
 export interface SmapsMapping {
@@ -120,9 +127,15 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
   let pos = 0;
   let line = 0;
   const n = text.length;
+  const maxLine = opts.maxLineBytes ?? MAX_LINE_BYTES;
   while (pos < n) {
-    let eol = text.indexOf('\n', pos);
-    if (eol < 0) eol = n;
+    const eol = text.indexOf('\n', pos);
+    if (eol < 0) {
+      // No newline at the end: the read was cut in the middle of this line.
+      truncated(file, line + 1, 'a last line ending in a newline', text.slice(pos, pos + 200), opts);
+      break;
+    }
+    if (eol - pos > maxLine) throw lineTooLong(file, line + 1, eol - pos, maxLine);
     let t = text.slice(pos, eol);
     pos = eol + 1;
     line++;
@@ -141,7 +154,7 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
         perms: h[3]!,
         offset: h[4]!,
         dev: h[5]!,
-        inode: Number(h[6]),
+        inode: safeNumber(h[6]!, file, line, 'an inode number'),
         pathname: h[7] ?? '',
         rangeBytes: addressBytes(start, end),
         bytes: {},
@@ -167,6 +180,8 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
         );
       }
       cur.bytes[key] = kb.kB * 1024;
+      if (!Number.isSafeInteger(cur.bytes[key]))
+        throw parseError(file, line, `${key}: a size below 2^53 bytes`, t);
       continue;
     }
     const s = SIZE.exec(t);
@@ -180,7 +195,9 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
           t,
         );
       }
-      cur.bytes[key] = Number(s[2]) * 1024;
+      cur.bytes[key] = safeNumber(s[2]!, file, line, `${key}: N kB`) * 1024;
+      if (!Number.isSafeInteger(cur.bytes[key]))
+        throw parseError(file, line, `${key}: a size below 2^53 bytes`, t);
       continue;
     }
     const o = OTHER.exec(t);
@@ -205,7 +222,7 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
       cur.thpEligible = value === '1';
     } else if (key === 'ProtectionKey') {
       if (!/^\d+$/.test(value)) throw parseError(file, line, 'ProtectionKey: a number', t);
-      cur.protectionKey = Number(value);
+      cur.protectionKey = safeNumber(value, file, line, 'ProtectionKey');
     }
   }
   for (const m of out) {
@@ -224,7 +241,7 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
 export function parseSmapsRollup(text: string, opts: ParseOptions = {}): SmapsMapping {
   const file = opts.file ?? '/proc/PID/smaps_rollup';
   requireNonEmpty(text, file, 'a "[rollup]" header and its fields');
-  const all = parseSmaps(text, { file });
+  const all = parseSmaps(text, { ...opts, file });
   const first = all[0]!;
   if (first.pathname !== '[rollup]') {
     throw parseError(

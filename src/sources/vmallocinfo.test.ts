@@ -117,6 +117,7 @@ describe('parseVmallocinfo', () => {
         '0xffffc90000005000-0xffffc90000007000    8192 unpurged vm_area',
         '0xffffc90000008000-0xffffc9000000d000   20480 pages=4 vmalloc',
         '0xffffc9000000d000-0xffffc9000000f000    8192 0xffffffffc0a01234 pages=1 vmalloc user dma-coherent',
+        '',
       ].join('\n'),
     );
     expect(v.areas.map((a) => a.kind)).toEqual(['vm_map_ram', 'unpurged', 'area', 'area']);
@@ -155,7 +156,11 @@ describe('parseVmallocinfo', () => {
     it('rejects a line cut in the middle (truncated file)', () => {
       const text = fixture('docs-3.6', 'vmallocinfo');
       const cut = text.slice(0, text.indexOf('pages=256') + 4);
-      expectParseError(() => parseVmallocinfo(cut), { line: 2, message: ['found "\\"page\\" in'] });
+      expectParseError(() => parseVmallocinfo(cut), {
+        line: 2,
+        message: ['expected a last line ending in a newline'],
+      });
+      expectParseError(() => parseVmallocinfo(`${cut}\n`), { line: 2, message: ['found "\\"page\\" in'] });
     });
     it('rejects a caller that is not a symbol', () => {
       expectParseError(

@@ -1,6 +1,6 @@
 import { parseError } from '../model/errors.js';
 import { type Frame, parseFrame } from '../model/frame.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * What a line describes:
@@ -48,19 +48,31 @@ const HEAD = /^0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\s+(\d+)(?:\s+(.*?))?\s*$/;
 const FLAGS = new Set(['ioremap', 'vmalloc', 'vmap', 'user', 'dma-coherent', 'vpages', 'sparse']);
 const EXPECTED = '"0x<start>-0x<end> <size> [caller] [pages=N] [phys=ADDR] [flags...] [N<node>=N...]"';
 
-/** Parse /proc/vmallocinfo. */
+/**
+ * Parse /proc/vmallocinfo. Checked beyond the line format, where the kernel guarantees it:
+ * no line repeats (every area has its own address; addresses are printed with %pK, hashed
+ * since 4.15 or all zero under kptr_restrict=2, so only a whole line at a non-zero address
+ * counts as a repeat) and an area holds at most size / 4 KiB pages.
+ */
 export function parseVmallocinfo(text: string, opts: ParseOptions = {}): Vmallocinfo {
   const file = opts.file ?? '/proc/vmallocinfo';
-  requireNonEmpty(text, file, EXPECTED);
   const areas: VmallocArea[] = [];
-  for (const { text: t, line } of numberedLines(text)) {
+  const starts = new Map<string, number>();
+  for (const { text: t, line } of kernelLines(text, file, EXPECTED, opts)) {
     if (t.trim() === '') continue;
     const m = HEAD.exec(t);
     if (!m) throw parseError(file, line, EXPECTED, t);
+    const sizeBytes = safeNumber(m[3]!, file, line, 'the size');
+    if (/[1-9a-f]/i.test(m[1]!)) {
+      const other = starts.get(t);
+      if (other !== undefined)
+        throw parseError(file, line, `each area once (the same line is line ${other})`, t);
+      starts.set(t, line);
+    }
     const area: VmallocArea = {
       startAddr: `0x${m[1]!}`,
       endAddr: `0x${m[2]!}`,
-      sizeBytes: Number(m[3]),
+      sizeBytes,
       kind: 'area',
       flags: [],
       nodePages: {},
@@ -70,6 +82,8 @@ export function parseVmallocinfo(text: string, opts: ParseOptions = {}): Vmalloc
     if (rest === 'unpurged vm_area') area.kind = 'unpurged';
     else if (rest === 'vm_map_ram') area.kind = 'vm_map_ram';
     else parseAreaTail(rest, area, file, line, t);
+    if (area.pages !== undefined && area.pages * 4096 > sizeBytes)
+      throw parseError(file, line, `pages=N within the size (${sizeBytes} bytes)`, t);
     areas.push(area);
   }
   return { areas };
@@ -93,9 +107,15 @@ function parseAreaTail(rest: string, area: VmallocArea, file: string, line: numb
     const pages = /^pages=(\d+)$/.exec(tok);
     const phys = /^phys=((?:0x)?[0-9a-fA-F]+)$/.exec(tok);
     const node = /^N(\d+)=(\d+)$/.exec(tok);
-    if (pages) area.pages = Number(pages[1]);
+    if (pages) area.pages = safeNumber(pages[1]!, file, line, 'pages=N');
     else if (phys) area.physAddr = phys[1]!;
-    else if (node) area.nodePages[Number(node[1])] = Number(node[2]);
+    else if (node)
+      area.nodePages[safeNumber(node[1]!, file, line, 'a node')] = safeNumber(
+        node[2]!,
+        file,
+        line,
+        'N<node>=N',
+      );
     else if (FLAGS.has(tok)) area.flags.push(tok);
     else {
       throw parseError(

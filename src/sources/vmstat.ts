@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 // mm/vmstat.c vmstat_show: `%s %lu` per counter (seq_put_decimal_ull since 4.x). The set of
 // counters changes with every release and config (nr_zspages, pgdemote_*, numa_*...), so any
@@ -10,15 +10,14 @@ const EXPECTED = '"<counter> <number>" (e.g. "nr_free_pages 116314")';
 /** Parse /proc/vmstat into `{ counter: value }` (pages for nr_* gauges, events for pg* counters). */
 export function parseVmstat(text: string, opts: ParseOptions = {}): Record<string, number> {
   const file = opts.file ?? '/proc/vmstat';
-  requireNonEmpty(text, file, EXPECTED);
   const out: Record<string, number> = {};
-  for (const { text: t, line } of numberedLines(text)) {
+  for (const { text: t, line } of kernelLines(text, file, EXPECTED, opts)) {
     if (t.trim() === '') continue;
     const m = LINE.exec(t);
     if (!m) throw parseError(file, line, EXPECTED, t);
     const name = m[1]!;
     if (Object.hasOwn(out, name)) throw parseError(file, line, `each counter once (${name} repeats)`, t);
-    out[name] = Number(m[2]);
+    out[name] = safeNumber(m[2]!, file, line, `the value of ${name}`);
   }
   return out;
 }

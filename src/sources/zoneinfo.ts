@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { numberedLines, type ParseOptions, requireNonEmpty } from './text.js';
+import { kernelLines, type ParseOptions, safeNumber } from './text.js';
 
 /** One per-cpu pageset of a zone: pages on the per-cpu free lists are not in buddyinfo. */
 export interface Pageset {
@@ -73,7 +73,6 @@ type Mode = 'start' | 'node-stats' | 'watermarks' | 'stats' | 'pagesets' | 'tail
 /** Parse /proc/zoneinfo. Counts are pages. */
 export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
   const file = opts.file ?? '/proc/zoneinfo';
-  requireNonEmpty(text, file, '"Node 0, zone      DMA"');
   const zones: Zone[] = [];
   const nodeStats: Record<number, Record<string, number>> = {};
   let zone: Zone | undefined;
@@ -87,12 +86,13 @@ export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
     rec[key] = value;
   };
 
-  for (const { text: t, line } of numberedLines(text)) {
+  const num = (token: string, line: number) => safeNumber(token, file, line, 'a number');
+  for (const { text: t, line } of kernelLines(text, file, '"Node 0, zone      DMA"', opts)) {
     if (t.trim() === '') continue;
     let m = ZONE.exec(t);
     if (m) {
       finishZone(zone, file);
-      const node = Number(m[1]);
+      const node = num(m[1]!, line);
       const name = m[2]!;
       if (zones.some((z) => z.node === node && z.zone === name))
         fail(line, t, `each node/zone once (node ${node} zone ${name} repeats)`);
@@ -115,7 +115,7 @@ export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
     if (m) {
       if (mode !== 'start' && mode !== 'node-stats')
         fail(line, t, '"pages free" once, at the start of a zone');
-      z.pages.free = Number(m[1]);
+      z.pages.free = num(m[1]!, line);
       mode = 'watermarks';
       continue;
     }
@@ -126,7 +126,7 @@ export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
       z.protection = m[1]!.split(',').map((x) => {
         const s = x.trim();
         if (!/^-?\d+$/.test(s)) fail(line, t, '"protection: (N, N, ...)"');
-        return Number(s);
+        return num(s, line);
       });
       mode = 'stats';
       continue;
@@ -139,8 +139,8 @@ export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
     m = /^\s+cpu: (\d+)(?: pcp: (\d+))?\s*$/.exec(t);
     if (m) {
       if (mode !== 'pagesets') fail(line, t, '"cpu: N" inside "pagesets"');
-      pageset = { cpu: Number(m[1]), values: {} };
-      if (m[2] !== undefined) pageset.pcp = Number(m[2]);
+      pageset = { cpu: num(m[1]!, line), values: {} };
+      if (m[2] !== undefined) pageset.pcp = num(m[2]!, line);
       z.pagesets.push(pageset);
       continue;
     }
@@ -148,15 +148,15 @@ export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
     if (m) {
       // 2.6.1x: "scanned  0 (a: 27 i: 24)": pages scanned, and the active/inactive scan counters.
       if (mode !== 'watermarks') fail(line, t, '"scanned N (a: N i: N)" among the watermarks');
-      put(z.pages, 'scanned', Number(m[1]), line, t);
-      put(z.info, 'nr_scan_active', Number(m[2]), line, t);
-      put(z.info, 'nr_scan_inactive', Number(m[3]), line, t);
+      put(z.pages, 'scanned', num(m[1]!, line), line, t);
+      put(z.info, 'nr_scan_active', num(m[2]!, line), line, t);
+      put(z.info, 'nr_scan_inactive', num(m[3]!, line), line, t);
       continue;
     }
     m = KEY_COLON.exec(t);
     if (m) {
       const key = m[1]!;
-      const value = Number(m[2]);
+      const value = num(m[2]!, line);
       if (mode === 'pagesets' && pageset && !key.includes(' ') && /^\s{8,}/.test(t)) {
         put(pageset.values, key, value, line, t);
         if (key === 'count') z.pcpCountPages += value;
@@ -175,7 +175,7 @@ export function parseZoneinfo(text: string, opts: ParseOptions = {}): Zoneinfo {
     m = KEY_VALUE.exec(t);
     if (m) {
       const key = m[1]!;
-      const value = Number(m[2]);
+      const value = num(m[2]!, line);
       if (mode === 'node-stats') put(nodeStats[z.node]!, key, value, line, t);
       else if (mode === 'watermarks' && WATERMARKS.has(key)) put(z.pages, key, value, line, t);
       else if (mode === 'watermarks' || mode === 'stats') {

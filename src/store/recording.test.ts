@@ -213,6 +213,54 @@ describe('reading some series only', () => {
 });
 
 describe('bad databases', () => {
+  it('one writer: a live claim is refused naming its pid; a dead or reused one is taken over', () => {
+    const file = join(dir, 'claimed.db');
+    new RecordingWriter(file).close();
+    const claim = (pid: string, start: string) => {
+      const d = new Database(file);
+      d.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('writer_pid', ?), ('writer_start', ?)").run(
+        pid,
+        start,
+      );
+      d.close();
+    };
+    // pid 1 (init) is alive: its claim holds when the start time matches.
+    const initStart = readFileSync('/proc/1/stat', 'utf8').split(') ')[1]!.split(' ')[19]!;
+    claim('1', initStart);
+    let err: unknown;
+    try {
+      new RecordingWriter(file);
+    } catch (e) {
+      err = e;
+    }
+    expect(isMemsleuthError(err) && err.message).toBe(`${file}: pid 1 is recording into it already`);
+    expect(isMemsleuthError(err) && err.hint).toMatch(/stop pid 1 first, or record into another --db file/);
+    // The same pid with another start time: a reused pid, the claim is stale.
+    claim('1', 'not-its-start');
+    new RecordingWriter(file).close();
+    // A pid that does not exist.
+    claim('4194303', '1');
+    const w = new RecordingWriter(file);
+    const meta = () => {
+      const r = new RecordingReader(file);
+      try {
+        return r.meta();
+      } finally {
+        r.close();
+      }
+    };
+    expect(meta().writer_pid).toBe(String(process.pid));
+    w.close();
+    expect(meta().writer_pid).toBeUndefined();
+  });
+
+  it('a path that is not a regular file is refused before SQLite touches it', () => {
+    for (const f of ['/dev/null', dir]) {
+      expect(() => new RecordingWriter(f)).toThrow(`${f}: not a regular file`);
+      expect(() => new RecordingReader(f)).toThrow(`${f}: not a regular file`);
+    }
+  });
+
   it('a missing file is an IO error with a hint', () => {
     try {
       new RecordingReader(join(dir, 'nope.db'));

@@ -1,5 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MemsleuthError } from '../model/errors.js';
@@ -23,7 +23,47 @@ export function defaultDbPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(state, 'memsleuth', 'recording.db');
 }
 
-function openDb(file: string, readonly: boolean): Database.Database {
+/** A recording is a regular file: /dev/null or a directory would get SQLite's -journal beside it. */
+function requireRegularFile(file: string): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(file);
+  } catch {
+    return; // absent: created by the writer, reported by the reader
+  }
+  if (!st.isFile()) {
+    throw new MemsleuthError('USAGE', `${file}: not a regular file`, {
+      file,
+      hint: 'a recording is a database file: give a path such as ./memory.db',
+    });
+  }
+}
+
+/** Errors of a read-only open that only mean "cannot create the -shm beside it". */
+function isReadonlyOpenError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN');
+}
+
+/**
+ * A private copy of a recording (and its -wal) to read from, for a WAL database in a
+ * directory we cannot write: SQLite cannot create the -shm it needs there.
+ */
+function openCopy(file: string): { db: Database.Database; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'memsleuth-recording-'));
+  try {
+    const copy = join(dir, 'recording.db');
+    copyFileSync(file, copy);
+    if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${copy}-wal`);
+    return { db: new Database(copy, { fileMustExist: true }), dir };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function openDb(file: string, readonly: boolean, onCopy?: (dir: string) => void): Database.Database {
+  requireRegularFile(file);
   if (readonly && !existsSync(file)) {
     throw new MemsleuthError('IO', `${file}: no such recording`, {
       file,
@@ -55,6 +95,20 @@ function openDb(file: string, readonly: boolean): Database.Database {
   } catch (e) {
     db.close();
     if (e instanceof MemsleuthError) throw e;
+    if (readonly && onCopy && isReadonlyOpenError(e)) {
+      // A read-only file or directory (another user's recording, a read-only mount).
+      try {
+        const c = openCopy(file);
+        onCopy(c.dir);
+        return openCopyChecked(c.db, file, c.dir);
+      } catch (e2) {
+        if (e2 instanceof MemsleuthError) throw e2;
+        throw new MemsleuthError('IO', `${file}: cannot read the recording: ${(e2 as Error).message}`, {
+          file,
+          cause: e2,
+        });
+      }
+    }
     throw new MemsleuthError('BAD_INPUT', `${file}: not a memsleuth recording (${(e as Error).message})`, {
       file,
       cause: e,
@@ -62,6 +116,46 @@ function openDb(file: string, readonly: boolean): Database.Database {
     });
   }
   return db;
+}
+
+function openCopyChecked(db: Database.Database, file: string, dir: string): Database.Database {
+  try {
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'samples'")
+      .all();
+    if (tables.length === 0) throw new Error('no samples table');
+    return db;
+  } catch (e) {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw new MemsleuthError('BAD_INPUT', `${file}: not a memsleuth recording (${(e as Error).message})`, {
+      file,
+      cause: e,
+      hint: 'pass the file written by `memsleuth record --db FILE`',
+    });
+  }
+}
+
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22), or undefined. */
+function startTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is the writer recorded in the meta table (pid and start time) still running? */
+function writerAlive(pid: number, start: string | undefined): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  // A reused pid has another start time.
+  const now = startTicks(pid);
+  return start === undefined || now === undefined || now === start;
 }
 
 interface SeriesState {
@@ -102,6 +196,7 @@ export class RecordingWriter {
     this.file = file;
     this.db = openDb(file, false);
     const db = this.db;
+    this.takeWriterLock();
     this.insTick = db.prepare('INSERT INTO ticks (t_ms, read_ms) VALUES (?, ?)');
     this.insEntity = db.prepare(
       'INSERT INTO entities (layer, key, label, pid, start_ticks, first_tick) VALUES (?, ?, ?, ?, ?, ?)',
@@ -123,6 +218,37 @@ export class RecordingWriter {
       for (const [k, v] of Object.entries(meta)) setMeta.run(k, v);
     })();
     this.loadState();
+  }
+
+  /**
+   * One writer per recording: claim it in the meta table (writer_pid, writer_start) inside
+   * an IMMEDIATE transaction, so two recorders starting together are serialised by SQLite's
+   * write lock and the second sees the first. A claim left by a killed recorder (its pid gone
+   * or reused) is taken over.
+   */
+  private takeWriterLock(): void {
+    const db = this.db;
+    const get = db.prepare('SELECT value FROM meta WHERE key = ?');
+    const set = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    let holder: number | undefined;
+    db.transaction(() => {
+      const pid = Number((get.get('writer_pid') as { value: string } | undefined)?.value);
+      const start = (get.get('writer_start') as { value: string } | undefined)?.value;
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && writerAlive(pid, start)) {
+        holder = pid;
+        return;
+      }
+      set.run('writer_pid', String(process.pid));
+      set.run('writer_start', startTicks(process.pid) ?? '');
+    }).immediate();
+    if (holder !== undefined) {
+      db.close();
+      this.closed = true;
+      throw new MemsleuthError('IO', `${this.file}: pid ${holder} is recording into it already`, {
+        file: this.file,
+        hint: `one recorder per database: stop pid ${holder} first, or record into another --db file`,
+      });
+    }
   }
 
   /** Resume an existing recording: reload ids and last values so change-only encoding continues. */
@@ -276,7 +402,16 @@ export class RecordingWriter {
         if (e.layer === 'process' && e.seenTick === this.lastTick && this.lastTick > 0)
           this.endEntity.run(this.lastTick, e.id);
     })();
+    this.db.prepare("DELETE FROM meta WHERE key IN ('writer_pid', 'writer_start')").run();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
+    // A finished recording is a plain file again, readable where no -shm can be created
+    // (read-only mounts, another user's directory). Busy while a reader has it open: then
+    // it stays in WAL mode and readers copy it.
+    try {
+      this.db.pragma('journal_mode = DELETE');
+    } catch {
+      // SQLITE_BUSY
+    }
     this.db.close();
   }
 }
@@ -302,9 +437,13 @@ export class RecordingReader {
   readonly file: string;
   private readonly db: Database.Database;
 
+  private copyDir: string | undefined;
+
   constructor(file: string) {
     this.file = file;
-    this.db = openDb(file, true);
+    this.db = openDb(file, true, (dir) => {
+      this.copyDir = dir;
+    });
   }
 
   meta(): Record<string, string> {
@@ -489,5 +628,6 @@ export class RecordingReader {
 
   close(): void {
     this.db.close();
+    if (this.copyDir) rmSync(this.copyDir, { recursive: true, force: true });
   }
 }

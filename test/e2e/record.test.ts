@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -125,6 +125,88 @@ describe('memsleuth record', () => {
     const added = Number(/\n(\d+) ticks,/.exec(again.stderr)?.[1]);
     expect(added).toBeGreaterThanOrEqual(1);
     expect(ticksIn(file)).toBe(after + added);
+  });
+
+  it('one writer per recording: a second `record` is refused at start, naming the pid', async () => {
+    const file = join(work, 'busy.db');
+    const child = startRecorder(file, '200ms');
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const before = await waitForTicks(file, 2);
+      const second = await cli(['record', '--db', file, '--interval', '200ms', '--duration', '1s']);
+      expect(second.status).toBe(2);
+      expect(second.stderr).toMatch(
+        new RegExp(
+          `memsleuth: ${file}: pid ${child.pid} is recording into it already\nhint: one recorder per database`,
+        ),
+      );
+      // The first recorder was not disturbed.
+      expect(await waitForTicks(file, before + 2)).toBeGreaterThanOrEqual(before + 2);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    // Released at exit: the next recorder starts.
+    const next = await cli(['record', '--db', file, '--interval', '200ms', '--duration', '200ms']);
+    expect(next.status).toBe(0);
+  });
+
+  it('refuses a path that is not a regular file (no /dev/null-journal)', async () => {
+    for (const args of [
+      ['record', '--db', '/dev/null', '--interval', '1s', '--duration', '1s'],
+      ['leaks', '--db', '/dev/null'],
+      ['series', '--db', work, '--list'],
+    ]) {
+      const r = await cli(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/: not a regular file\nhint: a recording is a database file/);
+    }
+    expect(existsSync('/dev/null-journal')).toBe(false);
+    expect(existsSync('/dev/null-wal')).toBe(false);
+  });
+
+  it('leaks and series read a recording they cannot write (another user, a read-only directory)', async () => {
+    const ro = mkdtempSync(join(work, 'ro-'));
+    const closed = join(ro, 'closed.db');
+    const r = await cli(['record', '--db', closed, '--interval', '200ms', '--duration', '400ms']);
+    expect(r.status).toBe(0);
+    // As a killed recorder leaves it: WAL mode, no -shm beside it.
+    const wal = join(ro, 'wal.db');
+    copyFileSync(closed, wal);
+    const d = new Database(wal);
+    d.pragma('journal_mode = WAL');
+    d.close();
+    expect(existsSync(`${wal}-shm`)).toBe(false);
+    for (const f of [closed, wal]) chmodSync(f, 0o444);
+    chmodSync(ro, 0o555);
+    const asOther = (args: string[]) => {
+      // Root ignores permission bits: read as nobody, who cannot create the -shm there.
+      const cmd =
+        process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+      return spawnSync(
+        cmd[0] ?? process.execPath,
+        [...cmd.slice(1), ...(cmd.length ? [process.execPath] : []), CLI_BIN, ...args],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, NO_COLOR: '1' },
+        },
+      );
+    };
+    try {
+      chmodSync(work, 0o755);
+      for (const f of [closed, wal]) {
+        const s = asOther(['series', '--db', f, '--layer', 'meminfo', '--key', 'MemTotal']);
+        expect(s.stderr, f).toBe('');
+        expect(s.status).toBe(0);
+        expect(s.stdout.trim().split('\n').length).toBe(ticksIn(closed) + 1);
+        const l = asOther(['leaks', '--db', f]);
+        expect(l.stderr).not.toMatch(/not a memsleuth recording/);
+        expect(l.status).not.toBe(2);
+      }
+      expect(existsSync(`${wal}-shm`)).toBe(false);
+    } finally {
+      chmodSync(ro, 0o755);
+    }
   });
 
   it('usage errors exit 2 with the option named', async () => {

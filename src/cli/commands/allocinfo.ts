@@ -3,7 +3,7 @@ import { MemsleuthError } from '../../model/errors.js';
 import { frameKey } from '../../model/frame.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
 import { openInputOrLive, requireSource, withInputs } from '../../registry/open.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import { table } from '../format.js';
 
 const site = (t: { sourceFile: string; sourceLine: number }) => `${t.sourceFile}:${t.sourceLine}`;
@@ -17,13 +17,14 @@ export const allocinfoTopCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     module: { type: 'string', valueName: 'MOD', description: 'only call sites in this module' },
     json: { type: 'boolean', description: 'print every call site as JSON' },
+    ...LENIENT_OPTION,
   },
   async run({ values, positionals }, ctx) {
     if (positionals.length > 1) throw new MemsleuthError('USAGE', 'allocinfo top takes one SNAPSHOT');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0], { expect: 'allocinfo' });
     try {
-      const r = allocinfoTop(await requireSource(snap, 'allocinfo'));
+      const r = allocinfoTop(await requireSource(snap, 'allocinfo', parseSettingsOf(values, ctx)));
       const tags = values.module === undefined ? r.tags : r.tags.filter((t) => t.module === values.module);
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify({ ...r, tags }, null, 2)}\n`);
@@ -56,6 +57,7 @@ export const allocinfoDiffCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     all: { type: 'boolean', description: 'also print call sites that shrank or did not change' },
     json: { type: 'boolean', description: 'print every call site as JSON' },
+    ...LENIENT_OPTION,
   },
   async run({ values, positionals }, ctx) {
     if (positionals.length !== 2)
@@ -65,8 +67,8 @@ export const allocinfoDiffCommand = defineCommand({
       [positionals[0]!, positionals[1]!],
       async ([b, a]) => {
         const deltas = diffAllocinfo(
-          (await requireSource(b, 'allocinfo')).tags,
-          (await requireSource(a, 'allocinfo')).tags,
+          (await requireSource(b, 'allocinfo', parseSettingsOf(values, ctx))).tags,
+          (await requireSource(a, 'allocinfo', parseSettingsOf(values, ctx))).tags,
         );
         const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0);
         if (values.json) {

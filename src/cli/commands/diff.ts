@@ -6,7 +6,7 @@ import { diffSnapshots } from '../../registry/diff.js';
 import { DIFF_SOURCES } from '../../registry/index.js';
 import { withInputs } from '../../registry/open.js';
 import { diffView } from '../../web/snapshots.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import { table } from '../format.js';
 import { writeHtml } from '../html.js';
 import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
@@ -33,6 +33,7 @@ export const diffCommand = defineCommand({
       description: 'rank page cache and anonymous page_owner pages too (left out by default)',
     },
     json: { type: 'boolean', description: 'print the whole diff as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
     html: {
       type: 'string',
@@ -64,6 +65,7 @@ export const diffCommand = defineCommand({
       const opts = {
         pageOwnerAll: Boolean(values['page-owner-all']),
         ...(sources ? { sources: sources as SourceName[] } : {}),
+        ...parseSettingsOf(values, ctx),
       };
       let d: Awaited<ReturnType<typeof diffSnapshots>>;
       if (values.html !== undefined) {

@@ -14,7 +14,8 @@ import { frameKey } from '../../model/frame.js';
 import { formatBytes } from '../../model/units.js';
 import { openSourceInput } from '../../registry/open.js';
 import { parseKmemleak } from '../../sources/kmemleak.js';
-import { defineCommand, numberOption } from '../command.js';
+import type { ParseSettings } from '../../sources/text.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
@@ -58,10 +59,11 @@ async function groupReport(
   path: string | undefined,
   by: KmemleakGroupBy,
   stdin?: NodeJS.ReadableStream,
+  parse: ParseSettings = {},
 ): Promise<{ reports: number; groups: KmemleakGroup[]; file: string }> {
   const r = await openReport(path, stdin);
   try {
-    return { ...(await groupKmemleakStream(r.input, by, { file: r.file })), file: r.file };
+    return { ...(await groupKmemleakStream(r.input, by, { ...parse, file: r.file })), file: r.file };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (e instanceof MemsleuthError || code === undefined) throw e;
@@ -137,6 +139,7 @@ export const kmemleakReportCommand = defineCommand({
     stacks: { type: 'boolean', description: 'print each group’s backtrace' },
     ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every group as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
   },
   details:
@@ -147,7 +150,12 @@ export const kmemleakReportCommand = defineCommand({
       throw new MemsleuthError('USAGE', 'kmemleak report takes one FILE or SNAPSHOT');
     const by = parseBy(values.by);
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const { reports, groups, file } = await groupReport(positionals[0], by, ctx.stdin);
+    const { reports, groups, file } = await groupReport(
+      positionals[0],
+      by,
+      ctx.stdin,
+      parseSettingsOf(values, ctx),
+    );
     if (await writeFlameExports(groups, values, `kmemleak ${file}`, ctx)) return 0;
     const shown = values.json ? groups : groups.slice(0, top);
     const symbolized = await annotateFrames(shown, values, { running: positionals[0] === undefined }, ctx);
@@ -241,6 +249,7 @@ export const kmemleakWatchCommand = defineCommand({
     },
     top: { type: 'string', valueName: 'N', description: 'rows per list (default 20)' },
     json: { type: 'boolean', description: 'print the classification as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
   },
   details:
@@ -254,7 +263,10 @@ export const kmemleakWatchCommand = defineCommand({
         throw new MemsleuthError('USAGE', 'kmemleak watch needs at least two saved reports to compare');
       const series = [];
       for (const p of positionals) {
-        series.push({ label: p, groups: (await groupReport(p, 'backtrace')).groups });
+        series.push({
+          label: p,
+          groups: (await groupReport(p, 'backtrace', undefined, parseSettingsOf(values, ctx))).groups,
+        });
       }
       const s = classifyKmemleakSeries(series, { minGrowth });
       const symbolized = await annotateFrames(s, values, { running: false }, ctx);

@@ -22,7 +22,7 @@ import { type Frame, formatFrame } from '../../model/frame.js';
 import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
 import { openSourceInput } from '../../registry/open.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { type Column, table } from '../format.js';
@@ -61,7 +61,8 @@ const pageOwnerSortDetails =
   'Takes exactly the options of tools/mm/page_owner_sort (6.7+) and writes the same bytes;\n' +
   '`--compat 6.1` (first argument) switches to tools/vm/page_owner_sort of 5.18-6.6\n' +
   '(-r, -f, --cull free, --sort ft, timestamps kept). `-` reads stdin / writes stdout;\n' +
-  'pipes and /sys/kernel/debug/page_owner work directly; records have no size limit.\n';
+  'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool stops at\n' +
+  '128 KiB); input without blank lines is an error at 1 MiB.\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
@@ -211,6 +212,7 @@ const commonOptions = {
   stacks: { type: 'boolean', description: 'print the whole stack of each group' },
   ...FLAME_OPTIONS,
   json: { type: 'boolean', description: 'print the whole result as JSON' },
+  ...LENIENT_OPTION,
   ...SYMBOLS_OPTION,
 } as const;
 
@@ -251,6 +253,7 @@ export const pageOwnerTopCommand = defineCommand({
         file: dump.file,
         onProgress: prog.update,
         onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`),
+        ...(values.lenient ? { lenient: true } : {}),
         ...(allocators ? { allocators } : {}),
         ...(values.module !== undefined ? { module: values.module } : {}),
       });
@@ -343,6 +346,7 @@ export const pageOwnerDiffCommand = defineCommand({
         afterFile: after.file,
         onProgress: prog.update,
         onWarning: (m) => ctx.stderr.write(`memsleuth: warning: ${m}\n`),
+        ...(values.lenient ? { lenient: true } : {}),
         ...(allocators ? { allocators } : {}),
         ...(values.module !== undefined ? { module: values.module } : {}),
       });

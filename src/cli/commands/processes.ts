@@ -2,7 +2,7 @@ import type { ProcessMaps, ProcessMemory } from '../../analysis/process.js';
 import { MemsleuthError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { type Column, table } from '../format.js';
 
@@ -185,6 +185,7 @@ export const psCommand = defineCommand({
       description: 'who the OOM killer takes first: oom_score and oom_score_adj, highest score first',
     },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes)' },
+    ...LENIENT_OPTION,
   },
   details: `Reads this machine now, or a snapshot bundle/directory (SNAPSHOT).
 --oom lists /proc/PID/oom_score (the kernel's badness: resident memory, swap and page tables,
@@ -227,11 +228,12 @@ collected these files are ordered by RSS + swap instead, and say so.`,
       const { readProcesses } = await import('../../analysis/process.js');
       // The table prints status and smaps_rollup values (and the four types); --json every field.
       const manifest = values.json ? await snap.manifest() : undefined;
+      const parse = parseSettingsOf(values, ctx);
       const { processes, skipped } = await readProcesses(
         snap,
         manifest
-          ? { pageSizeBytes: manifest.pageSizeBytes }
-          : { details: key === 'minflt' || key === 'majflt' ? ['stat'] : false },
+          ? { pageSizeBytes: manifest.pageSizeBytes, ...parse }
+          : { details: key === 'minflt' || key === 'majflt' ? ['stat'] : false, ...parse },
       );
       const users = processes.filter((p) => !p.kernelThread);
       const by = SORT_KEYS[key];
@@ -302,6 +304,7 @@ export const pmapCommand = defineCommand({
   options: {
     kb: { type: 'boolean', description: 'print exactly what procps `pmap -x PID` prints (kB columns)' },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes, full paths)' },
+    ...LENIENT_OPTION,
   },
   details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT), for each PID in turn
 (\`pmap -x $(pidof a b)\` works as with procps; name a snapshot called 123 ./123).
@@ -325,7 +328,12 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
       const { readProcessMaps, formatPmapX } = await import('../../analysis/process.js');
       const maps: ProcessMaps[] = [];
       for (const a of pidArgs)
-        maps.push(await readProcessMaps(snap, Number(a), { asRoot: process.geteuid?.() === 0 }));
+        maps.push(
+          await readProcessMaps(snap, Number(a), {
+            asRoot: process.geteuid?.() === 0,
+            ...parseSettingsOf(values, ctx),
+          }),
+        );
       if (values.json) {
         const one = (m: (typeof maps)[number]) => ({ origin: snap.origin, ...m });
         ctx.stdout.write(`${JSON.stringify(maps.length === 1 ? one(maps[0]!) : maps.map(one), null, 2)}\n`);

@@ -3,7 +3,7 @@ import { openInputOrLive } from '../../registry/open.js';
 import { buildReport, reportTables } from '../../registry/report.js';
 import type { Report } from '../../registry/types.js';
 import { reportPageData } from '../../web/pages.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { heading, renderTable, wrap } from '../format.js';
 import { writeHtml } from '../html.js';
@@ -62,6 +62,7 @@ export const reportCommand = defineCommand({
     },
     top: { type: 'string', valueName: 'N', description: 'rows per top list (default 10)' },
     'no-smaps': { type: 'boolean', description: 'skip smaps (no PSS/USS): faster on huge machines' },
+    ...LENIENT_OPTION,
   },
   details:
     'SNAPSHOT is a bundle (.tar.gz) or directory from `memsleuth snapshot`; without it, this machine now.',
@@ -71,7 +72,7 @@ export const reportCommand = defineCommand({
     const top = numberOption(values.top, 'top', 10, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0]);
     try {
-      const opts = { top, smaps: !values['no-smaps'] };
+      const opts = { top, smaps: !values['no-smaps'], ...parseSettingsOf(values, ctx) };
       let report: Report;
       if (values.html !== undefined) {
         const data = await reportPageData(snap, opts);

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import {
   diffCallstackDumps,
   parseSlabSortKey,
@@ -8,13 +7,15 @@ import {
   slabTop,
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
+import { MAX_TEXT_BYTES, readTextFile } from '../../capture/snapshot.js';
 import { isMemsleuthError, MemsleuthError } from '../../model/errors.js';
 import { frameKey } from '../../model/frame.js';
 import { formatBytes } from '../../model/units.js';
 import { openInputOrLive, requireSource } from '../../registry/open.js';
 import { reclaimFlags } from '../../registry/sources/slabinfo.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
-import { defineCommand, numberOption } from '../command.js';
+import { MAX_LINE_BYTES } from '../../sources/text.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
 import { annotateFrames, frameLine, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
@@ -38,6 +39,7 @@ export const slabTopCommand = defineCommand({
     },
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     json: { type: 'boolean', description: 'print the whole result as JSON' },
+    ...LENIENT_OPTION,
   },
   details: 'SNAPSHOT is a bundle or directory from `memsleuth snapshot`; without it, this machine now.',
   async run({ values, positionals }, ctx) {
@@ -45,7 +47,7 @@ export const slabTopCommand = defineCommand({
     const sortBy = values.sort === undefined ? undefined : parseSlabSortKey(values.sort);
     const snap = await openInputOrLive(oneSnapshot(positionals, 'slab top'), { expect: 'slabinfo' });
     try {
-      const { caches } = await requireSource(snap, 'slabinfo');
+      const { caches } = await requireSource(snap, 'slabinfo', parseSettingsOf(values, ctx));
       const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
       const reclaim = await reclaimFlags(
         snap,
@@ -102,6 +104,7 @@ export const slabTracesCommand = defineCommand({
     stacks: { type: 'boolean', description: 'print the full stack under each call site (5.19+)' },
     ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every call site as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
   },
   details:
@@ -112,7 +115,10 @@ export const slabTracesCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(oneSnapshot(positionals, 'slab traces'), { expect: 'slab_traces' });
     try {
-      const r = await readSlabCallSites(snap, values.cache === undefined ? {} : { cache: values.cache });
+      const r = await readSlabCallSites(snap, {
+        ...(values.cache === undefined ? {} : { cache: values.cache }),
+        ...parseSettingsOf(values, ctx),
+      });
       if (r.caches.length === 0) {
         throw new MemsleuthError('UNAVAILABLE', `${snap.origin}: no slab alloc_traces or alloc_calls files`, {
           hint: 'boot with slub_debug=U (or slub_debug=U,<cache>), mount debugfs, and run as root',
@@ -180,6 +186,7 @@ export const slabTraceDiffCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     all: { type: 'boolean', description: 'also print stacks that shrank or did not change' },
     json: { type: 'boolean', description: 'print every stack as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
   },
   details:
@@ -191,7 +198,9 @@ export const slabTraceDiffCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const read = async (p: string) => {
       try {
-        return parseCallstackBlocks(await readFile(p, 'utf8'), { file: p });
+        // Bounded: a 700 MB file of one line is an error, not a RangeError.
+        const text = readTextFile(p, MAX_TEXT_BYTES, p, { maxLineBytes: MAX_LINE_BYTES });
+        return parseCallstackBlocks(text, { ...parseSettingsOf(values, ctx), file: p });
       } catch (e) {
         if (!isMemsleuthError(e) && (e as NodeJS.ErrnoException).code)
           throw new MemsleuthError('IO', `${p}: cannot read (${(e as NodeJS.ErrnoException).code})`, {

@@ -2,7 +2,7 @@ import { diffVmalloc, vmallocTop } from '../../analysis/vmalloc.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes, formatDelta } from '../../model/units.js';
 import { openInputOrLive, requireSource, withInputs } from '../../registry/open.js';
-import { defineCommand, numberOption } from '../command.js';
+import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import { table } from '../format.js';
 import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
@@ -13,6 +13,7 @@ export const vmallocTopCommand = defineCommand({
   options: {
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     json: { type: 'boolean', description: 'print every caller as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
   },
   details: 'BYTES = pages=N x page size (RAM held); VSIZE = printed sizes, guard pages included.',
@@ -21,7 +22,7 @@ export const vmallocTopCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0], { expect: 'vmallocinfo' });
     try {
-      const r = vmallocTop(await requireSource(snap, 'vmallocinfo'));
+      const r = vmallocTop(await requireSource(snap, 'vmallocinfo', parseSettingsOf(values, ctx)));
       const symbolized = await annotateFrames(
         values.json ? r : r.callers.slice(0, top),
         values,
@@ -58,6 +59,7 @@ export const vmallocDiffCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     all: { type: 'boolean', description: 'also print callers that shrank or did not change' },
     json: { type: 'boolean', description: 'print every caller as JSON' },
+    ...LENIENT_OPTION,
     ...SYMBOLS_OPTION,
   },
   async run({ values, positionals }, ctx) {
@@ -68,8 +70,8 @@ export const vmallocDiffCommand = defineCommand({
       [positionals[0]!, positionals[1]!],
       async ([b, a]) => {
         const deltas = diffVmalloc(
-          await requireSource(b, 'vmallocinfo'),
-          await requireSource(a, 'vmallocinfo'),
+          await requireSource(b, 'vmallocinfo', parseSettingsOf(values, ctx)),
+          await requireSource(a, 'vmallocinfo', parseSettingsOf(values, ctx)),
         );
         const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0 || d.deltaAreas > 0);
         const symbolized = await annotateFrames(

@@ -35,7 +35,7 @@ export const allocinfo: SourceEntry<Allocinfo> = {
   location: sourceLocation('allocinfo'),
   title: 'kernel allocations by call site (/proc/allocinfo, 6.10+)',
   command: 'allocinfo top',
-  load: (snap) => readParsed(snap, 'allocinfo', parseAllocinfo),
+  load: (snap, options) => readParsed(snap, 'allocinfo', parseAllocinfo, options),
   recognise: (head) =>
     /^allocinfo - version: /.test(head) || /^\s*-?\d+\s+\d+\s+\S+:\d+(\s+\[\S+\])?\s+func:\S+/m.test(head),
 

@@ -42,7 +42,7 @@ export const buddyinfo: SourceEntry<Buddyinfo> = {
   location: sourceLocation('buddyinfo'),
   title: 'free blocks per zone and order (/proc/buddyinfo)',
   command: 'report',
-  load: (snap) => readParsed(snap, 'buddyinfo', parseBuddyinfo),
+  load: (snap, options) => readParsed(snap, 'buddyinfo', parseBuddyinfo, options),
   recognise: (head) => /^Node \d+, zone\s+\S+(\s+\d+){4,}\s*$/m.test(head.split('\n')[0] ?? ''),
 
   report(b, ctx) {

@@ -5,6 +5,7 @@ import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { FamilyBuilder, nonEmpty, topN } from '../families.js';
 import type { DiffRow, MetricFamilyDoc, SourceEntry } from '../types.js';
+import { parseSettings } from './read.js';
 
 /** kmemleak's unreferenced objects, streamed and grouped by backtrace. */
 export interface KmemleakGroups {
@@ -74,10 +75,13 @@ export const kmemleak: SourceEntry<KmemleakGroups> = {
   location: sourceLocation('kmemleak'),
   title: 'unreferenced kernel objects (/sys/kernel/debug/kmemleak)',
   command: 'kmemleak report',
-  async load(snap) {
+  async load(snap, options) {
     const stream = await snap.openStream('kmemleak');
     if (!stream) return undefined;
-    return groupKmemleakStream(stream, 'backtrace', { file: snap.describe('kmemleak') });
+    return groupKmemleakStream(stream, 'backtrace', {
+      ...parseSettings(options),
+      file: snap.describe('kmemleak'),
+    });
   },
   recognise: (head) => /^unreferenced object 0x[0-9a-f]+ \(size \d+\):/.test(head),
 

@@ -143,7 +143,7 @@ export const meminfo: SourceEntry<Meminfo> = {
   location: sourceLocation('meminfo'),
   title: 'system-wide memory counters (/proc/meminfo)',
   command: 'report',
-  load: (snap) => readParsed(snap, 'meminfo', parseMeminfo),
+  load: (snap, options) => readParsed(snap, 'meminfo', parseMeminfo, options),
   recognise: (head) => /^MemTotal:\s+\d+ kB\s*$/m.test(head),
 
   async report(m, ctx) {

@@ -4,6 +4,7 @@ import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { type DiffRow, pageSizeOf, type SourceEntry } from '../types.js';
+import { parseSettings } from './read.js';
 
 /** page_owner grouped by allocation stack, and how many page blocks were left out. */
 export interface PageOwnerStacks {
@@ -53,6 +54,7 @@ export const pageOwner: SourceEntry<PageOwnerStacks> = {
       by: 'stack',
       pageSizeBytes,
       file: snap.describe('page_owner'),
+      ...parseSettings(options),
       ...(options.pageOwnerAll ? {} : { allocators: KERNEL_ALLOCATORS }),
     });
     return { groups: r.groups, leftOut: r.records - r.kept };

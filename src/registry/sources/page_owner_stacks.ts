@@ -2,6 +2,7 @@ import { StackAggregator, type StackGroup } from '../../analysis/stacks.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { parsePageOwnerStacks } from '../../sources/page_owner.js';
 import { pageSizeOf, type SourceEntry } from '../types.js';
+import { parseSettings } from './read.js';
 
 /**
  * /sys/kernel/debug/page_owner_stacks/show_stacks (6.9+): the kernel's own count of base
@@ -18,7 +19,10 @@ export const pageOwnerStacks: SourceEntry<StackGroup[]> = {
     if (text === undefined) return undefined;
     const pageSizeBytes = await pageSizeOf(snap, options);
     const agg = new StackAggregator();
-    for (const s of parsePageOwnerStacks(text, { file: snap.describe('page_owner_stacks') }))
+    for (const s of parsePageOwnerStacks(text, {
+      ...parseSettings(options),
+      file: snap.describe('page_owner_stacks'),
+    }))
       agg.add(s.frames, { count: 1, pages: s.nrBasePages, bytes: s.nrBasePages * pageSizeBytes });
     return agg.result();
   },

@@ -142,7 +142,7 @@ export const pagetypeinfo: SourceEntry<Pagetypeinfo> = {
   location: sourceLocation('pagetypeinfo'),
   title: 'free blocks per migrate type and page blocks per type (/proc/pagetypeinfo)',
   command: 'report',
-  load: (snap) => readParsed(snap, 'pagetypeinfo', parsePagetypeinfo),
+  load: (snap, options) => readParsed(snap, 'pagetypeinfo', parsePagetypeinfo, options),
   recognise: (head) => /^Page block order: \d+\s*$/m.test(head),
 
   report: (p, ctx) => ({ pagetypes: pagetypeSection(p, ctx.pageSizeBytes) }),

@@ -18,9 +18,11 @@ import {
   due,
   type Finding,
   type MetricFamilyDoc,
+  type ReadOptions,
   type SampleContext,
   type SourceEntry,
 } from '../types.js';
+import { parseSettings } from './read.js';
 
 export interface AnonCrossCheck {
   /**
@@ -71,6 +73,7 @@ const MiB = 1024 * 1024;
 async function sumPssAnon(
   snap: Snapshot,
   list: ProcessMemory[],
+  options: ReadOptions,
 ): Promise<{ bytes: number; unreadable: number } | undefined> {
   let bytes = 0;
   let seen = 0;
@@ -82,7 +85,7 @@ async function sumPssAnon(
       const path = procPath(p.pid, 'smaps_rollup');
       const rollup = await snap.readText(path);
       if (rollup !== undefined && rollup.trim() !== '') {
-        v = parseSmapsRollup(rollup, { file: snap.describe(path) }).bytes.Pss_Anon;
+        v = parseSmapsRollup(rollup, { ...parseSettings(options), file: snap.describe(path) }).bytes.Pss_Anon;
         if (v === undefined) return undefined;
       }
     }
@@ -226,7 +229,7 @@ export const processes: SourceEntry<Processes> = {
     const opts: ReadProcessesOptions = { memory: options.smaps === false ? 'status' : 'types' };
     // A live manifest probes every source: the caller's page size saves reading it again.
     if (options.pageSizeBytes !== undefined) opts.pageSizeBytes = options.pageSizeBytes;
-    return readProcesses(snap, opts);
+    return readProcesses(snap, { ...opts, ...parseSettings(options) });
   },
   absentReason: () => 'no proc/<pid> files',
 
@@ -247,7 +250,7 @@ export const processes: SourceEntry<Processes> = {
     const anonPages = ctx.report.accounting?.parts.find((p) => p.name === 'AnonPages')?.bytes;
     const noSmaps = ctx.data.options.smaps === false;
     if (anonPages !== undefined) {
-      const pssAnon = noSmaps ? undefined : await sumPssAnon(ctx.snap, list);
+      const pssAnon = noSmaps ? undefined : await sumPssAnon(ctx.snap, list, ctx.options);
       const anonOf = (p: ProcessMemory) => (noSmaps ? p.rssAnonBytes : p.privateAnonBytes) ?? 0;
       const processAnon = pssAnon?.bytes ?? list.reduce((s, p) => s + anonOf(p), 0);
       const diff = processAnon - anonPages;

@@ -3,6 +3,7 @@ import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import type { DiffRow, SourceEntry } from '../types.js';
+import { parseSettings } from './read.js';
 
 export interface SlabTracesSection {
   sites: number;
@@ -35,10 +36,10 @@ export const slabTraces: SourceEntry<SlabCallSite[]> = {
   location: sourceLocation('slab_traces'),
   title: 'outstanding slab objects per call site (slub_debug=U alloc_traces / alloc_calls)',
   command: 'slab traces',
-  async load(snap) {
+  async load(snap, options) {
     const files = await snap.slabTraceFiles();
     if (files.size === 0) return undefined;
-    return (await readSlabCallSites(snap)).sites;
+    return (await readSlabCallSites(snap, parseSettings(options))).sites;
   },
   absentReason: () => 'no slab/<cache>.alloc_traces or alloc_calls',
 

@@ -106,7 +106,7 @@ export const slabinfo: SourceEntry<Slabinfo> = {
   location: sourceLocation('slabinfo'),
   title: 'slab caches (/proc/slabinfo)',
   command: 'slab top',
-  load: (snap) => readParsed(snap, 'slabinfo', parseSlabinfo),
+  load: (snap, options) => readParsed(snap, 'slabinfo', parseSlabinfo, options),
   recognise: (head) => /^slabinfo - version: \d/.test(head),
 
   async report(slab, ctx) {

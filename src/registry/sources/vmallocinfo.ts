@@ -5,6 +5,7 @@ import { formatBytes } from '../../model/units.js';
 import { parseVmallocinfo } from '../../sources/vmallocinfo.js';
 import { FamilyBuilder, nonEmpty, topN } from '../families.js';
 import { due, type MetricFamilyDoc, pageSizeOf, type SourceEntry } from '../types.js';
+import { parseSettings } from './read.js';
 
 export interface VmallocCallerRow {
   caller: string;
@@ -52,7 +53,10 @@ export const vmallocinfo: SourceEntry<VmallocCaller[]> = {
     const text = await snap.readText('vmallocinfo');
     if (text === undefined) return undefined;
     const pageSize = await pageSizeOf(snap, options);
-    return vmallocByCaller(parseVmallocinfo(text, { file: snap.describe('vmallocinfo') }).areas, pageSize);
+    return vmallocByCaller(
+      parseVmallocinfo(text, { ...parseSettings(options), file: snap.describe('vmallocinfo') }).areas,
+      pageSize,
+    );
   },
   recognise: (head) => /^0x[0-9a-f]+-0x[0-9a-f]+\s+\d+\s/m.test(head),
 

@@ -27,7 +27,7 @@ export const vmstat: SourceEntry<Record<string, number>> = {
   name: 'vmstat',
   location: sourceLocation('vmstat'),
   title: 'virtual memory counters (/proc/vmstat)',
-  load: (snap) => readParsed(snap, 'vmstat', parseVmstat),
+  load: (snap, options) => readParsed(snap, 'vmstat', parseVmstat, options),
   recognise: (head) => /^nr_free_pages \d+$/m.test(head) && /^nr_\w+ \d+$/m.test(head),
   layers: ['vmstat'],
   async sample(_snap, ctx) {

@@ -8,6 +8,6 @@ export const zoneinfo: SourceEntry<Zoneinfo> = {
   name: 'zoneinfo',
   location: sourceLocation('zoneinfo'),
   title: 'per-zone page counters and watermarks (/proc/zoneinfo)',
-  load: (snap) => readParsed(snap, 'zoneinfo', parseZoneinfo),
+  load: (snap, options) => readParsed(snap, 'zoneinfo', parseZoneinfo, options),
   recognise: (head) => /^Node \d+, zone\s+\S+\s*\n\s+(per-node stats|pages free)/m.test(head),
 };
