@@ -186,7 +186,9 @@ const STAT_STARTSTACK = 24;
  * parser is needed.
  */
 export function statFields(text: string): StatFields | undefined {
-  const end = text.charCodeAt(text.length - 1) === NL ? text.length - 1 : text.length;
+  // The kernel ends the line with a newline: without it the file was cut (parseProcStat says so).
+  if (text.charCodeAt(text.length - 1) !== NL) return undefined;
+  const end = text.length - 1;
   const open = text.indexOf(' (');
   const close = text.lastIndexOf(')', end - 1);
   if (open <= 0 || close < open || text.charCodeAt(close + 1) !== SPACE) return undefined;
