@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { explainOomLog, type OomExplanation, type RankedTask } from '../../analysis/oom.js';
 import { type KernelLogSource, readKernelLog } from '../../capture/kernel_log.js';
 import { MemsleuthError } from '../../model/errors.js';
-import { formatBytes, formatPercent } from '../../model/units.js';
+import { formatBytes } from '../../model/units.js';
 import { accountingTable } from '../../registry/sources/meminfo.js';
 import { parseOomReports } from '../../sources/oom_report.js';
 import { defineCommand } from '../command.js';
