@@ -27,7 +27,7 @@ function startRecorder(db: string, interval: string): ChildProcess {
   });
 }
 
-async function waitForTicks(db: string, n: number, timeoutMs = 20_000): Promise<number> {
+async function waitForTicks(db: string, n: number, timeoutMs = 50_000): Promise<number> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (existsSync(db)) {
@@ -43,7 +43,7 @@ async function waitForTicks(db: string, n: number, timeoutMs = 20_000): Promise<
   throw new Error(`no ${n} ticks in ${db}`);
 }
 
-describe('memsleuth record', () => {
+describe('memsleuth record', { timeout: 120_000 }, () => {
   const db = join(work, 'short.db');
   /** Ticks of the short recording: 4 on schedule (0, 0.3, 0.6, 0.9 s); fewer when the machine is so loaded that a tick overruns the next (the recorder skips overdue ticks rather than bursting). */
   let n = 0;
