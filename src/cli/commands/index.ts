@@ -11,6 +11,7 @@ import { reportCommand } from './report.js';
 import { seriesCommand } from './series.js';
 import { slabCommands } from './slab.js';
 import { snapshotCommand } from './snapshot.js';
+import { traceCommands } from './trace.js';
 import { vmallocCommands } from './vmalloc.js';
 
 /**
@@ -31,5 +32,6 @@ export const COMMANDS: CommandSpec<any>[] = [
   ...kmemleakCommands,
   ...vmallocCommands,
   ...allocinfoCommands,
+  ...traceCommands,
   diffCommand,
 ];
