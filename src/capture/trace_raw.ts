@@ -110,12 +110,14 @@ export class RawTraceReader {
     const kernelStack = o.kernelStacks ? await readFormat(o.tracefsRoot, 'ftrace/kernel_stack') : undefined;
     const userStack = o.userStacks ? await readFormat(o.tracefsRoot, 'ftrace/user_stack') : undefined;
     const layout = await pageLayout(o.tracefsRoot);
-    const syms = symbols ?? (await readKernelSymbols());
+    // Kernel symbols only when something prints one (call sites, kernel stacks).
+    const needSymbols = o.kernelStacks || formats.some((f) => /=%p[sSfF]/.test(f.printFmt));
+    const syms = symbols ?? (needSymbols ? await readKernelSymbols() : undefined);
     const decoder = new RawTraceDecoder({
       formats,
       ...(kernelStack ? { kernelStack } : {}),
       ...(userStack ? { userStack } : {}),
-      symbol: (a) => syms.frame(a),
+      symbol: (a) => (syms ? syms.frame(a) : { func: `0x${a.toString(16)}` }),
       comm: commResolver(),
       littleEndian: layout.littleEndian,
     });

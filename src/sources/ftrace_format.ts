@@ -113,3 +113,30 @@ export function parseFtraceCpuStats(text: string, opts: ParseOptions = {}): Ftra
     readEvents: values['read events'] ?? 0,
   };
 }
+
+/**
+ * Several CPUs' stats in one file, each after a `cpuN:` line (memsleuth-collect.sh writes
+ * trace/kmem.stats this way): summed.
+ */
+export function parseFtraceStatsFile(
+  text: string,
+  opts: ParseOptions = {},
+): { total: FtraceCpuStats; cpus: number } {
+  const file = opts.file ?? 'stats';
+  const total: FtraceCpuStats = {
+    entries: 0,
+    overrun: 0,
+    commitOverrun: 0,
+    bytes: 0,
+    droppedEvents: 0,
+    readEvents: 0,
+  };
+  let cpus = 0;
+  const blocks = text.split(/^cpu\d+:\s*$/m).filter((b) => b.trim() !== '');
+  for (const b of blocks) {
+    const st = parseFtraceCpuStats(b.trim(), { file });
+    cpus++;
+    for (const k of Object.keys(total) as (keyof FtraceCpuStats)[]) total[k] += st[k];
+  }
+  return { total, cpus };
+}

@@ -14,14 +14,14 @@ import { AllocationTracker, type TraceReport } from '../analysis/alloc_trace.js'
 import { UserSymbolizer, UserTraceAnalyzer, userCulprit, userStackResolver } from '../analysis/user_trace.js';
 import { livePageSize } from '../capture/live.js';
 import { ElfCache, findDefinition, readProcessMaps } from '../capture/process_elf.js';
-import { readBufferStats, TracePipeReader } from '../capture/trace_pipe.js';
+import { readBufferStats } from '../capture/trace_pipe.js';
 import { cleanupStale, openTracefs, type Tracefs, TraceInstance, UprobeGroup } from '../capture/tracefs.js';
 import { MemsleuthError } from '../model/errors.js';
 import { fileOffsetOf } from '../sources/elf_symbols.js';
-import { FtraceTextParser } from '../sources/ftrace_text.js';
 import { parseProcStat } from '../sources/proc_stat.js';
 import { LIBC_PROBES, type LibcProbe, libcProbeDefinitions } from '../sources/uprobe_events.js';
 import { cpuSeconds, monotonicSeconds, sessionLifecycle, sleep } from './lifecycle.js';
+import { openTraceSource, type ReadMode, type TraceSource } from './source.js';
 
 export interface UserTraceOptions {
   pid: number;
@@ -41,6 +41,8 @@ export interface UserTraceOptions {
   signal?: AbortSignal;
   handleSignals?: boolean;
   tracefs?: Tracefs;
+  /** Read the binary per-CPU buffers (default) or trace_pipe text. */
+  readMode?: ReadMode;
 }
 
 export interface ProbeSite {
@@ -81,6 +83,7 @@ export interface UserTraceResult {
   seconds: number;
   overhead: TracingOverhead;
   droppedEvents: number;
+  readMode: ReadMode;
 }
 
 async function cpuTicks(pid: number): Promise<{ user: number; system: number } | undefined> {
@@ -145,7 +148,7 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
   const tracefs = o.tracefs ?? (await openTracefs());
   let inst: TraceInstance | undefined;
   let group: UprobeGroup | undefined;
-  let reader: TracePipeReader | undefined;
+  let source: TraceSource | undefined;
   const life = sessionLifecycle({
     cleanupSync: () => {
       inst?.removeSync();
@@ -190,8 +193,23 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
       module: (_f, c) => c?.module ?? '?',
     });
     const analyzer = new UserTraceAnalyzer(tracker, { pageSizeBytes });
-    const parser = new FtraceTextParser(analyzer.onRecord, { file: `${inst.dir}/trace_pipe` });
-    reader = await TracePipeReader.open(inst.path('trace_pipe'));
+    const events: string[] = [];
+    for (const site of sites) {
+      events.push(`${group.group}/${site.probe.fn}`);
+      if (site.probe.ret) events.push(`${group.group}/${site.probe.fn}_ret`);
+    }
+    source = await openTraceSource({
+      inst,
+      tracefsRoot: tracefs.root,
+      events,
+      kernelStacks: false,
+      userStacks: true,
+      kernelSymbols: false,
+      clock,
+      onRecord: analyzer.onRecord,
+      ...(o.readMode !== undefined ? { mode: o.readMode } : {}),
+      onNotice: notice,
+    });
     const traceNow = () => (clock === 'mono' ? monotonicSeconds() : undefined);
     const refreshMaps = async () => {
       try {
@@ -209,12 +227,9 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
     let nextRefresh = o.refreshSeconds ? t0 + o.refreshSeconds * 1000 : Number.POSITIVE_INFINITY;
     let exited = false;
     let lastTicks = await cpuTicks(pid);
-    const drain = async () => {
-      for (const chunk of await reader!.readAvailable()) parser.push(chunk);
-    };
     while (!life.signal.aborted && Date.now() < end) {
       await sleep(Math.min(200, Math.max(0, end - Date.now())), life.signal);
-      await drain();
+      await source.poll();
       const t = await cpuTicks(pid);
       if (!t) {
         exited = true;
@@ -229,15 +244,15 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
       }
     }
     await inst.write('tracing_on', '0');
+    const stoppedAt = traceNow();
     const seconds = (Date.now() - t0) / 1000;
     const ticks2 = exited ? lastTicks : ((await cpuTicks(pid)) ?? lastTicks);
-    await drain();
-    parser.end();
+    await source.finish();
     const stats = await readBufferStats(inst.dir);
     const lost = stats.total.droppedEvents + stats.total.overrun;
     if (lost > tracker.counters.lostEvents) tracker.counters.lostEvents = lost;
     if (!exited) await refreshMaps();
-    const report = tracker.report(traceNow());
+    const report = tracker.report(stoppedAt);
     const hits = Object.values(analyzer.events).reduce((a, b) => a + b, 0);
     const tck = 100; // USER_HZ: /proc/PID/stat counts in 1/100 s on every architecture Linux has
     const overhead: TracingOverhead = {
@@ -266,12 +281,13 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
       seconds,
       overhead,
       droppedEvents: stats.total.droppedEvents,
+      readMode: source.mode,
     };
     const stoppedBy = life.reason();
     if (stoppedBy) result.stoppedBy = stoppedBy;
     return result;
   } finally {
-    await reader?.close();
+    await source?.close();
     try {
       if (inst && group) await inst.tryWrite(`events/${group.group}/enable`, '0');
       await inst?.remove();

@@ -7,6 +7,7 @@ import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatFrame } from '../../model/frame.js';
 import { TRACE_KMEM_PATH } from '../../model/snapshot.js';
+import { parseFtraceStatsFile } from '../../sources/ftrace_format.js';
 import { LIBC_PROBES, type LibcProbe } from '../../sources/uprobe_events.js';
 import { type KernelTraceResult, traceKernel } from '../../trace/kernel.js';
 import { traceUser, type UserTraceResult } from '../../trace/user.js';
@@ -414,6 +415,8 @@ interface SavedTrace {
   input: AsyncIterable<Buffer | string>;
   file: string;
   pageSizeBytes: number;
+  /** Events the buffers dropped (trace/kmem.stats): trace_pipe text does not mark them. */
+  droppedEvents: number;
   close(): Promise<void>;
 }
 
@@ -436,7 +439,13 @@ async function openSavedTrace(path: string): Promise<SavedTrace> {
     snapshot = head[0] === 0x1f && head[1] === 0x8b;
   }
   if (!snapshot)
-    return { input: createReadStream(path), file: path, pageSizeBytes: 4096, close: async () => {} };
+    return {
+      input: createReadStream(path),
+      file: path,
+      pageSizeBytes: 4096,
+      droppedEvents: 0,
+      close: async () => {},
+    };
   const snap = await openSnapshot(path);
   const stream = await snap.openStream(TRACE_KMEM_PATH);
   if (!stream) {
@@ -450,7 +459,19 @@ async function openSavedTrace(path: string): Promise<SavedTrace> {
     );
   }
   const pageSizeBytes = (await snap.manifest()).pageSizeBytes || 4096;
-  return { input: stream, file: snap.describe(TRACE_KMEM_PATH), pageSizeBytes, close: () => snap.close() };
+  const statsText = await snap.readText(`${TRACE_KMEM_PATH}.stats`);
+  const stats =
+    statsText === undefined
+      ? undefined
+      : parseFtraceStatsFile(statsText, { file: snap.describe(`${TRACE_KMEM_PATH}.stats`) });
+  const droppedEvents = stats ? stats.total.droppedEvents + stats.total.overrun : 0;
+  return {
+    input: stream,
+    file: snap.describe(TRACE_KMEM_PATH),
+    pageSizeBytes,
+    droppedEvents,
+    close: () => snap.close(),
+  };
 }
 
 async function analyzeSaved(path: string, values: { module?: string; cache?: string; 'page-size'?: string }) {
@@ -460,15 +481,15 @@ async function analyzeSaved(path: string, values: { module?: string; cache?: str
       min: 1,
       integer: true,
     });
-    return {
+    const a = await analyzeKmemTrace(t.input, {
       file: t.file,
-      ...(await analyzeKmemTrace(t.input, {
-        file: t.file,
-        pageSizeBytes,
-        ...(values.module !== undefined ? { module: values.module } : {}),
-        ...(values.cache !== undefined ? { cache: values.cache } : {}),
-      })),
-    };
+      pageSizeBytes,
+      ...(values.module !== undefined ? { module: values.module } : {}),
+      ...(values.cache !== undefined ? { cache: values.cache } : {}),
+    });
+    const c = a.report.counters;
+    if (t.droppedEvents > c.lostEvents) c.lostEvents = t.droppedEvents;
+    return { file: t.file, ...a };
   } finally {
     await t.close();
   }
