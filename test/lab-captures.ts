@@ -28,3 +28,18 @@ export const LAB_HOOK_TIMEOUT_MS = 55 * 60_000;
 export function labCaptures(kernel: '6.1' | '6.12', params: Partial<ModuleParams> = {}): Promise<LabRun> {
   return cachedLabRun(kernel, params, { log: (line) => process.stderr.write(`${line}\n`) });
 }
+
+/** The trace-kmem scenario's settings (lab/guest/scenario-trace-kmem.sh). */
+export const TRACE_KMEM_SCENARIO = {
+  // Faster than the default run: 400 steps in 10 to 30 s under TCG, inside a 60 s trace.
+  params: { rate: 40 } as Partial<ModuleParams>,
+  guest: { scenario: 'trace-kmem', conf: { TRACE_SECONDS: 60 } },
+};
+
+/** One boot that traces kernel allocations with the collector while msl_leaky runs (cached). */
+export function labTraceKmem(kernel: '6.1' | '6.12'): Promise<LabRun> {
+  return cachedLabRun(kernel, TRACE_KMEM_SCENARIO.params, {
+    guest: TRACE_KMEM_SCENARIO.guest,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+}

@@ -225,7 +225,7 @@ export class AllocationTracker {
 
   /** Outstanding allocations now, grouped. `now` defaults to the last trace time seen. */
   report(now = this.lastTime): TraceReport {
-    const resolve = this.opts.resolve ?? ((s: TraceStack) => s.frames ?? []);
+    const resolve = this.opts.resolve ?? rawFrames;
     const culpritOf = this.opts.culprit ?? traceCulprit;
     const moduleOf =
       this.opts.module ?? ((_f: readonly Frame[], c: Frame | undefined) => c?.module ?? 'vmlinux');
@@ -376,6 +376,11 @@ export class AllocationTracker {
       byModule: finishRows(modules),
     };
   }
+}
+
+/** A stack's frames, or its raw addresses as `0xADDR` frames when nothing symbolises them. */
+export function rawFrames(s: TraceStack): Frame[] {
+  return s.frames ?? (s.addresses ?? []).map((a) => ({ func: `0x${a.replace(/^0+(?=.)/, '')}` }));
 }
 
 function byBytes(

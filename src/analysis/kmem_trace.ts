@@ -157,7 +157,7 @@ export class KmemTraceAnalyzer {
       if (ptr === undefined) return; // failed allocation
       key = `s:${ptr}`;
       bytes = Number(f.bytes_alloc ?? f.bytes_req ?? 0);
-      cache = f.name ?? (kind === 'kmalloc' ? kmallocCache(bytes, this.pageSize) : undefined);
+      cache = f.name ?? (kind === 'kmalloc' ? kmallocCache(Number(f.bytes_req ?? bytes)) : undefined);
     }
     if (this.opts.cache !== undefined && cache !== undefined && cache !== this.opts.cache) {
       this.tracker.counters.filtered++;
@@ -235,12 +235,33 @@ function pfnKey(p: string | undefined): string | undefined {
   return s === '' || s === 'ffffffffffffffff' ? undefined : s;
 }
 
-/** The kmalloc cache an allocation of `bytesAlloc` came from (kmalloc-N), or none for large ones. */
-export function kmallocCache(bytesAlloc: number, pageSizeBytes = 4096): string | undefined {
-  if (bytesAlloc <= 0 || bytesAlloc > 2 * pageSizeBytes) return undefined;
-  return `kmalloc-${bytesAlloc >= 1024 ? `${bytesAlloc / 1024}k` : bytesAlloc}`;
+/**
+ * kmalloc size classes on SLUB (mm/slab_common.c kmalloc_info): powers of two from 8 plus
+ * 96 and 192. The class is decided by the requested size: bytes_alloc is the cache's
+ * object size, which slub_debug grows (kmalloc-96 is 168 bytes with slub_debug=U).
+ */
+export const KMALLOC_CLASSES = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192] as const;
+
+function className(bytes: number): string {
+  return `kmalloc-${bytes >= 1024 ? `${bytes / 1024}k` : bytes}`;
 }
 
+/** The kmalloc cache (kmalloc-N) of a request of `bytesReq`, or none for large ones (pages). */
+export function kmallocCache(bytesReq: number): string | undefined {
+  if (bytesReq <= 0) return undefined;
+  const c = KMALLOC_CLASSES.find((n) => bytesReq <= n);
+  return c === undefined ? undefined : className(c);
+}
+
+/** The requests a kmalloc-N cache serves: (low, high], or undefined for a name that is not one. */
+export function kmallocRange(cache: string): { low: number; high: number } | undefined {
+  const m = /^kmalloc-(?:rcl-|cg-|dma-)?(\d+)(k?)$/.exec(cache);
+  if (!m) return undefined;
+  const high = Number(m[1]) * (m[2] ? 1024 : 1);
+  const i = KMALLOC_CLASSES.indexOf(high as (typeof KMALLOC_CLASSES)[number]);
+  if (i < 0) return undefined;
+  return { low: i === 0 ? 0 : KMALLOC_CLASSES[i - 1]!, high };
+}
 export interface KmemTraceAnalysis {
   report: TraceReport;
   /** Records per event name. */

@@ -22,6 +22,7 @@ import {
   KMEM_EVENT_GROUPS,
   type KmemEventGroup,
   KmemTraceAnalyzer,
+  kmallocRange,
 } from '../analysis/kmem_trace.js';
 import { livePageSize } from '../capture/live.js';
 import { readBufferStats } from '../capture/trace_pipe.js';
@@ -143,8 +144,7 @@ export function planKmemEvents(
   const groups = o.events ?? KMEM_EVENT_GROUP_NAMES;
   const notes: string[] = [];
   const plan: EventPlan[] = [];
-  const kmallocSize =
-    o.cache === undefined ? undefined : /^kmalloc-(?:rcl-|cg-|dma-)?(\d+)(k?)$/.exec(o.cache);
+  const kmallocSize = o.cache === undefined ? undefined : kmallocRange(o.cache);
   for (const g of groups) {
     if (o.cache !== undefined && g === 'pages') continue; // a cache trace is about objects
     for (const side of ['alloc', 'free'] as const) {
@@ -160,7 +160,7 @@ export function planKmemEvents(
           if (g === 'kmalloc') {
             if (!kmallocSize) continue;
             if (side === 'alloc')
-              conds.push(`bytes_alloc == ${Number(kmallocSize[1]) * (kmallocSize[2] ? 1024 : 1)}`);
+              conds.push(`bytes_req > ${kmallocSize.low} && bytes_req <= ${kmallocSize.high}`);
           } else if (f.has('name')) conds.push(`name == "${o.cache}"`);
           else if (side === 'alloc' && cacheSizeBytes !== undefined) {
             conds.push(`bytes_alloc == ${cacheSizeBytes}`);
