@@ -169,11 +169,23 @@ trace_sleep=''
 trace_cleanup() {
   [ -n "$trace_sleep" ] && kill "$trace_sleep" 2>/dev/null
   trace_sleep=''
-  [ -n "$trace_reader" ] && kill "$trace_reader" 2>/dev/null
+  if [ -n "$trace_reader" ]; then
+    kill "$trace_reader" 2>/dev/null
+    # trace_pipe stays busy until the reader is gone.
+    wait "$trace_reader" 2>/dev/null
+  fi
   trace_reader=''
   if [ -n "$trace_inst" ] && [ -d "$trace_inst" ]; then
     echo 0 >"$trace_inst/tracing_on" 2>/dev/null
-    rmdir "$trace_inst" 2>/dev/null || say "could not remove $trace_inst"
+    n=0
+    until rmdir "$trace_inst" 2>/dev/null; do
+      n=$((n + 1))
+      [ "$n" -gt 50 ] && {
+        echo "memsleuth-collect: could not remove $trace_inst" >&2
+        break
+      }
+      sleep 0.1
+    done
   fi
   trace_inst=''
   if [ -n "$trace_mount" ]; then
@@ -190,7 +202,18 @@ trace_stale() {
     case $pid in '' | *[!0-9]*) continue ;; esac
     kill -0 "$pid" 2>/dev/null && continue
     echo 0 >"$d/tracing_on" 2>/dev/null
-    rmdir "$d" 2>/dev/null && say "removed $d (pid $pid is gone)"
+    # A killed collector's reader (`cat .../trace_pipe`) lives on and keeps it busy.
+    for c in $(grep -l "$d/trace_pipe" /proc/[0-9]*/cmdline 2>/dev/null); do
+      c=${c#/proc/}
+      kill "${c%/cmdline}" 2>/dev/null
+    done
+    n=0
+    until rmdir "$d" 2>/dev/null; do
+      n=$((n + 1))
+      [ "$n" -gt 20 ] && break
+      sleep 0.1
+    done
+    [ -d "$d" ] || say "removed $d (pid $pid is gone)"
   done
   if [ -w "$trace_tfs/uprobe_events" ]; then
     awk '$1 ~ /^[pr]:memsleuth_[0-9]+(_[0-9]+)?\// { split($1, a, ":"); print a[2] }' "$trace_tfs/uprobe_events" |
@@ -269,7 +292,8 @@ trace_kmem_run() {
     return
   fi
   mkdir -p "$out/trace"
-  cat "$trace_inst/trace_pipe" >"$out/trace/kmem" &
+  # Bounded, so a reader orphaned by a SIGKILL of this shell does not read forever.
+  timeout $((trace_kmem + 300)) cat "$trace_inst/trace_pipe" >"$out/trace/kmem" &
   trace_reader=$!
   # The reader's own allocations (formatting, the file it writes) are not the subject.
   [ -e "$trace_inst/set_event_notrace_pid" ] && echo "$$ $trace_reader" >"$trace_inst/set_event_notrace_pid" 2>/dev/null

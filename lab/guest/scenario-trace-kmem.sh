@@ -12,11 +12,15 @@ sh /memsleuth-collect.sh -o /captures/trace --trace-kmem "$TRACE_SECONDS" \
   --no-page-owner --no-processes --no-slab-traces -q &
 collector=$!
 # Start the module only once the collector's instance records: its events are enabled
-# (while tracing_on is 0) and then tracing_on is 1 (a new instance starts with 1).
+# (while tracing_on is 0; `1*` with a trigger) and then tracing_on is 1 (a new instance
+# starts with 1, so that alone says nothing).
 inst=/sys/kernel/tracing/instances/memsleuth-$collector
+recording() {
+  case $(cat "$inst/events/kmem/kmalloc/enable" 2>/dev/null) in 1*) ;; *) return 1 ;; esac
+  [ "$(cat "$inst/tracing_on" 2>/dev/null)" = 1 ]
+}
 n=0
-until [ "$(cat "$inst/events/kmem/kmalloc/enable" 2>/dev/null)" = 1 ] &&
-  [ "$(cat "$inst/tracing_on" 2>/dev/null)" = 1 ]; do
+until recording; do
   n=$((n + 1))
   [ "$n" -gt 600 ] && fail "the collector did not start tracing in 60 s"
   sleep 0.1
