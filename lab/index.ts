@@ -170,6 +170,8 @@ export interface GuestOptions {
   scenario?: string;
   /** Extra NAME=value lines for /lab.conf (the scenario's settings). */
   conf?: Record<string, string | number>;
+  /** The slub_debug boot option (default `U`: store user, for alloc_traces). */
+  slubDebug?: string;
 }
 
 /** A newc initramfs: busybox, /init, the collector, the module and /lab.conf. */
@@ -275,8 +277,14 @@ export async function readLabRun(
 }
 
 /** The kernel command line: the debugging sources memsleuth reads, on from boot. */
-export function bootArgs(version: LabKernelVersion): string {
-  const args = ['console=ttyS0', 'page_owner=on', 'slub_debug=U', 'panic=-1', 'rdinit=/init'];
+export function bootArgs(version: LabKernelVersion, guest: GuestOptions = {}): string {
+  const args = [
+    'console=ttyS0',
+    'page_owner=on',
+    `slub_debug=${guest.slubDebug ?? 'U'}`,
+    'panic=-1',
+    'rdinit=/init',
+  ];
   // MEM_ALLOC_PROFILING_ENABLED_BY_DEFAULT is set in config-6.12.fragment; the sysctl
   // keeps profiling on should that default ever be dropped.
   if (version === '6.12') args.push('sysctl.vm.mem_profiling=1');
@@ -316,7 +324,7 @@ export async function runLab(opts: RunLabOptions): Promise<LabRun> {
     '-initrd',
     initrd,
     '-append',
-    bootArgs(opts.kernel),
+    bootArgs(opts.kernel, opts.guest),
     '-display',
     'none',
     '-monitor',
@@ -378,7 +386,7 @@ export function labRunKey(version: LabKernelVersion, params: ModuleParams, guest
     JSON.stringify(params),
     JSON.stringify(guest),
     guest.scenario ? readFileSync(scenarioScript(guest.scenario)) : '',
-    bootArgs(version),
+    bootArgs(version, guest),
     // This file decides the qemu command line.
     readFileSync(join(LAB_DIR, 'index.ts')),
   ]);

@@ -37,10 +37,32 @@ done
 log "module finished $steps steps; waiting for the collector"
 wait "$collector" || fail "collector failed"
 [ -d "$inst" ] && fail "the collector left its tracing instance"
+# The slab trace switch (slub_debug=...T,TCP on this boot): SLAB_TRACE_SOCKETS listening
+# sockets, the first half closed again; the kernel log then holds a TRACE alloc with its
+# call trace per socket and a TRACE free per closed one.
+if [ "$(cat /sys/kernel/slab/TCP/trace 2>/dev/null)" = 1 ]; then
+  pids=''
+  p=7000
+  while [ "$p" -lt $((7000 + SLAB_TRACE_SOCKETS)) ]; do
+    nc -l -p "$p" </dev/null >/dev/null 2>&1 &
+    pids="$pids $!"
+    p=$((p + 1))
+  done
+  sleep 2
+  n=0
+  for pid in $pids; do
+    n=$((n + 1))
+    [ "$n" -le $((SLAB_TRACE_SOCKETS / 2)) ] && kill "$pid"
+  done
+  sleep 2
+  dmesg >/captures/slab-trace.log
+  log "slab trace: $(grep -c 'TRACE TCP' /captures/slab-trace.log) TRACE lines"
+fi
 for f in /sys/module/msl_leaky/parameters/*; do
   echo "${f##*/}=$(cat "$f")"
 done >/captures/trace.counters
 cp -r /captures/trace /captures/trace.counters /mnt/out/ || fail "copy to the share failed"
+[ -f /captures/slab-trace.log ] && cp /captures/slab-trace.log /mnt/out/
 ls /sys/kernel/tracing/instances >/mnt/out/instances-after.txt
 dmesg >/mnt/out/dmesg.txt
 sync

@@ -8,7 +8,7 @@
  * length of the trace: a free removes its allocation, stacks are interned.
  */
 import { type Frame, frameKey, stackKey } from '../model/frame.js';
-import { culpritFrame, StackAggregator, type StackGroup, type Weights } from './stacks.js';
+import { StackAggregator, type StackGroup, type Weights } from './stacks.js';
 
 /** Where an allocation came from. */
 export type AllocKind = 'kmalloc' | 'kmem_cache' | 'pages' | 'malloc' | 'calloc' | 'realloc' | 'mmap';
@@ -103,12 +103,19 @@ export interface TraceReport {
 /** Frames of the tracing machinery itself at the top of a kernel stack. */
 const TRACE_FRAME = /^(trace_|__trace_|perf_trace_|__traceiter_|event_trigger|ftrace_|__ftrace_)/;
 /**
- * Internals of vmalloc and the page allocator the shared allocator list does not name:
- * the culprit of a vmalloc is the caller of vmalloc, not `__get_vm_area_node`.
+ * The allocator an event's stack starts in. The culprit is the first frame after it: a
+ * kmalloc made *inside* the page allocator (page_owner's own records, 6.12) is
+ * page_owner's, not the caller's of alloc_pages, so only the event's own allocator is
+ * skipped, not every allocator frame (the shared list in stacks.ts is for whole stacks).
+ * Names follow 4.x to 6.18 (`_noprof` from 6.10, `__alloc_frozen_pages` from 6.15).
  */
-// `__alloc_frozen_pages` is 6.15+'s page allocator entry, not in the shared list.
-const ALLOCATOR_INTERNAL =
-  /^(__alloc_frozen_pages|alloc_frozen_pages|__get_vm_area|get_vm_area|alloc_vmap_area|__alloc_vmap_area|kvmalloc|__kvmalloc|kvzalloc|kvcalloc|kmalloc_node|__kmalloc_node|kzalloc_node|kmalloc_array|kcalloc|krealloc)/;
+const SLAB_ENTRY =
+  /^(__?kmalloc|kmem_cache_alloc|__kmem_cache_alloc|kmem_cache_zalloc|kzalloc|kcalloc|k?v?realloc|__krealloc|__kvmalloc|kvmalloc|kvzalloc|kvcalloc|slab_alloc|__slab_alloc|___slab_alloc|slab_post_alloc_hook|__do_kmalloc|kmalloc_array|kmalloc_trace|kmalloc_large|kmalloc_order)/;
+const PAGE_ENTRY =
+  /^(__alloc_pages|alloc_pages|__folio_alloc|folio_alloc|__alloc_frozen_pages|alloc_frozen_pages|get_page_from_freelist|__get_free_pages|get_zeroed_page|alloc_pages_exact|alloc_page_interleave|__alloc_pages_node|alloc_pages_node)/;
+/** vmalloc wraps both: the culprit of a vmalloc is its caller, not `__get_vm_area_node`. */
+const VMALLOC =
+  /^(vmalloc|vzalloc|__vmalloc|vmalloc_|__get_vm_area|get_vm_area|alloc_vmap_area|__alloc_vmap_area|vm_area_alloc_pages|__kvmalloc|kvmalloc|kvzalloc|kvcalloc)/;
 
 /** Drop the tracing machinery's frames from the top of a kernel stack. */
 export function trimTraceFrames(frames: Frame[]): Frame[] {
@@ -117,10 +124,16 @@ export function trimTraceFrames(frames: Frame[]): Frame[] {
   return i === 0 ? frames : frames.slice(i);
 }
 
-/** Who made the allocation: the first frame outside the allocators (and vmalloc's internals). */
+/**
+ * Who made the allocation: the first frame after the event's allocator (slab or page)
+ * and vmalloc around it; the first frame when the stack is all allocator.
+ */
 export function traceCulprit(frames: readonly Frame[]): Frame | undefined {
-  const outside = frames.filter((f) => !ALLOCATOR_INTERNAL.test(f.func));
-  return culpritFrame(outside.length ? outside : frames);
+  let i = 0;
+  const entry = frames[0] && SLAB_ENTRY.test(frames[0].func) ? SLAB_ENTRY : PAGE_ENTRY;
+  while (i < frames.length && entry.test(frames[i]!.func)) i++;
+  while (i < frames.length && VMALLOC.test(frames[i]!.func)) i++;
+  return frames[i] ?? frames[0];
 }
 
 export interface TrackerOptions {

@@ -14,6 +14,7 @@ import { defineCommand, numberOption } from '../command.js';
 import { formatBytes, table } from '../format.js';
 import { snapshotOrLive } from '../snapshots.js';
 import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
+import { slabTraceCommand } from './trace.js';
 
 function oneSnapshot(positionals: string[], cmd: string): string | undefined {
   if (positionals.length > 1)
@@ -225,4 +226,4 @@ export const slabTraceDiffCommand = defineCommand({
   },
 });
 
-export const slabCommands = [slabTopCommand, slabTracesCommand, slabTraceDiffCommand];
+export const slabCommands = [slabTopCommand, slabTracesCommand, slabTraceDiffCommand, slabTraceCommand];

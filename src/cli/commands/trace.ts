@@ -10,6 +10,7 @@ import { TRACE_KMEM_PATH } from '../../model/snapshot.js';
 import { parseFtraceStatsFile } from '../../sources/ftrace_format.js';
 import { LIBC_PROBES, type LibcProbe } from '../../sources/uprobe_events.js';
 import { type KernelTraceResult, traceKernel } from '../../trace/kernel.js';
+import { traceSlabCache } from '../../trace/slab.js';
 import { traceUser, type UserTraceResult } from '../../trace/user.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
@@ -200,7 +201,7 @@ function refreshPrinter(ctx: CommandContext, json: boolean, limit: number) {
 function kernelSummary(r: KernelTraceResult): string {
   const ev = Object.values(r.events).reduce((a, b) => a + b, 0);
   const lines = [
-    `tracing: ${ev} events (${Math.round(ev / Math.max(r.seconds, 0.001))}/s) and ${r.stacks} stacks, ${formatBytes(r.bytesRead)} of trace text; ` +
+    `tracing: ${ev} events (${Math.round(ev / Math.max(r.seconds, 0.001))}/s) and ${r.stacks} stacks, ${formatBytes(r.bytesRead)} read (${r.readMode === 'raw' ? 'binary buffers' : 'trace_pipe text'}); ` +
       `memsleuth used ${r.readerCpuSeconds.toFixed(1)} s of CPU (${((r.readerCpuSeconds / Math.max(r.seconds, 0.001)) * 100).toFixed(0)}% of one CPU) to read and pair them; ` +
       `${r.droppedEvents} dropped`,
   ];
@@ -587,3 +588,60 @@ export const traceDiffCommand = defineCommand({
 });
 
 export const traceCommands = [traceKernelCommand, traceUserCommand, traceReportCommand, traceDiffCommand];
+
+export const slabTraceCommand = defineCommand({
+  path: ['slab', 'trace'],
+  summary:
+    "one cache's allocations and frees for N seconds (the slab `trace` switch, or its kmem events): outstanding by stack",
+  args: 'CACHE',
+  options: {
+    seconds: { type: 'string', short: 's', valueName: 'N', description: 'how long to trace (default 10)' },
+    log: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'analyse a saved kernel log (dmesg) of a slub_debug=T kernel instead',
+    },
+    ...OUTPUT_OPTIONS,
+  },
+  details:
+    'The seed workflow `echo 1 > /sys/kernel/slab/CACHE/trace; sleep N; echo 0 > ...` with the call traces\n' +
+    'grouped: the switch prints a stack per allocation and free into the kernel log (costly on a busy cache),\n' +
+    'is on for --seconds only, and is turned off on exit, Ctrl-C, SIGTERM and at the start after a kill.\n' +
+    'It is read-only since 5.9: then a cache traced from boot (slub_debug=T,CACHE) is read from the log,\n' +
+    'and any other cache through its kmem tracepoints (as `memsleuth trace kernel --cache CACHE`).',
+  async run({ values, positionals }, ctx) {
+    if (positionals.length !== 1) throw new MemsleuthError('USAGE', 'slab trace needs one CACHE');
+    const cache = positionals[0]!;
+    const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
+    const secs = numberOption(values.seconds, 'seconds', 10, { min: 0.1 });
+    const by = parseBy(values.by);
+    const r = await traceSlabCache({
+      cache,
+      seconds: secs,
+      ...(values.log !== undefined ? { logFile: values.log } : {}),
+      handleSignals: true,
+      onNotice: (l) => ctx.stderr.write(`memsleuth: ${l}\n`),
+      onStart: () =>
+        ctx.stderr.write(`memsleuth: tracing slab cache ${cache} for ${seconds(secs)} (Ctrl-C to stop)\n`),
+    });
+    if (r.kernel) ctx.stderr.write(kernelSummary(r.kernel));
+    else if (r.method !== 'log')
+      ctx.stderr.write(`memsleuth: ${r.records} TRACE records; the trace switch is off again\n`);
+    if (await writeFlameExports(r.report.byStack, values, `slab trace ${cache}`, ctx)) return 0;
+    if (values.json) {
+      const { report, kernel: _k, ...meta } = r;
+      ctx.stdout.write(`${JSON.stringify({ ...meta, ...report }, null, 2)}\n`);
+      return 0;
+    }
+    const title = `slab trace ${cache} (${r.method === 'tracefs' ? 'kmem tracepoints' : r.method === 'log' ? values.log : 'slub trace switch'})`;
+    // The log has no clock: ages there count records.
+    const text = renderTraceReport(r.report, {
+      limit,
+      stacks: Boolean(values.stacks),
+      title,
+      by: by ?? 'stack',
+    });
+    ctx.stdout.write(r.method === 'tracefs' ? text : text.replace(/ traced,/, ' records,'));
+    return 0;
+  },
+});
