@@ -37,10 +37,10 @@ done
 log "module finished $steps steps; waiting for the collector"
 wait "$collector" || fail "collector failed"
 [ -d "$inst" ] && fail "the collector left its tracing instance"
-# The slab trace switch (slub_debug=...T,TCP on this boot): SLAB_TRACE_SOCKETS listening
-# sockets, the first half closed again; the kernel log then holds a TRACE alloc with its
-# call trace per socket and a TRACE free per closed one.
-if [ "$(cat /sys/kernel/slab/TCP/trace 2>/dev/null)" = 1 ]; then
+# The slab trace switch (slub_debug=...T,TCPv6 on this boot: busybox nc listens on IPv6):
+# SLAB_TRACE_SOCKETS listening sockets, the first half closed again; the kernel log then
+# holds a TRACE alloc with its call trace per socket and a TRACE free per closed one.
+if [ "$(cat /sys/kernel/slab/TCPv6/trace 2>/dev/null)" = 1 ]; then
   pids=''
   p=7000
   while [ "$p" -lt $((7000 + SLAB_TRACE_SOCKETS)) ]; do
@@ -56,7 +56,7 @@ if [ "$(cat /sys/kernel/slab/TCP/trace 2>/dev/null)" = 1 ]; then
   done
   sleep 2
   dmesg >/captures/slab-trace.log
-  log "slab trace: $(grep -c 'TRACE TCP' /captures/slab-trace.log) TRACE lines"
+  log "slab trace: $(grep -c 'TRACE TCPv6' /captures/slab-trace.log) TRACE lines"
 fi
 for f in /sys/module/msl_leaky/parameters/*; do
   echo "${f##*/}=$(cat "$f")"

@@ -129,7 +129,7 @@ export function describeTraceLab(kernel: '6.1' | '6.12'): void {
         expect(g.culprit?.module, g.culprit?.func).toBeUndefined();
     });
 
-    it('slab trace: the TCP cache’s TRACE log (slub_debug=T) pairs the sockets with the closes', () => {
+    it('slab trace: the TCPv6 cache’s TRACE log (slub_debug=T) pairs the sockets with the closes', () => {
       const log = join(run.outDir, 'slab-trace.log');
       const socks = Number(TRACE_KMEM_SCENARIO.guest.conf.SLAB_TRACE_SOCKETS);
       const recs = parseSlubTraceLog(readFileSync(log, 'utf8'), { file: log }).filter(
@@ -141,19 +141,19 @@ export function describeTraceLab(kernel: '6.1' | '6.12'): void {
       expect(frees.length).toBe(socks / 2);
       for (const r of allocs) {
         expect(r.comm).toBe('nc');
-        expect(r.frames.map((f) => f.func)).toContain('inet_create');
+        expect(r.frames.map((f) => f.func)).toContain('inet6_create');
       }
       // The object dump of a free is the object: TCP's object_size on this kernel.
       const objsize = Number(
         readFileSync(join(dir, 'slabinfo'), 'utf8')
           .split('\n')
-          .find((l) => l.startsWith('TCP '))!
+          .find((l) => l.startsWith('TCPv6 '))!
           .trim()
           .split(/\s+/)[3],
       );
       expect(frees[0]!.objectBytes).toBeGreaterThan(1000);
       expect(frees[0]!.objectBytes).toBeLessThanOrEqual(objsize);
-      const r = runCli(['slab', 'trace', 'TCP', '--log', log, '--json']);
+      const r = runCli(['slab', 'trace', 'TCPv6', '--log', log, '--json']);
       expect(r.status, r.stderr).toBe(0);
       const j = JSON.parse(r.stdout) as {
         method: string;
