@@ -33,12 +33,12 @@ export function labCaptures(kernel: '6.1' | '6.12', params: Partial<ModuleParams
 export const TRACE_KMEM_SCENARIO = {
   // Faster than the default run: 400 steps in 10 to 30 s under TCG, inside a 60 s trace.
   params: { rate: 40 } as Partial<ModuleParams>,
-  // `T` on the TCPv6 cache (busybox nc listens on IPv6): SLUB's trace switch (read-only at run time since 5.9) for the
-  // scenario's listening sockets, the real log `memsleuth slab trace --log` reads.
+  // `T` on the TCPv6 cache (busybox nc listens on IPv6): SLUB's trace switch (read-only
+  // at run time since 5.9) for the scenario's sockets, the log `memsleuth slab trace --log` reads.
   guest: {
     scenario: 'trace-kmem',
     conf: { TRACE_SECONDS: 60, SLAB_TRACE_SOCKETS: 6 },
-    slubDebug: 'U;UT,TCP',
+    slubDebug: 'U;UT,TCPv6',
   },
 };
 

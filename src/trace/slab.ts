@@ -97,12 +97,9 @@ export async function traceSlabCache(o: SlabTraceOptions): Promise<SlabTraceResu
       throw new MemsleuthError('BAD_INPUT', `${o.logFile}: no \`TRACE ${o.cache} alloc|free\` lines`, {
         hint: 'the log of a kernel booted with slub_debug=T,<cache> (or after writing 1 to /sys/kernel/slab/<cache>/trace)',
       });
-    return {
-      cache: o.cache,
-      method: 'log',
-      report: analyzeSlubTrace(recs, o.cache, await objectSize(o.cache)),
-      records: n,
-    };
+    // The object's size from the hex dumps of its frees: the log may come from another machine.
+    const dumped = Math.max(0, ...recs.filter((r) => r.cache === o.cache).map((r) => r.objectBytes ?? 0));
+    return { cache: o.cache, method: 'log', report: analyzeSlubTrace(recs, o.cache, dumped), records: n };
   }
   for (const c of await cleanupStaleSlabTrace()) notice(`turned off what a killed run left on: ${c}`);
   const sw = await slabTraceSwitch(o.cache);

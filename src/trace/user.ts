@@ -66,6 +66,10 @@ export interface TracingOverhead {
   tracedCpuSeconds: number;
   /** Estimated share of the target's CPU time the probes took (traced - baseline system share). */
   estimatedShare?: number;
+  /** Kernel CPU seconds of the target while traced, beyond its kernel time before: the probes'. */
+  probeCpuSeconds?: number;
+  /** probeCpuSeconds per probe hit, in microseconds. */
+  microsPerHit?: number;
   /** CPU seconds memsleuth used reading and pairing. */
   readerCpuSeconds: number;
 }
@@ -270,6 +274,14 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
     if (base !== undefined) overhead.baselineSystemShare = base;
     if (traced !== undefined) overhead.tracedSystemShare = traced;
     if (traced !== undefined) overhead.estimatedShare = Math.max(0, traced - (base ?? 0));
+    if (ticks1 && ticks2) {
+      // Kernel time the target would have spent anyway: its rate before the probes went in.
+      const baseRate =
+        ticks0 && baselineSeconds > 0 ? (ticks1.system - ticks0.system) / tck / baselineSeconds : 0;
+      const probe = Math.max(0, (ticks2.system - ticks1.system) / tck - baseRate * seconds);
+      overhead.probeCpuSeconds = probe;
+      if (hits > 0) overhead.microsPerHit = (probe / hits) * 1e6;
+    }
     const result: UserTraceResult = {
       pid,
       comm,

@@ -133,7 +133,7 @@ export function describeTraceLab(kernel: '6.1' | '6.12'): void {
       const log = join(run.outDir, 'slab-trace.log');
       const socks = Number(TRACE_KMEM_SCENARIO.guest.conf.SLAB_TRACE_SOCKETS);
       const recs = parseSlubTraceLog(readFileSync(log, 'utf8'), { file: log }).filter(
-        (r) => r.cache === 'TCP',
+        (r) => r.cache === 'TCPv6',
       );
       const allocs = recs.filter((r) => r.op === 'alloc');
       const frees = recs.filter((r) => r.op === 'free');
@@ -163,7 +163,8 @@ export function describeTraceLab(kernel: '6.1' | '6.12'): void {
       expect(j.method).toBe('log');
       expect(j.outstanding.count).toBe(socks / 2);
       expect(j.outstanding.bytes).toBe((socks / 2) * frees[0]!.objectBytes!);
-      expect(new Set(j.byStack.map((g) => g.culprit?.func))).toEqual(new Set(['sk_prot_alloc']));
+      // sk_prot_alloc (a `.constprop.0` clone on 6.1) allocates every socket.
+      for (const g of j.byStack) expect(g.culprit?.func).toMatch(/^sk_prot_alloc\b/);
     });
 
     it('`memsleuth trace report SNAPSHOT --module msl_leaky` prints the same', () => {

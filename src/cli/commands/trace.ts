@@ -326,9 +326,15 @@ function userSummary(r: UserTraceResult): string {
   const pct = (x: number | undefined) => (x === undefined ? '?' : `${(x * 100).toFixed(0)}%`);
   const lines = [
     `probes: ${r.probes.map((p) => `${p.fn}@${p.library.split('/').pop()}+${p.offset}`).join(' ')}`,
-    `overhead: ${o.hits} probe hits (${Math.round(o.hitsPerSecond)}/s); the target spent ${pct(o.tracedSystemShare)} of its ` +
-      `CPU time in the kernel while traced, ${pct(o.baselineSystemShare)} in the ${o.baselineSeconds} s before: ` +
-      `about ${pct(o.estimatedShare)} of its CPU went to the probes; memsleuth used ${o.readerCpuSeconds.toFixed(1)} s of CPU`,
+    `overhead: ${o.hits} probe hits (${Math.round(o.hitsPerSecond)}/s)` +
+      (o.probeCpuSeconds !== undefined
+        ? ` took ${o.probeCpuSeconds.toFixed(2)} s of the target's CPU${o.microsPerHit !== undefined ? ` (${o.microsPerHit.toFixed(1)} µs per hit)` : ''}, ` +
+          `${pct(o.estimatedShare)} of the ${o.tracedCpuSeconds.toFixed(2)} s it used while traced`
+        : '') +
+      (o.baselineSystemShare !== undefined
+        ? `; before tracing it spent ${pct(o.baselineSystemShare)} of its CPU in the kernel`
+        : `; it used no CPU in the ${o.baselineSeconds} s before tracing`) +
+      `; memsleuth used ${o.readerCpuSeconds.toFixed(1)} s of CPU`,
   ];
   if (r.exited) lines.push(`process ${r.pid} exited during the trace: outstanding = never freed before exit`);
   if (r.droppedEvents) lines.push(`${r.droppedEvents} events dropped (buffer full)`);
