@@ -141,3 +141,22 @@ describe('kmem helpers', () => {
     ).toEqual(['ffff888104fa2600', 'ffff888104fa2600', 'abcd1234', undefined, undefined]);
   });
 });
+
+describe.each(['6.1', '6.12'])('the lab kernel %s (trimmed collector trace)', (v) => {
+  it('pairs the module’s churn with its frees and leaves its leaks outstanding', async () => {
+    const t = new AllocationTracker({ onlyModule: 'msl_leaky' });
+    const a = new KmemTraceAnalyzer(t);
+    for (const r of parseFtraceText(fixture('lab-trace', `lab-${v}.kmem.trace`))) a.onRecord(r);
+    a.finish();
+    const r = t.report();
+    expect(r.counters.missingStacks).toBe(0);
+    const culprits = new Set(
+      r.byStack.filter((g) => g.culprit?.module === 'msl_leaky').map((g) => g.culprit!.func),
+    );
+    expect(culprits.has('msl_slab_leak')).toBe(true);
+    expect(culprits.has('msl_balanced_churn')).toBe(false);
+    expect(r.byCallSite.find((s) => s.name === 'msl_slab_leak [msl_leaky]')?.weights.count).toBeGreaterThan(
+      0,
+    );
+  });
+});

@@ -210,3 +210,28 @@ describe('ftrace text: format variants', () => {
     });
   });
 });
+
+describe.each(['6.1', '6.12'])(
+  'ftrace text: the lab kernel %s (collector trace_pipe, module frames)',
+  (v) => {
+    const records = parseFtraceText(fixture('lab-trace', `lab-${v}.kmem.trace`), { file: 'kmem' });
+
+    it('reads module frames and the empty gfp_flags= of a tinyconfig kernel', () => {
+      const slab = records.find(
+        (r) => r.type === 'event' && r.event === 'kmalloc' && r.body.includes('msl_slab_leak'),
+      );
+      expect(slab?.type === 'event' && parseEventFields(slab.body)).toMatchObject({
+        call_site: expect.stringMatching(/^msl_slab_leak\+0x[0-9a-f]+\/0x[0-9a-f]+ \[msl_leaky\]$/),
+        bytes_req: '96',
+        gfp_flags: expect.any(String),
+      });
+      const stacks = records.filter((r) => r.type === 'kernel-stack');
+      const mod = stacks
+        .flatMap((s) => (s.type === 'kernel-stack' ? s.frames : []))
+        .filter((f) => f.module === 'msl_leaky');
+      expect(mod.map((f) => f.func)).toEqual(
+        expect.arrayContaining(['msl_slab_leak', 'msl_page_leak', 'msl_step', 'msl_work_fn']),
+      );
+    });
+  },
+);

@@ -283,6 +283,32 @@ describe('trace kernel: a program that keeps pipes open', () => {
   });
 });
 
+describe('slab trace CACHE on a 5.9+ kernel', () => {
+  it('the switch is read-only here: the cache’s kmem tracepoints name what keeps its objects', {
+    timeout: 120_000,
+  }, async () => {
+    const w = await startWorkload(buildProgram('kernel-hold'), ['500']);
+    try {
+      const run = inProcess(['slab', 'trace', 'filp', '--seconds', '4', '--json']);
+      await until(() => run.stderr().includes('memsleuth: tracing slab cache filp'), 'tracing to start');
+      w.go();
+      await w.done();
+      expect(await run.code, run.stderr()).toBe(0);
+      expect(run.stderr()).toMatch(/\/sys\/kernel\/slab\/filp\/trace is read-only on this kernel/);
+      const j = JSON.parse(run.stdout()) as TraceJson & { method: string };
+      expect(j.method).toBe('tracefs');
+      expect(new Set(j.byStack.flatMap((g) => g.caches))).toEqual(new Set(['filp']));
+      expect(j.byCallSite.find((r) => r.name === 'alloc_empty_file')?.weights.count).toBeGreaterThanOrEqual(
+        1000,
+      );
+      // The switch was never written: still off.
+      expect((await import('node:fs')).readFileSync('/sys/kernel/slab/filp/trace', 'utf8').trim()).toBe('0');
+    } finally {
+      w.stop();
+    }
+  });
+});
+
 /** Spawn the built CLI and wait for the line that says tracing is on. */
 async function spawnTracer(
   args: string[],
