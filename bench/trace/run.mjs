@@ -13,7 +13,15 @@
 // medians are compared. Options: --calls N (default 200000), --modules N (default 8),
 // --reps N (default 3), --json FILE.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -50,7 +58,15 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function build(name) {
   const out = join(work, name);
-  execFileSync('gcc', ['-O1', '-g', '-fno-omit-frame-pointer', '-fno-inline', '-o', out, join(ROOT, 'test/trace/programs', `${name}.c`)]);
+  execFileSync('gcc', [
+    '-O1',
+    '-g',
+    '-fno-omit-frame-pointer',
+    '-fno-inline',
+    '-o',
+    out,
+    join(ROOT, 'test/trace/programs', `${name}.c`),
+  ]);
   return out;
 }
 
@@ -97,14 +113,30 @@ async function runProgram(tracer) {
 }
 
 async function memsleuthUser(pid) {
-  const t = start(process.execPath, [CLI, 'trace', 'user', '--pid', String(pid), '--duration', '0', '--baseline', '0', '--json']);
+  const t = start(process.execPath, [
+    CLI,
+    'trace',
+    'user',
+    '--pid',
+    String(pid),
+    '--duration',
+    '0',
+    '--baseline',
+    '0',
+    '--json',
+  ]);
   await t.wait(/memsleuth: tracing allocations/, 'tracing to start');
   return {
     async stop() {
       t.child.kill('SIGINT');
       await t.exit;
       const j = JSON.parse(t.out);
-      return { hits: j.overhead.hits, lost: j.counters.lostEvents, dropped: j.droppedEvents, readerCpu: j.overhead.readerCpuSeconds };
+      return {
+        hits: j.overhead.hits,
+        lost: j.counters.lostEvents,
+        dropped: j.droppedEvents,
+        readerCpu: j.overhead.readerCpuSeconds,
+      };
     },
   };
 }
@@ -127,7 +159,10 @@ async function bccMemleak(pid) {
 function bccUsable() {
   const which = spawnSync('sh', ['-c', 'command -v memleak-bpfcc'], { encoding: 'utf8' });
   if (which.status !== 0) return 'memleak-bpfcc is not installed (apt-get install bpfcc-tools)';
-  const probe = spawnSync('memleak-bpfcc', ['-p', String(process.pid), '1', '1'], { encoding: 'utf8', timeout: 120_000 });
+  const probe = spawnSync('memleak-bpfcc', ['-p', String(process.pid), '1', '1'], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   const err = `${probe.stdout}\n${probe.stderr}`;
   if (/Unable to find kernel headers|Failed to compile BPF/.test(err))
     return `memleak-bpfcc cannot compile its BPF program here: ${(/Unable to find kernel headers[^\n]*/.exec(err) ?? /Failed to compile[^\n]*/.exec(err))[0]}`;
@@ -136,10 +171,15 @@ function bccUsable() {
 
 // ---- kernel ----------------------------------------------------------------------
 function labTree() {
-  const root = process.env.MEMSLEUTH_LAB_CACHE ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'memsleuth-lab');
+  const root =
+    process.env.MEMSLEUTH_LAB_CACHE ??
+    join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'memsleuth-lab');
   const dirs = existsSync(root) ? readdirSync(root).filter((d) => /^kernel-6\.1-[0-9a-f]+$/.test(d)) : [];
   const tree = dirs.map((d) => join(root, d)).find((d) => existsSync(join(d, 'Module.symvers')));
-  if (!tree) throw new Error(`no built lab 6.1 kernel under ${root}: run \`npm run lab -- --kernel 6.1 --out /tmp/lab61\` once`);
+  if (!tree)
+    throw new Error(
+      `no built lab 6.1 kernel under ${root}: run \`npm run lab -- --kernel 6.1 --out /tmp/lab61\` once`,
+    );
   return tree;
 }
 
@@ -151,7 +191,10 @@ function prepareModules() {
     copyFileSync(join(ROOT, 'lab/module/msl_leaky.c'), join(dir, `m${i}.c`));
     objs.push(`m${i}.o`);
   }
-  writeFileSync(join(dir, 'Kbuild'), `obj-m := ${objs.join(' ')}\nccflags-y := -fno-inline -fno-optimize-sibling-calls\n`);
+  writeFileSync(
+    join(dir, 'Kbuild'),
+    `obj-m := ${objs.join(' ')}\nccflags-y := -fno-inline -fno-optimize-sibling-calls\n`,
+  );
   return dir;
 }
 
@@ -160,7 +203,9 @@ async function runBuild(tree, dir, tracer) {
   let t;
   if (tracer) t = await tracer();
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('make', ['-C', tree, `M=${dir}`, 'ARCH=x86_64', '-j2', 'modules'], { encoding: 'utf8' });
+  const r = spawnSync('make', ['-C', tree, `M=${dir}`, 'ARCH=x86_64', '-j2', 'modules'], {
+    encoding: 'utf8',
+  });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`module build failed: ${r.stderr.slice(-800)}`);
   let info;
@@ -177,15 +222,25 @@ async function memsleuthKernel() {
       await t.exit;
       const j = JSON.parse(t.out);
       const events = Object.values(j.events).reduce((a, b) => a + b, 0);
-      return { events, perSecond: events / j.seconds, readerCpu: j.readerCpuSeconds, seconds: j.seconds, dropped: j.droppedEvents, mode: j.readMode };
+      return {
+        events,
+        perSecond: events / j.seconds,
+        readerCpu: j.readerCpuSeconds,
+        seconds: j.seconds,
+        dropped: j.droppedEvents,
+        mode: j.readMode,
+      };
     },
   };
 }
 
 // ---- run -------------------------------------------------------------------------
 if (process.geteuid?.() !== 0) throw new Error('run as root: tracing needs tracefs');
-const load = () => execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).split(' ').slice(0, 3).join(' ');
-console.log(`bench/trace: ${REPS} rounds, ${CALLS} mallocs per program run, ${MODULES} modules per build; load ${load()}`);
+const load = () =>
+  execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).split(' ').slice(0, 3).join(' ');
+console.log(
+  `bench/trace: ${REPS} rounds, ${CALLS} mallocs per program run, ${MODULES} modules per build; load ${load()}`,
+);
 
 const bccWhy = bccUsable();
 const user = { untraced: [], memsleuth: [], bcc: [], info: [] };
@@ -214,11 +269,15 @@ const ui = user.info[user.info.length - 1];
 console.log('');
 console.log(`user: malloc-bench ${CALLS} (median of ${REPS}, loop time as the program measured it)`);
 console.log(`  untraced                     ${f(uBase)} s`);
-console.log(`  memsleuth trace user         ${f(uMs)} s   ${(uMs / uBase).toFixed(1)}x untraced   (${ui.hits} probe hits, ${ui.lost} events lost, memsleuth CPU ${ui.readerCpu.toFixed(1)} s)`);
+console.log(
+  `  memsleuth trace user         ${f(uMs)} s   ${(uMs / uBase).toFixed(1)}x untraced   (${ui.hits} probe hits, ${ui.lost} events lost, memsleuth CPU ${ui.readerCpu.toFixed(1)} s)`,
+);
 if (bccWhy) console.log(`  bcc memleak                  not run: ${bccWhy}`);
 else {
   const uB = median(user.bcc);
-  console.log(`  bcc memleak-bpfcc            ${f(uB)} s   ${(uB / uBase).toFixed(1)}x untraced   memsleuth/bcc ${(uMs / uB).toFixed(2)}`);
+  console.log(
+    `  bcc memleak-bpfcc            ${f(uB)} s   ${(uB / uBase).toFixed(1)}x untraced   memsleuth/bcc ${(uMs / uB).toFixed(2)}`,
+  );
 }
 const kBase = median(kernel.untraced);
 const kT = median(kernel.traced);
@@ -231,4 +290,7 @@ console.log(
 console.log(`load at the end: ${load()}`);
 console.log(`rerun: npm run bench:trace -- --calls ${CALLS} --modules ${MODULES} --reps ${REPS}`);
 if (args.json)
-  writeFileSync(args.json, `${JSON.stringify({ calls: CALLS, modules: MODULES, reps: REPS, user, bccWhy, kernel }, null, 2)}\n`);
+  writeFileSync(
+    args.json,
+    `${JSON.stringify({ calls: CALLS, modules: MODULES, reps: REPS, user, bccWhy, kernel }, null, 2)}\n`,
+  );

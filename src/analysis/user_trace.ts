@@ -16,7 +16,7 @@
 import { basename } from 'node:path';
 import type { Frame } from '../model/frame.js';
 import { type ElfFile, functionAt, vaddrOfFileOffset } from '../sources/elf_symbols.js';
-import { type FtraceRecord, parseUprobeBody } from '../sources/ftrace_text.js';
+import { type FtraceEvent, type FtraceRecord, parseUprobeBody } from '../sources/ftrace_text.js';
 import { type MapsEntry, mappingAt } from '../sources/proc_maps.js';
 import type { AllocationTracker, AllocKind, TracedAllocation, TraceStack } from './alloc_trace.js';
 
@@ -87,6 +87,22 @@ function hexKey(v: string | undefined): bigint | undefined {
   return BigInt(v.startsWith('0x') ? v : `0x${v}`);
 }
 
+/**
+ * A hex value as a key without BigInt (this runs for every event): lower case, no `0x`,
+ * no leading zeros; `0` for zero; undefined for what is not hex (`(fault)`).
+ */
+function hexNorm(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  let i = v.charCodeAt(0) === 48 && (v.charCodeAt(1) | 32) === 120 ? 2 : 0;
+  if (i === v.length) return undefined;
+  for (let k = i; k < v.length; k++) {
+    const c = v.charCodeAt(k) | 32;
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return undefined;
+  }
+  while (i < v.length - 1 && v.charCodeAt(i) === 48) i++;
+  return v.slice(i).toLowerCase();
+}
+
 function num(v: string | undefined): number {
   if (v === undefined) return 0;
   const n = v.startsWith('0x') ? Number.parseInt(v.slice(2), 16) : Number(v);
@@ -150,13 +166,18 @@ export class UserTraceAnalyzer {
     calls.length = i;
     if (calls.length > 0) return; // made inside another traced call
     const a = this.onReturn(fn, call.args, args.ptr, r);
-    if (a) this.awaiting.set(r.pid, a);
+    if (!a) return;
+    // The stack in the event (frame-chain fetch-args s1..sN after the return address),
+    // else the user stack record that follows it.
+    const inline = inlineStack(r, args);
+    if (inline) a.stack = this.tracker.intern(`u:${inline.join(';')}`, () => ({ addresses: inline }));
+    else this.awaiting.set(r.pid, a);
   };
 
   private onRelease(fn: string, args: Record<string, string>, time: number): void {
     if (fn === 'free') {
-      const p = hexKey(args.ptr);
-      if (p !== undefined && p !== 0n) this.tracker.free(`h:${p.toString(16)}`, time);
+      const p = hexNorm(args.ptr);
+      if (p !== undefined && p !== '0') this.tracker.free(`h:${p}`, time);
       return;
     }
     const addr = hexKey(args.addr);
@@ -188,9 +209,9 @@ export class UserTraceAnalyzer {
     retval: string | undefined,
     r: { timestamp: number; pid: number; comm: string },
   ): TracedAllocation | undefined {
-    const ptr = hexKey(retval);
     const base = { time: r.timestamp, pid: r.pid, comm: r.comm };
     if (fn === 'mmap') {
+      const ptr = hexKey(retval);
       if (ptr === undefined || ptr === MAP_FAILED || (num(args.flags) & MAP_ANONYMOUS) === 0)
         return undefined;
       const bytes = this.roundUp(num(args.len));
@@ -198,17 +219,34 @@ export class UserTraceAnalyzer {
       this.tracker.alloc(`m:${ptr.toString(16)}`, a);
       return a;
     }
+    const ptr = hexNorm(retval);
     if (fn === 'realloc') {
-      const old = hexKey(args.ptr);
-      if (old !== undefined && old !== 0n && (ptr !== 0n || num(args.size) === 0))
-        this.tracker.free(`h:${old.toString(16)}`, r.timestamp);
+      const old = hexNorm(args.ptr);
+      if (old !== undefined && old !== '0' && (ptr !== '0' || num(args.size) === 0))
+        this.tracker.free(`h:${old}`, r.timestamp);
     }
-    if (ptr === undefined || ptr === 0n) return undefined;
+    if (ptr === undefined || ptr === '0') return undefined;
     const bytes = fn === 'calloc' ? num(args.nmemb) * num(args.size) : num(args.size);
     const a: TracedAllocation = { kind: fn as AllocKind, bytes, pages: 0, ...base };
-    this.tracker.alloc(`h:${ptr.toString(16)}`, a);
+    this.tracker.alloc(`h:${ptr}`, a);
     return a;
   }
+}
+
+/**
+ * The stack a return event carries itself: the return address (text: `(0xRET <- ...)`,
+ * raw: `__probe_ret_ip`) and the frame-chain args s1, s2, ... up to the first 0 or fault.
+ */
+function inlineStack(r: FtraceEvent, args: Record<string, string>): string[] | undefined {
+  if (args.s1 === undefined) return undefined;
+  // Text prints the return address in hex; a raw event's __probe_ret_ip is decimal.
+  const raw = r.fields?.__probe_ret_ip;
+  const ret = raw !== undefined ? BigInt(raw).toString(16) : hexNorm(parseUprobeBody(r.body).returnAddress);
+  const out: string[] = [];
+  // The chain ends at an absent arg, a 0, or `(fault)` (an address it could not read).
+  for (let i = 0, a = ret; a !== undefined && a !== '0'; a = hexNorm(args[`s${++i}`]))
+    out.push(a.padStart(16, '0'));
+  return out;
 }
 
 /** Resolve user stacks with a symbolizer (the tracker's `resolve` option). */

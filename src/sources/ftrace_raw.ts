@@ -236,7 +236,10 @@ export class RawTraceDecoder {
       if (style === 'hex') return `0x${hex64(hi, lo, 0)}`;
       if (f.signed && hi >= 0x80000000)
         return (-((0xffffffff - hi) * 2 ** 32 + (0xffffffff - lo) + 1)).toString();
-      return hi === 0 ? String(lo) : (BigInt(hi) * 4294967296n + BigInt(lo)).toString();
+      // Exact as a double below 2^53 (user addresses): BigInt only above.
+      return hi < 0x200000
+        ? String(hi * 4294967296 + lo)
+        : (BigInt(hi) * 4294967296n + BigInt(lo)).toString();
     }
     let v: number;
     const le = this.le;

@@ -58,6 +58,25 @@ export function formatUprobeRemoval(group: string, event: string): string {
   return `-:${group}/${event}`;
 }
 
+/** The frame pointer register, by ELF e_machine (a frame record is [saved fp, return address]). */
+export const FRAME_POINTER: Record<number, string> = { 62: '%bp', 183: '%x29' };
+
+/**
+ * Fetch-args that walk the frame-pointer chain at a function's return: `s1=+8(%bp)` is
+ * the return address into the caller's caller, `s2=+8(+0(%bp))` the next one, and so on.
+ * With the return address the event itself carries (`(0xRET <- 0xFUNC)`), that is the
+ * allocation's stack, in the event, at the cost of a few 8-byte user reads: no
+ * userstacktrace walk and no stack record after every event. A broken chain (code built
+ * without frame pointers) ends in 0 or `(fault)`.
+ */
+export function frameChainArgs(machine: number, depth: number): string[] {
+  const fp = FRAME_POINTER[machine];
+  if (!fp) throw new Error(`no frame pointer register known for ELF machine ${machine}`);
+  const out: string[] = [];
+  for (let i = 1; i <= depth; i++) out.push(`s${i}=+8(${'+0('.repeat(i - 1)}${fp}${')'.repeat(i - 1)}):x64`);
+  return out;
+}
+
 /** Argument registers of the C calling convention, by ELF e_machine. */
 export const ARG_REGISTERS: Record<number, readonly string[]> = {
   // EM_X86_64: System V AMD64 ABI (rdi, rsi, rdx, rcx, r8, r9).
@@ -125,12 +144,22 @@ export function libcProbeDefinitions(
   path: string,
   offset: bigint,
   machine: number,
+  /** Frames to read from the frame-pointer chain at the return (0: none, use userstacktrace). */
+  stackDepth = 0,
 ): Omit<UprobeDefinition, 'line'>[] {
   const regs = ARG_REGISTERS[machine];
   if (!regs) throw new Error(`no argument registers known for ELF machine ${machine}`);
   const out: Omit<UprobeDefinition, 'line'>[] = [
     { kind: 'p', group, event: p.fn, path, offset, args: p.args.map(([n, t], i) => `${n}=${regs[i]}:${t}`) },
   ];
-  if (p.ret) out.push({ kind: 'r', group, event: `${p.fn}_ret`, path, offset, args: ['ptr=$retval:x64'] });
+  if (p.ret)
+    out.push({
+      kind: 'r',
+      group,
+      event: `${p.fn}_ret`,
+      path,
+      offset,
+      args: ['ptr=$retval:x64', ...(stackDepth > 0 ? frameChainArgs(machine, stackDepth) : [])],
+    });
   return out;
 }

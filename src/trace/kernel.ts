@@ -40,6 +40,8 @@ export interface KernelTraceOptions {
   cache?: string;
   /** Only allocations whose stack names this module (decided when reporting). */
   module?: string;
+  /** Only events of this process's threads (and what they fork): set_event_pid. */
+  pid?: number;
   /** Record kernel stacks (default true). */
   stacks?: boolean;
   /** Include movable pages (page cache, anonymous memory). */
@@ -48,7 +50,10 @@ export interface KernelTraceOptions {
   minBytes?: number;
   /** Initial address sampling, a power of two (default 1: every allocation). */
   sample?: number;
-  /** Events per second above which the sampling gets sparser (0: never). Default 200000. */
+  /**
+   * Events per second the kernel records above which the sampling gets sparser; dropped
+   * events do the same. 0: never resample. Default 200000.
+   */
   maxRate?: number;
   /** Outstanding allocations above which the sampling gets sparser. Default 2 000 000. */
   maxOutstanding?: number;
@@ -310,7 +315,6 @@ export async function traceKernel(o: KernelTraceOptions = {}): Promise<KernelTra
       ...(o.cache !== undefined ? { cache: o.cache } : {}),
     });
     let stackRecords = 0;
-    let eventRecords = 0;
     source = await openTraceSource({
       inst,
       tracefsRoot: tracefs.root,
@@ -321,7 +325,6 @@ export async function traceKernel(o: KernelTraceOptions = {}): Promise<KernelTra
       clock,
       onRecord: (r) => {
         if (r.type === 'kernel-stack') stackRecords++;
-        else if (r.type === 'event') eventRecords++;
         analyzer.onRecord(r);
       },
       ...(o.saveTo !== undefined ? { saveTo: o.saveTo } : {}),
@@ -330,6 +333,14 @@ export async function traceKernel(o: KernelTraceOptions = {}): Promise<KernelTra
     });
     // Our own reads allocate (trace_iter_expand_format...): leave this process out (5.8+).
     await ignoreOwnThreads(inst);
+    if (o.pid !== undefined) {
+      const { readdir } = await import('node:fs/promises');
+      const tids = await readdir(`/proc/${o.pid}/task`).catch(() => {
+        throw new MemsleuthError('USAGE', `--pid: no process ${o.pid}`);
+      });
+      await inst.tryWrite('options/event-fork', '1');
+      await inst.write('set_event_pid', tids.join(' '));
+    }
     const cpu0 = cpuSeconds();
     const t0 = Date.now();
     await inst.write('tracing_on', '1');
@@ -339,21 +350,34 @@ export async function traceKernel(o: KernelTraceOptions = {}): Promise<KernelTra
     const maxRate = o.maxRate ?? 200_000;
     const maxOutstanding = o.maxOutstanding ?? 2_000_000;
     let nextRefresh = o.refreshSeconds ? t0 + o.refreshSeconds * 1000 : Number.POSITIVE_INFINITY;
-    let rateWindow = { t: t0, events: 0 };
+    // The rate the kernel records at (read + in the buffer + lost), not the rate we manage
+    // to read: a reader that falls behind must not hide the load it is under.
+    const written = (st: Awaited<ReturnType<typeof readBufferStats>>) =>
+      st.total.readEvents + st.total.entries + st.total.overrun + st.total.droppedEvents;
+    let window = { t: t0, stats: await readBufferStats(inst.dir) };
     while (!life.signal.aborted && Date.now() < end) {
       await sleep(Math.min(200, Math.max(0, end - Date.now())), life.signal);
       await source.poll();
       const now = Date.now();
-      if (now - rateWindow.t >= 1000) {
-        const rate = ((eventRecords - rateWindow.events) * 1000) / (now - rateWindow.t);
-        rateWindow = { t: now, events: eventRecords };
+      if (now - window.t >= 1000) {
+        const stats = await readBufferStats(inst.dir);
+        const rate = ((written(stats) - written(window.stats)) * 1000) / (now - window.t);
+        const dropped =
+          stats.total.droppedEvents +
+          stats.total.overrun -
+          window.stats.total.droppedEvents -
+          window.stats.total.overrun;
+        window = { t: now, stats };
         const why =
-          maxRate > 0 && rate > maxRate
-            ? `${Math.round(rate)} events/s > --max-rate ${maxRate}`
-            : tracker.size > maxOutstanding
-              ? `${tracker.size} outstanding > ${maxOutstanding}`
-              : undefined;
-        if (why && !hashed) {
+          dropped > 0
+            ? `${dropped} events dropped (buffer full)`
+            : maxRate > 0 && rate > maxRate
+              ? `${Math.round(rate)} events/s > --max-rate ${maxRate}`
+              : tracker.size > maxOutstanding
+                ? `${tracker.size} outstanding > ${maxOutstanding}`
+                : undefined;
+        // Sparser than 1 in 4096 tells nothing any more.
+        if (why && !hashed && maxRate > 0 && sample < 4096) {
           sample *= 4;
           const next = mkPlan(sample).plan;
           await resamplePlan(inst, plan, next);

@@ -1,7 +1,8 @@
 /**
  * `memsleuth trace user --pid PID`: uprobes and uretprobes on the malloc family of the
  * library the process really allocates from (its own symbol tables: a static binary, a
- * preloaded jemalloc, else libc), the user stack after each return (userstacktrace),
+ * preloaded jemalloc, else libc), the stack of each allocation read at its return (the
+ * frame-pointer chain as fetch-args of the return probe; or the userstacktrace option),
  * allocations paired with frees, symbolised from /proc/PID/maps and the ELF symbols.
  *
  * The cost: a uprobe is a breakpoint in the file, so every process that maps that libc
@@ -43,6 +44,11 @@ export interface UserTraceOptions {
   tracefs?: Tracefs;
   /** Read the binary per-CPU buffers (default) or trace_pipe text. */
   readMode?: ReadMode;
+  /**
+   * Frames read from the frame-pointer chain by the return probes (default 8, at most 12);
+   * 0 uses the userstacktrace option instead (a walk after every event, costlier).
+   */
+  stackDepth?: number;
 }
 
 export interface ProbeSite {
@@ -148,6 +154,10 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
   const libc = sites.find((s) => s.probe.fn === 'malloc')!.mapped;
 
   const baselineSeconds = o.baselineSeconds ?? 1;
+  const stackDepth = o.stackDepth ?? 8;
+  // Each frame is one more dereference of the fetch-arg; kernels allow 16 steps per arg.
+  if (!Number.isInteger(stackDepth) || stackDepth < 0 || stackDepth > 12)
+    throw new MemsleuthError('USAGE', `--stack-depth: expected 0 to 12, found ${stackDepth}`);
   const ticks0 = await cpuTicks(pid);
   const tracefs = o.tracefs ?? (await openTracefs());
   let inst: TraceInstance | undefined;
@@ -170,19 +180,20 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
 
     group = await UprobeGroup.create(tracefs);
     for (const s of sites)
-      for (const d of libcProbeDefinitions(s.probe, group.group, s.path, s.offset, s.machine)) {
+      for (const d of libcProbeDefinitions(s.probe, group.group, s.path, s.offset, s.machine, stackDepth)) {
         const { group: _g, ...def } = d;
         await group.add(def);
       }
     inst = await TraceInstance.create(tracefs);
     await inst.write('tracing_on', '0');
-    await inst.write('buffer_size_kb', String(o.bufferKb ?? 8192));
+    await inst.write('buffer_size_kb', String(o.bufferKb ?? 16384));
     const clocks = await inst.read('trace_clock');
     const clock = /\bmono\b/.test(clocks) ? 'mono' : 'global';
     await inst.write('trace_clock', clock);
     await inst.tryWrite('options/overwrite', '0');
     await inst.tryWrite('options/sym-userobj', '0');
-    await inst.write('options/userstacktrace', '1');
+    // The kernel's user stack walk after every event (entries and frees too), only when asked.
+    await inst.write('options/userstacktrace', stackDepth > 0 ? '0' : '1');
     await inst.tryWrite('options/event-fork', '1');
     await inst.write('set_event_pid', (await threadsOf(pid)).join(' '));
     await inst.write(`events/${group.group}/enable`, '1');
@@ -207,7 +218,7 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
       tracefsRoot: tracefs.root,
       events,
       kernelStacks: false,
-      userStacks: true,
+      userStacks: stackDepth === 0,
       kernelSymbols: false,
       clock,
       onRecord: analyzer.onRecord,

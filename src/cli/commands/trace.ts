@@ -237,6 +237,12 @@ export const traceKernelCommand = defineCommand({
       valueName: 'MOD',
       description: 'only allocations whose stack names module MOD',
     },
+    pid: {
+      type: 'string',
+      short: 'p',
+      valueName: 'PID',
+      description: 'only allocations made by this process (and what it forks)',
+    },
     'all-pages': { type: 'boolean', description: 'include movable pages (page cache, anonymous memory)' },
     'min-bytes': { type: 'string', valueName: 'N', description: 'only slab allocations of at least N bytes' },
     'no-stacks': { type: 'boolean', description: 'no kernel stacks (cheaper; call sites only)' },
@@ -248,7 +254,8 @@ export const traceKernelCommand = defineCommand({
     'max-rate': {
       type: 'string',
       valueName: 'N',
-      description: 'events/s above which sampling gets sparser (default 200000; 0: never)',
+      description:
+        'events/s the kernel records above which sampling gets sparser, as on dropped events (default 200000; 0: never)',
     },
     'buffer-kb': {
       type: 'string',
@@ -281,6 +288,9 @@ export const traceKernelCommand = defineCommand({
       ...(values.events !== undefined ? { events: parseEvents(values.events)! } : {}),
       ...(values.cache !== undefined ? { cache: values.cache } : {}),
       ...(values.module !== undefined ? { module: values.module } : {}),
+      ...(values.pid !== undefined
+        ? { pid: numberOption(values.pid, 'pid', 0, { min: 1, integer: true }) }
+        : {}),
       allPages: Boolean(values['all-pages']),
       ...(values['min-bytes'] !== undefined
         ? { minBytes: numberOption(values['min-bytes'], 'min-bytes', 0, { min: 1, integer: true }) }
@@ -364,6 +374,12 @@ export const traceUserCommand = defineCommand({
       valueName: 'S',
       description: 'seconds of CPU accounting before tracing, for the overhead figure (default 1)',
     },
+    'stack-depth': {
+      type: 'string',
+      valueName: 'N',
+      description:
+        'frames per allocation read from the frame-pointer chain (default 8, max 12; 0: the userstacktrace walk)',
+    },
     refresh: { type: 'string', valueName: 'S', description: 'print what is outstanding every S seconds' },
     ...OUTPUT_OPTIONS,
   },
@@ -389,6 +405,7 @@ export const traceUserCommand = defineCommand({
       ...(duration !== undefined ? { durationSeconds: duration } : {}),
       ...(functions ? { functions } : {}),
       baselineSeconds: numberOption(values.baseline, 'baseline', 1, { min: 0 }),
+      stackDepth: numberOption(values['stack-depth'], 'stack-depth', 8, { min: 0, integer: true }),
       ...(refresh !== undefined
         ? { refreshSeconds: refresh, onRefresh: refreshPrinter(ctx, json, limit) }
         : {}),
