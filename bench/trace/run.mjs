@@ -4,11 +4,13 @@
 // 1. user: a malloc-heavy C program (test/trace/programs/malloc-bench.c: CALLS mallocs of
 //    16..1039 bytes, 63 in 64 freed) timed untraced, under `memsleuth trace user`, and
 //    under bcc's memleak (`memleak-bpfcc`) when it can run here; the program times its own
-//    loop, so start-up of the tracers is not counted.
+//    loop (start-up of the tracers is not counted), in CPU time (user + the kernel time its
+//    probe traps cost), which a busy shared machine does not distort as it does wall time.
 // 2. kernel: a kernel-build-like load (kbuild compiling MODULES copies of the lab's
 //    msl_leaky.c against the lab's 6.1 tree with make -j2: gcc on kernel headers,
 //    fixdep, modpost) timed untraced and under `memsleuth trace kernel` (all kmem events,
-//    stacks on allocations, binary buffers).
+//    stacks on allocations, binary buffers), as CPU time of the build (user + system of
+//    make and every compiler, from /usr/bin/time) plus memsleuth's own CPU, and wall time.
 // Runs alternate (untraced, traced, ...) so drift on a shared machine hits both alike;
 // medians are compared. Options: --calls N (default 200000), --modules N (default 8),
 // --reps N (default 3), --json FILE.
@@ -19,6 +21,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -33,10 +36,13 @@ const { values: args } = parseArgs({
     calls: { type: 'string', default: '200000' },
     modules: { type: 'string', default: '8' },
     reps: { type: 'string', default: '3' },
+    'kernel-args': { type: 'string' },
     json: { type: 'string' },
   },
 });
 const CALLS = Number(args.calls);
+// `--kernel-args '--max-rate 0'` to measure without the rate cap.
+const KERNEL_ARGS = (args['kernel-args'] ?? '').split(' ').filter(Boolean);
 const MODULES = Number(args.modules);
 const REPS = Number(args.reps);
 const work = mkdtempSync('/tmp/msl-bench-trace-');
@@ -104,12 +110,14 @@ async function runProgram(tracer) {
   let t;
   if (tracer) t = await tracer(p.child.pid);
   p.child.stdin.write('go\n');
-  const ns = Number((await p.wait(/done (\d+)/, 'done'))[1]);
+  const m = await p.wait(/done (\d+) (\d+)/, 'done');
+  const ns = Number(m[1]);
+  const cpuNs = Number(m[2]);
   let info;
   if (t) info = await t.stop();
   p.child.stdin.end();
   await p.exit;
-  return { seconds: ns / 1e9, info };
+  return { seconds: ns / 1e9, cpu: cpuNs / 1e9, info };
 }
 
 async function memsleuthUser(pid) {
@@ -202,19 +210,24 @@ async function runBuild(tree, dir, tracer) {
   spawnSync('make', ['-C', tree, `M=${dir}`, 'clean'], { stdio: 'ignore' });
   let t;
   if (tracer) t = await tracer();
+  // GNU time reports the user and system CPU of make and every process it waited for.
+  const times = join(work, 'build.time');
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('make', ['-C', tree, `M=${dir}`, 'ARCH=x86_64', '-j2', 'modules'], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    '/usr/bin/time',
+    ['-f', '%U %S', '-o', times, 'make', '-C', tree, `M=${dir}`, 'ARCH=x86_64', '-j2', 'modules'],
+    { encoding: 'utf8' },
+  );
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`module build failed: ${r.stderr.slice(-800)}`);
+  const [user, system] = readFileSync(times, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   let info;
   if (t) info = await t.stop();
-  return { seconds, info };
+  return { seconds, cpu: user + system, system, info };
 }
 
 async function memsleuthKernel() {
-  const t = start(process.execPath, [CLI, 'trace', 'kernel', '--duration', '0', '--json', '--max-rate', '0']);
+  const t = start(process.execPath, [CLI, 'trace', 'kernel', '--duration', '0', '--json', ...KERNEL_ARGS]);
   await t.wait(/memsleuth: tracing kernel allocations/, 'tracing to start');
   return {
     async stop() {
@@ -245,47 +258,52 @@ console.log(
 const bccWhy = bccUsable();
 const user = { untraced: [], memsleuth: [], bcc: [], info: [] };
 for (let i = 0; i < REPS; i++) {
-  user.untraced.push((await runProgram()).seconds);
+  user.untraced.push(await runProgram());
   const m = await runProgram(memsleuthUser);
-  user.memsleuth.push(m.seconds);
+  user.memsleuth.push(m);
   user.info.push(m.info);
-  if (!bccWhy) user.bcc.push((await runProgram(bccMemleak)).seconds);
+  if (!bccWhy) user.bcc.push(await runProgram(bccMemleak));
 }
 
 const tree = labTree();
 const dir = prepareModules();
 const kernel = { untraced: [], traced: [], info: [] };
 for (let i = 0; i < REPS; i++) {
-  kernel.untraced.push((await runBuild(tree, dir)).seconds);
+  kernel.untraced.push(await runBuild(tree, dir));
   const k = await runBuild(tree, dir, memsleuthKernel);
-  kernel.traced.push(k.seconds);
+  kernel.traced.push(k);
   kernel.info.push(k.info);
 }
 
 const f = (x) => x.toFixed(3);
-const uBase = median(user.untraced);
-const uMs = median(user.memsleuth);
+const med = (runs, k) => median(runs.map((r) => r[k]));
 const ui = user.info[user.info.length - 1];
+const uCpu = med(user.untraced, 'cpu');
+const mCpu = med(user.memsleuth, 'cpu');
 console.log('');
-console.log(`user: malloc-bench ${CALLS} (median of ${REPS}, loop time as the program measured it)`);
-console.log(`  untraced                     ${f(uBase)} s`);
+console.log(`user: malloc-bench ${CALLS} (median of ${REPS}; the program's loop, CPU time and wall time)`);
+console.log(`  untraced                  cpu ${f(uCpu)} s  wall ${f(med(user.untraced, 'seconds'))} s`);
 console.log(
-  `  memsleuth trace user         ${f(uMs)} s   ${(uMs / uBase).toFixed(1)}x untraced   (${ui.hits} probe hits, ${ui.lost} events lost, memsleuth CPU ${ui.readerCpu.toFixed(1)} s)`,
+  `  memsleuth trace user      cpu ${f(mCpu)} s  wall ${f(med(user.memsleuth, 'seconds'))} s   ${(mCpu / uCpu).toFixed(0)}x untraced CPU, ` +
+    `${(((mCpu - uCpu) / ui.hits) * 1e6).toFixed(1)} µs per probe hit (${ui.hits} hits, ${ui.lost} events lost, memsleuth CPU ${ui.readerCpu.toFixed(1)} s)`,
 );
-if (bccWhy) console.log(`  bcc memleak                  not run: ${bccWhy}`);
+if (bccWhy) console.log(`  bcc memleak               not run: ${bccWhy}`);
 else {
-  const uB = median(user.bcc);
-  console.log(
-    `  bcc memleak-bpfcc            ${f(uB)} s   ${(uB / uBase).toFixed(1)}x untraced   memsleuth/bcc ${(uMs / uB).toFixed(2)}`,
-  );
+  const bCpu = med(user.bcc, 'cpu');
+  console.log(`  bcc memleak-bpfcc         cpu ${f(bCpu)} s  wall ${f(med(user.bcc, 'seconds'))} s   ${(bCpu / uCpu).toFixed(0)}x untraced CPU   memsleuth/bcc ${(mCpu / bCpu).toFixed(2)}`);
 }
-const kBase = median(kernel.untraced);
-const kT = median(kernel.traced);
 const ki = kernel.info[kernel.info.length - 1];
+const kCpu = med(kernel.untraced, 'cpu');
+const tCpu = med(kernel.traced, 'cpu');
+const reader = median(kernel.info.map((i) => i.readerCpu));
 console.log(`kernel: make -j2 of ${MODULES} kbuild modules against the lab 6.1 tree (median of ${REPS})`);
-console.log(`  untraced                     ${f(kBase)} s`);
+console.log(`  untraced                  build cpu ${f(kCpu)} s (system ${f(med(kernel.untraced, 'system'))})  wall ${f(med(kernel.untraced, 'seconds'))} s`);
 console.log(
-  `  memsleuth trace kernel       ${f(kT)} s   ${(kT / kBase).toFixed(2)}x untraced   (${Math.round(ki.perSecond)} events/s, ${ki.dropped} dropped, memsleuth CPU ${ki.readerCpu.toFixed(1)} s over ${ki.seconds.toFixed(1)} s, ${ki.mode})`,
+  `  memsleuth trace kernel    build cpu ${f(tCpu)} s (system ${f(med(kernel.traced, 'system'))})  wall ${f(med(kernel.traced, 'seconds'))} s   ` +
+    `build CPU ${(tCpu / kCpu).toFixed(2)}x, with memsleuth's own ${f(reader)} s ${((tCpu + reader) / kCpu).toFixed(2)}x untraced`,
+);
+console.log(
+  `                            ${Math.round(ki.perSecond)} events/s read, ${ki.dropped} dropped, ${ki.mode} buffers, last run's sampling: see --json`,
 );
 console.log(`load at the end: ${load()}`);
 console.log(`rerun: npm run bench:trace -- --calls ${CALLS} --modules ${MODULES} --reps ${REPS}`);
