@@ -5,7 +5,7 @@
  * /usr/bin/time -v) and MB/s against `cat FILE > /dev/null`. Files live under /tmp and
  * are deleted afterwards. Set BENCH_MB to change the size (default 1100).
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,13 +14,21 @@ import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
 // Run from the repository root (npm run does), so paths do not depend on the build dir.
 const ROOT = process.cwd();
 const CLI_BIN = join(ROOT, 'bin', 'memsleuth.js');
-const SHARED = process.env.MEMSLEUTH_SHARED_FIXTURES ?? join(ROOT, '..', 'shared', 'fixtures');
-const sharedMoment = (kernel: string, moment: string) => join(SHARED, `lab-${kernel}-demo`, moment);
+/** page_owner of a committed lab bundle (test/fixtures/lab-6.12), read from the archive. */
+const labPageOwner = (moment: string) =>
+  execFileSync(
+    'tar',
+    ['-xzOf', join(ROOT, 'test', 'fixtures', 'lab-6.12', `${moment}.tar.gz`), 'page_owner'],
+    {
+      encoding: 'latin1',
+      maxBuffer: 1 << 30,
+    },
+  );
 const targetBytes = Number(process.env.BENCH_MB ?? 1100) * 1e6;
 const dir = process.env.BENCH_DIR ?? '/tmp';
 
 async function buildDump(path: string, moment: 'before' | 'after', seed: number): Promise<number> {
-  const src = readFileSync(join(sharedMoment('6.12', moment), 'page_owner'), 'latin1');
+  const src = labPageOwner(moment);
   const records = src.split('\n\n').filter((r) => r.startsWith('Page allocated'));
   const out = createWriteStream(path, { encoding: 'latin1' });
   let bytes = 0;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
-import { type LabKernel, type LabMoment, sharedMoment } from '../../test/paths.js';
+import { type LabKernel, type LabMoment, labFixture } from '../../test/paths.js';
 import { glibcMsort, parseSortArgv, runPageOwnerSort, type SortCompat } from './page_owner_sort.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pos-test-'));
@@ -113,8 +113,8 @@ for (const compat of ['6.12', '6.1'] as const) {
   describe(`page_owner_sort ${compat} (C) vs ours on the lab dumps`, () => {
     for (const [kernel, moment] of DUMPS) {
       const matrix = moment === 'after' ? FULL_MATRIX : SHORT_MATRIX;
-      it(`lab-${kernel}-demo/${moment}: ${matrix.length} option sets`, async () => {
-        const input = join(sharedMoment(kernel, moment), 'page_owner');
+      it(`lab-${kernel}/${moment}: ${matrix.length} option sets`, async () => {
+        const input = join(labFixture(kernel, moment), 'page_owner');
         let nonEmpty = 0;
         for (const opts of matrix) {
           const c = await compare(compat, opts, input);
@@ -128,7 +128,7 @@ for (const compat of ['6.12', '6.1'] as const) {
 }
 
 describe('command line errors, as the C tool reports them', () => {
-  const input = () => join(sharedMoment('6.12', 'after'), 'page_owner');
+  const input = () => join(labFixture('6.12', 'after'), 'page_owner');
   const cases: string[][] = [
     ['-x'],
     ['-ax'],
@@ -164,7 +164,7 @@ describe('command line errors, as the C tool reports them', () => {
 
 describe('input the C tool gets wrong', () => {
   it('drops a last record without a blank line like the C tool, but says so', async () => {
-    const full = readFileSync(join(sharedMoment('6.12', 'after'), 'page_owner'), 'latin1');
+    const full = readFileSync(join(labFixture('6.12', 'after'), 'page_owner'), 'latin1');
     const cut = join(tmp, 'cut');
     writeFileSync(cut, full.slice(0, -1), 'latin1');
     const c = runC('6.12', [cut, join(tmp, 'c.out')], join(tmp, 'c.out'));
@@ -174,7 +174,7 @@ describe('input the C tool gets wrong', () => {
     expect(o.stderr).toMatch(/does not end with a blank line; ignored the last \d+ bytes from byte \d+/);
   });
   it('sorts a file that is not page_owner output as the C tool does, with a warning', async () => {
-    const f = join(sharedMoment('6.12', 'after'), 'meminfo');
+    const f = join(labFixture('6.12', 'after'), 'meminfo');
     const c = runC('6.12', [f, join(tmp, 'c.out')], join(tmp, 'c.out'));
     const o = await runOurs('6.12', [f, join(tmp, 'o.out')], join(tmp, 'o.out'));
     expect(o.output === c.output).toBe(true);
@@ -182,7 +182,7 @@ describe('input the C tool gets wrong', () => {
     expect(o.stderr).toMatch(/is this \/sys\/kernel\/debug\/page_owner output\?/);
   });
   it('sorts a record over 128 KiB that the C tool silently stops at', async () => {
-    const rec = readFileSync(join(sharedMoment('6.12', 'after'), 'page_owner'), 'latin1').split('\n\n')[0]!;
+    const rec = readFileSync(join(labFixture('6.12', 'after'), 'page_owner'), 'latin1').split('\n\n')[0]!;
     const big = rec.replace(
       '\n register_early_stack',
       `${'\n deep+0x1/0x2'.repeat(12000)}\n register_early_stack`,

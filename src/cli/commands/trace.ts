@@ -7,6 +7,7 @@ import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatFrame } from '../../model/frame.js';
 import { TRACE_KMEM_PATH } from '../../model/snapshot.js';
+import { formatBytes, formatDelta } from '../../model/units.js';
 import { parseFtraceStatsFile } from '../../sources/ftrace_format.js';
 import { LIBC_PROBES, type LibcProbe } from '../../sources/uprobe_events.js';
 import { type KernelTraceResult, traceKernel } from '../../trace/kernel.js';
@@ -14,8 +15,8 @@ import { traceSlabCache } from '../../trace/slab.js';
 import { traceUser, type UserTraceResult } from '../../trace/user.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { formatBytes, formatDelta, table } from '../format.js';
-import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
+import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { table } from '../format.js';
 
 /** `60`, `60s`, `2m`, `1h`, `1.5m` to seconds. */
 export function parseDuration(v: string | undefined, name: string): number | undefined {
