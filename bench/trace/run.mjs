@@ -290,14 +290,18 @@ console.log(
 if (bccWhy) console.log(`  bcc memleak               not run: ${bccWhy}`);
 else {
   const bCpu = med(user.bcc, 'cpu');
-  console.log(`  bcc memleak-bpfcc         cpu ${f(bCpu)} s  wall ${f(med(user.bcc, 'seconds'))} s   ${(bCpu / uCpu).toFixed(0)}x untraced CPU   memsleuth/bcc ${(mCpu / bCpu).toFixed(2)}`);
+  console.log(
+    `  bcc memleak-bpfcc         cpu ${f(bCpu)} s  wall ${f(med(user.bcc, 'seconds'))} s   ${(bCpu / uCpu).toFixed(0)}x untraced CPU   memsleuth/bcc ${(mCpu / bCpu).toFixed(2)}`,
+  );
 }
 const ki = kernel.info[kernel.info.length - 1];
 const kCpu = med(kernel.untraced, 'cpu');
 const tCpu = med(kernel.traced, 'cpu');
 const reader = median(kernel.info.map((i) => i.readerCpu));
 console.log(`kernel: make -j2 of ${MODULES} kbuild modules against the lab 6.1 tree (median of ${REPS})`);
-console.log(`  untraced                  build cpu ${f(kCpu)} s (system ${f(med(kernel.untraced, 'system'))})  wall ${f(med(kernel.untraced, 'seconds'))} s`);
+console.log(
+  `  untraced                  build cpu ${f(kCpu)} s (system ${f(med(kernel.untraced, 'system'))})  wall ${f(med(kernel.untraced, 'seconds'))} s`,
+);
 console.log(
   `  memsleuth trace kernel    build cpu ${f(tCpu)} s (system ${f(med(kernel.traced, 'system'))})  wall ${f(med(kernel.traced, 'seconds'))} s   ` +
     `build CPU ${(tCpu / kCpu).toFixed(2)}x, with memsleuth's own ${f(reader)} s ${((tCpu + reader) / kCpu).toFixed(2)}x untraced`,
