@@ -18,6 +18,14 @@ function alloc(
   return a;
 }
 
+describe('AllocationTracker with no events', () => {
+  it('reports 0 s traced, not the trace clock since boot', () => {
+    const r = new AllocationTracker().report(19_441.3);
+    expect(r.durationSeconds).toBe(0);
+    expect(r.counters.allocs).toBe(0);
+  });
+});
+
 describe('AllocationTracker', () => {
   const leak = [f('__kmalloc_noprof'), f('msl_slab_leak', 'msl_leaky'), f('msl_step', 'msl_leaky')];
   const churn = [f('__kmalloc_noprof'), f('msl_balanced_churn', 'msl_leaky')];

@@ -375,7 +375,8 @@ export class AllocationTracker {
       [...m.values()]
         .map(({ sum, ...row }) => ({ ...row, meanSeconds: row.weights.count ? sum / row.weights.count : 0 }))
         .sort(byBytes);
-    const first = Number.isNaN(this.firstTime) ? 0 : this.firstTime;
+    // No event yet: the trace covers nothing (not the clock's whole range since boot).
+    const first = Number.isNaN(this.firstTime) ? (Number.isNaN(now) ? 0 : now) : this.firstTime;
     const last = Number.isNaN(now) ? first : now;
     return {
       firstTime: first,

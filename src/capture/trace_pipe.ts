@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open, readdir, readFile } from 'node:fs/promises';
+import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemsleuthError } from '../model/errors.js';
 import { type FtraceCpuStats, parseFtraceCpuStats } from '../sources/ftrace_format.js';
@@ -57,6 +57,22 @@ export class TracePipeReader {
 }
 
 /** Per-CPU buffer statistics of an instance (summed, and per CPU). */
+/**
+ * One read() of a tracefs file the kernel formats afresh on every read (per_cpu/cpuN/stats):
+ * a second read at the first one's length returns the tail of a newer, longer text (": 0"
+ * when a counter gained a digit in between), so the whole text must come from one call.
+ */
+async function readOnce(file: string): Promise<string> {
+  const fh = await open(file, constants.O_RDONLY);
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return buf.toString('utf8', 0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function readBufferStats(instanceDir: string): Promise<{ total: FtraceCpuStats; cpus: number }> {
   const total: FtraceCpuStats = {
     entries: 0,
@@ -71,7 +87,7 @@ export async function readBufferStats(instanceDir: string): Promise<{ total: Ftr
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!/^cpu\d+$/.test(name)) continue;
     const file = join(dir, name, 'stats');
-    const text = await readFile(file, 'utf8').catch(() => undefined);
+    const text = await readOnce(file).catch(() => undefined);
     if (text === undefined) continue;
     const s = parseFtraceCpuStats(text, { file });
     cpus++;
