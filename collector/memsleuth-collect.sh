@@ -5,10 +5,12 @@
 # busybox sh, dash and bash. It writes the same layout and manifest.json as
 # `memsleuth snapshot` (src/model/snapshot.ts), which reads and analyses the result.
 #
-# Read-only by default: the only write to the kernel is `--kmemleak-scan`.
+# Read-only by default: the only writes to the kernel are `--kmemleak-scan` and
+# `--trace-kmem` (its own tracing instance, removed again, also on Ctrl-C and SIGTERM).
 #
-#   memsleuth-collect.sh -o DIR [-z] [--kmemleak-scan] [--no-page-owner]
-#                        [--no-processes] [--no-smaps] [--no-slab-traces] [-q]
+#   memsleuth-collect.sh -o DIR [-z] [--kmemleak-scan] [--trace-kmem SECONDS]
+#                        [--no-page-owner] [--no-processes] [--no-smaps]
+#                        [--no-slab-traces] [-q]
 set -u
 
 MSL_VERSION=0.1.0
@@ -26,8 +28,11 @@ sources (mount -t debugfs none /sys/kernel/debug).
 Options:
   -o DIR            write the snapshot directory DIR (must not exist yet)
   -z                pack DIR into DIR.tar.gz (a bundle) and remove DIR
-  --kmemleak-scan   write `scan` to /sys/kernel/debug/kmemleak (twice) before reading it:
-                    the only option that writes to the kernel
+  --kmemleak-scan   write `scan` to /sys/kernel/debug/kmemleak (twice) before reading it
+  --trace-kmem S    first trace kernel allocations (kmem events with stacks) for S seconds
+                    into trace/kmem, in a tracing instance of its own (memsleuth-PID) that
+                    is removed afterwards; `memsleuth trace report DIR` analyses it
+                    (these two options are the only writes to the kernel)
   --no-page-owner   skip /sys/kernel/debug/page_owner (GBs on big machines)
   --no-processes    skip /proc/PID/* files
   --no-smaps        skip /proc/PID/smaps (keep smaps_rollup)
@@ -40,6 +45,7 @@ EOF
 out=''
 pack=0
 kmemleak_scan=0
+trace_kmem=''
 page_owner=1
 processes=1
 smaps=1
@@ -55,6 +61,11 @@ while [ $# -gt 0 ]; do
     -o*) out=${1#-o} ;;
     -z) pack=1 ;;
     --kmemleak-scan) kmemleak_scan=1 ;;
+    --trace-kmem)
+      [ $# -ge 2 ] || { echo "memsleuth-collect: --trace-kmem needs SECONDS" >&2; exit 2; }
+      trace_kmem=$2
+      shift
+      ;;
     --no-page-owner) page_owner=0 ;;
     --no-processes) processes=0 ;;
     --no-smaps) smaps=0 ;;
@@ -66,6 +77,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$out" ] || { echo "memsleuth-collect: -o DIR is required (see --help)" >&2; exit 2; }
+case $trace_kmem in
+  '' | *[!0-9]*) [ -z "$trace_kmem" ] || { echo "memsleuth-collect: --trace-kmem: expected whole seconds, found $trace_kmem" >&2; exit 2; } ;;
+esac
 if [ -e "$out" ]; then
   echo "memsleuth-collect: $out: already exists; choose a new directory name" >&2
   exit 2
@@ -171,6 +185,177 @@ source_file() {
 
 started_uptime=$(uptime_now)
 started_time=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+# --trace-kmem: kmem tracepoints with the kernel stack of every allocation, in an
+# instance of our own (never the global buffer), read from trace_pipe into trace/kmem;
+# the same setup as `memsleuth trace kernel` (src/trace/kernel.ts), so `memsleuth trace
+# report` pairs allocations with frees the same way. Instances, uprobe groups and mount
+# points of memsleuth runs that no longer exist (killed) are removed first.
+trace_tfs=''
+trace_mount=''
+trace_inst=''
+trace_reader=''
+trace_sleep=''
+trace_cleanup() {
+  [ -n "$trace_sleep" ] && kill "$trace_sleep" 2>/dev/null
+  trace_sleep=''
+  if [ -n "$trace_reader" ]; then
+    kill "$trace_reader" 2>/dev/null
+    # trace_pipe stays busy until the reader is gone.
+    wait "$trace_reader" 2>/dev/null
+  fi
+  trace_reader=''
+  if [ -n "$trace_inst" ] && [ -d "$trace_inst" ]; then
+    echo 0 >"$trace_inst/tracing_on" 2>/dev/null
+    n=0
+    until rmdir "$trace_inst" 2>/dev/null; do
+      n=$((n + 1))
+      [ "$n" -gt 50 ] && {
+        echo "memsleuth-collect: could not remove $trace_inst" >&2
+        break
+      }
+      sleep 0.1
+    done
+  fi
+  trace_inst=''
+  if [ -n "$trace_mount" ]; then
+    umount "$trace_mount" 2>/dev/null || umount -l "$trace_mount" 2>/dev/null
+    rmdir "$trace_mount" 2>/dev/null
+  fi
+  trace_mount=''
+}
+trace_stale() {
+  for d in "$trace_tfs"/instances/memsleuth-*; do
+    [ -d "$d" ] || continue
+    pid=${d##*/memsleuth-}
+    pid=${pid%%-*}
+    case $pid in '' | *[!0-9]*) continue ;; esac
+    kill -0 "$pid" 2>/dev/null && continue
+    echo 0 >"$d/tracing_on" 2>/dev/null
+    # A killed collector's reader (`cat .../trace_pipe`) lives on and keeps it busy.
+    for c in $(grep -l "$d/trace_pipe" /proc/[0-9]*/cmdline 2>/dev/null); do
+      c=${c#/proc/}
+      kill "${c%/cmdline}" 2>/dev/null
+    done
+    n=0
+    until rmdir "$d" 2>/dev/null; do
+      n=$((n + 1))
+      [ "$n" -gt 20 ] && break
+      sleep 0.1
+    done
+    [ -d "$d" ] || say "removed $d (pid $pid is gone)"
+  done
+  if [ -w "$trace_tfs/uprobe_events" ]; then
+    awk '$1 ~ /^[pr]:memsleuth_[0-9]+(_[0-9]+)?\// { split($1, a, ":"); print a[2] }' "$trace_tfs/uprobe_events" |
+      while read -r ev; do
+        pid=${ev#memsleuth_}
+        pid=${pid%%/*}
+        pid=${pid%%_*}
+        kill -0 "$pid" 2>/dev/null && continue
+        echo "-:$ev" >>"$trace_tfs/uprobe_events" 2>/dev/null && say "removed uprobe $ev (pid $pid is gone)"
+      done
+  fi
+  awk '$3 == "tracefs" { print $2 }' /proc/mounts | while read -r m; do
+    case $m in */memsleuth-tracefs-[0-9]*) ;; *) continue ;; esac
+    pid=${m##*-}
+    [ "$m" = "$trace_tfs" ] && continue
+    kill -0 "$pid" 2>/dev/null && continue
+    umount "$m" 2>/dev/null && rmdir "$m" 2>/dev/null && say "unmounted $m (pid $pid is gone)"
+  done
+}
+trace_enable() { # EVENT [FILTER]: enable a kmem event; allocation events get a stack
+  [ -d "$trace_inst/events/kmem/$1" ] || return 0
+  if [ -n "${2:-}" ]; then
+    echo "$2" >"$trace_inst/events/kmem/$1/filter" || return 1
+  fi
+  case $1 in
+    kmalloc | kmalloc_node | kmem_cache_alloc | kmem_cache_alloc_node | mm_page_alloc)
+      if [ -n "${2:-}" ]; then
+        echo "stacktrace if $2" >"$trace_inst/events/kmem/$1/trigger" || return 1
+      else
+        echo stacktrace >"$trace_inst/events/kmem/$1/trigger" || return 1
+      fi
+      ;;
+  esac
+  echo 1 >"$trace_inst/events/kmem/$1/enable"
+}
+trace_kmem_run() {
+  trace_tfs=$(awk '$3 == "tracefs" && $2 !~ /memsleuth-tracefs-/ { print $2; exit }' /proc/mounts 2>/dev/null)
+  if [ -z "$trace_tfs" ]; then
+    trace_mount="${TMPDIR:-/tmp}/memsleuth-tracefs-$$"
+    mkdir -p "$trace_mount" && mount -t tracefs nodev "$trace_mount" 2>/dev/null || {
+      rmdir "$trace_mount" 2>/dev/null
+      trace_mount=''
+      missing trace/kmem 'tracefs not available' 'a kernel with CONFIG_FTRACE and CONFIG_EVENT_TRACING, run as root'
+      return
+    }
+    trace_tfs=$trace_mount
+  fi
+  if [ ! -d "$trace_tfs/events/kmem/kmalloc" ]; then
+    missing trace/kmem 'no kmem trace events' 'a kernel with CONFIG_EVENT_TRACING'
+    trace_cleanup
+    return
+  fi
+  trace_stale
+  trace_inst="$trace_tfs/instances/memsleuth-$$"
+  if ! mkdir "$trace_inst" 2>/dev/null; then
+    trace_inst=''
+    missing trace/kmem 'cannot create a tracing instance' 'run as root'
+    trace_cleanup
+    return
+  fi
+  echo 0 >"$trace_inst/tracing_on"
+  echo 4096 >"$trace_inst/buffer_size_kb"
+  grep -q mono "$trace_inst/trace_clock" && echo mono >"$trace_inst/trace_clock"
+  for o in overwrite:0 hash-ptr:0 sym-offset:1 irq-info:1; do
+    [ -e "$trace_inst/options/${o%%:*}" ] && echo "${o##*:}" >"$trace_inst/options/${o%%:*}"
+  done
+  ok=1
+  for ev in kmalloc kmalloc_node kmem_cache_alloc kmem_cache_alloc_node kfree kmem_cache_free mm_page_free mm_page_free_batched; do
+    trace_enable "$ev" || ok=0
+  done
+  # Movable pages are page cache and anonymous memory: left out, as `memsleuth trace kernel` does.
+  trace_enable mm_page_alloc 'migratetype != 1' || ok=0
+  if [ "$ok" = 0 ]; then
+    missing trace/kmem 'enabling the kmem events failed' 'run as root'
+    trace_cleanup
+    return
+  fi
+  mkdir -p "$out/trace"
+  # Bounded, so a reader orphaned by a SIGKILL of this shell does not read forever.
+  timeout $((trace_kmem + 300)) cat "$trace_inst/trace_pipe" >"$out/trace/kmem" &
+  trace_reader=$!
+  # The reader's own allocations (formatting, the file it writes) are not the subject.
+  [ -e "$trace_inst/set_event_notrace_pid" ] && echo "$$ $trace_reader" >"$trace_inst/set_event_notrace_pid" 2>/dev/null
+  say "tracing kernel allocations for $trace_kmem s (instance $trace_inst)"
+  echo 1 >"$trace_inst/tracing_on"
+  # In the background, so SIGINT/SIGTERM interrupt the wait (a foreground sleep defers the trap).
+  sleep "$trace_kmem" &
+  trace_sleep=$!
+  wait "$trace_sleep"
+  trace_sleep=''
+  echo 0 >"$trace_inst/tracing_on"
+  # Let the reader drain the buffer (entries: 0 on every CPU), then stop it.
+  n=0
+  while [ "$n" -lt 120 ] && cat "$trace_inst"/per_cpu/cpu*/stats 2>/dev/null | grep -q '^entries: [1-9]'; do
+    sleep 1
+    n=$((n + 1))
+  done
+  sleep 1
+  for c in "$trace_inst"/per_cpu/cpu*; do
+    echo "${c##*/}:"
+    cat "$c/stats"
+  done >"$out/trace/kmem.stats" 2>/dev/null
+  echo trace/kmem >>"$files_list"
+  echo trace/kmem.stats >>"$files_list"
+  trace_cleanup
+  say "trace/kmem: $(wc -l <"$out/trace/kmem") lines"
+}
+if [ -n "$trace_kmem" ]; then
+  trap 'trace_cleanup; exit 130' INT TERM HUP
+  trace_kmem_run
+  trap - INT TERM HUP
+fi
 
 if [ "$kmemleak_scan" = 1 ]; then
   if [ -w "$DEBUGFS/kmemleak" ]; then

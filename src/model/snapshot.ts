@@ -15,6 +15,8 @@
  *   slab/<cache>.free_calls
  *   slab/<cache>.reclaim_account    /sys/kernel/slab/<cache>/reclaim_account (1: SReclaimable)
  *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline,oom_score,oom_score_adj}
+ *   trace/kmem                       raw kmem trace text (memsleuth-collect.sh --trace-kmem)
+ *   trace/kmem.stats                 its per-CPU buffer statistics
  */
 
 import type { Readable } from 'node:stream';
@@ -179,6 +181,8 @@ export const SLAB_ATTRS = ['reclaim_account'] as const;
 export type SlabTraceKind = (typeof SLAB_TRACE_KINDS)[number];
 
 export const MANIFEST_PATH = 'manifest.json';
+/** The raw kmem trace a collector captured (`memsleuth trace report SNAPSHOT` reads it). */
+export const TRACE_KMEM_PATH = 'trace/kmem';
 export const MANIFEST_FORMAT = 'memsleuth-snapshot/1';
 
 /** A source the capture could not read, and what to do about it. */
