@@ -11,6 +11,9 @@ import {
   SLAB_ATTRS,
   SYSTEM_SOURCES,
   slabTracePath,
+  sourceLocation,
+  TMPFS_FILES_PATH,
+  TMPFS_MOUNTS_PATH,
 } from '../model/snapshot.js';
 import type { LiveSnapshot } from './live.js';
 
@@ -155,6 +158,19 @@ export async function writeSnapshot(
         const text = await live.readText(slabTracePath(cache, attr));
         if (text !== undefined) await put(slabTracePath(cache, attr), text);
       }
+    }
+
+    // tmpfs mounts and their largest files (memsleuth's listing: src/sources/tmpfs.ts).
+    for (const path of [TMPFS_MOUNTS_PATH, TMPFS_FILES_PATH]) {
+      progress(`reading ${live.describe(path)}`);
+      const text = await live.readText(path);
+      if (text !== undefined) await put(path, text);
+      else
+        missing.push({
+          path,
+          reason: live.whyMissing(path) ?? 'unreadable',
+          enable: sourceLocation('tmpfs').enable,
+        });
     }
 
     // Processes: skip those that exit while we read them.
