@@ -195,7 +195,8 @@ export async function writeSnapshot(
           const why = live.whyMissing(path) ?? 'unreadable';
           // ENOENT means the pid is gone. ESRCH is also what kernel threads (no mm)
           // answer for smaps_rollup, so it only counts as an exit if status goes too.
-          if (why === 'not present') vanished = true;
+          // The fd listing is made from a directory: its absence alone proves nothing (status tells).
+          if (why === 'not present' && file !== 'fd') vanished = true;
           else if (why !== 'process exited') {
             const key = `${file}\0${why}`;
             failures.set(key, (failures.get(key) ?? 0) + 1);
