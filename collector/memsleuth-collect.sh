@@ -327,11 +327,12 @@ awk '
     dev=$(stat -c %d "$dir" 2>/dev/null) || continue
     case " ${devs:-} " in *" $dev "*) continue ;; esac
     devs="${devs:-} $dev"
+    # The escaped name goes through the environment: awk -v would undo its \040 escapes.
     stat -f -c '%b %f %S %c %d' "$dir" 2>/dev/null |
-      awk -v m="$esc" '{ printf "%s %.0f %.0f %s %.0f\n", m, $1 * $3, ($1 - $2) * $3, $4, $4 - $5 }' >>"$out/tmpfs/mounts"
+      M=$esc awk '{ printf "%s %.0f %.0f %s %.0f\n", ENVIRON["M"], $1 * $3, ($1 - $2) * $3, $4, $4 - $5 }' >>"$out/tmpfs/mounts"
     find "$dir" -xdev -type f ! -name "*$NL*" -exec stat -c '%b %B %s %i %n' {} + 2>/dev/null |
       awk '{ p = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ [^ ]+ /, "", p); printf "%.0f %s %s %s\n", $1 * $2, $3, $4, p }' |
-      sort -rn | head -n 50 | awk -v m="$esc" '{ print m " " $0 }' >>"$out/tmpfs/files"
+      sort -rn | head -n 50 | M=$esc awk '{ print ENVIRON["M"] " " $0 }' >>"$out/tmpfs/files"
   done
 printf '%s\n%s\n' tmpfs/mounts tmpfs/files >>"$files_list"
 
@@ -361,7 +362,7 @@ fd_listing() {
       case $target in
         /memfd:* | *' (deleted)')
           if st=$(stat -L -c '%b %B %i' "$1/fd/$fd" 2>/dev/null); then
-            echo "$st" | awk -v fd="$fd" -v mode="$mode" -v t="$target" '{ printf "%s %s %.0f %s %s\n", fd, mode, $1 * $2, $3, t }'
+            echo "$st" | T=$target awk -v fd="$fd" -v mode="$mode" '{ printf "%s %s %.0f %s %s\n", fd, mode, $1 * $2, $3, ENVIRON["T"] }'
             continue
           fi
           ;;

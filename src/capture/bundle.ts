@@ -183,6 +183,7 @@ export async function writeSnapshot(
         done++;
         if (done % 20 === 0) progress(`processes ${done}/${pids.length}`);
         const got = new Map<string, string>();
+        const failed: string[] = [];
         let vanished = false;
         for (const file of PROCESS_FILES) {
           if (file === 'smaps' && opts.smaps === false) continue;
@@ -197,10 +198,7 @@ export async function writeSnapshot(
           // answer for smaps_rollup, so it only counts as an exit if status goes too.
           // The fd listing is made from a directory: its absence alone proves nothing (status tells).
           if (why === 'not present' && file !== 'fd') vanished = true;
-          else if (why !== 'process exited') {
-            const key = `${file}\0${why}`;
-            failures.set(key, (failures.get(key) ?? 0) + 1);
-          }
+          else if (why !== 'process exited') failed.push(`${file}\0${why}`);
         }
         if (!vanished && got.size < PROCESS_FILES.length && got.has('status')) {
           vanished = (await live.readText(`proc/${pid}/status`)) === undefined;
@@ -209,6 +207,8 @@ export async function writeSnapshot(
           skippedPids.push({ pid, reason: 'exited during capture' });
           continue;
         }
+        // Counted only for processes that lived on: an exit is not a missing file.
+        for (const key of failed) failures.set(key, (failures.get(key) ?? 0) + 1);
         for (const [file, text] of got) await put(`proc/${pid}/${file}`, text);
       }
       missing.push(...summariseProcessFailures(failures));
