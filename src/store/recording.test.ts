@@ -266,13 +266,12 @@ describe('entities that end when their layer is read without them', () => {
         .series.find((x) => x.layer === 'tmpfs-file' && x.key === file && x.metric === 'allocated_bytes');
       expect(s?.v).toEqual([256 << 10, 256 << 10]);
       expect(s?.endedMs).toBe(1_800_000_001_000);
-      // The mount lives on, and its used bytes fell with the file.
+      // The mount lives on (other tests write to /dev/shm meanwhile: its bytes are theirs too).
       const shm = r
         .load()
         .series.find((x) => x.layer === 'tmpfs' && x.key === '/dev/shm' && x.metric === 'used_bytes');
       expect(shm?.t.length).toBe(4);
       expect(shm?.endedMs).toBeUndefined();
-      expect(shm!.v[0]! - shm!.v[2]!).toBeGreaterThanOrEqual(256 << 10);
     } finally {
       r.close();
     }
