@@ -109,6 +109,13 @@ if [ "$EVERY" -gt 0 ]; then
   [ "$processes" = 0 ] && pass="$pass --no-processes"
   [ "$smaps" = 0 ] && pass="$pass --no-smaps"
   [ "$slab_traces" = 0 ] && pass="$pass --no-slab-traces"
+  # Each capture runs in a fresh shell of the kind running this loop (busybox sh, dash,
+  # bash): /proc/$$/exe names it; busybox needs its applet name.
+  shell=$(readlink /proc/$$/exe 2>/dev/null) || shell=''
+  case $shell in
+    '') shell=sh ;;
+    */busybox*) shell="$shell sh" ;;
+  esac
   child=''
   stop() {
     [ -n "$child" ] && kill "$child" 2>/dev/null
@@ -126,8 +133,8 @@ if [ "$EVERY" -gt 0 ]; then
       sleep 1
       stamp=$(date -u +%Y%m%dT%H%M%SZ)
     done
-    # shellcheck disable=SC2086 # $pass is a list of options
-    ${MSL_SH:-sh} "$0" -o "$out/.partial-$stamp" -z -q --every 0 $pass >/dev/null &
+    # shellcheck disable=SC2086 # $shell is a command and its first argument; $pass a list of options
+    $shell "$0" -o "$out/.partial-$stamp" -z -q --every 0 $pass >/dev/null &
     child=$!
     wait "$child"
     rc=$?
