@@ -25,6 +25,23 @@ export { type WriteSnapshotOptions, type WriteSnapshotResult, writeSnapshot } fr
 export * from './capture/kmemleak.js';
 export { type LiveRoots, LiveSnapshot, openLiveSnapshot } from './capture/live.js';
 export { DirectorySnapshot, openSnapshot } from './capture/snapshot.js';
+export {
+  collectFamilies,
+  EXPORTER_FAMILIES,
+  Exporter,
+  type ExporterOptions,
+  type SnapshotStats,
+} from './metrics/exporter.js';
+export { CONTENT_TYPE, encodeFamilies } from './metrics/exposition.js';
+export {
+  analyzeFleet,
+  type FleetInstance,
+  type FleetOptions,
+  type FleetReport,
+  type FleetSuspect,
+} from './metrics/fleet.js';
+export { alertRules, type RulesOptions } from './metrics/rules.js';
+export { type RunningServer, serveExporter, writeTextfile } from './metrics/server.js';
 export * from './model/errors.js';
 export * from './model/frame.js';
 export * from './model/samples.js';

@@ -353,6 +353,11 @@ function objectName(objectKey: string): string {
   return objectKey.replace(/^tmpfs:/, '').replace(/^sysv:/, 'SysV shm ');
 }
 
+/** The order of suspects, highest first: bytes before counts, then rate × confidence. */
+export function suspectScore(s: Pick<Suspect, 'unit' | 'ratePerHour' | 'confidence'>): number {
+  return (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
+}
+
 /** Rank suspects across all layers of a recording. */
 export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): LeakReport {
   const bytesOpts: TrendOptions = {
@@ -561,9 +566,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
   // The recorder is a Node process whose heap warms up over its first minutes: shown apart.
   const recorder = all.filter((x) => !x.exited && recorderPid !== undefined && x.pid === recorderPid);
   const suspects = all.filter((x) => !x.exited && !recorder.includes(x) && x.confidence >= minConfidence);
-  // Rank: bytes before counts, then by rate × confidence.
-  const score = (s: Suspect) => (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
-  suspects.sort((a, b) => score(b) - score(a));
+  suspects.sort((a, b) => suspectScore(b) - suspectScore(a));
   const kindRank = new Map<SuspectKind, number>();
   suspects.forEach((s, i) => {
     s.rank = i + 1;

@@ -24,6 +24,10 @@ export interface ProcessMemory {
   /** Unique set size: pages mapped by this process only (Private_Clean + Private_Dirty). */
   ussBytes?: number;
   swapBytes: number;
+  /** status RssAnon, RssFile, RssShmem (4.5+): the resident set split by backing. */
+  rssAnonBytes?: number;
+  rssFileBytes?: number;
+  rssShmemBytes?: number;
   swapPssBytes?: number;
   /** top's VIRT (statm size). */
   vszBytes: number;
@@ -264,6 +268,9 @@ export function processMemory(
     vszBytes,
     sources,
   };
+  if (sb.RssAnon !== undefined) p.rssAnonBytes = sb.RssAnon;
+  if (sb.RssFile !== undefined) p.rssFileBytes = sb.RssFile;
+  if (sb.RssShmem !== undefined) p.rssShmemBytes = sb.RssShmem;
   if (stat) {
     p.startTimeTicks = stat.startTimeTicks;
     p.minorFaults = stat.minflt;
@@ -450,11 +457,11 @@ const OOM_FILES = ['oom_score', 'oom_score_adj'] as const;
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: { withSmaps?: boolean; withOom?: boolean } = {},
+  opts: { withSmaps?: boolean; withOom?: boolean; pageSizeBytes?: number } = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
   const withSmaps = opts.withSmaps !== false;
-  const manifest = await snap.manifest();
-  const page = manifest.pageSizeBytes;
+  // A live manifest probes every source: callers that know the page size skip it.
+  const page = opts.pageSizeBytes ?? (await snap.manifest()).pageSizeBytes;
   const processes: ProcessMemory[] = [];
   const skipped: { pid: number; reason: string }[] = [];
   for (const pid of await snap.pids()) {

@@ -55,5 +55,6 @@ export const ENTRY_BY_NAME = REGISTRY as unknown as Readonly<Record<SourceName, 
 export const DIFF_SOURCES: readonly SourceName[] = ENTRIES.filter((e) => e.diff).map((e) => e.name);
 
 export { SnapshotData, type SourceValue } from './data.js';
+export { FamilyBuilder } from './families.js';
 export type * from './types.js';
-export { due } from './types.js';
+export { DEFAULT_NODE_FAMILIES, due, NODE_FAMILIES, NODE_VMSTAT_FIELDS, wantsNodeFamily } from './types.js';

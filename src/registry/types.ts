@@ -171,6 +171,129 @@ export function due(tick: number, every: number): boolean {
   return every > 0 && (tick - 1) % every === 0;
 }
 
+/** A Prometheus metric type as the text format names it. */
+export type MetricType = 'gauge' | 'counter' | 'untyped';
+
+/** One metric family of one snapshot, for the Prometheus text exposition (src/metrics). */
+export interface MetricFamily {
+  name: string;
+  help: string;
+  type: MetricType;
+  /** Label names, in the order every sample gives their values. */
+  labels: readonly string[];
+  samples: MetricSample[];
+}
+
+export interface MetricSample {
+  /** One value per label name of the family, in its order. */
+  labels: readonly string[];
+  value: number;
+}
+
+/**
+ * What an entry may emit, for documentation and tests: `<Field>` (`<field>`) in a name or help stands for
+ * the part that comes from the kernel (`node_memory_<Field>_bytes`).
+ */
+export interface MetricFamilyDoc {
+  name: string;
+  help: string;
+  type: MetricType;
+  labels: readonly string[];
+  /** Series per host, and what bounds them. */
+  cardinality: string;
+}
+
+/** node_exporter collectors whose families memsleuth can emit under node_exporter's own names. */
+export const NODE_FAMILIES = ['meminfo', 'vmstat', 'buddyinfo', 'slabinfo'] as const;
+export type NodeFamily = (typeof NODE_FAMILIES)[number];
+
+/**
+ * The node_exporter families memsleuth emits unless told otherwise: node_slabinfo_* is left out
+ * (five series per cache: 1,175 on a 6.18 VM with 235 caches; memsleuth_slab_bytes has each
+ * cache's bytes), as node_exporter leaves its slabinfo collector off by default.
+ */
+export const DEFAULT_NODE_FAMILIES: ReadonlySet<NodeFamily> = new Set(['meminfo', 'vmstat', 'buddyinfo']);
+
+/** Does the exporter emit this node_exporter family? */
+export function wantsNodeFamily(options: MetricsOptions, family: NodeFamily): boolean {
+  return (options.nodeFamilies ?? DEFAULT_NODE_FAMILIES).has(family);
+}
+
+/** node_exporter's default `--collector.vmstat.fields` (collector/vmstat_linux.go). */
+export const NODE_VMSTAT_FIELDS = /^(oom_kill|pgpg|pswp|pg.*fault).*/;
+
+/** What the exporter asks of the entries. Every top list is bounded; see docs/fleet.md. */
+export interface MetricsOptions {
+  /** node_exporter families emitted under node_exporter's names. Default DEFAULT_NODE_FAMILIES. */
+  nodeFamilies?: ReadonlySet<NodeFamily>;
+  /** vmstat fields exported as node_vmstat_<field>. Default NODE_VMSTAT_FIELDS. */
+  vmstatFields?: RegExp;
+  /** Processes with series of their own: the top N by resident + swap. Default 20; Infinity: all. */
+  processTop?: number;
+  /**
+   * What is read of the listed processes beyond status (RSS by anon/file/shmem, swap, VmSize,
+   * threads): `pss` adds smaps_rollup (PSS, USS), `smaps` the per-mapping smaps (also the four
+   * types private/shared × anon/file). The kernel walks every mapping for either: on this
+   * project's VM smaps_rollup of all processes costs 60 ms of CPU where all their status files cost 3.
+   * Default `status`.
+   */
+  processDetail?: 'status' | 'pss' | 'smaps';
+  /** vmalloc callers with series of their own, by bytes. Default 20. */
+  vmallocTop?: number;
+  /** allocinfo call sites with series of their own, by bytes. Default 20. */
+  allocinfoTop?: number;
+  /** kmemleak callers with series of their own, by bytes. Default 10. */
+  kmemleakTop?: number;
+  /** Read /proc/pagetypeinfo (it walks every free list under the zone lock). Default false. */
+  pagetypeinfo?: boolean;
+  /** Read /sys/kernel/debug/kmemleak when it is readable (no scan is triggered). Default true. */
+  kmemleak?: boolean;
+}
+
+export interface MetricsContext {
+  snap: Snapshot;
+  pageSizeBytes: number;
+  options: MetricsOptions;
+  /** Every source of this snapshot, loaded once. */
+  data: SnapshotData;
+  /** State an entry keeps from scrape to scrape (its own object, created empty). */
+  state: Record<string, unknown>;
+}
+
+/**
+ * How `memsleuth fleet` reads an entry's series back from Prometheus as recording entities, so
+ * `analyzeLeaks` judges them exactly as it judges a local recording.
+ */
+export interface MetricsRecording {
+  /** A PromQL selector: a metric name, or `{__name__=~"..."}`, optionally with label matchers. */
+  selector: string;
+  layer: Layer;
+  /** The entity's key in its layer, from the series' labels (`__name__` included); undefined: skip. */
+  key(labels: Readonly<Record<string, string>>): string | undefined;
+  /** The recording metric (`bytes`, `anon_bytes`...), from the labels; undefined: skip. */
+  metric(labels: Readonly<Record<string, string>>): string | undefined;
+  label?(labels: Readonly<Record<string, string>>): string | undefined;
+  pid?(labels: Readonly<Record<string, string>>): number | undefined;
+  /** Recording meta derived from the label sets of the series found (e.g. `slab_reclaimable`). */
+  meta?(labelSets: readonly Readonly<Record<string, string>>[]): Record<string, string>;
+}
+
+/** An entry's part of the Prometheus exposition and of the fleet's reading it back. */
+export interface EntryMetrics<T> {
+  /** Every family `collect` may emit. */
+  families: readonly MetricFamilyDoc[];
+  /** Its families for one snapshot (only those that have samples, or that say "absent" by design). */
+  collect(value: T, ctx: MetricsContext): Promise<MetricFamily[]> | MetricFamily[];
+  /** Whether to load the source at all for these options (default: yes). */
+  wanted?(options: MetricsOptions): boolean;
+  /**
+   * How the exporter reads the source when it needs less than `load` gives (every scrape pays
+   * for it): default the entry's `load`, shared with the other entries through `ctx.data`.
+   */
+  load?(snap: Snapshot, ctx: MetricsContext): Promise<T | undefined>;
+  recording?: readonly MetricsRecording[];
+}
+
 /**
  * One kernel source. `T` is what `load` gives: the parsed file, or for streamed sources
  * (page_owner, kmemleak) the groups they reduce to.
@@ -204,4 +327,6 @@ export interface SourceEntry<T = unknown> {
   layers?: readonly Layer[];
   /** The recording's entities at one tick. */
   sample?(snap: Snapshot, ctx: SampleContext): Promise<EntitySample[]>;
+  /** Its Prometheus metric families (memsleuth exporter) and how the fleet reads them back. */
+  metrics?: EntryMetrics<T>;
 }

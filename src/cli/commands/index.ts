@@ -2,6 +2,8 @@ import type { CommandSpec } from '../command.js';
 import { allocinfoCommands } from './allocinfo.js';
 import { collectorCommand } from './collector.js';
 import { diffCommand } from './diff.js';
+import { exporterCommand } from './exporter.js';
+import { fleetCommand } from './fleet.js';
 import { kmemleakCommands } from './kmemleak.js';
 import { leaksCommand } from './leaks.js';
 import { oomCommand } from './oom.js';
@@ -29,6 +31,8 @@ export const COMMANDS: CommandSpec<any>[] = [
   recordCommand,
   leaksCommand,
   seriesCommand,
+  exporterCommand,
+  fleetCommand,
   ...pageOwnerCommands,
   ...slabCommands,
   ...kmemleakCommands,

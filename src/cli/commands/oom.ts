@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { type Accounting, LAYER_NAMES, LAYER_TITLES } from '../../analysis/accounting.js';
 import { explainOomLog, type OomExplanation, type RankedTask } from '../../analysis/oom.js';
 import { type KernelLogSource, readKernelLog } from '../../capture/kernel_log.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes, formatPercent } from '../../model/units.js';
+import { accountingTable } from '../../registry/sources/meminfo.js';
 import { parseOomReports } from '../../sources/oom_report.js';
 import { defineCommand } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { heading, table, wrap } from '../format.js';
+import { heading, renderTable, table, wrap } from '../format.js';
 
 const CULPRIT_WORDS: Record<OomExplanation['culprit'], string> = {
   'kernel-unaccounted': 'kernel (unaccounted)',
@@ -27,36 +27,6 @@ async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The accounting at the time of the report, like `memsleuth report`'s table. */
-function accountingTable(a: Accounting): string {
-  const rows: { label: string; bytes: number; pct: string; desc: string }[] = [];
-  for (const layer of LAYER_NAMES) {
-    rows.push({
-      label: LAYER_TITLES[layer],
-      bytes: a.layers[layer],
-      pct: formatPercent((a.layers[layer] / a.memTotalBytes) * 100),
-      desc: layer === 'unaccounted' ? 'no counter: alloc_pages by drivers, vmalloc, percpu' : '',
-    });
-    if (layer === 'unaccounted') continue;
-    for (const p of a.parts.filter((x) => x.layer === layer && (x.bytes > 0 || x.name === 'AnonPages'))) {
-      rows.push({ label: `  ${p.name}`, bytes: p.bytes, pct: formatPercent(p.percent), desc: p.description });
-    }
-  }
-  const sum = a.parts.reduce((t, p) => t + p.bytes, 0);
-  rows.push({
-    label: 'total',
-    bytes: sum,
-    pct: formatPercent((sum / a.memTotalBytes) * 100),
-    desc: sum === a.memTotalBytes ? '= MemTotal (pages RAM − reserved)' : '≠ MemTotal',
-  });
-  return table(rows, [
-    { header: 'LAYER', value: (x) => x.label },
-    { header: 'BYTES', align: 'right', value: (x) => formatBytes(x.bytes) },
-    { header: '%', align: 'right', value: (x) => x.pct },
-    { header: 'WHAT', max: 52, value: (x) => x.desc },
-  ]);
 }
 
 function field(label: string, text: string): string {
@@ -104,10 +74,16 @@ function renderOne(e: OomExplanation, of: number, source: string): string {
   }
   if (e.accounting) {
     out.push('');
-    out.push(
-      `Where the memory was: MemTotal ${formatBytes(e.accounting.memTotalBytes)} = user + shared + cache + kernel + free + unaccounted`,
-    );
-    out.push(accountingTable(e.accounting));
+    // The report's identity, from the Mem-Info the kernel printed: fewer counters (no vmalloc,
+    // no percpu), so the parts it has no value for are left out.
+    const t = accountingTable(e.accounting, {
+      omitEmpty: true,
+      title: `Where the memory was: MemTotal ${formatBytes(e.accounting.memTotalBytes)} = user + shared + cache + kernel + free + unaccounted`,
+      totalNote: '= MemTotal (pages RAM − reserved)',
+      unaccountedNote: 'no counter: alloc_pages by drivers, vmalloc, percpu',
+      whatWidth: 52,
+    });
+    out.push(t.title, renderTable(t));
   }
   if (e.candidates.length) {
     out.push('');

@@ -1,7 +1,14 @@
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { type Buddyinfo, parseBuddyinfo } from '../../sources/buddyinfo.js';
-import type { DiffRow, Finding, SourceEntry } from '../types.js';
+import { FamilyBuilder, nonEmpty } from '../families.js';
+import {
+  type DiffRow,
+  type Finding,
+  type MetricFamilyDoc,
+  type SourceEntry,
+  wantsNodeFamily,
+} from '../types.js';
 import { readParsed } from './read.js';
 
 export interface BuddyZoneRow {
@@ -19,6 +26,15 @@ declare module '../types.js' {
 }
 
 const MiB = 1024 * 1024;
+
+/** collector/buddyinfo.go: one gauge per zone and order, `size` being the order. */
+const NODE_BUDDYINFO_BLOCKS: MetricFamilyDoc = {
+  name: 'node_buddyinfo_blocks',
+  help: 'Count of free blocks according to size.',
+  type: 'gauge',
+  labels: ['node', 'zone', 'size'],
+  cardinality: 'zones × orders (11 per populated zone on x86: 33 for DMA, DMA32, Normal)',
+};
 
 /** /proc/buddyinfo: free blocks per zone and order in the buddy allocator. */
 export const buddyinfo: SourceEntry<Buddyinfo> = {
@@ -131,5 +147,18 @@ export const buddyinfo: SourceEntry<Buddyinfo> = {
       });
       return { layer: 'buddy' as const, key: `Node ${z.node} ${z.zone}`, values };
     });
+  },
+
+  metrics: {
+    families: [NODE_BUDDYINFO_BLOCKS],
+    wanted: (o) => wantsNodeFamily(o, 'buddyinfo'),
+    collect(b) {
+      const f = FamilyBuilder.of(NODE_BUDDYINFO_BLOCKS);
+      for (const z of b.zones)
+        z.freeBlocks.forEach((n, order) => {
+          f.add([z.node, z.zone, order], n);
+        });
+      return nonEmpty(f);
+    },
   },
 };

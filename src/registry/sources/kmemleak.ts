@@ -3,7 +3,8 @@ import { diffGroups } from '../../analysis/stacks.js';
 import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
-import type { DiffRow, SourceEntry } from '../types.js';
+import { FamilyBuilder, nonEmpty, topN } from '../families.js';
+import type { DiffRow, MetricFamilyDoc, SourceEntry } from '../types.js';
 
 /** kmemleak's unreferenced objects, streamed and grouped by backtrace. */
 export interface KmemleakGroups {
@@ -23,6 +24,48 @@ declare module '../types.js' {
   interface ReportSections {
     kmemleak?: KmemleakSection;
   }
+}
+
+const KMEMLEAK_OBJECTS: MetricFamilyDoc = {
+  name: 'memsleuth_kmemleak_unreferenced_objects',
+  help: 'Objects kmemleak reported as unreferenced at its last scan (/sys/kernel/debug/kmemleak; memsleuth never triggers a scan).',
+  type: 'gauge',
+  labels: [],
+  cardinality: '1',
+};
+const KMEMLEAK_BYTES: MetricFamilyDoc = {
+  name: 'memsleuth_kmemleak_unreferenced_bytes',
+  help: 'Bytes of the objects kmemleak reported as unreferenced at its last scan.',
+  type: 'gauge',
+  labels: [],
+  cardinality: '1',
+};
+const KMEMLEAK_CALLER_BYTES: MetricFamilyDoc = {
+  name: 'memsleuth_kmemleak_caller_unreferenced_bytes',
+  help: 'Bytes of unreferenced objects by allocating function (first frame outside the allocators; the top callers).',
+  type: 'gauge',
+  labels: ['caller'],
+  cardinality: '--kmemleak-top (default 10)',
+};
+const KMEMLEAK_CALLER_OBJECTS: MetricFamilyDoc = {
+  name: 'memsleuth_kmemleak_caller_unreferenced_objects',
+  help: 'Unreferenced objects by allocating function, for the callers listed in memsleuth_kmemleak_caller_unreferenced_bytes.',
+  type: 'gauge',
+  labels: ['caller'],
+  cardinality: '--kmemleak-top (default 10)',
+};
+
+/** By the first frame outside the allocators: one row per leaking function, largest first. */
+function byCaller(k: KmemleakGroups): { caller: string; bytes: number; objects: number }[] {
+  const by = new Map<string, { caller: string; bytes: number; objects: number }>();
+  for (const g of k.groups) {
+    const caller = callerName(g.culprit);
+    const e = by.get(caller) ?? { caller, bytes: 0, objects: 0 };
+    e.bytes += g.weights.bytes;
+    e.objects += g.weights.count;
+    by.set(caller, e);
+  }
+  return [...by.values()].sort((a, b) => b.bytes - a.bytes || (a.caller < b.caller ? -1 : 1));
 }
 
 /** /sys/kernel/debug/kmemleak: objects no pointer refers to, at the last scan. */
@@ -129,15 +172,41 @@ export const kmemleak: SourceEntry<KmemleakGroups> = {
     if (!ctx.options.kmemleak) return [];
     const k = await ctx.data.get('kmemleak');
     if (!k) throw new Error('unreadable (debugfs, root and CONFIG_DEBUG_KMEMLEAK needed)');
-    // By the first frame outside the allocators: one entity per leaking function.
-    const by = new Map<string, { bytes: number; objects: number }>();
-    for (const g of k.groups) {
-      const key = callerName(g.culprit);
-      const e = by.get(key) ?? { bytes: 0, objects: 0 };
-      e.bytes += g.weights.bytes;
-      e.objects += g.weights.count;
-      by.set(key, e);
-    }
-    return [...by].map(([key, v]) => ({ layer: 'kmemleak' as const, key, values: v }));
+    return byCaller(k).map((c) => ({
+      layer: 'kmemleak' as const,
+      key: c.caller,
+      values: { bytes: c.bytes, objects: c.objects },
+    }));
+  },
+
+  metrics: {
+    families: [KMEMLEAK_OBJECTS, KMEMLEAK_BYTES, KMEMLEAK_CALLER_BYTES, KMEMLEAK_CALLER_OBJECTS],
+    wanted: (o) => o.kmemleak !== false,
+    collect(k, ctx) {
+      const rows = byCaller(k);
+      const objects = FamilyBuilder.of(KMEMLEAK_OBJECTS).add(
+        [],
+        rows.reduce((s, r) => s + r.objects, 0),
+      );
+      const bytes = FamilyBuilder.of(KMEMLEAK_BYTES).add(
+        [],
+        rows.reduce((s, r) => s + r.bytes, 0),
+      );
+      const cb = FamilyBuilder.of(KMEMLEAK_CALLER_BYTES);
+      const co = FamilyBuilder.of(KMEMLEAK_CALLER_OBJECTS);
+      for (const r of topN(rows, ctx.options.kmemleakTop ?? 10).top) {
+        cb.add([r.caller], r.bytes);
+        co.add([r.caller], r.objects);
+      }
+      return nonEmpty(objects, bytes, cb, co);
+    },
+    recording: [
+      {
+        selector: 'memsleuth_kmemleak_caller_unreferenced_bytes',
+        layer: 'kmemleak',
+        key: (l) => l.caller,
+        metric: () => 'bytes',
+      },
+    ],
   },
 };

@@ -9,7 +9,15 @@ import type { EntitySample } from '../../model/samples.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes, formatPercent } from '../../model/units.js';
 import { type Meminfo, parseMeminfo } from '../../sources/meminfo.js';
-import type { Finding, ReportTable, SourceEntry } from '../types.js';
+import { FamilyBuilder, nonEmpty } from '../families.js';
+import {
+  type Finding,
+  type MetricFamily,
+  type MetricFamilyDoc,
+  type ReportTable,
+  type SourceEntry,
+  wantsNodeFamily,
+} from '../types.js';
 import { readParsed } from './read.js';
 
 declare module '../types.js' {
@@ -34,6 +42,100 @@ const MEMINFO_SKIP = new Set([
 function pct(part: number, total: number): string {
   return `${((part / total) * 100).toFixed(1)}%`;
 }
+
+/**
+ * The accounting identity as a table: each layer, then its parts. `omitEmpty` leaves out
+ * parts of 0 bytes (the OOM report's Mem-Info lists fewer counters than meminfo).
+ */
+export function accountingTable(
+  a: Accounting,
+  opts: {
+    omitEmpty?: boolean;
+    title?: string;
+    totalNote?: string;
+    unaccountedNote?: string;
+    whatWidth?: number;
+  } = {},
+): ReportTable {
+  const rows: string[][] = [];
+  for (const layer of LAYER_NAMES) {
+    const parts = a.parts.filter(
+      (p) => p.layer === layer && (!opts.omitEmpty || p.bytes > 0 || p.name === 'AnonPages'),
+    );
+    const row = [
+      LAYER_TITLES[layer],
+      formatBytes(a.layers[layer]),
+      formatPercent((a.layers[layer] / a.memTotalBytes) * 100),
+      '',
+    ];
+    rows.push(row);
+    if (layer === 'unaccounted') {
+      row[3] = opts.unaccountedNote ?? a.parts.find((p) => p.layer === 'unaccounted')?.description ?? '';
+      continue;
+    }
+    for (const p of parts)
+      rows.push([`  ${p.name}`, formatBytes(p.bytes), formatPercent(p.percent), p.description]);
+  }
+  const sum = a.parts.reduce((t, p) => t + p.bytes, 0);
+  rows.push([
+    'total',
+    formatBytes(sum),
+    formatPercent((sum / a.memTotalBytes) * 100),
+    sum === a.memTotalBytes ? (opts.totalNote ?? '= MemTotal') : '≠ MemTotal',
+  ]);
+  return {
+    source: 'meminfo',
+    title:
+      opts.title ??
+      `Where the memory is: MemTotal ${formatBytes(a.memTotalBytes)} = ${LAYER_NAMES.join(' + ')}`,
+    columns: [
+      { header: 'LAYER' },
+      { header: 'BYTES', align: 'right' },
+      { header: '%', align: 'right' },
+      { header: 'WHAT', max: opts.whatWidth ?? 46 },
+    ],
+    rows,
+  };
+}
+
+/**
+ * node_exporter's name for a meminfo field (collector/meminfo_linux.go, the parser up to 1.8:
+ * `\((.*)\)` → `_${1}`, then `_bytes` for fields printed in kB; 1.9+ lists the fields it keeps
+ * and gives each the same name). `Active(anon)` → `node_memory_Active_anon_bytes`,
+ * `HugePages_Total` → `node_memory_HugePages_Total`. Checked against node_exporter's source in
+ * src/metrics/node_exporter.test.ts.
+ */
+export function nodeMemoryName(field: string, unit: 'bytes' | 'count'): string {
+  return `node_memory_${field.replace(/\((.*)\)/, '_$1')}${unit === 'bytes' ? '_bytes' : ''}`;
+}
+
+/** The meminfo field behind a `node_memory_<Field>_bytes` name (`Active_anon` → `Active(anon)`). */
+export function meminfoFieldOfNodeName(name: string): string | undefined {
+  const m = /^node_memory_(.+)_bytes$/.exec(name);
+  return m ? m[1]!.replace(/_(anon|file)$/, '($1)') : undefined;
+}
+
+const NODE_MEMORY: MetricFamilyDoc = {
+  name: 'node_memory_<Field>',
+  help: 'Memory information field <Field>.',
+  type: 'gauge',
+  labels: [],
+  cardinality: 'one per /proc/meminfo line (about 55 on 6.x); `_bytes` for kB fields',
+};
+const LAYER_BYTES: MetricFamilyDoc = {
+  name: 'memsleuth_memory_layer_bytes',
+  help: 'Bytes of MemTotal in each layer of the identity MemTotal = user + shared + cache + kernel + free + unaccounted; unaccounted is memory no counter sees (pages taken straight from the buddy allocator).',
+  type: 'gauge',
+  labels: ['layer'],
+  cardinality: '6 (the layers)',
+};
+const PART_BYTES: MetricFamilyDoc = {
+  name: 'memsleuth_memory_part_bytes',
+  help: 'Bytes of each part of the accounting identity (meminfo fields, vmstat nr_zspages, per-CPU free lists from zoneinfo, the unaccounted remainder), by layer.',
+  type: 'gauge',
+  labels: ['layer', 'part'],
+  cardinality: 'about 20 (the parts this kernel prints)',
+};
 
 /** /proc/meminfo: the accounting identity, the free and swap totals, and the recording's meminfo layer. */
 export const meminfo: SourceEntry<Meminfo> = {
@@ -166,47 +268,13 @@ export const meminfo: SourceEntry<Meminfo> = {
   },
 
   tables(r) {
-    const a = r.accounting;
-    if (!a) return [];
-    const rows: string[][] = [];
-    for (const layer of LAYER_NAMES) {
-      const parts = a.parts.filter((p) => p.layer === layer);
-      const row = [
-        LAYER_TITLES[layer],
-        formatBytes(a.layers[layer]),
-        formatPercent((a.layers[layer] / a.memTotalBytes) * 100),
-        '',
-      ];
-      rows.push(row);
-      if (parts.length > 1 || (parts.length === 1 && parts[0]!.name !== 'unaccounted')) {
-        for (const p of parts)
-          rows.push([`  ${p.name}`, formatBytes(p.bytes), formatPercent(p.percent), p.description]);
-      } else if (layer === 'unaccounted' && parts[0]) {
-        row[3] = parts[0].description;
-      }
-    }
-    const sum = a.parts.reduce((t, p) => t + p.bytes, 0);
-    rows.push([
-      'total',
-      formatBytes(sum),
-      formatPercent((sum / a.memTotalBytes) * 100),
-      sum === a.memTotalBytes ? '= MemTotal' : '≠ MemTotal',
-    ]);
+    if (!r.accounting) return [];
     const extra: string[] = [];
     if (r.memAvailableBytes !== undefined) extra.push(`MemAvailable ${formatBytes(r.memAvailableBytes)}`);
     if (r.swap) extra.push(`swap used ${formatBytes(r.swap.usedBytes)} of ${formatBytes(r.swap.totalBytes)}`);
-    if (a.absentFields.length) extra.push(`not printed by this kernel: ${a.absentFields.join(', ')}`);
-    const table: ReportTable = {
-      source: 'meminfo',
-      title: `Where the memory is: MemTotal ${formatBytes(a.memTotalBytes)} = ${LAYER_NAMES.join(' + ')}`,
-      columns: [
-        { header: 'LAYER' },
-        { header: 'BYTES', align: 'right' },
-        { header: '%', align: 'right' },
-        { header: 'WHAT', max: 46 },
-      ],
-      rows,
-    };
+    if (r.accounting.absentFields.length)
+      extra.push(`not printed by this kernel: ${r.accounting.absentFields.join(', ')}`);
+    const table = accountingTable(r.accounting);
     if (extra.length) table.notes = [extra.join('; ')];
     return [table];
   },
@@ -251,5 +319,56 @@ export const meminfo: SourceEntry<Meminfo> = {
     );
     out.push({ layer: 'unaccounted', key: 'unaccounted', values: { bytes: acc.unaccountedBytes } });
     return out;
+  },
+
+  metrics: {
+    families: [NODE_MEMORY, LAYER_BYTES, PART_BYTES],
+    async collect(m, ctx) {
+      const out: MetricFamily[] = [];
+      if (wantsNodeFamily(ctx.options, 'meminfo')) {
+        for (const f of m.fields) {
+          const name = nodeMemoryName(f.name, f.unit);
+          const k = name.slice('node_memory_'.length);
+          // collector/meminfo.go: counters are the fields ending in `_total` (none on Linux).
+          const type = k.endsWith('_total') ? 'counter' : 'gauge';
+          out.push(new FamilyBuilder(name, `Memory information field ${k}.`, type).add([], f.value).family);
+        }
+      }
+      const vmstat = await ctx.data.get('vmstat').catch(() => undefined);
+      const zones = await ctx.data.get('zoneinfo').catch(() => undefined);
+      const acc = computeAccounting(
+        m,
+        vmstat,
+        ctx.pageSizeBytes,
+        zones && zoneTotals(zones, ctx.pageSizeBytes),
+      );
+      const layers = FamilyBuilder.of(LAYER_BYTES);
+      for (const l of LAYER_NAMES) layers.add([l], acc.layers[l]);
+      const parts = FamilyBuilder.of(PART_BYTES);
+      for (const p of acc.parts) parts.add([p.layer, p.name], p.bytes);
+      return [...out, ...nonEmpty(layers, parts)];
+    },
+    recording: [
+      {
+        // node_exporter's own meminfo series serve as well as ours (textfile setups).
+        selector: '{__name__=~"node_memory_.+_bytes"}',
+        layer: 'meminfo',
+        key: (l) => meminfoFieldOfNodeName(l.__name__ ?? ''),
+        metric: () => 'bytes',
+      },
+      {
+        // Page cache without shmem: what `leaks` counts as reclaimable growth.
+        selector: 'memsleuth_memory_part_bytes{part="Cached-Shmem"}',
+        layer: 'meminfo',
+        key: () => 'Cached-Shmem',
+        metric: () => 'bytes',
+      },
+      {
+        selector: 'memsleuth_memory_layer_bytes{layer="unaccounted"}',
+        layer: 'unaccounted',
+        key: () => 'unaccounted',
+        metric: () => 'bytes',
+      },
+    ],
   },
 };

@@ -1,11 +1,19 @@
-import { type ProcessMemory, readProcesses, smapsByName } from '../../analysis/process.js';
+import { type ProcessMemory, processMemory, readProcesses, smapsByName } from '../../analysis/process.js';
 import type { EntitySample } from '../../model/samples.js';
 import { procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { PF_KTHREAD, parseProcStat } from '../../sources/proc_stat.js';
 import { parseProcStatus } from '../../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup } from '../../sources/smaps.js';
-import { type DiffRow, due, type Finding, type SampleContext, type SourceEntry } from '../types.js';
+import { FamilyBuilder, nonEmpty, topN } from '../families.js';
+import {
+  type DiffRow,
+  due,
+  type Finding,
+  type MetricFamilyDoc,
+  type SampleContext,
+  type SourceEntry,
+} from '../types.js';
 
 export interface AnonCrossCheck {
   /**
@@ -108,6 +116,77 @@ export function topGrower(
   return best;
 }
 
+const PROC_LABELS = ['pid', 'comm'] as const;
+/** Memory types of a process, as the `type` label says them, and where each comes from. */
+const MEMORY_TYPES: readonly [string, keyof ProcessMemory][] = [
+  ['rss_anon', 'rssAnonBytes'],
+  ['rss_file', 'rssFileBytes'],
+  ['rss_shmem', 'rssShmemBytes'],
+  ['swap', 'swapBytes'],
+  ['pss', 'pssBytes'],
+  ['uss', 'ussBytes'],
+  // The four types of smaps (--smaps): private/shared × anonymous/file.
+  ['private_anon', 'privateAnonBytes'],
+  ['shared_anon', 'sharedAnonBytes'],
+  ['private_file', 'privateFileBytes'],
+  ['shared_file', 'sharedFileBytes'],
+];
+const PROCESS_MEMORY: MetricFamilyDoc = {
+  name: 'memsleuth_process_memory_bytes',
+  help: 'Memory of each process by type: rss_anon, rss_file, rss_shmem and swap (status); pss and uss (smaps_rollup, with --pss or --smaps); private_anon, shared_anon, private_file and shared_file (per-mapping smaps, with --smaps). The top processes by resident + swap.',
+  type: 'gauge',
+  labels: [...PROC_LABELS, 'type'],
+  cardinality: '--processes (default 20) × up to 10 types; `all` for every process',
+};
+const PROCESS_VIRTUAL: MetricFamilyDoc = {
+  name: 'memsleuth_process_virtual_memory_bytes',
+  help: 'Address space of each listed process (VmSize).',
+  type: 'gauge',
+  labels: PROC_LABELS,
+  cardinality: '--processes (default 20)',
+};
+const PROCESS_THREADS: MetricFamilyDoc = {
+  name: 'memsleuth_process_threads',
+  help: 'Threads of each listed process.',
+  type: 'gauge',
+  labels: PROC_LABELS,
+  cardinality: '--processes (default 20)',
+};
+const PROCESS_FDS: MetricFamilyDoc = {
+  name: 'memsleuth_process_open_fds',
+  help: 'Open file descriptors of each listed process (live machine only).',
+  type: 'gauge',
+  labels: PROC_LABELS,
+  cardinality: '--processes (default 20)',
+};
+const PROCESSES: MetricFamilyDoc = {
+  name: 'memsleuth_processes',
+  help: 'User processes (kernel threads excluded).',
+  type: 'gauge',
+  labels: [],
+  cardinality: '1',
+};
+const PROCESSES_MEMORY: MetricFamilyDoc = {
+  name: 'memsleuth_processes_memory_bytes',
+  help: 'Memory of all user processes together, by type (the types of memsleuth_process_memory_bytes read for every process: rss_anon, rss_file, rss_shmem, swap).',
+  type: 'gauge',
+  labels: ['type'],
+  cardinality: '4 (the types status gives)',
+};
+const VM_RSS = /^VmRSS:\s+(\d+) kB/m;
+const VM_SWAP = /^VmSwap:\s+(\d+) kB/m;
+/** One `kB` line of a status file, 0 when absent. */
+function statusKb(status: string, line: RegExp): number {
+  return Number(line.exec(status)?.[1] ?? 0);
+}
+
+/** Process metrics that `leaks` reads, by the recording metric they stand for. */
+const RECORDING_TYPES: Record<string, string> = {
+  rss_anon: 'anon_bytes',
+  swap: 'swap_bytes',
+  rss_shmem: 'shmem_bytes',
+};
+
 /** proc/<pid>/*: every process's memory (statm, status, smaps), keyed by pid and start time. */
 export const processes: SourceEntry<Processes> = {
   name: 'processes',
@@ -116,7 +195,9 @@ export const processes: SourceEntry<Processes> = {
   command: 'ps',
   async load(snap, options) {
     if ((await snap.pids()).length === 0) return undefined;
-    return readProcesses(snap, { withSmaps: options.smaps !== false });
+    const opts: { withSmaps: boolean; pageSizeBytes?: number } = { withSmaps: options.smaps !== false };
+    if (options.pageSizeBytes !== undefined) opts.pageSizeBytes = options.pageSizeBytes;
+    return readProcesses(snap, opts);
   },
   absentReason: () => 'no proc/<pid> files',
 
@@ -356,5 +437,106 @@ export const processes: SourceEntry<Processes> = {
       }
     }
     return out;
+  },
+
+  metrics: {
+    families: [PROCESS_MEMORY, PROCESS_VIRTUAL, PROCESS_THREADS, PROCESS_FDS, PROCESSES, PROCESSES_MEMORY],
+    // Every scrape: status of every process (to rank them and sum them); stat and statm of the
+    // listed ones, and smaps_rollup or smaps only when asked (processDetail).
+    async load(snap, ctx) {
+      const pids = await snap.pids();
+      if (pids.length === 0) return undefined;
+      const page = ctx.pageSizeBytes;
+      const skipped: Processes['skipped'] = [];
+      const users: { pid: number; status: string; size: number }[] = [];
+      for (const pid of pids) {
+        const status = await snap.readText(procPath(pid, 'status'));
+        if (status === undefined || status.trim() === '') {
+          skipped.push({ pid, reason: 'exited while being read' });
+          continue;
+        }
+        // Ranking needs two lines; processMemory parses the whole file once below.
+        if (!/^VmSize:/m.test(status)) continue; // a kernel thread, or a zombie: no memory
+        users.push({ pid, status, size: (statusKb(status, VM_RSS) + statusKb(status, VM_SWAP)) * 1024 });
+      }
+      users.sort((a, b) => b.size - a.size || a.pid - b.pid);
+      const n = topN(users, ctx.options.processTop ?? 20).top.length;
+      const detail = ctx.options.processDetail ?? 'status';
+      const extra =
+        detail === 'smaps' ? (['smaps'] as const) : detail === 'pss' ? (['smaps_rollup'] as const) : [];
+      const processes: ProcessMemory[] = [];
+      for (const [i, u] of users.entries()) {
+        const files: Parameters<typeof processMemory>[1] = { status: u.status };
+        if (i < n) {
+          for (const f of ['stat', 'statm', ...extra] as const) {
+            const t = await snap.readText(procPath(u.pid, f));
+            if (t !== undefined) files[f] = t;
+          }
+        }
+        try {
+          processes.push(processMemory(u.pid, files, page, (p) => snap.describe(p)));
+        } catch {
+          skipped.push({ pid: u.pid, reason: 'exited while being read' });
+        }
+      }
+      return { processes, skipped };
+    },
+    async collect(procs, ctx) {
+      const user = procs.processes.filter((p) => !p.kernelThread);
+      const size = (p: ProcessMemory) => p.rssBytes + p.swapBytes;
+      const sorted = [...user].sort((a, b) => size(b) - size(a) || a.pid - b.pid);
+      const { top } = topN(sorted, ctx.options.processTop ?? 20);
+      const mem = FamilyBuilder.of(PROCESS_MEMORY);
+      const virt = FamilyBuilder.of(PROCESS_VIRTUAL);
+      const threads = FamilyBuilder.of(PROCESS_THREADS);
+      const fds = FamilyBuilder.of(PROCESS_FDS);
+      // Two processes of one name and pid cannot coexist; a pid reused by another name is a new series.
+      for (const p of top) {
+        const id = [p.pid, p.name];
+        for (const [type, field] of MEMORY_TYPES) {
+          const v = p[field];
+          if (typeof v === 'number') mem.add([...id, type], v);
+        }
+        virt.add(id, p.vszBytes);
+        if (p.threads !== undefined) threads.add(id, p.threads);
+        const n = await ctx.snap.fdCount?.(p.pid);
+        if (n !== undefined) fds.add(id, n);
+      }
+      const sums = FamilyBuilder.of(PROCESSES_MEMORY);
+      // Only the types every process has (status's; PSS and USS are read for the listed ones).
+      for (const [type, field] of MEMORY_TYPES) {
+        if (user.length && user.every((p) => typeof p[field] === 'number'))
+          sums.add(
+            [type],
+            user.reduce((s, p) => s + (p[field] as number), 0),
+          );
+      }
+      const count = FamilyBuilder.of(PROCESSES).add([], user.length);
+      return nonEmpty(mem, virt, threads, fds, count, sums);
+    },
+    recording: [
+      {
+        selector: 'memsleuth_process_memory_bytes{type=~"rss_anon|swap|rss_shmem"}',
+        layer: 'process',
+        key: (l) => `${l.pid}:${l.comm}`,
+        metric: (l) => RECORDING_TYPES[l.type ?? ''],
+        label: (l) => l.comm,
+        pid: (l) => Number(l.pid),
+      },
+      ...(
+        [
+          ['memsleuth_process_virtual_memory_bytes', 'vsz_bytes'],
+          ['memsleuth_process_threads', 'threads'],
+          ['memsleuth_process_open_fds', 'fds'],
+        ] as const
+      ).map(([selector, metric]) => ({
+        selector,
+        layer: 'process' as const,
+        key: (l: Readonly<Record<string, string>>) => `${l.pid}:${l.comm}`,
+        metric: () => metric,
+        label: (l: Readonly<Record<string, string>>) => l.comm,
+        pid: (l: Readonly<Record<string, string>>) => Number(l.pid),
+      })),
+    ],
   },
 };

@@ -1,7 +1,8 @@
 import { type Snapshot, slabTracePath, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { parseSlabinfo, type Slabinfo, slabCacheBytes } from '../../sources/slabinfo.js';
-import type { DiffRow, SourceEntry } from '../types.js';
+import { FamilyBuilder, nonEmpty } from '../families.js';
+import { type DiffRow, type MetricFamilyDoc, type SourceEntry, wantsNodeFamily } from '../types.js';
 import { readParsed } from './read.js';
 
 export interface SlabRow {
@@ -46,6 +47,58 @@ export async function reclaimableSlabCaches(snap: Snapshot): Promise<string[]> {
   for (const c of slab?.caches ?? []) if ((await reclaimAccount(snap, c.name)) === true) out.push(c.name);
   return out;
 }
+
+/** collector/slabinfo_linux.go: five gauges per cache, labelled `slab`. */
+type SlabField = 'activeObjs' | 'numObjs' | 'objSizeBytes' | 'objPerSlab' | 'pagesPerSlab';
+const NODE_SLABINFO: readonly (MetricFamilyDoc & { field: SlabField })[] = (
+  [
+    {
+      name: 'node_slabinfo_active_objects',
+      help: 'The number of objects that are currently active (i.e., in use).',
+      field: 'activeObjs',
+    },
+    {
+      name: 'node_slabinfo_objects',
+      help: 'The total number of allocated objects (i.e., objects that are both in use and not in use).',
+      field: 'numObjs',
+    },
+    {
+      name: 'node_slabinfo_object_size_bytes',
+      help: 'The size of objects in this slab, in bytes.',
+      field: 'objSizeBytes',
+    },
+    {
+      name: 'node_slabinfo_objects_per_slab',
+      help: 'The number of objects stored in each slab.',
+      field: 'objPerSlab',
+    },
+    {
+      name: 'node_slabinfo_pages_per_slab',
+      help: 'The number of pages allocated for each slab.',
+      field: 'pagesPerSlab',
+    },
+  ] as const
+).map((f) => ({
+  ...f,
+  type: 'gauge' as const,
+  labels: ['slab'],
+  cardinality: 'one per slab cache (slabinfo lines: 100-300 with SLUB merging)',
+}));
+
+const SLAB_BYTES: MetricFamilyDoc = {
+  name: 'memsleuth_slab_bytes',
+  help: 'Bytes of slab pages each cache holds from the page allocator (num_slabs × pages_per_slab × page size).',
+  type: 'gauge',
+  labels: ['slab'],
+  cardinality: 'one per slab cache (slabinfo lines: 100-300 with SLUB merging)',
+};
+const SLAB_RECLAIMABLE: MetricFamilyDoc = {
+  name: 'memsleuth_slab_reclaimable',
+  help: 'Present (1) for caches the kernel counts in SReclaimable (SLAB_RECLAIM_ACCOUNT, /sys/kernel/slab/<cache>/reclaim_account).',
+  type: 'gauge',
+  labels: ['slab'],
+  cardinality: 'the reclaimable caches only (about 20)',
+};
 
 /** /proc/slabinfo: every slab cache's objects and the pages it holds. */
 export const slabinfo: SourceEntry<Slabinfo> = {
@@ -152,5 +205,39 @@ export const slabinfo: SourceEntry<Slabinfo> = {
       key: c.name,
       values: { bytes: slabCacheBytes(c, ctx.pageSizeBytes).slabBytes, active_objs: c.activeObjs },
     }));
+  },
+
+  metrics: {
+    families: [...NODE_SLABINFO, SLAB_BYTES, SLAB_RECLAIMABLE],
+    async collect(slab, ctx) {
+      const node = NODE_SLABINFO.map((d) => ({ d, f: FamilyBuilder.of(d) }));
+      const bytes = FamilyBuilder.of(SLAB_BYTES);
+      const reclaimable = FamilyBuilder.of(SLAB_RECLAIMABLE);
+      const withNode = wantsNodeFamily(ctx.options, 'slabinfo');
+      // The flag is fixed for a cache's life: read once per cache and origin, not every scrape.
+      ctx.state.reclaim ??= new Map<string, boolean | undefined>();
+      const flags = ctx.state.reclaim as Map<string, boolean | undefined>;
+      for (const c of slab.caches) {
+        if (withNode) for (const { d, f } of node) f.add([c.name], c[d.field]);
+        bytes.add([c.name], slabCacheBytes(c, ctx.pageSizeBytes).slabBytes);
+        const key = `${ctx.snap.origin}\0${c.name}`;
+        if (!flags.has(key)) flags.set(key, await reclaimAccount(ctx.snap, c.name));
+        if (flags.get(key) === true) reclaimable.add([c.name], 1);
+      }
+      return nonEmpty(...node.map((n) => n.f), bytes, reclaimable);
+    },
+    recording: [
+      { selector: 'memsleuth_slab_bytes', layer: 'slab', key: (l) => l.slab, metric: () => 'bytes' },
+      {
+        // Not an entity: which caches `leaks` counts as reclaimable growth rather than a leak.
+        selector: 'memsleuth_slab_reclaimable',
+        layer: 'slab',
+        key: () => undefined,
+        metric: () => undefined,
+        meta: (sets) => ({
+          slab_reclaimable: JSON.stringify([...new Set(sets.map((l) => l.slab).filter(Boolean))].sort()),
+        }),
+      },
+    ],
   },
 };

@@ -3,7 +3,8 @@ import { frameKey } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { parseVmallocinfo } from '../../sources/vmallocinfo.js';
-import { due, pageSizeOf, type SourceEntry } from '../types.js';
+import { FamilyBuilder, nonEmpty, topN } from '../families.js';
+import { due, type MetricFamilyDoc, pageSizeOf, type SourceEntry } from '../types.js';
 
 export interface VmallocCallerRow {
   caller: string;
@@ -18,6 +19,28 @@ declare module '../types.js' {
     vmalloc?: { byCaller: VmallocCallerRow[]; callerCount: number; totalBytes: number };
   }
 }
+
+const VMALLOC_BYTES: MetricFamilyDoc = {
+  name: 'memsleuth_vmalloc_bytes',
+  help: 'Bytes of pages backing the vmalloc areas of each caller (the top callers by bytes; the rest in memsleuth_vmalloc_rest_bytes).',
+  type: 'gauge',
+  labels: ['caller'],
+  cardinality: '--vmalloc-top (default 20)',
+};
+const VMALLOC_AREAS: MetricFamilyDoc = {
+  name: 'memsleuth_vmalloc_areas',
+  help: 'vmalloc areas of each caller listed in memsleuth_vmalloc_bytes.',
+  type: 'gauge',
+  labels: ['caller'],
+  cardinality: '--vmalloc-top (default 20)',
+};
+const VMALLOC_REST: MetricFamilyDoc = {
+  name: 'memsleuth_vmalloc_rest_bytes',
+  help: 'Bytes of pages backing the vmalloc areas of the callers not listed in memsleuth_vmalloc_bytes.',
+  type: 'gauge',
+  labels: [],
+  cardinality: '1',
+};
 
 /** /proc/vmallocinfo, grouped by caller (analysis/vmalloc.ts: the one grouping every consumer uses). */
 export const vmallocinfo: SourceEntry<VmallocCaller[]> = {
@@ -97,5 +120,30 @@ export const vmallocinfo: SourceEntry<VmallocCaller[]> = {
       key: c.key,
       values: { bytes: c.bytes, areas: c.areas },
     }));
+  },
+
+  metrics: {
+    families: [VMALLOC_BYTES, VMALLOC_AREAS, VMALLOC_REST],
+    collect(callers, ctx) {
+      // RAM only (ioremap and vmap areas own no pages); vmallocByCaller sorts by bytes.
+      const { top, rest } = topN(
+        callers.filter((c) => c.bytes > 0),
+        ctx.options.vmallocTop ?? 20,
+      );
+      const bytes = FamilyBuilder.of(VMALLOC_BYTES);
+      const areas = FamilyBuilder.of(VMALLOC_AREAS);
+      for (const c of top) {
+        bytes.add([c.key], c.bytes);
+        areas.add([c.key], c.areas);
+      }
+      const other = FamilyBuilder.of(VMALLOC_REST).add(
+        [],
+        rest.reduce((s, c) => s + c.bytes, 0),
+      );
+      return nonEmpty(bytes, areas, other);
+    },
+    recording: [
+      { selector: 'memsleuth_vmalloc_bytes', layer: 'vmalloc', key: (l) => l.caller, metric: () => 'bytes' },
+    ],
   },
 };

@@ -1,6 +1,7 @@
 import { sourceLocation } from '../../model/snapshot.js';
 import { parseVmstat } from '../../sources/vmstat.js';
-import type { SourceEntry } from '../types.js';
+import { FamilyBuilder } from '../families.js';
+import { NODE_VMSTAT_FIELDS, type SourceEntry, wantsNodeFamily } from '../types.js';
 import { readParsed } from './read.js';
 
 /** vmstat counters the recording keeps: reclaim pressure, faults, swap, OOM kills. */
@@ -37,5 +38,32 @@ export const vmstat: SourceEntry<Record<string, number>> = {
       key: c,
       values: { count: v[c]! },
     }));
+  },
+
+  metrics: {
+    families: [
+      {
+        name: 'node_vmstat_<field>',
+        help: '/proc/vmstat information field <field>.',
+        type: 'untyped',
+        labels: [],
+        cardinality: "the fields matching --vmstat-fields (node_exporter's default regex: 8 on 6.x)",
+      },
+    ],
+    wanted: (o) => wantsNodeFamily(o, 'vmstat'),
+    collect(v, ctx) {
+      const fields = ctx.options.vmstatFields ?? NODE_VMSTAT_FIELDS;
+      // collector/vmstat_linux.go: every matching line, untyped, in file order.
+      return Object.entries(v)
+        .filter(([name]) => fields.test(name))
+        .map(
+          ([name, value]) =>
+            new FamilyBuilder(
+              `node_vmstat_${name}`,
+              `/proc/vmstat information field ${name}.`,
+              'untyped',
+            ).add([], value).family,
+        );
+    },
   },
 };
