@@ -343,19 +343,20 @@ awk '
   done
 printf '%s\n%s\n' tmpfs/mounts tmpfs/files >>"$files_list"
 
-# fd_listing /proc/PID FILE: the fd directory as text (src/sources/fd_listing.ts): fd, open
-# mode from the link's permission bits, target; the size and inode of memfds and deleted
-# files (stat -L follows the magic link to the open file). Fails when ls cannot read it.
+# fd_listing /proc/PID PATH: write the fd directory as text to PATH in the snapshot
+# (src/sources/fd_listing.ts): fd, open mode from the link's permission bits, target; the size
+# and inode of memfds and deleted files (stat -L follows the magic link to the open file).
+# Fails when ls cannot read it.
 fd_listing() {
   # ls fails on a directory it cannot open (the process exited, or permission) ...
-  if ! ls -l "$1/fd" >"$2.ls" 2>/dev/null && [ ! -s "$2.ls" ]; then
-    rm -f "$2.ls"
+  if ! ls -l "$1/fd" >"$out/$2.ls" 2>/dev/null && [ ! -s "$out/$2.ls" ]; then
+    rm -f "$out/$2.ls"
     return 1
   fi
   # ... and prints a link it could not read without a target: every link when ptrace access
   # checks refuse (even root), a few when fds close meanwhile.
-  if ! awk '/^l/ { if (index($0, " -> ")) good++; else bad++ } END { exit bad > 0 && good == 0 }' "$2.ls"; then
-    rm -f "$2.ls"
+  if ! awk '/^l/ { if (index($0, " -> ")) good++; else bad++ } END { exit bad > 0 && good == 0 }' "$out/$2.ls"; then
+    rm -f "$out/$2.ls"
     return 1
   fi
   {
@@ -365,7 +366,7 @@ fd_listing() {
       n = split(substr($0, 1, i - 1), f, " ")
       r = substr($1, 2, 1) == "r"; w = substr($1, 3, 1) == "w"; t = substr($0, i + 4)
       print f[n], (t !~ /^\// ? "-" : r && w ? "rw" : r ? "r" : w ? "w" : "-"), t
-    }' "$2.ls" | while read -r fd mode target; do
+    }' "$out/$2.ls" | while read -r fd mode target; do
       case $target in
         /memfd:* | *' (deleted)')
           if st=$(stat -L -c '%b %B %i' "$1/fd/$fd" 2>/dev/null); then
@@ -376,8 +377,8 @@ fd_listing() {
       esac
       echo "$fd $mode - - $target"
     done
-  } >"$2"
-  rm -f "$2.ls"
+  } >"$out/$2"
+  rm -f "$out/$2.ls"
 }
 
 # Processes. One whose status cannot be read exited before or during the read and
@@ -430,7 +431,7 @@ proc/$pid/$f"
       fi
     done
     if [ "$gone" = 0 ]; then
-      if fd_listing "$p" "$out/proc/$pid/fd"; then
+      if fd_listing "$p" "proc/$pid/fd"; then
         got="$got
 proc/$pid/fd"
       else

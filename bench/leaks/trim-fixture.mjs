@@ -49,8 +49,12 @@ db.exec('CREATE TEMP TABLE keep (id INTEGER PRIMARY KEY)');
 for (const e of db.prepare("SELECT id, pid FROM entities WHERE layer = 'shm-holder'").all())
   if (keptPids.has(e.pid)) keep.push(e.id);
 // The build sandbox's own (empty, read-only) tmpfs is no part of the machine under test.
-db.exec("DELETE FROM samples WHERE series_id IN (SELECT s.id FROM series s JOIN entities e ON e.id = s.entity_id WHERE e.layer = 'tmpfs' AND e.key LIKE '/mnt/sandboxing/%')");
-db.exec("DELETE FROM series WHERE entity_id IN (SELECT id FROM entities WHERE layer = 'tmpfs' AND key LIKE '/mnt/sandboxing/%')");
+db.exec(
+  "DELETE FROM samples WHERE series_id IN (SELECT s.id FROM series s JOIN entities e ON e.id = s.entity_id WHERE e.layer = 'tmpfs' AND e.key LIKE '/mnt/sandboxing/%')",
+);
+db.exec(
+  "DELETE FROM series WHERE entity_id IN (SELECT id FROM entities WHERE layer = 'tmpfs' AND key LIKE '/mnt/sandboxing/%')",
+);
 db.exec("DELETE FROM entities WHERE layer = 'tmpfs' AND key LIKE '/mnt/sandboxing/%'");
 const ins = db.prepare('INSERT INTO keep VALUES (?)');
 for (const id of keep) ins.run(id);

@@ -69,7 +69,13 @@ afterAll(() => {
 /** The shells the periodic script runs under, with the PATH each gets and count / keep. */
 const SHELLS = [
   { name: 'busybox sh', argv: () => [BUSYBOX, 'sh'], env: () => ({ PATH: bb }), count: 10, keep: 9 },
-  { name: 'bash', argv: () => [BASH], env: () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin' }), count: 8, keep: 7 },
+  {
+    name: 'bash',
+    argv: () => [BASH],
+    env: () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin' }),
+    count: 8,
+    keep: 7,
+  },
 ] as const;
 
 describe('a periodic collector run, recorded with record --from', () => {
@@ -83,7 +89,15 @@ describe('a periodic collector run, recorded with record --from', () => {
       const grow = spawn(join(work, 'ms-sysv-grow'), ['400'], { stdio: 'ignore' });
       kids.push(append, grow);
       try {
-        const script = await cli(['collector', '--interval', '2s', '--count', String(count), '--keep', String(keep)]);
+        const script = await cli([
+          'collector',
+          '--interval',
+          '2s',
+          '--count',
+          String(count),
+          '--keep',
+          String(keep),
+        ]);
         expect(script.status).toBe(0);
         writeFileSync(join(work, `collect-${tag}.sh`), script.stdout);
         const out = join(work, `captures-${tag}`);
@@ -123,7 +137,11 @@ describe('a periodic collector run, recorded with record --from', () => {
         const file = rep.suspects.find((s) => s.id === `tmpfs-file/${shmFile}`);
         expect(file?.kind).toBe('tmpfs-file');
         expect(file?.name).toBe(`${shmFile} (ms-shm-append pid ${append.pid})`);
-        expect(file?.owners?.[0]).toEqual({ pid: append.pid, name: 'ms-shm-append', how: 'fd 3 open for writing' });
+        expect(file?.owners?.[0]).toEqual({
+          pid: append.pid,
+          name: 'ms-shm-append',
+          how: 'fd 3 open for writing',
+        });
         // 256 KiB a second, within the spread of capture times on a busy machine.
         expect(file!.ratePerHour / (256 * 1024 * 3600)).toBeGreaterThan(0.6);
         expect(file!.ratePerHour / (256 * 1024 * 3600)).toBeLessThan(1.4);
@@ -135,7 +153,9 @@ describe('a periodic collector run, recorded with record --from', () => {
         expect(shmem?.related?.join(' ')).toContain(shmFile);
 
         const text = await cli(['leaks', '--db', db, '--all']);
-        expect(text.stdout).toMatch(new RegExp(`held by: ms-shm-append \\(pid ${append.pid}\\) fd 3 open for writing`));
+        expect(text.stdout).toMatch(
+          new RegExp(`held by: ms-shm-append \\(pid ${append.pid}\\) fd 3 open for writing`),
+        );
       } finally {
         append.kill('SIGKILL');
         grow.kill('SIGKILL');

@@ -34,7 +34,9 @@ describe('memsleuth record --from DIR', () => {
       const ticks = all.series.find((s) => s.layer === 'meminfo' && s.key === 'MemTotal')!.t;
       expect(ticks).toEqual([...ticks].sort((a, b) => a - b));
       // msl_leaky's vmalloc leak grows between the moments: 0 → 40 areas.
-      const v = all.series.find((s) => s.layer === 'vmalloc' && s.key === 'msl_vmalloc_leak [msl_leaky]' && s.metric === 'areas');
+      const v = all.series.find(
+        (s) => s.layer === 'vmalloc' && s.key === 'msl_vmalloc_leak [msl_leaky]' && s.metric === 'areas',
+      );
       expect(v?.v.at(-1)).toBe(40);
       expect(v!.v[0]!).toBeLessThan(40);
     } finally {
@@ -43,13 +45,23 @@ describe('memsleuth record --from DIR', () => {
     // The same captures again: already recorded.
     const again = await cli(['record', '--from', dir, '--db', db]);
     expect(again.status).toBe(2);
-    expect(again.stderr).toMatch(/already records up to .* after the first capture \(before\.tar\.gz\)\nhint: import into a new --db/);
+    expect(again.stderr).toMatch(
+      /already records up to .* after the first capture \(before\.tar\.gz\)\nhint: import into a new --db/,
+    );
   }, 120_000);
 
   it('refuses one snapshot, an empty directory, captures of two machines and live-only options', async () => {
-    const one = await cli(['record', '--from', join(REPO_FIXTURES, 'owners-6.18', 'snapshot'), '--db', join(work, 'x.db')]);
+    const one = await cli([
+      'record',
+      '--from',
+      join(REPO_FIXTURES, 'owners-6.18', 'snapshot'),
+      '--db',
+      join(work, 'x.db'),
+    ]);
     expect(one.status).toBe(2);
-    expect(one.stderr).toMatch(/is one snapshot, not a directory of snapshots\nhint: record --from takes the directory/);
+    expect(one.stderr).toMatch(
+      /is one snapshot, not a directory of snapshots\nhint: record --from takes the directory/,
+    );
     const empty = join(work, 'empty');
     mkdirSync(empty);
     writeFileSync(join(empty, 'notes.txt'), 'not a capture\n');
