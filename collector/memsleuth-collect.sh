@@ -182,6 +182,7 @@ TAB=$(printf '\t')
 files_list="$out/.files"
 missing_list="$out/.missing"
 skipped_list="$out/.skipped"
+config_list="$out/.config"
 : >"$files_list"
 : >"$missing_list"
 : >"$skipped_list"
@@ -213,6 +214,34 @@ why_unreadable() {
   fi
 }
 
+# The running kernel's build configuration (/proc/config.gz, else /boot/config-RELEASE),
+# read once when a hint needs it; empty when neither is readable.
+config_read=0
+read_config() {
+  [ "$config_read" = 1 ] && return
+  config_read=1
+  : >"$config_list"
+  if [ -r /proc/config.gz ]; then
+    { gzip -dc /proc/config.gz || zcat /proc/config.gz; } >"$config_list" 2>/dev/null || : >"$config_list"
+  fi
+  if [ ! -s "$config_list" ] && [ -r "/boot/config-$(uname -r)" ]; then
+    cat "/boot/config-$(uname -r)" >"$config_list" 2>/dev/null || : >"$config_list"
+  fi
+}
+
+# enable_hint ENABLE [CONFIG]: how to enable a source, or that this kernel cannot have it
+# (its config option is "not set"), in the words `memsleuth snapshot` uses.
+enable_hint() {
+  if [ -n "$2" ]; then
+    read_config
+    if grep -q "^# $2 is not set\$" "$config_list" 2>/dev/null; then
+      echo "this kernel is built without $2: rebuild it with $2=y (no boot option enables it); then $1"
+      return
+    fi
+  fi
+  echo "$1"
+}
+
 # copy LIVE SNAPSHOT-PATH: 0 when copied; the partial file is removed on failure.
 copy() {
   mkdir -p "$out/$(dirname "$2")" 2>/dev/null
@@ -224,14 +253,15 @@ copy() {
   return 1
 }
 
-# source NAME LIVE-PATH ENABLE: a system-wide source (the SYSTEM_SOURCES table in src/model/snapshot.ts).
+# source NAME LIVE-PATH ENABLE [CONFIG]: a system-wide source (the SYSTEM_SOURCES table in
+# src/model/snapshot.ts); CONFIG is the kernel option it needs.
 source_file() {
   if [ ! -r "$2" ] || [ -d "$2" ]; then
-    missing "$1" "$(why_unreadable "$2")" "$3"
+    missing "$1" "$(why_unreadable "$2")" "$(enable_hint "$3" "$4")"
     return
   fi
   say "reading $2"
-  copy "$2" "$1" || missing "$1" "$(why_unreadable "$2")" "$3"
+  copy "$2" "$1" || missing "$1" "$(why_unreadable "$2")" "$(enable_hint "$3" "$4")"
 }
 
 started_uptime=$(uptime_now)
@@ -259,14 +289,14 @@ source_file vmallocinfo /proc/vmallocinfo 'needs root (mode 0400); callers are h
 source_file zoneinfo /proc/zoneinfo 'always present'
 source_file vmstat /proc/vmstat 'always present'
 source_file pagetypeinfo /proc/pagetypeinfo 'needs root (mode 0400 since 5.6)'
-source_file allocinfo /proc/allocinfo 'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1'
+source_file allocinfo /proc/allocinfo 'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1' CONFIG_MEM_ALLOC_PROFILING
 if [ "$page_owner" = 1 ]; then
-  source_file page_owner "$DEBUGFS/page_owner" 'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root'
+  source_file page_owner "$DEBUGFS/page_owner" 'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root' CONFIG_PAGE_OWNER
 else
   missing page_owner 'skipped (--no-page-owner)' 'omit --no-page-owner'
 fi
-source_file page_owner_stacks "$DEBUGFS/page_owner_stacks/show_stacks" 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root'
-source_file kmemleak "$DEBUGFS/kmemleak" 'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan'
+source_file page_owner_stacks "$DEBUGFS/page_owner_stacks/show_stacks" 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root' CONFIG_PAGE_OWNER
+source_file kmemleak "$DEBUGFS/kmemleak" 'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan' CONFIG_DEBUG_KMEMLEAK
 source_file sysvipc_shm /proc/sysvipc/shm 'needs CONFIG_SYSVIPC (and CONFIG_PROC_FS); run as root to see segments of other IPC namespaces'
 # END SOURCES
 
@@ -298,7 +328,7 @@ if [ "$slab_traces" = 1 ]; then
   if [ "$traces" = 0 ]; then
     if debugfs_mounted; then reason='no slab caches with user tracking'; else reason='debugfs not mounted'; fi
     missing 'slab/*.alloc_traces' "$reason" \
-      'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root'
+      "$(enable_hint 'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root' CONFIG_SLUB_DEBUG)"
   fi
 fi
 # Per-cache attributes (reclaim_account: 1 when the cache counts as SReclaimable).
@@ -522,7 +552,7 @@ if [ "$quiet" = 0 ]; then
     echo "  missing $mpath: $mreason. To enable: $menable" >&2
   done <"$missing_list"
 fi
-rm -f "$files_list" "$missing_list" "$skipped_list"
+rm -f "$files_list" "$missing_list" "$skipped_list" "$config_list"
 
 if [ "$pack" = 1 ]; then
   say "packing $out.tar.gz"

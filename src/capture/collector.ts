@@ -23,7 +23,7 @@ function scriptPath(livePath: string): string {
 }
 
 function sourceLines(s: SystemSourceSpec): string[] {
-  const read = `source_file ${s.name} ${scriptPath(s.livePath)} ${shQuote(s.enable)}`;
+  const read = `source_file ${s.name} ${scriptPath(s.livePath)} ${shQuote(s.enable)}${s.config ? ` ${s.config}` : ''}`;
   if (!s.skipOption) return [read];
   // --no-page-owner sets page_owner=0, as the option parser in the script does.
   const flag = s.skipOption.replace(/^no-/, '').replaceAll('-', '_');

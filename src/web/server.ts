@@ -152,14 +152,24 @@ export async function startServer(opts: ServeOptions = {}): Promise<Server> {
   };
   let recorder: Promise<RecordResult> | undefined;
   if (opts.record && opts.db) {
+    // The server answers once the first tick is committed: a page opened at once finds a
+    // recording, not an error.
+    let firstTick!: () => void;
+    const ticked = new Promise<void>((resolve) => {
+      firstTick = resolve;
+    });
     recorder = record({
       ...opts.record,
       db: opts.db,
       signal: ac.signal,
-      onTick: (i) => opts.record?.onTick?.(i),
+      onTick: (i) => {
+        firstTick();
+        opts.record?.onTick?.(i);
+      },
     });
     // A recorder that fails stops the server; `done` rejects with its error.
     recorder.catch(() => stop());
+    await Promise.race([ticked, recorder.then(firstTick, firstTick)]);
   }
   const info: ServeInfo = {
     snapshots: ['live', ...snapshots],

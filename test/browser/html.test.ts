@@ -76,7 +76,7 @@ describe('report --html (lab 6.12, after msl_leaky leaked)', () => {
     const titles = await page.$$eval('.rtable h3', (hs) => hs.map((h) => h.textContent));
     expect(titles.length).toBeGreaterThan(3);
     await screenshot(page, 'web-report-accounting');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([]);
     await page.close();
   });
@@ -103,7 +103,7 @@ describe('report --html (lab 6.12, after msl_leaky leaked)', () => {
     const b = (await box.boundingBox())!;
     await page.mouse.click(b.x + 5, b.y + 18 + 9);
     await page.waitForSelector('.flame-head button');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     await page.close();
   });
 });
@@ -149,7 +149,7 @@ describe('diff --html (lab 6.12, before → after)', () => {
     const po = json.rows.filter((r) => r.source === 'page_owner');
     expect(po.reduce((s, r) => s + (r.deltaCount ?? 0), 0)).toBe(Number(rootAttrs[0]) - Number(rootAttrs[1]));
     await screenshot(page, 'web-diff');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([]);
     await page.close();
   });
@@ -191,7 +191,7 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
     // Free memory stacked too: the top edge is MemTotal.
     await page.check('.show-free');
     await page.waitForSelector('[data-chart="accounting"] canvas');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     await page.close();
   });
 
@@ -219,7 +219,7 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
     const proj = await page.$eval('.projection-text', (e) => e.textContent);
     expect(proj).toContain(`exhausted in ${json.hoursToExhaustion!.toFixed(1)} h`);
     await screenshot(page, 'web-suspects');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     await page.close();
   });
 });

@@ -103,7 +103,7 @@ describe('the dashboard on the lab 6.12 snapshots and the scenario suite recordi
     await page.fill('.series-filter', 'meminfo/Shmem');
     await page.click('tr.pick >> nth=0');
     await page.waitForSelector('[data-chart="series"] canvas');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     await page.close();
   });
 });
@@ -183,7 +183,7 @@ describe('a live recording (serve --record)', () => {
       const lastT = raw.t[raw.t.length - 1]!;
       expect(raw.layers.find((l) => l.name === 'unaccounted')!.bytes.at(-1)).toBe(points.get(lastT));
       await screenshot(page, 'web-live');
-      expect(errors).toEqual([]);
+      expect(errors.join('\n')).toBe('');
       await page.close();
     } finally {
       await server.close();
@@ -229,7 +229,7 @@ describe('a synthetic week at 10 s (60,480 ticks through the real RecordingWrite
     expect(s.rawPoints).toBe(WEEK_TICKS);
     expect(s.points.t.length).toBeLessThanOrEqual(2 * 1280 + 2);
     await screenshot(page, 'web-week');
-    expect(errors).toEqual([]);
+    expect(errors.join('\n')).toBe('');
     await page.close();
   });
 });

@@ -18,9 +18,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSnapshot } from '../../src/capture/snapshot.js';
 import { MANIFEST_FORMAT, type Manifest, PROCESS_FILES, SYSTEM_SOURCES } from '../../src/model/snapshot.js';
+import { configEnabled, parseKernelConfig } from '../../src/sources/kconfig.js';
 import { parseMeminfo } from '../../src/sources/meminfo.js';
 import { REPO_ROOT } from '../paths.js';
 import { cli } from '../run.js';
@@ -108,13 +110,19 @@ async function checkSnapshotDir(dir: string): Promise<Manifest> {
   // Kernel threads own no user memory and are left out, as `memsleuth snapshot` does (kthreadd is pid 2).
   expect(procDirs).not.toContain('2');
 
+  // This kernel's config says which options are not set: their hint says a rebuild is needed.
+  const config = parseKernelConfig(gunzipSync(readFileSync('/proc/config.gz')).toString('utf8'));
+  const expectedHint = (s: { enable: string; config?: string }) =>
+    s.config && configEnabled(config, s.config) === false
+      ? `this kernel is built without ${s.config}: rebuild it with ${s.config}=y (no boot option enables it); then ${s.enable}`
+      : s.enable;
   // Every system source is either captured or listed as missing with the same hint as
   // SYSTEM_SOURCES, never both.
   for (const s of SYSTEM_SOURCES) {
     const captured = m.files.includes(s.path);
     const miss = m.missing.find((x) => x.path === s.path);
     expect(captured !== (miss !== undefined), s.path).toBe(true);
-    if (miss && !miss.reason.startsWith('skipped')) expect(miss.enable).toBe(s.enable);
+    if (miss && !miss.reason.startsWith('skipped')) expect(miss.enable).toBe(expectedHint(s));
     if (captured) expect(existsSync(s.livePath), s.livePath).toBe(true);
     if (miss && miss.reason === 'debugfs not mounted') {
       expect(readFileSync('/proc/mounts', 'utf8')).not.toMatch(/ \/sys\/kernel\/debug debugfs /);
@@ -286,7 +294,7 @@ describe('memsleuth-collect.sh usage errors', () => {
     // /dev/null, except `echo scan` into kmemleak inside the flag's branch.
     const lines = readFileSync(SCRIPT, 'utf8').split('\n');
     const allowed =
-      /^"?(\$out|\$manifest|\$files_list|\$missing_list|\$skipped_list|\$proc_failures|&2|\/dev\/null)/;
+      /^"?(\$out|\$manifest|\$files_list|\$missing_list|\$skipped_list|\$config_list|\$proc_failures|&2|\/dev\/null)/;
     const writes: { line: number; target: string }[] = [];
     lines.forEach((l, i) => {
       if (/^\s*#/.test(l)) return;

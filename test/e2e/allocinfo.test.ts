@@ -53,7 +53,8 @@ describe('memsleuth allocinfo', () => {
     const live = await cli(['allocinfo', 'top']);
     expect(live.status).toBe(2);
     expect(live.stderr).toMatch(
-      /^memsleuth: \/proc\/allocinfo: not present in this kernel \(feature not built in or not enabled\)\nhint: To enable: kernel 6\.10\+/,
+      // This kernel's config (/proc/config.gz) says the option is not set: a rebuild is needed.
+      /^memsleuth: \/proc\/allocinfo: not present in this kernel \(feature not built in or not enabled\)\nhint: To enable: (this kernel is built without CONFIG_MEM_ALLOC_PROFILING: rebuild it with CONFIG_MEM_ALLOC_PROFILING=y \(no boot option enables it\); then )kernel 6\.10\+/,
     );
   });
 });
