@@ -1,20 +1,28 @@
 #!/bin/sh
 # memsleuth-collect.sh: capture a machine's memory sources into a memsleuth snapshot
 # directory (or .tar.gz bundle) on machines without Node. POSIX sh with busybox
-# applets only (cat, mkdir, rm, mv, dirname, sort, uniq, awk, tar, uname, date, wc); runs under
-# busybox sh, dash and bash. It writes the same layout and manifest.json as
-# `memsleuth snapshot` (src/model/snapshot.ts), which reads and analyses the result.
+# applets only (cat, mkdir, rm, mv, dirname, sort, uniq, awk, tar, uname, date, wc, ls, stat,
+# find, head, grep, du, sleep); runs under busybox sh, dash and bash. It writes the same layout
+# and manifest.json as `memsleuth snapshot` (src/model/snapshot.ts), which reads and analyses
+# the result; `memsleuth record --from DIR` turns a directory of periodic captures into a
+# recording.
 #
 # Read-only by default: the only writes to the kernel are `--kmemleak-scan` and
 # `--trace-kmem` (its own tracing instance, removed again, also on Ctrl-C and SIGTERM).
 #
 #   memsleuth-collect.sh -o DIR [-z] [--kmemleak-scan] [--trace-kmem SECONDS]
 #                        [--no-page-owner] [--no-processes] [--no-smaps]
-#                        [--no-slab-traces] [-q]
+#                        [--no-slab-traces] [-q] [--every SECONDS [--count N] [--keep N]]
 set -u
 
 MSL_VERSION=0.1.0
 TOOL="memsleuth-collect.sh $MSL_VERSION"
+# Periodic capture (`memsleuth collector --interval 10m --count N --keep N` sets these):
+# seconds between captures (0: one capture), captures to take (0: until stopped), and how
+# many of the newest captures to keep on disk.
+EVERY=0
+COUNT=0
+KEEP=144
 
 usage() {
   cat <<'EOF'
@@ -39,6 +47,12 @@ Options:
   --no-slab-traces  skip slab alloc/free traces
   -q                no progress on stderr
   -h, --help        show this help
+
+Periodic capture (for `memsleuth record --from DIR`, then `memsleuth leaks`):
+  --every SECONDS   capture every SECONDS into DIR/<UTC time>.tar.gz (DIR may exist)
+  --count N         stop after N captures (default: until killed)
+  --keep N          keep only the newest N captures in DIR (default 144): the disk used
+                    is at most N captures; older ones are deleted
 EOF
 }
 
@@ -70,6 +84,12 @@ while [ $# -gt 0 ]; do
     --no-processes) processes=0 ;;
     --no-smaps) smaps=0 ;;
     --no-slab-traces) slab_traces=0 ;;
+    --every | --count | --keep)
+      [ $# -ge 2 ] || { echo "memsleuth-collect: $1 needs a number" >&2; exit 2; }
+      case $2 in '' | *[!0-9]*) echo "memsleuth-collect: $1 needs a whole number, not '$2'" >&2; exit 2 ;; esac
+      case $1 in --every) EVERY=$2 ;; --count) COUNT=$2 ;; --keep) KEEP=$2 ;; esac
+      shift
+      ;;
     -q) quiet=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "memsleuth-collect: unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -80,6 +100,85 @@ done
 case $trace_kmem in
   '' | *[!0-9]*) [ -z "$trace_kmem" ] || { echo "memsleuth-collect: --trace-kmem: expected whole seconds, found $trace_kmem" >&2; exit 2; } ;;
 esac
+
+say() {
+  [ "$quiet" = 1 ] || echo "memsleuth-collect: $*" >&2
+}
+
+# Periodic mode: the script runs itself once per capture (`--every 0`: one capture, in a fresh shell), writing
+# DIR/.partial-<time> and renaming the finished bundle to DIR/<time>.tar.gz, so DIR only ever
+# holds complete captures; then deletes the oldest beyond --keep.
+if [ "$EVERY" -gt 0 ]; then
+  if [ ! -f "$0" ]; then
+    echo "memsleuth-collect: --every needs the script saved to a file (run: sh FILE -o DIR ...)" >&2
+    exit 2
+  fi
+  [ "$KEEP" -gt 0 ] || { echo "memsleuth-collect: --keep must be at least 1" >&2; exit 2; }
+  mkdir -p "$out" || exit 1
+  rm -rf "$out"/.partial-*
+  pass=''
+  [ "$kmemleak_scan" = 1 ] && pass="$pass --kmemleak-scan"
+  [ -n "$trace_kmem" ] && pass="$pass --trace-kmem $trace_kmem"
+  [ "$page_owner" = 0 ] && pass="$pass --no-page-owner"
+  [ "$processes" = 0 ] && pass="$pass --no-processes"
+  [ "$smaps" = 0 ] && pass="$pass --no-smaps"
+  [ "$slab_traces" = 0 ] && pass="$pass --no-slab-traces"
+  # Each capture runs in a fresh shell of the kind running this loop (busybox sh, dash,
+  # bash): /proc/$$/exe names it; busybox needs its applet name.
+  shell=$(readlink /proc/$$/exe 2>/dev/null) || shell=''
+  case $shell in
+    '') shell=sh ;;
+    */busybox*) shell="$shell sh" ;;
+  esac
+  child=''
+  stop() {
+    [ -n "$child" ] && kill "$child" 2>/dev/null
+    rm -rf "$out"/.partial-*
+    exit 143
+  }
+  trap stop INT TERM HUP
+  start=$(awk '{ printf "%d", $1 }' /proc/uptime)
+  say "capturing into $out every ${EVERY}s$([ "$COUNT" != 0 ] && echo ", $COUNT times"), keeping the newest $KEEP"
+  n=0
+  while [ "$COUNT" = 0 ] || [ "$n" -lt "$COUNT" ]; do
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    # Names are per second: a second capture within the same second waits for the next one.
+    while [ -e "$out/$stamp.tar.gz" ]; do
+      sleep 1
+      stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    done
+    # shellcheck disable=SC2086 # $shell is a command and its first argument; $pass a list of options
+    $shell "$0" -o "$out/.partial-$stamp" -z -q --every 0 $pass >/dev/null &
+    child=$!
+    wait "$child"
+    rc=$?
+    child=''
+    if [ "$rc" = 0 ] && mv "$out/.partial-$stamp.tar.gz" "$out/$stamp.tar.gz"; then
+      n=$((n + 1))
+      echo "$out/$stamp.tar.gz"
+      say "capture $n: $out/$stamp.tar.gz ($(du -k "$out/$stamp.tar.gz" | awk '{ print $1 }') KiB)"
+    else
+      say "capture at $stamp failed (exit $rc)"
+    fi
+    rm -rf "$out"/.partial-*
+    # Keep the newest KEEP captures (names sort by time).
+    ls "$out" | grep -E '^[0-9]{8}T[0-9]{6}Z\.tar\.gz$' | sort |
+      awk -v keep="$KEEP" '{ name[NR] = $0 } END { for (i = 1; i <= NR - keep; i++) print name[i] }' |
+      while read -r old; do rm -f "$out/$old"; done
+    [ "$COUNT" != 0 ] && [ "$n" -ge "$COUNT" ] && break
+    now=$(awk '{ printf "%d", $1 }' /proc/uptime)
+    wait_s=$((start + (n + 1) * EVERY - now))
+    # Behind schedule (a capture took longer than the interval): the next one starts now.
+    if [ "$wait_s" -gt 0 ]; then
+      sleep "$wait_s" &
+      child=$!
+      wait "$child"
+      child=''
+    fi
+  done
+  exit 0
+fi
+
 if [ -e "$out" ]; then
   echo "memsleuth-collect: $out: already exists; choose a new directory name" >&2
   exit 2
@@ -101,10 +200,6 @@ config_list="$out/.config"
 : >"$files_list"
 : >"$missing_list"
 : >"$skipped_list"
-
-say() {
-  [ "$quiet" = 1 ] || echo "memsleuth-collect: $*" >&2
-}
 
 uptime_now() {
   read -r up _ </proc/uptime 2>/dev/null && echo "$up" || echo 0
@@ -387,6 +482,7 @@ else
 fi
 source_file page_owner_stacks "$DEBUGFS/page_owner_stacks/show_stacks" 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root' CONFIG_PAGE_OWNER
 source_file kmemleak "$DEBUGFS/kmemleak" 'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan' CONFIG_DEBUG_KMEMLEAK
+source_file sysvipc_shm /proc/sysvipc/shm 'needs CONFIG_SYSVIPC (and CONFIG_PROC_FS); run as root to see segments of other IPC namespaces'
 # END SOURCES
 
 # Slab call sites: debugfs slab/<cache>/{alloc,free}_traces (5.14+, caches with
@@ -429,6 +525,76 @@ if [ -d "$SYSSLAB" ]; then
     [ -r "$d/reclaim_account" ] && copy "$d/reclaim_account" "slab/$cache.reclaim_account"
   done
 fi
+
+# tmpfs mounts (memsleuth's listing, src/sources/tmpfs.ts): statfs of each mount point
+# (stat -f) and its largest files by allocated bytes (find -xdev, stat). A path mounted over
+# counts once; a tmpfs bind-mounted in several places (one device) once, at the first place.
+say "reading tmpfs mounts"
+mkdir -p "$out/tmpfs"
+NL=$(printf '\nx')
+NL=${NL%x}
+echo '# memsleuth tmpfs mounts: mount size_bytes used_bytes inodes inodes_used' >"$out/tmpfs/mounts"
+echo '# memsleuth tmpfs files: mount allocated_bytes size_bytes inode path' >"$out/tmpfs/files"
+awk '
+  function unesc(s,   o) {
+    o = ""
+    while (match(s, /\\[0-7][0-7][0-7]/)) {
+      o = o substr(s, 1, RSTART - 1) sprintf("%c", substr(s, RSTART + 1, 1) * 64 + substr(s, RSTART + 2, 1) * 8 + substr(s, RSTART + 3, 1))
+      s = substr(s, RSTART + 4)
+    }
+    return o s
+  }
+  $3 == "tmpfs" && !seen[$2]++ { print $2 "\t" unesc($2) }' /proc/mounts 2>/dev/null |
+  while IFS="$TAB" read -r esc dir; do
+    dev=$(stat -c %d "$dir" 2>/dev/null) || continue
+    case " ${devs:-} " in *" $dev "*) continue ;; esac
+    devs="${devs:-} $dev"
+    # The escaped name goes through the environment: awk -v would undo its \040 escapes.
+    stat -f -c '%b %f %S %c %d' "$dir" 2>/dev/null |
+      M=$esc awk '{ printf "%s %.0f %.0f %s %.0f\n", ENVIRON["M"], $1 * $3, ($1 - $2) * $3, $4, $4 - $5 }' >>"$out/tmpfs/mounts"
+    find "$dir" -xdev -type f ! -name "*$NL*" -exec stat -c '%b %B %s %i %n' {} + 2>/dev/null |
+      awk '{ p = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ [^ ]+ /, "", p); printf "%.0f %s %s %s\n", $1 * $2, $3, $4, p }' |
+      sort -rn | head -n 50 | M=$esc awk '{ print ENVIRON["M"] " " $0 }' >>"$out/tmpfs/files"
+  done
+printf '%s\n%s\n' tmpfs/mounts tmpfs/files >>"$files_list"
+
+# fd_listing /proc/PID PATH: write the fd directory as text to PATH in the snapshot
+# (src/sources/fd_listing.ts): fd, open mode from the link's permission bits, target; the size
+# and inode of memfds and deleted files (stat -L follows the magic link to the open file).
+# Fails when ls cannot read it.
+fd_listing() {
+  # ls fails on a directory it cannot open (the process exited, or permission) ...
+  if ! ls -l "$1/fd" >"$out/$2.ls" 2>/dev/null && [ ! -s "$out/$2.ls" ]; then
+    rm -f "$out/$2.ls"
+    return 1
+  fi
+  # ... and prints a link it could not read without a target: every link when ptrace access
+  # checks refuse (even root), a few when fds close meanwhile.
+  if ! awk '/^l/ { if (index($0, " -> ")) good++; else bad++ } END { exit bad > 0 && good == 0 }' "$out/$2.ls"; then
+    rm -f "$out/$2.ls"
+    return 1
+  fi
+  {
+    echo '# memsleuth fd listing: fd mode allocated_bytes inode target'
+    awk '{
+      i = index($0, " -> "); if (i == 0) next
+      n = split(substr($0, 1, i - 1), f, " ")
+      r = substr($1, 2, 1) == "r"; w = substr($1, 3, 1) == "w"; t = substr($0, i + 4)
+      print f[n], (t !~ /^\// ? "-" : r && w ? "rw" : r ? "r" : w ? "w" : "-"), t
+    }' "$out/$2.ls" | while read -r fd mode target; do
+      case $target in
+        /memfd:* | *' (deleted)')
+          if st=$(stat -L -c '%b %B %i' "$1/fd/$fd" 2>/dev/null); then
+            echo "$st" | T=$target awk -v fd="$fd" -v mode="$mode" '{ printf "%s %s %.0f %s %s\n", fd, mode, $1 * $2, $3, ENVIRON["T"] }'
+            continue
+          fi
+          ;;
+      esac
+      echo "$fd $mode - - $target"
+    done
+  } >"$out/$2"
+  rm -f "$out/$2.ls"
+}
 
 # Processes. One whose status cannot be read exited before or during the read and
 # is skipped whole; other files that fail (permission) are counted per file.
@@ -479,6 +645,19 @@ proc/$pid/$f"
         fi
       fi
     done
+    if [ "$gone" = 0 ]; then
+      if fd_listing "$p" "proc/$pid/fd"; then
+        got="$got
+proc/$pid/fd"
+      else
+        rm -f "$out/proc/$pid/fd"
+        if [ ! -d "$p" ]; then
+          gone=1
+        else
+          printf '%s\t%s\n' fd 'permission denied' >>"$proc_failures"
+        fi
+      fi
+    fi
     if [ "$gone" = 1 ]; then
       rm -rf "$out/proc/$pid"
       printf '%s\t%s\n' "$pid" 'exited during capture' >>"$skipped_list"
