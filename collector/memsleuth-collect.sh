@@ -246,7 +246,7 @@ read_config() {
 # enable_hint ENABLE [CONFIG]: how to enable a source, or that this kernel cannot have it
 # (its config option is "not set"), in the words `memsleuth snapshot` uses.
 enable_hint() {
-  if [ -n "$2" ]; then
+  if [ -n "${2:-}" ]; then
     read_config
     if grep -q "^# $2 is not set\$" "$config_list" 2>/dev/null; then
       echo "this kernel is built without $2: rebuild it with $2=y (no boot option enables it); then $1"
@@ -271,11 +271,11 @@ copy() {
 # src/model/snapshot.ts); CONFIG is the kernel option it needs.
 source_file() {
   if [ ! -r "$2" ] || [ -d "$2" ]; then
-    missing "$1" "$(why_unreadable "$2")" "$(enable_hint "$3" "$4")"
+    missing "$1" "$(why_unreadable "$2")" "$(enable_hint "$3" "${4:-}")"
     return
   fi
   say "reading $2"
-  copy "$2" "$1" || missing "$1" "$(why_unreadable "$2")" "$(enable_hint "$3" "$4")"
+  copy "$2" "$1" || missing "$1" "$(why_unreadable "$2")" "$(enable_hint "$3" "${4:-}")"
 }
 
 started_uptime=$(uptime_now)
