@@ -5,13 +5,29 @@
  * the number of records; timestamps and PFNs are ignored by construction.
  */
 
+import { parseError } from '../model/errors.js';
 import type { Frame } from '../model/frame.js';
 import {
+  BlockReader,
+  checkRecordTail,
   type PageOwnerInput,
   type PageOwnerParseOptions,
   type PageOwnerRecord,
-  parsePageOwner,
 } from '../sources/page_owner.js';
+import { type ParallelOptions, scanChunks } from './page_owner_parallel.js';
+import {
+  type ChunkResult,
+  F_SLAB_FLAG,
+  K_ODD,
+  type OddRecord,
+  PageOwnerDict,
+  T_COMM,
+  T_MT,
+  T_ODD,
+  T_PREFIX,
+  T_REST,
+  TUPLE,
+} from './page_owner_scan.js';
 import {
   culpritFrame,
   diffGroups,
@@ -19,7 +35,7 @@ import {
   moduleOf,
   StackAggregator,
   type StackGroup,
-  type Weights,
+  StackTable,
 } from './stacks.js';
 
 export type PageOwnerGroupBy =
@@ -129,7 +145,7 @@ export function groupLabel(r: PageOwnerRecord, by: Exclude<PageOwnerGroupBy, 'st
   }
 }
 
-export interface GroupPageOwnerOptions extends PageOwnerParseOptions {
+export interface GroupPageOwnerOptions extends PageOwnerParseOptions, Omit<ParallelOptions, 'onProgress'> {
   by?: PageOwnerGroupBy;
   /** Bytes per page (default 4096). */
   pageSizeBytes?: number;
@@ -152,66 +168,285 @@ export interface PageOwnerGroups {
   inputBytes: number;
 }
 
+const RE_PREFIX = /^Page allocated via order (\d+), mask (0x[0-9a-fA-F]+|0|\d+)(?:\(([^)]*)\))?/;
+const ALLOCATOR_CODE: Record<PageAllocator, number> = {
+  slab: 1,
+  vmalloc: 2,
+  'page cache': 3,
+  anonymous: 4,
+  other: 5,
+};
+
+/**
+ * Grouping of one dump, fed chunk by chunk (page_owner_scan.ts), in columns: per
+ * distinct stack, prefix or name the answers are computed once and cached by id.
+ */
+class PageOwnerGrouping {
+  records = 0;
+  kept = 0;
+  pages = 0;
+  private line = 1;
+  private readonly agg: StackAggregator;
+  /** Per stack id of the table: the frames of the first record that had it here. */
+  private readonly display = new Map<number, Frame[]>();
+  // Caches by rest id (0: not computed yet).
+  private restStack = new Int32Array(1024);
+  private restAllocator = new Uint8Array(1024);
+  private restModule = new Uint8Array(1024);
+  private restChecked = new Uint8Array(1024);
+  private readonly prefixPages: number[] = [];
+  private readonly prefixGfp: string[] = [];
+  private readonly labelStack = new Map<string, number>();
+  private readonly reader: BlockReader;
+  private readonly allow: Set<PageAllocator> | undefined;
+  private readonly pageSize: number;
+
+  constructor(
+    private readonly dict: PageOwnerDict,
+    private readonly stacks: StackTable,
+    private readonly by: PageOwnerGroupBy,
+    private readonly opts: GroupPageOwnerOptions,
+    private readonly file: string,
+  ) {
+    this.agg = new StackAggregator(stacks);
+    this.reader = new BlockReader(file, opts.onWarning);
+    this.allow = opts.allocators ? new Set(opts.allocators) : undefined;
+    this.pageSize = opts.pageSizeBytes ?? 4096;
+  }
+
+  chunk(c: ChunkResult): void {
+    const t = c.tuples;
+    for (let i = 0; i < t.length; i += TUPLE) {
+      if (t[i]! & K_ODD) {
+        this.odd(c.odd[t[i + T_ODD]!]!);
+        continue;
+      }
+      this.records++;
+      const rest = t[i + T_REST]!;
+      this.grow(rest);
+      const restLines = this.dict.rests.lineCount.data[rest]!;
+      if (this.restChecked[rest] === 0) this.check(rest, c.offset + t[i + T_ODD]!);
+      this.line += 3 + restLines;
+      const prefix = t[i + T_PREFIX]!;
+      if (this.allow) {
+        const a = t[i]! & F_SLAB_FLAG ? 'slab' : this.allocatorOfRest(rest);
+        if (!this.allow.has(a)) continue;
+      }
+      if (this.opts.module !== undefined && !this.restHasModule(rest)) continue;
+      const pages = this.pagesOf(prefix);
+      let stack: number;
+      switch (this.by) {
+        case 'stack':
+          stack = this.stackOf(rest);
+          break;
+        case 'comm':
+          stack = this.label(this.dict.comms.text(t[i + T_COMM]!));
+          break;
+        case 'order':
+          stack = this.label(`order ${Math.log2(pages)}`);
+          break;
+        case 'gfp':
+          stack = this.label(this.gfpOf(prefix));
+          break;
+        case 'migratetype': {
+          const mt = t[i + T_MT]!;
+          stack = this.label(mt > 0 ? this.dict.migratetypes.text(mt - 1) : '(not printed)');
+          break;
+        }
+        case 'allocator':
+          stack = this.label(t[i]! & F_SLAB_FLAG ? 'slab' : this.allocatorOfRest(rest));
+          break;
+        default:
+          stack = this.restStackFor(rest);
+      }
+      this.kept++;
+      this.pages += pages;
+      this.agg.addStack(stack, 1, pages * this.pageSize, pages);
+    }
+  }
+
+  /** A record the scanner left to the slow path: decoded by the record parser. */
+  private odd(o: OddRecord): void {
+    const buf = Buffer.from(o.text, 'latin1');
+    this.reader.line = this.line;
+    const r = this.reader.read({
+      buf,
+      start: 0,
+      end: buf.length,
+      offset: o.offset,
+      unterminated: o.unterminated,
+    });
+    this.line = this.reader.line;
+    this.records++;
+    if (this.allow && !this.allow.has(allocatorOf(r))) return;
+    if (this.opts.module !== undefined && !r.frames.some((f) => f.module === this.opts.module)) return;
+    let stack: number;
+    const by = this.by;
+    if (by === 'stack') {
+      stack = this.stacks.internFrames(r.frames);
+      if (!this.display.has(stack)) this.display.set(stack, r.frames);
+    } else if (by === 'function') {
+      const f = culpritFrame(r.frames);
+      stack = this.stacks.internFrames(
+        f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
+      );
+    } else stack = this.label(groupLabel(r, by));
+    this.kept++;
+    this.pages += r.pages;
+    this.agg.addStack(stack, 1, r.pages * this.pageSize, r.pages);
+  }
+
+  private grow(rest: number): void {
+    if (rest < this.restStack.length) return;
+    let n = this.restStack.length * 2;
+    while (n <= rest) n *= 2;
+    const g = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.restStack = g(this.restStack, (k) => new Int32Array(k));
+    this.restAllocator = g(this.restAllocator, (k) => new Uint8Array(k));
+    this.restModule = g(this.restModule, (k) => new Uint8Array(k));
+    this.restChecked = g(this.restChecked, (k) => new Uint8Array(k));
+  }
+
+  /** Validate a rest's lines the first time a record has it (errors name that record). */
+  private check(rest: number, offset: number): void {
+    checkRecordTail(this.dict.restText(rest), this.file, this.line + 2, offset);
+    this.restChecked[rest] = 1;
+  }
+
+  private framesOfRest(rest: number): Frame[] {
+    const text = this.dict.restText(rest);
+    return checkRecordTail(text, this.file, 0, 0);
+  }
+
+  /** Stack id (in the shared table) of a rest's frames; the display frames of this dump. */
+  private stackOf(rest: number): number {
+    let s = this.restStack[rest]! - 1;
+    if (s < 0) {
+      const frames = this.framesOfRest(rest);
+      s = this.stacks.internFrames(frames);
+      this.restStack[rest] = s + 1;
+      if (!this.display.has(s)) this.display.set(s, frames);
+    } else if (!this.display.has(s)) this.display.set(s, this.framesOfRest(rest));
+    return s;
+  }
+
+  /** by function / module: the label stack of a rest. */
+  private restStackFor(rest: number): number {
+    let s = this.restStack[rest]! - 1;
+    if (s < 0) {
+      const frames = this.framesOfRest(rest);
+      if (this.by === 'function') {
+        const f = culpritFrame(frames);
+        s = this.stacks.internFrames(
+          f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
+        );
+      } else {
+        const m = moduleOf(frames);
+        s = this.label(m === undefined ? 'vmlinux' : `[${m}]`);
+      }
+      this.restStack[rest] = s + 1;
+    }
+    return s;
+  }
+
+  private label(text: string): number {
+    let s = this.labelStack.get(text);
+    if (s === undefined) {
+      s = this.stacks.internFrames([{ func: text }]);
+      this.labelStack.set(text, s);
+    }
+    return s;
+  }
+
+  private allocatorOfRest(rest: number): PageAllocator {
+    let a = this.restAllocator[rest]!;
+    if (a === 0) {
+      a = ALLOCATOR_CODE[allocatorOfStack(this.framesOfRest(rest))];
+      this.restAllocator[rest] = a;
+    }
+    return PAGE_ALLOCATORS[a - 1]!;
+  }
+
+  private restHasModule(rest: number): boolean {
+    let m = this.restModule[rest]!;
+    if (m === 0) {
+      m = this.framesOfRest(rest).some((f) => f.module === this.opts.module) ? 1 : 2;
+      this.restModule[rest] = m;
+    }
+    return m === 1;
+  }
+
+  private pagesOf(prefix: number): number {
+    let p = this.prefixPages[prefix];
+    if (p === undefined) {
+      p = 2 ** Number(RE_PREFIX.exec(this.dict.prefixes.text(prefix))![1]);
+      this.prefixPages[prefix] = p;
+    }
+    return p;
+  }
+
+  private gfpOf(prefix: number): string {
+    let g = this.prefixGfp[prefix];
+    if (g === undefined) {
+      const m = RE_PREFIX.exec(this.dict.prefixes.text(prefix))!;
+      const mask = m[2]!.startsWith('0x') ? Number.parseInt(m[2]!, 16) : Number(m[2]);
+      g = `0x${mask.toString(16)}${m[3] !== undefined ? `(${m[3]})` : ''}`;
+      this.prefixGfp[prefix] = g;
+    }
+    return g;
+  }
+
+  result(inputBytes: number): PageOwnerGroups {
+    const groups = this.agg.result();
+    if (this.by === 'stack') {
+      for (const g of groups) g.frames = this.display.get(g.stackId) ?? g.frames;
+    }
+    const pageSize = this.pageSize;
+    return {
+      by: this.by,
+      groups,
+      records: this.records,
+      kept: this.kept,
+      pages: this.pages,
+      bytes: this.pages * pageSize,
+      inputBytes,
+    };
+  }
+}
+
 /**
  * Read a page_owner dump (file path, stdin or any chunk stream) and group it.
  * `weights.count` is page blocks, `pages` is 2^order summed, `bytes` pages * page size.
+ * Big files are scanned by worker threads (see ParallelOptions); the result is the same.
  */
 export async function groupPageOwner(
   input: PageOwnerInput,
   opts: GroupPageOwnerOptions = {},
 ): Promise<PageOwnerGroups> {
+  return groupInto(input, opts, new StackTable());
+}
+
+async function groupInto(
+  input: PageOwnerInput,
+  opts: GroupPageOwnerOptions,
+  stacks: StackTable,
+): Promise<PageOwnerGroups> {
   const by = opts.by ?? 'stack';
-  const pageSize = opts.pageSizeBytes ?? 4096;
-  const labelFrames = new Map<string, Frame[]>();
-  const culprits = new WeakMap<readonly Frame[], Frame[]>();
-  // Weights per frames array (by identity: no key string per record); merged by key at the end.
-  const acc = new Map<Frame[], Weights>();
-  const frameLabel = (label: string): Frame[] => {
-    let fr = labelFrames.get(label);
-    if (!fr) {
-      fr = [{ func: label }];
-      labelFrames.set(label, fr);
-    }
-    return fr;
-  };
-  let kept = 0;
-  let pages = 0;
-  const allow = opts.allocators ? new Set(opts.allocators) : undefined;
-  const { records, bytes } = await parsePageOwner(
-    input,
-    (r) => {
-      if (allow && !allow.has(allocatorOf(r))) return;
-      if (opts.module !== undefined && !r.frames.some((f) => f.module === opts.module)) return;
-      kept++;
-      pages += r.pages;
-      let fr: Frame[];
-      if (by === 'stack') {
-        fr = r.frames;
-      } else if (by === 'function') {
-        let c = culprits.get(r.frames);
-        if (c === undefined) {
-          const f = culpritFrame(r.frames);
-          c = f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [];
-          culprits.set(r.frames, c);
-        }
-        fr = c;
-      } else {
-        fr = frameLabel(groupLabel(r, by));
-      }
-      let w = acc.get(fr);
-      if (w === undefined) {
-        w = { count: 0, pages: 0, bytes: 0 };
-        acc.set(fr, w);
-      }
-      w.count++;
-      w.pages += r.pages;
-      w.bytes += r.pages * pageSize;
-    },
-    opts,
-  );
-  const agg = new StackAggregator(false);
-  for (const [fr, w] of acc) agg.add(fr, w);
-  return { by, groups: agg.result(), records, kept, pages, bytes: pages * pageSize, inputBytes: bytes };
+  const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
+  const dict = new PageOwnerDict();
+  const g = new PageOwnerGrouping(dict, stacks, by, opts, file);
+  const totals = await scanChunks(input, dict, { migratetypes: by === 'migratetype' }, (c) => g.chunk(c), {
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
+    ...(opts.minParallelBytes !== undefined ? { minParallelBytes: opts.minParallelBytes } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  if (totals.bytes === 0) throw parseError(file, 1, 'page_owner records', '<empty input>');
+  return g.result(totals.bytes);
 }
 
 export interface PageOwnerDiff {
@@ -222,15 +457,16 @@ export interface PageOwnerDiff {
   after: Omit<PageOwnerGroups, 'groups'>;
 }
 
-/** Group both dumps the same way and rank the groups by pages gained. */
+/** Group both dumps the same way (stacks interned once for both) and rank the groups by pages gained. */
 export async function diffPageOwner(
   before: PageOwnerInput,
   after: PageOwnerInput,
   opts: GroupPageOwnerOptions & { beforeFile?: string; afterFile?: string } = {},
 ): Promise<PageOwnerDiff> {
   const { beforeFile, afterFile, ...rest } = opts;
-  const b = await groupPageOwner(before, { ...rest, ...(beforeFile ? { file: beforeFile } : {}) });
-  const a = await groupPageOwner(after, { ...rest, ...(afterFile ? { file: afterFile } : {}) });
+  const stacks = new StackTable();
+  const b = await groupInto(before, { ...rest, ...(beforeFile ? { file: beforeFile } : {}) }, stacks);
+  const a = await groupInto(after, { ...rest, ...(afterFile ? { file: afterFile } : {}) }, stacks);
   const { groups: bg, ...bs } = b;
   const { groups: ag, ...as } = a;
   return { by: b.by, deltas: diffGroups(bg, ag, 'pages'), before: bs, after: as };

@@ -43,7 +43,7 @@ async function runOurs(compat: SortCompat, args: string[], outFile: string): Pro
   if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
   let stdout = '';
   let stderr = '';
-  const out: string[] = [];
+  const out: Buffer[] = [];
   await runPageOwnerSort(p.config, p.config.input, {
     progressOut: (s) => {
       stdout += s;
@@ -53,7 +53,7 @@ async function runOurs(compat: SortCompat, args: string[], outFile: string): Pro
     },
     write: (s) => out.push(s),
   });
-  writeFileSync(outFile, out.join(''), 'latin1');
+  writeFileSync(outFile, Buffer.concat(out));
   return { status: 0, stdout, stderr, output: readFileSync(outFile, 'latin1') };
 }
 

@@ -186,7 +186,6 @@ export const pageOwnerSortCommand = defineCommand({
       return 1;
     }
     const prog = streamProgress(ctx, 'page-owner sort');
-    let pending = '';
     try {
       await runPageOwnerSort(cfg, input, {
         // With the output on stdout the C tool's "loaded N" lines go to stderr instead.
@@ -197,14 +196,12 @@ export const pageOwnerSortCommand = defineCommand({
           } else ctx.stdout.write(s);
         },
         errOut: (s) => ctx.stderr.write(s),
-        write: (s) => {
-          if (toStdout) {
-            pending += s;
-            if (pending.length >= 1 << 20) {
-              ctx.stdout.write(Buffer.from(pending, 'latin1'));
-              pending = '';
-            }
-          } else writeSync(fd, s, null, 'latin1');
+        write: (b) => {
+          if (toStdout) ctx.stdout.write(b);
+          else {
+            let off = 0;
+            while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+          }
         },
         onProgress: prog.update,
       });
@@ -212,7 +209,6 @@ export const pageOwnerSortCommand = defineCommand({
       prog.done();
       if (fd !== 1) closeSync(fd);
     }
-    if (pending) ctx.stdout.write(Buffer.from(pending, 'latin1'));
     return 0;
   },
 });

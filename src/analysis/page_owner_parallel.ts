@@ -1,0 +1,418 @@
+/**
+ * Drives ChunkScanners over a page_owner input: in the main thread, or in worker
+ * threads. A file is cut into chunks of `chunkBytes` at record boundaries (the byte
+ * after a blank line: every such point is where the sequential reader starts a block
+ * too), which workers read themselves; a pipe is read by the main thread, cut the same
+ * way and handed to workers. Either way the consumer sees every chunk once, in input
+ * order, with ids of the main thread's dict: the result does not depend on the number of
+ * workers.
+ */
+import { open, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import type { PageOwnerInput, ScanProgress } from '../sources/page_owner.js';
+import {
+  type ChunkResult,
+  ChunkScanner,
+  DictMapper,
+  type PageOwnerDict,
+  type ScannerOptions,
+} from './page_owner_scan.js';
+
+export interface ParallelOptions {
+  /**
+   * Worker threads (default: one per available core when the input is a file or pipe
+   * of at least `minParallelBytes`; 0 scans in the calling thread).
+   */
+  workers?: number;
+  /** Bytes per chunk (default 8 MiB). */
+  chunkBytes?: number;
+  /** Below this size a file is scanned in the calling thread (default 64 MiB). */
+  minParallelBytes?: number;
+  onProgress?: (p: ScanProgress) => void;
+}
+
+export interface ScanTotals {
+  bytes: number;
+  /** Blocks (records, empty blocks and an unterminated last block). */
+  blocks: number;
+}
+
+const DEFAULT_CHUNK = 8 << 20;
+
+/** Messages to a worker. */
+export type ToWorker =
+  | { type: 'range'; seq: number; path: string; start: number; end: number; size: number }
+  | { type: 'bytes'; seq: number; buf: ArrayBuffer; length: number; offset: number; final: boolean }
+  | { type: 'end' };
+
+/** Messages from a worker. */
+export type FromWorker =
+  | { type: 'chunk'; result: ChunkResult }
+  | { type: 'error'; message: string; stack?: string };
+
+/** The worker script beside this module: built JS from dist/, TypeScript under vitest. */
+function workerEntry(): { url: URL; execArgv?: string[] } {
+  const self = import.meta.url;
+  if (self.endsWith('.ts')) {
+    // Running from the TypeScript sources (vitest): Node 20 cannot load .ts by itself, so
+    // the worker gets the repository's development loader (test/ts-worker-hooks.mjs).
+    const hooks = new URL('../../test/ts-worker-hooks.mjs', self);
+    return {
+      url: new URL('./page_owner_worker.ts', self),
+      execArgv: [...process.execArgv, '--import', hooks.href],
+    };
+  }
+  return { url: new URL('./page_owner_worker.js', self) };
+}
+
+function blocksIn(c: ChunkResult): number {
+  return c.tuples.length / 8;
+}
+
+/**
+ * Scan `input` and hand every chunk to `consume`, in order. `dict` is the main thread's
+ * dict: chunks scanned elsewhere are mapped into it first.
+ */
+export async function scanChunks(
+  input: PageOwnerInput,
+  dict: PageOwnerDict,
+  scanner: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  opts: ParallelOptions = {},
+): Promise<ScanTotals> {
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK;
+  let size = -1;
+  if (typeof input === 'string') {
+    const st = await stat(input);
+    if (st.isFile()) size = st.size;
+  }
+  const cores = Math.max(1, availableParallelism());
+  let workers = opts.workers;
+  if (workers === undefined) {
+    const min = opts.minParallelBytes ?? 64 << 20;
+    workers = cores > 1 && (size < 0 ? typeof input !== 'string' : size >= min) ? cores : 0;
+    // A stream of unknown size: only worth it when it is big; start in the calling
+    // thread unless asked (the cost of a worker is about 10 MB and 30 ms).
+    if (size < 0) workers = 0;
+  }
+  if (workers <= 0 || (size >= 0 && size <= chunkBytes)) {
+    return scanHere(input, dict, scanner, consume, chunkBytes, opts.onProgress);
+  }
+  if (typeof input === 'string' && size >= 0) {
+    return scanFileInWorkers(input, size, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
+  }
+  return scanStreamInWorkers(input, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
+}
+
+/** The calling thread reads and scans (a reused buffer; the scanner's dict is `dict`). */
+async function scanHere(
+  input: PageOwnerInput,
+  dict: PageOwnerDict,
+  opts: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const sc = new ChunkScanner(dict, opts);
+  let work = Buffer.allocUnsafe(chunkBytes * 2);
+  let have = 0;
+  let base = 0;
+  let seq = 0;
+  let blocks = 0;
+  let lastReport = 0;
+  const emit = () => {
+    const c = sc.flush(seq++);
+    blocks += blocksIn(c);
+    consume(c);
+  };
+  const take = (chunk: Buffer) => {
+    if (have + chunk.length > work.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + chunk.length));
+      work.copy(bigger, 0, 0, have);
+      work = bigger;
+    }
+    chunk.copy(work, have);
+    have += chunk.length;
+    if (have < chunkBytes) return;
+    const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
+    if (pos > 0) {
+      work.copy(work, 0, pos, have);
+      have -= pos;
+      base += pos;
+      emit();
+    }
+    if (onProgress && base - lastReport >= 8 << 20) {
+      lastReport = base;
+      onProgress({ bytes: base + have, blocks });
+    }
+  };
+  if (typeof input === 'string') {
+    const fh = await open(input, 'r');
+    const b = Buffer.allocUnsafe(chunkBytes);
+    try {
+      for (;;) {
+        const { bytesRead } = await fh.read(b, 0, chunkBytes, null);
+        if (bytesRead === 0) break;
+        take(b.subarray(0, bytesRead));
+      }
+    } finally {
+      await fh.close();
+    }
+  } else {
+    for await (const c of input as AsyncIterable<Buffer | string>) {
+      take(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
+    }
+  }
+  const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
+  base += pos;
+  emit();
+  const done = { bytes: base, blocks };
+  onProgress?.(done);
+  return done;
+}
+
+/** Results may come back out of order: hand them on in sequence. */
+class InOrder {
+  private next = 0;
+  private readonly waiting = new Map<number, { c: ChunkResult; mapper: DictMapper }>();
+  blocks = 0;
+  bytes = 0;
+  constructor(private readonly consume: (c: ChunkResult) => void) {}
+  put(c: ChunkResult, mapper: DictMapper): void {
+    this.waiting.set(c.seq, { c, mapper });
+    for (;;) {
+      const w = this.waiting.get(this.next);
+      if (!w) break;
+      this.waiting.delete(this.next);
+      this.next++;
+      w.mapper.apply(w.c);
+      this.blocks += blocksIn(w.c);
+      this.bytes += w.c.bytes;
+      this.consume(w.c);
+    }
+  }
+  get done(): number {
+    return this.next;
+  }
+}
+
+interface Pool {
+  workers: Worker[];
+  mappers: DictMapper[];
+  stop(): Promise<void>;
+}
+
+function startPool(n: number, scanner: ScannerOptions, dict: PageOwnerDict): Pool {
+  const entry = workerEntry();
+  const workers: Worker[] = [];
+  const mappers: DictMapper[] = [];
+  for (let i = 0; i < n; i++) {
+    workers.push(
+      new Worker(entry.url, {
+        workerData: { scanner },
+        ...(entry.execArgv ? { execArgv: entry.execArgv } : {}),
+      }),
+    );
+    mappers.push(new DictMapper(dict));
+  }
+  return {
+    workers,
+    mappers,
+    stop: async () => {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
+
+/** Run a pool: `next(i)` gives worker i its next message (undefined: none left). */
+function runPool(
+  pool: Pool,
+  order: InOrder,
+  next: (i: number) => Promise<ToWorker | undefined> | ToWorker | undefined,
+  expected: () => number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    let lastReport = 0;
+    const fail = (e: unknown) => {
+      if (failed) return;
+      failed = true;
+      reject(e);
+    };
+    const check = () => {
+      if (!failed && order.done === expected()) resolve();
+    };
+    const feed = async (i: number) => {
+      try {
+        const m = await next(i);
+        if (failed) return;
+        if (m === undefined) {
+          check();
+          return;
+        }
+        const w = pool.workers[i]!;
+        if (m.type === 'bytes') w.postMessage(m, [m.buf]);
+        else w.postMessage(m);
+      } catch (e) {
+        fail(e);
+      }
+    };
+    pool.workers.forEach((w, i) => {
+      w.on('message', (msg: FromWorker) => {
+        if (msg.type === 'error') {
+          const e = new Error(msg.message);
+          if (msg.stack) e.stack = msg.stack;
+          fail(e);
+          return;
+        }
+        try {
+          order.put(msg.result, pool.mappers[i]!);
+        } catch (e) {
+          fail(e);
+          return;
+        }
+        if (onProgress && order.bytes - lastReport >= 8 << 20) {
+          lastReport = order.bytes;
+          onProgress({ bytes: order.bytes, blocks: order.blocks });
+        }
+        check();
+        void feed(i);
+      });
+      w.on('error', fail);
+      w.on('exit', (code) => {
+        if (code !== 0 && !failed) fail(new Error(`page_owner worker exited with code ${code}`));
+      });
+      void feed(i);
+    });
+  });
+}
+
+async function scanFileInWorkers(
+  path: string,
+  size: number,
+  dict: PageOwnerDict,
+  scanner: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  workers: number,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const chunks = Math.ceil(size / chunkBytes);
+  const pool = startPool(Math.min(workers, chunks), scanner, dict);
+  const order = new InOrder(consume);
+  let given = 0;
+  try {
+    await runPool(
+      pool,
+      order,
+      () => {
+        if (given >= chunks) return undefined;
+        const seq = given++;
+        return {
+          type: 'range',
+          seq,
+          path,
+          start: seq * chunkBytes,
+          end: Math.min(size, (seq + 1) * chunkBytes),
+          size,
+        };
+      },
+      () => chunks,
+      onProgress,
+    );
+  } finally {
+    await pool.stop();
+  }
+  const done = { bytes: order.bytes, blocks: order.blocks };
+  onProgress?.(done);
+  return done;
+}
+
+async function scanStreamInWorkers(
+  input: PageOwnerInput,
+  dict: PageOwnerDict,
+  scanner: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  workers: number,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const pool = startPool(workers, scanner, dict);
+  const order = new InOrder(consume);
+  const source: AsyncIterator<Buffer | string> =
+    typeof input === 'string'
+      ? (await open(input, 'r')).createReadStream({ highWaterMark: 1 << 20 })[Symbol.asyncIterator]()
+      : (input as Readable | AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  let pending = Buffer.alloc(0);
+  let offset = 0;
+  let seq = 0;
+  let ended = false;
+  let reading: Promise<ToWorker | undefined> | undefined;
+  // One reader: each request takes the next chunk cut at the last blank line.
+  const nextChunk = async (): Promise<ToWorker | undefined> => {
+    if (ended) return undefined;
+    const parts: Buffer[] = [pending];
+    let len = pending.length;
+    for (;;) {
+      if (len >= chunkBytes) {
+        const joined = Buffer.concat(parts, len);
+        const cut = joined.lastIndexOf('\n\n');
+        if (cut >= 0) {
+          const n = cut + 2;
+          const ab = new ArrayBuffer(n);
+          joined.copy(Buffer.from(ab), 0, 0, n);
+          pending = Buffer.from(joined.subarray(n));
+          const m: ToWorker = { type: 'bytes', seq: seq++, buf: ab, length: n, offset, final: false };
+          offset += n;
+          return m;
+        }
+        parts.length = 0;
+        parts.push(joined);
+      }
+      const r = await source.next();
+      if (r.done) {
+        ended = true;
+        const joined = Buffer.concat(parts, len);
+        const ab = new ArrayBuffer(joined.length);
+        joined.copy(Buffer.from(ab));
+        pending = Buffer.alloc(0);
+        const m: ToWorker = {
+          type: 'bytes',
+          seq: seq++,
+          buf: ab,
+          length: joined.length,
+          offset,
+          final: true,
+        };
+        offset += joined.length;
+        return m;
+      }
+      const c = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
+      parts.push(c);
+      len += c.length;
+    }
+  };
+  try {
+    await runPool(
+      pool,
+      order,
+      () => {
+        // Serialise reads: a worker asking while another read is under way waits for it.
+        const p = (reading ?? Promise.resolve(undefined)).then(() => nextChunk());
+        reading = p;
+        return p;
+      },
+      () => (ended ? seq : Number.POSITIVE_INFINITY),
+      onProgress,
+    );
+  } finally {
+    await pool.stop();
+    await source.return?.();
+  }
+  const done = { bytes: order.bytes, blocks: order.blocks };
+  onProgress?.(done);
+  return done;
+}
