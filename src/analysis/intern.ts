@@ -352,49 +352,46 @@ export class F64Blocks {
 
 /**
  * Stable LSD radix sort of `idx` (row numbers) by unsigned integer keys, most
- * significant first: `keys[k](row)` in [0, 2^32). 16 bits per pass; a pass where every
- * row has the same digit is skipped. `tmp` is scratch of the same length.
+ * significant first: `keys[k](row)` in [0, 2^32), each read once per row into a scratch
+ * column. 16 bits per pass; a pass where every row has the same digit is skipped.
  */
-export function radixSort(
-  idx: Uint32Array,
-  tmp: Uint32Array,
-  keys: readonly ((row: number) => number)[],
-): Uint32Array {
+export function radixSort(idx: Uint32Array, keys: readonly ((row: number) => number)[]): Uint32Array {
   const n = idx.length;
   const count = new Uint32Array(BLOCK);
+  const vals = new Uint32Array(n);
   let src = idx;
-  let dst = tmp;
+  let dst: Uint32Array = new Uint32Array(n);
   for (let k = keys.length - 1; k >= 0; k--) {
     const key = keys[k]!;
+    let max = 0;
+    let min = 0xffffffff;
+    for (let r = 0; r < n; r++) {
+      const v = key(r) >>> 0;
+      vals[r] = v;
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+    if (min === max) continue;
     for (let shift = 0; shift < 32; shift += 16) {
+      if (shift === 16 && max >>> 16 === min >>> 16) break;
       count.fill(0);
-      let max = 0;
-      for (let i = 0; i < n; i++) {
-        const v = key(src[i]!) >>> 0;
-        if (v > max) max = v;
-        count[(v >>> shift) & BLOCK_MASK]!++;
-      }
-      if (shift > 0 && max >>> 16 === 0) break;
-      // One bucket holds every row: this pass would not move anything.
+      for (let i = 0; i < n; i++) count[(vals[src[i]!]! >>> shift) & BLOCK_MASK]!++;
+      let sum = 0;
       let buckets = 0;
-      for (let d = 0; d < BLOCK && buckets < 2; d++) if (count[d]! > 0) buckets++;
-      if (buckets >= 2) {
-        let sum = 0;
-        for (let d = 0; d < BLOCK; d++) {
-          const c = count[d]!;
-          count[d] = sum;
-          sum += c;
-        }
-        for (let i = 0; i < n; i++) {
-          const r = src[i]!;
-          const v = key(r) >>> 0;
-          dst[count[(v >>> shift) & BLOCK_MASK]!++] = r;
-        }
-        const t = src;
-        src = dst;
-        dst = t;
+      for (let d = 0; d < BLOCK; d++) {
+        const c = count[d]!;
+        if (c > 0) buckets++;
+        count[d] = sum;
+        sum += c;
       }
-      if (max >>> 16 === 0) break;
+      if (buckets < 2) continue;
+      for (let i = 0; i < n; i++) {
+        const r = src[i]!;
+        dst[count[(vals[r]! >>> shift) & BLOCK_MASK]!++] = r;
+      }
+      const t = src;
+      src = dst;
+      dst = t;
     }
   }
   if (src !== idx) idx.set(src);

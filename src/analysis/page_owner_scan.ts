@@ -34,7 +34,7 @@ export const TUPLE = 8;
 export const T_META = 0;
 export const T_PREFIX = 1;
 export const T_COMM = 2;
-/** Order-keeping code of the pid digits (see digitCode). */
+/** pid (at most 9 digits, no leading zero). */
 export const T_PID = 3;
 export const T_TGID = 4;
 export const T_REST = 5;
@@ -111,6 +111,33 @@ export function digitCode(b: Uint8Array, s: number, e: number): number {
   let c = 0;
   let i = s;
   for (let k = 0; k < 9; k++) c = c * 11 + (i < e ? b[i++]! - 47 : 0);
+  return c;
+}
+
+/** The number digits [s, e) stand for (at most 15 digits). */
+export function digitValue(b: Uint8Array, s: number, e: number): number {
+  let v = 0;
+  for (let i = s; i < e; i++) v = v * 10 + b[i]! - 48;
+  return v;
+}
+
+/** digitCode of the decimal digits of `v` (a whole number below 10^9). */
+export function lexCode(v: number): number {
+  let n = 1;
+  let p = 10;
+  while (v >= p && n < 9) {
+    n++;
+    p *= 10;
+  }
+  let c = 0;
+  let div = p / 10;
+  for (let k = 0; k < 9; k++) {
+    if (k < n) {
+      const d = Math.floor(v / div) % 10;
+      c = c * 11 + d + 1;
+      div /= 10;
+    } else c *= 11;
+  }
   return c;
 }
 
@@ -395,7 +422,7 @@ class HeaderView {
 /**
  * The header every kernel since 5.19 prints, read from bytes [s, he):
  * PREFIX ", pid " D ", tgid " D " (" COMM "), ts " D " ns" [", free_ts " D " ns"].
- * pid and tgid of 1-9 digits; ts and free_ts of at most 20 digits without leading
+ * pid and tgid of 1-9 digits, ts and free_ts of at most 20, all without leading
  * zeros (ts may be empty when `allowEmptyTs`: a header whose ts digits were cut).
  */
 export function parseHeader(
@@ -412,7 +439,7 @@ export function parseHeader(
   p += 6;
   let d = p;
   while (p < he && isDigit(b[p])) p++;
-  if (p === d || p - d > 9) return false;
+  if (p === d || p - d > 9 || (p - d > 1 && b[d] === 48)) return false;
   v.d1s = d;
   v.d1e = p;
   if (
@@ -428,7 +455,7 @@ export function parseHeader(
   p += 7;
   d = p;
   while (p < he && isDigit(b[p])) p++;
-  if (p === d || p - d > 9) return false;
+  if (p === d || p - d > 9 || (p - d > 1 && b[d] === 48)) return false;
   v.d2s = d;
   v.d2e = p;
   if (b[p] !== 32 || b[p + 1] !== 40) return false;
@@ -631,8 +658,8 @@ export class ChunkScanner {
       d[at] = meta;
       d[at + T_PREFIX] = prefixId;
       d[at + T_COMM] = commId;
-      d[at + T_PID] = digitCode(b, v.d1s, v.d1e);
-      d[at + T_TGID] = digitCode(b, v.d2s, v.d2e);
+      d[at + T_PID] = digitValue(b, v.d1s, v.d1e);
+      d[at + T_TGID] = digitValue(b, v.d2s, v.d2e);
       d[at + T_REST] = restId;
       d[at + T_MT] = this.wantMt ? dict.migratetypes.intern(b, this.mtS, this.mtE) + 1 : 0;
       d[at + T_ODD] = offset + s - this.chunkOffset;

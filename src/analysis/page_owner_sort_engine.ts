@@ -27,9 +27,9 @@ import { F64Blocks, hashInts, I32Blocks, radixSort, U8Blocks, U32Blocks } from '
 import type { ScanTotals } from './page_owner_parallel.js';
 import {
   type ChunkResult,
-  digitCode,
   digitCode10,
   digitsOf,
+  digitValue,
   F_CMA,
   F_FREE_TS,
   F_SLAB_TEXT,
@@ -37,6 +37,7 @@ import {
   FREE_TS_LEN_SHIFT,
   headerView,
   K_ODD,
+  lexCode,
   type OddRecord,
   type PageOwnerDict,
   parseHeader,
@@ -356,6 +357,7 @@ function ranksOf(n: number, text: (id: number) => string): Uint32Array {
 /** Key fields of a row whose text is a canonical header (see parseHeader) and a rest. */
 interface TextKey {
   tmpl: number;
+  /** pid and tgid (canonical headers print them without leading zeros). */
   pid: number;
   tgid: number;
   rest: number;
@@ -412,14 +414,66 @@ class Rows {
   private slots = new Int32Array(1 << 12).fill(-1);
   private readonly hashes = new U32Blocks();
 
-  /** Row of a key with hash `h`, where `same(row)` checks the key; -1 when none. */
-  find(h: number, same: (row: number) => boolean): number {
+  /** Row of a text key with hash `h`; -1 when none. */
+  findText(h: number, k: TextKey): number {
     const mask = this.slots.length - 1;
+    const hu = h >>> 0;
     let slot = h & mask;
     for (;;) {
       const r = this.slots[slot]!;
       if (r < 0) return -1;
-      if (this.hashes.get(r) === h >>> 0 && same(r)) return r;
+      if (
+        this.hashes.get(r) === hu &&
+        this.tmpl.get(r) === k.tmpl &&
+        this.pid.get(r) === k.pid &&
+        this.tgid.get(r) === k.tgid &&
+        this.rest.get(r) === k.rest &&
+        this.form.get(r) === k.form &&
+        (k.form === 0 || this.sameWide(r, k))
+      )
+        return r;
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  private sameWide(r: number, k: TextKey): boolean {
+    const wd = this.wide!;
+    return (
+      wd[0].get(r) === k.d3hi &&
+      wd[1].get(r) === k.d3lo &&
+      wd[2].get(r) === k.d4hi &&
+      wd[3].get(r) === k.d4lo &&
+      wd[4].get(r) === k.d3n &&
+      wd[5].get(r) === k.d4n
+    );
+  }
+
+  /** Row of a cull key with hash `h` (kalloc 0: the allocator is not part of it); -1 when none. */
+  findCull(
+    h: number,
+    rest: number,
+    kpid: number,
+    ktgid: number,
+    kcomm: number,
+    kflag: number,
+    kalloc: number,
+  ): number {
+    const mask = this.slots.length - 1;
+    const hu = h >>> 0;
+    let slot = h & mask;
+    for (;;) {
+      const r = this.slots[slot]!;
+      if (r < 0) return -1;
+      if (
+        this.hashes.get(r) === hu &&
+        this.rest.get(r) === rest &&
+        this.kpid.get(r) === kpid &&
+        this.ktgid.get(r) === ktgid &&
+        this.kcomm.get(r) === kcomm &&
+        this.kflag.get(r) === kflag &&
+        (kalloc === 0 || this.alloc.get(r) === kalloc)
+      )
+        return r;
       slot = (slot + 1) & mask;
     }
   }
@@ -504,8 +558,24 @@ class Out {
     this.buf[this.p++] = c;
   }
   int(n: number): void {
-    this.ascii(String(n));
+    if (n < 0 || n > 0xffffffff || n !== Math.floor(n)) {
+      this.ascii(String(n));
+      return;
+    }
+    let digits = 1;
+    for (let p = 10; n >= p && digits < 10; p *= 10) digits++;
+    this.room(digits);
+    const b = this.buf;
+    let q = this.p + digits;
+    this.p = q;
+    let x = n;
+    do {
+      const d = x % 10;
+      b[--q] = 48 + d;
+      x = (x - d) / 10;
+    } while (x > 0);
   }
+  /** Digits of a (lexical) digit code of `width` digits. */
   code(c: number, width: number): void {
     this.room(width);
     let n = 0;
@@ -524,18 +594,34 @@ class Out {
     }
     this.p += n;
   }
+  /** Bytes of a view (kept by the caller: no allocation here). */
+  view(v: Uint8Array): void {
+    const n = v.length;
+    this.room(n);
+    if (n <= 24) {
+      const b = this.buf;
+      let p = this.p;
+      for (let i = 0; i < n; i++) b[p++] = v[i]!;
+      this.p = p;
+    } else {
+      this.buf.set(v, this.p);
+      this.p += n;
+    }
+  }
   flush(): void {
     if (this.p > 0) {
-      this.write(Buffer.from(this.buf.subarray(0, this.p)));
+      // The written part goes as it is; the next bytes go to a new buffer.
+      this.write(this.buf.subarray(0, this.p));
+      this.buf = Buffer.allocUnsafe(this.buf.length);
       this.p = 0;
     }
   }
 }
 
-/** Decoded pid (or tgid) of a digit code: what the C tool's strtol gives. */
-function codeValue(code: number): number {
-  return Number(digitsOf(code));
-}
+const TIMES = Buffer.from(' times, ', 'latin1');
+const TGID = Buffer.from(', tgid ', 'latin1');
+const NS_NL = Buffer.from(' ns\n', 'latin1');
+const NS_FREE_TS = Buffer.from(' ns, free_ts ', 'latin1');
 
 /** Digits of a wide code pair (up to 20 digits). */
 function wideDigits(hi: number, lo: number, n: number): string {
@@ -699,11 +785,11 @@ export class SortEngine {
       let pid = -2;
       let tgid = -2;
       if (filter & FILTER_PID) {
-        pid = codeValue(k.pid);
+        pid = k.pid;
         if (!cfg.pids.includes(pid)) continue;
       }
       if (filter & FILTER_TGID) {
-        tgid = codeValue(k.tgid);
+        tgid = k.tgid;
         if (!cfg.tgids.includes(tgid)) continue;
       }
       if (filter & FILTER_COMM && !this.commPasses(comm)) continue;
@@ -721,8 +807,8 @@ export class SortEngine {
           rows.tsCols[2].push(tsLo);
         }
       } else {
-        if (cull & CULL_PID && pid === -2) pid = codeValue(k.pid);
-        if (cull & CULL_TGID && tgid === -2) tgid = codeValue(k.tgid);
+        if (cull & CULL_PID && pid === -2) pid = k.pid;
+        if (cull & CULL_TGID && tgid === -2) tgid = k.tgid;
         const before = rows.length;
         row = this.cullRow(
           cull & CULL_STACKTRACE ? k.rest : NONE,
@@ -740,8 +826,8 @@ export class SortEngine {
         );
         if (rows.length > before) {
           // What the first record says, for the sort and the output.
-          if (pid === -2) rows.rpid.set(row, codeValue(k.pid));
-          if (tgid === -2) rows.rtgid.set(row, codeValue(k.tgid));
+          if (pid === -2) rows.rpid.set(row, k.pid);
+          if (tgid === -2) rows.rtgid.set(row, k.tgid);
           if (this.sortKeys.has('ts')) rows.rts.set(row, wideValue(tsHi, tsLo, tsN));
         }
       }
@@ -795,21 +881,7 @@ export class SortEngine {
       );
       h ^= Math.floor(k.d3hi / 0x100000000) + Math.floor(k.d4hi / 0x100000000) * 7;
     }
-    const found = rows.find(h, (r) => {
-      if (rows.tmpl.get(r) !== k.tmpl || rows.pid.get(r) !== k.pid || rows.tgid.get(r) !== k.tgid)
-        return false;
-      if (rows.rest.get(r) !== k.rest || rows.form.get(r) !== k.form) return false;
-      if (k.form === 0) return true;
-      const wd = rows.wide!;
-      return (
-        wd[0].get(r) === k.d3hi &&
-        wd[1].get(r) === k.d3lo &&
-        wd[2].get(r) === k.d4hi &&
-        wd[3].get(r) === k.d4lo &&
-        wd[4].get(r) === k.d3n &&
-        wd[5].get(r) === k.d4n
-      );
-    });
+    const found = rows.findText(h, k);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
       return found;
@@ -852,16 +924,7 @@ export class SortEngine {
   ): number {
     const rows = this.rows;
     const h = hashInts(rest, kpid, ktgid, (kcomm * 31 + kflag * 7 + kalloc) | 0);
-    const found = rows.find(
-      h,
-      (r) =>
-        rows.rest.get(r) === rest &&
-        rows.kpid.get(r) === kpid &&
-        rows.ktgid.get(r) === ktgid &&
-        rows.kcomm.get(r) === kcomm &&
-        rows.kflag.get(r) === kflag &&
-        (kalloc === 0 || rows.alloc.get(r) === kalloc),
-    );
+    const found = rows.findCull(h, rest, kpid, ktgid, kcomm, kflag, kalloc);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
       rows.pages.set(found, (rows.pages.get(found) + pageNum) | 0);
@@ -905,7 +968,7 @@ export class SortEngine {
     d4n: number,
   ): string {
     const d = this.dict;
-    let s = `${d.prefixes.text(this.tmplPrefix[tmpl]!)}, pid ${digitsOf(pid)}, tgid ${digitsOf(tgid)} (${d.comms.text(this.tmplComm[tmpl]!)}), ts ${form & 1 ? wideDigits(d3hi, d3lo, d3n) : ''} ns`;
+    let s = `${d.prefixes.text(this.tmplPrefix[tmpl]!)}, pid ${pid}, tgid ${tgid} (${d.comms.text(this.tmplComm[tmpl]!)}), ts ${form & 1 ? wideDigits(d3hi, d3lo, d3n) : ''} ns`;
     if (form & 2) s += `, free_ts ${wideDigits(d4hi, d4lo, d4n)} ns`;
     return `${s}\n`;
   }
@@ -1091,8 +1154,8 @@ export class SortEngine {
     const d3n = v.d3e - v.d3s;
     if (this.plan.stripTs && d3n > 0) return false;
     k.tmpl = this.template(prefix, comm);
-    k.pid = digitCode(b, v.d1s, v.d1e);
-    k.tgid = digitCode(b, v.d2s, v.d2e);
+    k.pid = digitValue(b, v.d1s, v.d1e);
+    k.tgid = digitValue(b, v.d2s, v.d2e);
     k.rest = d.internRestText(rest);
     k.form = 0;
     k.d3hi = k.d3lo = k.d4hi = k.d4lo = 0;
@@ -1207,7 +1270,7 @@ export class SortEngine {
           const v = new Int32Array(rows.length);
           const col = textRows ? (key === 'pid' ? rows.pid : rows.tgid) : undefined;
           const rcol = key === 'pid' ? rows.rpid : rows.rtgid;
-          for (let r = 0; r < rows.length; r++) v[r] = col ? codeValue(col.get(r)) : rcol.get(r);
+          for (let r = 0; r < rows.length; r++) v[r] = col ? col.get(r) : rcol.get(r);
           keys.push(flip((r) => (v[r]! + 0x80000000) >>> 0));
           break;
         }
@@ -1273,8 +1336,8 @@ export class SortEngine {
     const rows = this.rows;
     const keys: ((row: number) => number)[] = [
       (r) => rk.prefix[tp[rows.tmpl.get(r)]!]!,
-      (r) => rows.pid.get(r),
-      (r) => rows.tgid.get(r),
+      (r) => lexCode(rows.pid.get(r)),
+      (r) => lexCode(rows.tgid.get(r)),
       (r) => rk.commTail[tc[rows.tmpl.get(r)]!]!,
     ];
     const w = rows.wide;
@@ -1307,7 +1370,7 @@ export class SortEngine {
     const idx = new Uint32Array(n);
     for (let i = 0; i < n; i++) idx[i] = i;
     const keys = this.radixKeys();
-    if (keys) return radixSort(idx, new Uint32Array(n), keys);
+    if (keys) return radixSort(idx, keys);
     return this.comparatorSort(idx);
   }
 
@@ -1436,7 +1499,7 @@ export class SortEngine {
     const rows = this.rows;
     const odd = rows.oddFields.get(r);
     if (odd !== undefined) return odd[f];
-    return codeValue(f === 'pid' ? rows.pid.get(r) : rows.tgid.get(r));
+    return f === 'pid' ? rows.pid.get(r) : rows.tgid.get(r);
   }
 
   private textComm(r: number): string {
@@ -1448,34 +1511,78 @@ export class SortEngine {
 
   // ---- output ----
 
+  /**
+   * Writes a rest: from one copy of every stack's text when they fit in 64 MiB
+   * together (one copy per record), else line by line.
+   */
+  private restWriter(out: Out): (id: number) => void {
+    const d = this.dict;
+    const r = d.rests;
+    const lines = d.lines;
+    let total = 0;
+    for (let i = 0; i < r.size; i++) total += r.len.data[i]!;
+    if (total <= 64 << 20) {
+      const arena = Buffer.allocUnsafe(total);
+      const restViews: Uint8Array[] = new Array(r.size);
+      let p = 0;
+      for (let id = 0; id < r.size; id++) {
+        const s = r.lineStart.data[id]!;
+        const n = r.lineCount.data[id]!;
+        const at = p;
+        for (let j = 0; j < n; j++) {
+          const line = r.lines.data[s + j]!;
+          p += lines.arena.data.copy(arena, p, lines.starts.data[line]!, lines.ends.data[line]!);
+          arena[p++] = 10;
+        }
+        restViews[id] = arena.subarray(at, p);
+      }
+      return (id) => out.view(restViews[id]!);
+    }
+    const lineViews: Uint8Array[] = new Array(lines.size);
+    for (let i = 0; i < lines.size; i++)
+      lineViews[i] = lines.arena.data.subarray(lines.starts.data[i]!, lines.ends.data[i]!);
+    return (id) => {
+      const s = r.lineStart.data[id]!;
+      const n = r.lineCount.data[id]!;
+      for (let j = 0; j < n; j++) {
+        out.view(lineViews[r.lines.data[s + j]!]!);
+        out.byte(10);
+      }
+    };
+  }
+
   private output(order: Uint32Array): void {
     const rows = this.rows;
     const cfg = this.cfg;
     const { cull, filter } = cfg;
     const d = this.dict;
     const out = new Out(this.io.write);
-    const lines = d.lines;
-    const la = lines.arena;
-    const r = d.rests;
     const allocTexts = new Map<number, string>();
     const allocText = (a: number) => {
-      let s = allocTexts.get(a);
-      if (s === undefined) {
-        s = allocatorText(a);
-        allocTexts.set(a, s);
+      let t = allocTexts.get(a);
+      if (t === undefined) {
+        t = allocatorText(a);
+        allocTexts.set(a, t);
       }
-      return s;
+      return t;
     };
-    const writeRest = (id: number) => {
-      const s = r.lineStart.data[id]!;
-      const n = r.lineCount.data[id]!;
-      for (let j = 0; j < n; j++) {
-        const line = r.lines.data[s + j]!;
-        out.bytes(la.data, lines.starts.data[line]!, lines.ends.data[line]!);
-        out.byte(10);
+    // Per template: "PREFIX, pid " and " (COMM), ts "; per allocator: " pages, allocated by ...:\n".
+    const tmplHead: Uint8Array[] = [];
+    const tmplComm: Uint8Array[] = [];
+    for (let t = 0; t < this.tmplPrefix.length; t++) {
+      tmplHead.push(Buffer.from(`${d.prefixes.text(this.tmplPrefix[t]!)}, pid `, 'latin1'));
+      tmplComm.push(Buffer.from(` (${d.comms.text(this.tmplComm[t]!)}), ts `, 'latin1'));
+    }
+    const pagesAlloc = new Map<number, Buffer>();
+    const pagesAllocView = (a: number) => {
+      let v = pagesAlloc.get(a);
+      if (v === undefined) {
+        v = Buffer.from(` pages, ${allocatorText(a)}:\n`, 'latin1');
+        pagesAlloc.set(a, v);
       }
+      return v;
     };
-    const prefixBytes = d.prefixes;
+    const writeRest = this.restWriter(out);
     const comms = d.comms;
     for (let i = 0; i < order.length; i++) {
       const row = order[i]!;
@@ -1484,23 +1591,16 @@ export class SortEngine {
         const tmpl = rows.tmpl.get(row);
         const pages = Math.imul(num, this.rowPageNum(row));
         out.int(num);
-        out.ascii(' times, ');
+        out.view(TIMES);
         out.int(pages);
-        out.ascii(' pages, ');
-        out.ascii(allocText(rows.alloc.get(row)));
-        out.ascii(':\n');
+        out.view(pagesAllocView(rows.alloc.get(row)));
         if (tmpl === NONE) out.ascii(rows.oddHead.get(row)!);
         else {
-          const p = this.tmplPrefix[tmpl]!;
-          const c = this.tmplComm[tmpl]!;
-          out.bytes(prefixBytes.arena.data, prefixBytes.starts.data[p]!, prefixBytes.ends.data[p]!);
-          out.ascii(', pid ');
-          out.code(rows.pid.get(row), 9);
-          out.ascii(', tgid ');
-          out.code(rows.tgid.get(row), 9);
-          out.ascii(' (');
-          out.bytes(comms.arena.data, comms.starts.data[c]!, comms.ends.data[c]!);
-          out.ascii('), ts ');
+          out.view(tmplHead[tmpl]!);
+          out.int(rows.pid.get(row));
+          out.view(TGID);
+          out.int(rows.tgid.get(row));
+          out.view(tmplComm[tmpl]!);
           const form = rows.form.get(row);
           const w = rows.wide;
           if (form & 1) {
@@ -1508,15 +1608,13 @@ export class SortEngine {
             out.code(w![0].get(row), 10);
             if (n3 > 10) out.code(w![1].get(row), 10);
           }
-          out.ascii(' ns');
           if (form & 2) {
             const n4 = w![5].get(row);
-            out.ascii(', free_ts ');
+            out.view(NS_FREE_TS);
             out.code(w![2].get(row), 10);
             if (n4 > 10) out.code(w![3].get(row), 10);
-            out.ascii(' ns');
           }
-          out.byte(10);
+          out.view(NS_NL);
         }
         writeRest(rows.rest.get(row));
         out.byte(10);
