@@ -301,23 +301,45 @@ export class StackTable {
 export class InternedStackGroup implements StackGroup {
   readonly #stacks: StackTable;
   readonly #id: number;
+  readonly #keyPrefix: string;
+  readonly #emptyKey: string | undefined;
   frames: Frame[];
   weights: Weights;
-  /** `frames` default to the first stack the table saw with this key. */
-  constructor(stacks: StackTable, stackId: number, weights: Weights, frames?: Frame[]) {
+  /**
+   * `frames` default to the first stack the table saw with this key. `keyPrefix` is put
+   * before the key (a group of a slab cache: `cache:`), `emptyKey` replaces the key of a
+   * stack without frames.
+   */
+  constructor(
+    stacks: StackTable,
+    stackId: number,
+    weights: Weights,
+    frames?: Frame[],
+    opts: { keyPrefix?: string; emptyKey?: string } = {},
+  ) {
     this.#stacks = stacks;
     this.#id = stackId;
+    this.#keyPrefix = opts.keyPrefix ?? '';
+    this.#emptyKey = opts.emptyKey;
     this.frames = frames ?? stacks.framesOf(stackId);
     this.weights = weights;
   }
   get key(): string {
-    return this.#stacks.keyOf(this.#id);
+    const k =
+      this.#emptyKey !== undefined && this.#stacks.depth(this.#id) === 0
+        ? this.#emptyKey
+        : this.#stacks.keyOf(this.#id);
+    return this.#keyPrefix + k;
   }
   get stackId(): number {
     return this.#id;
   }
   get stacks(): StackTable {
     return this.#stacks;
+  }
+  /** True when the key is the stack's key alone (groups can then be matched by stack id). */
+  get plainKey(): boolean {
+    return this.#keyPrefix === '' && this.#emptyKey === undefined;
   }
   toJSON(): StackGroup {
     return { key: this.key, frames: this.frames, weights: this.weights };
@@ -387,7 +409,8 @@ function sharedTable(groups: readonly StackGroup[]): StackTable | undefined {
   const first = groups[0];
   if (!(first instanceof InternedStackGroup)) return undefined;
   const t = first.stacks;
-  for (const g of groups) if (!(g instanceof InternedStackGroup) || g.stacks !== t) return undefined;
+  for (const g of groups)
+    if (!(g instanceof InternedStackGroup) || g.stacks !== t || !g.plainKey) return undefined;
   return t;
 }
 
