@@ -6,7 +6,7 @@
  */
 
 import { parseError } from '../model/errors.js';
-import type { Frame } from '../model/frame.js';
+import { type Frame, formatFrame } from '../model/frame.js';
 import {
   BlockReader,
   checkRecordTail,
@@ -14,6 +14,7 @@ import {
   type PageOwnerParseOptions,
   type PageOwnerRecord,
 } from '../sources/page_owner.js';
+import { U32Column } from './intern.js';
 import { type ParallelOptions, scanChunks } from './page_owner_parallel.js';
 import {
   type ChunkResult,
@@ -36,6 +37,7 @@ import {
   StackAggregator,
   type StackGroup,
   StackTable,
+  type WeightName,
 } from './stacks.js';
 
 export type PageOwnerGroupBy =
@@ -157,6 +159,7 @@ export interface GroupPageOwnerOptions extends PageOwnerParseOptions, Omit<Paral
 
 export interface PageOwnerGroups {
   by: PageOwnerGroupBy;
+  /** Every group (built on first use: prefer top() when only the largest are wanted). */
   groups: StackGroup[];
   /** Records read (before filters). */
   records: number;
@@ -166,6 +169,8 @@ export interface PageOwnerGroups {
   pages: number;
   bytes: number;
   inputBytes: number;
+  /** The `limit` largest groups by `weight` (ties by key), building no other group. */
+  top(weight: WeightName, limit?: number): StackGroup[];
 }
 
 const RE_PREFIX = /^Page allocated via order (\d+), mask (0x[0-9a-fA-F]+|0|\d+)(?:\(([^)]*)\))?/;
@@ -177,9 +182,38 @@ const ALLOCATOR_CODE: Record<PageAllocator, number> = {
   other: 5,
 };
 
+/** The result of groupPageOwner: counts, and the groups built when asked for. */
+class Grouped implements PageOwnerGroups {
+  readonly #agg: StackAggregator;
+  readonly #display: Map<number, Frame[]>;
+  #groups: StackGroup[] | undefined;
+  constructor(
+    readonly by: PageOwnerGroupBy,
+    readonly records: number,
+    readonly kept: number,
+    readonly pages: number,
+    readonly bytes: number,
+    readonly inputBytes: number,
+    agg: StackAggregator,
+    display: Map<number, Frame[]>,
+  ) {
+    this.#agg = agg;
+    this.#display = display;
+  }
+  get groups(): StackGroup[] {
+    this.#groups ??= this.#agg.result(this.#display);
+    return this.#groups;
+  }
+  top(weight: WeightName, limit = Number.POSITIVE_INFINITY): StackGroup[] {
+    return this.#agg.top(weight, limit, this.#display);
+  }
+}
+
 /**
  * Grouping of one dump, fed chunk by chunk (page_owner_scan.ts), in columns: per
- * distinct stack, prefix or name the answers are computed once and cached by id.
+ * distinct stack, prefix or name the answers are computed once and cached by id. A
+ * stack's text is read once, when the dict learns it (ChunkResult.fresh): its frames
+ * are interned (StackTable), its text is not kept.
  */
 class PageOwnerGrouping {
   records = 0;
@@ -187,19 +221,24 @@ class PageOwnerGrouping {
   pages = 0;
   private line = 1;
   private readonly agg: StackAggregator;
-  /** Per stack id of the table: the frames of the first record that had it here. */
+  /** Display frames of this dump where they differ from the table's (diff's second dump). */
   private readonly display = new Map<number, Frame[]>();
-  // Caches by rest id (0: not computed yet).
+  /** Frames of rests whose frames differ from their stack's display frames. */
+  private readonly otherFrames = new Map<number, Frame[]>();
+  /** Rests whose lines are not a stack: their text, for the error on first use. */
+  private readonly bad = new Map<number, string>();
+  private seenStack = new Uint8Array(1024);
+  // By rest id: stack (+1) of the grouping, allocator class, module filter (1 in, 2 out).
   private restStack = new Int32Array(1024);
   private restAllocator = new Uint8Array(1024);
   private restModule = new Uint8Array(1024);
-  private restChecked = new Uint8Array(1024);
   private readonly prefixPages: number[] = [];
   private readonly prefixGfp: string[] = [];
   private readonly labelStack = new Map<string, number>();
   private readonly reader: BlockReader;
   private readonly allow: Set<PageAllocator> | undefined;
   private readonly pageSize: number;
+  private readonly frameIds = new U32Column(64);
 
   constructor(
     private readonly dict: PageOwnerDict,
@@ -215,7 +254,9 @@ class PageOwnerGrouping {
   }
 
   chunk(c: ChunkResult): void {
+    if (c.fresh) for (let i = 0; i < c.fresh.ids.length; i++) this.learn(c.fresh.ids[i]!, c.fresh.texts[i]!);
     const t = c.tuples;
+    const lineCount = this.dict.rests.lineCount.data;
     for (let i = 0; i < t.length; i += TUPLE) {
       if (t[i]! & K_ODD) {
         this.odd(c.odd[t[i + T_ODD]!]!);
@@ -223,22 +264,18 @@ class PageOwnerGrouping {
       }
       this.records++;
       const rest = t[i + T_REST]!;
-      this.grow(rest);
-      const restLines = this.dict.rests.lineCount.data[rest]!;
-      if (this.restChecked[rest] === 0) this.check(rest, c.offset + t[i + T_ODD]!);
-      this.line += 3 + restLines;
+      const badText = this.bad.get(rest);
+      if (badText !== undefined) checkRecordTail(badText, this.file, this.line + 2, c.offset + t[i + T_ODD]!);
+      this.line += 3 + lineCount[rest]!;
       const prefix = t[i + T_PREFIX]!;
       if (this.allow) {
-        const a = t[i]! & F_SLAB_FLAG ? 'slab' : this.allocatorOfRest(rest);
+        const a = t[i]! & F_SLAB_FLAG ? 'slab' : PAGE_ALLOCATORS[this.restAllocator[rest]! - 1]!;
         if (!this.allow.has(a)) continue;
       }
-      if (this.opts.module !== undefined && !this.restHasModule(rest)) continue;
+      if (this.opts.module !== undefined && this.restModule[rest] !== 1) continue;
       const pages = this.pagesOf(prefix);
       let stack: number;
       switch (this.by) {
-        case 'stack':
-          stack = this.stackOf(rest);
-          break;
         case 'comm':
           stack = this.label(this.dict.comms.text(t[i + T_COMM]!));
           break;
@@ -254,15 +291,73 @@ class PageOwnerGrouping {
           break;
         }
         case 'allocator':
-          stack = this.label(t[i]! & F_SLAB_FLAG ? 'slab' : this.allocatorOfRest(rest));
+          stack = this.label(t[i]! & F_SLAB_FLAG ? 'slab' : PAGE_ALLOCATORS[this.restAllocator[rest]! - 1]!);
           break;
         default:
-          stack = this.restStackFor(rest);
+          // stack, function, module: decided by the rest when it was learnt.
+          stack = this.restStack[rest]! - 1;
+          if (this.by === 'stack') this.firstOfStack(stack, rest);
       }
       this.kept++;
       this.pages += pages;
       this.agg.addStack(stack, 1, pages * this.pageSize, pages);
     }
+  }
+
+  /** True for the first record of `stack` in this dump (whose frames are shown for it). */
+  private firstSeen(stack: number): boolean {
+    if (stack >= this.seenStack.length) {
+      let n = this.seenStack.length * 2;
+      while (n <= stack) n *= 2;
+      const b = new Uint8Array(n);
+      b.set(this.seenStack);
+      this.seenStack = b;
+    }
+    if (this.seenStack[stack]) return false;
+    this.seenStack[stack] = 1;
+    return true;
+  }
+
+  private firstOfStack(stack: number, rest: number): void {
+    if (!this.firstSeen(stack)) return;
+    const other = this.otherFrames.get(rest);
+    if (other) this.display.set(stack, other);
+  }
+
+  /** A stack the dict has just learnt: read its frames once, answer what the grouping will ask. */
+  private learn(rest: number, text: string): void {
+    this.grow(rest);
+    let frames: Frame[];
+    try {
+      frames = checkRecordTail(text, this.file, 0, 0);
+    } catch {
+      this.bad.set(rest, text);
+      return;
+    }
+    const by = this.by;
+    if (by === 'stack') {
+      const ids = this.frameIds;
+      ids.length = 0;
+      for (const f of frames) ids.push(this.stacks.frames.intern(f));
+      const s = this.stacks.intern(ids.data, ids.length);
+      this.restStack[rest] = s + 1;
+      // Frames that print differently from the first ones seen with this key.
+      let differ = this.stacks.depth(s) !== ids.length;
+      for (let k = 0; !differ && k < ids.length; k++) differ = this.stacks.frameId(s, k) !== ids.data[k];
+      if (differ) this.otherFrames.set(rest, frames);
+    } else if (by === 'function') {
+      const f = culpritFrame(frames);
+      this.restStack[rest] =
+        this.stacks.internFrames(
+          f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
+        ) + 1;
+    } else if (by === 'module') {
+      const m = moduleOf(frames);
+      this.restStack[rest] = this.label(m === undefined ? 'vmlinux' : `[${m}]`) + 1;
+    }
+    if (this.allow || by === 'allocator') this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(frames)];
+    if (this.opts.module !== undefined)
+      this.restModule[rest] = frames.some((f) => f.module === this.opts.module) ? 1 : 2;
   }
 
   /** A record the scanner left to the slow path: decoded by the record parser. */
@@ -284,7 +379,14 @@ class PageOwnerGrouping {
     const by = this.by;
     if (by === 'stack') {
       stack = this.stacks.internFrames(r.frames);
-      if (!this.display.has(stack)) this.display.set(stack, r.frames);
+      if (this.firstSeen(stack)) {
+        const shown = this.stacks.framesOf(stack);
+        if (
+          shown.length !== r.frames.length ||
+          shown.some((f, k) => formatFrame(f) !== formatFrame(r.frames[k]!))
+        )
+          this.display.set(stack, r.frames);
+      }
     } else if (by === 'function') {
       const f = culpritFrame(r.frames);
       stack = this.stacks.internFrames(
@@ -308,49 +410,6 @@ class PageOwnerGrouping {
     this.restStack = g(this.restStack, (k) => new Int32Array(k));
     this.restAllocator = g(this.restAllocator, (k) => new Uint8Array(k));
     this.restModule = g(this.restModule, (k) => new Uint8Array(k));
-    this.restChecked = g(this.restChecked, (k) => new Uint8Array(k));
-  }
-
-  /** Validate a rest's lines the first time a record has it (errors name that record). */
-  private check(rest: number, offset: number): void {
-    checkRecordTail(this.dict.restText(rest), this.file, this.line + 2, offset);
-    this.restChecked[rest] = 1;
-  }
-
-  private framesOfRest(rest: number): Frame[] {
-    const text = this.dict.restText(rest);
-    return checkRecordTail(text, this.file, 0, 0);
-  }
-
-  /** Stack id (in the shared table) of a rest's frames; the display frames of this dump. */
-  private stackOf(rest: number): number {
-    let s = this.restStack[rest]! - 1;
-    if (s < 0) {
-      const frames = this.framesOfRest(rest);
-      s = this.stacks.internFrames(frames);
-      this.restStack[rest] = s + 1;
-      if (!this.display.has(s)) this.display.set(s, frames);
-    } else if (!this.display.has(s)) this.display.set(s, this.framesOfRest(rest));
-    return s;
-  }
-
-  /** by function / module: the label stack of a rest. */
-  private restStackFor(rest: number): number {
-    let s = this.restStack[rest]! - 1;
-    if (s < 0) {
-      const frames = this.framesOfRest(rest);
-      if (this.by === 'function') {
-        const f = culpritFrame(frames);
-        s = this.stacks.internFrames(
-          f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
-        );
-      } else {
-        const m = moduleOf(frames);
-        s = this.label(m === undefined ? 'vmlinux' : `[${m}]`);
-      }
-      this.restStack[rest] = s + 1;
-    }
-    return s;
   }
 
   private label(text: string): number {
@@ -360,24 +419,6 @@ class PageOwnerGrouping {
       this.labelStack.set(text, s);
     }
     return s;
-  }
-
-  private allocatorOfRest(rest: number): PageAllocator {
-    let a = this.restAllocator[rest]!;
-    if (a === 0) {
-      a = ALLOCATOR_CODE[allocatorOfStack(this.framesOfRest(rest))];
-      this.restAllocator[rest] = a;
-    }
-    return PAGE_ALLOCATORS[a - 1]!;
-  }
-
-  private restHasModule(rest: number): boolean {
-    let m = this.restModule[rest]!;
-    if (m === 0) {
-      m = this.framesOfRest(rest).some((f) => f.module === this.opts.module) ? 1 : 2;
-      this.restModule[rest] = m;
-    }
-    return m === 1;
   }
 
   private pagesOf(prefix: number): number {
@@ -401,20 +442,16 @@ class PageOwnerGrouping {
   }
 
   result(inputBytes: number): PageOwnerGroups {
-    const groups = this.agg.result();
-    if (this.by === 'stack') {
-      for (const g of groups) g.frames = this.display.get(g.stackId) ?? g.frames;
-    }
-    const pageSize = this.pageSize;
-    return {
-      by: this.by,
-      groups,
-      records: this.records,
-      kept: this.kept,
-      pages: this.pages,
-      bytes: this.pages * pageSize,
+    return new Grouped(
+      this.by,
+      this.records,
+      this.kept,
+      this.pages,
+      this.pages * this.pageSize,
       inputBytes,
-    };
+      this.agg,
+      this.display,
+    );
   }
 }
 
@@ -437,14 +474,20 @@ async function groupInto(
 ): Promise<PageOwnerGroups> {
   const by = opts.by ?? 'stack';
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
-  const dict = new PageOwnerDict();
+  const dict = new PageOwnerDict(false);
   const g = new PageOwnerGrouping(dict, stacks, by, opts, file);
-  const totals = await scanChunks(input, dict, { migratetypes: by === 'migratetype' }, (c) => g.chunk(c), {
-    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-    ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
-    ...(opts.minParallelBytes !== undefined ? { minParallelBytes: opts.minParallelBytes } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-  });
+  const totals = await scanChunks(
+    input,
+    dict,
+    { migratetypes: by === 'migratetype', keepLines: false },
+    (c) => g.chunk(c),
+    {
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
+      ...(opts.minParallelBytes !== undefined ? { minParallelBytes: opts.minParallelBytes } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    },
+  );
   if (totals.bytes === 0) throw parseError(file, 1, 'page_owner records', '<empty input>');
   return g.result(totals.bytes);
 }
@@ -453,8 +496,8 @@ export interface PageOwnerDiff {
   by: PageOwnerGroupBy;
   /** Every group, largest page gain first. */
   deltas: GroupDelta[];
-  before: Omit<PageOwnerGroups, 'groups'>;
-  after: Omit<PageOwnerGroups, 'groups'>;
+  before: Omit<PageOwnerGroups, 'groups' | 'top'>;
+  after: Omit<PageOwnerGroups, 'groups' | 'top'>;
 }
 
 /** Group both dumps the same way (stacks interned once for both) and rank the groups by pages gained. */
@@ -467,9 +510,15 @@ export async function diffPageOwner(
   const stacks = new StackTable();
   const b = await groupInto(before, { ...rest, ...(beforeFile ? { file: beforeFile } : {}) }, stacks);
   const a = await groupInto(after, { ...rest, ...(afterFile ? { file: afterFile } : {}) }, stacks);
-  const { groups: bg, ...bs } = b;
-  const { groups: ag, ...as } = a;
-  return { by: b.by, deltas: diffGroups(bg, ag, 'pages'), before: bs, after: as };
+  const counts = (g: PageOwnerGroups) => ({
+    by: g.by,
+    records: g.records,
+    kept: g.kept,
+    pages: g.pages,
+    bytes: g.bytes,
+    inputBytes: g.inputBytes,
+  });
+  return { by: b.by, deltas: diffGroups(b.groups, a.groups, 'pages'), before: counts(b), after: counts(a) };
 }
 
 /** Kernel allocations only: what slab, vmalloc and the buddy "black hole" hold. */

@@ -26,7 +26,7 @@ export interface ParallelOptions {
    * of at least `minParallelBytes`; 0 scans in the calling thread).
    */
   workers?: number;
-  /** Bytes per chunk (default 8 MiB). */
+  /** Bytes per chunk (default 4 MiB). */
   chunkBytes?: number;
   /** Below this size a file is scanned in the calling thread (default 64 MiB). */
   minParallelBytes?: number;
@@ -39,7 +39,7 @@ export interface ScanTotals {
   blocks: number;
 }
 
-const DEFAULT_CHUNK = 8 << 20;
+const DEFAULT_CHUNK = 4 << 20;
 
 /** Messages to a worker. */
 export type ToWorker =
@@ -115,8 +115,9 @@ async function scanHere(
   chunkBytes: number,
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanTotals> {
-  const sc = new ChunkScanner(dict, opts);
-  let work = Buffer.allocUnsafe(chunkBytes * 2);
+  const sc = new ChunkScanner(dict, opts, false);
+  // One buffer: the unfinished record stays at its start, new bytes are read after it.
+  let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
   let have = 0;
   let base = 0;
   let seq = 0;
@@ -127,15 +128,7 @@ async function scanHere(
     blocks += blocksIn(c);
     consume(c);
   };
-  const take = (chunk: Buffer) => {
-    if (have + chunk.length > work.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + chunk.length));
-      work.copy(bigger, 0, 0, have);
-      work = bigger;
-    }
-    chunk.copy(work, have);
-    have += chunk.length;
-    if (have < chunkBytes) return;
+  const scan = () => {
     const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
     if (pos > 0) {
       work.copy(work, 0, pos, have);
@@ -148,21 +141,35 @@ async function scanHere(
       onProgress({ bytes: base + have, blocks });
     }
   };
+  /** Room for `n` more bytes (a record longer than the buffer makes it grow). */
+  const room = (n: number) => {
+    if (have + n <= work.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + n));
+    work.copy(bigger, 0, 0, have);
+    work = bigger;
+  };
   if (typeof input === 'string') {
     const fh = await open(input, 'r');
-    const b = Buffer.allocUnsafe(chunkBytes);
     try {
       for (;;) {
-        const { bytesRead } = await fh.read(b, 0, chunkBytes, null);
+        if (have >= chunkBytes) room(chunkBytes);
+        const want = Math.max(work.length - have, 1 << 16);
+        room(want);
+        const { bytesRead } = await fh.read(work, have, want, null);
         if (bytesRead === 0) break;
-        take(b.subarray(0, bytesRead));
+        have += bytesRead;
+        if (have >= chunkBytes) scan();
       }
     } finally {
       await fh.close();
     }
   } else {
     for await (const c of input as AsyncIterable<Buffer | string>) {
-      take(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
+      const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+      room(chunk.length);
+      chunk.copy(work, have);
+      have += chunk.length;
+      if (have >= chunkBytes) scan();
     }
   }
   const pos = sc.scan(work.subarray(0, have), 0, have, base, true);

@@ -92,8 +92,16 @@ export interface ChunkResult {
   newComms: string[];
   newMigratetypes: string[];
   newLines: string[];
-  /** Per new rest: hash1, hash2, byte length, flags, line count, then its line ids. */
+  /** Per new rest: hash1, hash2, byte length, flags, line count, then its line ids (when kept). */
   newRests: Uint32Array;
+  /** The text of each new rest, when the dict keeps no lines. */
+  newRestTexts: string[];
+  /**
+   * Rests the consumer's dict learnt with this chunk, with their texts, when it keeps no
+   * lines (the consumer must read them now: nothing else keeps them). Filled in the
+   * thread that consumes the chunk.
+   */
+  fresh?: { ids: number[]; texts: string[] };
   /** Bytes of input consumed by this chunk. */
   bytes: number;
   /** Byte offset of the chunk's first record. */
@@ -208,14 +216,22 @@ export class RestTable {
   }
 
   /** Add a rest not in the table (find() said -1). */
-  add(h1: number, h2: number, len: number, flags: number, lineIds: ArrayLike<number>, n: number): number {
+  add(
+    h1: number,
+    h2: number,
+    len: number,
+    flags: number,
+    lineIds: ArrayLike<number>,
+    n: number,
+    lineCount = n,
+  ): number {
     const id = this.h1.length;
     this.h1.push(h1);
     this.h2.push(h2);
     this.len.push(len);
     this.flags.push(flags);
     this.lineStart.push(this.lines.length);
-    this.lineCount.push(n);
+    this.lineCount.push(lineCount);
     this.lines.grow(this.lines.length + n);
     for (let i = 0; i < n; i++) this.lines.data[this.lines.length++] = lineIds[i]!;
     const mask = this.slots.length - 1;
@@ -247,6 +263,41 @@ const RE_PREFIX =
  * worker has its own, whose new entries travel with its chunks.
  */
 export class PageOwnerDict {
+  /**
+   * `keepLines`: intern every stack's lines (what `page-owner sort` writes back); without,
+   * a stack costs about 30 bytes, and its text is handed out once (takeFresh).
+   */
+  constructor(readonly keepLines = true) {}
+  private freshIds: number[] = [];
+  private freshTexts: string[] = [];
+
+  /** Rests added since the last call, with their texts (only when no lines are kept). */
+  takeFresh(): { ids: number[]; texts: string[] } | undefined {
+    if (this.freshIds.length === 0) return undefined;
+    const f = { ids: this.freshIds, texts: this.freshTexts };
+    this.freshIds = [];
+    this.freshTexts = [];
+    return f;
+  }
+
+  /** Add a rest learnt from another dict (its lines already mapped, or its text). */
+  addForeignRest(
+    h1: number,
+    h2: number,
+    len: number,
+    flags: number,
+    lineIds: ArrayLike<number>,
+    n: number,
+    text: string | undefined,
+  ): number {
+    const id = this.rests.add(h1, h2, len, flags, this.keepLines ? lineIds : [], this.keepLines ? n : 0, n);
+    if (!this.keepLines) {
+      this.freshIds.push(id);
+      this.freshTexts.push(text ?? '');
+    }
+    return id;
+  }
+
   /** Header text up to `, pid ` (order, mask, GFP flags). */
   readonly prefixes = new ByteInterner(true);
   /** Task names (between `tgid N (` and the last `), ts `). */
@@ -299,7 +350,7 @@ export class PageOwnerDict {
     return ok === 1;
   }
 
-  /** The text of a rest: its lines, each followed by "\n". */
+  /** The text of a rest: its lines, each followed by "\n" (only when lines are kept). */
   restText(id: number): string {
     const r = this.rests;
     const s = r.lineStart.data[id]!;
@@ -347,7 +398,7 @@ export class PageOwnerDict {
         bigger.set(this.lineScratch);
         this.lineScratch = bigger;
       }
-      this.lineScratch[n++] = this.lines.intern(b, p, nl);
+      this.lineScratch[n++] = this.keepLines ? this.lines.intern(b, p, nl) : 0;
       if (b[p] === 80 && b[p + 1] === 70 && b[p + 2] === 78) flags |= R_PFN_LINE;
       if (vmallocAt < 0) {
         const at = indexOfIn(b, p, nl, VMALLOC_NODE_RANGE);
@@ -363,7 +414,11 @@ export class PageOwnerDict {
       }
       p = nl + 1;
     }
-    return this.rests.add(h1, h2, e - s, flags, this.lineScratch, n);
+    if (this.keepLines) return this.rests.add(h1, h2, e - s, flags, this.lineScratch, n);
+    const id = this.rests.add(h1, h2, e - s, flags, this.lineScratch, 0, n);
+    this.freshIds.push(id);
+    this.freshTexts.push(Buffer.prototype.toString.call(b, 'latin1', s, e) as string);
+    return id;
   }
 }
 
@@ -521,6 +576,8 @@ export interface ScannerOptions {
   freeTs?: boolean;
   /** Hand every record over as odd (for a slow path that must see them all). */
   allOdd?: boolean;
+  /** The dict of a worker's scanner keeps stack lines (see PageOwnerDict; default true). */
+  keepLines?: boolean;
 }
 
 /**
@@ -551,8 +608,15 @@ export class ChunkScanner {
   private readonly wantFreeTs: boolean;
   private readonly allOdd: boolean;
 
-  constructor(dict = new PageOwnerDict(), opts: ScannerOptions = {}) {
+  /**
+   * `announce`: flush() lists what was interned since the previous chunk, for a dict in
+   * another thread (false when the consumer shares this scanner's dict).
+   */
+  private readonly announce: boolean;
+
+  constructor(dict = new PageOwnerDict(), opts: ScannerOptions = {}, announce = true) {
     this.dict = dict;
+    this.announce = announce;
     this.allOdd = opts.allOdd ?? false;
     this.wantMt = opts.migratetypes ?? false;
     this.wantTs = opts.ts ?? false;
@@ -803,17 +867,21 @@ export class ChunkScanner {
       return out;
     };
     const r = dict.rests;
+    const keep = dict.keepLines;
+    const fresh = dict.takeFresh();
     let words = 0;
-    for (let i = sent.rests; i < r.size; i++) words += 5 + r.lineCount.data[i]!;
+    if (this.announce)
+      for (let i = sent.rests; i < r.size; i++) words += 5 + (keep ? r.lineCount.data[i]! : 0);
     const newRests = new Uint32Array(words);
     let w = 0;
-    for (let i = sent.rests; i < r.size; i++) {
+    for (let i = sent.rests; this.announce && i < r.size; i++) {
       newRests[w++] = r.h1.data[i]!;
       newRests[w++] = r.h2.data[i]!;
       newRests[w++] = r.len.data[i]!;
       newRests[w++] = r.flags.data[i]!;
       const n = r.lineCount.data[i]!;
       newRests[w++] = n;
+      if (!keep) continue;
       const ls = r.lineStart.data[i]!;
       for (let k = 0; k < n; k++) newRests[w++] = r.lines.data[ls + k]!;
     }
@@ -822,15 +890,18 @@ export class ChunkScanner {
       tuples: this.tuples.data.slice(0, this.tuples.length),
       wide: Float64Array.from(this.wide),
       odd: this.odd,
-      newPrefixes: texts(dict.prefixes, sent.prefixes),
-      newComms: texts(dict.comms, sent.comms),
-      newMigratetypes: texts(dict.migratetypes, sent.migratetypes),
-      newLines: texts(dict.lines, sent.lines),
+      newPrefixes: this.announce ? texts(dict.prefixes, sent.prefixes) : [],
+      newComms: this.announce ? texts(dict.comms, sent.comms) : [],
+      newMigratetypes: this.announce ? texts(dict.migratetypes, sent.migratetypes) : [],
+      newLines: this.announce ? texts(dict.lines, sent.lines) : [],
       newRests,
+      newRestTexts: this.announce && !keep ? (fresh?.texts ?? []) : [],
       bytes: this.chunkBytes,
       offset: Math.max(this.chunkOffset, 0),
     };
     if (this.lastPfnText !== undefined) result.lastPfn = this.lastPfnText;
+    // Scanning in the consuming thread: the new rests are that thread's.
+    if (!this.announce && fresh) result.fresh = fresh;
     sent.prefixes = dict.prefixes.size;
     sent.comms = dict.comms.size;
     sent.migratetypes = dict.migratetypes.size;
@@ -872,7 +943,9 @@ export class DictMapper {
     for (const t of c.newMigratetypes) this.migratetypes.push(dict.migratetypes.internText(t));
     for (const t of c.newLines) this.lines.push(dict.lines.internText(t));
     const nr = c.newRests;
+    const keep = dict.keepLines;
     let w = 0;
+    let k = 0;
     while (w < nr.length) {
       const h1 = nr[w++]!;
       const h2 = nr[w++]!;
@@ -881,13 +954,18 @@ export class DictMapper {
       const n = nr[w++]!;
       let id = dict.rests.find(h1, h2, len);
       if (id < 0) {
-        if (this.scratch.length < n) this.scratch = new Uint32Array(n * 2);
-        for (let k = 0; k < n; k++) this.scratch[k] = this.lines.data[nr[w + k]!]!;
-        id = dict.rests.add(h1, h2, len, flags, this.scratch, n);
+        if (keep) {
+          if (this.scratch.length < n) this.scratch = new Uint32Array(n * 2);
+          for (let j = 0; j < n; j++) this.scratch[j] = this.lines.data[nr[w + j]!]!;
+        }
+        id = dict.addForeignRest(h1, h2, len, flags, this.scratch, n, c.newRestTexts[k]);
       }
-      w += n;
+      if (keep) w += n;
+      k++;
       this.rests.push(id);
     }
+    const fresh = dict.takeFresh();
+    if (fresh) c.fresh = fresh;
     const t = c.tuples;
     const pm = this.prefixes.data;
     const cm = this.comms.data;

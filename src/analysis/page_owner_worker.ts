@@ -5,10 +5,11 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from './page_owner_parallel.js';
-import { ChunkScanner, type ScannerOptions } from './page_owner_scan.js';
+import { ChunkScanner, PageOwnerDict, type ScannerOptions } from './page_owner_scan.js';
 
 const port = parentPort!;
-const sc = new ChunkScanner(undefined, (workerData as { scanner: ScannerOptions }).scanner);
+const opts = (workerData as { scanner: ScannerOptions }).scanner;
+const sc = new ChunkScanner(new PageOwnerDict(opts.keepLines ?? true), opts);
 let buf = Buffer.allocUnsafe(0);
 let fd = -1;
 let fdPath = '';

@@ -390,17 +390,35 @@ export class StackAggregator {
     return this.ids.length;
   }
 
-  /** Groups in the order their stacks were first added. */
-  result(): InternedStackGroup[] {
+  private group(g: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup {
+    const id = this.ids.data[g]!;
+    return new InternedStackGroup(
+      this.stacks,
+      id,
+      { count: this.count.data[g]!, bytes: this.bytes.data[g]!, pages: this.pages.data[g]! },
+      display?.get(id),
+    );
+  }
+
+  /**
+   * Groups in the order their stacks were first added. `display`: frames to show for
+   * some stacks instead of the table's (those first seen in another input).
+   */
+  result(display?: ReadonlyMap<number, Frame[]>): InternedStackGroup[] {
     const out: InternedStackGroup[] = new Array(this.ids.length);
-    for (let g = 0; g < this.ids.length; g++) {
-      out[g] = new InternedStackGroup(this.stacks, this.ids.data[g]!, {
-        count: this.count.data[g]!,
-        bytes: this.bytes.data[g]!,
-        pages: this.pages.data[g]!,
-      });
-    }
+    for (let g = 0; g < this.ids.length; g++) out[g] = this.group(g, display);
     return out;
+  }
+
+  /** The `limit` largest groups by `by`, ties by key (topGroups' order), building only those. */
+  top(by: WeightName, limit: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup[] {
+    const w = (by === 'count' ? this.count : by === 'bytes' ? this.bytes : this.pages).data;
+    const ids = this.ids.data;
+    const t = this.stacks;
+    const order = Array.from({ length: this.ids.length }, (_, g) => g).sort(
+      (a, b) => w[b]! - w[a]! || t.compareKeys(ids[a]!, ids[b]!),
+    );
+    return order.slice(0, Math.min(limit, order.length)).map((g) => this.group(g, display));
   }
 }
 

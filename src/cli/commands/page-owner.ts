@@ -21,7 +21,6 @@ import {
   type GroupDelta,
   type StackGroup,
   toCollapsed,
-  topGroups,
   toSpeedscope,
 } from '../../analysis/stacks.js';
 import { openSnapshot } from '../../capture/snapshot.js';
@@ -323,12 +322,17 @@ export const pageOwnerTopCommand = defineCommand({
       prog.done();
       await dump.close();
     }
-    await writeFlame(r.groups, values, `page_owner ${arg}`, ctx);
-    const top = topGroups(r.groups, 'pages', limit);
+    if (values.collapsed || values.speedscope) await writeFlame(r.groups, values, `page_owner ${arg}`, ctx);
     if (values.json) {
-      ctx.stdout.write(`${JSON.stringify({ ...r, groups: topGroups(r.groups, 'pages') }, null, 2)}\n`);
+      const { by, records, kept, pages, bytes, inputBytes } = r;
+      const all = r.top('pages');
+      ctx.stdout.write(
+        `${JSON.stringify({ by, groups: all, records, kept, pages, bytes, inputBytes }, null, 2)}\n`,
+      );
       return 0;
     }
+    // Only the groups shown are built (a dump can have hundreds of thousands of stacks).
+    const top = r.top('pages', limit);
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
     const out: string[] = [
       `page_owner ${arg}`,
