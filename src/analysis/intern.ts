@@ -21,7 +21,7 @@ export class U32Column {
   grow(n: number): void {
     if (n <= this.data.length) return;
     let cap = this.data.length || 1024;
-    while (cap < n) cap = cap < 1 << 24 ? cap * 2 : Math.ceil(cap * 1.5);
+    while (cap < n) cap = cap < 1 << 20 ? cap * 2 : Math.ceil(cap * 1.25);
     const d = new Uint32Array(cap);
     d.set(this.data.subarray(0, this.length));
     this.data = d;
@@ -47,7 +47,7 @@ export class F64Column {
   grow(n: number): void {
     if (n <= this.data.length) return;
     let cap = this.data.length || 1024;
-    while (cap < n) cap = cap < 1 << 24 ? cap * 2 : Math.ceil(cap * 1.5);
+    while (cap < n) cap = cap < 1 << 20 ? cap * 2 : Math.ceil(cap * 1.25);
     const d = new Float64Array(cap);
     d.set(this.data.subarray(0, this.length));
     this.data = d;

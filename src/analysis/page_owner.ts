@@ -6,7 +6,7 @@
  */
 
 import { parseError } from '../model/errors.js';
-import { type Frame, formatFrame } from '../model/frame.js';
+import { type Frame, formatFrame, parseFrame } from '../model/frame.js';
 import {
   BlockReader,
   checkRecordTail,
@@ -212,8 +212,9 @@ class Grouped implements PageOwnerGroups {
 /**
  * Grouping of one dump, fed chunk by chunk (page_owner_scan.ts), in columns: per
  * distinct stack, prefix or name the answers are computed once and cached by id. A
- * stack's text is read once, when the dict learns it (ChunkResult.fresh): its frames
- * are interned (StackTable), its text is not kept.
+ * stack is read once, when the dict learns it, from its interned lines: every distinct
+ * line is parsed once (a frame, or a line the kernel adds), and the frames are interned
+ * (StackTable): no string is built per stack.
  */
 class PageOwnerGrouping {
   records = 0;
@@ -225,8 +226,9 @@ class PageOwnerGrouping {
   private readonly display = new Map<number, Frame[]>();
   /** Frames of rests whose frames differ from their stack's display frames. */
   private readonly otherFrames = new Map<number, Frame[]>();
-  /** Rests whose lines are not a stack: their text, for the error on first use. */
+  /** Rests whose lines are not a stack: their text, for the error with the first record that has one. */
   private readonly bad = new Map<number, string>();
+  private lineFrame = new Int32Array(1024);
   private seenStack = new Uint8Array(1024);
   // By rest id: stack (+1) of the grouping, allocator class, module filter (1 in, 2 out).
   private restStack = new Int32Array(1024);
@@ -254,7 +256,6 @@ class PageOwnerGrouping {
   }
 
   chunk(c: ChunkResult): void {
-    if (c.fresh) for (let i = 0; i < c.fresh.ids.length; i++) this.learn(c.fresh.ids[i]!, c.fresh.texts[i]!);
     const t = c.tuples;
     const lineCount = this.dict.rests.lineCount.data;
     for (let i = 0; i < t.length; i += TUPLE) {
@@ -324,40 +325,87 @@ class PageOwnerGrouping {
     if (other) this.display.set(stack, other);
   }
 
-  /** A stack the dict has just learnt: read its frames once, answer what the grouping will ask. */
-  private learn(rest: number, text: string): void {
+  /**
+   * Frame id (+1) of a line id, -1 for a line the kernel adds after the stack (migrate
+   * reason, memcg, handles, a misplaced PFN line: such records take the slow path), -2
+   * for anything else.
+   */
+  private frameOfLine(line: number): number {
+    if (line >= this.lineFrame.length) {
+      let n = this.lineFrame.length * 2;
+      while (n <= line) n *= 2;
+      const b = new Int32Array(n);
+      b.set(this.lineFrame);
+      this.lineFrame = b;
+    }
+    let f = this.lineFrame[line]!;
+    if (f === 0) {
+      const text = this.dict.lines.text(line);
+      if (text.startsWith(' ')) {
+        const frame = parseFrame(text);
+        f = frame ? this.stacks.frames.intern(frame) + 1 : -2;
+      } else
+        f =
+          text.startsWith('PFN ') ||
+          text.startsWith('Page has been migrated, last migrate reason: ') ||
+          text.startsWith('Charged ') ||
+          text === 'Slab cache page' ||
+          text.startsWith('handle:') ||
+          text.startsWith('free_handle:')
+            ? -1
+            : -2;
+      this.lineFrame[line] = f;
+    }
+    return f;
+  }
+
+  /**
+   * A stack the dict has just learnt (its line ids, valid during the call): its frames,
+   * and what the grouping will ask of it. The dict keeps no lines: this is the one read.
+   */
+  learn(rest: number, lines: Uint32Array, n: number): void {
     this.grow(rest);
-    let frames: Frame[];
-    try {
-      frames = checkRecordTail(text, this.file, 0, 0);
-    } catch {
-      this.bad.set(rest, text);
-      return;
+    const ids = this.frameIds;
+    ids.length = 0;
+    for (let k = 0; k < n; k++) {
+      const f = this.frameOfLine(lines[k]!);
+      if (f === -2) {
+        // Not a page_owner stack: the first record that has it reports the line.
+        let text = '';
+        for (let j = 0; j < n; j++) text += `${this.dict.lines.text(lines[j]!)}\n`;
+        this.bad.set(rest, text);
+        return;
+      }
+      if (f > 0) ids.push(f - 1);
     }
     const by = this.by;
+    const table = this.stacks.frames.frames;
+    const frames = () => Array.from(ids.view(), (id) => table[id]!);
     if (by === 'stack') {
-      const ids = this.frameIds;
-      ids.length = 0;
-      for (const f of frames) ids.push(this.stacks.frames.intern(f));
       const s = this.stacks.intern(ids.data, ids.length);
       this.restStack[rest] = s + 1;
       // Frames that print differently from the first ones seen with this key.
       let differ = this.stacks.depth(s) !== ids.length;
       for (let k = 0; !differ && k < ids.length; k++) differ = this.stacks.frameId(s, k) !== ids.data[k];
-      if (differ) this.otherFrames.set(rest, frames);
+      if (differ) this.otherFrames.set(rest, frames());
     } else if (by === 'function') {
-      const f = culpritFrame(frames);
+      const f = culpritFrame(frames());
       this.restStack[rest] =
         this.stacks.internFrames(
           f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
         ) + 1;
     } else if (by === 'module') {
-      const m = moduleOf(frames);
+      const m = moduleOf(frames());
       this.restStack[rest] = this.label(m === undefined ? 'vmlinux' : `[${m}]`) + 1;
     }
-    if (this.allow || by === 'allocator') this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(frames)];
-    if (this.opts.module !== undefined)
-      this.restModule[rest] = frames.some((f) => f.module === this.opts.module) ? 1 : 2;
+    if (this.allow || by === 'allocator')
+      this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(frames())];
+    if (this.opts.module !== undefined) {
+      const mod = this.opts.module;
+      let has = false;
+      for (let k = 0; k < ids.length && !has; k++) has = table[ids.data[k]!]!.module === mod;
+      this.restModule[rest] = has ? 1 : 2;
+    }
   }
 
   /** A record the scanner left to the slow path: decoded by the record parser. */
@@ -474,12 +522,13 @@ async function groupInto(
 ): Promise<PageOwnerGroups> {
   const by = opts.by ?? 'stack';
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
-  const dict = new PageOwnerDict(false);
+  const dict = new PageOwnerDict();
   const g = new PageOwnerGrouping(dict, stacks, by, opts, file);
+  dict.onRest = (id, lines, n) => g.learn(id, lines, n);
   const totals = await scanChunks(
     input,
     dict,
-    { migratetypes: by === 'migratetype', keepLines: false },
+    { migratetypes: by === 'migratetype', comms: by === 'comm' },
     (c) => g.chunk(c),
     {
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),

@@ -43,6 +43,7 @@ const DEFAULT_CHUNK = 4 << 20;
 
 /** Messages to a worker. */
 export type ToWorker =
+  | { type: 'start'; scanner: ScannerOptions }
   | { type: 'range'; seq: number; path: string; start: number; end: number; size: number }
   | { type: 'bytes'; seq: number; buf: ArrayBuffer; length: number; offset: number; final: boolean }
   | { type: 'end' };
@@ -208,27 +209,63 @@ class InOrder {
 interface Pool {
   workers: Worker[];
   mappers: DictMapper[];
-  stop(): Promise<void>;
+  stop(failed: boolean): Promise<void>;
+}
+
+/**
+ * Idle workers kept for the next scan (a diff scans two dumps; tests scan many): they do
+ * not keep the process alive, and leave after IDLE_MS without work.
+ */
+const idle: Worker[] = [];
+let idleTimer: NodeJS.Timeout | undefined;
+const IDLE_MS = 2000;
+
+function retire(ws: Worker[]): void {
+  for (const w of ws) {
+    w.removeAllListeners('message');
+    w.removeAllListeners('error');
+    w.removeAllListeners('exit');
+    w.on('error', () => {});
+    w.on('exit', () => {
+      const i = idle.indexOf(w);
+      if (i >= 0) idle.splice(i, 1);
+    });
+    w.unref();
+    idle.push(w);
+  }
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    for (const w of idle.splice(0)) void w.terminate();
+  }, IDLE_MS);
+  idleTimer.unref();
 }
 
 function startPool(n: number, scanner: ScannerOptions, dict: PageOwnerDict): Pool {
   const entry = workerEntry();
   const workers: Worker[] = [];
   const mappers: DictMapper[] = [];
+  if (idleTimer) clearTimeout(idleTimer);
   for (let i = 0; i < n; i++) {
-    workers.push(
-      new Worker(entry.url, {
-        workerData: { scanner },
-        ...(entry.execArgv ? { execArgv: entry.execArgv } : {}),
-      }),
-    );
+    let w = idle.pop();
+    if (w) {
+      w.removeAllListeners('exit');
+      w.ref();
+    } else {
+      w = new Worker(entry.url, entry.execArgv ? { execArgv: entry.execArgv } : {});
+    }
+    // A new scanner and dict for this scan.
+    const start: ToWorker = { type: 'start', scanner };
+    w.postMessage(start);
+    workers.push(w);
     mappers.push(new DictMapper(dict));
   }
   return {
     workers,
     mappers,
-    stop: async () => {
-      await Promise.all(workers.map((w) => w.terminate()));
+    stop: async (failed) => {
+      // A worker that failed may be in any state: it goes; the others wait for the next scan.
+      if (failed) await Promise.all(workers.map((w) => w.terminate()));
+      else retire(workers);
     },
   };
 }
@@ -311,6 +348,7 @@ async function scanFileInWorkers(
   const pool = startPool(Math.min(workers, chunks), scanner, dict);
   const order = new InOrder(consume);
   let given = 0;
+  let failed = true;
   try {
     await runPool(
       pool,
@@ -330,8 +368,9 @@ async function scanFileInWorkers(
       () => chunks,
       onProgress,
     );
+    failed = false;
   } finally {
-    await pool.stop();
+    await pool.stop(failed);
   }
   const done = { bytes: order.bytes, blocks: order.blocks };
   onProgress?.(done);
@@ -402,6 +441,7 @@ async function scanStreamInWorkers(
       len += c.length;
     }
   };
+  let failed = true;
   try {
     await runPool(
       pool,
@@ -415,8 +455,9 @@ async function scanStreamInWorkers(
       () => (ended ? seq : Number.POSITIVE_INFINITY),
       onProgress,
     );
+    failed = false;
   } finally {
-    await pool.stop();
+    await pool.stop(failed);
     await source.return?.();
   }
   const done = { bytes: order.bytes, blocks: order.blocks };

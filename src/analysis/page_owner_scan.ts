@@ -26,7 +26,7 @@
  * interned since the last chunk travels with the chunk (`ChunkResult`), so that the
  * main thread can map them to its own tables (PageOwnerDict.absorb).
  */
-import { ByteInterner, hash2, hashBytesDv, U32Column } from './intern.js';
+import { ByteInterner, F64Column, hash2, hashBytesDv, U32Column } from './intern.js';
 
 /** Words per record in ChunkResult.tuples. */
 export const TUPLE = 8;
@@ -92,16 +92,8 @@ export interface ChunkResult {
   newComms: string[];
   newMigratetypes: string[];
   newLines: string[];
-  /** Per new rest: hash1, hash2, byte length, flags, line count, then its line ids (when kept). */
+  /** Per new rest: hash1, hash2, byte length, flags, line count, then its line ids. */
   newRests: Uint32Array;
-  /** The text of each new rest, when the dict keeps no lines. */
-  newRestTexts: string[];
-  /**
-   * Rests the consumer's dict learnt with this chunk, with their texts, when it keeps no
-   * lines (the consumer must read them now: nothing else keeps them). Filled in the
-   * thread that consumes the chunk.
-   */
-  fresh?: { ids: number[]; texts: string[] };
   /** Bytes of input consumed by this chunk. */
   bytes: number;
   /** Byte offset of the chunk's first record. */
@@ -264,37 +256,17 @@ const RE_PREFIX =
  */
 export class PageOwnerDict {
   /**
-   * `keepLines`: intern every stack's lines (what `page-owner sort` writes back); without,
-   * a stack costs about 30 bytes, and its text is handed out once (takeFresh).
+   * Called for every rest as it is added, with its line ids (valid during the call):
+   * a consumer that reads each stack once. With it the lines ids are not kept (restText
+   * and the sort engine need them kept).
    */
-  constructor(readonly keepLines = true) {}
-  private freshIds: number[] = [];
-  private freshTexts: string[] = [];
+  onRest: ((id: number, lineIds: Uint32Array, n: number) => void) | undefined;
 
-  /** Rests added since the last call, with their texts (only when no lines are kept). */
-  takeFresh(): { ids: number[]; texts: string[] } | undefined {
-    if (this.freshIds.length === 0) return undefined;
-    const f = { ids: this.freshIds, texts: this.freshTexts };
-    this.freshIds = [];
-    this.freshTexts = [];
-    return f;
-  }
-
-  /** Add a rest learnt from another dict (its lines already mapped, or its text). */
-  addForeignRest(
-    h1: number,
-    h2: number,
-    len: number,
-    flags: number,
-    lineIds: ArrayLike<number>,
-    n: number,
-    text: string | undefined,
-  ): number {
-    const id = this.rests.add(h1, h2, len, flags, this.keepLines ? lineIds : [], this.keepLines ? n : 0, n);
-    if (!this.keepLines) {
-      this.freshIds.push(id);
-      this.freshTexts.push(text ?? '');
-    }
+  /** Add a rest (the hash is known not to be there), or hand it to onRest. */
+  addRestLines(h1: number, h2: number, len: number, flags: number, lineIds: Uint32Array, n: number): number {
+    if (this.onRest === undefined) return this.rests.add(h1, h2, len, flags, lineIds, n);
+    const id = this.rests.add(h1, h2, len, flags, lineIds, 0, n);
+    this.onRest(id, lineIds, n);
     return id;
   }
 
@@ -350,7 +322,7 @@ export class PageOwnerDict {
     return ok === 1;
   }
 
-  /** The text of a rest: its lines, each followed by "\n" (only when lines are kept). */
+  /** The text of a rest: its lines, each followed by "\n". */
   restText(id: number): string {
     const r = this.rests;
     const s = r.lineStart.data[id]!;
@@ -398,7 +370,7 @@ export class PageOwnerDict {
         bigger.set(this.lineScratch);
         this.lineScratch = bigger;
       }
-      this.lineScratch[n++] = this.keepLines ? this.lines.intern(b, p, nl) : 0;
+      this.lineScratch[n++] = this.lines.intern(b, p, nl);
       if (b[p] === 80 && b[p + 1] === 70 && b[p + 2] === 78) flags |= R_PFN_LINE;
       if (vmallocAt < 0) {
         const at = indexOfIn(b, p, nl, VMALLOC_NODE_RANGE);
@@ -414,11 +386,7 @@ export class PageOwnerDict {
       }
       p = nl + 1;
     }
-    if (this.keepLines) return this.rests.add(h1, h2, e - s, flags, this.lineScratch, n);
-    const id = this.rests.add(h1, h2, e - s, flags, this.lineScratch, 0, n);
-    this.freshIds.push(id);
-    this.freshTexts.push(Buffer.prototype.toString.call(b, 'latin1', s, e) as string);
-    return id;
+    return this.addRestLines(h1, h2, e - s, flags, this.lineScratch, n);
   }
 }
 
@@ -576,8 +544,11 @@ export interface ScannerOptions {
   freeTs?: boolean;
   /** Hand every record over as odd (for a slow path that must see them all). */
   allOdd?: boolean;
-  /** The dict of a worker's scanner keeps stack lines (see PageOwnerDict; default true). */
-  keepLines?: boolean;
+  /**
+   * Intern task names (T_COMM) and take only records whose name page_owner_sort's
+   * expressions read as the fast path does (default true; `top` needs neither).
+   */
+  comms?: boolean;
 }
 
 /**
@@ -587,7 +558,7 @@ export interface ScannerOptions {
 export class ChunkScanner {
   readonly dict: PageOwnerDict;
   private tuples = new U32Column(1 << 15);
-  private wide: number[] = [];
+  private readonly wide = new F64Column(1 << 12);
   private odd: OddRecord[] = [];
   private sent = { prefixes: 0, comms: 0, migratetypes: 0, lines: 0, rests: 0 };
   private readonly v = new HeaderView();
@@ -607,6 +578,7 @@ export class ChunkScanner {
   private readonly wantTs: boolean;
   private readonly wantFreeTs: boolean;
   private readonly allOdd: boolean;
+  private readonly wantComms: boolean;
 
   /**
    * `announce`: flush() lists what was interned since the previous chunk, for a dict in
@@ -618,6 +590,7 @@ export class ChunkScanner {
     this.dict = dict;
     this.announce = announce;
     this.allOdd = opts.allOdd ?? false;
+    this.wantComms = opts.comms ?? true;
     this.wantMt = opts.migratetypes ?? false;
     this.wantTs = opts.ts ?? false;
     this.wantFreeTs = opts.freeTs ?? false;
@@ -687,8 +660,8 @@ export class ChunkScanner {
       let meta = this.pfnMeta;
       // Header parts.
       const prefixId = dict.prefixes.intern(b, s, v.prefixE);
-      const commId = dict.comms.intern(b, v.commS, v.commE);
-      if (!dict.checkPrefix(prefixId) || !dict.checkComm(commId)) {
+      const commId = this.wantComms ? dict.comms.intern(b, v.commS, v.commE) : 0;
+      if (!dict.checkPrefix(prefixId) || (this.wantComms && !dict.checkComm(commId))) {
         this.oddBlock(b, s, e, offset, false);
         continue;
       }
@@ -730,16 +703,10 @@ export class ChunkScanner {
       t.length = at + TUPLE;
       if (meta & (F_TS | F_FREE_TS)) {
         const w = this.wide;
-        w.push(
-          digitCode10(b, v.d3s, v.d3s + Math.min(d3n, 10)),
-          d3n > 10 ? digitCode10(b, v.d3s + 10, v.d3e) : 0,
-        );
-        if (d4n >= 0)
-          w.push(
-            digitCode10(b, v.d4s, v.d4s + Math.min(d4n, 10)),
-            d4n > 10 ? digitCode10(b, v.d4s + 10, v.d4e) : 0,
-          );
-        else w.push(0, 0);
+        w.push(digitCode10(b, v.d3s, v.d3s + Math.min(d3n, 10)));
+        w.push(d3n > 10 ? digitCode10(b, v.d3s + 10, v.d3e) : 0);
+        w.push(d4n >= 0 ? digitCode10(b, v.d4s, v.d4s + Math.min(d4n, 10)) : 0);
+        w.push(d4n > 10 ? digitCode10(b, v.d4s + 10, v.d4e) : 0);
       }
     }
     // The PFN line a next record without one would use, before the buffer moves.
@@ -867,11 +834,8 @@ export class ChunkScanner {
       return out;
     };
     const r = dict.rests;
-    const keep = dict.keepLines;
-    const fresh = dict.takeFresh();
     let words = 0;
-    if (this.announce)
-      for (let i = sent.rests; i < r.size; i++) words += 5 + (keep ? r.lineCount.data[i]! : 0);
+    if (this.announce) for (let i = sent.rests; i < r.size; i++) words += 5 + r.lineCount.data[i]!;
     const newRests = new Uint32Array(words);
     let w = 0;
     for (let i = sent.rests; this.announce && i < r.size; i++) {
@@ -881,34 +845,31 @@ export class ChunkScanner {
       newRests[w++] = r.flags.data[i]!;
       const n = r.lineCount.data[i]!;
       newRests[w++] = n;
-      if (!keep) continue;
       const ls = r.lineStart.data[i]!;
       for (let k = 0; k < n; k++) newRests[w++] = r.lines.data[ls + k]!;
     }
     const result: ChunkResult = {
       seq,
-      tuples: this.tuples.data.slice(0, this.tuples.length),
-      wide: Float64Array.from(this.wide),
+      // For another thread: copies it can own; here: views, valid until the next scan.
+      tuples: this.announce ? this.tuples.data.slice(0, this.tuples.length) : this.tuples.view(),
+      wide: this.announce ? this.wide.data.slice(0, this.wide.length) : this.wide.view(),
       odd: this.odd,
       newPrefixes: this.announce ? texts(dict.prefixes, sent.prefixes) : [],
       newComms: this.announce ? texts(dict.comms, sent.comms) : [],
       newMigratetypes: this.announce ? texts(dict.migratetypes, sent.migratetypes) : [],
       newLines: this.announce ? texts(dict.lines, sent.lines) : [],
       newRests,
-      newRestTexts: this.announce && !keep ? (fresh?.texts ?? []) : [],
       bytes: this.chunkBytes,
       offset: Math.max(this.chunkOffset, 0),
     };
     if (this.lastPfnText !== undefined) result.lastPfn = this.lastPfnText;
-    // Scanning in the consuming thread: the new rests are that thread's.
-    if (!this.announce && fresh) result.fresh = fresh;
     sent.prefixes = dict.prefixes.size;
     sent.comms = dict.comms.size;
     sent.migratetypes = dict.migratetypes.size;
     sent.lines = dict.lines.size;
     sent.rests = r.size;
     this.tuples.length = 0;
-    this.wide = [];
+    this.wide.length = 0;
     this.odd = [];
     this.chunkBytes = 0;
     this.chunkOffset = -1;
@@ -943,9 +904,7 @@ export class DictMapper {
     for (const t of c.newMigratetypes) this.migratetypes.push(dict.migratetypes.internText(t));
     for (const t of c.newLines) this.lines.push(dict.lines.internText(t));
     const nr = c.newRests;
-    const keep = dict.keepLines;
     let w = 0;
-    let k = 0;
     while (w < nr.length) {
       const h1 = nr[w++]!;
       const h2 = nr[w++]!;
@@ -954,18 +913,13 @@ export class DictMapper {
       const n = nr[w++]!;
       let id = dict.rests.find(h1, h2, len);
       if (id < 0) {
-        if (keep) {
-          if (this.scratch.length < n) this.scratch = new Uint32Array(n * 2);
-          for (let j = 0; j < n; j++) this.scratch[j] = this.lines.data[nr[w + j]!]!;
-        }
-        id = dict.addForeignRest(h1, h2, len, flags, this.scratch, n, c.newRestTexts[k]);
+        if (this.scratch.length < n) this.scratch = new Uint32Array(n * 2);
+        for (let j = 0; j < n; j++) this.scratch[j] = this.lines.data[nr[w + j]!]!;
+        id = dict.addRestLines(h1, h2, len, flags, this.scratch, n);
       }
-      if (keep) w += n;
-      k++;
+      w += n;
       this.rests.push(id);
     }
-    const fresh = dict.takeFresh();
-    if (fresh) c.fresh = fresh;
     const t = c.tuples;
     const pm = this.prefixes.data;
     const cm = this.comms.data;

@@ -5,12 +5,14 @@
  * must be byte-identical.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
+import { GARBAGE_RECORDS, ODD_RECORDS, writeVariedDump } from '../../test/page-owner-c/varied.js';
 import { type LabKernel, type LabMoment, sharedMoment } from '../../test/paths.js';
+import type { ParallelOptions } from './page_owner_parallel.js';
 import { glibcMsort, parseSortArgv, runPageOwnerSort, type SortCompat } from './page_owner_sort.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pos-test-'));
@@ -37,29 +39,45 @@ function runC(compat: SortCompat, args: string[], outFile: string): Outcome {
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, output };
 }
 
-async function runOurs(compat: SortCompat, args: string[], outFile: string): Promise<Outcome> {
+async function runOurs(
+  compat: SortCompat,
+  args: string[],
+  outFile: string,
+  how: { parallel?: ParallelOptions; stream?: boolean } = {},
+): Promise<Outcome> {
   rmSync(outFile, { force: true });
   const p = parseSortArgv(args, compat, 'page_owner_sort');
   if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
   let stdout = '';
   let stderr = '';
   const out: Buffer[] = [];
-  await runPageOwnerSort(p.config, p.config.input, {
-    progressOut: (s) => {
-      stdout += s;
+  const input = how.stream ? createReadStream(p.config.input, { highWaterMark: 50_000 }) : p.config.input;
+  await runPageOwnerSort(
+    p.config,
+    input,
+    {
+      progressOut: (s) => {
+        stdout += s;
+      },
+      errOut: (s) => {
+        stderr += s;
+      },
+      write: (s) => out.push(s),
     },
-    errOut: (s) => {
-      stderr += s;
-    },
-    write: (s) => out.push(s),
-  });
+    how.parallel,
+  );
   writeFileSync(outFile, Buffer.concat(out));
   return { status: 0, stdout, stderr, output: readFileSync(outFile, 'latin1') };
 }
 
-async function compare(compat: SortCompat, opts: string[], input: string) {
+async function compare(
+  compat: SortCompat,
+  opts: string[],
+  input: string,
+  how: { parallel?: ParallelOptions; stream?: boolean } = {},
+) {
   const c = runC(compat, [...opts, input, join(tmp, 'c.out')], join(tmp, 'c.out'));
-  const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], join(tmp, 'o.out'));
+  const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], join(tmp, 'o.out'), how);
   expect(o.status).toBe(c.status);
   expect(o.stderr).toBe(c.stderr);
   expect(o.stdout).toBe(c.stdout);
@@ -124,6 +142,49 @@ for (const compat of ['6.12', '6.1'] as const) {
         expect(nonEmpty).toBeGreaterThan(matrix.length / 2);
       }, 120_000);
     }
+  });
+}
+
+// Dumps as a busy machine's: every record its own pid (1..4194304), stacks varied 20
+// ways, and records of other forms spliced in; read by worker threads from the file (in
+// 256 KiB chunks), from a stream, and in this thread.
+const VARIED_MATRIX: string[][] = [
+  [],
+  ['-m'],
+  ['-n'],
+  ['-p'],
+  ['-s'],
+  ['-a'],
+  ['--cull=stacktrace', '-m'],
+  ['--cull=pid,name,allocator'],
+  ['--cull=st', '--pid=77,78,79,80,81,82'],
+];
+
+for (const kernel of ['6.12', '6.1'] as const) {
+  describe(`varied dump from lab-${kernel}-demo records`, () => {
+    const dump = join(tmp, `varied-${kernel}`);
+    const made = writeVariedDump(dump, {
+      source: join(sharedMoment(kernel, 'after'), 'page_owner'),
+      bytes: 3 << 20,
+      variants: 20,
+      seed: 5,
+      odd: [...ODD_RECORDS, ...GARBAGE_RECORDS],
+      every: 211,
+    });
+    for (const compat of ['6.12', '6.1'] as const) {
+      it(`${compat}: ${VARIED_MATRIX.length} option sets, worker threads over the file`, async () => {
+        await made;
+        for (const opts of VARIED_MATRIX)
+          await compare(compat, opts, dump, { parallel: { workers: 2, chunkBytes: 256 << 10 } });
+      }, 300_000);
+    }
+    it('6.12: a stream read by worker threads, and this thread, give the same bytes', async () => {
+      await made;
+      for (const opts of [[], ['--cull=stacktrace', '-m']]) {
+        await compare('6.12', opts, dump, { stream: true, parallel: { workers: 2, chunkBytes: 300_000 } });
+        await compare('6.12', opts, dump, { parallel: { workers: 0, chunkBytes: 100_000 } });
+      }
+    }, 300_000);
   });
 }
 

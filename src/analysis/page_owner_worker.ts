@@ -3,13 +3,13 @@
  * ChunkScanner and posts each ChunkResult back (its typed arrays moved, not copied).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from './page_owner_parallel.js';
-import { ChunkScanner, PageOwnerDict, type ScannerOptions } from './page_owner_scan.js';
+import { ChunkScanner, PageOwnerDict } from './page_owner_scan.js';
 
 const port = parentPort!;
-const opts = (workerData as { scanner: ScannerOptions }).scanner;
-const sc = new ChunkScanner(new PageOwnerDict(opts.keepLines ?? true), opts);
+// A new scanner (and dict) for every scan: a worker serves one scan after another.
+let sc = new ChunkScanner(new PageOwnerDict());
 let buf = Buffer.allocUnsafe(0);
 let fd = -1;
 let fdPath = '';
@@ -84,7 +84,13 @@ function post(result: ReturnType<ChunkScanner['flush']>): void {
 
 port.on('message', (m: ToWorker) => {
   try {
-    if (m.type === 'range') range(m);
+    if (m.type === 'start') {
+      sc = new ChunkScanner(new PageOwnerDict(), m.scanner);
+      buf = Buffer.allocUnsafe(0);
+      // The file may have been replaced since the last scan.
+      if (fd >= 0) closeSync(fd);
+      fd = -1;
+    } else if (m.type === 'range') range(m);
     else if (m.type === 'bytes') {
       const b = Buffer.from(m.buf, 0, m.length);
       sc.resetPfn();
@@ -92,6 +98,7 @@ port.on('message', (m: ToWorker) => {
       post(sc.flush(m.seq));
     } else {
       if (fd >= 0) closeSync(fd);
+      fd = -1;
       port.close();
     }
   } catch (e) {

@@ -268,6 +268,12 @@ export class StackTable {
       if (ka === kb) continue;
       const ta = ft.keys[ka]!;
       const tb = ft.keys[kb]!;
+      if (ta.includes(';') || tb.includes(';')) {
+        // A name with ";" in it blurs where frames start: compare the whole keys.
+        const x = this.keyOf(a);
+        const y = this.keyOf(b);
+        return x < y ? -1 : x > y ? 1 : 0;
+      }
       // One key a prefix of the other: what follows it (";" or the end) decides.
       if (tb.length > ta.length && tb.startsWith(ta)) {
         if (i === na - 1) return -1;
@@ -415,10 +421,14 @@ export class StackAggregator {
     const w = (by === 'count' ? this.count : by === 'bytes' ? this.bytes : this.pages).data;
     const ids = this.ids.data;
     const t = this.stacks;
-    const order = Array.from({ length: this.ids.length }, (_, g) => g).sort(
-      (a, b) => w[b]! - w[a]! || t.compareKeys(ids[a]!, ids[b]!),
-    );
-    return order.slice(0, Math.min(limit, order.length)).map((g) => this.group(g, display));
+    const n = this.ids.length;
+    // Only groups weighing at least the limit-th largest weight can be in the answer.
+    let min = Number.NEGATIVE_INFINITY;
+    if (limit < n) min = Float64Array.from(w.subarray(0, n)).sort()[n - limit]!;
+    const candidates: number[] = [];
+    for (let g = 0; g < n; g++) if (w[g]! >= min) candidates.push(g);
+    candidates.sort((a, b) => w[b]! - w[a]! || t.compareKeys(ids[a]!, ids[b]!));
+    return candidates.slice(0, Math.min(limit, candidates.length)).map((g) => this.group(g, display));
   }
 }
 
