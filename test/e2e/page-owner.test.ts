@@ -36,6 +36,36 @@ describe('memsleuth page-owner sort', () => {
   });
 });
 
+describe('worker threads from the built CLI (dist/)', () => {
+  it('sort and top give the same bytes with and without workers', async () => {
+    const { writeVariedDump, ODD_RECORDS } = await import('../page-owner-c/varied.js');
+    const f = join(tmp, 'varied');
+    await writeVariedDump(f, {
+      source: dump('6.12', 'after'),
+      bytes: 2 << 20,
+      variants: 10,
+      seed: 4,
+      odd: ODD_RECORDS,
+      every: 101,
+    });
+    const c = join(tmp, 'c.out');
+    spawnSync(pageOwnerSortBinary('6.12'), [f, c]);
+    const threads = { MEMSLEUTH_WORKERS: '2', MEMSLEUTH_CHUNK_KB: '200' };
+    const out = join(tmp, 'w.out');
+    const r = runCli(['page-owner', 'sort', f, out], { env: threads });
+    expect(r.status).toBe(0);
+    expect(readFileSync(out, 'latin1') === readFileSync(c, 'latin1')).toBe(true);
+    const top = (env: Record<string, string>) =>
+      JSON.parse(runCli(['page-owner', 'top', f, '--json'], { env }).stdout) as { groups: unknown[] };
+    const a = top(threads);
+    expect(a.groups.length).toBeGreaterThan(100);
+    expect(a).toEqual(top({ MEMSLEUTH_WORKERS: '0' }));
+    const bad = runCli(['page-owner', 'top', f], { env: { MEMSLEUTH_WORKERS: 'many' } });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/MEMSLEUTH_WORKERS: expected a whole number/);
+  });
+});
+
 describe('memsleuth page-owner top', () => {
   it('a pipe gives the same result as the file', () => {
     const fromFile = runCli(['page-owner', 'top', dump('6.12', 'after'), '--json']);

@@ -10,6 +10,7 @@ import {
   type PageAllocator,
   type PageOwnerGroupBy,
 } from '../../analysis/page_owner.js';
+import type { ParallelOptions } from '../../analysis/page_owner_parallel.js';
 import {
   parseSortArgv,
   runPageOwnerSort,
@@ -108,11 +109,34 @@ export function streamProgress(ctx: CommandContext, what: string) {
   };
 }
 
+/**
+ * Worker threads and chunk size from MEMSLEUTH_WORKERS and MEMSLEUTH_CHUNK_KB (tuning and
+ * tests; by default a file of 64 MiB or more is scanned by one worker per core).
+ */
+function parallelOptions(ctx: CommandContext): ParallelOptions {
+  const out: ParallelOptions = {};
+  const num = (name: string) => {
+    const v = ctx.env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0)
+      throw new MemsleuthError('USAGE', `${name}: expected a whole number, found ${JSON.stringify(v)}`);
+    return n;
+  };
+  const workers = num('MEMSLEUTH_WORKERS');
+  const kb = num('MEMSLEUTH_CHUNK_KB');
+  if (workers !== undefined) out.workers = workers;
+  if (kb !== undefined) out.chunkBytes = Math.max(kb, 4) * 1024;
+  return out;
+}
+
 const pageOwnerSortDetails =
   'Takes exactly the options of tools/mm/page_owner_sort (6.7+) and writes the same bytes;\n' +
   '`--compat 6.1` (first argument) switches to tools/vm/page_owner_sort of 5.18-6.6\n' +
   '(-r, -f, --cull free, --sort ft, timestamps kept). `-` reads stdin / writes stdout;\n' +
-  'pipes and /sys/kernel/debug/page_owner work directly; records have no size limit.\n';
+  'pipes and /sys/kernel/debug/page_owner work directly; records have no size limit.\n' +
+  'A file of 64 MiB or more is read by one worker thread per core (MEMSLEUTH_WORKERS=N\n' +
+  'sets the number, 0 none).\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
@@ -186,24 +210,29 @@ export const pageOwnerSortCommand = defineCommand({
     }
     const prog = streamProgress(ctx, 'page-owner sort');
     try {
-      await runPageOwnerSort(cfg, input, {
-        // With the output on stdout the C tool's "loaded N" lines go to stderr instead.
-        progressOut: (s) => {
-          if (toStdout) {
-            if (!ctx.stderrIsTTY) return;
-            ctx.stderr.write(s);
-          } else ctx.stdout.write(s);
+      await runPageOwnerSort(
+        cfg,
+        input,
+        {
+          // With the output on stdout the C tool's "loaded N" lines go to stderr instead.
+          progressOut: (s) => {
+            if (toStdout) {
+              if (!ctx.stderrIsTTY) return;
+              ctx.stderr.write(s);
+            } else ctx.stdout.write(s);
+          },
+          errOut: (s) => ctx.stderr.write(s),
+          write: (b) => {
+            if (toStdout) ctx.stdout.write(b);
+            else {
+              let off = 0;
+              while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+            }
+          },
+          onProgress: prog.update,
         },
-        errOut: (s) => ctx.stderr.write(s),
-        write: (b) => {
-          if (toStdout) ctx.stdout.write(b);
-          else {
-            let off = 0;
-            while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-          }
-        },
-        onProgress: prog.update,
-      });
+        parallelOptions(ctx),
+      );
     } finally {
       prog.done();
       if (fd !== 1) closeSync(fd);
@@ -308,6 +337,7 @@ export const pageOwnerTopCommand = defineCommand({
     let r: Awaited<ReturnType<typeof groupPageOwner>>;
     try {
       r = await groupPageOwner(dump.input, {
+        ...parallelOptions(ctx),
         by,
         pageSizeBytes,
         file: dump.file,
@@ -401,6 +431,7 @@ export const pageOwnerDiffCommand = defineCommand({
     let d: Awaited<ReturnType<typeof diffPageOwner>>;
     try {
       d = await diffPageOwner(before.input, after.input, {
+        ...parallelOptions(ctx),
         by,
         pageSizeBytes,
         beforeFile: before.file,
