@@ -184,8 +184,15 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
         { workers: 0 },
         { workers: 2, chunkBytes: 200_000 },
         { stream: true, workers: 2, chunkBytes: 150_000 },
+        // A pipe read here until it passes 300 kB, then by worker threads.
+        { stream: true, minParallelBytes: 300_000, chunkBytes: 100_000 },
       ]) {
-        const { stream, ...parallel } = how as { stream?: boolean; workers: number; chunkBytes?: number };
+        const { stream, ...parallel } = how as {
+          stream?: boolean;
+          workers?: number;
+          chunkBytes?: number;
+          minParallelBytes?: number;
+        };
         const input = stream ? createReadStream(dump, { highWaterMark: 40_000 }) : dump;
         const got = await groupPageOwner(input, { by, ...o, ...parallel });
         expect(got.records).toBe(want.records);

@@ -90,14 +90,25 @@ export async function scanChunks(
     if (st.isFile()) size = st.size;
   }
   const cores = Math.max(1, availableParallelism());
-  let workers = opts.workers;
-  if (workers === undefined) {
-    const min = opts.minParallelBytes ?? 64 << 20;
-    workers = cores > 1 && (size < 0 ? typeof input !== 'string' : size >= min) ? cores : 0;
-    // A stream of unknown size: only worth it when it is big; start in the calling
-    // thread unless asked (the cost of a worker is about 10 MB and 30 ms).
-    if (size < 0) workers = 0;
+  const min = opts.minParallelBytes ?? 64 << 20;
+  if (size < 0 && opts.workers === undefined && cores > 1) {
+    // A pipe: read here; once it has brought `min` bytes, hand the rest to workers.
+    const stream =
+      typeof input === 'string'
+        ? (await open(input, 'r')).createReadStream({ highWaterMark: 1 << 20 })
+        : input;
+    return scanStreamHybrid(
+      stream as AsyncIterable<Buffer | string>,
+      dict,
+      scanner,
+      consume,
+      cores,
+      min,
+      chunkBytes,
+      opts.onProgress,
+    );
   }
+  const workers = opts.workers ?? (cores > 1 && size >= min ? cores : 0);
   if (workers <= 0 || (size >= 0 && size <= chunkBytes)) {
     return scanHere(input, dict, scanner, consume, chunkBytes, opts.onProgress);
   }
@@ -105,6 +116,73 @@ export async function scanChunks(
     return scanFileInWorkers(input, size, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
   }
   return scanStreamInWorkers(input, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
+}
+
+/** What the calling thread hands over to workers when a pipe turns out to be big. */
+interface Handoff {
+  pending: Buffer;
+  seq: number;
+  offset: number;
+  blocks: number;
+}
+
+async function scanStreamHybrid(
+  input: AsyncIterable<Buffer | string>,
+  dict: PageOwnerDict,
+  opts: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  workers: number,
+  min: number,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const it = input[Symbol.asyncIterator]();
+  const sc = new ChunkScanner(dict, opts, false);
+  let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
+  let have = 0;
+  let base = 0;
+  let seq = 0;
+  let blocks = 0;
+  let lastReport = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
+      base += pos;
+      const c = sc.flush(seq++);
+      blocks += blocksIn(c);
+      consume(c);
+      const done = { bytes: base, blocks };
+      onProgress?.(done);
+      return done;
+    }
+    const chunk = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
+    if (have + chunk.length > work.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + chunk.length));
+      work.copy(bigger, 0, 0, have);
+      work = bigger;
+    }
+    chunk.copy(work, have);
+    have += chunk.length;
+    if (have < chunkBytes) continue;
+    const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
+    if (pos > 0) {
+      work.copy(work, 0, pos, have);
+      have -= pos;
+      base += pos;
+      const c = sc.flush(seq++);
+      blocks += blocksIn(c);
+      consume(c);
+    }
+    if (onProgress && base - lastReport >= 8 << 20) {
+      lastReport = base;
+      onProgress({ bytes: base + have, blocks });
+    }
+    if (base >= min) break;
+  }
+  const rest: AsyncIterable<Buffer | string> = { [Symbol.asyncIterator]: () => it };
+  const handoff: Handoff = { pending: Buffer.from(work.subarray(0, have)), seq, offset: base, blocks };
+  return scanStreamInWorkers(rest, dict, opts, consume, workers, chunkBytes, onProgress, handoff);
 }
 
 /** The calling thread reads and scans (a reused buffer; the scanner's dict is `dict`). */
@@ -183,11 +261,13 @@ async function scanHere(
 
 /** Results may come back out of order: hand them on in sequence. */
 class InOrder {
-  private next = 0;
   private readonly waiting = new Map<number, { c: ChunkResult; mapper: DictMapper }>();
-  blocks = 0;
-  bytes = 0;
-  constructor(private readonly consume: (c: ChunkResult) => void) {}
+  constructor(
+    private readonly consume: (c: ChunkResult) => void,
+    private next = 0,
+    public bytes = 0,
+    public blocks = 0,
+  ) {}
   put(c: ChunkResult, mapper: DictMapper): void {
     this.waiting.set(c.seq, { c, mapper });
     for (;;) {
@@ -385,16 +465,17 @@ async function scanStreamInWorkers(
   workers: number,
   chunkBytes: number,
   onProgress?: (p: ScanProgress) => void,
+  from: Handoff = { pending: Buffer.alloc(0), seq: 0, offset: 0, blocks: 0 },
 ): Promise<ScanTotals> {
   const pool = startPool(workers, scanner, dict);
-  const order = new InOrder(consume);
+  const order = new InOrder(consume, from.seq, from.offset, from.blocks);
   const source: AsyncIterator<Buffer | string> =
     typeof input === 'string'
       ? (await open(input, 'r')).createReadStream({ highWaterMark: 1 << 20 })[Symbol.asyncIterator]()
       : (input as Readable | AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
-  let pending = Buffer.alloc(0);
-  let offset = 0;
-  let seq = 0;
+  let pending = from.pending;
+  let offset = from.offset;
+  let seq = from.seq;
   let ended = false;
   let reading: Promise<ToWorker | undefined> | undefined;
   // One reader: each request takes the next chunk cut at the last blank line.

@@ -183,6 +183,10 @@ for (const kernel of ['6.12', '6.1'] as const) {
       for (const opts of [[], ['--cull=stacktrace', '-m']]) {
         await compare('6.12', opts, dump, { stream: true, parallel: { workers: 2, chunkBytes: 300_000 } });
         await compare('6.12', opts, dump, { parallel: { workers: 0, chunkBytes: 100_000 } });
+        await compare('6.12', opts, dump, {
+          stream: true,
+          parallel: { minParallelBytes: 500_000, chunkBytes: 90_000 },
+        });
       }
     }, 300_000);
   });
