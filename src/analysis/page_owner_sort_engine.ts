@@ -486,7 +486,7 @@ class Rows {
     let slot = h & mask;
     while (this.slots[slot]! >= 0) slot = (slot + 1) & mask;
     this.slots[slot] = row;
-    if (this.length * 4 > this.slots.length * 3) this.rehash();
+    if (this.length * 2 > this.slots.length) this.rehash();
     return row;
   }
 
@@ -528,8 +528,9 @@ class Rows {
 
 /** Output buffer: bytes written in place, flushed in pieces of about 1 MiB. */
 class Out {
-  private buf = Buffer.allocUnsafe(1 << 20);
-  private p = 0;
+  /** Written by callers that reserved room() first (the hot loop of output()). */
+  buf = Buffer.allocUnsafe(1 << 20);
+  p = 0;
   constructor(private readonly write: (b: Buffer) => void) {}
   room(n: number): void {
     if (this.p + n <= this.buf.length) return;
@@ -616,6 +617,32 @@ class Out {
       this.p = 0;
     }
   }
+}
+
+/** Digits of a whole number 0 <= n < 2^32 at b[p...]; returns the new position. */
+function putInt(b: Buffer, p: number, n: number): number {
+  if (n < 10) {
+    b[p] = 48 + n;
+    return p + 1;
+  }
+  let digits = 2;
+  for (let q = 100; n >= q && digits < 10; q *= 10) digits++;
+  let e = p + digits;
+  let x = n;
+  while (e > p) {
+    const d = x % 10;
+    b[--e] = 48 + d;
+    x = (x - d) / 10;
+  }
+  return p + digits;
+}
+
+/** Bytes of `v` at b[p...]; returns the new position. */
+function put(b: Buffer, p: number, v: Uint8Array): number {
+  const n = v.length;
+  if (n <= 24) for (let i = 0; i < n; i++) b[p + i] = v[i]!;
+  else b.set(v, p);
+  return p + n;
 }
 
 const TIMES = Buffer.from(' times, ', 'latin1');
@@ -1515,7 +1542,7 @@ export class SortEngine {
    * Writes a rest: from one copy of every stack's text when they fit in 64 MiB
    * together (one copy per record), else line by line.
    */
-  private restWriter(out: Out): (id: number) => void {
+  private restWriter(out: Out): { write: (id: number) => void; views?: Uint8Array[] } {
     const d = this.dict;
     const r = d.rests;
     const lines = d.lines;
@@ -1536,18 +1563,20 @@ export class SortEngine {
         }
         restViews[id] = arena.subarray(at, p);
       }
-      return (id) => out.view(restViews[id]!);
+      return { write: (id) => out.view(restViews[id]!), views: restViews };
     }
     const lineViews: Uint8Array[] = new Array(lines.size);
     for (let i = 0; i < lines.size; i++)
       lineViews[i] = lines.arena.data.subarray(lines.starts.data[i]!, lines.ends.data[i]!);
-    return (id) => {
-      const s = r.lineStart.data[id]!;
-      const n = r.lineCount.data[id]!;
-      for (let j = 0; j < n; j++) {
-        out.view(lineViews[r.lines.data[s + j]!]!);
-        out.byte(10);
-      }
+    return {
+      write: (id) => {
+        const s = r.lineStart.data[id]!;
+        const n = r.lineCount.data[id]!;
+        for (let j = 0; j < n; j++) {
+          out.view(lineViews[r.lines.data[s + j]!]!);
+          out.byte(10);
+        }
+      },
     };
   }
 
@@ -1582,7 +1611,7 @@ export class SortEngine {
       }
       return v;
     };
-    const writeRest = this.restWriter(out);
+    const { write: writeRest, views: restViews } = this.restWriter(out);
     const comms = d.comms;
     for (let i = 0; i < order.length; i++) {
       const row = order[i]!;
@@ -1590,6 +1619,30 @@ export class SortEngine {
       if (cull === 0) {
         const tmpl = rows.tmpl.get(row);
         const pages = Math.imul(num, this.rowPageNum(row));
+        const form = tmpl === NONE ? 0 : rows.form.get(row);
+        if (restViews && form === 0 && tmpl !== NONE && pages >= 0) {
+          // The usual row, written in place after one check for room.
+          const head = tmplHead[tmpl]!;
+          const comm = tmplComm[tmpl]!;
+          const rest = restViews[rows.rest.get(row)]!;
+          const alloc = pagesAllocView(rows.alloc.get(row));
+          out.room(80 + head.length + comm.length + rest.length + alloc.length);
+          const b = out.buf;
+          let p = putInt(b, out.p, num);
+          p = put(b, p, TIMES);
+          p = putInt(b, p, pages);
+          p = put(b, p, alloc);
+          p = put(b, p, head);
+          p = putInt(b, p, rows.pid.get(row));
+          p = put(b, p, TGID);
+          p = putInt(b, p, rows.tgid.get(row));
+          p = put(b, p, comm);
+          p = put(b, p, NS_NL);
+          p = put(b, p, rest);
+          b[p++] = 10;
+          out.p = p;
+          continue;
+        }
         out.int(num);
         out.view(TIMES);
         out.int(pages);
@@ -1601,7 +1654,6 @@ export class SortEngine {
           out.view(TGID);
           out.int(rows.tgid.get(row));
           out.view(tmplComm[tmpl]!);
-          const form = rows.form.get(row);
           const w = rows.wide;
           if (form & 1) {
             const n3 = w![4].get(row);
