@@ -724,8 +724,18 @@ export class SortEngine {
     if (this.cfg.debug) this.io.errOut(s);
   };
 
+  private lastTmplKey = -1;
+  private lastTmpl = 0;
+
   private template(prefix: number, comm: number): number {
     const k = prefix * 0x100000 + comm;
+    if (k === this.lastTmplKey) return this.lastTmpl;
+    this.lastTmplKey = k;
+    this.lastTmpl = this.templateOf(k, prefix, comm);
+    return this.lastTmpl;
+  }
+
+  private templateOf(k: number, prefix: number, comm: number): number {
     let t = this.tmplOf.get(k);
     if (t === undefined) {
       t = this.tmplPrefix.length;
