@@ -1549,7 +1549,7 @@ export class SortEngine {
   // ---- output ----
 
   /**
-   * Writes a rest: from one copy of every stack's text when they fit in 64 MiB
+   * Writes a rest: from one copy of every stack's text when they fit in 32 MiB
    * together (one copy per record), else line by line.
    */
   private restWriter(out: Out): { write: (id: number) => void; views?: Uint8Array[] } {
@@ -1558,7 +1558,7 @@ export class SortEngine {
     const lines = d.lines;
     let total = 0;
     for (let i = 0; i < r.size; i++) total += r.len.data[i]!;
-    if (total <= 64 << 20) {
+    if (total <= 32 << 20) {
       const arena = Buffer.allocUnsafe(total);
       const restViews: Uint8Array[] = new Array(r.size);
       let p = 0;
