@@ -142,20 +142,6 @@ export function hashBytesDv(b: Uint8Array, dv: DataView, s: number, e: number): 
   return fmix32(h);
 }
 
-/**
- * A cheap hash of a page_owner header prefix: its length and a few of its bytes (the
- * order and mask, and the end of the GFP flags). Strings that share them share a hash;
- * ByteInterner checks every byte anyway.
- */
-export function hashSampled(b: Uint8Array, s: number, e: number): number {
-  const n = e - s;
-  if (n < 40) return hashBytes(b, s, e);
-  let h = Math.imul(n, M2);
-  for (let k = 25; k < 37; k++) h = Math.imul(h ^ b[s + k]!, M1);
-  for (let k = e - 8; k < e; k++) h = Math.imul(h ^ b[k]!, M1);
-  return fmix32(h);
-}
-
 /** Hash of a few 32-bit integers (group keys made of ids). */
 export function hashInts(a: number, b: number, c: number, d: number): number {
   let h = Math.imul(a ^ 0x27d4eb2d, M2);
@@ -171,14 +157,19 @@ export function hashInts(a: number, b: number, c: number, d: number): number {
  */
 export class ByteInterner {
   readonly arena = new ByteArena();
-  /** `sampled`: hash with hashSampled (for long strings that differ early or late). */
-  constructor(private readonly sampled = false) {}
+  /**
+   * `exact` (the default): looked up by hashBytes, checked byte for byte. `fingerprint`:
+   * looked up by the 64-bit hashBytesDv and its length, never compared (for strings met
+   * once per record: the task name of a page_owner header; see internFp).
+   */
+  constructor(private readonly mode: 'exact' | 'fingerprint' = 'exact') {}
   private hashOf(b: Uint8Array, s: number, e: number): number {
-    return this.sampled ? hashSampled(b, s, e) : hashBytes(b, s, e);
+    return hashBytes(b, s, e);
   }
   readonly starts = new U32Column();
   readonly ends = new U32Column();
   private hashes = new U32Column();
+  private hashes2 = new U32Column();
   private slots = new Int32Array(1 << 10).fill(-1);
   private texts: (string | undefined)[] = [];
 
@@ -186,8 +177,42 @@ export class ByteInterner {
     return this.starts.length;
   }
 
+  /**
+   * Id of bytes [s, e) of a fingerprint interner (`dv`: a DataView of the memory of `b`),
+   * added when new.
+   */
+  internFp(b: Uint8Array, dv: DataView, s: number, e: number): number {
+    const h = hashBytesDv(b, dv, s, e);
+    const h2 = hash2.value >>> 0;
+    const hu = h >>> 0;
+    const n = e - s;
+    const mask = this.slots.length - 1;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.slots[slot]!;
+      if (id < 0) break;
+      if (
+        this.hashes.data[id] === hu &&
+        this.hashes2.data[id] === h2 &&
+        this.ends.data[id]! - this.starts.data[id]! === n
+      )
+        return id;
+      slot = (slot + 1) & mask;
+    }
+    const id = this.starts.length;
+    const at = this.arena.append(b, s, e);
+    this.starts.push(at);
+    this.ends.push(at + n);
+    this.hashes.push(hu);
+    this.hashes2.push(h2);
+    this.slots[slot] = id;
+    if ((id + 1) * 2 > this.slots.length) this.rehash();
+    return id;
+  }
+
   /** Id of bytes [s, e) of `b`, added when new. `h` is hashBytes(b, s, e). */
   intern(b: Uint8Array, s: number, e: number, h = this.hashOf(b, s, e)): number {
+    if (this.mode === 'fingerprint') return this.internFp(b, new DataView(b.buffer, b.byteOffset, b.length), s, e);
     const mask = this.slots.length - 1;
     const a = this.arena.data;
     const n = e - s;
@@ -223,6 +248,7 @@ export class ByteInterner {
 
   /** Id of bytes [s, e), or -1 when they were never interned. */
   find(b: Uint8Array, s: number, e: number, h = this.hashOf(b, s, e)): number {
+    if (this.mode === 'fingerprint') throw new Error('find() on a fingerprint interner');
     const mask = this.slots.length - 1;
     const a = this.arena.data;
     const n = e - s;

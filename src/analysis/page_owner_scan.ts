@@ -12,9 +12,9 @@
  * (5.19-6.6 add `, free_ts N ns`; 6.9+ print the PFN in hex). The scanner reads such a
  * record straight from the bytes and turns it into one tuple of small integers: the
  * header's prefix (up to `, pid `), the task name and the stack (everything after the PFN
- * line) as interned ids, pid and tgid as order-keeping codes of their digits, and what
- * the PFN line says (CMA, slab, migratetype). No string is built for a record whose parts
- * were seen before. A stack is identified by a 64-bit hash of its bytes and its length
+ * line) as interned ids, pid and tgid as numbers (ts and free_ts as order-keeping codes
+ * of their digits), and what the PFN line says (CMA, slab, migratetype). No string is
+ * built for a record whose parts were seen before. A stack is identified by a 64-bit hash of its bytes and its length
  * (the chance that two distinct stacks of one dump collide is about n^2/2^65: below
  * 1e-7 for a million stacks); the lines of a new stack are interned exactly.
  *
@@ -24,7 +24,7 @@
  *
  * A scanner runs in the main thread or in a worker; its ids are local, and what it
  * interned since the last chunk travels with the chunk (`ChunkResult`), so that the
- * main thread can map them to its own tables (PageOwnerDict.absorb).
+ * main thread can map them to its own tables (DictMapper).
  */
 import { ByteInterner, F64Column, hash2, hashBytesDv, U32Column } from './intern.js';
 
@@ -160,24 +160,6 @@ export function digitsOf(code: number, width = 9): string {
   return s;
 }
 
-/** Digits of a code into `out` at `p`; returns the new position. */
-export function writeDigitCode(code: number, out: Uint8Array, p: number, width = 9): number {
-  let n = 0;
-  let c = code;
-  for (let k = 0; k < width; k++) {
-    if (c % 11 > 0) n++;
-    c = Math.floor(c / 11);
-  }
-  let q = p + n;
-  c = code;
-  for (let k = 0; k < width; k++) {
-    const d = c % 11;
-    c = (c - d) / 11;
-    if (d > 0) out[--q] = 47 + d;
-  }
-  return p + n;
-}
-
 /**
  * Distinct stacks (the bytes after the PFN line), by 64-bit hash and length, each with
  * its lines (ids of a ByteInterner) and flags. About 30 bytes plus 4 per line.
@@ -271,9 +253,9 @@ export class PageOwnerDict {
   }
 
   /** Header text up to `, pid ` (order, mask, GFP flags). */
-  readonly prefixes = new ByteInterner(true);
+  readonly prefixes = new ByteInterner('fingerprint');
   /** Task names (between `tgid N (` and the last `), ts `). */
-  readonly comms = new ByteInterner();
+  readonly comms = new ByteInterner('fingerprint');
   /** Migratetype names from PFN lines. */
   readonly migratetypes = new ByteInterner();
   /** Lines of stacks, without their "\n". */
@@ -659,8 +641,8 @@ export class ChunkScanner {
       const ps = he + 1;
       let meta = this.pfnMeta;
       // Header parts.
-      const prefixId = dict.prefixes.intern(b, s, v.prefixE);
-      const commId = this.wantComms ? dict.comms.intern(b, v.commS, v.commE) : 0;
+      const prefixId = dict.prefixes.internFp(b, dv, s, v.prefixE);
+      const commId = this.wantComms ? dict.comms.internFp(b, dv, v.commS, v.commE) : 0;
       if (!dict.checkPrefix(prefixId) || (this.wantComms && !dict.checkComm(commId))) {
         this.oddBlock(b, s, e, offset, false);
         continue;

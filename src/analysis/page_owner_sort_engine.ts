@@ -544,16 +544,6 @@ class Out {
     for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
     this.p = p;
   }
-  bytes(src: Uint8Array, s: number, e: number): void {
-    this.room(e - s);
-    const b = this.buf;
-    let p = this.p;
-    if (e - s > 48) {
-      b.set(src.subarray(s, e), p);
-      p += e - s;
-    } else for (let i = s; i < e; i++) b[p++] = src[i]!;
-    this.p = p;
-  }
   byte(c: number): void {
     this.room(1);
     this.buf[this.p++] = c;
