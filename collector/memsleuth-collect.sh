@@ -3,7 +3,7 @@
 # directory (or .tar.gz bundle) on machines without Node. POSIX sh with busybox
 # applets only (cat, mkdir, rm, mv, dirname, sort, uniq, awk, tar, uname, date, wc); runs under
 # busybox sh, dash and bash. It writes the same layout and manifest.json as
-# `memsleuth snapshot` (src/capture/layout.ts), which reads and analyses the result.
+# `memsleuth snapshot` (src/model/snapshot.ts), which reads and analyses the result.
 #
 # Read-only by default: the only write to the kernel is `--kmemleak-scan`.
 #
@@ -129,7 +129,7 @@ copy() {
   return 1
 }
 
-# source NAME LIVE-PATH ENABLE: a system-wide source (the SYSTEM_SOURCES table in layout.ts).
+# source NAME LIVE-PATH ENABLE: a system-wide source (the SYSTEM_SOURCES table in src/model/snapshot.ts).
 source_file() {
   if [ ! -r "$2" ] || [ -d "$2" ]; then
     missing "$1" "$(why_unreadable "$2")" "$3"
@@ -156,26 +156,23 @@ if [ "$kmemleak_scan" = 1 ]; then
   fi
 fi
 
+# BEGIN SOURCES: generated from SYSTEM_SOURCES in src/model/snapshot.ts (npm run collector:sources)
 source_file meminfo /proc/meminfo 'always present'
 source_file buddyinfo /proc/buddyinfo 'always present with CONFIG_PROC_FS'
 source_file slabinfo /proc/slabinfo 'needs root (mode 0400) and CONFIG_SLUB_DEBUG or CONFIG_SLAB'
-source_file vmallocinfo /proc/vmallocinfo \
-  'needs root (mode 0400); callers are hidden without CAP_SYSLOG (kptr_restrict)'
+source_file vmallocinfo /proc/vmallocinfo 'needs root (mode 0400); callers are hidden without CAP_SYSLOG (kptr_restrict)'
 source_file zoneinfo /proc/zoneinfo 'always present'
 source_file vmstat /proc/vmstat 'always present'
 source_file pagetypeinfo /proc/pagetypeinfo 'needs root (mode 0400 since 5.6)'
-source_file allocinfo /proc/allocinfo \
-  'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1'
+source_file allocinfo /proc/allocinfo 'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1'
 if [ "$page_owner" = 1 ]; then
-  source_file page_owner "$DEBUGFS/page_owner" \
-    'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root'
+  source_file page_owner "$DEBUGFS/page_owner" 'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root'
 else
   missing page_owner 'skipped (--no-page-owner)' 'omit --no-page-owner'
 fi
-source_file page_owner_stacks "$DEBUGFS/page_owner_stacks/show_stacks" \
-  'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root'
-source_file kmemleak "$DEBUGFS/kmemleak" \
-  'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan'
+source_file page_owner_stacks "$DEBUGFS/page_owner_stacks/show_stacks" 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root'
+source_file kmemleak "$DEBUGFS/kmemleak" 'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan'
+# END SOURCES
 
 # Slab call sites: debugfs slab/<cache>/{alloc,free}_traces (5.14+, caches with
 # slub_debug=U) and the older sysfs slab/<cache>/{alloc,free}_calls (<= 5.13).
@@ -248,7 +245,7 @@ if [ "$processes" = 1 ]; then
     fi
     got="proc/$pid/status"
     gone=0
-    for f in statm stat smaps smaps_rollup cmdline; do
+    for f in statm stat smaps smaps_rollup cmdline oom_score oom_score_adj; do
       [ "$f" = smaps ] && [ "$smaps" = 0 ] && continue
       if err=$(cat "$p/$f" 2>&1 >"$out/proc/$pid/$f"); then
         got="$got
@@ -288,7 +285,7 @@ proc/$pid/$f"
   rm -f "$proc_failures"
 fi
 
-# The manifest (the Manifest interface in src/capture/layout.ts).
+# The manifest (the Manifest interface in src/model/snapshot.ts).
 finished_uptime=$(uptime_now)
 page_size=$(awk '/^KernelPageSize:/ { print $2 * 1024; exit }' /proc/self/smaps 2>/dev/null)
 [ -n "$page_size" ] || page_size=4096

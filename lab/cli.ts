@@ -1,7 +1,8 @@
 /**
  * `npm run lab -- --kernel 6.12 --out DIR [--param rate=100 ...]`: build what is
  * missing, boot the lab guest once and leave the before/mid/after captures in DIR
- * for hands-on use (`memsleuth report DIR/after`).
+ * for hands-on use (`memsleuth report DIR/after`). With `--oom`, the OOM boot instead
+ * (lab/oom.ts): DIR/console.log holds its OOM-killer reports (`memsleuth oom DIR/console.log`).
  */
 import { parseArgs } from 'node:util';
 import {
@@ -11,8 +12,13 @@ import {
   type ModuleParams,
   runLab,
 } from './index.js';
+import { runOomLab } from './oom.js';
 
 const usage = `Usage: npm run lab -- --kernel 6.1|6.12 --out DIR [--param NAME=VALUE ...] [--timeout SECONDS]
+       npm run lab -- --kernel 6.1|6.12 --out DIR --oom [--timeout SECONDS]
+
+--oom boots the OOM scenario (lab/guest/oom.sh: a user-space hog, a memory cgroup, the
+module's page leak until the kernel panics) and writes DIR/console.log and DIR/dmesg-user.txt.
 
 Boots a lab kernel under qemu with the msl_leaky module and writes DIR/before, DIR/mid,
 DIR/after (snapshot directories), DIR/*.counters (the module's counters), DIR/dmesg.txt
@@ -22,7 +28,14 @@ and DIR/console.log. Module parameters (defaults): ${Object.entries(DEFAULT_MODU
 `;
 
 async function main(): Promise<number> {
-  let values: { kernel?: string; out?: string; param?: string[]; timeout?: string; help?: boolean };
+  let values: {
+    kernel?: string;
+    out?: string;
+    param?: string[];
+    timeout?: string;
+    oom?: boolean;
+    help?: boolean;
+  };
   try {
     values = parseArgs({
       options: {
@@ -30,6 +43,7 @@ async function main(): Promise<number> {
         out: { type: 'string' },
         param: { type: 'string', multiple: true },
         timeout: { type: 'string' },
+        oom: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -45,6 +59,16 @@ async function main(): Promise<number> {
   if (!kernel || !LAB_KERNELS.includes(kernel) || !values.out) {
     process.stderr.write(`lab: --kernel (${LAB_KERNELS.join(' or ')}) and --out are required\n${usage}`);
     return 2;
+  }
+  if (values.oom) {
+    const run = await runOomLab({
+      kernel,
+      outDir: values.out,
+      timeoutMs: values.timeout ? Number(values.timeout) * 1000 : undefined,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(`console\t${run.console}\ndmesg-user\t${run.dmesgUser}\n`);
+    return 0;
   }
   const params: Partial<ModuleParams> = {};
   for (const p of values.param ?? []) {

@@ -23,12 +23,25 @@ PACKAGES=(
   libelf-dev
   libssl-dev
   xz-utils
+  # the OOM boot's user-space hog (lab/guest/hog.c) is linked with gcc -static: libc.a
+  libc6-dev
   # processes: `pmap -x` parity tests (test/e2e/processes.test.ts, src/analysis/process.test.ts)
   procps
   # record & leaks: pidstat, the recorder-cost baseline of bench/leaks (npm run bench:leaks)
   sysstat
   # page_owner benchmark: /usr/bin/time -v for the C tool's peak RSS (npm run bench:page-owner)
   time
+  # symbolization (src/symbols): eu-addr2line resolves frames to file:line; binutils'
+  # objdump, readelf and addr2line are the tests' independent references
+  elfutils
+  binutils
+  # web: the browser tests (test/browser) drive Debian's chromium with playwright-core
+  chromium
+  # fleet: a real Prometheus and promtool (test/e2e/fleet.test.ts, bench/fleet), node_exporter for
+  # the names memsleuth shares with it (test/e2e/node-exporter.test.ts). Their services are not
+  # started by the install (see below): the tests start their own on loopback.
+  prometheus
+  prometheus-node-exporter
 )
 
 missing=()
@@ -42,6 +55,14 @@ if [ "$(id -u)" -eq 0 ]; then
   echo "ensure-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=900 update -qq >&2
+  # Packages with daemons (prometheus, prometheus-node-exporter) would start them, listening on
+  # every address: a policy-rc.d that refuses service starts keeps the machine as it was.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    trap 'rm -f "$policy"' EXIT
+    printf '#!/bin/sh\n# memsleuth ensure-deps: no service starts while installing\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+  fi
   apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >&2
 else
   echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { MemsleuthError } from '../src/model/errors.js';
 import { type LabKernel, type LabMoment, REPO_FIXTURES } from './paths.js';
 
-/** Every moment of both shared lab captures, for `it.each`. */
+/** Every moment of both lab fixtures (test/fixtures/lab-6.1, lab-6.12), for `it.each`. */
 export const LAB_MOMENTS: [LabKernel, LabMoment][] = (['6.1', '6.12'] as const).flatMap((k) =>
   (['before', 'mid', 'after'] as const).map((m): [LabKernel, LabMoment] => [k, m]),
 );

@@ -11,9 +11,10 @@
  * The capture's records are repeated in their own order (neighbouring records share
  * stacks as they do in a real dump) until the size is reached.
  */
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface DumpOptions {
@@ -131,24 +132,15 @@ export async function writeDump(path: string, opts: DumpOptions): Promise<DumpSt
 }
 
 /**
- * The newest lab capture of a kernel (`~/.cache/memsleuth-lab/captures-<kernel>-*`,
- * written by `npm run lab` or the lab tests), or MEMSLEUTH_BENCH_SOURCE.
+ * page_owner of a committed lab bundle (test/fixtures/lab-<kernel>/<moment>.tar.gz),
+ * extracted to a file under `dir`, or MEMSLEUTH_BENCH_SOURCE.
  */
-export function labPageOwner(kernel: '6.1' | '6.12', moment = 'after'): string {
+export function labPageOwner(kernel: '6.1' | '6.12', moment = 'after', dir = tmpdir()): string {
   const env = process.env.MEMSLEUTH_BENCH_SOURCE;
   if (env) return env;
-  const root = join(process.env.MEMSLEUTH_LAB_CACHE ?? join(homedir(), '.cache', 'memsleuth-lab'));
-  const dirs = existsSync(root)
-    ? readdirSync(root)
-        .filter((d) => d.startsWith(`captures-${kernel}-`))
-        .map((d) => join(root, d, moment, 'page_owner'))
-        .filter((f) => existsSync(f))
-        .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
-    : [];
-  if (!dirs[0]) {
-    throw new Error(
-      `no lab capture in ${root}: run \`npm run lab -- --kernel ${kernel}\` (or set MEMSLEUTH_BENCH_SOURCE to a page_owner dump)`,
-    );
-  }
-  return dirs[0];
+  const bundle = join(process.cwd(), 'test', 'fixtures', `lab-${kernel}`, `${moment}.tar.gz`);
+  if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the bench from the repository root`);
+  const file = join(dir, `bench-lab-${kernel}-${moment}-${process.pid}.page_owner`);
+  writeFileSync(file, execFileSync('tar', ['-xzOf', bundle, 'page_owner'], { maxBuffer: 1 << 30 }));
+  return file;
 }

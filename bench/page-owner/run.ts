@@ -35,6 +35,8 @@ const SIZE_V = Number(process.env.BENCH_STACK_VARIANTS ?? 100);
 const VARIANTS = list(process.env.BENCH_VARIANTS, [1, 10, 100, 1000]);
 const VARIANT_MB = Number(process.env.BENCH_VARIANT_MB ?? 256);
 const PARTS = (process.env.BENCH_PARTS ?? 'sizes,variants').split(',');
+/** The lab's page_owner dumps the bench dumps are made of (extracted in main). */
+const LAB = { after: '', before: '' };
 const runsFor = (mb: number) => Number(process.env.BENCH_RUNS ?? (mb <= 1024 ? 3 : 1));
 
 interface Run {
@@ -165,13 +167,13 @@ async function sizesPart(c612: string): Promise<SizeResult[]> {
     try {
       process.stderr.write(`building ${mib} MiB dumps (V=${SIZE_V})...\n`);
       const a = await writeDump(after, {
-        source: labPageOwner('6.12', 'after'),
+        source: LAB.after,
         bytes: mib << 20,
         variants: SIZE_V,
         seed: 1,
       });
       await writeDump(before, {
-        source: labPageOwner('6.12', 'before'),
+        source: LAB.before,
         bytes: mib << 20,
         variants: SIZE_V,
         seed: 2,
@@ -253,7 +255,7 @@ async function variantsPart(c612: string): Promise<VariantResult[]> {
     const outO = join(DIR, `pob-vo-${process.pid}.out`);
     try {
       await writeDump(dump, {
-        source: labPageOwner('6.12', 'after'),
+        source: LAB.after,
         bytes: VARIANT_MB << 20,
         variants: v,
         seed: 3,
@@ -290,8 +292,18 @@ async function main() {
     throw new Error('/usr/bin/time is missing (Debian package: time)');
   const c612 = pageOwnerSortBinary('6.12');
   header();
-  const sizes = PARTS.includes('sizes') ? await sizesPart(c612) : [];
-  const variants = PARTS.includes('variants') ? await variantsPart(c612) : [];
+  LAB.after = labPageOwner('6.12', 'after', DIR);
+  LAB.before = labPageOwner('6.12', 'before', DIR);
+  let sizes: SizeResult[];
+  let variants: VariantResult[];
+  try {
+    sizes = PARTS.includes('sizes') ? await sizesPart(c612) : [];
+    variants = PARTS.includes('variants') ? await variantsPart(c612) : [];
+  } finally {
+    // Files extracted from the committed bundles (not a MEMSLEUTH_BENCH_SOURCE given).
+    if (!process.env.MEMSLEUTH_BENCH_SOURCE)
+      for (const f of [LAB.after, LAB.before]) rmSync(f, { force: true });
+  }
   console.log(`\n== targets (load average at the end: ${loadavg()})`);
   const gib = sizes.find((s) => Math.abs(s.mb - 1073.7) < 60) ?? sizes[Math.min(1, sizes.length - 1)];
   if (gib) {

@@ -5,7 +5,9 @@
  * right culprit, with exact counts:
  *
  *   msl_slab_leak       kmalloc(slab_size), pointer dropped          every step
- *   msl_page_leak       alloc_pages(page_order), never freed         every page_every-th step
+ *   msl_page_leak       alloc_pages(page_order), never freed         every page_every-th step,
+ *                       page_burst times (1 by default; the OOM boot of lab/oom.ts
+ *                       raises it to run the kernel out of memory in seconds)
  *   msl_vmalloc_leak    vmalloc(vmalloc_pages pages), never freed    every vmalloc_every-th step
  *   msl_balanced_churn  kmalloc + alloc_pages kept on a list and freed every
  *                       churn_every-th step and at the end: never a leak
@@ -39,6 +41,9 @@ module_param(page_order, uint, 0444);
 MODULE_PARM_DESC(page_order, "order of each leaked page block");
 static unsigned int page_every = 4;
 module_param(page_every, uint, 0444);
+static unsigned int page_burst = 1;
+module_param(page_burst, uint, 0444);
+MODULE_PARM_DESC(page_burst, "page blocks leaked at each page-leak step");
 static unsigned int vmalloc_pages = 2;
 module_param(vmalloc_pages, uint, 0444);
 static unsigned int vmalloc_every = 10;
@@ -146,8 +151,12 @@ static noinline void msl_step(unsigned int i)
 {
 	msl_slab_leak();
 	barrier();
-	if (page_every && i % page_every == 0)
-		msl_page_leak();
+	if (page_every && i % page_every == 0) {
+		unsigned int j;
+
+		for (j = 0; j < page_burst; j++)
+			msl_page_leak();
+	}
 	barrier();
 	if (vmalloc_every && i % vmalloc_every == 0)
 		msl_vmalloc_leak();

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseVmstat } from '../sources/vmstat.js';
 import { parseZoneinfo } from '../sources/zoneinfo.js';
@@ -16,7 +16,7 @@ describe('computeAccounting', () => {
     ['6.12', 'before'],
     ['6.12', 'after'],
   ] as const)('lab %s %s: parts sum to MemTotal and match the meminfo fields', (kernel, moment) => {
-    const dir = sharedMoment(kernel, moment);
+    const dir = labFixture(kernel, moment);
     const m = parseMeminfo(readFileSync(join(dir, 'meminfo'), 'utf8'));
     const v = parseVmstat(readFileSync(join(dir, 'vmstat'), 'utf8'));
     const a = computeAccounting(m, v, 4096);
@@ -61,7 +61,7 @@ describe('computeAccounting', () => {
 
   it('lab 6.12: free pages on per-CPU lists move from unaccounted to free, and the page leak shows', () => {
     const acc = (moment: 'before' | 'after', withZones: boolean) => {
-      const dir = sharedMoment('6.12', moment);
+      const dir = labFixture('6.12', moment);
       const z = parseZoneinfo(readFileSync(join(dir, 'zoneinfo'), 'utf8'));
       const m = parseMeminfo(readFileSync(join(dir, 'meminfo'), 'utf8'));
       const a = computeAccounting(m, undefined, 4096, withZones ? zoneTotals(z, 4096) : undefined);
@@ -71,7 +71,7 @@ describe('computeAccounting', () => {
     const pcp = acc('before', true).parts.find((p) => p.name === 'pcp-free')!.bytes;
     expect(pcp).toBeGreaterThan(0);
     expect(acc('before', false).unaccountedBytes - acc('before', true).unaccountedBytes).toBe(pcp);
-    // demo_page_grab holds 100 order-1 blocks (800 KiB) that no counter sees.
+    // msl_page_leak holds 100 order-1 blocks (800 KiB) that no counter sees.
     const grown = acc('after', true).unaccountedBytes - acc('before', true).unaccountedBytes;
     expect(grown).toBeGreaterThan(800 * 1024 * 0.75);
     expect(grown).toBeLessThan(800 * 1024 * 1.5);

@@ -29,7 +29,19 @@
  * Mlocked/Unevictable/Active/Inactive (LRU views of the same pages).
  */
 
-export type LayerName = 'user' | 'shared' | 'cache' | 'kernel' | 'free' | 'unaccounted';
+/** The identity's layers, in the order the identity is written. */
+export const LAYER_NAMES = ['user', 'shared', 'cache', 'kernel', 'free', 'unaccounted'] as const;
+export type LayerName = (typeof LAYER_NAMES)[number];
+
+/** What each layer is, for people. */
+export const LAYER_TITLES: Record<LayerName, string> = {
+  user: 'user (processes, anonymous)',
+  shared: 'shared (shmem, tmpfs)',
+  cache: 'page cache',
+  kernel: 'kernel',
+  free: 'free',
+  unaccounted: 'unaccounted',
+};
 
 export interface AccountingPart {
   /** meminfo field (or vmstat counter) the bytes come from; `unaccounted` for the remainder. */

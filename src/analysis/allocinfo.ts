@@ -1,6 +1,4 @@
-import { MemsleuthError } from '../model/errors.js';
-import type { Snapshot } from '../model/snapshot.js';
-import { type AllocTag, allocTagKey, parseAllocinfo } from '../sources/allocinfo.js';
+import { type Allocinfo, type AllocTag, allocTagKey } from '../sources/allocinfo.js';
 
 export interface AllocinfoTop {
   version?: string;
@@ -11,18 +9,8 @@ export interface AllocinfoTop {
   inaccurate: number;
 }
 
-export async function readAllocinfo(snap: Snapshot): Promise<AllocinfoTop> {
-  const text = await snap.readText('allocinfo');
-  if (text === undefined) {
-    throw new MemsleuthError(
-      'UNAVAILABLE',
-      `${snap.describe('allocinfo')}: ${snap.whyMissing('allocinfo') ?? 'not present'}`,
-      {
-        hint: 'needs kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1',
-      },
-    );
-  }
-  const parsed = parseAllocinfo(text, { file: snap.describe('allocinfo') });
+/** Call sites of one allocinfo by bytes, with the totals (`allocinfo top`). */
+export function allocinfoTop(parsed: Allocinfo): AllocinfoTop {
   const tags = [...parsed.tags].sort((a, b) => b.bytes - a.bytes || b.calls - a.calls || a.line - b.line);
   const top: AllocinfoTop = {
     tags,

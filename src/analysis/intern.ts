@@ -212,7 +212,8 @@ export class ByteInterner {
 
   /** Id of bytes [s, e) of `b`, added when new. `h` is hashBytes(b, s, e). */
   intern(b: Uint8Array, s: number, e: number, h = this.hashOf(b, s, e)): number {
-    if (this.mode === 'fingerprint') return this.internFp(b, new DataView(b.buffer, b.byteOffset, b.length), s, e);
+    if (this.mode === 'fingerprint')
+      return this.internFp(b, new DataView(b.buffer, b.byteOffset, b.length), s, e);
     const mask = this.slots.length - 1;
     const a = this.arena.data;
     const n = e - s;

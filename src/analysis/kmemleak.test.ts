@@ -1,37 +1,39 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type LabKernel, type LabMoment, REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { type LabKernel, type LabMoment, labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseKmemleak } from '../sources/kmemleak.js';
 import { classifyKmemleakSeries, classifyTrend, groupKmemleak } from './kmemleak.js';
 
 const report = (k: LabKernel, m: LabMoment) => {
-  const file = join(sharedMoment(k, m), 'kmemleak');
+  const file = join(labFixture(k, m), 'kmemleak');
   return parseKmemleak(readFileSync(file, 'utf8'), { file });
 };
 
 describe('groupKmemleak', () => {
-  it('groups the 6.12 lab report by backtrace: the slab and vmalloc leaks, nothing from demo_churn', () => {
+  it('groups the 6.12 lab report by backtrace: the slab and vmalloc leaks, nothing from msl_balanced_churn', () => {
     const groups = groupKmemleak(report('6.12', 'after'));
     expect(groups.length).toBe(2);
     expect(groups[0]).toMatchObject({
       weights: { count: 400, bytes: 400 * 96 },
-      culprit: { func: 'demo_cache_fill' },
-      module: 'leaky',
+      culprit: { func: 'msl_slab_leak' },
+      module: 'msl_leaky',
     });
     expect(groups[1]).toMatchObject({
       weights: { count: 40, bytes: 40 * 8192 },
-      culprit: { func: 'demo_vbuf_grow' },
+      culprit: { func: 'msl_vmalloc_leak' },
+      module: 'msl_leaky',
     });
-    expect(groups[0]!.comms['kworker/0:1']! + groups[0]!.comms['kworker/0:2']!).toBe(400);
-    expect(groups.some((g) => g.frames.some((f) => f.func === 'demo_churn'))).toBe(false);
+    // The module's delayed work ran on two kworkers.
+    expect(groups[0]!.comms).toEqual({ 'kworker/0:0': 1, 'kworker/0:2': 399 });
+    expect(groups.some((g) => g.frames.some((f) => f.func === 'msl_balanced_churn'))).toBe(false);
   });
 
   it('groups by culprit and by comm', () => {
     const r = report('6.1', 'after');
     expect(groupKmemleak(r, 'culprit').map((g) => g.key)).toEqual([
-      'demo_cache_fill [leaky]',
-      'demo_vbuf_grow [leaky]',
+      'msl_slab_leak [msl_leaky]',
+      'msl_vmalloc_leak [msl_leaky]',
     ]);
     const byComm = groupKmemleak(r, 'comm');
     expect(byComm.reduce((s, g) => s + g.weights.count, 0)).toBe(440);
@@ -58,22 +60,23 @@ describe('classifyKmemleakSeries', () => {
         groups: groupKmemleak(report('6.1', m)),
       })),
     );
-    const cache = s.rows.find((r) => r.culprit?.func === 'demo_cache_fill')!;
+    const cache = s.rows.find((r) => r.culprit?.func === 'msl_slab_leak')!;
     expect(cache.trend).toBe('growing');
-    // the mid scan came before kmemleak's minimum object age: no slab report yet
+    // the mid scan ran 3 s after insmod, before kmemleak's minimum object age (5 s): no
+    // report yet
     expect(cache.counts).toEqual([0, 0, 400]);
-    const vbuf = s.rows.find((r) => r.culprit?.func === 'demo_vbuf_grow')!;
-    expect(vbuf.counts).toEqual([0, 37, 40]);
+    const vbuf = s.rows.find((r) => r.culprit?.func === 'msl_vmalloc_leak')!;
+    expect(vbuf.counts).toEqual([0, 0, 40]);
     expect(vbuf.trend).toBe('growing');
-    expect(s.growing.map((r) => r.culprit?.func)).toContain('demo_cache_fill');
-    expect(s.rows.some((r) => r.culprit?.func === 'demo_churn')).toBe(false);
+    expect(s.growing.map((r) => r.culprit?.func)).toEqual(['msl_slab_leak', 'msl_vmalloc_leak']);
+    expect(s.rows.some((r) => r.culprit?.func === 'msl_balanced_churn')).toBe(false);
   });
 
   it('marks the slab leak as growing on 6.12 mid -> after (no report at mid)', () => {
     const s = classifyKmemleakSeries(
       (['mid', 'after'] as const).map((m) => ({ label: m, groups: groupKmemleak(report('6.12', m)) })),
     );
-    expect(s.growing.map((r) => r.culprit?.func)).toEqual(['demo_cache_fill', 'demo_vbuf_grow']);
+    expect(s.growing.map((r) => r.culprit?.func)).toEqual(['msl_slab_leak', 'msl_vmalloc_leak']);
   });
 
   it('separates one-off reports from growing ones', () => {

@@ -1,4 +1,5 @@
-import type { LoadedRecording, SeriesData } from '../model/samples.js';
+import type { Layer, LoadedRecording, SeriesData } from '../model/samples.js';
+import { formatBytes, formatDuration } from '../model/units.js';
 import { analyzeTrend, type Shape, type Trend, type TrendOptions, theilSen, thin } from './trend.js';
 
 /**
@@ -118,6 +119,39 @@ const MEMINFO_SUSPECTS: Record<string, SuspectKind> = {
   AnonPages: 'kernel',
   Unevictable: 'kernel',
 };
+/** Which series of an entity can be a leak: its metric (plus another, summed), kind and words. */
+interface SuspectSpec {
+  kind: SuspectKind;
+  metric: string;
+  plus?: string;
+  what: string | ((s: SeriesData) => string);
+}
+
+/**
+ * Every recording layer and what `leaks` reads of it (meminfo goes by field, MEMINFO_SUSPECTS).
+ * Keyed by the layer list (model/samples.ts LAYERS): a new layer does not compile until it
+ * says here what can leak in it.
+ */
+const LAYER_SUSPECTS: Record<Layer, readonly SuspectSpec[]> = {
+  process: [
+    { kind: 'process-memory', metric: 'anon_bytes', plus: 'swap_bytes', what: 'anon+swap' },
+    { kind: 'process-virtual', metric: 'vsz_bytes', what: 'VSZ' },
+    { kind: 'process-shmem', metric: 'shmem_bytes', what: 'RssShmem' },
+    { kind: 'process-fds', metric: 'fds', what: 'open fds' },
+    { kind: 'process-threads', metric: 'threads', what: 'threads' },
+  ],
+  mapping: [{ kind: 'mapping', metric: 'rss_bytes', what: (s) => `mapping ${s.label} Rss` }],
+  slab: [{ kind: 'slab', metric: 'bytes', what: 'slab pages' }],
+  vmalloc: [{ kind: 'vmalloc', metric: 'bytes', what: 'vmalloc bytes' }],
+  allocinfo: [{ kind: 'allocinfo', metric: 'bytes', what: 'allocated bytes' }],
+  kmemleak: [{ kind: 'kmemleak', metric: 'bytes', what: 'unreferenced bytes' }],
+  unaccounted: [{ kind: 'unaccounted', metric: 'bytes', what: 'unaccounted' }],
+  meminfo: [],
+  // Counters and free lists: context for the suspects, never a leak themselves.
+  vmstat: [],
+  buddy: [],
+};
+
 /** meminfo growth the kernel gives back under pressure. */
 const MEMINFO_RECLAIMABLE = new Set(['Cached-Shmem', 'Buffers', 'SReclaimable']);
 /**
@@ -129,34 +163,15 @@ const AGGREGATES = new Set(['meminfo/AnonPages', 'meminfo/SUnreclaim', 'meminfo/
 /** Caches marked SLAB_RECLAIM_ACCOUNT that open sockets pin: not reclaimable while the fd lives. */
 const PINNED_BY_FDS = new Set(['sock_inode_cache']);
 
-function fmtBytes(b: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Math.abs(b);
-  let i = 0;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${b < 0 ? '-' : ''}${i ? v.toFixed(1) : v} ${u[i]}`;
-}
-
 function fmtValue(v: number, unit: 'bytes' | 'count'): string {
-  return unit === 'bytes' ? fmtBytes(v) : String(Math.round(v));
-}
-
-function fmtDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  if (s < 172800) return `${(s / 3600).toFixed(1)}h`;
-  return `${(s / 86400).toFixed(1)}d`;
+  return unit === 'bytes' ? formatBytes(v) : String(Math.round(v));
 }
 
 function evidence(tr: Trend, unit: 'bytes' | 'count', t: readonly number[], what: string): string {
   const span = (t[t.length - 1] ?? 0) - (t[0] ?? 0);
   const p = tr.mannKendall.pIncreasing;
   return (
-    `${what} ${fmtValue(tr.first, unit)} → ${fmtValue(tr.last, unit)} over ${fmtDuration(span)}; ` +
+    `${what} ${fmtValue(tr.first, unit)} → ${fmtValue(tr.last, unit)} over ${formatDuration(span)}; ` +
     `${tr.shape}, Mann–Kendall p=${p < 1e-4 ? p.toExponential(0) : p.toFixed(4)}, ` +
     `tail ${fmtValue(tr.tailSlopePerHour, unit)}/h`
   );
@@ -236,6 +251,11 @@ function addSeries(
   return { t: a.t, v: a.v.map((x, i) => x + b.v[i]!) };
 }
 
+/** The order of suspects, highest first: bytes before counts, then rate × confidence. */
+export function suspectScore(s: Pick<Suspect, 'unit' | 'ratePerHour' | 'confidence'>): number {
+  return (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
+}
+
 /** Rank suspects across all layers of a recording. */
 export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): LeakReport {
   const bytesOpts: TrendOptions = {
@@ -284,76 +304,35 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
   };
   for (const [, m] of entities) {
     const any = m.values().next().value as SeriesData;
-    switch (any.layer) {
-      case 'process': {
-        const anon = m.get('anon_bytes');
-        push(
-          'process-memory',
-          anon,
-          'anon_bytes+swap_bytes',
-          'anon+swap',
-          addSeries(anon, m.get('swap_bytes')),
-        );
-        push('process-virtual', m.get('vsz_bytes'), 'vsz_bytes', 'VSZ');
-        push('process-shmem', m.get('shmem_bytes'), 'shmem_bytes', 'RssShmem');
-        push('process-fds', m.get('fds'), 'fds', 'open fds');
-        push('process-threads', m.get('threads'), 'threads', 'threads');
-        break;
-      }
-      case 'mapping':
-        push('mapping', m.get('rss_bytes'), 'rss_bytes', `mapping ${any.label} Rss`);
-        break;
-      case 'slab': {
-        const s = m.get('bytes');
-        if (reclaimableSlab.has(any.key) && !PINNED_BY_FDS.has(any.key)) {
-          if (s) {
-            const tr = analyzeTrend(s.t, s.v, bytesOpts);
-            analysed++;
-            if (tr.growing)
-              reclaimable.push({
-                id: `slab/${any.key}`,
-                name: `slab ${any.key} (reclaimable)`,
-                ratePerHour: tr.ratePerHour,
-                first: tr.first,
-                last: tr.last,
-              });
-          }
-        } else push('slab', s, 'bytes', 'slab pages');
-        break;
-      }
-      case 'vmalloc':
-        push('vmalloc', m.get('bytes'), 'bytes', 'vmalloc bytes');
-        break;
-      case 'allocinfo':
-        push('allocinfo', m.get('bytes'), 'bytes', 'allocated bytes');
-        break;
-      case 'kmemleak':
-        push('kmemleak', m.get('bytes'), 'bytes', 'unreferenced bytes');
-        break;
-      case 'unaccounted':
-        push('unaccounted', m.get('bytes'), 'bytes', 'unaccounted');
-        break;
-      case 'meminfo': {
-        const s = m.get('bytes');
-        if (!s) break;
-        const kind = MEMINFO_SUSPECTS[any.key];
-        if (kind) push(kind, s, 'bytes', any.key);
-        else if (MEMINFO_RECLAIMABLE.has(any.key)) {
-          const tr = analyzeTrend(s.t, s.v, bytesOpts);
-          analysed++;
-          if (tr.growing)
-            reclaimable.push({
-              id: `meminfo/${any.key}`,
-              name: `meminfo ${any.key}`,
-              ratePerHour: tr.ratePerHour,
-              first: tr.first,
-              last: tr.last,
-            });
-        }
-        break;
-      }
-      default:
-        break;
+    const bytes = m.get('bytes');
+    const isReclaimable =
+      (any.layer === 'slab' && reclaimableSlab.has(any.key) && !PINNED_BY_FDS.has(any.key)) ||
+      (any.layer === 'meminfo' && MEMINFO_RECLAIMABLE.has(any.key));
+    if (isReclaimable) {
+      if (!bytes) continue;
+      const tr = analyzeTrend(bytes.t, bytes.v, bytesOpts);
+      analysed++;
+      if (tr.growing)
+        reclaimable.push({
+          id: `${any.layer}/${any.key}`,
+          name: any.layer === 'slab' ? `slab ${any.key} (reclaimable)` : `meminfo ${any.key}`,
+          ratePerHour: tr.ratePerHour,
+          first: tr.first,
+          last: tr.last,
+        });
+      continue;
+    }
+    const specs: readonly SuspectSpec[] =
+      any.layer === 'meminfo'
+        ? MEMINFO_SUSPECTS[any.key]
+          ? [{ kind: MEMINFO_SUSPECTS[any.key]!, metric: 'bytes', what: any.key }]
+          : []
+        : LAYER_SUSPECTS[any.layer];
+    for (const spec of specs) {
+      const s = m.get(spec.metric);
+      const what = typeof spec.what === 'string' ? spec.what : spec.what(any);
+      if (spec.plus) push(spec.kind, s, `${spec.metric}+${spec.plus}`, what, addSeries(s, m.get(spec.plus)));
+      else push(spec.kind, s, spec.metric, what);
     }
   }
 
@@ -452,9 +431,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
   // The recorder is a Node process whose heap warms up over its first minutes: shown apart.
   const recorder = all.filter((x) => !x.exited && recorderPid !== undefined && x.pid === recorderPid);
   const suspects = all.filter((x) => !x.exited && !recorder.includes(x) && x.confidence >= minConfidence);
-  // Rank: bytes before counts, then by rate × confidence.
-  const score = (s: Suspect) => (s.unit === 'bytes' ? 1e18 : 0) + s.ratePerHour * (0.5 + s.confidence / 2);
-  suspects.sort((a, b) => score(b) - score(a));
+  suspects.sort((a, b) => suspectScore(b) - suspectScore(a));
   const kindRank = new Map<SuspectKind, number>();
   suspects.forEach((s, i) => {
     s.rank = i + 1;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ODD_RECORDS, writeVariedDump } from '../../test/page-owner-c/varied.js';
-import { type LabKernel, sharedMoment } from '../../test/paths.js';
+import { type LabKernel, labFixture } from '../../test/paths.js';
 import { culpritFrame, type Frame, stackKey } from '../index.js';
 import { parsePageOwner } from '../sources/page_owner.js';
 import {
@@ -18,7 +18,7 @@ import {
 } from './page_owner.js';
 import { type StackGroup, toCollapsed, topGroups, toSpeedscope } from './stacks.js';
 
-const dump = (k: LabKernel, m: 'before' | 'mid' | 'after') => join(sharedMoment(k, m), 'page_owner');
+const dump = (k: LabKernel, m: 'before' | 'mid' | 'after') => join(labFixture(k, m), 'page_owner');
 
 /** Pages the kernel printed: sum of 2^order over every header line. */
 function pagesInText(file: string): number {
@@ -41,13 +41,13 @@ describe('groupPageOwner', () => {
     });
   }
 
-  it('by module: the leaky module holds the pages the demo leaked', async () => {
+  it('by module: msl_leaky holds the pages it leaked', async () => {
     const r = await groupPageOwner(dump('6.12', 'after'), { by: 'module' });
-    const leaky = r.groups.find((g) => g.key === '[leaky]')!;
-    // 200 pages from demo_page_grab, 80+ from demo_vbuf_grow, slab pages for the rest.
+    const leaky = r.groups.find((g) => g.key === '[msl_leaky]')!;
+    // 200 pages from msl_page_leak, 80+ from msl_vmalloc_leak, slab pages for the rest.
     expect(leaky.weights.pages).toBeGreaterThanOrEqual(280);
     const before = await groupPageOwner(dump('6.12', 'before'), { by: 'module' });
-    expect(before.groups.find((g) => g.key === '[leaky]')).toBeUndefined();
+    expect(before.groups.find((g) => g.key === '[msl_leaky]')).toBeUndefined();
   });
 
   it('allocator classes: slab by page flag (6.1) or stack (6.12), vmalloc, page cache', async () => {
@@ -80,7 +80,7 @@ describe('groupPageOwner', () => {
       .split('\n')
       .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     expect(sum).toBe(r.pages);
-    expect(text).toMatch(/;demo_page_grab_\[leaky\];\S* 200$/m);
+    expect(text).toMatch(/;msl_page_leak_\[msl_leaky\];\S* 200$/m);
     const ss = toSpeedscope(r.groups, 'pages', 'x') as { profiles: { weights: number[] }[] };
     expect(ss.profiles[0]!.weights.reduce((s, w) => s + w, 0)).toBe(r.pages);
   });
@@ -88,15 +88,15 @@ describe('groupPageOwner', () => {
 
 describe('diffPageOwner on the lab before/after dumps', () => {
   for (const k of ['6.1', '6.12'] as const) {
-    it(`${k}: demo_page_grab gains most, demo_churn ranks below every leak`, async () => {
+    it(`${k}: msl_page_leak gains most, msl_balanced_churn ranks below every leak`, async () => {
       const d = await diffPageOwner(dump(k, 'before'), dump(k, 'after'), { allocators: KERNEL_ALLOCATORS });
       const top = d.deltas[0]!;
-      expect(top.frames.some((f) => f.func === 'demo_page_grab' && f.module === 'leaky')).toBe(true);
+      expect(top.frames.some((f) => f.func === 'msl_page_leak' && f.module === 'msl_leaky')).toBe(true);
       expect(top.delta.pages).toBe(200);
       expect(top.isNew).toBe(true);
       const firstRank = (fn: string) => d.deltas.findIndex((x) => x.frames.some((f) => f.func === fn));
-      const churn = firstRank('demo_churn');
-      for (const leak of ['demo_page_grab', 'demo_vbuf_grow', 'demo_cache_fill']) {
+      const churn = firstRank('msl_balanced_churn');
+      for (const leak of ['msl_page_leak', 'msl_vmalloc_leak', 'msl_slab_leak']) {
         expect(firstRank(leak)).toBeGreaterThanOrEqual(0);
         expect(firstRank(leak)).toBeLessThan(churn === -1 ? Infinity : churn);
       }
@@ -108,9 +108,10 @@ describe('diffPageOwner on the lab before/after dumps', () => {
       by: 'function',
       allocators: KERNEL_ALLOCATORS,
     });
-    expect(d.deltas[0]!.key).toBe('demo_page_grab [leaky]');
+    expect(d.deltas[0]!.key).toBe('msl_page_leak [msl_leaky]');
     const all = await diffPageOwner(dump('6.12', 'before'), dump('6.12', 'after'), { by: 'function' });
-    // The lab writes files to tmpfs between the moments: page cache dwarfs the leak.
+    // The guest writes each capture to tmpfs before copying it out: `after` was being
+    // written while page_owner was read, and its page cache outranks the leak.
     expect(all.deltas[0]!.key).toMatch(/^shmem_/);
     expect(all.after.pages - all.before.pages).toBe(
       pagesInText(dump('6.12', 'after')) - pagesInText(dump('6.12', 'before')),
@@ -171,7 +172,7 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
     every: 173,
   });
   function dump612() {
-    return join(sharedMoment('6.12', 'after'), 'page_owner');
+    return join(labFixture('6.12', 'after'), 'page_owner');
   }
 
   it('every grouping, filters, in this thread, worker threads and from a stream', async () => {
@@ -211,7 +212,7 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
     await made;
     const before = join(tmp, 'before');
     await writeVariedDump(before, {
-      source: join(sharedMoment('6.12', 'before'), 'page_owner'),
+      source: join(labFixture('6.12', 'before'), 'page_owner'),
       bytes: 1 << 20,
       variants: 30,
       seed: 10,

@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../test/children.js';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { LiveSnapshot } from '../capture/live.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
 import { MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import { parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps } from '../sources/smaps.js';
-import { mappingMemoryTypes, pmapView, processMemory, readProcesses } from './process.js';
+import { mappingMemoryTypes, oomOrder, pmapView, processMemory, readProcesses } from './process.js';
 
 const MiB = 1 << 20;
 const FOUR = join(REPO_FIXTURES, 'linux-6.18-four-types');
@@ -116,28 +116,53 @@ describe('the four memory types on a process with known allocations (linux-6.18-
 });
 
 describe('processMemory on the lab captures', () => {
-  it('6.12: init runs from an initramfs (tmpfs): its file pages are shmem, kernel threads are zero', async () => {
-    for (const kernel of ['6.1', '6.12'] as const) {
-      const dir = sharedMoment(kernel, 'after');
+  it('init and the collector’s shell run from an initramfs (tmpfs): their file pages are shmem', async () => {
+    for (const [kernel, shell] of [
+      ['6.1', 2235],
+      ['6.12', 2595],
+    ] as const) {
+      const dir = labFixture(kernel, 'after');
       const { processes, skipped } = await readProcesses(new DirectorySnapshot(dir));
       expect(skipped).toEqual([]);
-      expect(processes.length).toBeGreaterThan(20);
-      const init = processes.find((p) => p.pid === 1)!;
-      const status = parseProcStatus(readFileSync(join(dir, 'proc/1/status'), 'utf8'));
-      expect(init.kernelThread).toBe(false);
-      expect(init.rssBytes).toBe(status.bytes.VmRSS);
-      expect(init.privateAnonBytes).toBe(status.bytes.RssAnon);
-      expect(init.sharedAnonBytes).toBe(status.bytes.RssShmem);
-      expect(init.privateFileBytes! + init.sharedFileBytes!).toBe(status.bytes.RssFile);
-      expect(typesSum(init)).toBe(init.rssBytes);
-      expect(init.sources.sort()).toEqual(['smaps', 'statm', 'status']);
-      const others = processes.filter((p) => p.pid !== 1);
-      // Kthread: is printed by 6.12 only; on 6.1 the Vm-less status of kthreadd's children decides.
-      for (const p of others) {
-        expect(p.kernelThread, `${kernel} pid ${p.pid} ${p.name}`).toBe(true);
-        expect(p.rssBytes + p.pssBytes! + p.vszBytes).toBe(0);
+      // The collector leaves kernel threads out (PF_KTHREAD in stat).
+      expect(processes.map((p) => [p.pid, p.name, p.kernelThread])).toEqual([
+        [1, 'init', false],
+        [shell, 'sh', false],
+      ]);
+      for (const p of processes) {
+        const status = parseProcStatus(readFileSync(join(dir, `proc/${p.pid}/status`), 'utf8'));
+        expect(p.rssBytes).toBe(status.bytes.VmRSS);
+        expect(p.privateAnonBytes).toBe(status.bytes.RssAnon);
+        expect(p.sharedAnonBytes).toBe(status.bytes.RssShmem);
+        expect(p.sharedAnonBytes).toBeGreaterThan(p.privateAnonBytes!);
+        expect(p.privateFileBytes! + p.sharedFileBytes!).toBe(status.bytes.RssFile);
+        expect(typesSum(p)).toBe(p.rssBytes);
+        expect(p.sources.sort()).toEqual(['cmdline', 'smaps', 'stat', 'statm', 'status']);
       }
     }
+  });
+
+  it('tells kernel threads without stat: Kthread (6.7+), else no Vm lines under kthreadd', () => {
+    // kthreadd as 6.18 prints it, then as kernels before 6.7 do (no Kthread line, as in the
+    // 6.1 lab captures), then one of its children (PPid 2) likewise.
+    const kthreadd = readFileSync(join(FOUR, 'proc/2/status'), 'utf8');
+    const pre67 = kthreadd.replace(/^Kthread:.*\n/m, '');
+    expect(pre67).not.toBe(kthreadd);
+    expect(readFileSync(join(labFixture('6.1', 'after'), 'proc/1/status'), 'utf8')).not.toContain('Kthread');
+    const child = pre67.replace(/^PPid:\t0$/m, 'PPid:\t2').replace(/^(Pid|Tgid):\t2$/gm, '$1:\t30');
+    expect(child).toContain('PPid:\t2');
+    for (const [pid, text] of [
+      [2, kthreadd],
+      [2, pre67],
+      [30, child],
+    ] as const) {
+      const p = processMemory(pid, { status: text, statm: '0 0 0 0 0 0 0\n' }, 4096);
+      expect(p.kernelThread, `pid ${pid}`).toBe(true);
+      expect(p.rssBytes + (p.pssBytes ?? 0) + p.vszBytes).toBe(0);
+    }
+    // A user process with the same status but Vm lines is not one.
+    const init = readFileSync(join(labFixture('6.1', 'after'), 'proc/1/status'), 'utf8');
+    expect(processMemory(1, { status: init }, 4096).kernelThread).toBe(false);
   });
 });
 
@@ -378,5 +403,59 @@ describe('pmapView', () => {
     } finally {
       sleeper.kill();
     }
+  });
+});
+
+describe('oom_score and oomOrder', () => {
+  it('reads this process’s oom_score and oom_score_adj as the kernel prints them', () => {
+    const files = Object.fromEntries(
+      ['status', 'statm', 'oom_score', 'oom_score_adj'].map((f) => [
+        f,
+        readFileSync(`/proc/self/${f}`, 'utf8'),
+      ]),
+    );
+    const p = processMemory(process.pid, files, 4096);
+    expect(p.oomScore).toBe(Number(files.oom_score!.trim()));
+    expect(p.oomScoreAdj).toBe(Number(files.oom_score_adj!.trim()));
+    expect(p.sources).toEqual(expect.arrayContaining(['oom_score', 'oom_score_adj']));
+  });
+
+  it('names a malformed oom_score', () => {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    expect(() => processMemory(7, { status, oom_score: 'lots\n' }, 4096)).toThrow(
+      /proc\/7\/oom_score:1: expected a whole number \(oom_score\), found "lots"/,
+    );
+  });
+
+  const proc = (pid: number, o: { score?: number; adj?: number; rss?: number; kthread?: boolean }) => ({
+    pid,
+    name: `p${pid}`,
+    cmdline: [],
+    kernelThread: o.kthread ?? false,
+    rssBytes: o.rss ?? 0,
+    swapBytes: 0,
+    vszBytes: 0,
+    sources: [],
+    ...(o.score === undefined ? {} : { oomScore: o.score }),
+    ...(o.adj === undefined ? {} : { oomScoreAdj: o.adj }),
+  });
+
+  it('orders by oom_score, -1000 last, kernel threads out', () => {
+    const r = oomOrder([
+      proc(1, { score: 666, adj: 0, rss: 10 }),
+      proc(2, { score: 0, adj: -1000, rss: 999 }),
+      proc(3, { score: 1400, adj: 1000 }),
+      proc(4, { score: 700, adj: 0 }),
+      proc(5, { kthread: true, score: 0 }),
+    ]);
+    expect(r.order.map((p) => p.pid)).toEqual([3, 4, 1, 2]);
+    expect(r.by).toBe('oom_score');
+    expect(r.unkillable).toBe(1);
+  });
+
+  it('falls back to RSS + swap without oom_score', () => {
+    const r = oomOrder([proc(1, { rss: 10 }), proc(2, { rss: 30 }), proc(3, { rss: 20 })]);
+    expect(r.order.map((p) => p.pid)).toEqual([2, 3, 1]);
+    expect(r.by).toBe('rss+swap');
   });
 });

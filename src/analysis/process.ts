@@ -5,6 +5,7 @@ import { PF_KTHREAD, type ProcStat, parseProcStat } from '../sources/proc_stat.j
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
 import { type ProcStatus, parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+import { parseInt10 } from '../sources/text.js';
 
 /** What one process uses, from whichever of its /proc files were readable. All sizes in bytes. */
 export interface ProcessMemory {
@@ -23,6 +24,10 @@ export interface ProcessMemory {
   /** Unique set size: pages mapped by this process only (Private_Clean + Private_Dirty). */
   ussBytes?: number;
   swapBytes: number;
+  /** status RssAnon, RssFile, RssShmem (4.5+): the resident set split by backing. */
+  rssAnonBytes?: number;
+  rssFileBytes?: number;
+  rssShmemBytes?: number;
   swapPssBytes?: number;
   /** top's VIRT (statm size). */
   vszBytes: number;
@@ -44,7 +49,17 @@ export interface ProcessMemory {
   /** hugetlbfs pages (Shared_Hugetlb + Private_Hugetlb): never part of Rss, Pss or Uss. */
   hugetlbBytes?: number;
   threads?: number;
-  /** Which files it was computed from (`status`, `statm`, `stat`, `smaps`, `smaps_rollup`, `cmdline`). */
+  /** Page faults that needed no I/O / that read from disk, since it started (stat minflt, majflt; pidstat -r). */
+  minorFaults?: number;
+  majorFaults?: number;
+  /**
+   * /proc/PID/oom_score: the kernel's oom badness scaled to 0..1000 (0..2000 with a positive
+   * oom_score_adj since 5.x's normalisation); the OOM killer kills the highest first.
+   */
+  oomScore?: number;
+  /** /proc/PID/oom_score_adj, -1000 (never killed) to 1000. */
+  oomScoreAdj?: number;
+  /** Which files it was computed from (`status`, `statm`, `stat`, `smaps`, `smaps_rollup`, `cmdline`, `oom_score`, `oom_score_adj`). */
   sources: string[];
 }
 
@@ -56,6 +71,8 @@ export interface ProcessFiles {
   smaps?: string;
   smaps_rollup?: string;
   cmdline?: string;
+  oom_score?: string;
+  oom_score_adj?: string;
 }
 
 /** The four memory types of one mapping's resident pages (bytes). */
@@ -219,6 +236,20 @@ export function processMemory(
   }
   const cmdline = files.cmdline !== undefined ? parseCmdline(files.cmdline) : [];
   if (files.cmdline !== undefined) sources.push('cmdline');
+  // One decimal number each (fs/proc/base.c proc_oom_score, oom_score_adj_read).
+  const oomScore = has(files.oom_score)
+    ? parseInt10(files.oom_score.trim(), label('oom_score'), 1, 'a whole number (oom_score)')
+    : undefined;
+  if (oomScore !== undefined) sources.push('oom_score');
+  const oomScoreAdj = has(files.oom_score_adj)
+    ? parseInt10(
+        files.oom_score_adj.trim(),
+        label('oom_score_adj'),
+        1,
+        'a whole number from -1000 to 1000 (oom_score_adj)',
+      )
+    : undefined;
+  if (oomScoreAdj !== undefined) sources.push('oom_score_adj');
 
   const kernelThread = isKernelThread(pid, status, stat);
   const page = pageSizeBytes;
@@ -237,11 +268,20 @@ export function processMemory(
     vszBytes,
     sources,
   };
-  if (stat) p.startTimeTicks = stat.startTimeTicks;
+  if (sb.RssAnon !== undefined) p.rssAnonBytes = sb.RssAnon;
+  if (sb.RssFile !== undefined) p.rssFileBytes = sb.RssFile;
+  if (sb.RssShmem !== undefined) p.rssShmemBytes = sb.RssShmem;
+  if (stat) {
+    p.startTimeTicks = stat.startTimeTicks;
+    p.minorFaults = stat.minflt;
+    p.majorFaults = stat.majflt;
+  }
   const state = status?.state ?? stat?.state;
   if (state !== undefined) p.state = state;
   const threads = status?.counts.Threads ?? stat?.numThreads;
   if (threads !== undefined) p.threads = threads;
+  if (oomScore !== undefined) p.oomScore = oomScore;
+  if (oomScoreAdj !== undefined) p.oomScoreAdj = oomScoreAdj;
   if (statm) {
     p.sharedBytes = statm.sharedPages * page;
     p.codeBytes = statm.textPages * page;
@@ -403,6 +443,8 @@ const HAS_MM = /^VmSize:/m;
 
 /** Process files read by `readProcesses`, in reading order (status first: it names the process). */
 const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
+/** Read only when asked (`ps --oom`): two more files per process would slow every sampler tick. */
+const OOM_FILES = ['oom_score', 'oom_score_adj'] as const;
 
 /**
  * Read every process of a snapshot. A process that exits while it is read (a file vanishes,
@@ -410,15 +452,16 @@ const READ_ORDER = ['status', 'stat', 'statm', 'cmdline'] as const;
  * files, status is read again, and if it is gone the process is dropped. Files a snapshot simply
  * does not have (the lab captures hold no stat or cmdline) are left out of `sources`.
  * `withSmaps` (default true) reads the per-mapping smaps, which gives the four memory types;
- * false reads only smaps_rollup (cheaper: Pss, Uss and swap).
+ * false reads only smaps_rollup (cheaper: Pss, Uss and swap). `withOom` also reads oom_score
+ * and oom_score_adj.
  */
 export async function readProcesses(
   snap: Snapshot,
-  opts: { withSmaps?: boolean } = {},
+  opts: { withSmaps?: boolean; withOom?: boolean; pageSizeBytes?: number } = {},
 ): Promise<{ processes: ProcessMemory[]; skipped: { pid: number; reason: string }[] }> {
   const withSmaps = opts.withSmaps !== false;
-  const manifest = await snap.manifest();
-  const page = manifest.pageSizeBytes;
+  // A live manifest probes every source: callers that know the page size skip it.
+  const page = opts.pageSizeBytes ?? (await snap.manifest()).pageSizeBytes;
   const processes: ProcessMemory[] = [];
   const skipped: { pid: number; reason: string }[] = [];
   for (const pid of await snap.pids()) {
@@ -430,7 +473,7 @@ export async function readProcesses(
       continue;
     }
     files.status = status;
-    for (const f of READ_ORDER) {
+    for (const f of [...READ_ORDER, ...(opts.withOom ? OOM_FILES : [])]) {
       if (f === 'status') continue;
       const t = await snap.readText(path(f));
       if (t !== undefined) files[f] = t;
@@ -475,7 +518,12 @@ export interface ProcessMaps {
  * Read one process's smaps (and stat, for the stack label) from a snapshot. Throws a
  * MemsleuthError (`BAD_INPUT`) when the snapshot has no such process or no readable smaps.
  */
-export async function readProcessMaps(snap: Snapshot, pid: number): Promise<ProcessMaps> {
+export async function readProcessMaps(
+  snap: Snapshot,
+  pid: number,
+  /** The reader runs as root: "run as root" would be no help. */
+  reader: { asRoot?: boolean } = {},
+): Promise<ProcessMaps> {
   const path = (f: string) => `proc/${pid}/${f}`;
   const status = await snap.readText(path('status'));
   const stat = await snap.readText(path('stat'));
@@ -494,12 +542,19 @@ export async function readProcessMaps(snap: Snapshot, pid: number): Promise<Proc
   const smapsText = await snap.readText(path('smaps'));
   if (smapsText === undefined) {
     const why = snap.whyMissing(path('smaps')) ?? 'not present';
-    throw new MemsleuthError('BAD_INPUT', `${snap.describe(path('smaps'))}: cannot read (${why})`, {
-      hint:
-        why === 'permission denied'
-          ? 'reading smaps needs ptrace access to the process: run as root or as its owner'
-          : undefined,
-    });
+    const hint =
+      snap.origin !== 'live'
+        ? `the snapshot holds no smaps for pid ${pid}: it was captured without access to it (capture as root)`
+        : why !== 'permission denied'
+          ? undefined
+          : reader.asRoot
+            ? `even root may not read pid ${pid}'s smaps here: ptrace access is denied (Yama ptrace_scope, a security module, or a process of another user namespace)`
+            : 'reading smaps needs ptrace access to the process: run as root or as its owner';
+    throw new MemsleuthError(
+      'BAD_INPUT',
+      `${snap.describe(path('smaps'))}: cannot read (${why})`,
+      hint ? { hint } : {},
+    );
   }
   const files: ProcessFiles = { smaps: smapsText };
   if (status !== undefined) files.status = status;
@@ -513,4 +568,49 @@ export async function readProcessMaps(snap: Snapshot, pid: number): Promise<Proc
   const smaps = parseSmaps(smapsText, { file: snap.describe(path('smaps')) });
   const opts = parsedStat?.startstack !== undefined ? { startStack: parsedStat.startstack } : {};
   return { pid, name: p.name, cmdline: p.cmdline, kernelThread: p.kernelThread, view: pmapView(smaps, opts) };
+}
+
+/**
+ * Per-mapping sizes grouped by what the mapping is: its path, `[heap]`, `[stack]`, or
+ * `[anon]` for nameless anonymous mappings (thread stacks, malloc arenas, mmap'd chunks).
+ * Grouping by name, not address, keeps a series across munmap/mmap and merges of VMAs.
+ */
+export function smapsByName(
+  mappings: readonly SmapsMapping[],
+): Map<string, { size: number; rss: number; anon: number; swap: number }> {
+  const out = new Map<string, { size: number; rss: number; anon: number; swap: number }>();
+  for (const m of mappings) {
+    const name = m.pathname.trim() || '[anon]';
+    const key = name.startsWith('[stack:') ? '[stack]' : name;
+    let cur = out.get(key);
+    if (!cur) {
+      cur = { size: 0, rss: 0, anon: 0, swap: 0 };
+      out.set(key, cur);
+    }
+    cur.size += m.bytes.Size ?? m.rangeBytes;
+    cur.rss += m.bytes.Rss ?? 0;
+    cur.anon += m.bytes.Anonymous ?? 0;
+    cur.swap += m.bytes.Swap ?? 0;
+  }
+  return out;
+}
+
+/**
+ * Processes in the order the OOM killer takes them: by oom_score, highest first, and
+ * oom_score_adj -1000 (never killed) last; kernel threads left out. Without oom_score (a
+ * snapshot from before it was collected) by RSS + swap, the bulk of the kernel's badness.
+ */
+export function oomOrder(processes: readonly ProcessMemory[]): {
+  order: ProcessMemory[];
+  by: 'oom_score' | 'rss+swap';
+  unkillable: number;
+} {
+  const users = processes.filter((p) => !p.kernelThread);
+  const scored = users.some((p) => p.oomScore !== undefined);
+  const key = (p: ProcessMemory) => (scored ? (p.oomScore ?? -1) : p.rssBytes + p.swapBytes);
+  const never = (p: ProcessMemory) => Number(p.oomScoreAdj === -1000);
+  const order = [...users].sort(
+    (a, b) => never(a) - never(b) || key(b) - key(a) || b.rssBytes - a.rssBytes || a.pid - b.pid,
+  );
+  return { order, by: scored ? 'oom_score' : 'rss+swap', unkillable: users.filter((p) => never(p)).length };
 }

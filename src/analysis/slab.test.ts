@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labCounters, labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
+import { requireSource } from '../registry/open.js';
+import { reclaimFlags } from '../registry/sources/slabinfo.js';
 import { parseCallstackBlocks } from '../sources/callstack_blocks.js';
 import {
   diffCallstackDumps,
@@ -13,21 +15,34 @@ import {
   slabTop,
 } from './slab.js';
 
-const snap = (k: '6.1' | '6.12', m: 'before' | 'mid' | 'after') => new DirectorySnapshot(sharedMoment(k, m));
+const snap = (k: '6.1' | '6.12', m: 'before' | 'mid' | 'after') => new DirectorySnapshot(labFixture(k, m));
+
+/** slabTop of a snapshot, as `memsleuth slab top` reads it. */
+async function slabTopOf(s: DirectorySnapshot, opts: Parameters<typeof slabTop>[3] = {}) {
+  const { caches } = await requireSource(s, 'slabinfo');
+  const flags = await reclaimFlags(
+    s,
+    caches.map((c) => c.name),
+  );
+  return slabTop(caches, (await s.manifest()).pageSizeBytes, flags, opts);
+}
 
 describe('slabTop', () => {
   it('totals and sorts the 6.1 lab slabinfo like slabtop', async () => {
-    const t = await slabTop(snap('6.1', 'after'), { sortBy: parseSlabSortKey('a') });
+    const t = await slabTopOf(snap('6.1', 'after'), { sortBy: parseSlabSortKey('a') });
     expect(t.sortBy).toBe('active');
-    const lines = readFileSync(join(sharedMoment('6.1', 'after'), 'slabinfo'), 'utf8')
+    const lines = readFileSync(join(labFixture('6.1', 'after'), 'slabinfo'), 'utf8')
       .trim()
       .split('\n')
       .slice(2);
     const active = lines.map((l) => Number(l.split(/\s+/)[1]));
     expect(t.totals.activeObjs).toBe(active.reduce((s, x) => s + x, 0));
     expect(t.rows[0]!.activeObjs).toBe(Math.max(...active));
-    expect(t.reclaimKnown).toBe(false);
+    // The collector copies slab/<cache>/reclaim_account: dentries are reclaimable, kmalloc is not.
+    expect(t.reclaimKnown).toBe(true);
+    expect(t.rows.find((r) => r.name === 'dentry')!.reclaimable).toBe(true);
     const k96 = t.rows.find((r) => r.name === 'kmalloc-96')!;
+    expect(k96.reclaimable).toBe(false);
     expect(k96.cacheBytes).toBe(k96.numSlabs * k96.pagesPerSlab * 4096);
   });
 
@@ -41,26 +56,40 @@ describe('slab call sites', () => {
   it('reads every cache of a lab moment, bytes from slabinfo object sizes', async () => {
     const r = await readSlabCallSites(snap('6.12', 'after'));
     expect(r.hasStacks).toBe(true);
-    const fill = r.sites.find((s) => s.caller?.func === 'demo_cache_fill')!;
+    const fill = r.sites.find((s) => s.caller?.func === 'msl_slab_leak')!;
     expect(fill).toMatchObject({
       cache: 'kmalloc-96',
       outstanding: 400,
       bytes: 400 * 192,
-      pidMin: 10,
+      pidMin: 8,
       pidMax: 28,
     });
     expect(r.noData.length).toBeGreaterThan(0);
   });
 
-  it('diffs mid -> after: the leak had finished by mid, so nothing from the module grows', async () => {
+  it('diffs mid -> after: the leak ran on after mid; in module code only the leaks grow', async () => {
     const [m, a] = [
       await readSlabCallSites(snap('6.1', 'mid')),
       await readSlabCallSites(snap('6.1', 'after')),
     ];
     const d = diffSlabCallSites(m.sites, a.sites);
-    const fill = d.find((x) => x.caller?.func === 'demo_cache_fill')!;
-    expect(fill.delta.count).toBe(0);
-    expect(d.filter((x) => x.delta.bytes > 0 && x.frames.some((f) => f.module === 'leaky'))).toEqual([]);
+    const fill = d.find((x) => x.caller?.func === 'msl_slab_leak')!;
+    // 77 objects when the collector read kmalloc-96's traces, 164 by the module's counter at
+    // the end of that capture, 400 when the module had finished.
+    expect(fill.before.count).toBe(77);
+    expect(labCounters('6.1', 'mid').slab_leaked).toBe(164);
+    expect(fill.delta).toMatchObject({ count: 400 - 77, bytes: (400 - 77) * 168 });
+    // Every module call site that grew is a leak: the slab leak's objects and, for each
+    // leaked vmalloc area, vmalloc's own vm_struct, vmap_area and page array (40 in all).
+    const grew = d.filter((x) => x.delta.bytes > 0 && x.frames.some((f) => f.module === 'msl_leaky'));
+    expect(grew.map((x) => [x.cache, x.caller?.func, x.delta.count, x.after.count])).toEqual([
+      ['kmalloc-96', 'msl_slab_leak', 323, 400],
+      ['kmalloc-64', '__get_vm_area_node', 32, 40],
+      ['vmap_area', 'alloc_vmap_area', 28, 40],
+      ['kmalloc-16', '__vmalloc_node_range', 33, 40],
+    ]);
+    for (const x of grew.slice(1)) expect(x.frames.map((f) => f.func)).toContain('msl_vmalloc_leak');
+    expect(d.some((x) => x.frames.some((f) => f.func === 'msl_balanced_churn'))).toBe(false);
   });
 
   it('merges entries of the same stack (different waste) into one group', async () => {
@@ -77,11 +106,11 @@ describe('diffCallstackDumps', () => {
   it('compares two count + call trace dumps by count', () => {
     const read = (m: 'before' | 'after') =>
       parseCallstackBlocks(
-        readFileSync(join(sharedMoment('6.1', m), 'slab', 'kmalloc-96.alloc_traces'), 'utf8'),
+        readFileSync(join(labFixture('6.1', m), 'slab', 'kmalloc-96.alloc_traces'), 'utf8'),
       );
     const d = diffCallstackDumps(read('before'), read('after'));
     expect(d[0]!.delta.count).toBe(400);
-    expect(d[0]!.frames.map((f) => f.func)).toContain('demo_cache_fill');
+    expect(d[0]!.frames.map((f) => f.func)).toContain('msl_slab_leak');
   });
 
   it('uses bytes when every block has a size', () => {

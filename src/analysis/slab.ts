@@ -90,36 +90,28 @@ function sortValue(r: SlabTopRow, key: SlabSortKey): number | string {
   }
 }
 
-async function pageSizeOf(snap: Snapshot): Promise<number> {
-  return (await snap.manifest()).pageSizeBytes || 4096;
-}
-
 async function readSlabinfo(snap: Snapshot): Promise<SlabCache[] | undefined> {
   const text = await snap.readText('slabinfo');
   if (text === undefined) return undefined;
   return parseSlabinfo(text, { file: snap.describe('slabinfo') }).caches;
 }
 
-/** slabtop's view of one snapshot, sorted like `slabtop -s <key>` (largest first, names A-Z). */
-export async function slabTop(snap: Snapshot, opts: { sortBy?: SlabSortKey } = {}): Promise<SlabTop> {
-  const caches = await readSlabinfo(snap);
-  if (!caches) {
-    throw new MemsleuthError(
-      'UNAVAILABLE',
-      `${snap.describe('slabinfo')}: ${snap.whyMissing('slabinfo') ?? 'not present'}`,
-      {
-        hint: 'slabinfo needs root (mode 0400) and a kernel with CONFIG_SLUB_DEBUG or CONFIG_SLAB',
-      },
-    );
-  }
-  const pageSize = await pageSizeOf(snap);
+/**
+ * slabtop's view of one slabinfo, sorted like `slabtop -s <key>` (largest first, names A-Z).
+ * `reclaimable` gives each cache's SLAB_RECLAIM_ACCOUNT flag where the snapshot has it.
+ */
+export function slabTop(
+  caches: readonly SlabCache[],
+  pageSize: number,
+  reclaimable: ReadonlyMap<string, boolean>,
+  opts: { sortBy?: SlabSortKey } = {},
+): SlabTop {
   const sortBy = opts.sortBy ?? 'cache-size';
   let reclaimKnown = false;
   const rows: SlabTopRow[] = [];
   for (const c of caches) {
-    const ra = await snap.readText(`slab/${c.name}.reclaim_account`);
-    const reclaimable = ra === undefined ? undefined : ra.trim() === '1';
-    if (reclaimable !== undefined) reclaimKnown = true;
+    const flag = reclaimable.get(c.name);
+    if (flag !== undefined) reclaimKnown = true;
     const { slabBytes, objectBytes } = slabCacheBytes(c, pageSize);
     rows.push({
       name: c.name,
@@ -133,7 +125,7 @@ export async function slabTop(snap: Snapshot, opts: { sortBy?: SlabSortKey } = {
       cacheBytes: slabBytes,
       activeBytes: objectBytes,
       usePercent: c.numObjs ? (c.activeObjs / c.numObjs) * 100 : 0,
-      reclaimable,
+      reclaimable: flag,
     });
   }
   rows.sort((a, b) => {

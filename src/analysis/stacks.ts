@@ -556,7 +556,7 @@ export function toCollapsed(groups: readonly StackGroup[], by: WeightName): stri
   for (const g of topGroups(groups, by)) {
     const w = g.weights[by];
     if (w <= 0) continue;
-    const names = g.frames.map((f) => (f.module ? `${f.func} [${f.module}]` : f.func)).reverse();
+    const names = g.frames.map((f) => frameKey(f)).reverse();
     lines.push(`${names.join(';').replace(/\s+(?=\[)/g, '_') || '[no stack]'} ${w}`);
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
@@ -573,7 +573,7 @@ export function toSpeedscope(groups: readonly StackGroup[], by: WeightName, name
     if (w <= 0) continue;
     const sample: number[] = [];
     for (const f of [...g.frames].reverse()) {
-      const n = f.module ? `${f.func} [${f.module}]` : f.func;
+      const n = frameKey(f);
       let i = frameIndex.get(n);
       if (i === undefined) {
         i = frames.length;

@@ -1,7 +1,5 @@
-import { MemsleuthError } from '../model/errors.js';
-import { type Frame, frameKey } from '../model/frame.js';
-import type { Snapshot } from '../model/snapshot.js';
-import { parseVmallocinfo, type VmallocArea } from '../sources/vmallocinfo.js';
+import { callerName, type Frame } from '../model/frame.js';
+import type { VmallocArea } from '../sources/vmallocinfo.js';
 
 /** vmalloc areas of one caller. */
 export interface VmallocCaller {
@@ -20,15 +18,11 @@ export interface VmallocCaller {
   flags: string[];
 }
 
-export function callerKey(caller: Frame | undefined): string {
-  return caller ? frameKey(caller) : '<unknown>';
-}
-
 /** Group areas by caller, largest RAM first. `vm_map_ram`/unpurged lines have no caller. */
 export function vmallocByCaller(areas: readonly VmallocArea[], pageSizeBytes: number): VmallocCaller[] {
   const map = new Map<string, VmallocCaller>();
   for (const a of areas) {
-    const key = callerKey(a.caller);
+    const key = callerName(a.caller);
     let c = map.get(key);
     if (!c) {
       c = { key, areas: 0, pages: 0, bytes: 0, virtualBytes: 0, flags: [] };
@@ -54,23 +48,11 @@ export interface VmallocTop {
   totalVirtualBytes: number;
 }
 
-export async function readVmalloc(snap: Snapshot): Promise<VmallocTop> {
-  const text = await snap.readText('vmallocinfo');
-  if (text === undefined) {
-    throw new MemsleuthError(
-      'UNAVAILABLE',
-      `${snap.describe('vmallocinfo')}: ${snap.whyMissing('vmallocinfo') ?? 'not present'}`,
-      {
-        hint: 'vmallocinfo needs root (mode 0400); callers are hidden without CAP_SYSLOG',
-      },
-    );
-  }
-  const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
-  const { areas } = parseVmallocinfo(text, { file: snap.describe('vmallocinfo') });
-  const callers = vmallocByCaller(areas, pageSize);
+/** Totals over the callers of one vmallocinfo (`vmalloc top`). */
+export function vmallocTop(callers: VmallocCaller[]): VmallocTop {
   return {
     callers,
-    totalAreas: areas.length,
+    totalAreas: callers.reduce((s, c) => s + c.areas, 0),
     totalBytes: callers.reduce((s, c) => s + c.bytes, 0),
     totalVirtualBytes: callers.reduce((s, c) => s + c.virtualBytes, 0),
   };

@@ -92,7 +92,7 @@ describe('writeSnapshot on this machine', () => {
     const proc = join(work, 'proc');
     for (const pid of [process.pid, process.ppid]) {
       await mkdir(join(proc, String(pid)), { recursive: true });
-      for (const f of ['status', 'statm', 'stat', 'cmdline']) {
+      for (const f of ['status', 'statm', 'stat', 'cmdline', 'oom_score', 'oom_score_adj']) {
         await writeFile(join(proc, String(pid), f), await readFile(`/proc/${pid}/${f}`));
       }
     }

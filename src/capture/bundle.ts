@@ -20,6 +20,7 @@ export interface WriteSnapshotOptions {
   asDirectory?: boolean;
   /** Copy /sys/kernel/debug/page_owner (can be GBs on large machines). Default true. */
   pageOwner?: boolean;
+
   /** Copy proc/<pid>/* for every process. Default true. */
   processes?: boolean;
   /** Copy smaps (the costliest per-process file). Default true. */
@@ -91,11 +92,12 @@ export async function writeSnapshot(
     // System-wide sources. Large ones are streamed.
     for (const spec of SYSTEM_SOURCES) {
       if (missing.some((m) => m.path === spec.path)) continue;
-      if (spec.name === 'page_owner' && opts.pageOwner === false) {
+      // The same words as the sh collector (src/capture/collector.ts).
+      if (spec.skipOption === 'no-page-owner' && opts.pageOwner === false) {
         missing.push({
           path: spec.path,
-          reason: 'skipped (--no-page-owner)',
-          enable: 'omit --no-page-owner',
+          reason: `skipped (--${spec.skipOption})`,
+          enable: `omit --${spec.skipOption}`,
         });
         continue;
       }

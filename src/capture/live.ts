@@ -1,6 +1,8 @@
-import { constants } from 'node:fs';
+import { constants, readdirSync, statSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
+import { gunzipSync } from 'node:zlib';
+import { errnoReason } from '../model/errors.js';
 import {
   MANIFEST_FORMAT,
   type Manifest,
@@ -10,8 +12,10 @@ import {
   type Snapshot,
   SYSTEM_SOURCES,
   type SystemSourceSpec,
+  sourceLocation,
 } from '../model/snapshot.js';
-import { errnoReason, FileSnapshot } from './snapshot.js';
+import { configEnabled, type KernelConfig, parseKernelConfig } from '../sources/kconfig.js';
+import { FileSnapshot } from './snapshot.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
 export interface LiveRoots {
@@ -120,6 +124,21 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   }
 
   /**
+   * Open fds of a process. Since Linux 6.2 stat() of /proc/PID/fd reports the count as its
+   * size (fs/proc/fd.c proc_fd_getattr), which is O(1) where listing a socket leaker's
+   * 10,000 fds is not; older kernels report 0 and the directory is listed.
+   */
+  async fdCount(pid: number): Promise<number | undefined> {
+    const dir = `${this.roots.proc}/${pid}/fd`;
+    try {
+      const size = statSync(dir).size;
+      return size > 0 ? size : readdirSync(dir).length;
+    } catch {
+      return undefined; // not permitted, or exited
+    }
+  }
+
+  /**
    * Caches by name in /sys/kernel/slab. Merged caches also appear as `:0000024`-style
    * directories that the named entries link to; slabinfo uses the names, so those are skipped.
    */
@@ -131,19 +150,46 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     }
   }
 
+  private config: Promise<KernelConfig | undefined> | undefined;
+
+  /** The running kernel's build configuration: /proc/config.gz (CONFIG_IKCONFIG_PROC), else /boot/config-<release>. */
+  kernelConfig(): Promise<KernelConfig | undefined> {
+    this.config ??= (async () => {
+      try {
+        const gz = await readFile(`${this.roots.proc}/config.gz`);
+        return parseKernelConfig(gunzipSync(gz).toString('utf8'), { file: `${this.roots.proc}/config.gz` });
+      } catch {}
+      const boot = `/boot/config-${release()}`;
+      try {
+        return parseKernelConfig(await readFile(boot, 'utf8'), { file: boot });
+      } catch {
+        return undefined;
+      }
+    })();
+    return this.config;
+  }
+
+  /** How to enable a source, or that this kernel cannot have it (its config option is not set). */
+  private async enableHint(loc: Pick<SystemSourceSpec, 'enable' | 'config'>): Promise<string> {
+    if (!loc.config) return loc.enable;
+    const config = await this.kernelConfig();
+    if (!config || configEnabled(config, loc.config) !== false) return loc.enable;
+    return `this kernel is built without ${loc.config}: rebuild it with ${loc.config}=y (no boot option enables it); then ${loc.enable}`;
+  }
+
   async manifest(): Promise<Manifest> {
     const missing: MissingSource[] = [];
     for (const s of this.systemByPath.values()) {
       const reason = await this.probe(s.livePath);
-      if (reason) missing.push({ path: s.path, reason, enable: s.enable });
+      if (reason) missing.push({ path: s.path, reason, enable: await this.enableHint(s) });
     }
     const traces = await this.slabTraceFiles();
     if (traces.size === 0) {
+      const slab = sourceLocation('slab_traces');
       missing.push({
-        path: 'slab/*.alloc_traces',
+        path: slab.path,
         reason: (await this.debugfsMounted()) ? 'no slab caches with user tracking' : 'debugfs not mounted',
-        enable:
-          'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
+        enable: await this.enableHint(slab),
       });
     }
     return {

@@ -1,9 +1,9 @@
-import { constants, createReadStream } from 'node:fs';
-import { access, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream, readFileSync } from 'node:fs';
+import { access, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { MemsleuthError } from '../model/errors.js';
+import { errnoReason, MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import {
   MANIFEST_FORMAT,
@@ -13,16 +13,6 @@ import {
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
 } from '../model/snapshot.js';
-
-/** A failed read's errno, in words a report can show. */
-export function errnoReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'not present';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'ESRCH') return 'process exited';
-  if (code === 'EINVAL') return 'not readable (EINVAL)';
-  return code ?? String(e);
-}
 
 /**
  * Reading by snapshot path from files (a directory or the live kernel): each failed read
@@ -34,6 +24,10 @@ export abstract class FileSnapshot {
   /** The file behind a snapshot path, or undefined when the path is not one of its sources. */
   protected abstract fileOf(path: string): string | undefined;
 
+  localFile(path: string): string | undefined {
+    return this.fileOf(path);
+  }
+
   async readText(path: string): Promise<string | undefined> {
     const file = this.fileOf(path);
     if (file === undefined) {
@@ -41,7 +35,10 @@ export abstract class FileSnapshot {
       return undefined;
     }
     try {
-      return await readFile(file, 'utf8');
+      // Synchronous: procfs and sysfs files are generated in memory and small, and a
+      // thread-pool round trip per file costs more than the read (a recording tick reads
+      // three files per process).
+      return readFileSync(file, 'utf8');
     } catch (e) {
       this.failures.set(path, errnoReason(e));
       return undefined;
@@ -228,23 +225,6 @@ export async function openSnapshot(path: string): Promise<Snapshot> {
   const snap = new DirectorySnapshot(dir, path, () => rm(dir, { recursive: true, force: true }));
   await snap.manifest();
   return snap;
-}
-
-/**
- * Open every snapshot, run `fn`, and close them all — also when a later one fails to
- * open or `fn` throws, so no unpacked bundle is left in the temporary directory.
- */
-export async function withSnapshots<P extends string[], T>(
-  paths: [...P],
-  fn: (snaps: { [K in keyof P]: Snapshot }) => Promise<T>,
-): Promise<T> {
-  const snaps: Snapshot[] = [];
-  try {
-    for (const p of paths) snaps.push(await openSnapshot(p));
-    return await fn(snaps as { [K in keyof P]: Snapshot });
-  } finally {
-    for (const s of snaps) await s.close();
-  }
 }
 
 export { PROCESS_FILES };

@@ -1,28 +1,5 @@
 /** Output helpers shared by the human-readable presenters. */
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
-
-/** 1536 → "1.5 KiB"; negative values keep their sign. */
-export function formatBytes(bytes: number): string {
-  const sign = bytes < 0 ? '-' : '';
-  let v = Math.abs(bytes);
-  let i = 0;
-  while (v >= 1024 && i < UNITS.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${sign}${v} B` : `${sign}${v.toFixed(1)} ${UNITS[i]}`;
-}
-
-/** Like formatBytes but always with a sign, for deltas. */
-export function formatDelta(bytes: number): string {
-  return bytes > 0 ? `+${formatBytes(bytes)}` : formatBytes(bytes);
-}
-
-export function formatPercent(p: number): string {
-  return `${p.toFixed(1)}%`;
-}
-
 export type Align = 'left' | 'right';
 
 export interface Column<T> {
@@ -72,4 +49,15 @@ export function wrap(text: string, width = 100, indent = '', firstIndent = ''): 
   }
   lines.push(cur);
   return lines.join('\n');
+}
+
+/** A registry table (cells already formatted) as plain text. */
+export function renderTable(t: {
+  columns: { header: string; align?: Align; max?: number }[];
+  rows: string[][];
+}): string {
+  return table(
+    t.rows,
+    t.columns.map((c, i) => ({ ...c, value: (row: string[]) => row[i] ?? '' })),
+  );
 }

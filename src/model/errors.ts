@@ -86,3 +86,34 @@ export function parseError(
 export function isMemsleuthError(e: unknown): e is MemsleuthError {
   return e instanceof MemsleuthError;
 }
+
+/** A failed read's errno, in words a report can show. */
+export function errnoReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'not present';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ESRCH') return 'process exited';
+  if (code === 'EINVAL') return 'not readable (EINVAL)';
+  return code ?? String(e);
+}
+
+/** strerror(3) texts of the errors a file open meets, as C tools print them with perror(). */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  EPERM: 'Operation not permitted',
+  EISDIR: 'Is a directory',
+  ENOTDIR: 'Not a directory',
+  EROFS: 'Read-only file system',
+  ENOSPC: 'No space left on device',
+  ELOOP: 'Too many levels of symbolic links',
+  ENAMETOOLONG: 'File name too long',
+  EMFILE: 'Too many open files',
+  ENXIO: 'No such device or address',
+  ETXTBSY: 'Text file busy',
+};
+
+/** What perror() would print for a failed open: the C library's text, else Node's message. */
+export function strerror(e: NodeJS.ErrnoException): string {
+  return ERRNO_TEXT[e.code ?? ''] ?? e.message;
+}

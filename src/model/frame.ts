@@ -15,6 +15,25 @@ export interface Frame {
   module?: string;
   /** Return address from a leading `[<ffffffff81234567>]` (older kmemleak, stack dumps). */
   address?: string;
+  /** Where its code is, when resolved from debug info (`--symbols`; src/symbols). */
+  source?: FrameSource;
+}
+
+/**
+ * A frame's place in the source: the line of its own function (the call, for a return
+ * address), and the functions inlined at that point, innermost first.
+ */
+export interface FrameSource {
+  file: string;
+  line: number;
+  inlined?: { function: string; file: string; line: number }[];
+}
+
+/** `file:line`, then ` (inlined fn file:line, ...)` unless `inlines` is false. */
+export function formatSource(s: FrameSource, inlines = true): string {
+  const at = `${s.file}:${s.line}`;
+  if (!inlines || !s.inlined?.length) return at;
+  return `${at} (inlined ${s.inlined.map((i) => `${i.function || '?'} ${i.file}:${i.line}`).join(', ')})`;
 }
 
 // `[<ffffffff81234567>] ` (kmemleak before 6.2, dump_stack) or `? ` (unreliable frame).

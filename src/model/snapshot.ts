@@ -14,7 +14,7 @@
  *   slab/<cache>.alloc_calls         /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)
  *   slab/<cache>.free_calls
  *   slab/<cache>.reclaim_account    /sys/kernel/slab/<cache>/reclaim_account (1: SReclaimable)
- *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline}
+ *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline,oom_score,oom_score_adj}
  */
 
 import type { Readable } from 'node:stream';
@@ -42,6 +42,13 @@ export interface SystemSourceSpec {
   large: boolean;
   /** How to make the source available when it is missing. */
   enable: string;
+  /** The capture option that leaves it out (`no-page-owner`), for sources that can be huge. */
+  skipOption?: string;
+  /**
+   * The kernel build option it needs. When the running kernel's config says it is not set,
+   * no boot option or sysctl helps: the hint says so (a new kernel is needed).
+   */
+  config?: string;
 }
 
 export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
@@ -83,6 +90,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     large: false,
     enable:
       'kernel 6.10+ with CONFIG_MEM_ALLOC_PROFILING; enable with sysctl vm.mem_profiling=1 or boot with sysctl.vm.mem_profiling=1',
+    config: 'CONFIG_MEM_ALLOC_PROFILING',
   },
   {
     name: 'page_owner',
@@ -91,6 +99,8 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     large: true,
     enable:
       'boot with page_owner=on (needs CONFIG_PAGE_OWNER), mount debugfs (mount -t debugfs none /sys/kernel/debug), run as root',
+    skipOption: 'no-page-owner',
+    config: 'CONFIG_PAGE_OWNER',
   },
   {
     name: 'page_owner_stacks',
@@ -98,6 +108,7 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     livePath: '/sys/kernel/debug/page_owner_stacks/show_stacks',
     large: true,
     enable: 'kernel 6.9+ booted with page_owner=on, debugfs mounted, run as root',
+    config: 'CONFIG_PAGE_OWNER',
   },
   {
     name: 'kmemleak',
@@ -106,10 +117,60 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
     large: true,
     enable:
       'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan',
+    config: 'CONFIG_DEBUG_KMEMLEAK',
   },
 ];
 
-export const PROCESS_FILES = ['status', 'statm', 'stat', 'smaps', 'smaps_rollup', 'cmdline'] as const;
+/** Sources that are families of files rather than one file. */
+export type FamilySourceName = 'processes' | 'slab_traces';
+/** Every source the registry knows. */
+export type SourceName = SystemSourceName | FamilySourceName;
+
+/** Where any source lives: one file, or for a family the pattern of its files. */
+export interface SourceLocation extends Omit<SystemSourceSpec, 'name'> {
+  name: SourceName;
+}
+
+export const FAMILY_SOURCES: readonly SourceLocation[] = [
+  {
+    name: 'processes',
+    path: 'proc/*',
+    livePath: '/proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline,oom_score,oom_score_adj}',
+    large: false,
+    enable:
+      'capture with `memsleuth snapshot` (processes are included by default); run as root for every process',
+  },
+  {
+    name: 'slab_traces',
+    path: 'slab/*.alloc_traces',
+    livePath:
+      '/sys/kernel/debug/slab/<cache>/alloc_traces (5.14+), /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)',
+    large: false,
+    enable:
+      'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
+    config: 'CONFIG_SLUB_DEBUG',
+  },
+];
+
+/** The location of a source by name. */
+export function sourceLocation(name: SourceName): SourceLocation {
+  const loc = SYSTEM_SOURCES.find((s) => s.name === name) ?? FAMILY_SOURCES.find((s) => s.name === name);
+  if (!loc) throw new Error(`unknown source ${name}`);
+  return loc;
+}
+
+// oom_score and oom_score_adj (for `ps --oom`) since memsleuth 0.1 after issue 15: older
+// snapshots lack them, and readers treat them as optional (the manifest format is unchanged).
+export const PROCESS_FILES = [
+  'status',
+  'statm',
+  'stat',
+  'smaps',
+  'smaps_rollup',
+  'cmdline',
+  'oom_score',
+  'oom_score_adj',
+] as const;
 export type ProcessFileName = (typeof PROCESS_FILES)[number];
 
 export const SLAB_TRACE_KINDS = ['alloc_traces', 'free_traces', 'alloc_calls', 'free_calls'] as const;
@@ -149,6 +210,8 @@ export interface Manifest {
   skippedPids?: { pid: number; reason: string }[];
   /** Wall-clock seconds the capture took. */
   durationSeconds?: number;
+  /** Set when the "snapshot" is one raw kernel file: which source it is (nothing else is known). */
+  source?: string;
 }
 
 export function procPath(pid: number, file: ProcessFileName): string {
@@ -173,12 +236,23 @@ export interface Snapshot {
   readText(path: string): Promise<string | undefined>;
   /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */
   whyMissing(path: string): string | undefined;
+  /**
+   * The file on disk behind a path, when there is one (a directory snapshot, a raw file, the
+   * live kernel's file): big sources can then be read by their own readers, in parallel
+   * byte ranges where the file allows it. Undefined when the bytes only come as a stream.
+   */
+  localFile?(path: string): string | undefined;
   /** A byte stream of a (possibly huge) source, or undefined when absent. */
   openStream(path: string): Promise<Readable | undefined>;
   /** Process ids present. */
   pids(): Promise<number[]>;
   /** Slab caches with trace files, and which kinds each has. */
   slabTraceFiles(): Promise<Map<string, Set<string>>>;
+  /**
+   * Open file descriptors of a process, when the snapshot can tell (a live machine; a
+   * capture does not keep them).
+   */
+  fdCount?(pid: number): Promise<number | undefined>;
   /** The manifest (synthesised for directories that have none). */
   manifest(): Promise<Manifest>;
   close(): Promise<void>;

@@ -57,8 +57,8 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   const sampler = new Sampler(opts);
   const writer = new RecordingWriter(opts.db, {
     interval_ms: String(opts.intervalMs),
-    page_size: String(opts.pageSizeBytes ?? 4096),
-    slab_reclaimable: JSON.stringify(sampler.reclaimableSlabCaches()),
+    page_size: String(await sampler.pageSizeBytes()),
+    slab_reclaimable: JSON.stringify(await sampler.reclaimableSlabCaches()),
     // Who is recording: `leaks` lists the recorder's own process apart from the suspects.
     recorder_pid: String(process.pid),
     ...opts.meta,
@@ -74,7 +74,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
       const wait = due - Date.now();
       if (wait > 0) await sleep(wait, opts.signal);
       if (opts.signal?.aborted) break;
-      const sample = sampler.sample();
+      const sample = await sampler.sample();
       const w0 = performance.now();
       writer.writeTick(sample);
       const writeMs = performance.now() - w0;

@@ -1,55 +1,60 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sharedMoment } from '../../test/paths.js';
+import { labFixture } from '../../test/paths.js';
+import { smapsByName } from '../analysis/process.js';
+import { DirectorySnapshot } from '../capture/snapshot.js';
 import type { EntitySample } from '../model/samples.js';
+import { parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps } from '../sources/smaps.js';
-import { Sampler, smapsByName } from './sampler.js';
+import { Sampler } from './sampler.js';
 
 function byKey(es: EntitySample[], layer: string, key: string): EntitySample | undefined {
   return es.find((e) => e.layer === layer && e.key === key);
 }
 
-describe('Sampler over the lab 6.12 captures (a /proc-shaped directory)', () => {
-  // The lab moments hold /proc files of a kernel running the leaky demo module; a Sampler
-  // pointed at them reads them as it reads /proc.
-  const sample = (moment: 'before' | 'mid' | 'after') => {
-    const dir = sharedMoment('6.12', moment);
-    return new Sampler({
-      procRoot: dir,
-      sysRoot: join(dir, 'nosys'),
-      debugfsRoot: dir,
-      kmemleak: true,
-    }).sample().entities;
-  };
-  const before = sample('before');
-  const after = sample('after');
+describe('Sampler over the lab 6.12 captures (a snapshot directory)', () => {
+  // The lab moments hold the files of a kernel running the msl_leaky module; a Sampler
+  // pointed at them reads them as it reads this machine.
+  const sample = async (moment: 'before' | 'mid' | 'after') =>
+    (
+      await new Sampler({
+        snapshot: () => new DirectorySnapshot(labFixture('6.12', moment)),
+        kmemleak: true,
+      }).sample()
+    ).entities;
 
-  it('records allocinfo per call site, keyed file:line [module] func', () => {
-    const key = 'drivers/misc/leaky/leaky.c:26 [leaky] demo_cache_fill';
+  it('records allocinfo per call site, keyed file:line [module] func', async () => {
+    const [before, after] = [await sample('before'), await sample('after')];
+    const key =
+      '/root/.cache/memsleuth-lab/module-6.12-137179507dd6-f670bc5bcaa1/msl_leaky.c:77 [msl_leaky] msl_slab_leak';
     expect(byKey(after, 'allocinfo', key)?.values).toEqual({ bytes: 76800, calls: 400 });
     expect(byKey(before, 'allocinfo', key)).toBeUndefined();
-    // demo_churn frees what it allocates: zero tags are not stored.
-    expect(after.some((e) => e.layer === 'allocinfo' && e.key.endsWith('demo_churn'))).toBe(false);
+    // msl_balanced_churn frees what it allocates: zero tags are not stored.
+    expect(after.some((e) => e.layer === 'allocinfo' && e.key.endsWith('msl_balanced_churn'))).toBe(false);
   });
 
-  it('sums vmalloc areas by caller function and module', () => {
-    const v = byKey(after, 'vmalloc', 'demo_vbuf_grow [leaky]');
+  it('sums vmalloc areas by caller function and module', async () => {
+    const v = byKey(await sample('after'), 'vmalloc', 'msl_vmalloc_leak [msl_leaky]');
     expect(v?.values?.areas).toBe(40);
     // Each area is vmalloc(8 KiB): pages=2, so 2 pages of backing per area.
     expect(v?.values?.bytes).toBe(40 * 2 * 4096);
   });
 
-  it('groups kmemleak reports by the first frame that is not the allocator', () => {
-    const groups = after.filter((e) => e.layer === 'kmemleak');
+  it('groups kmemleak reports by the first frame that is not the allocator', async () => {
+    const groups = (await sample('after')).filter((e) => e.layer === 'kmemleak');
     expect(groups.length).toBeGreaterThan(0);
-    const demo = groups.filter((g) => g.key.includes('[leaky]'));
-    expect(demo.length).toBeGreaterThan(0);
-    expect(demo.every((g) => (g.values?.objects ?? 0) > 0 && (g.values?.bytes ?? 0) > 0)).toBe(true);
+    const leaks = groups.filter((g) => g.key.includes('[msl_leaky]'));
+    expect(leaks.map((g) => g.key).sort()).toEqual([
+      'msl_slab_leak [msl_leaky]',
+      'msl_vmalloc_leak [msl_leaky]',
+    ]);
+    expect(leaks.every((g) => (g.values?.objects ?? 0) > 0 && (g.values?.bytes ?? 0) > 0)).toBe(true);
   });
 
-  it('records every slab cache and every meminfo field, and the unaccounted remainder', () => {
-    const caches = readFileSync(join(sharedMoment('6.12', 'after'), 'slabinfo'), 'utf8')
+  it('records every slab cache and every meminfo field, and the unaccounted remainder', async () => {
+    const after = await sample('after');
+    const caches = readFileSync(join(labFixture('6.12', 'after'), 'slabinfo'), 'utf8')
       .split('\n')
       .slice(2)
       .filter((l) => l.trim() !== '').length;
@@ -58,19 +63,44 @@ describe('Sampler over the lab 6.12 captures (a /proc-shaped directory)', () => 
     expect(byKey(after, 'unaccounted', 'unaccounted')?.values?.bytes).toBeTypeOf('number');
   });
 
-  it('skips processes whose stat is missing rather than failing the tick', () => {
-    expect(after.filter((e) => e.layer === 'process')).toEqual([]);
+  it('records every user process from its status, keyed by pid and start time from stat', async () => {
+    const dir = labFixture('6.12', 'after');
+    const withMm = readdirSync(join(dir, 'proc'))
+      .filter((p) => /^\d+$/.test(p))
+      .map((p) => ({
+        pid: Number(p),
+        status: parseProcStatus(readFileSync(join(dir, 'proc', p, 'status'), 'utf8')),
+      }))
+      .filter((p) => p.status.bytes.VmSize !== undefined);
+    // init and the collector's shell: the collector leaves kernel threads out.
+    expect(withMm.map((p) => p.status.name).sort()).toEqual(['init', 'sh']);
+    const procs = (await sample('after')).filter((e) => e.layer === 'process');
+    expect(procs.map((e) => e.pid).sort((a, b) => a! - b!)).toEqual(
+      withMm.map((p) => p.pid).sort((a, b) => a - b),
+    );
+    for (const p of withMm) {
+      const e = procs.find((x) => x.pid === p.pid)!;
+      expect(e.label).toBe(p.status.name);
+      const start = readFileSync(join(dir, 'proc', String(p.pid), 'stat'), 'utf8')
+        .split(') ')[1]!
+        .split(' ')[19];
+      expect(e.key).toBe(`${p.pid}:${start}`);
+      expect(e.values?.rss_bytes).toBe(p.status.bytes.VmRSS);
+      expect(e.values?.vsz_bytes).toBe(p.status.bytes.VmSize);
+    }
   });
 });
 
 describe('Sampler on this machine', () => {
-  it('reads this process with the values of its own status file', () => {
+  it('reads this process with the values of its own status file', async () => {
     const s = new Sampler({ pidFilter: (p) => p === process.pid, pssEvery: 1 });
-    const t = s.sample();
+    const t = await s.sample();
     const me = t.entities.find((e) => e.layer === 'process');
     expect(me?.pid).toBe(process.pid);
+    expect(me?.key).toMatch(new RegExp(`^${process.pid}:\\d+$`));
     expect(me?.values?.vsz_bytes).toBeGreaterThan(10 * 1024 * 1024);
     expect(me?.values?.threads).toBeGreaterThanOrEqual(1);
+    expect(me?.values?.fds).toBeGreaterThanOrEqual(3);
     expect(me?.sparse?.pss_bytes).toBeGreaterThan(0);
     expect(t.readMs).toBeGreaterThan(0);
   });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseCallstackBlocks } from './callstack_blocks.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
@@ -21,17 +21,17 @@ describe('parseCallstackBlocks', () => {
   });
 
   it('reads a real count + call trace capture (6.1 alloc_traces shape)', () => {
-    const text = read(join(sharedMoment('6.1', 'after'), 'slab', 'kmalloc-96.alloc_traces'));
+    const text = read(join(labFixture('6.1', 'after'), 'slab', 'kmalloc-96.alloc_traces'));
     const b = parseCallstackBlocks(text);
     expect(b.length).toBe(text.split('\n').filter((l) => /^ +\d+ /.test(l)).length);
-    const demo = b.find((x) => x.labels.text?.startsWith('demo_cache_fill'))!;
-    expect(demo.frames.map((f) => f.func).slice(0, 2)).toEqual(['kmalloc_trace', 'demo_cache_fill']);
-    expect(demo.count).toBe(400);
-    expect(demo.labels.text).toMatch(/^demo_cache_fill\+0x1b\/0x40 \[leaky\] age=/);
+    const leak = b.find((x) => x.labels.text?.startsWith('msl_slab_leak'))!;
+    expect(leak.frames.map((f) => f.func).slice(0, 2)).toEqual(['__kmalloc', 'msl_slab_leak']);
+    expect(leak.count).toBe(400);
+    expect(leak.labels.text).toMatch(/^msl_slab_leak\+0x10\/0x3c \[msl_leaky\] age=/);
   });
 
   it('reads count: / count= headers with size and cache labels (before/after slabtrace dumps)', () => {
-    const stack = read(join(sharedMoment('6.1', 'after'), 'kmemleak'))
+    const stack = read(join(labFixture('6.1', 'after'), 'kmemleak'))
       .split('\n')
       .slice(6, 14)
       .join('\n');
@@ -39,7 +39,7 @@ describe('parseCallstackBlocks', () => {
       `count: 400 cache: kmalloc-96 size: 96\n${stack}\n\ncount=3 bytes=300\n${stack}\n`,
     );
     expect(b[0]).toMatchObject({ count: 400, bytes: 38400, labels: { cache: 'kmalloc-96' } });
-    expect(b[0]!.frames[2]).toMatchObject({ func: 'demo_cache_fill', module: 'leaky' });
+    expect(b[0]!.frames[2]).toMatchObject({ func: 'msl_slab_leak', module: 'msl_leaky' });
     expect(b[1]).toMatchObject({ count: 3, bytes: 300 });
   });
 

@@ -2,50 +2,50 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { type KmemleakReport, parseKmemleak, scanKmemleak } from './kmemleak.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
 
 describe('parseKmemleak', () => {
   it('reads the 6.12 lab report: backtrace (crc), frames without addresses', () => {
-    const file = join(sharedMoment('6.12', 'after'), 'kmemleak');
+    const file = join(labFixture('6.12', 'after'), 'kmemleak');
     const text = read(file);
     const { reports } = parseKmemleak(text, { file });
     expect(reports.length).toBe((text.match(/^unreferenced object/gm) ?? []).length);
     expect(reports.length).toBe(440);
     const r = reports[0]!;
     expect(r).toMatchObject({
-      address: '0xffff888002f87240',
+      address: '0xffff888003150f00',
       type: 'virt',
       sizeBytes: 96,
-      comm: 'kworker/0:2',
-      pid: 28,
-      jiffies: 4294893717,
+      comm: 'kworker/0:0',
+      pid: 8,
+      jiffies: 4294899621,
       hexDumpBytes: 32,
-      crc: '63cac116',
+      crc: 'a4d68168',
     });
     expect(r.ageSeconds).toBeUndefined();
-    expect(r.frames.map((f) => f.func).slice(0, 2)).toEqual(['__kmalloc_cache_noprof', 'demo_cache_fill']);
-    expect(r.frames[1]!.module).toBe('leaky');
+    expect(r.frames.map((f) => f.func).slice(0, 2)).toEqual(['__kmalloc_noprof', 'msl_slab_leak']);
+    expect(r.frames[1]!.module).toBe('msl_leaky');
     expect(r.frames[1]!.address).toBeUndefined();
-    expect(reports.filter((x) => x.frames.some((f) => f.func === 'demo_vbuf_grow')).length).toBe(40);
+    expect(reports.filter((x) => x.frames.some((f) => f.func === 'msl_vmalloc_leak')).length).toBe(40);
   });
 
   it('reads the 6.1 lab report: `backtrace:` and [<address>] frames', () => {
-    const file = join(sharedMoment('6.1', 'after'), 'kmemleak');
+    const file = join(labFixture('6.1', 'after'), 'kmemleak');
     const { reports } = parseKmemleak(read(file), { file });
     expect(reports.length).toBe(440);
     expect(reports[0]!.crc).toBeUndefined();
     expect(reports[0]!.frames[2]).toMatchObject({
-      func: 'demo_cache_fill',
-      address: 'ffffffffa000001b',
-      module: 'leaky',
+      func: 'msl_slab_leak',
+      address: 'ffffffffa0000021',
+      module: 'msl_leaky',
     });
   });
 
   it('reads an empty report file (nothing unreferenced)', () => {
-    expect(parseKmemleak(read(join(sharedMoment('6.12', 'before'), 'kmemleak'))).reports).toEqual([]);
+    expect(parseKmemleak(read(join(labFixture('6.12', 'before'), 'kmemleak'))).reports).toEqual([]);
   });
 
   it('reads (age ...) and hashed addresses (vendor 5.x arm64, seed 004)', () => {
@@ -79,9 +79,9 @@ describe('parseKmemleak', () => {
 
   it('reads 2.6.31 lines prefixed with `kmemleak: ` and without a hex dump', () => {
     // 2.6.31 print_unreferenced() used print_helper(seq, "kmemleak: unreferenced object ...").
-    const lab = read(join(sharedMoment('6.1', 'after'), 'kmemleak'))
+    const lab = read(join(labFixture('6.1', 'after'), 'kmemleak'))
       .split('\n')
-      .slice(0, 28);
+      .slice(0, 30);
     const old = lab
       .filter((l) => !/hex dump|^ {4}[0-9a-f]{2} /.test(l))
       .map((l) => (l ? `kmemleak: ${l}` : l))
@@ -89,7 +89,7 @@ describe('parseKmemleak', () => {
     const { reports } = parseKmemleak(old);
     expect(reports.length).toBe(2);
     expect(reports[0]!.hexDumpBytes).toBeUndefined();
-    expect(reports[1]!.frames.map((f) => f.func)).toContain('demo_vbuf_grow');
+    expect(reports[1]!.frames.map((f) => f.func)).toContain('msl_vmalloc_leak');
   });
 
   it('reads (phys) objects', () => {
@@ -100,7 +100,7 @@ describe('parseKmemleak', () => {
   });
 
   it('rejects garbage and truncated reports with file and line', () => {
-    const lab = read(join(sharedMoment('6.12', 'after'), 'kmemleak')).split('\n');
+    const lab = read(join(labFixture('6.12', 'after'), 'kmemleak')).split('\n');
     expect(() => parseKmemleak('garbage\n', { file: 'k' })).toThrow(/k:1: expected/);
     expect(() => parseKmemleak(lab.slice(0, 3).join('\n'), { file: 'k' })).toThrow(
       /k:1: expected a complete report/,
@@ -114,7 +114,7 @@ describe('parseKmemleak', () => {
 
 describe('scanKmemleak (streaming)', () => {
   it('gives the same reports as parseKmemleak whatever the chunk boundaries', async () => {
-    const file = join(sharedMoment('6.1', 'after'), 'kmemleak');
+    const file = join(labFixture('6.1', 'after'), 'kmemleak');
     const whole = parseKmemleak(read(file)).reports;
     for (const hw of [7, 64, 4096]) {
       const got: KmemleakReport[] = [];
@@ -127,13 +127,13 @@ describe('scanKmemleak (streaming)', () => {
   });
 
   it('reports a truncated stream with file and line', async () => {
-    // cut inside the second report's hex dump
-    const text = read(join(sharedMoment('6.12', 'after'), 'kmemleak'))
+    // cut inside the second report's hex dump (the report starts on line 16)
+    const text = read(join(labFixture('6.12', 'after'), 'kmemleak'))
       .split('\n')
       .slice(0, 18)
       .join('\n');
     await expect(scanKmemleak(Readable.from([text]), () => {}, { file: 'k' })).rejects.toThrow(
-      /k:15: expected a complete report ending in a backtrace/,
+      /k:16: expected a complete report ending in a backtrace/,
     );
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
-import { sharedMoment } from '../../test/paths.js';
+import { labFixture } from '../../test/paths.js';
 import { parseMeminfo } from './meminfo.js';
 
 /** Independent reading of the text: `Name: N kB` lines by plain string splitting. */
@@ -56,7 +56,7 @@ describe('parseMeminfo', () => {
   });
 
   it.each(MOMENTS)('reads lab %s %s', (kernel, moment) => {
-    const text = readFileSync(join(sharedMoment(kernel, moment), 'meminfo'), 'utf8');
+    const text = readFileSync(join(labFixture(kernel, moment), 'meminfo'), 'utf8');
     const mi = parseMeminfo(text);
     const kb = kbLines(text);
     expect(Object.keys(mi.bytes)).toEqual([...kb.keys()]);

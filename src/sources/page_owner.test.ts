@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { MemsleuthError } from '../model/errors.js';
 import { type PageOwnerRecord, parsePageOwner, parsePageOwnerStacks, scanBlocks } from './page_owner.js';
 
@@ -17,36 +17,46 @@ const text = (s: string) => Readable.from([Buffer.from(s, 'latin1')]);
 
 describe('parsePageOwner on the lab dumps', () => {
   it('reads 6.1 (decimal PFN, free_ts) and every record header counts', async () => {
-    const file = join(sharedMoment('6.1', 'after'), 'page_owner');
+    const file = join(labFixture('6.1', 'after'), 'page_owner');
     const raw = readFileSync(file, 'latin1');
     const { out, warnings } = await records(file);
     expect(warnings).toEqual([]);
     expect(out.length).toBe(raw.split('Page allocated via order ').length - 1);
     const first = out[0]!;
     expect(first).toMatchObject({ order: 0, gfpMask: 0, pid: 1, tgid: 1, comm: 'swapper/0', pfn: 256 });
-    expect(first.tsNs).toBe(492000000);
+    expect(first.tsNs).toBe(613917848);
     expect(first.freeTsNs).toBe(0);
-    expect(out.some((r) => r.pageFlags === '0x10200(slab|head|zone=0)')).toBe(true);
-    expect(first.frames[0]).toMatchObject({ func: 'register_early_stack', offset: 0x28, length: 0x43 });
-    const grab = out.filter((r) => r.frames.some((f) => f.func === 'demo_page_grab'));
-    // leaky-demo: an order-1 block every 4th of 400 steps.
+    expect(out.some((r) => r.pageFlags === '0x200(slab|section=0|zone=0)')).toBe(true);
+    expect(first.frames[0]).toMatchObject({ func: 'register_early_stack', offset: 0x23, length: 0x3e });
+    const grab = out.filter((r) => r.frames.some((f) => f.func === 'msl_page_leak'));
+    // msl_leaky: an order-1 block every 4th of 400 steps, under the module's out-of-line
+    // copies of the alloc_pages helpers (built with -fno-inline).
     expect(grab.length).toBe(100);
-    expect(grab.every((r) => r.order === 1 && r.pages === 2 && r.frames[2]?.module === 'leaky')).toBe(true);
+    expect(
+      grab.every(
+        (r) =>
+          r.order === 1 &&
+          r.pages === 2 &&
+          r.frames[2]?.func === '__alloc_pages_node.constprop.0' &&
+          r.frames[2]?.module === 'msl_leaky' &&
+          r.frames[5]?.func === 'msl_page_leak',
+      ),
+    ).toBe(true);
   });
 
   it('reads 6.12 (hex PFN, no free_ts)', async () => {
-    const file = join(sharedMoment('6.12', 'after'), 'page_owner');
+    const file = join(labFixture('6.12', 'after'), 'page_owner');
     const { out } = await records(file);
-    expect(out[0]).toMatchObject({ pid: 0, tgid: 0, comm: 'swapper', pfn: 0x100, tsNs: 74196233 });
+    expect(out[0]).toMatchObject({ pid: 0, tgid: 0, comm: 'swapper', pfn: 0x100, tsNs: 184947139 });
     expect(out[0]!.freeTsNs).toBeUndefined();
     // 6.12 keeps PG_slab out of the flags (a page type since 6.10).
-    expect(out[0]!.pageFlags).toBe('0x0(zone=0)');
+    expect(out[0]!.pageFlags).toBe('0x0(section=0|zone=0)');
     expect(out.some((r) => r.pageFlags?.includes('slab'))).toBe(false);
-    expect(out.filter((r) => r.frames.some((f) => f.func === 'demo_page_grab')).length).toBe(100);
+    expect(out.filter((r) => r.frames.some((f) => f.func === 'msl_page_leak')).length).toBe(100);
   });
 
   it('gives the same records whatever the chunk boundaries', async () => {
-    const file = join(sharedMoment('6.12', 'before'), 'page_owner');
+    const file = join(labFixture('6.12', 'before'), 'page_owner');
     const a = await records(file);
     const b = await records(file, { chunkBytes: 777 });
     const c = await records(Readable.from(chunksOf(readFileSync(file), 4093)));
@@ -96,7 +106,7 @@ describe('older formats (from mm/page_owner.c history)', () => {
 
 describe('bad input', () => {
   it('rejects a file that is not page_owner output, naming line and byte', async () => {
-    const e = await records(join(sharedMoment('6.12', 'after'), 'meminfo')).catch((x) => x);
+    const e = await records(join(labFixture('6.12', 'after'), 'meminfo')).catch((x) => x);
     expect(e).toBeInstanceOf(MemsleuthError);
     expect(e.code).toBe('PARSE');
     expect(e.line).toBe(1);
@@ -142,10 +152,10 @@ describe('scanBlocks', () => {
 
 describe('parsePageOwnerStacks (6.9+ show_stacks)', () => {
   it('reads the 6.12 lab capture', () => {
-    const file = join(sharedMoment('6.12', 'after'), 'page_owner_stacks');
+    const file = join(labFixture('6.12', 'after'), 'page_owner_stacks');
     const stacks = parsePageOwnerStacks(readFileSync(file, 'utf8'), { file });
     expect(stacks.length).toBe(readFileSync(file, 'utf8').split('nr_base_pages: ').length - 1);
-    const grab = stacks.filter((s) => s.frames.some((f) => f.func === 'demo_page_grab'));
+    const grab = stacks.filter((s) => s.frames.some((f) => f.func === 'msl_page_leak'));
     expect(grab.map((s) => s.nrBasePages)).toEqual([200]);
   });
   it('rejects garbage with a line number', () => {

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseErrorOf } from '../../test/parsers.js';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { fixture, parseErrorOf } from '../../test/parsers.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseProcStatus } from './proc_status.js';
 
 /** Independent reading: `Key:\tN kB` by splitting on whitespace. */
@@ -50,18 +50,27 @@ describe('parseProcStatus', () => {
   });
 
   it('reads every process of the lab captures (6.1 without Kthread, 6.12 with it)', () => {
-    for (const kernel of ['6.1', '6.12'] as const) {
-      const dir = join(sharedMoment(kernel, 'after'), 'proc');
-      const pids = readdirSync(dir);
-      expect(pids.length).toBeGreaterThan(5);
+    // The collector leaves kernel threads out: the guest's init and the collector's shell.
+    for (const [kernel, shell] of [
+      ['6.1', '2235'],
+      ['6.12', '2595'],
+    ] as const) {
+      const dir = join(labFixture(kernel, 'after'), 'proc');
+      const pids = readdirSync(dir).sort();
+      expect(pids).toEqual(['1', shell]);
       for (const pid of pids) {
         const s = parseProcStatus(readFileSync(join(dir, pid, 'status'), 'utf8'), { file: `${pid}/status` });
         expect(s.pid).toBe(Number(pid));
+        expect(s.name).toBe(pid === '1' ? 'init' : 'sh');
         if (kernel === '6.1') expect(s.counts.Kthread).toBeUndefined();
-        else expect(s.counts.Kthread).toBe(pid === '1' ? 0 : 1);
+        else expect(s.counts.Kthread).toBe(0);
       }
     }
-    const init = parseProcStatus(readFileSync(join(sharedMoment('6.12', 'after'), 'proc/1/status'), 'utf8'));
+    // A kernel thread's Kthread: 1 (6.18, kthreadd as captured in the process fixture).
+    const kthreadd = parseProcStatus(fixture('linux-6.18-four-types', 'proc', '2', 'status'));
+    expect(kthreadd.counts.Kthread).toBe(1);
+    expect(kthreadd.bytes.VmSize).toBeUndefined();
+    const init = parseProcStatus(readFileSync(join(labFixture('6.12', 'after'), 'proc/1/status'), 'utf8'));
     expect(init.name).toBe('init');
     expect(init.bytes.RssShmem).toBe(1664 * 1024);
     expect(init.counts.Kthread).toBe(0);

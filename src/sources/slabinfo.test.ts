@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
-import { type LabMoment, sharedMoment } from '../../test/paths.js';
+import { type LabMoment, labFixture } from '../../test/paths.js';
 import { parseMeminfo } from './meminfo.js';
 import { parseSlabinfo, slabCacheBytes } from './slabinfo.js';
 
@@ -60,7 +60,7 @@ describe('parseSlabinfo', () => {
   });
 
   it.each(MOMENTS)('lab %s %s: caches sum to meminfo Slab within 2%%', (kernel, moment) => {
-    const dir = sharedMoment(kernel, moment);
+    const dir = labFixture(kernel, moment);
     const { slabBytes, meminfoSlab } = slabTotals(
       readFileSync(join(dir, 'slabinfo'), 'utf8'),
       readFileSync(join(dir, 'meminfo'), 'utf8'),
@@ -70,10 +70,10 @@ describe('parseSlabinfo', () => {
 
   it('lab 6.12: the leaking module’s kmalloc-96 objects show in the slabinfo delta', () => {
     const get = (m: LabMoment) =>
-      parseSlabinfo(readFileSync(join(sharedMoment('6.12', m), 'slabinfo'), 'utf8')).caches.find(
+      parseSlabinfo(readFileSync(join(labFixture('6.12', m), 'slabinfo'), 'utf8')).caches.find(
         (c) => c.name === 'kmalloc-96',
       )!;
-    // demo_cache_fill leaks one 96-byte object per step, 400 steps (see ../shared/fixtures/README.md).
+    // msl_slab_leak leaks one 96-byte object per step, 400 steps (test/fixtures/lab-6.12/README.md).
     expect(get('after').activeObjs - get('before').activeObjs).toBeGreaterThanOrEqual(400);
   });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../test/children.js';
 import { parseErrorOf } from '../../test/parsers.js';
-import { REPO_FIXTURES, sharedMoment } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseProcStatus } from './proc_status.js';
 import { parseSmaps, parseSmapsRollup } from './smaps.js';
 
@@ -89,7 +89,7 @@ describe('parseSmaps on a live process', () => {
 describe('parseSmaps on captures', () => {
   it('reads every smaps of the lab captures; init sums to its status', () => {
     for (const kernel of ['6.1', '6.12'] as const) {
-      const dir = join(sharedMoment(kernel, 'after'), 'proc');
+      const dir = join(labFixture(kernel, 'after'), 'proc');
       for (const pid of readdirSync(dir)) {
         const maps = parseSmaps(readFileSync(join(dir, pid, 'smaps'), 'utf8'));
         const status = parseProcStatus(readFileSync(join(dir, pid, 'status'), 'utf8'));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectParseError, fixture, LAB_MOMENTS as MOMENTS } from '../../test/parsers.js';
-import { sharedMoment } from '../../test/paths.js';
+import { labFixture } from '../../test/paths.js';
 import { parseBuddyinfo } from './buddyinfo.js';
 import { parseZoneinfo, type Zoneinfo } from './zoneinfo.js';
 
@@ -56,7 +56,7 @@ describe('parseZoneinfo', () => {
   });
 
   it.each(MOMENTS)('lab %s %s: pages free = buddyinfo free pages of the same capture', (kernel, moment) => {
-    const dir = sharedMoment(kernel, moment);
+    const dir = labFixture(kernel, moment);
     const text = readFileSync(join(dir, 'zoneinfo'), 'utf8');
     const z = parseZoneinfo(text);
     checkShape(z, text);

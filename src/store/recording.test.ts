@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMemsleuthError } from '../model/errors.js';
-import type { TickSample } from '../model/samples.js';
+import type { LoadedRecording, TickSample } from '../model/samples.js';
 import { Sampler } from '../record/sampler.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseProcStat } from '../sources/proc_stat.js';
@@ -17,17 +17,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('recording of the live machine', () => {
   const db = join(dir, 'live.db');
   const sampler = new Sampler({ pssEvery: 1, smapsEvery: 0 });
-  const w = new RecordingWriter(db, { interval_ms: '1000' });
   const ticks: TickSample[] = [];
-  for (let i = 0; i < 4; i++) {
-    const s = sampler.sample(1_800_000_000_000 + i * 1000);
-    ticks.push(s);
-    w.writeTick(s);
-  }
-  w.close();
-  const r = new RecordingReader(db);
-  const rec = r.load();
-  const meminfo = parseMeminfo(readFileSync('/proc/meminfo', 'utf8'));
+  let rec: LoadedRecording;
+  let meminfo: ReturnType<typeof parseMeminfo>;
+  let r: RecordingReader;
+  beforeAll(async () => {
+    const w = new RecordingWriter(db, { interval_ms: '1000' });
+    for (let i = 0; i < 4; i++) {
+      const s = await sampler.sample(1_800_000_000_000 + i * 1000);
+      ticks.push(s);
+      w.writeTick(s);
+    }
+    w.close();
+    r = new RecordingReader(db);
+    rec = r.load();
+    meminfo = parseMeminfo(readFileSync('/proc/meminfo', 'utf8'));
+  });
+  afterAll(() => r.close());
 
   it('stores every tick and the meta rows', () => {
     expect(rec.tickCount).toBe(4);
@@ -80,14 +86,13 @@ describe('recording of the live machine', () => {
     expect(stored.size).toBeGreaterThan(50);
   });
 
-  it('has the accounting remainder, and knows the reclaimable slab caches from sysfs', () => {
+  it('has the accounting remainder, and knows the reclaimable slab caches from sysfs', async () => {
     expect(rec.series.some((x) => x.layer === 'unaccounted')).toBe(true);
     // dentry is created with SLAB_RECLAIM_ACCOUNT (fs/dcache.c); kmalloc caches are not.
-    const reclaimable = sampler.reclaimableSlabCaches();
+    const reclaimable = await sampler.reclaimableSlabCaches();
     expect(reclaimable).toContain('dentry');
     expect(reclaimable).not.toContain('kmalloc-64');
   });
-  r.close();
 });
 
 describe('entity lifetimes', () => {
@@ -168,6 +173,41 @@ describe('entity lifetimes', () => {
     const thinned = r.load({ maxPoints: 4 }).series[0]!;
     expect(thinned.t.length).toBeLessThanOrEqual(5);
     expect(thinned.t[thinned.t.length - 1]).toBe(base + 9000);
+    r.close();
+  });
+});
+
+describe('reading some series only', () => {
+  it('a layer or filter selection gives the same points as reading everything, since included', () => {
+    const db = join(dir, 'select.db');
+    const w = new RecordingWriter(db);
+    const t0 = 1_800_000_000_000;
+    for (let i = 0; i < 50; i++)
+      w.writeTick({
+        tMs: t0 + i * 1000,
+        entities: [
+          { layer: 'meminfo', key: 'Shmem', values: { bytes: 100 + Math.floor(i / 7) } },
+          { layer: 'slab', key: 'kmalloc-96', values: { bytes: 4096 * (1 + (i % 5)), active_objs: i } },
+          { layer: 'slab', key: 'dentry', values: { bytes: 8192 } },
+          ...(i % 10 === 0 ? [{ layer: 'vmalloc' as const, key: 'x', sparse: { bytes: i } }] : []),
+        ],
+      });
+    w.close();
+    const r = new RecordingReader(db);
+    for (const sinceMs of [undefined, t0 + 23_000]) {
+      const all = r.load({ sinceMs, maxPoints: 1000 }).series;
+      const pick = (layer: string, key: string, metric: string) =>
+        all.find((x) => x.layer === layer && x.key === key && x.metric === metric);
+      const one = r.load({
+        sinceMs,
+        maxPoints: 1000,
+        filter: (l, k, m) => l === 'slab' && k === 'kmalloc-96' && m === 'bytes',
+      }).series;
+      expect(one).toEqual([pick('slab', 'kmalloc-96', 'bytes')]);
+      const layer = r.load({ sinceMs, maxPoints: 1000, layers: ['meminfo', 'vmalloc'] }).series;
+      expect(layer).toEqual([pick('meminfo', 'Shmem', 'bytes'), pick('vmalloc', 'x', 'bytes')]);
+    }
+    expect(r.span()).toEqual({ ticks: 50, firstMs: t0, lastMs: t0 + 49_000 });
     r.close();
   });
 });

@@ -4,7 +4,8 @@
  *
  *   0  model                        shared types: frames, snapshot, samples, errors, units
  *   1  sources                      one pure parser per kernel format
- *   2  capture  store  analysis     the live kernel and bundles; the recording database; pure analysis
+ *   2  capture  store  analysis     the live kernel and bundles; the recording database; pure analysis;
+ *      symbols                      ELF debug info and eu-addr2line: frames to file:line
  *   3  registry                     one entry per kernel source, joining the floors below
  *   4  record                       the recording loop: sampler and recorder
  *   5  web  metrics  trace ...      presenters and live tools built on the registry
@@ -24,6 +25,8 @@ const FLOORS: Record<string, number> = {
   capture: 2,
   store: 2,
   analysis: 2,
+  // ELF files and eu-addr2line processes for file:line; beside capture, read by the commands above
+  symbols: 2,
   registry: 3,
   record: 4,
   web: 5,

@@ -22,8 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSnapshot } from '../../src/capture/snapshot.js';
 import { MANIFEST_FORMAT, type Manifest, PROCESS_FILES, SYSTEM_SOURCES } from '../../src/model/snapshot.js';
 import { parseMeminfo } from '../../src/sources/meminfo.js';
-import { runCli } from '../e2e/cli.js';
 import { REPO_ROOT } from '../paths.js';
+import { cli } from '../run.js';
 
 const SCRIPT = join(REPO_ROOT, 'collector', 'memsleuth-collect.sh');
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
@@ -174,7 +174,7 @@ describe('memsleuth-collect.sh on the live machine', () => {
     expect(m.files.some((f) => f.endsWith('/smaps_rollup'))).toBe(true);
 
     const nodeOut = join(tmp, 'node-snapshot');
-    const n = runCli(['snapshot', '-d', nodeOut, '--no-smaps']);
+    const n = await cli(['snapshot', '-d', nodeOut, '--no-smaps']);
     expect(n.status, n.stderr).toBe(0);
     const nm = readManifest(nodeOut);
     const system = (x: Manifest) => x.files.filter((f) => !f.includes('/')).sort();
@@ -244,7 +244,7 @@ describe('memsleuth-collect.sh on the live machine', () => {
     }
   });
 
-  it('records skipped page_owner with its own reason', { timeout: 180_000 }, () => {
+  it('records skipped page_owner with its own reason', { timeout: 180_000 }, async () => {
     const out = join(tmp, 'no-po');
     const r = collect(
       ['/usr/bin/dash'],
@@ -262,7 +262,7 @@ describe('memsleuth-collect.sh on the live machine', () => {
 });
 
 describe('memsleuth-collect.sh usage errors', () => {
-  it('needs -o, refuses an existing directory and unknown options', () => {
+  it('needs -o, refuses an existing directory and unknown options', async () => {
     let r = collect(['/usr/bin/dash'], []);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('-o DIR is required');
@@ -281,7 +281,7 @@ describe('memsleuth-collect.sh usage errors', () => {
     expect(r.stdout).toContain('--kmemleak-scan');
   });
 
-  it('writes to the kernel only in the --kmemleak-scan branch', () => {
+  it('writes to the kernel only in the --kmemleak-scan branch', async () => {
     // Every output redirection targets the snapshot, its bookkeeping files, stderr or
     // /dev/null, except `echo scan` into kmemleak inside the flag's branch.
     const lines = readFileSync(SCRIPT, 'utf8').split('\n');
@@ -308,8 +308,8 @@ describe('memsleuth-collect.sh usage errors', () => {
 describe('memsleuth collector', () => {
   it('prints the shipped script stamped with this version, and the printed script runs', {
     timeout: 180_000,
-  }, () => {
-    const r = runCli(['collector']);
+  }, async () => {
+    const r = await cli(['collector']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^#!\/bin\/sh\n/);
     expect(r.stdout).toContain(`MSL_VERSION=${VERSION}\n`);

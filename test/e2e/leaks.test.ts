@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LeakReport } from '../../src/analysis/leaks.js';
 import { REPO_FIXTURES } from '../paths.js';
-import { runCli } from './cli.js';
+import { cli } from '../run.js';
 
 const work = mkdtempSync(join(tmpdir(), 'memsleuth-leaks-e2e-'));
 const kids: ChildProcess[] = [];
@@ -18,8 +18,8 @@ afterAll(() => {
 const BENCH_DB = join(REPO_FIXTURES, 'recordings', 'bench-linux-6.18.db');
 
 describe('memsleuth leaks on a recording of the scenario suite', () => {
-  it('ranks the leakers, with evidence and a next step, and exits 1', () => {
-    const r = runCli(['leaks', '--db', BENCH_DB]);
+  it('ranks the leakers, with evidence and a next step, and exits 1', async () => {
+    const r = await cli(['leaks', '--db', BENCH_DB]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(
@@ -40,8 +40,8 @@ describe('memsleuth leaks on a recording of the scenario suite', () => {
     for (const line of r.stdout.split('\n').slice(1)) expect(line.length, line).toBeLessThanOrEqual(100);
   });
 
-  it('--json is the whole report', () => {
-    const r = runCli(['leaks', '--db', BENCH_DB, '--json']);
+  it('--json is the whole report', async () => {
+    const r = await cli(['leaks', '--db', BENCH_DB, '--json']);
     expect(r.status).toBe(1);
     const rep = JSON.parse(r.stdout) as LeakReport;
     expect(rep.suspects.length).toBeGreaterThan(5);
@@ -54,18 +54,18 @@ describe('memsleuth leaks on a recording of the scenario suite', () => {
     expect(rep.reclaimable.every((x) => x.ratePerHour > 0)).toBe(true);
   });
 
-  it('--since keeps only the end of the recording', () => {
-    const all = JSON.parse(runCli(['leaks', '--db', BENCH_DB, '--json']).stdout) as LeakReport;
+  it('--since keeps only the end of the recording', async () => {
+    const all = JSON.parse((await cli(['leaks', '--db', BENCH_DB, '--json'])).stdout) as LeakReport;
     const end = JSON.parse(
-      runCli(['leaks', '--db', BENCH_DB, '--json', '--since', '2m']).stdout,
+      (await cli(['leaks', '--db', BENCH_DB, '--json', '--since', '2m'])).stdout,
     ) as LeakReport;
     expect(end.ticks).toBeLessThan(all.ticks);
     expect(end.lastMs).toBe(all.lastMs);
     expect(end.lastMs! - end.firstMs!).toBeLessThanOrEqual(120_000);
   });
 
-  it('a missing database is an error with a hint, exit 2', () => {
-    const r = runCli(['leaks', '--db', join(work, 'none.db')]);
+  it('a missing database is an error with a hint, exit 2', async () => {
+    const r = await cli(['leaks', '--db', join(work, 'none.db')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no such recording\nhint: record one first/);
   });
@@ -86,7 +86,7 @@ describe('record then leaks on live processes', () => {
     kids.push(leaker, stable);
     await new Promise((r) => setTimeout(r, 1500));
     const db = join(work, 'live.db');
-    const rec = runCli([
+    const rec = await cli([
       'record',
       '--db',
       db,
@@ -98,7 +98,7 @@ describe('record then leaks on live processes', () => {
       '0',
     ]);
     expect(rec.status).toBe(0);
-    const r = runCli(['leaks', '--db', db, '--json']);
+    const r = await cli(['leaks', '--db', db, '--json']);
     leaker.kill('SIGKILL');
     stable.kill('SIGKILL');
     const rep = JSON.parse(r.stdout) as LeakReport;

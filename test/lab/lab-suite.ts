@@ -186,7 +186,7 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
       expect(objects).toBeLessThanOrEqual(e.slabObjects);
     });
 
-    it('kmemleak: the slab leak has the most objects and the vmalloc leak the most bytes, with exact counts', () => {
+    it('kmemleak: the slab leak has the most objects and the vmalloc leak the most bytes, all but at most one reported', () => {
       const before = parseKmemleak(read(run, 'before', 'kmemleak'), { file: 'before/kmemleak' });
       expect(before.reports.filter((r) => culprit(r.frames))).toEqual([]);
       const after = parseKmemleak(read(run, 'after', 'kmemleak'), { file: 'after/kmemleak' });
@@ -198,12 +198,15 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
         bytes.set(key, (bytes.get(key) ?? 0) + r.sizeBytes);
       }
       const e = run.expected;
-      expect(objects.get('msl_slab_leak')).toBe(e.slabObjects);
-      expect(bytes.get('msl_slab_leak')).toBe(e.slabObjects * e.slabObjectBytes);
       // kmemleak is conservative: any word in scanned memory equal to an object's address
-      // keeps it "referenced". In one of five 6.1 boots one area (the first,
-      // 0xffffc9000000c000) stayed hidden that way; the other 6.1 boots and all three 6.12 boots
-      // reported all 40. vmallocinfo and allocinfo below give the exact count.
+      // keeps it "referenced". In one of five 6.1 boots one vmalloc area (the first,
+      // 0xffffc9000000c000) stayed hidden that way, and in one 6.12 boot (2026-12-02) one of
+      // the 400 slab objects; every other boot reported all. slab traces, vmallocinfo and
+      // allocinfo give the exact counts; kmemleak may miss one, never add one.
+      const slabReported = objects.get('msl_slab_leak') ?? 0;
+      expect(slabReported).toBeGreaterThanOrEqual(e.slabObjects - 1);
+      expect(slabReported).toBeLessThanOrEqual(e.slabObjects);
+      expect(bytes.get('msl_slab_leak')).toBe(slabReported * e.slabObjectBytes);
       const vmReported = objects.get('msl_vmalloc_leak') ?? 0;
       expect(vmReported).toBeGreaterThanOrEqual(e.vmallocAreas - 1);
       expect(vmReported).toBeLessThanOrEqual(e.vmallocAreas);
@@ -370,8 +373,19 @@ export function describeLab(kernel: '6.1' | '6.12'): void {
         const rep = JSON.parse(r.stdout) as {
           snapshot: { kernelRelease: string };
           vmalloc?: { byCaller: { caller: string; areas: number }[] };
+          buddy?: { totalFreeBytes: number };
+          pagetypes?: { hasMixed: boolean; zones: { freeBytes: number; pageBlocks: number }[] };
         };
         expect(rep.snapshot.kernelRelease).toBe(run.kernel.release);
+        // pagetypeinfo (root, mode 0400): page_owner=on kernels print the mixed-blocks table, and
+        // free per migrate type adds up to buddyinfo's free lists of the same capture, give or
+        // take the pages that move between the two reads.
+        expect(rep.pagetypes?.hasMixed).toBe(true);
+        const ptFree = rep.pagetypes!.zones.reduce((n, z) => n + z.freeBytes, 0);
+        expect(Math.abs(ptFree - rep.buddy!.totalFreeBytes)).toBeLessThanOrEqual(
+          0.02 * rep.buddy!.totalFreeBytes,
+        );
+        expect(rep.pagetypes!.zones.reduce((n, z) => n + z.pageBlocks, 0)).toBeGreaterThan(0);
         const row = rep.vmalloc?.byCaller.find((c) => c.caller.startsWith('msl_vmalloc_leak'));
         if (m === 'after') expect(row?.areas).toBe(run.expected.vmallocAreas);
         if (m === 'before') expect(row).toBeUndefined();

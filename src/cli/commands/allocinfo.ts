@@ -1,12 +1,13 @@
-import { diffAllocinfo, readAllocinfo } from '../../analysis/allocinfo.js';
-import { withSnapshots } from '../../capture/snapshot.js';
+import { allocinfoTop, diffAllocinfo } from '../../analysis/allocinfo.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { frameKey } from '../../model/frame.js';
+import { formatBytes, formatDelta } from '../../model/units.js';
+import { openInputOrLive, requireSource, withInputs } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, formatDelta, table } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
+import { table } from '../format.js';
 
 const site = (t: { sourceFile: string; sourceLine: number }) => `${t.sourceFile}:${t.sourceLine}`;
-const fn = (t: { func: string; module?: string }) => (t.module ? `${t.func} [${t.module}]` : t.func);
+const fn = (t: { func: string; module?: string }) => frameKey(t);
 
 export const allocinfoTopCommand = defineCommand({
   path: ['allocinfo', 'top'],
@@ -20,9 +21,9 @@ export const allocinfoTopCommand = defineCommand({
   async run({ values, positionals }, ctx) {
     if (positionals.length > 1) throw new MemsleuthError('USAGE', 'allocinfo top takes one SNAPSHOT');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const snap = await snapshotOrLive(positionals[0]);
+    const snap = await openInputOrLive(positionals[0], { expect: 'allocinfo' });
     try {
-      const r = await readAllocinfo(snap);
+      const r = allocinfoTop(await requireSource(snap, 'allocinfo'));
       const tags = values.module === undefined ? r.tags : r.tags.filter((t) => t.module === values.module);
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify({ ...r, tags }, null, 2)}\n`);
@@ -60,30 +61,37 @@ export const allocinfoDiffCommand = defineCommand({
     if (positionals.length !== 2)
       throw new MemsleuthError('USAGE', 'allocinfo diff needs BEFORE and AFTER snapshots');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
-      const deltas = diffAllocinfo((await readAllocinfo(b)).tags, (await readAllocinfo(a)).tags);
-      const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0);
-      if (values.json) {
-        ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+    return withInputs(
+      [positionals[0]!, positionals[1]!],
+      async ([b, a]) => {
+        const deltas = diffAllocinfo(
+          (await requireSource(b, 'allocinfo')).tags,
+          (await requireSource(a, 'allocinfo')).tags,
+        );
+        const shown = values.all ? deltas : deltas.filter((d) => d.deltaBytes > 0);
+        if (values.json) {
+          ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+          return 0;
+        }
+        ctx.stdout.write(
+          `allocinfo ${formatDelta(deltas.reduce((s, d) => s + d.deltaBytes, 0))}, ${shown.length} call sites ${values.all ? 'listed' : 'grew'}\n` +
+            (shown.length
+              ? `${table(shown.slice(0, top), [
+                  { header: 'Δ BYTES', align: 'right', value: (d) => formatDelta(d.deltaBytes) },
+                  {
+                    header: 'Δ CALLS',
+                    align: 'right',
+                    value: (d) => (d.deltaCalls > 0 ? `+${d.deltaCalls}` : String(d.deltaCalls)),
+                  },
+                  { header: 'FUNCTION', max: 34, value: (d) => fn(d) },
+                  { header: 'SOURCE', max: 40, value: (d) => site(d) },
+                ])}\n`
+              : ''),
+        );
         return 0;
-      }
-      ctx.stdout.write(
-        `allocinfo ${formatDelta(deltas.reduce((s, d) => s + d.deltaBytes, 0))}, ${shown.length} call sites ${values.all ? 'listed' : 'grew'}\n` +
-          (shown.length
-            ? `${table(shown.slice(0, top), [
-                { header: 'Δ BYTES', align: 'right', value: (d) => formatDelta(d.deltaBytes) },
-                {
-                  header: 'Δ CALLS',
-                  align: 'right',
-                  value: (d) => (d.deltaCalls > 0 ? `+${d.deltaCalls}` : String(d.deltaCalls)),
-                },
-                { header: 'FUNCTION', max: 34, value: (d) => fn(d) },
-                { header: 'SOURCE', max: 40, value: (d) => site(d) },
-              ])}\n`
-            : ''),
-      );
-      return 0;
-    });
+      },
+      { expect: 'allocinfo' },
+    );
   },
 });
 

@@ -1,8 +1,15 @@
-import { DIFF_SOURCES, type DiffSource, diffSnapshots, pageOwnerGrouper } from '../../analysis/diff.js';
-import { withSnapshots } from '../../capture/snapshot.js';
+import { culpritFrame } from '../../analysis/stacks.js';
 import { MemsleuthError } from '../../model/errors.js';
+import type { SourceName } from '../../model/snapshot.js';
+import { formatBytes, formatDelta } from '../../model/units.js';
+import { diffSnapshots } from '../../registry/diff.js';
+import { DIFF_SOURCES } from '../../registry/index.js';
+import { withInputs } from '../../registry/open.js';
+import { diffView } from '../../web/snapshots.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, formatDelta, table } from '../format.js';
+import { table } from '../format.js';
+import { writeHtml } from '../html.js';
+import { annotateFrames, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 export const diffCommand = defineCommand({
   path: ['diff'],
@@ -26,6 +33,12 @@ export const diffCommand = defineCommand({
       description: 'rank page cache and anonymous page_owner pages too (left out by default)',
     },
     json: { type: 'boolean', description: 'print the whole diff as JSON' },
+    ...SYMBOLS_OPTION,
+    html: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'also write a self-contained HTML diff (differential flame graphs) to FILE',
+    },
   },
   details:
     'Sources: meminfo fields, slabinfo caches, buddyinfo zones (pages taken from the free lists),\n' +
@@ -47,18 +60,43 @@ export const diffCommand = defineCommand({
           hint: `one of ${DIFF_SOURCES.join(', ')}`,
         });
     }
-    return withSnapshots([positionals[0]!, positionals[1]!], async ([b, a]) => {
-      const d = await diffSnapshots(b, a, {
-        pageOwner: pageOwnerGrouper({ allAllocators: Boolean(values['page-owner-all']) }),
-        ...(sources ? { sources: sources as DiffSource[] } : {}),
-      });
+    return withInputs([positionals[0]!, positionals[1]!], async ([b, a]) => {
+      const opts = {
+        pageOwnerAll: Boolean(values['page-owner-all']),
+        ...(sources ? { sources: sources as SourceName[] } : {}),
+      };
+      let d: Awaited<ReturnType<typeof diffSnapshots>>;
+      if (values.html !== undefined) {
+        const view = await diffView(b, a, opts);
+        d = view.diff;
+        await writeHtml(
+          values.html,
+          {
+            kind: 'diff',
+            title: `diff: ${b.origin} → ${a.origin}`,
+            generatedAt: new Date().toISOString(),
+            diff: view,
+          },
+          ctx,
+        );
+      } else d = await diffSnapshots(b, a, opts);
       const unreadable = d.sources.filter((x) => x.status === 'unreadable');
       for (const u of unreadable) ctx.stderr.write(`memsleuth: ${u.source} left out: ${u.reason}\n`);
+      const gainers = d.rows.filter((r) => r.deltaBytes > 0);
+      const printed =
+        perSource === undefined
+          ? gainers.slice(0, top)
+          : d.sources.flatMap((st) => gainers.filter((r) => r.source === st.source).slice(0, perSource));
+      const symbolized = await annotateFrames(
+        values.json ? d.rows : printed,
+        values,
+        { running: false, kernelRelease: await releaseOf(a) },
+        ctx,
+      );
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
         return unreadable.length ? 1 : 0;
       }
-      const gainers = d.rows.filter((r) => r.deltaBytes > 0);
       const cols = [
         {
           header: 'Δ BYTES',
@@ -85,6 +123,14 @@ export const diffCommand = defineCommand({
           max: 40,
           value: (r: (typeof gainers)[number]) => (r.detail ? `${r.name} (${r.detail})` : r.name),
         },
+        ...(symbolized
+          ? [
+              sourceColumn<(typeof gainers)[number]>(
+                (r) => (r.frames?.length ? culpritFrame(r.frames) : undefined),
+                'FILE:LINE', // SOURCE names the kernel source here
+              ),
+            ]
+          : []),
       ];
       const out = [`before: ${d.before}`, `after:  ${d.after}`];
       if (perSource === undefined) {

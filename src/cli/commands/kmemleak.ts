@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import {
   classifyKmemleakSeries,
   groupKmemleak,
@@ -8,51 +8,19 @@ import {
   type KmemleakGroupBy,
   type KmemleakSeries,
 } from '../../analysis/kmemleak.js';
-import { type StackGroup, toCollapsed, toSpeedscope } from '../../analysis/stacks.js';
 import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
-import { openSnapshot } from '../../capture/snapshot.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { frameKey } from '../../model/frame.js';
+import { formatBytes } from '../../model/units.js';
+import { openSourceInput } from '../../registry/open.js';
 import { parseKmemleak } from '../../sources/kmemleak.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { formatBytes, table } from '../format.js';
+import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { table } from '../format.js';
+import { annotateFrames, frameLine, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 const BY: readonly KmemleakGroupBy[] = ['backtrace', 'culprit', 'comm'];
-
-/** `--collapsed FILE` / `--speedscope FILE` (`-` for stdout), as `page-owner top` has them. */
-export const FLAME_OPTIONS = {
-  collapsed: {
-    type: 'string',
-    valueName: 'FILE',
-    description: 'write collapsed stacks (flamegraph.pl) by bytes to FILE',
-  },
-  speedscope: {
-    type: 'string',
-    valueName: 'FILE',
-    description: 'write a speedscope profile by bytes to FILE',
-  },
-} as const;
-
-export async function writeFlameExports(
-  groups: readonly StackGroup[],
-  values: { collapsed?: string; speedscope?: string },
-  name: string,
-  ctx: CommandContext,
-): Promise<boolean> {
-  const outputs: [string | undefined, () => string][] = [
-    [values.collapsed, () => toCollapsed(groups, 'bytes')],
-    [values.speedscope, () => `${JSON.stringify(toSpeedscope(groups, 'bytes', name))}\n`],
-  ];
-  let toStdout = false;
-  for (const [target, render] of outputs) {
-    if (target === undefined) continue;
-    if (target === '-') {
-      ctx.stdout.write(render());
-      toStdout = true;
-    } else await writeFile(target, render());
-  }
-  return toStdout;
-}
 
 function parseBy(v: string | undefined): KmemleakGroupBy {
   if (v === undefined) return 'backtrace';
@@ -67,48 +35,31 @@ export interface ReportInput {
 }
 
 /**
- * A saved report file, the `kmemleak` file of a snapshot (bundle or directory), or with
- * no path the live debugfs file: streamed, never read whole.
+ * A saved report file (or `-`), the `kmemleak` file of a snapshot (bundle or directory), or
+ * with no path the live debugfs file: streamed, never read whole.
  */
-export async function openReport(path: string | undefined): Promise<ReportInput> {
+export async function openReport(
+  path: string | undefined,
+  stdin?: NodeJS.ReadableStream,
+): Promise<ReportInput> {
   if (path === undefined) {
     const live = await checkKmemleak();
     return { input: createReadStream(live), file: live, close: async () => {} };
   }
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(path);
-  } catch (e) {
-    throw new MemsleuthError('IO', `${path}: cannot open (${(e as NodeJS.ErrnoException).code})`, {
-      file: path,
-    });
-  }
-  if (st.isFile()) {
-    const fh = await open(path, 'r');
-    const head = Buffer.alloc(2);
-    await fh.read(head, 0, 2, 0);
-    await fh.close();
-    // gzip magic: a snapshot bundle; anything else is a saved report
-    if (!(head[0] === 0x1f && head[1] === 0x8b))
-      return { input: createReadStream(path), file: path, close: async () => {} };
-  }
-  const snap = await openSnapshot(path);
-  const stream = await snap.openStream('kmemleak');
-  if (!stream) {
-    const why = snap.whyMissing('kmemleak') ?? 'not present';
-    await snap.close();
-    throw new MemsleuthError('UNAVAILABLE', `${snap.describe('kmemleak')}: ${why}`, {
-      hint: 'the snapshot was taken without kmemleak (CONFIG_DEBUG_KMEMLEAK, debugfs, root)',
-    });
-  }
-  return { input: stream, file: snap.describe('kmemleak'), close: () => snap.close() };
+  const r = await openSourceInput(path, 'kmemleak', stdin ? { stdin } : {});
+  return {
+    input: typeof r.input === 'string' ? createReadStream(r.input) : r.input,
+    file: r.file,
+    close: r.close,
+  };
 }
 
 async function groupReport(
   path: string | undefined,
   by: KmemleakGroupBy,
+  stdin?: NodeJS.ReadableStream,
 ): Promise<{ reports: number; groups: KmemleakGroup[]; file: string }> {
-  const r = await openReport(path);
+  const r = await openReport(path, stdin);
   try {
     return { ...(await groupKmemleakStream(r.input, by, { file: r.file })), file: r.file };
   } catch (e) {
@@ -130,7 +81,7 @@ async function groupReport(
 
 function frameText(g: KmemleakGroup): string {
   const c = g.culprit;
-  return c ? (c.module ? `${c.func} [${c.module}]` : c.func) : '<no backtrace>';
+  return c ? frameKey(c) : '<no backtrace>';
 }
 
 function renderGroups(
@@ -139,6 +90,7 @@ function renderGroups(
   by: KmemleakGroupBy,
   top: number,
   stacks: boolean,
+  symbolized = false,
 ): string {
   const bytes = groups.reduce((s, g) => s + g.weights.bytes, 0);
   const out = [`${reports} unreferenced objects (${formatBytes(bytes)}) in ${groups.length} groups by ${by}`];
@@ -153,14 +105,15 @@ function renderGroups(
       value: (g) =>
         Object.entries(g.comms)
           .sort((a, b) => b[1] - a[1])
-          .map(([c, n]) => (Object.keys(g.comms).length > 1 ? `${c}:${n}` : c))
-          .join(','),
+          .map(([c, n]) => (Object.keys(g.comms).length > 1 ? `${c} (${n})` : c))
+          .join(', '),
     },
     {
       header: by === 'comm' ? 'TASK' : 'CULPRIT',
       max: 44,
       value: (g) => (by === 'comm' ? g.key.slice(5) : frameText(g)),
     },
+    ...(symbolized && by !== 'comm' ? [sourceColumn<KmemleakGroup>((g) => g.culprit)] : []),
   ]);
   if (!stacks) out.push(tbl);
   else {
@@ -168,7 +121,7 @@ function renderGroups(
     out.push(lines[0]!);
     rows.forEach((g, i) => {
       out.push(lines[i + 1]!);
-      for (const f of g.frames) out.push(`      ${f.func}${f.module ? ` [${f.module}]` : ''}`);
+      for (const f of g.frames) out.push(`      ${frameLine(f, false)}`);
     });
   }
   return `${out.join('\n')}\n`;
@@ -184,6 +137,7 @@ export const kmemleakReportCommand = defineCommand({
     stacks: { type: 'boolean', description: 'print each group’s backtrace' },
     ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every group as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'FILE is a saved copy of /sys/kernel/debug/kmemleak; SNAPSHOT a bundle or directory. Without either,\n' +
@@ -193,12 +147,14 @@ export const kmemleakReportCommand = defineCommand({
       throw new MemsleuthError('USAGE', 'kmemleak report takes one FILE or SNAPSHOT');
     const by = parseBy(values.by);
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const { reports, groups, file } = await groupReport(positionals[0], by);
+    const { reports, groups, file } = await groupReport(positionals[0], by, ctx.stdin);
     if (await writeFlameExports(groups, values, `kmemleak ${file}`, ctx)) return 0;
+    const shown = values.json ? groups : groups.slice(0, top);
+    const symbolized = await annotateFrames(shown, values, { running: positionals[0] === undefined }, ctx);
     ctx.stdout.write(
       values.json
         ? `${JSON.stringify({ reports, groups }, null, 2)}\n`
-        : renderGroups(groups, reports, by, top, Boolean(values.stacks)),
+        : renderGroups(groups, reports, by, top, Boolean(values.stacks), symbolized),
     );
     return 0;
   },
@@ -245,7 +201,7 @@ export const kmemleakScanCommand = defineCommand({
   },
 });
 
-function renderSeries(s: KmemleakSeries, top: number): string {
+function renderSeries(s: KmemleakSeries, top: number, symbolized = false): string {
   const out = [`${s.labels.length} reports, oldest first:`, ...s.labels.map((l, i) => `  ${i + 1}. ${l}`)];
   const cols = (rows: KmemleakSeries['rows']) =>
     table(rows.slice(0, top), [
@@ -255,9 +211,9 @@ function renderSeries(s: KmemleakSeries, top: number): string {
       {
         header: 'CULPRIT',
         max: 44,
-        value: (r) =>
-          r.culprit ? (r.culprit.module ? `${r.culprit.func} [${r.culprit.module}]` : r.culprit.func) : r.key,
+        value: (r) => (r.culprit ? frameKey(r.culprit) : r.key),
       },
+      ...(symbolized ? [sourceColumn<KmemleakSeries['rows'][number]>((r) => r.culprit)] : []),
     ]);
   out.push('', `Growing (${s.growing.length}): backtraces whose reports keep increasing — likely leaks`);
   if (s.growing.length) out.push(cols(s.growing));
@@ -285,6 +241,7 @@ export const kmemleakWatchCommand = defineCommand({
     },
     top: { type: 'string', valueName: 'N', description: 'rows per list (default 20)' },
     json: { type: 'boolean', description: 'print the classification as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'With FILE/SNAPSHOT arguments (oldest first), classifies those saved reports; without, scans this\n' +
@@ -300,7 +257,8 @@ export const kmemleakWatchCommand = defineCommand({
         series.push({ label: p, groups: (await groupReport(p, 'backtrace')).groups });
       }
       const s = classifyKmemleakSeries(series, { minGrowth });
-      ctx.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : renderSeries(s, top));
+      const symbolized = await annotateFrames(s, values, { running: false }, ctx);
+      ctx.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : renderSeries(s, top, symbolized));
       return 0;
     }
     const interval = numberOption(values.interval, 'interval', 600, { min: 1 });
@@ -318,8 +276,9 @@ export const kmemleakWatchCommand = defineCommand({
       ctx.stderr.write(
         `${r.time}: ${groups.reduce((n, g) => n + g.weights.count, 0)} reports, ${s.growing.length} growing backtraces\n`,
       );
+      const symbolized = await annotateFrames(s, values, { running: true }, ctx);
       // one JSON document per scan (NDJSON), or the tables again
-      ctx.stdout.write(values.json ? `${JSON.stringify(s)}\n` : renderSeries(s, top));
+      ctx.stdout.write(values.json ? `${JSON.stringify(s)}\n` : renderSeries(s, top, symbolized));
     }
     return 0;
   },

@@ -1,17 +1,11 @@
-import { analyzeLeaks } from '../../analysis/leaks.js';
+import type { LeakReport } from '../../analysis/leaks.js';
+import { formatBytes } from '../../model/units.js';
 import { defaultDbPath, RecordingReader } from '../../store/recording.js';
+import { leaksPageData } from '../../web/pages.js';
+import { recordingLeaks } from '../../web/recording.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, heading, table } from '../format.js';
-import { parseDuration } from './record.js';
-
-/** `--since 30m` (before the end) or an ISO time. */
-export function parseSince(text: string, lastMs: number | undefined): number {
-  if (/^\d/.test(text) && /[-T:]/.test(text)) {
-    const t = Date.parse(text);
-    if (!Number.isNaN(t)) return t;
-  }
-  return (lastMs ?? Date.now()) - parseDuration(text, 'since');
-}
+import { heading, table } from '../format.js';
+import { writeHtml } from '../html.js';
 
 /** Wrap prose to 100 columns; continuation lines are indented by 6. */
 function wrap(text: string, width = 100): string {
@@ -48,6 +42,11 @@ export const leaksCommand = defineCommand({
       description: 'smallest growth that is a leak, MiB per hour (default 2)',
     },
     json: { type: 'boolean', description: 'the whole result as JSON' },
+    html: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'also write a self-contained HTML report (layers over time, suspects, projection) to FILE',
+    },
     all: { type: 'boolean', description: 'list every suspect (default: top 25)' },
   },
   details:
@@ -58,12 +57,14 @@ export const leaksCommand = defineCommand({
   async run({ values }, ctx) {
     const db = values.db ?? defaultDbPath(ctx.env);
     const reader = new RecordingReader(db);
-    let report: ReturnType<typeof analyzeLeaks>;
+    let report: LeakReport;
     try {
-      const whole = values.since ? reader.load({ maxPoints: 2, layers: ['meminfo'] }) : undefined;
-      const sinceMs = values.since ? parseSince(values.since, whole?.lastMs) : undefined;
       const minRate = numberOption(values['min-rate'], 'min-rate', 2, { min: 0 });
-      report = analyzeLeaks(reader.load({ sinceMs }), { minBytesPerHour: minRate * 1024 * 1024 });
+      if (values.html !== undefined) {
+        const data = leaksPageData(reader, { since: values.since, minRateMiBPerHour: minRate });
+        await writeHtml(values.html, data, ctx);
+        report = data.recording!.leaks;
+      } else report = recordingLeaks(reader, { since: values.since, minRateMiBPerHour: minRate });
     } finally {
       reader.close();
     }

@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   diffPageOwner,
@@ -17,75 +17,24 @@ import {
   type SortCompat,
   sortUsage,
 } from '../../analysis/page_owner_sort.js';
-import {
-  culpritFrame,
-  type GroupDelta,
-  type StackGroup,
-  toCollapsed,
-  toSpeedscope,
-} from '../../analysis/stacks.js';
-import { openSnapshot } from '../../capture/snapshot.js';
-import { MemsleuthError } from '../../model/errors.js';
+import { culpritFrame, type GroupDelta, type StackGroup } from '../../analysis/stacks.js';
+import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
+import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
+import { openSourceInput } from '../../registry/open.js';
 import type { PageOwnerInput } from '../../sources/page_owner.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
-import { type Column, formatBytes, formatDelta, formatPercent, table } from '../format.js';
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'No such file or directory',
-  EACCES: 'Permission denied',
-  EPERM: 'Operation not permitted',
-  EISDIR: 'Is a directory',
-  ENOTDIR: 'Not a directory',
-  EROFS: 'Read-only file system',
-  ENOSPC: 'No space left on device',
-  ELOOP: 'Too many levels of symbolic links',
-  ENAMETOOLONG: 'File name too long',
-  EMFILE: 'Too many open files',
-  ENXIO: 'No such device or address',
-  ETXTBSY: 'Text file busy',
-};
-
-interface Dump {
-  input: PageOwnerInput;
-  /** Name for messages. */
-  file: string;
-  close(): Promise<void>;
-}
+import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { type Column, table } from '../format.js';
+import { annotateFrames, frameLine, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 /**
  * `-` (stdin), a page_owner file (or FIFO, or debugfs), or a snapshot: a directory or a
  * bundle from `memsleuth snapshot` holding `page_owner`.
  */
-async function openDump(arg: string, ctx: CommandContext): Promise<Dump> {
-  const none = async () => {};
-  if (arg === '-') return { input: inputOf(arg, ctx), file: '<stdin>', close: none };
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(arg);
-  } catch {
-    return { input: arg, file: arg, close: none }; // reading reports the error
-  }
-  let snapshot = st.isDirectory();
-  if (!snapshot && st.isFile()) {
-    // Only regular files are peeked at: a FIFO's bytes would be consumed.
-    const fh = await open(arg, 'r');
-    const magic = Buffer.alloc(2);
-    await fh.read(magic, 0, 2, 0);
-    await fh.close();
-    snapshot = magic[0] === 0x1f && magic[1] === 0x8b;
-  }
-  if (!snapshot) return { input: arg, file: arg, close: none };
-  const snap = await openSnapshot(arg);
-  const stream = await snap.openStream('page_owner');
-  if (!stream) {
-    await snap.close();
-    throw new MemsleuthError('UNAVAILABLE', `${arg}: the snapshot has no page_owner dump`, {
-      hint: 'boot with page_owner=on (CONFIG_PAGE_OWNER) and capture as root with debugfs mounted',
-    });
-  }
-  return { input: stream, file: `${arg}:page_owner`, close: () => snap.close() };
+function openDump(arg: string, ctx: CommandContext) {
+  return openSourceInput(arg, 'page_owner', { stdin: ctx.stdin });
 }
 
 /** `-` is standard input; anything else a path (a file, a FIFO or debugfs). */
@@ -163,9 +112,10 @@ export const pageOwnerSortCommand = defineCommand({
       args = args.slice(args[0].includes('=') ? 1 : 2);
     }
     if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+      // The C tool's own option list follows, as `page_owner_sort` prints it.
       ctx.stdout.write(
         'Usage: memsleuth page-owner sort [--compat 6.1|6.12] [OPTIONS] <input> <output>\n\n' +
-          `${pageOwnerSortDetails}\n`,
+          `${pageOwnerSortDetails}\n${sortUsage(compat)}`,
       );
       return 0;
     }
@@ -205,7 +155,7 @@ export const pageOwnerSortCommand = defineCommand({
       if (fd !== 1) closeSync(fd);
       const err = (outErr ?? inErr)!;
       ctx.stdout.write(sortUsage(compat));
-      ctx.stderr.write(`open: : ${ERRNO_TEXT[err.code ?? ''] ?? err.message}\n`);
+      ctx.stderr.write(`open: : ${strerror(err)}\n`);
       return 1;
     }
     const prog = streamProgress(ctx, 'page-owner sort');
@@ -273,25 +223,6 @@ function groupName(frames: readonly Frame[], by: PageOwnerGroupBy): string {
   return f ? formatFrame({ ...f, offset: undefined, length: undefined } as Frame) : '[no stack]';
 }
 
-async function writeFlame(
-  groups: readonly StackGroup[],
-  values: { collapsed?: string; speedscope?: string },
-  name: string,
-  ctx: CommandContext,
-): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
-  if (values.collapsed) {
-    const text = toCollapsed(groups, 'pages');
-    if (values.collapsed === '-') ctx.stdout.write(text);
-    else await writeFile(values.collapsed, text);
-  }
-  if (values.speedscope) {
-    const text = `${JSON.stringify(toSpeedscope(groups, 'pages', name))}\n`;
-    if (values.speedscope === '-') ctx.stdout.write(text);
-    else await writeFile(values.speedscope, text);
-  }
-}
-
 const commonOptions = {
   by: { type: 'string', valueName: 'KEY', description: `group by ${BY_HELP} (default stack)` },
   limit: { type: 'string', short: 'n', valueName: 'N', description: 'show the first N groups (default 20)' },
@@ -303,17 +234,20 @@ const commonOptions = {
   module: { type: 'string', valueName: 'MOD', description: 'only records whose stack names module MOD' },
   'page-size': { type: 'string', valueName: 'BYTES', description: 'bytes per page (default 4096)' },
   stacks: { type: 'boolean', description: 'print the whole stack of each group' },
-  collapsed: {
-    type: 'string',
-    valueName: 'FILE',
-    description: 'write collapsed stacks (flamegraph.pl) to FILE',
-  },
-  speedscope: { type: 'string', valueName: 'FILE', description: 'write a speedscope profile to FILE' },
+  ...FLAME_OPTIONS,
   json: { type: 'boolean', description: 'print the whole result as JSON' },
+  ...SYMBOLS_OPTION,
 } as const;
 
+const LIVE_DUMP = '/sys/kernel/debug/page_owner';
+
 function stackLines(frames: readonly Frame[]): string[] {
-  return frames.map((f) => `      ${formatFrame(f)}`);
+  return frames.map((f) => `      ${frameLine(f)}`);
+}
+
+/** The culprit of a stack group (whose SOURCE is shown), none for other groupings. */
+function culpritOf(frames: readonly Frame[], by: PageOwnerGroupBy): Frame | undefined {
+  return by === 'stack' ? culpritFrame(frames) : undefined;
 }
 
 export const pageOwnerTopCommand = defineCommand({
@@ -330,7 +264,7 @@ export const pageOwnerTopCommand = defineCommand({
     const by = groupByOption(values.by);
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const pageSizeBytes = numberOption(values['page-size'], 'page-size', 4096, { min: 1, integer: true });
-    const arg = positionals[0] ?? '/sys/kernel/debug/page_owner';
+    const arg = positionals[0] ?? LIVE_DUMP;
     const allocators = allocatorOption(values.allocator, undefined);
     const dump = await openDump(arg, ctx);
     const prog = streamProgress(ctx, 'page-owner top');
@@ -352,17 +286,19 @@ export const pageOwnerTopCommand = defineCommand({
       prog.done();
       await dump.close();
     }
-    if (values.collapsed || values.speedscope) await writeFlame(r.groups, values, `page_owner ${arg}`, ctx);
+    if (values.collapsed || values.speedscope)
+      await writeFlameExports(r.groups, values, `page_owner ${arg}`, ctx, 'pages');
+    // Only the groups shown are built (a dump can have hundreds of thousands of stacks).
+    const top = r.top('pages', limit);
+    const groups = values.json ? r.top('pages') : top;
+    const symbolized = await annotateFrames(groups, values, { running: arg === LIVE_DUMP }, ctx);
     if (values.json) {
       const { by, records, kept, pages, bytes, inputBytes } = r;
-      const all = r.top('pages');
       ctx.stdout.write(
-        `${JSON.stringify({ by, groups: all, records, kept, pages, bytes, inputBytes }, null, 2)}\n`,
+        `${JSON.stringify({ by, groups, records, kept, pages, bytes, inputBytes }, null, 2)}\n`,
       );
       return 0;
     }
-    // Only the groups shown are built (a dump can have hundreds of thousands of stacks).
-    const top = r.top('pages', limit);
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
     const out: string[] = [
       `page_owner ${arg}`,
@@ -387,6 +323,7 @@ export const pageOwnerTopCommand = defineCommand({
           max: 62,
           value: (x) => groupName(x.g.frames, by),
         },
+        ...(symbolized ? [sourceColumn<{ g: StackGroup; i: number }>((x) => culpritOf(x.g.frames, by))] : []),
       ]).trimEnd(),
     );
     if (values.stacks && by === 'stack') {
@@ -449,18 +386,24 @@ export const pageOwnerDiffCommand = defineCommand({
       await after.close();
     }
     const gained = d.deltas.filter((x) => x.delta.pages > 0);
+    const lost = [...d.deltas].reverse().filter((x) => x.delta.pages < 0);
+    const symbolized = await annotateFrames(
+      values.json ? d : [gained.slice(0, limit), lost.slice(0, limit)],
+      values,
+      { running: aArg === LIVE_DUMP },
+      ctx,
+    );
     const gainedGroups: StackGroup[] = gained.map((x) => ({
       key: x.key,
       frames: x.frames,
       weights: x.delta,
     }));
-    await writeFlame(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx);
+    await writeFlameExports(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx, 'pages');
     if (values.json) {
       ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
       return 0;
     }
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
-    const lost = [...d.deltas].reverse().filter((x) => x.delta.pages < 0);
     const out: string[] = [
       `page_owner diff (by ${by}${allocators ? `, ${allocators.join('/')} only` : ''}): ` +
         `${d.before.pages} -> ${d.after.pages} pages (${d.after.pages - d.before.pages >= 0 ? '+' : ''}${d.after.pages - d.before.pages})`,
@@ -475,6 +418,7 @@ export const pageOwnerDiffCommand = defineCommand({
         { header: 'AFTER', align: 'right', value: (x: { g: GroupDelta }) => String(x.g.after.pages) },
         { header: '', value: (x: { g: GroupDelta }) => (x.g.isNew ? 'NEW' : x.g.isGone ? 'GONE' : '') },
         { header: title, max: 56, value: (x: { g: GroupDelta }) => groupName(x.g.frames, by) },
+        ...(symbolized ? [sourceColumn((x: { g: GroupDelta }) => culpritOf(x.g.frames, by))] : []),
       ] as Column<{ g: GroupDelta; i: number }>[];
     out.push('Gained:');
     out.push(

@@ -1,8 +1,18 @@
-import { formatPmapX, type ProcessMemory, readProcesses, readProcessMaps } from '../../analysis/process.js';
+import {
+  formatPmapX,
+  oomOrder,
+  type ProcessMaps,
+  type ProcessMemory,
+  readProcesses,
+  readProcessMaps,
+} from '../../analysis/process.js';
 import { MemsleuthError } from '../../model/errors.js';
+import type { Snapshot } from '../../model/snapshot.js';
+import { formatBytes } from '../../model/units.js';
+import { openInputOrLive } from '../../registry/open.js';
 import { defineCommand, numberOption } from '../command.js';
-import { type Column, formatBytes, table } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
+import type { CommandContext } from '../context.js';
+import { type Column, table } from '../format.js';
 
 /** Human tables fit this many columns. */
 const WIDTH = 100;
@@ -19,8 +29,25 @@ const SORT_KEYS = {
   swap: (p: ProcessMemory) => p.swapBytes,
   vsz: (p: ProcessMemory) => p.vszBytes,
   anon: (p: ProcessMemory) => p.privateAnonBytes ?? 0,
+  minflt: (p: ProcessMemory) => p.minorFaults ?? 0,
+  majflt: (p: ProcessMemory) => p.majorFaults ?? 0,
 } as const;
 type SortKey = keyof typeof SORT_KEYS;
+
+/** Sort keys that are not a column of the default table get one, after PID. */
+const EXTRA_COLUMN: Partial<Record<SortKey, Column<ProcessMemory>>> = {
+  vsz: { header: 'VSZ', align: 'right', value: (p) => size(p.vszBytes) },
+  minflt: {
+    header: 'MINFLT',
+    align: 'right',
+    value: (p) => (p.minorFaults === undefined ? '-' : String(p.minorFaults)),
+  },
+  majflt: {
+    header: 'MAJFLT',
+    align: 'right',
+    value: (p) => (p.majorFaults === undefined ? '-' : String(p.majorFaults)),
+  },
+};
 
 function sortKey(value: string | undefined): SortKey {
   const v = value ?? 'pss';
@@ -56,6 +83,84 @@ function fitLast<T>(rows: readonly T[], columns: Column<T>[], keepEnd = false): 
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
+function reportSkipped(skipped: { pid: number }[], ctx: CommandContext): void {
+  if (!skipped.length) return;
+  ctx.stderr.write(
+    `memsleuth: ${skipped.length} process(es) skipped (exited while being read): ${skipped
+      .slice(0, 10)
+      .map((s) => s.pid)
+      .join(', ')}${skipped.length > 10 ? ', ...' : ''}\n`,
+  );
+}
+
+/** `ps --oom`: the OOM killer's order, from oom_score (or RSS + swap in older snapshots). */
+async function psOom(snap: Snapshot, limit: number, json: boolean, ctx: CommandContext): Promise<number> {
+  const { processes, skipped } = await readProcesses(snap, { withSmaps: false, withOom: true });
+  const { order: users, by, unkillable } = oomOrder(processes);
+  const scored = by === 'oom_score';
+  const shown = limit === 0 ? users : users.slice(0, limit);
+  if (json) {
+    const manifest = await snap.manifest();
+    const out = {
+      origin: snap.origin,
+      kernelRelease: manifest.kernelRelease,
+      sort: by,
+      processes: shown.map((p) => ({
+        pid: p.pid,
+        name: p.name,
+        oomScore: p.oomScore,
+        oomScoreAdj: p.oomScoreAdj,
+        unkillable: p.oomScoreAdj === -1000,
+        rssBytes: p.rssBytes,
+        swapBytes: p.swapBytes,
+        cmdline: p.cmdline,
+      })),
+      unkillable,
+      skipped,
+    };
+    ctx.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return 0;
+  }
+  const cols: Column<ProcessMemory>[] = [
+    {
+      header: '#',
+      align: 'right',
+      value: (p) => (p.oomScoreAdj === -1000 ? 'never' : String(users.indexOf(p) + 1)),
+    },
+    { header: 'PID', align: 'right', value: (p) => String(p.pid) },
+    {
+      header: 'OOM_SCORE',
+      align: 'right',
+      value: (p) => (p.oomScore === undefined ? '-' : String(p.oomScore)),
+    },
+    {
+      header: 'OOM_SCORE_ADJ',
+      align: 'right',
+      value: (p) => (p.oomScoreAdj === undefined ? '-' : String(p.oomScoreAdj)),
+    },
+    { header: 'RSS', align: 'right', value: (p) => size(p.rssBytes) },
+    { header: 'SWAP', align: 'right', value: (p) => size(p.swapBytes) },
+    { header: 'NAME', value: (p) => (p.cmdline.length ? p.cmdline.join(' ') : p.name) },
+  ];
+  ctx.stdout.write(`${fitLast(shown, cols)}\n`);
+  const first = users[0];
+  ctx.stdout.write(
+    `${shown.length < users.length ? `top ${shown.length} of ` : ''}${plural(users.length, 'process', 'processes')} in the order the OOM killer takes them` +
+      (first && first.oomScoreAdj !== -1000 ? `: ${first.name} (pid ${first.pid}) first` : '') +
+      (unkillable
+        ? `; ${plural(unkillable, 'process has', 'processes have')} oom_score_adj -1000 and ${unkillable === 1 ? 'is' : 'are'} never killed`
+        : '') +
+      '\n',
+  );
+  if (!scored) {
+    ctx.stderr.write(
+      `memsleuth: ${snap.origin} has no oom_score files (a snapshot from before memsleuth collected them): ordered by RSS + swap, the bulk of the kernel's badness\n`,
+    );
+  }
+  reportSkipped(skipped, ctx);
+  return 0;
+}
+
 export const psCommand = defineCommand({
   path: ['ps'],
   summary: 'top processes by memory: RSS, PSS, USS, swap and the four memory types',
@@ -64,19 +169,34 @@ export const psCommand = defineCommand({
     sort: {
       type: 'string',
       valueName: 'KEY',
-      description: 'pss (default), rss, uss, swap, vsz or anon (private anonymous)',
+      description:
+        'pss (default), rss, uss, swap, vsz, anon (private anonymous), minflt or majflt (page faults since start, as pidstat -r)',
     },
     limit: { type: 'string', valueName: 'N', description: 'show the top N (default 20; 0 for all)' },
+    oom: {
+      type: 'boolean',
+      description: 'who the OOM killer takes first: oom_score and oom_score_adj, highest score first',
+    },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes)' },
   },
   details: `Reads this machine now, or a snapshot bundle/directory (SNAPSHOT).
+--oom lists /proc/PID/oom_score (the kernel's badness: resident memory, swap and page tables,
+shifted by oom_score_adj, scaled to 0..1000 of RAM + swap) and oom_score_adj (-1000: never
+killed); the first line is the process the OOM killer would kill now. Snapshots taken before
+memsleuth collected these files are ordered by RSS + swap instead, and say so.
 Columns: RSS resident; PSS proportional (shared pages divided among their users); USS unique
 (Private_Clean + Private_Dirty); SWAP; the four memory types from smaps, summing to RSS:
 ANON_PRV private anonymous (heap, stacks, MAP_PRIVATE|MAP_ANONYMOUS, copy-on-write copies),
 ANON_SHR shared anonymous (shmem: tmpfs, /dev/shm, SysV shm, memfd, MAP_SHARED|MAP_ANONYMOUS),
 FILE_PRV private file mappings (programs, libraries), FILE_SHR MAP_SHARED file mappings.
 Kernel threads (no memory) are counted, not listed. Reading every smaps of a live machine
-needs root for other users' processes.`,
+needs root for other users' processes.
+--oom lists /proc/PID/oom_score and oom_score_adj in the order the OOM killer takes them.
+oom_score is the kernel's badness (resident memory + swap + page tables, shifted by
+oom_score_adj × (RAM + swap) / 1000) shown as (1000 + badness × 1000 / (RAM + swap)) × 2/3:
+666 for a small process with oom_score_adj 0 (5.9 and stable backports; before, 0..1000).
+oom_score_adj -1000 is never killed and is listed last. Snapshots taken before memsleuth
+collected these files are ordered by RSS + swap instead, and say so.`,
   async run({ values, positionals }, ctx) {
     if (positionals.length > 1) {
       throw new MemsleuthError(
@@ -87,10 +207,16 @@ needs root for other users' processes.`,
         },
       );
     }
+    if (values.oom && values.sort !== undefined) {
+      throw new MemsleuthError('USAGE', '--oom sorts by oom_score: not with --sort', {
+        hint: 'see `memsleuth ps --help`',
+      });
+    }
     const key = sortKey(values.sort);
     const limit = numberOption(values.limit, 'limit', 20, { min: 0, integer: true });
-    const snap = await snapshotOrLive(positionals[0]);
+    const snap = await openInputOrLive(positionals[0]);
     try {
+      if (values.oom) return await psOom(snap, limit, values.json === true, ctx);
       const { processes, skipped } = await readProcesses(snap);
       const users = processes.filter((p) => !p.kernelThread);
       const by = SORT_KEYS[key];
@@ -123,8 +249,10 @@ needs root for other users' processes.`,
         ctx.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         return 0;
       }
+      const extra = EXTRA_COLUMN[key];
       const cols: Column<ProcessMemory>[] = [
         { header: 'PID', align: 'right', value: (p) => String(p.pid) },
+        ...(extra ? [extra] : []),
         { header: 'RSS', align: 'right', value: (p) => size(p.rssBytes) },
         { header: 'PSS', align: 'right', value: (p) => size(p.pssBytes) },
         { header: 'USS', align: 'right', value: (p) => size(p.ussBytes) },
@@ -145,14 +273,7 @@ needs root for other users' processes.`,
           `sum RSS ${formatBytes(totals.rssBytes)}, PSS ${formatBytes(totals.pssBytes)}, USS ${formatBytes(totals.ussBytes)}, ` +
           `swap ${formatBytes(totals.swapBytes)}\n`,
       );
-      if (skipped.length) {
-        ctx.stderr.write(
-          `memsleuth: ${skipped.length} process(es) skipped (exited while being read): ${skipped
-            .slice(0, 10)
-            .map((s) => s.pid)
-            .join(', ')}${skipped.length > 10 ? ', ...' : ''}\n`,
-        );
-      }
+      reportSkipped(skipped, ctx);
       return 0;
     } finally {
       await snap.close();
@@ -163,70 +284,85 @@ needs root for other users' processes.`,
 export const pmapCommand = defineCommand({
   path: ['pmap'],
   summary: "one process's mappings, like `pmap -x`: size, RSS and dirty memory per mapping",
-  args: 'PID [SNAPSHOT]',
+  args: 'PID... [SNAPSHOT]',
   options: {
     kb: { type: 'boolean', description: 'print exactly what procps `pmap -x PID` prints (kB columns)' },
     json: { type: 'boolean', description: 'print the whole result as JSON (exact bytes, full paths)' },
   },
-  details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT).
+  details: `Reads /proc/PID/smaps of this machine now, or of a snapshot (SNAPSHOT), for each PID in turn
+(\`pmap -x $(pidof a b)\` works as with procps; name a snapshot called 123 ./123).
 DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps' 5th column.`,
   async run({ values, positionals }, ctx) {
-    const [pidArg, snapArg, ...extra] = positionals;
-    if (pidArg === undefined || !/^\d+$/.test(pidArg) || extra.length) {
+    // Like procps: `pmap -x $(pidof a b)` takes every PID; a last argument that is not a
+    // number is the snapshot (name a snapshot called 123 ./123).
+    const snapArg =
+      positionals.length > 1 && !/^\d+$/.test(positionals.at(-1)!) ? positionals.at(-1) : undefined;
+    const pidArgs = snapArg === undefined ? positionals : positionals.slice(0, -1);
+    const bad = pidArgs.find((a) => !/^\d+$/.test(a));
+    if (pidArgs.length === 0 || bad !== undefined) {
       throw new MemsleuthError(
         'USAGE',
-        pidArg === undefined
-          ? 'expected a PID'
-          : `expected PID [SNAPSHOT], found ${JSON.stringify(positionals.join(' '))}`,
+        pidArgs.length === 0 ? 'expected a PID' : `expected PID... [SNAPSHOT], found ${JSON.stringify(bad)}`,
         { hint: 'see `memsleuth pmap --help`' },
       );
     }
-    const pid = Number(pidArg);
-    const snap = await snapshotOrLive(snapArg);
+    const snap = await openInputOrLive(snapArg);
     try {
-      const m = await readProcessMaps(snap, pid);
+      const maps: ProcessMaps[] = [];
+      for (const a of pidArgs)
+        maps.push(await readProcessMaps(snap, Number(a), { asRoot: process.geteuid?.() === 0 }));
       if (values.json) {
-        ctx.stdout.write(`${JSON.stringify({ origin: snap.origin, ...m }, null, 2)}\n`);
+        const one = (m: (typeof maps)[number]) => ({ origin: snap.origin, ...m });
+        ctx.stdout.write(`${JSON.stringify(maps.length === 1 ? one(maps[0]!) : maps.map(one), null, 2)}\n`);
         return 0;
       }
-      if (values.kb) {
-        ctx.stdout.write(formatPmapX(pid, m.cmdline, m.name, m.view));
-        return 0;
+      for (const m of maps) {
+        if (values.kb) {
+          ctx.stdout.write(formatPmapX(m.pid, m.cmdline, m.name, m.view));
+          continue;
+        }
+        type Row = {
+          address: string;
+          size: string;
+          rss: string;
+          dirty: string;
+          mode: string;
+          mapping: string;
+        };
+        const rows: Row[] = m.view.rows.map((r) => ({
+          address: r.address,
+          size: formatBytes(r.sizeBytes),
+          rss: formatBytes(r.rssBytes),
+          dirty: formatBytes(r.dirtyBytes),
+          mode: r.mode,
+          mapping: r.pathname === '' ? '[ anon ]' : r.pathname,
+        }));
+        const t = m.view.total;
+        rows.push({
+          address: 'total',
+          size: formatBytes(t.sizeBytes),
+          rss: formatBytes(t.rssBytes),
+          dirty: formatBytes(t.dirtyBytes),
+          mode: '',
+          mapping: `${m.view.rows.length} mappings`,
+        });
+        const title = `${m.pid}: ${m.cmdline.length ? m.cmdline.join(' ') : `[${m.name}]`}`;
+        ctx.stdout.write(`${title.length > WIDTH ? `${title.slice(0, WIDTH - 1)}…` : title}\n`);
+        ctx.stdout.write(
+          `${fitLast(
+            rows,
+            [
+              { header: 'ADDRESS', value: (r) => r.address },
+              { header: 'SIZE', align: 'right', value: (r) => r.size },
+              { header: 'RSS', align: 'right', value: (r) => r.rss },
+              { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
+              { header: 'MODE', value: (r) => r.mode },
+              { header: 'MAPPING', value: (r) => r.mapping },
+            ],
+            true,
+          )}\n`,
+        );
       }
-      type Row = { address: string; size: string; rss: string; dirty: string; mode: string; mapping: string };
-      const rows: Row[] = m.view.rows.map((r) => ({
-        address: r.address,
-        size: formatBytes(r.sizeBytes),
-        rss: formatBytes(r.rssBytes),
-        dirty: formatBytes(r.dirtyBytes),
-        mode: r.mode,
-        mapping: r.pathname === '' ? '[ anon ]' : r.pathname,
-      }));
-      const t = m.view.total;
-      rows.push({
-        address: 'total',
-        size: formatBytes(t.sizeBytes),
-        rss: formatBytes(t.rssBytes),
-        dirty: formatBytes(t.dirtyBytes),
-        mode: '',
-        mapping: `${m.view.rows.length} mappings`,
-      });
-      const title = `${pid}: ${m.cmdline.length ? m.cmdline.join(' ') : `[${m.name}]`}`;
-      ctx.stdout.write(`${title.length > WIDTH ? `${title.slice(0, WIDTH - 1)}…` : title}\n`);
-      ctx.stdout.write(
-        `${fitLast(
-          rows,
-          [
-            { header: 'ADDRESS', value: (r) => r.address },
-            { header: 'SIZE', align: 'right', value: (r) => r.size },
-            { header: 'RSS', align: 'right', value: (r) => r.rss },
-            { header: 'DIRTY', align: 'right', value: (r) => r.dirty },
-            { header: 'MODE', value: (r) => r.mode },
-            { header: 'MAPPING', value: (r) => r.mapping },
-          ],
-          true,
-        )}\n`,
-      );
       return 0;
     } finally {
       await snap.close();

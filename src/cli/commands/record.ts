@@ -1,25 +1,10 @@
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes, parseDuration } from '../../model/units.js';
 import { record } from '../../record/recorder.js';
 import { defaultDbPath } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
 import { progress } from '../context.js';
-import { formatBytes } from '../format.js';
 import { VERSION } from '../version.js';
-
-/** `30`, `30s`, `5m`, `2h`, `7d` → ms. */
-export function parseDuration(text: string, name: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) {
-    throw new MemsleuthError(
-      'USAGE',
-      `--${name}: expected a duration like 10s, 5m, 2h or 7d, found ${JSON.stringify(text)}`,
-    );
-  }
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
-    (m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'
-  ];
-  return Number(m[1]) * mult;
-}
 
 export const recordCommand = defineCommand({
   path: ['record'],

@@ -1,169 +1,31 @@
-import type { Report } from '../../analysis/report.js';
-import { buildReport } from '../../analysis/report.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { openInputOrLive } from '../../registry/open.js';
+import { buildReport, reportTables } from '../../registry/report.js';
+import type { Report } from '../../registry/types.js';
+import { reportPageData } from '../../web/pages.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { type Column, formatBytes, formatPercent, heading, table, wrap } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
-
-const LAYER_TITLES = {
-  user: 'user (processes, anonymous)',
-  shared: 'shared (shmem, tmpfs)',
-  cache: 'page cache',
-  kernel: 'kernel',
-  free: 'free',
-  unaccounted: 'unaccounted',
-} as const;
+import { heading, renderTable, wrap } from '../format.js';
+import { writeHtml } from '../html.js';
 
 export function renderReport(r: Report): string {
   const out: string[] = [];
   const s = r.snapshot;
-  out.push(
-    `memsleuth report — ${s.hostname}, Linux ${s.kernelRelease}, ${s.origin === 'live' ? 'live' : s.origin}` +
-      (s.time !== new Date(0).toISOString() ? `, ${s.time}` : '') +
-      (s.uptimeSeconds ? `, up ${formatUptime(s.uptimeSeconds)}` : ''),
-  );
-
-  const a = r.accounting;
-  if (a) {
+  if (s.source) {
     out.push(
-      heading(
-        `Where the memory is: MemTotal ${formatBytes(a.memTotalBytes)} = user + shared + cache + kernel + free + unaccounted`,
-      ),
+      `memsleuth report — ${s.origin}: a raw ${s.source} file (no host or kernel recorded; 4 KiB pages assumed)`,
     );
-    const rows: { label: string; bytes: number; pct: string; desc: string }[] = [];
-    for (const layer of Object.keys(LAYER_TITLES) as (keyof typeof LAYER_TITLES)[]) {
-      const parts = a.parts.filter((p) => p.layer === layer);
-      rows.push({
-        label: LAYER_TITLES[layer],
-        bytes: a.layers[layer],
-        pct: formatPercent((a.layers[layer] / a.memTotalBytes) * 100),
-        desc: '',
-      });
-      if (parts.length > 1 || (parts.length === 1 && parts[0]!.name !== 'unaccounted')) {
-        for (const p of parts)
-          rows.push({
-            label: `  ${p.name}`,
-            bytes: p.bytes,
-            pct: formatPercent(p.percent),
-            desc: p.description,
-          });
-      } else if (layer === 'unaccounted') {
-        rows[rows.length - 1]!.desc = parts[0]!.description;
-      }
-    }
-    const sum = a.parts.reduce((t, p) => t + p.bytes, 0);
-    rows.push({
-      label: 'total',
-      bytes: sum,
-      pct: formatPercent((sum / a.memTotalBytes) * 100),
-      desc: sum === a.memTotalBytes ? '= MemTotal' : '≠ MemTotal',
-    });
+  } else if (s.hostname === 'unknown' && s.kernelRelease === 'unknown') {
+    out.push(`memsleuth report — ${s.origin} (no manifest.json: host and kernel not recorded)`);
+  } else {
     out.push(
-      table(rows, [
-        { header: 'LAYER', value: (x) => x.label },
-        { header: 'BYTES', align: 'right', value: (x) => formatBytes(x.bytes) },
-        { header: '%', align: 'right', value: (x) => x.pct },
-        { header: 'WHAT', max: 46, value: (x) => x.desc },
-      ]),
-    );
-    const extra: string[] = [];
-    if (r.memAvailableBytes !== undefined) extra.push(`MemAvailable ${formatBytes(r.memAvailableBytes)}`);
-    if (r.swap) extra.push(`swap used ${formatBytes(r.swap.usedBytes)} of ${formatBytes(r.swap.totalBytes)}`);
-    if (a.absentFields.length) extra.push(`not printed by this kernel: ${a.absentFields.join(', ')}`);
-    if (extra.length) out.push(extra.join('; '));
-  }
-
-  if (r.processes) {
-    const p = r.processes;
-    out.push(heading(`Top processes by PSS (${p.count} processes)`));
-    const cols: Column<(typeof p.top)[number]>[] = [
-      { header: 'PID', align: 'right', value: (x) => String(x.pid) },
-      { header: 'NAME', max: 12, value: (x) => x.name },
-      { header: 'RSS', align: 'right', value: (x) => formatBytes(x.rssBytes) },
-      {
-        header: 'PSS',
-        align: 'right',
-        value: (x) => (x.pssBytes === undefined ? '-' : formatBytes(x.pssBytes)),
-      },
-      {
-        header: 'USS',
-        align: 'right',
-        value: (x) => (x.ussBytes === undefined ? '-' : formatBytes(x.ussBytes)),
-      },
-      { header: 'SWAP', align: 'right', value: (x) => formatBytes(x.swapBytes) },
-      { header: 'PRIV-ANON', align: 'right', value: (x) => opt(x.privateAnonBytes) },
-      { header: 'SHR-ANON', align: 'right', value: (x) => opt(x.sharedAnonBytes) },
-      { header: 'PRIV-FILE', align: 'right', value: (x) => opt(x.privateFileBytes) },
-      { header: 'SHR-FILE', align: 'right', value: (x) => opt(x.sharedFileBytes) },
-    ];
-    out.push(table(p.top, cols));
-    const sums = [`sum RSS ${formatBytes(p.sumRssBytes)}`];
-    if (p.sumPssBytes !== undefined) sums.push(`sum PSS ${formatBytes(p.sumPssBytes)}`);
-    const c = p.anonCrossCheck;
-    if (c) {
-      sums.push(
-        `sum ${c.basis} ${formatBytes(c.processAnonBytes)} vs AnonPages ${formatBytes(c.anonPagesBytes)} (${c.differenceBytes >= 0 ? '+' : ''}${formatBytes(c.differenceBytes)}, ${c.differencePercent.toFixed(1)}%` +
-          (c.unreadableProcesses ? `, ${c.unreadableProcesses} unreadable` : '') +
-          ')',
-      );
-    }
-    if (p.skipped.length) sums.push(`${p.skipped.length} skipped`);
-    out.push(wrap(sums.join('; '), 100, '  '));
-  }
-
-  if (r.slab) {
-    const sl = r.slab;
-    out.push(
-      heading(
-        `Top slab caches by memory (${sl.cacheCount} caches, ${formatBytes(sl.totalSlabBytes)} in slabs)`,
-      ),
-    );
-    out.push(
-      table(sl.caches, [
-        { header: 'CACHE', max: 28, value: (x) => x.name },
-        { header: 'SLABS', align: 'right', value: (x) => formatBytes(x.slabBytes) },
-        { header: 'OBJECTS', align: 'right', value: (x) => formatBytes(x.objectBytes) },
-        { header: 'ACTIVE', align: 'right', value: (x) => String(x.activeObjs) },
-        { header: 'TOTAL', align: 'right', value: (x) => String(x.numObjs) },
-        { header: 'OBJSIZE', align: 'right', value: (x) => String(x.objSizeBytes) },
-        {
-          header: 'RECLAIM',
-          value: (x) => (x.reclaimable === undefined ? '?' : x.reclaimable ? 'yes' : 'no'),
-        },
-      ]),
-    );
-    if (!sl.reclaimKnown) out.push('RECLAIM ?: this snapshot has no /sys/kernel/slab/*/reclaim_account');
-  }
-
-  if (r.vmalloc) {
-    const v = r.vmalloc;
-    out.push(heading(`vmalloc by caller (${v.callerCount} callers, ${formatBytes(v.totalBytes)} in pages)`));
-    out.push(
-      table(v.byCaller, [
-        { header: 'CALLER', max: 60, value: (x) => (x.module ? `${x.caller} [${x.module}]` : x.caller) },
-        { header: 'AREAS', align: 'right', value: (x) => String(x.areas) },
-        { header: 'BYTES', align: 'right', value: (x) => formatBytes(x.bytes) },
-      ]),
+      `memsleuth report — ${s.hostname}, Linux ${s.kernelRelease}, ${s.origin === 'live' ? 'live' : s.origin}` +
+        (s.time !== new Date(0).toISOString() ? `, ${s.time}` : '') +
+        (s.uptimeSeconds ? `, up ${formatUptime(s.uptimeSeconds)}` : ''),
     );
   }
-
-  if (r.buddy) {
-    const b = r.buddy;
-    out.push(heading(`Buddy allocator free blocks per order (total free ${formatBytes(b.totalFreeBytes)})`));
-    const orders = Array.from({ length: b.maxOrder }, (_, i) => i);
-    out.push(
-      table(b.zones, [
-        { header: 'NODE/ZONE', value: (x) => `${x.node}/${x.zone}` },
-        ...orders.map((o) => ({
-          header: String(o),
-          align: 'right' as const,
-          value: (x: (typeof b.zones)[number]) => String(x.freeBlocks[o] ?? 0),
-        })),
-        { header: 'FREE', align: 'right', value: (x) => formatBytes(x.freeBytes) },
-      ]),
-    );
-  }
+  for (const t of reportTables(r))
+    out.push(heading(t.title), renderTable(t), ...(t.notes ?? []).map((n) => wrap(n, 100, '  ')));
 
   out.push(heading('Findings'));
   if (r.findings.length === 0) out.push('Nothing stands out.');
@@ -180,10 +42,6 @@ export function renderReport(r: Report): string {
   return `${out.join('\n')}\n`;
 }
 
-function opt(n: number | undefined): string {
-  return n === undefined ? '-' : formatBytes(n);
-}
-
 function formatUptime(sec: number): string {
   const d = Math.floor(sec / 86400);
   const h = Math.floor((sec % 86400) / 3600);
@@ -197,6 +55,11 @@ export const reportCommand = defineCommand({
   args: '[SNAPSHOT]',
   options: {
     json: { type: 'boolean', description: 'print the whole report model as JSON' },
+    html: {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'also write a self-contained HTML report (charts, flame graphs) to FILE',
+    },
     top: { type: 'string', valueName: 'N', description: 'rows per top list (default 10)' },
     'no-smaps': { type: 'boolean', description: 'skip smaps (no PSS/USS): faster on huge machines' },
   },
@@ -206,9 +69,15 @@ export const reportCommand = defineCommand({
     if (positionals.length > 1)
       throw new MemsleuthError('USAGE', `report takes one SNAPSHOT, got ${positionals.length}`);
     const top = numberOption(values.top, 'top', 10, { min: 1, integer: true });
-    const snap = await snapshotOrLive(positionals[0]);
+    const snap = await openInputOrLive(positionals[0]);
     try {
-      const report = await buildReport(snap, { top, smaps: !values['no-smaps'] });
+      const opts = { top, smaps: !values['no-smaps'] };
+      let report: Report;
+      if (values.html !== undefined) {
+        const data = await reportPageData(snap, opts);
+        await writeHtml(values.html, data, ctx);
+        report = data.report!.report;
+      } else report = await buildReport(snap, opts);
       ctx.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
       return 0;
     } finally {

@@ -1,21 +1,8 @@
 import { MemsleuthError } from '../../model/errors.js';
-import type { Layer } from '../../model/samples.js';
+import { LAYERS, type Layer } from '../../model/samples.js';
+import { parseSince } from '../../model/units.js';
 import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
-import { parseSince } from './leaks.js';
-
-const LAYERS: Layer[] = [
-  'meminfo',
-  'unaccounted',
-  'vmstat',
-  'slab',
-  'buddy',
-  'vmalloc',
-  'allocinfo',
-  'kmemleak',
-  'process',
-  'mapping',
-];
 
 function csvCell(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
@@ -52,7 +39,7 @@ export const seriesCommand = defineCommand({
     'CSV columns: time (ISO 8601), layer, key, label, metric, unit, value. One row per point.',
   async run({ values }, ctx) {
     const layer = values.layer as Layer | undefined;
-    if (layer !== undefined && !LAYERS.includes(layer)) {
+    if (layer !== undefined && !(LAYERS as readonly string[]).includes(layer)) {
       throw new MemsleuthError(
         'USAGE',
         `--layer: expected one of ${LAYERS.join(', ')}, found ${JSON.stringify(layer)}`,

@@ -9,11 +9,15 @@ import {
 } from '../../analysis/slab.js';
 import { culpritFrame } from '../../analysis/stacks.js';
 import { isMemsleuthError, MemsleuthError } from '../../model/errors.js';
+import { frameKey } from '../../model/frame.js';
+import { formatBytes } from '../../model/units.js';
+import { openInputOrLive, requireSource } from '../../registry/open.js';
+import { reclaimFlags } from '../../registry/sources/slabinfo.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { defineCommand, numberOption } from '../command.js';
-import { formatBytes, table } from '../format.js';
-import { snapshotOrLive } from '../snapshots.js';
-import { FLAME_OPTIONS, writeFlameExports } from './kmemleak.js';
+import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { table } from '../format.js';
+import { annotateFrames, frameLine, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
 function oneSnapshot(positionals: string[], cmd: string): string | undefined {
   if (positionals.length > 1)
@@ -39,9 +43,15 @@ export const slabTopCommand = defineCommand({
   async run({ values, positionals }, ctx) {
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const sortBy = values.sort === undefined ? undefined : parseSlabSortKey(values.sort);
-    const snap = await snapshotOrLive(oneSnapshot(positionals, 'slab top'));
+    const snap = await openInputOrLive(oneSnapshot(positionals, 'slab top'), { expect: 'slabinfo' });
     try {
-      const r = await slabTop(snap, sortBy ? { sortBy } : {});
+      const { caches } = await requireSource(snap, 'slabinfo');
+      const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
+      const reclaim = await reclaimFlags(
+        snap,
+        caches.map((c) => c.name),
+      );
+      const r = slabTop(caches, pageSize, reclaim, sortBy ? { sortBy } : {});
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         return 0;
@@ -92,6 +102,7 @@ export const slabTracesCommand = defineCommand({
     stacks: { type: 'boolean', description: 'print the full stack under each call site (5.19+)' },
     ...FLAME_OPTIONS,
     json: { type: 'boolean', description: 'print every call site as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'Outstanding = the alloc listing count: SLUB lists only allocated objects in both alloc_traces and\n' +
@@ -99,7 +110,7 @@ export const slabTracesCommand = defineCommand({
     "live objects' slots were last freed by the same call site. Needs slub_debug=U (store_user).",
   async run({ values, positionals }, ctx) {
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const snap = await snapshotOrLive(oneSnapshot(positionals, 'slab traces'));
+    const snap = await openInputOrLive(oneSnapshot(positionals, 'slab traces'), { expect: 'slab_traces' });
     try {
       const r = await readSlabCallSites(snap, values.cache === undefined ? {} : { cache: values.cache });
       if (r.caches.length === 0) {
@@ -110,6 +121,12 @@ export const slabTracesCommand = defineCommand({
       const sites = [...r.sites].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding);
       if (await writeFlameExports(slabSiteGroups(r.sites), values, `slab traces ${snap.origin}`, ctx))
         return 0;
+      const symbolized = await annotateFrames(
+        values.json ? sites : sites.slice(0, top),
+        values,
+        { running: positionals.length === 0, kernelRelease: await releaseOf(snap) },
+        ctx,
+      );
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify({ ...r, sites }, null, 2)}\n`);
         return 0;
@@ -133,13 +150,9 @@ export const slabTracesCommand = defineCommand({
         {
           header: 'CALL SITE',
           max: 44,
-          value: (x) =>
-            x.caller
-              ? x.caller.module
-                ? `${x.caller.func} [${x.caller.module}]`
-                : x.caller.func
-              : '<not-available>',
+          value: (x) => (x.caller ? frameKey(x.caller) : '<not-available>'),
         },
+        ...(symbolized ? [sourceColumn<(typeof rows)[number]>((x) => x.caller)] : []),
       ]);
       if (!values.stacks) out.push(tbl);
       else {
@@ -147,7 +160,7 @@ export const slabTracesCommand = defineCommand({
         out.push(lines[0]!);
         rows.forEach((s, i) => {
           out.push(lines[i + 1]!);
-          for (const f of s.frames) out.push(`      ${f.func}${f.module ? ` [${f.module}]` : ''}`);
+          for (const f of s.frames) out.push(`      ${frameLine(f, false)}`);
         });
       }
       if (r.noData.length) out.push(`No data (no live tracked objects): ${r.noData.length} caches`);
@@ -167,6 +180,7 @@ export const slabTraceDiffCommand = defineCommand({
     top: { type: 'string', valueName: 'N', description: 'rows to print (default 20)' },
     all: { type: 'boolean', description: 'also print stacks that shrank or did not change' },
     json: { type: 'boolean', description: 'print every stack as JSON' },
+    ...SYMBOLS_OPTION,
   },
   details:
     'Each dump is blocks of a count line (`N times:`, `count: N cache: C size: S`, or a leading number)\n' +
@@ -188,6 +202,12 @@ export const slabTraceDiffCommand = defineCommand({
     };
     const deltas = diffCallstackDumps(await read(positionals[0]!), await read(positionals[1]!));
     const shown = values.all ? deltas : deltas.filter((d) => d.delta.count > 0 || d.delta.bytes > 0);
+    const symbolized = await annotateFrames(
+      values.json ? shown : shown.slice(0, top),
+      values,
+      { running: false },
+      ctx,
+    );
     if (values.json) {
       ctx.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
       return 0;
@@ -215,9 +235,10 @@ export const slabTraceDiffCommand = defineCommand({
                   // keys are `cache:stack` when the dump named a cache; stack keys have no ':'
                   const colon = d.key.indexOf(':');
                   const cache = colon >= 0 ? ` (${d.key.slice(0, colon)})` : '';
-                  return (f ? (f.module ? `${f.func} [${f.module}]` : f.func) : '<no stack>') + cache;
+                  return (f ? frameKey(f) : '<no stack>') + cache;
                 },
               },
+              ...(symbolized ? [sourceColumn<(typeof shown)[number]>((d) => culpritFrame(d.frames))] : []),
             ])}\n`
           : ''),
     );

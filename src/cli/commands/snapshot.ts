@@ -1,9 +1,9 @@
 import { writeSnapshot } from '../../capture/bundle.js';
 import { openLiveSnapshot } from '../../capture/live.js';
 import { MemsleuthError } from '../../model/errors.js';
+import { formatBytes } from '../../model/units.js';
 import { defineCommand } from '../command.js';
 import { progress } from '../context.js';
-import { formatBytes } from '../format.js';
 import { VERSION } from '../version.js';
 
 export const snapshotCommand = defineCommand({
