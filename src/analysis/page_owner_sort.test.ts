@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
 import { GARBAGE_RECORDS, ODD_RECORDS, writeVariedDump } from '../../test/page-owner-c/varied.js';
 import { type LabKernel, type LabMoment, labFixture } from '../../test/paths.js';
@@ -22,6 +22,12 @@ import { glibcMsort, parseSortArgv, runPageOwnerSort, type SortCompat } from './
 
 const tmp = mkdtempSync(join(tmpdir(), 'pos-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+// Building the oracles (unpacking linux-source tarballs) is done once, before the
+// tests and outside their timeouts; later runs find them in the cache.
+beforeAll(() => {
+  pageOwnerSortBinary('6.12');
+  pageOwnerSortBinary('6.1');
+}, 900_000);
 
 interface Outcome {
   status: number;
