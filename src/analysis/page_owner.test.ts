@@ -1,15 +1,22 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ODD_RECORDS, writeVariedDump } from '../../test/page-owner-c/varied.js';
 import { type LabKernel, labFixture } from '../../test/paths.js';
+import { culpritFrame, type Frame, stackKey } from '../index.js';
+import { parsePageOwner } from '../sources/page_owner.js';
 import {
   allocatorOf,
   diffPageOwner,
+  type GroupPageOwnerOptions,
+  groupLabel,
   groupPageOwner,
   KERNEL_ALLOCATORS,
   PAGE_OWNER_GROUP_BY,
+  type PageOwnerGroupBy,
 } from './page_owner.js';
-import { toCollapsed, toSpeedscope } from './stacks.js';
+import { type StackGroup, toCollapsed, topGroups, toSpeedscope } from './stacks.js';
 
 const dump = (k: LabKernel, m: 'before' | 'mid' | 'after') => join(labFixture(k, m), 'page_owner');
 
@@ -110,4 +117,136 @@ describe('diffPageOwner on the lab before/after dumps', () => {
       pagesInText(dump('6.12', 'after')) - pagesInText(dump('6.12', 'before')),
     );
   });
+});
+
+/**
+ * The grouping written the plain way, from parsePageOwner's typed records: what the
+ * byte-level engine (scanner, worker threads, interned stacks) must give.
+ */
+async function reference(file: string, by: PageOwnerGroupBy, opts: GroupPageOwnerOptions = {}) {
+  const groups = new Map<string, { frames: Frame[]; count: number; pages: number }>();
+  let records = 0;
+  let kept = 0;
+  let pages = 0;
+  const allow = opts.allocators ? new Set(opts.allocators) : undefined;
+  await parsePageOwner(file, (r) => {
+    records++;
+    if (allow && !allow.has(allocatorOf(r))) return;
+    if (opts.module !== undefined && !r.frames.some((f) => f.module === opts.module)) return;
+    kept++;
+    pages += r.pages;
+    let frames: Frame[];
+    if (by === 'stack') frames = r.frames;
+    else if (by === 'function') {
+      const c = culpritFrame(r.frames);
+      frames = c ? [{ func: c.func, ...(c.module !== undefined ? { module: c.module } : {}) }] : [];
+    } else frames = [{ func: groupLabel(r, by) }];
+    const key = stackKey(frames);
+    let g = groups.get(key);
+    if (!g) {
+      g = { frames, count: 0, pages: 0 };
+      groups.set(key, g);
+    }
+    g.count++;
+    g.pages += r.pages;
+  });
+  return { groups, records, kept, pages };
+}
+
+function asMap(gs: readonly StackGroup[]) {
+  return new Map(
+    gs.map((g) => [g.key, { frames: g.frames, count: g.weights.count, pages: g.weights.pages }]),
+  );
+}
+
+describe('the byte-level engine against a plain grouping of parsed records', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'po-group-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const dump = join(tmp, 'varied');
+  const made = writeVariedDump(dump, {
+    source: dump612(),
+    bytes: 2 << 20,
+    variants: 30,
+    seed: 9,
+    odd: ODD_RECORDS,
+    every: 173,
+  });
+  function dump612() {
+    return join(labFixture('6.12', 'after'), 'page_owner');
+  }
+
+  it('every grouping, filters, in this thread, worker threads and from a stream', async () => {
+    await made;
+    const cases: [PageOwnerGroupBy, GroupPageOwnerOptions][] = PAGE_OWNER_GROUP_BY.map((by) => [by, {}]);
+    cases.push(['stack', { allocators: KERNEL_ALLOCATORS }], ['function', { module: 'leaky' }]);
+    for (const [by, o] of cases) {
+      const want = await reference(dump, by, o);
+      for (const how of [
+        { workers: 0 },
+        { workers: 2, chunkBytes: 200_000 },
+        { stream: true, workers: 2, chunkBytes: 150_000 },
+        // A pipe read here until it passes 300 kB, then by worker threads.
+        { stream: true, minParallelBytes: 300_000, chunkBytes: 100_000 },
+      ]) {
+        const { stream, ...parallel } = how as {
+          stream?: boolean;
+          workers?: number;
+          chunkBytes?: number;
+          minParallelBytes?: number;
+        };
+        const input = stream ? createReadStream(dump, { highWaterMark: 40_000 }) : dump;
+        const got = await groupPageOwner(input, { by, ...o, ...parallel });
+        expect(got.records).toBe(want.records);
+        expect(got.kept).toBe(want.kept);
+        expect(got.pages).toBe(want.pages);
+        expect(asMap(got.groups)).toEqual(want.groups);
+        // top(n) is topGroups(groups) cut at n, without building the other groups.
+        expect(got.top('pages', 9).map((g) => g.key)).toEqual(
+          topGroups(got.groups, 'pages', 9).map((g) => g.key),
+        );
+      }
+    }
+  }, 300_000);
+
+  it('diff: the same deltas as the plain groupings of both dumps', async () => {
+    await made;
+    const before = join(tmp, 'before');
+    await writeVariedDump(before, {
+      source: join(labFixture('6.12', 'before'), 'page_owner'),
+      bytes: 1 << 20,
+      variants: 30,
+      seed: 10,
+    });
+    const d = await diffPageOwner(before, dump, { workers: 2, chunkBytes: 150_000 });
+    const b = await reference(before, 'stack');
+    const a = await reference(dump, 'stack');
+    const keys = new Set([...b.groups.keys(), ...a.groups.keys()]);
+    expect(d.deltas.length).toBe(keys.size);
+    for (const x of d.deltas) {
+      const wb = b.groups.get(x.key);
+      const wa = a.groups.get(x.key);
+      expect(x.delta.pages).toBe((wa?.pages ?? 0) - (wb?.pages ?? 0));
+      expect(x.isNew).toBe(wb === undefined);
+      expect(x.frames).toEqual((wa ?? wb)!.frames);
+    }
+    expect(d.before.records).toBe(b.records);
+    expect(d.after.pages).toBe(a.pages);
+  }, 300_000);
+
+  it('reports a bad stack line with its line and byte, also from a worker thread', async () => {
+    await made;
+    const bad = join(tmp, 'bad');
+    const text = readFileSync(dump, 'latin1');
+    const at = text.indexOf('\n\n', text.length >> 1) + 2;
+    const rec =
+      'Page allocated via order 0, mask 0x0(), pid 1, tgid 1 (x), ts 1 ns\nPFN 0x1 type Unmovable Block 0 type Unmovable Flags 0x0()\n frame+0x1/0x2\nnot a frame line\n\n';
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(bad, text.slice(0, at) + rec + text.slice(at), 'latin1');
+    const line = text.slice(0, at).split('\n').length + 3;
+    for (const workers of [0, 2]) {
+      await expect(groupPageOwner(bad, { workers, chunkBytes: 150_000 })).rejects.toThrow(
+        new RegExp(`bad:${line} \\(byte ${at}\\): expected a stack frame, PFN line`),
+      );
+    }
+  }, 120_000);
 });

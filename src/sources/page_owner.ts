@@ -251,72 +251,104 @@ export async function parsePageOwner(
   opts: PageOwnerParseOptions = {},
 ): Promise<{ records: number; bytes: number }> {
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
-  let line = 1;
-  let records = 0;
-  // Records with the same stack share its parse: a dump has few distinct stacks.
-  const tails = new Map<string, Tail>();
+  const reader = new BlockReader(file, opts);
   const scan = await scanBlocks(
     input,
     (b) => {
-      const buf = b.buf;
-      const startLine = line;
-      const e = b.end;
-      const extra = '';
-      if (b.unterminated && buf.toString('latin1', b.start, b.start + HEADER_START.length) === HEADER_START) {
-        // print_page_owner() ends every record with a blank line: without one, the dump was
-        // cut short and the last record may miss frames. (Without a record header it is not
-        // page_owner output at all: the header check below says so.)
-        const text = buf.toString('latin1', b.start, Math.min(b.end, b.start + 200));
-        truncated(
-          file,
-          startLine,
-          'a blank line after the last record (page_owner ends every record with one)',
-          text,
-          opts,
-          `dropped the last record (byte ${b.offset}, ${b.end - b.start} bytes): no blank line after it`,
-        );
-        return;
-      }
-      if (e === b.start) {
-        throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
-          offset: b.offset,
-        });
-      }
-      records++;
-      let nl = buf.indexOf(10, b.start);
-      if (nl < 0 || nl >= e) nl = e;
-      const head = buf.toString('latin1', b.start, nl);
-      const r = parseHeader(head, file, startLine, b.offset);
-      let p = nl + 1;
-      let lines = 1;
-      if (p < e && buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78 && buf[p + 3] === 32) {
-        let nl2 = buf.indexOf(10, p);
-        if (nl2 < 0 || nl2 >= e) nl2 = e;
-        parsePfn(r, buf.toString('latin1', p, nl2), file, startLine + 1, b.offset);
-        p = nl2 + 1;
-        lines++;
-      }
-      const tailText = p < e ? buf.toString('latin1', p, e) + extra : extra;
-      let t = tails.get(tailText);
-      if (t === undefined) {
-        t = parseTail(tailText, file, startLine + lines, b.offset);
-        if (t.pfnLine === undefined) {
-          if (tails.size >= 100_000) tails.clear();
-          tails.set(tailText, t);
-        }
-      }
-      if (t.pfnLine !== undefined) parsePfn(r, t.pfnLine, file, startLine + lines, b.offset);
-      r.frames = t.frames;
-      r.stackText = t.stackText;
-      if (t.migrateReason !== undefined) r.migrateReason = t.migrateReason;
-      if (t.memcg !== undefined) r.memcg = t.memcg;
-      line += lines + t.lines + 1;
-      onRecord(r);
+      const r = reader.read(b);
+      if (r) onRecord(r);
     },
-    opts,
+    { ...opts, file },
   );
   if (scan.bytes === 0) throw parseError(file, 1, 'page_owner records', '<empty input>');
-  return { records, bytes: scan.bytes };
+  return { records: reader.records, bytes: scan.bytes };
+}
+
+/**
+ * Decodes blocks one after another (keeping the line count and a cache of parsed
+ * stacks): what parsePageOwner does for each block, for callers with blocks of their own.
+ */
+export class BlockReader {
+  /** 1-based line of the next block's first line. */
+  line = 1;
+  records = 0;
+  // Records with the same stack share its parse: a dump has few distinct stacks.
+  private readonly tails = new Map<string, Tail>();
+  constructor(
+    readonly file: string,
+    private readonly opts: ParseOptions = {},
+  ) {}
+
+  /**
+   * Decode a block (throws a parse error for anything that is not a page_owner record).
+   * Undefined for a last record cut short, dropped with a warning under --lenient.
+   */
+  read(b: Pick<RawBlock, 'buf' | 'start' | 'end' | 'offset' | 'unterminated'>): PageOwnerRecord | undefined {
+    const { file, tails } = this;
+    const buf = b.buf;
+    const startLine = this.line;
+    const e = b.end;
+    const extra = '';
+    if (b.unterminated && buf.toString('latin1', b.start, b.start + HEADER_START.length) === HEADER_START) {
+      // print_page_owner() ends every record with a blank line: without one, the dump was
+      // cut short and the last record may miss frames. (Without a record header it is not
+      // page_owner output at all: the header check below says so.)
+      const text = buf.toString('latin1', b.start, Math.min(b.end, b.start + 200));
+      truncated(
+        file,
+        startLine,
+        'a blank line after the last record (page_owner ends every record with one)',
+        text,
+        this.opts,
+        `dropped the last record (byte ${b.offset}, ${b.end - b.start} bytes): no blank line after it`,
+      );
+      return undefined;
+    }
+    if (e === b.start) {
+      throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
+        offset: b.offset,
+      });
+    }
+    this.records++;
+    let nl = buf.indexOf(10, b.start);
+    if (nl < 0 || nl >= e) nl = e;
+    const head = buf.toString('latin1', b.start, nl);
+    const r = parseHeader(head, file, startLine, b.offset);
+    let p = nl + 1;
+    let lines = 1;
+    if (p < e && buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78 && buf[p + 3] === 32) {
+      let nl2 = buf.indexOf(10, p);
+      if (nl2 < 0 || nl2 >= e) nl2 = e;
+      parsePfn(r, buf.toString('latin1', p, nl2), file, startLine + 1, b.offset);
+      p = nl2 + 1;
+      lines++;
+    }
+    const tailText = p < e ? buf.toString('latin1', p, e) + extra : extra;
+    let t = tails.get(tailText);
+    if (t === undefined) {
+      t = parseTail(tailText, file, startLine + lines, b.offset);
+      if (t.pfnLine === undefined) {
+        if (tails.size >= 100_000) tails.clear();
+        tails.set(tailText, t);
+      }
+    }
+    if (t.pfnLine !== undefined) parsePfn(r, t.pfnLine, file, startLine + lines, b.offset);
+    r.frames = t.frames;
+    r.stackText = t.stackText;
+    if (t.migrateReason !== undefined) r.migrateReason = t.migrateReason;
+    if (t.memcg !== undefined) r.memcg = t.memcg;
+    this.line += lines + t.lines + 1;
+    return r;
+  }
+}
+
+/**
+ * Check the lines after a record's header and PFN line (`text`: lines each ending in
+ * "\n"): stack frames and the lines kernels add. Returns the parsed frames; throws a parse
+ * error naming the first line that is none of them (`firstLine` is its line number).
+ */
+export function checkRecordTail(text: string, file: string, firstLine: number, offset: number): Frame[] {
+  return parseTail(text, file, firstLine, offset).frames;
 }
 
 /** What follows the header and PFN lines: the stack and the optional extra lines. */
