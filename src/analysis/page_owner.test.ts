@@ -1,11 +1,12 @@
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ODD_RECORDS, writeVariedDump } from '../../test/page-owner-c/varied.js';
 import { type LabKernel, labFixture } from '../../test/paths.js';
 import { culpritFrame, type Frame, stackKey } from '../index.js';
-import { parsePageOwner } from '../sources/page_owner.js';
+import { MemsleuthError } from '../model/errors.js';
+import { type PageOwnerParseOptions, parsePageOwner } from '../sources/page_owner.js';
 import {
   allocatorOf,
   diffPageOwner,
@@ -249,4 +250,98 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
       );
     }
   }, 120_000);
+  /** Every way of reading a dump: this thread, worker threads over the file or a stream, a pipe handed over. */
+  const WAYS: { stream?: boolean; workers?: number; chunkBytes: number; minParallelBytes?: number }[] = [
+    { workers: 0, chunkBytes: 100_000 },
+    { workers: 2, chunkBytes: 150_000 },
+    { stream: true, workers: 2, chunkBytes: 150_000 },
+    { stream: true, minParallelBytes: 300_000, chunkBytes: 100_000 },
+  ];
+
+  /** The error of groupPageOwner on `file` read each way (all the same: returned once). */
+  async function errorsOf(file: string, o: GroupPageOwnerOptions = {}): Promise<string> {
+    const got = new Set<string>();
+    for (const { stream, ...parallel } of WAYS) {
+      const input = stream ? createReadStream(file, { highWaterMark: 40_000 }) : file;
+      const e = await groupPageOwner(input, { ...o, ...parallel, file }).then(
+        () => new Error('no error'),
+        (x: Error) => x,
+      );
+      expect(e, JSON.stringify(parallel)).toBeInstanceOf(MemsleuthError);
+      got.add(e.message);
+    }
+    expect([...got]).toHaveLength(1);
+    return [...got][0]!;
+  }
+
+  /** The error parsePageOwner (the record parser) gives for `file`. */
+  async function parserError(file: string, o: PageOwnerParseOptions = {}): Promise<string> {
+    return parsePageOwner(file, () => {}, o).then(
+      () => 'no error',
+      (x: Error) => x.message,
+    );
+  }
+
+  it('refuses the numbers the record parser refuses, with its error, in every thread', async () => {
+    await made;
+    const text = readFileSync(dump, 'latin1');
+    const at = text.indexOf('\n\n', Math.floor(text.length * 0.6)) + 2;
+    const head = (order: string, mask: string) =>
+      `Page allocated via order ${order}, mask ${mask}(GFP_KERNEL), pid 1, tgid 1 (x), ts 1 ns\n`;
+    const pfn = (p: string) => `PFN ${p} type Unmovable Block 0 type Unmovable Flags 0x0()\n`;
+    const stack = ' frame+0x1/0x2\n\n';
+    const cases: [string, RegExp][] = [
+      [head('21', '0xcc0') + pfn('0x1') + stack, /expected an order of at most 20/],
+      [
+        head('99999999999999999999', '0xcc0') + pfn('0x1') + stack,
+        /the order \(a whole number below 2\^53\)/,
+      ],
+      [head('0', '0x20000000000000') + pfn('0x1') + stack, /the mask \(a number below 2\^53\)/],
+      [head('0', '0xcc0') + pfn('0x20000000000000') + stack, /the PFN \(a number below 2\^53\)/],
+      [head('0', '0xcc0') + pfn('99999999999999999999') + stack, /the PFN \(a whole number below 2\^53\)/],
+    ];
+    const line = text.slice(0, at).split('\n').length;
+    for (const [i, [rec, what]] of cases.entries()) {
+      const bad = join(tmp, `absurd-${i}`);
+      writeFileSync(bad, text.slice(0, at) + rec + text.slice(at), 'latin1');
+      const want = await parserError(bad);
+      expect(want).toMatch(what);
+      expect(want).toMatch(new RegExp(`^${bad}:${line + (i >= 3 ? 1 : 0)}[: ]`));
+      expect(await errorsOf(bad)).toBe(want);
+    }
+  }, 300_000);
+
+  it('a record over the limit is an error at its first byte, in every thread and from a stream', async () => {
+    await made;
+    const text = readFileSync(dump, 'latin1');
+    const at = text.indexOf('\n\n', Math.floor(text.length * 0.4)) + 2;
+    const rec = text.slice(at, text.indexOf('\n\n', at) + 2);
+    const max = 100_000;
+    const cases = [
+      // A record of 150 kB, complete: its blank line comes after the limit.
+      rec.replace('\n ', `\n${' deep+0x1/0x2\n'.repeat(10_000)} `),
+      // 300 kB without a blank line, then records again.
+      `${'x'.repeat(299_999)}\n\n`,
+    ];
+    for (const [i, insert] of cases.entries()) {
+      const bad = join(tmp, `long-${i}`);
+      writeFileSync(bad, text.slice(0, at) + insert + text.slice(at), 'latin1');
+      const want = await parserError(bad, { maxRecordBytes: max });
+      expect(want).toBe(
+        `${bad} (byte ${at}): expected records of at most 100000 bytes, each followed by a blank line, found "no blank line within 100000 bytes"`,
+      );
+      expect(await errorsOf(bad, { maxRecordBytes: max })).toBe(want);
+    }
+    // The same at the end: 300 kB that never end.
+    const tail = join(tmp, 'long-tail');
+    writeFileSync(tail, `${text}${'y'.repeat(300_000)}`, 'latin1');
+    expect(await errorsOf(tail, { maxRecordBytes: max })).toBe(
+      `${tail} (byte ${text.length}): expected records of at most 100000 bytes, each followed by a blank line, found "no blank line within 100000 bytes"`,
+    );
+    // Records up to the limit are read.
+    const fits = join(tmp, 'long-fits');
+    writeFileSync(fits, text.slice(0, at) + cases[0]! + text.slice(at), 'latin1');
+    const g = await groupPageOwner(fits, { workers: 2, chunkBytes: 150_000, maxRecordBytes: 200_000 });
+    expect(g.records).toBe((await groupPageOwner(dump)).records + 1);
+  }, 300_000);
 });

@@ -529,7 +529,12 @@ async function groupInto(
   const totals = await scanChunks(
     input,
     dict,
-    { migratetypes: by === 'migratetype', comms: by === 'comm' },
+    {
+      migratetypes: by === 'migratetype',
+      comms: by === 'comm',
+      file,
+      ...(opts.maxRecordBytes !== undefined ? { maxRecordBytes: opts.maxRecordBytes } : {}),
+    },
     (c) => g.chunk(c),
     {
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),

@@ -11,7 +11,13 @@ import { open, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import type { PageOwnerInput, ScanProgress } from '../sources/page_owner.js';
+import { type ErrorCode, type ErrorDetails, MemsleuthError } from '../model/errors.js';
+import {
+  MAX_RECORD_BYTES,
+  type PageOwnerInput,
+  recordTooLong,
+  type ScanProgress,
+} from '../sources/page_owner.js';
 import {
   type ChunkResult,
   ChunkScanner,
@@ -51,7 +57,26 @@ export type ToWorker =
 /** Messages from a worker. */
 export type FromWorker =
   | { type: 'chunk'; result: ChunkResult }
-  | { type: 'error'; message: string; stack?: string };
+  | {
+      type: 'error';
+      message: string;
+      stack?: string;
+      /** The chunk that failed. */
+      seq?: number;
+      /** Set for a MemsleuthError (bad input): rebuilt as one here. */
+      user?: ErrorDetails & { code: ErrorCode };
+    };
+
+/** The error a worker reported, as an Error of this thread. */
+function workerError(msg: Extract<FromWorker, { type: 'error' }>): Error {
+  if (msg.user) {
+    const { code, ...details } = msg.user;
+    return new MemsleuthError(code, msg.message, details);
+  }
+  const e = new Error(msg.message);
+  if (msg.stack) e.stack = msg.stack;
+  return e;
+}
 
 /** The worker script beside this module: built JS from dist/, TypeScript under vitest. */
 function workerEntry(): { url: URL; execArgv?: string[] } {
@@ -271,9 +296,13 @@ async function scanHere(
   return done;
 }
 
-/** Results may come back out of order: hand them on in sequence. */
+/**
+ * Results may come back out of order: hand them on in sequence. An error of a chunk is
+ * thrown when its turn comes: the first error in the input is the one reported, whichever
+ * thread found it first.
+ */
 class InOrder {
-  private readonly waiting = new Map<number, { c: ChunkResult; mapper: DictMapper }>();
+  private readonly waiting = new Map<number, { c: ChunkResult; mapper: DictMapper } | { error: unknown }>();
   constructor(
     private readonly consume: (c: ChunkResult) => void,
     private next = 0,
@@ -282,9 +311,18 @@ class InOrder {
   ) {}
   put(c: ChunkResult, mapper: DictMapper): void {
     this.waiting.set(c.seq, { c, mapper });
+    this.drain();
+  }
+  /** Chunk `seq` failed: throws now if it is the next one, else when its turn comes. */
+  putError(seq: number, error: unknown): void {
+    this.waiting.set(seq, { error });
+    this.drain();
+  }
+  private drain(): void {
     for (;;) {
       const w = this.waiting.get(this.next);
       if (!w) break;
+      if ('error' in w) throw w.error;
       this.waiting.delete(this.next);
       this.next++;
       w.mapper.apply(w.c);
@@ -399,9 +437,16 @@ function runPool(
     pool.workers.forEach((w, i) => {
       w.on('message', (msg: FromWorker) => {
         if (msg.type === 'error') {
-          const e = new Error(msg.message);
-          if (msg.stack) e.stack = msg.stack;
-          fail(e);
+          const e = workerError(msg);
+          // This worker gets no more work; the chunks before its own still come in.
+          if (msg.seq === undefined) fail(e);
+          else {
+            try {
+              order.putError(msg.seq, e);
+            } catch (x) {
+              fail(x);
+            }
+          }
           return;
         }
         try {
@@ -490,6 +535,7 @@ async function scanStreamInWorkers(
   let seq = from.seq;
   let ended = false;
   let reading: Promise<ToWorker | undefined> | undefined;
+  const maxRecord = scanner.maxRecordBytes ?? MAX_RECORD_BYTES;
   // One reader: each request takes the next chunk cut at the last blank line.
   const nextChunk = async (): Promise<ToWorker | undefined> => {
     if (ended) return undefined;
@@ -499,6 +545,18 @@ async function scanStreamInWorkers(
       if (len >= chunkBytes) {
         const joined = Buffer.concat(parts, len);
         const cut = joined.lastIndexOf('\n\n');
+        if (cut < 0) {
+          // The record at the start (after the empty lines there) runs on without its
+          // blank line: past the limit it is refused, as in a chunk of a worker. Its turn
+          // comes after the chunks handed out before.
+          let s = 0;
+          while (joined[s] === 10) s++;
+          if (len - s > maxRecord) {
+            ended = true;
+            order.putError(seq++, recordTooLong(scanner.file ?? 'page_owner', offset + s, maxRecord));
+            return undefined;
+          }
+        }
         if (cut >= 0) {
           const n = cut + 2;
           const ab = new ArrayBuffer(n);

@@ -19,13 +19,19 @@
  * 1e-7 for a million stacks); the lines of a new stack are interned exactly.
  *
  * Anything else (older formats, a PFN line elsewhere, a header whose fields the C tool's
- * regular expressions would read differently, garbage) is handed over as an "odd" record
- * with its text, for the slow paths of the engines, which keep the exact semantics.
+ * regular expressions would read differently, numbers the record parser refuses: an
+ * order above PAGE_ORDER_LIMIT, a mask or PFN of 2^53 or more; garbage) is handed over as
+ * an "odd" record with its text, for the slow paths of the engines, which keep the exact
+ * semantics (and errors) of the record parser or the C tool. A record longer than
+ * MAX_RECORD_BYTES (also one whose blank line is not within that many bytes) is an error,
+ * whichever thread finds it and however the input was cut into chunks.
  *
  * A scanner runs in the main thread or in a worker; its ids are local, and what it
  * interned since the last chunk travels with the chunk (`ChunkResult`), so that the
  * main thread can map them to its own tables (DictMapper).
  */
+import { MAX_RECORD_BYTES, recordTooLong } from '../sources/page_owner.js';
+import { PAGE_ORDER_LIMIT } from '../sources/text.js';
 import { ByteInterner, F64Column, hash2, hashBytesDv, U32Column } from './intern.js';
 
 /** Words per record in ChunkResult.tuples. */
@@ -267,15 +273,20 @@ export class PageOwnerDict {
 
   /**
    * A prefix the fast path may take: it is a prefix of the header every kernel prints,
-   * and none of page_owner_sort's regular expressions (pid, tgid, ts, free_ts, order) nor
-   * its allocator test (alloc_pages, __vmalloc_node_range) can match inside it.
+   * its order and mask are numbers the record parser accepts (an order of at most
+   * PAGE_ORDER_LIMIT, a mask below 2^53: the slow path reports the others), and none of
+   * page_owner_sort's regular expressions (pid, tgid, ts, free_ts, order) nor its
+   * allocator test (alloc_pages, __vmalloc_node_range) can match inside it.
    */
   checkPrefix(id: number): boolean {
     let ok = this.prefixOk[id];
     if (ok === undefined) {
       const t = this.prefixes.text(id);
+      const m = RE_PREFIX.exec(t);
       const good =
-        RE_PREFIX.test(t) &&
+        m !== null &&
+        Number(m[1]) <= PAGE_ORDER_LIMIT &&
+        Number.isSafeInteger(m[2]!.startsWith('0x') ? Number.parseInt(m[2]!.slice(2), 16) : Number(m[2])) &&
         !t.includes('pid') &&
         !t.includes('tgid') &&
         !t.includes('ts') &&
@@ -531,6 +542,10 @@ export interface ScannerOptions {
    * expressions read as the fast path does (default true; `top` needs neither).
    */
   comms?: boolean;
+  /** Longest record accepted, in bytes (default MAX_RECORD_BYTES). */
+  maxRecordBytes?: number;
+  /** Name of the input in errors (default `page_owner`). */
+  file?: string;
 }
 
 /**
@@ -561,6 +576,8 @@ export class ChunkScanner {
   private readonly wantFreeTs: boolean;
   private readonly allOdd: boolean;
   private readonly wantComms: boolean;
+  private readonly maxRecord: number;
+  private readonly file: string;
 
   /**
    * `announce`: flush() lists what was interned since the previous chunk, for a dict in
@@ -576,13 +593,16 @@ export class ChunkScanner {
     this.wantMt = opts.migratetypes ?? false;
     this.wantTs = opts.ts ?? false;
     this.wantFreeTs = opts.freeTs ?? false;
+    this.maxRecord = opts.maxRecordBytes ?? MAX_RECORD_BYTES;
+    this.file = opts.file ?? 'page_owner';
   }
 
   /**
    * Scan the blocks of `b` from `pos` (a block start) up to `end`. Stops before a block
    * whose blank line is not in the buffer, unless `final` (then the rest is the last,
    * unterminated block). `offset` is the input offset of b[0]. Returns the position of
-   * the first block not scanned.
+   * the first block not scanned. Throws for a block longer than maxRecordBytes, and for
+   * an unfinished one already longer (its blank line is too far to look for).
    */
   scan(b: Buffer, pos: number, end: number, offset: number, final: boolean): number {
     if (this.chunkOffset < 0) this.chunkOffset = offset + pos;
@@ -626,12 +646,14 @@ export class ChunkScanner {
         if (e >= 0) e++;
       }
       if (e < 0 || e >= end) {
+        if (end - s > this.maxRecord) throw recordTooLong(this.file, offset + s, this.maxRecord);
         if (!final) break;
         this.oddBlock(b, s, end, offset, true);
         pos = end;
         break;
       }
       // e: one past the record's last "\n" (the blank line's "\n" is at e).
+      if (e - s > this.maxRecord) throw recordTooLong(this.file, offset + s, this.maxRecord);
       pos = e + 1;
       good = good && !this.allOdd && pe < e && parseHeader(b, s, he, v) && this.pfnLine(b, he + 1, pe);
       if (!good) {
@@ -710,13 +732,15 @@ export class ChunkScanner {
     if (b[p] !== 80 || b[p + 1] !== 70 || b[p + 2] !== 78 || b[p + 3] !== 32) return false;
     p += 4;
     const n0 = p;
+    // A PFN of 2^53 or more is the record parser's error: at most 13 hex or 15 decimal
+    // digits here, longer ones take the slow path.
     if (b[p] === 48 && b[p + 1] === 120) {
       p += 2;
       while (isHex(b[p])) p++;
-      if (p === n0 + 2) return false;
+      if (p === n0 + 2 || p - n0 > 15) return false;
     } else {
       while (isDigit(b[p])) p++;
-      if (p === n0) return false;
+      if (p === n0 || p - n0 > 15) return false;
     }
     if (
       b[p] !== 32 ||

@@ -329,6 +329,28 @@ describe('input the C tool gets wrong', () => {
     expect(o.stdout).toContain('loaded 2');
     expect(o.output.split(' times, ').length - 1).toBe(2);
   });
+  it('refuses a record over 1 MiB, and input without blank lines, at its first byte, in every thread', async () => {
+    const text = readFileSync(join(labFixture('6.12', 'after'), 'page_owner'), 'latin1');
+    const at = text.indexOf('\n\n', text.length >> 1) + 2;
+    const cases: [string, string, number][] = [
+      ['long-record', `${text.slice(0, at)}${'x'.repeat(1_200_000)}\n\n${text.slice(at)}`, at],
+      ['no-blank-line', `${text}${'\0'.repeat(3_000_000)}`, text.length],
+    ];
+    for (const [name, content, offset] of cases) {
+      const f = join(tmp, name);
+      writeFileSync(f, content, 'latin1');
+      for (const how of [
+        { parallel: { workers: 0 } },
+        { parallel: { workers: 2, chunkBytes: 256 << 10 } },
+        { stream: true, parallel: { workers: 2, chunkBytes: 300_000 } },
+        { stream: true, parallel: { minParallelBytes: 500_000, chunkBytes: 90_000 } },
+      ]) {
+        await expect(runOurs('6.12', [f, join(tmp, 'o.out')], how), JSON.stringify(how)).rejects.toThrow(
+          `${f} (byte ${offset}): expected records of at most 1 MiB, each followed by a blank line, found "no blank line within 1 MiB"`,
+        );
+      }
+    }
+  }, 120_000);
 });
 
 describe('glibcMsort', () => {

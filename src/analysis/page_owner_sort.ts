@@ -330,7 +330,13 @@ export async function runPageOwnerSort(
   const scan = await scanChunks(
     input,
     dict,
-    { ts: plan.scanTs, freeTs: true, allOdd: plan.slowOnly },
+    {
+      ts: plan.scanTs,
+      freeTs: true,
+      allOdd: plan.slowOnly,
+      // Records up to 1 MiB (the C tool stops at 128 KiB); a longer one is an error.
+      file: cfg.input === '-' ? '<stdin>' : cfg.input,
+    },
     (c) => engine.chunk(c),
     { ...opts, ...(io.onProgress ? { onProgress: io.onProgress } : {}) },
   );

@@ -22,7 +22,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { parseError } from '../model/errors.js';
+import { type MemsleuthError, parseError } from '../model/errors.js';
 import { type Frame, parseFrame } from '../model/frame.js';
 import {
   formatLimit,
@@ -98,9 +98,25 @@ async function* chunksOf(input: PageOwnerInput, size: number): AsyncGenerator<Bu
 }
 
 /**
+ * The error for a record longer than `max`, naming the input and the record's first byte.
+ * Found is the same whether its blank line comes later or never, and however the input
+ * was cut into chunks: no blank line within the limit.
+ */
+export function recordTooLong(file: string, offset: number, max = MAX_RECORD_BYTES): MemsleuthError {
+  return parseError(
+    file,
+    undefined,
+    `records of at most ${formatLimit(max)}, each followed by a blank line`,
+    `no blank line within ${formatLimit(max)}`,
+    { offset, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
+  );
+}
+
+/**
  * Split the input into blank-line-separated blocks exactly as page_owner_sort's
  * read_block() does: a block ends at a line that is only "\n"; an empty line at the
- * start of a block is an empty block. Unlike the C tool there is no size limit.
+ * start of a block is an empty block. A block longer than `maxRecordBytes` (1 MiB; the C
+ * tool stops at 128 KiB) is an error, also when its end was never found.
  */
 export async function scanBlocks(
   input: PageOwnerInput,
@@ -145,6 +161,7 @@ export async function scanBlocks(
         resume = have - 1;
         break;
       }
+      if (e + 1 - pos > maxRecord) throw recordTooLong(opts.file ?? 'page_owner', base + pos, maxRecord);
       block.start = pos;
       block.end = e + 1;
       block.offset = base + pos;
@@ -160,15 +177,7 @@ export async function scanBlocks(
       base += pos;
       resume = Math.max(0, resume - pos);
     }
-    if (have > maxRecord) {
-      throw parseError(
-        opts.file ?? 'page_owner',
-        undefined,
-        `records of at most ${formatLimit(maxRecord)}, each followed by a blank line`,
-        `no blank line in the ${have} bytes from byte ${base}`,
-        { offset: base, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
-      );
-    }
+    if (have > maxRecord) throw recordTooLong(opts.file ?? 'page_owner', base, maxRecord);
     if (opts.onProgress && base - lastReport >= 8 << 20) {
       lastReport = base;
       opts.onProgress({ bytes: base + have, blocks });

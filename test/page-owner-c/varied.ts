@@ -35,6 +35,13 @@ export const GARBAGE_RECORDS: readonly string[] = [
   '',
   // A header of no known form.
   'Page allocated via order x, mask ?\nPFN 0x424c type Unmovable Block 8 type Unmovable Flags 0x0(zone=0)\n not_a_frame',
+  // Numbers the record parser refuses (the scanner leaves them to the slow path): an
+  // order above any kernel's, one of 20 digits, a mask and PFNs of 2^53 or more.
+  'Page allocated via order 21, mask 0xcc0(GFP_KERNEL), pid 86, tgid 86 (cat), ts 106 ns\nPFN 0x424d type Unmovable Block 8 type Unmovable Flags 0x0(zone=0)\n alloc_thing+0x10/0x20',
+  'Page allocated via order 99999999999999999999, mask 0xcc0(GFP_KERNEL), pid 87, tgid 87 (cat), ts 107 ns\nPFN 0x424e type Unmovable Block 8 type Unmovable Flags 0x0(zone=0)\n alloc_thing+0x10/0x20',
+  'Page allocated via order 0, mask 0x20000000000000(GFP_KERNEL), pid 88, tgid 88 (cat), ts 108 ns\nPFN 0x424f type Unmovable Block 8 type Unmovable Flags 0x0(zone=0)\n alloc_thing+0x10/0x20',
+  'Page allocated via order 0, mask 0xcc0(GFP_KERNEL), pid 89, tgid 89 (cat), ts 109 ns\nPFN 0x20000000000000 type Unmovable Block 8 type Unmovable Flags 0x0(zone=0)\n alloc_thing+0x10/0x20',
+  'Page allocated via order 0, mask 0xcc0(GFP_KERNEL), pid 90, tgid 90 (cat), ts 110 ns\nPFN 99999999999999999999 type Unmovable Block 8 type Unmovable Flags 0x0(zone=0)\n alloc_thing+0x10/0x20',
 ];
 
 export interface VariedOptions {

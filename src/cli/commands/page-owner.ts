@@ -83,9 +83,10 @@ const pageOwnerSortDetails =
   'Takes exactly the options of tools/mm/page_owner_sort (6.7+) and writes the same bytes;\n' +
   '`--compat 6.1` (first argument) switches to tools/vm/page_owner_sort of 5.18-6.6\n' +
   '(-r, -f, --cull free, --sort ft, timestamps kept). `-` reads stdin / writes stdout;\n' +
-  'pipes and /sys/kernel/debug/page_owner work directly; records have no size limit.\n' +
-  'A file of 64 MiB or more is read by one worker thread per core (MEMSLEUTH_WORKERS=N\n' +
-  'sets the number, 0 none).\n';
+  'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool\n' +
+  'stops at 128 KiB); a longer record, or input without blank lines, is an error at 1 MiB.\n' +
+  'A file of 64 MiB or more (a pipe once it has brought 64 MiB) is read by one worker\n' +
+  'thread per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
