@@ -11,7 +11,7 @@ import { open, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { type ErrorCode, type ErrorDetails, MemsleuthError } from '../model/errors.js';
+import { type ErrorCode, type ErrorDetails, isMemsleuthError, MemsleuthError } from '../model/errors.js';
 import {
   MAX_RECORD_BYTES,
   type PageOwnerInput,
@@ -339,7 +339,14 @@ class InOrder {
 interface Pool {
   workers: Worker[];
   mappers: DictMapper[];
-  stop(failed: boolean): Promise<void>;
+  /** Chunks handed to workers and not answered yet. */
+  inFlight: number;
+  /** A worker died or reported an error of its own (not the input's). */
+  broken: boolean;
+  /** Called whenever inFlight drops to 0 or the pool breaks. */
+  onQuiet: (() => void) | undefined;
+  /** Retire the workers, or terminate them after `failure` unless it was the input's error. */
+  stop(failure?: { error: unknown }): Promise<void>;
 }
 
 /**
@@ -389,15 +396,33 @@ function startPool(n: number, scanner: ScannerOptions, dict: PageOwnerDict): Poo
     workers.push(w);
     mappers.push(new DictMapper(dict));
   }
-  return {
+  const pool: Pool = {
     workers,
     mappers,
-    stop: async (failed) => {
-      // A worker that failed may be in any state: it goes; the others wait for the next scan.
-      if (failed) await Promise.all(workers.map((w) => w.terminate()));
+    inFlight: 0,
+    broken: false,
+    onQuiet: undefined,
+    stop: async (failure) => {
+      if (failure && isMemsleuthError(failure.error) && !pool.broken) {
+        // Bad input: every worker is well; once each has answered its last chunk (one
+        // answer per chunk, dropped), they wait for the next scan.
+        await new Promise<void>((resolve) => {
+          pool.onQuiet = () => {
+            if (pool.inFlight === 0 || pool.broken) resolve();
+          };
+          pool.onQuiet();
+        });
+        if (!pool.broken) {
+          retire(workers);
+          return;
+        }
+      }
+      // A worker that failed may be in any state: they all go.
+      if (failure) await Promise.all(workers.map((w) => w.terminate()));
       else retire(workers);
     },
   };
+  return pool;
 }
 
 /** Run a pool: `next(i)` gives worker i its next message (undefined: none left). */
@@ -428,6 +453,7 @@ function runPool(
           return;
         }
         const w = pool.workers[i]!;
+        pool.inFlight++;
         if (m.type === 'bytes') w.postMessage(m, [m.buf]);
         else w.postMessage(m);
       } catch (e) {
@@ -436,8 +462,14 @@ function runPool(
     };
     pool.workers.forEach((w, i) => {
       w.on('message', (msg: FromWorker) => {
+        pool.inFlight--;
+        if (failed) {
+          pool.onQuiet?.();
+          return;
+        }
         if (msg.type === 'error') {
           const e = workerError(msg);
+          if (msg.user === undefined) pool.broken = true;
           // This worker gets no more work; the chunks before its own still come in.
           if (msg.seq === undefined) fail(e);
           else {
@@ -462,9 +494,15 @@ function runPool(
         check();
         void feed(i);
       });
-      w.on('error', fail);
+      w.on('error', (e) => {
+        pool.broken = true;
+        fail(e);
+        pool.onQuiet?.();
+      });
       w.on('exit', (code) => {
+        pool.broken = true;
         if (code !== 0 && !failed) fail(new Error(`page_owner worker exited with code ${code}`));
+        pool.onQuiet?.();
       });
       void feed(i);
     });
@@ -485,7 +523,7 @@ async function scanFileInWorkers(
   const pool = startPool(Math.min(workers, chunks), scanner, dict);
   const order = new InOrder(consume);
   let given = 0;
-  let failed = true;
+  let failure: { error: unknown } | undefined = { error: undefined };
   try {
     await runPool(
       pool,
@@ -505,9 +543,12 @@ async function scanFileInWorkers(
       () => chunks,
       onProgress,
     );
-    failed = false;
+    failure = undefined;
+  } catch (e) {
+    failure = { error: e };
+    throw e;
   } finally {
-    await pool.stop(failed);
+    await pool.stop(failure);
   }
   const done = { bytes: order.bytes, blocks: order.blocks };
   onProgress?.(done);
@@ -592,7 +633,7 @@ async function scanStreamInWorkers(
       len += c.length;
     }
   };
-  let failed = true;
+  let failure: { error: unknown } | undefined = { error: undefined };
   try {
     await runPool(
       pool,
@@ -606,9 +647,12 @@ async function scanStreamInWorkers(
       () => (ended ? seq : Number.POSITIVE_INFINITY),
       onProgress,
     );
-    failed = false;
+    failure = undefined;
+  } catch (e) {
+    failure = { error: e };
+    throw e;
   } finally {
-    await pool.stop(failed);
+    await pool.stop(failure);
     await source.return?.();
   }
   const done = { bytes: order.bytes, blocks: order.blocks };
