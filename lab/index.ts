@@ -35,6 +35,10 @@ export const COLLECTOR_SCRIPT = join(REPO_ROOT, 'collector', 'memsleuth-collect.
 export const MODULE_DIR = join(LAB_DIR, 'module');
 export const MODULE_SOURCE = join(MODULE_DIR, 'msl_leaky.c');
 const GUEST_INIT = join(LAB_DIR, 'guest', 'init');
+/** A scenario is lab/guest/scenario-<name>.sh, sourced by /init instead of the default run. */
+export function scenarioScript(name: string): string {
+  return join(LAB_DIR, 'guest', `scenario-${name}.sh`);
+}
 const BUSYBOX = '/bin/busybox';
 
 /** msl_leaky's parameters (see lab/module/msl_leaky.c). */
@@ -162,6 +166,12 @@ export interface GuestOptions {
   midDelaySeconds?: number;
   /** Seconds to wait after the module finished before `after` (kmemleak needs > 5 s). */
   kmemleakAgeSeconds?: number;
+  /** Run lab/guest/scenario-<name>.sh instead of the before/mid/after captures. */
+  scenario?: string;
+  /** Extra NAME=value lines for /lab.conf (the scenario's settings). */
+  conf?: Record<string, string | number>;
+  /** The slub_debug boot option (default `U`: store user, for alloc_traces). */
+  slubDebug?: string;
 }
 
 /** A newc initramfs: busybox, /init, the collector, the module and /lab.conf. */
@@ -180,11 +190,17 @@ export async function buildInitramfs(
   await copyFile(GUEST_INIT, join(root, 'init'));
   await copyFile(COLLECTOR_SCRIPT, join(root, 'memsleuth-collect.sh'));
   await copyFile(ko, join(root, 'msl_leaky.ko'));
+  if (opts.scenario)
+    await copyFile(scenarioScript(opts.scenario), join(root, `scenario-${opts.scenario}.sh`));
   await chmod(join(root, 'init'), 0o755);
   await chmod(join(root, 'bin', 'busybox'), 0o755);
   await writeFile(
     join(root, 'lab.conf'),
-    `MODULE_PARAMS='${paramString(params)}'\nMID_DELAY=${opts.midDelaySeconds ?? 3}\nKMEMLEAK_AGE=${opts.kmemleakAgeSeconds ?? 6}\n`,
+    `MODULE_PARAMS='${paramString(params)}'\nMID_DELAY=${opts.midDelaySeconds ?? 3}\nKMEMLEAK_AGE=${opts.kmemleakAgeSeconds ?? 6}\n` +
+      (opts.scenario ? `SCENARIO=${opts.scenario}\n` : '') +
+      Object.entries(opts.conf ?? {})
+        .map(([k, v]) => `${k}='${v}'\n`)
+        .join(''),
   );
   // cpio from the staged tree, owned by root whoever builds it.
   await runLogged(
@@ -261,8 +277,14 @@ export async function readLabRun(
 }
 
 /** The kernel command line: the debugging sources memsleuth reads, on from boot. */
-export function bootArgs(version: LabKernelVersion): string {
-  const args = ['console=ttyS0', 'page_owner=on', 'slub_debug=U', 'panic=-1', 'rdinit=/init'];
+export function bootArgs(version: LabKernelVersion, guest: GuestOptions = {}): string {
+  const args = [
+    'console=ttyS0',
+    'page_owner=on',
+    `slub_debug=${guest.slubDebug ?? 'U'}`,
+    'panic=-1',
+    'rdinit=/init',
+  ];
   // MEM_ALLOC_PROFILING_ENABLED_BY_DEFAULT is set in config-6.12.fragment; the sysctl
   // keeps profiling on should that default ever be dropped.
   if (version === '6.12') args.push('sysctl.vm.mem_profiling=1');
@@ -302,7 +324,7 @@ export async function runLab(opts: RunLabOptions): Promise<LabRun> {
     '-initrd',
     initrd,
     '-append',
-    bootArgs(opts.kernel),
+    bootArgs(opts.kernel, opts.guest),
     '-display',
     'none',
     '-monitor',
@@ -363,7 +385,8 @@ export function labRunKey(version: LabKernelVersion, params: ModuleParams, guest
     readFileSync(GUEST_INIT),
     JSON.stringify(params),
     JSON.stringify(guest),
-    bootArgs(version),
+    guest.scenario ? readFileSync(scenarioScript(guest.scenario)) : '',
+    bootArgs(version, guest),
     // This file decides the qemu command line.
     readFileSync(join(LAB_DIR, 'index.ts')),
   ]);
@@ -376,10 +399,12 @@ export function labRunKey(version: LabKernelVersion, params: ModuleParams, guest
 export async function cachedLabRun(
   version: LabKernelVersion,
   moduleParams: Partial<ModuleParams> = {},
-  opts: { log?: (line: string) => void } = {},
+  opts: { log?: (line: string) => void; guest?: GuestOptions } = {},
 ): Promise<LabRun> {
   const params: ModuleParams = { ...DEFAULT_MODULE_PARAMS, ...moduleParams };
-  const dir = join(labCacheRoot(), `captures-${version}-${labRunKey(version, params)}`);
+  const guest = opts.guest ?? {};
+  const name = guest.scenario ? `${guest.scenario}-` : '';
+  const dir = join(labCacheRoot(), `captures-${version}-${name}${labRunKey(version, params, guest)}`);
   const ok = join(dir, '.complete');
   const kernel = await ensureKernel(version, opts);
   if (existsSync(ok)) return readLabRun(dir, kernel, params, Number(readFileSync(ok, 'utf8')) || 0);
@@ -391,6 +416,7 @@ export async function cachedLabRun(
       moduleParams: params,
       outDir: dir,
       log: opts.log ?? (() => {}),
+      ...(opts.guest ? { guest: opts.guest } : {}),
     });
     await writeFile(ok, String(run.bootSeconds));
     return run;

@@ -31,6 +31,27 @@ export function labCaptures(kernel: '6.1' | '6.12', params: Partial<ModuleParams
   return cachedLabRun(kernel, params, { log: (line) => process.stderr.write(`${line}\n`) });
 }
 
+/** The trace-kmem scenario's settings (lab/guest/scenario-trace-kmem.sh). */
+export const TRACE_KMEM_SCENARIO = {
+  // Faster than the default run: 400 steps in 10 to 30 s under TCG, inside a 60 s trace.
+  params: { rate: 40 } as Partial<ModuleParams>,
+  // `T` on the TCPv6 cache (busybox nc listens on IPv6): SLUB's trace switch (read-only
+  // at run time since 5.9) for the scenario's sockets, the log `memsleuth slab trace --log` reads.
+  guest: {
+    scenario: 'trace-kmem',
+    conf: { TRACE_SECONDS: 60, SLAB_TRACE_SOCKETS: 6 },
+    slubDebug: 'U;UT,TCPv6',
+  },
+};
+
+/** One boot that traces kernel allocations with the collector while msl_leaky runs (cached). */
+export function labTraceKmem(kernel: '6.1' | '6.12'): Promise<LabRun> {
+  return cachedLabRun(kernel, TRACE_KMEM_SCENARIO.params, {
+    guest: TRACE_KMEM_SCENARIO.guest,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+}
+
 /** msl_leaky.ko as built for a lab run's kernel (cached; with DWARF line tables and inlines). */
 export function labModule(run: LabRun): Promise<string> {
   return buildModule(run.kernel);

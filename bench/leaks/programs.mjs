@@ -53,6 +53,50 @@ int main(int c, char **v) { size_t n = 384UL << 20; char *p = malloc(n); memset(
 #include <unistd.h>
 int main(int c, char **v) { int secs = atoi(v[1]); sleep(60); size_t n = 160UL << 20; char *p = malloc(n);
   memset(p, 7, n); sleep(20); free(p); sleep(secs > 80 ? secs - 80 : 1); return 0; }`,
+  // Leaker: POSIX shared memory that keeps growing: a file under /dev/shm (argv[2]) held open and
+  // appended to, 64 KiB per second (write(2), never mapped: no process RssShmem grows). The file
+  // is removed at the end; the runner removes it too.
+  'ms-shm-append': `
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int c, char **v) { int secs = atoi(v[1]); static char buf[65536]; memset(buf, 7, sizeof buf);
+  int fd = open(v[2], O_WRONLY | O_CREAT | O_APPEND, 0600); if (fd < 0) return 1;
+  for (int t = 0; t < secs; t++) { if (write(fd, buf, sizeof buf) < 0) return 1; sleep(1); }
+  unlink(v[2]); return 0; }`,
+  // Leaker: a System V segment whose users keep touching more of it: 256 MiB, 64 KiB more
+  // resident every second. IPC_RMID right after attaching, so it is freed when the process dies
+  // (even by SIGKILL) and shows key 0 in /proc/sysvipc/shm, as removed-but-attached segments do.
+  'ms-sysv-grow': `
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+int main(int c, char **v) { int secs = atoi(v[1]); size_t n = 256UL << 20, step = 64 << 10;
+  int id = shmget(IPC_PRIVATE, n, IPC_CREAT | 0600); if (id < 0) return 1;
+  char *p = shmat(id, 0, 0); if (p == (void *)-1) return 1; shmctl(id, IPC_RMID, 0);
+  for (int t = 0; t < secs && (size_t)(t + 1) * step <= n; t++) { memset(p + (size_t)t * step, 1, step); sleep(1); }
+  return 0; }`,
+  // Benign: shared memory of a fixed size rewritten in place: a 32 MiB ring file under /dev/shm
+  // (argv[2]) and a 32 MiB SysV segment, both filled at start, then overwritten 1 MiB a second.
+  'ms-shm-ring': `
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+int main(int c, char **v) { int secs = atoi(v[1]); size_t n = 32UL << 20, step = 1 << 20; static char buf[1 << 20];
+  int fd = open(v[2], O_RDWR | O_CREAT | O_TRUNC, 0600); if (fd < 0) return 1;
+  int id = shmget(IPC_PRIVATE, n, IPC_CREAT | 0600); if (id < 0) return 1;
+  char *p = shmat(id, 0, 0); if (p == (void *)-1) return 1; shmctl(id, IPC_RMID, 0);
+  for (size_t o = 0; o < n; o += step) { memset(buf, 1, step); if (pwrite(fd, buf, step, o) < 0) return 1; }
+  memset(p, 1, n);
+  for (int t = 0; t < secs; t++) { size_t o = (t % 32) * step; memset(buf, t, step);
+    if (pwrite(fd, buf, step, o) < 0) return 1; memset(p + o, t, step); sleep(1); }
+  unlink(v[2]); return 0; }`,
   // Benign: short-lived process churn; each child maps 16 MiB and exits within a second.
   'ms-churn': `
 #include <stdlib.h>

@@ -35,6 +35,9 @@ const children = new Set();
 let mounted = false;
 let cleaned = false;
 
+// Files the shared memory scenarios create under /dev/shm (removed on exit, failure or Ctrl-C).
+const shmFiles = [`/dev/shm/ms-leaks-append-${process.pid}.dat`, `/dev/shm/ms-leaks-ring-${process.pid}.dat`];
+
 function cleanup() {
   if (cleaned) return;
   cleaned = true;
@@ -45,6 +48,7 @@ function cleanup() {
       // already gone
     }
   }
+  for (const f of shmFiles) rmSync(f, { force: true });
   if (mounted) {
     try {
       execFileSync('umount', ['-l', tmpfs]);
@@ -156,11 +160,27 @@ async function main() {
       proc: start('python3', [join(work, 'sockets.py'), s]),
     },
     {
-      name: 'tmpfs file grows (shmem)',
+      name: 'tmpfs file grows (Python)',
       label: 'leaker',
-      kinds: ['shmem'],
-      shmem: true,
+      kinds: ['tmpfs-file'],
+      file: join(tmpfs, 'grow.bin'),
       proc: start('python3', [join(work, 'tmpfs.py'), s, join(tmpfs, 'grow.bin')]),
+    },
+    {
+      name: '/dev/shm file grows (C)',
+      label: 'leaker',
+      kinds: ['tmpfs-file'],
+      file: shmFiles[0],
+      comm: 'ms-shm-append',
+      proc: start(join(work, 'ms-shm-append'), [s, shmFiles[0]]),
+    },
+    {
+      name: 'SysV segment grows (C)',
+      label: 'leaker',
+      kinds: ['sysv-shm'],
+      sysv: true,
+      comm: 'ms-sysv-grow',
+      proc: start(join(work, 'ms-sysv-grow'), [s]),
     },
     {
       name: 'page cache from reads',
@@ -183,6 +203,13 @@ async function main() {
       label: 'benign',
       proc: start(join(work, 'ms-stable-big'), [s]),
       comm: 'ms-stable-big',
+    },
+    {
+      name: 'shm ring rewritten in place (C)',
+      label: 'benign',
+      file: shmFiles[1],
+      comm: 'ms-shm-ring',
+      proc: start(join(work, 'ms-shm-ring'), [s, shmFiles[1]]),
     },
     {
       name: 'short-lived process churn (C)',
@@ -224,10 +251,14 @@ async function main() {
   const whole = reader.load({ layers: ['meminfo'], maxPoints: 10 ** 6 });
   const memTicks = whole.series.find((x) => x.key === 'MemTotal')?.t ?? [];
   const final = analyzeLeaks(reader.load());
+  // A shared memory leak is found when its verdict names the file (or segment) and the process.
+  const owns = (sc, sus) =>
+    (sus.owners ?? []).some((o) => o.pid === sc.proc.pid || (sc.comm !== undefined && o.name === sc.comm));
   const isCulprit = (sc, sus) => {
     if (!sc.kinds?.includes(sus.kind)) return false;
     if (sc.slab) return SOCKET_CACHES.has(sus.id.slice('slab/'.length));
-    if (sc.shmem) return sus.id === 'meminfo/Shmem';
+    if (sc.file) return sus.id === `tmpfs-file/${sc.file}` && sus.name.includes(sc.file) && owns(sc, sus);
+    if (sc.sysv) return owns(sc, sus) && sus.name.includes(sc.comm);
     return sc.comm ? sus.name.startsWith(`${sc.comm} (`) : sus.pid === sc.proc.pid;
   };
   // Several leakers of one kind run at once, so "top of its kind" means: no suspect of that
@@ -241,7 +272,10 @@ async function main() {
     const i = others.findIndex((x) => isCulprit(sc, x));
     return i < 0 ? undefined : i + 1;
   };
-  const isMine = (sc, sus) => (sc.comm ? sus.name.startsWith(`${sc.comm} (`) : sus.pid === sc.proc.pid);
+  const isMine = (sc, sus) =>
+    (sc.comm ? sus.name.startsWith(`${sc.comm} (`) : sus.pid === sc.proc.pid) ||
+    (sc.file !== undefined && sus.id === `tmpfs-file/${sc.file}`) ||
+    owns(sc, sus);
   for (const sc of scenarios) sc.detectedAtMs = undefined;
   for (let i = 6; i < memTicks.length; i += 2) {
     const rep = analyzeLeaks(reader.load({ untilMs: memTicks[i] }));
@@ -262,9 +296,11 @@ async function main() {
   for (const sc of scenarios) {
     const who = sc.slab
       ? 'slab/TCP'
-      : sc.shmem
-        ? 'meminfo/Shmem'
-        : (sc.comm ?? `process/${entityOf.get(sc.proc.pid)?.key}`);
+      : sc.file
+        ? `tmpfs-file/${sc.file}`
+        : sc.sysv
+          ? `sysv-shm/${sc.comm}`
+          : (sc.comm ?? `process/${entityOf.get(sc.proc.pid)?.key}`);
     labels[who] = { label: sc.label, scenario: sc.name, ...(sc.kinds ? { kind: sc.kinds[0] } : {}) };
   }
   const setMeta = raw.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');

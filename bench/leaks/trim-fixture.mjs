@@ -44,13 +44,26 @@ const keep = ents
 const keptPids = new Set(ents.filter((e) => keep.includes(e.id) && e.pid !== null).map((e) => e.pid));
 for (const e of ents) if (!keep.includes(e.id) && keptPids.has(e.pid) && e.key.includes(':')) keep.push(e.id);
 db.exec('CREATE TEMP TABLE keep (id INTEGER PRIMARY KEY)');
+// The holders of shared memory kept: those of the kept processes (the machine's others hold
+// their own memfds).
+for (const e of db.prepare("SELECT id, pid FROM entities WHERE layer = 'shm-holder'").all())
+  if (keptPids.has(e.pid)) keep.push(e.id);
+// The build sandbox's own (empty, read-only) tmpfs is no part of the machine under test.
+db.exec(
+  "DELETE FROM samples WHERE series_id IN (SELECT s.id FROM series s JOIN entities e ON e.id = s.entity_id WHERE e.layer = 'tmpfs' AND e.key LIKE '/mnt/sandboxing/%')",
+);
+db.exec(
+  "DELETE FROM series WHERE entity_id IN (SELECT id FROM entities WHERE layer = 'tmpfs' AND key LIKE '/mnt/sandboxing/%')",
+);
+db.exec("DELETE FROM entities WHERE layer = 'tmpfs' AND key LIKE '/mnt/sandboxing/%'");
 const ins = db.prepare('INSERT INTO keep VALUES (?)');
 for (const id of keep) ins.run(id);
+const trimmed = "('process', 'mapping', 'shm-holder')";
 db.exec(`
   DELETE FROM samples WHERE series_id IN (SELECT s.id FROM series s JOIN entities e ON e.id = s.entity_id
-    WHERE e.layer IN ('process', 'mapping') AND e.id NOT IN (SELECT id FROM keep));
-  DELETE FROM series WHERE entity_id IN (SELECT id FROM entities WHERE layer IN ('process', 'mapping') AND id NOT IN (SELECT id FROM keep));
-  DELETE FROM entities WHERE layer IN ('process', 'mapping') AND id NOT IN (SELECT id FROM keep);
+    WHERE e.layer IN ${trimmed} AND e.id NOT IN (SELECT id FROM keep));
+  DELETE FROM series WHERE entity_id IN (SELECT id FROM entities WHERE layer IN ${trimmed} AND id NOT IN (SELECT id FROM keep));
+  DELETE FROM entities WHERE layer IN ${trimmed} AND id NOT IN (SELECT id FROM keep);
 `);
 db.pragma('journal_mode = DELETE');
 db.exec('VACUUM');

@@ -26,6 +26,14 @@ export type SuspectKind =
   | 'kmemleak'
   /** tmpfs and shared memory system-wide (meminfo Shmem). */
   | 'shmem'
+  /** The used bytes of one tmpfs mount (its growing files are suspects of their own). */
+  | 'tmpfs'
+  /** One file on a tmpfs mount (POSIX shm lives in /dev/shm), named with its holders. */
+  | 'tmpfs-file'
+  /** One System V shared memory segment, named with its creator and attached processes. */
+  | 'sysv-shm'
+  /** A memfd or a deleted tmpfs file that only its holder's open fd shows. */
+  | 'shm-object'
   /** A kernel meminfo field (KernelStack, PageTables, SUnreclaim, Percpu...). */
   | 'kernel'
   /** Memory no counter accounts for (pages taken straight from the buddy allocator). */
@@ -58,8 +66,22 @@ export interface Suspect {
   evidence: string;
   /** Processes whose fds or threads grew over the same time (a kernel object's likely owners). */
   related?: string[];
+  /**
+   * Who holds a shared memory suspect (a tmpfs file, a segment, a memfd): the processes seen
+   * with it open or mapped, a segment's creator and last attacher. Most recent first.
+   */
+  owners?: Owner[];
   /** What to run next. */
   next: string;
+}
+
+/** A process holding a shared memory object. */
+export interface Owner {
+  pid: number;
+  /** comm, as recorded. */
+  name: string;
+  /** `fd 3 open for writing`, `mapped 64.0 MiB`, `created it`, `attached last`. */
+  how: string;
 }
 
 /** Growth that is real but reclaimable (page cache, reclaimable slab): not a leak. */
@@ -146,6 +168,13 @@ const LAYER_SUSPECTS: Record<Layer, readonly SuspectSpec[]> = {
   allocinfo: [{ kind: 'allocinfo', metric: 'bytes', what: 'allocated bytes' }],
   kmemleak: [{ kind: 'kmemleak', metric: 'bytes', what: 'unreferenced bytes' }],
   unaccounted: [{ kind: 'unaccounted', metric: 'bytes', what: 'unaccounted' }],
+  tmpfs: [{ kind: 'tmpfs', metric: 'used_bytes', what: 'tmpfs used' }],
+  'tmpfs-file': [{ kind: 'tmpfs-file', metric: 'allocated_bytes', what: 'file allocated' }],
+  // rss + swap: a segment's size is fixed at shmget; what grows is what its users touch.
+  'sysv-shm': [{ kind: 'sysv-shm', metric: 'rss_bytes', plus: 'swap_bytes', what: 'segment rss+swap' }],
+  // Only memfds and deleted files carry object_bytes: listed files and segments are the
+  // suspects of their own layers.
+  'shm-holder': [{ kind: 'shm-object', metric: 'object_bytes', what: 'bytes held open' }],
   meminfo: [],
   // Counters and free lists: context for the suspects, never a leak themselves.
   vmstat: [],
@@ -219,6 +248,16 @@ function nextStep(
       return 'cat /sys/kernel/debug/kmemleak and `memsleuth kmemleak` to group the reports by backtrace';
     case 'shmem':
       return 'tmpfs or shared memory grows: df -h -t tmpfs; du -xsh on each tmpfs; ipcs -m; ls -l /dev/shm';
+    case 'tmpfs':
+      return `tmpfs ${key} grows: du -ax ${key} | sort -n | tail (many small files), and deleted files still open: ls -l /proc/*/fd 2>/dev/null | grep '${key}/.*(deleted)'`;
+    case 'tmpfs-file':
+      return pid !== undefined
+        ? `${key} keeps growing while pid ${pid} holds it: see what it writes (strace -f -e trace=write -p ${pid}); rotate or truncate it, or delete it and restart the holder (tmpfs frees it at the last close)`
+        : `${key} keeps growing and no process held it open when looked: a short-lived writer appends to it (a shell loop, a cron job): inotifywait -m ${key} or auditctl -w ${key} -p w`;
+    case 'sysv-shm':
+      return `segment ${key} grows as its users touch more of it: ipcs -m -i ${key} and ipcs -m -p (creator and last pid); it is freed after ipcrm -m ${key} once every user detaches`;
+    case 'shm-object':
+      return `held open by pid ${pid}: ls -l /proc/${pid}/fd | grep -e memfd -e deleted; it is freed when that fd closes (close it, or restart the holder)`;
     case 'kernel':
       if (key === 'KernelStack')
         return 'threads keep being created: ps -eLf | wc -l; the processes whose threads grow';
@@ -228,7 +267,11 @@ function nextStep(
         return 'per-cpu allocations grow: memory cgroups created and not removed (ls /sys/fs/cgroup)';
       return `meminfo ${key} grows: see the slab, vmalloc and process suspects that make it up`;
     case 'unaccounted':
-      return 'memory no counter sees (alloc_pages from drivers): boot with page_owner=on and run `memsleuth page-owner top`';
+      return (
+        'memory no counter sees (alloc_pages by drivers): with page_owner=on (CONFIG_PAGE_OWNER), take two ' +
+        'snapshots and run `memsleuth page-owner diff BEFORE AFTER`; without it, trace the page allocator: ' +
+        'perf record -a -g -e kmem:mm_page_alloc -e kmem:mm_page_free -- sleep 60'
+      );
   }
 }
 
@@ -249,6 +292,65 @@ function addSeries(
   if (!a) return undefined;
   if (!b || b.t.length !== a.t.length) return { t: a.t, v: a.v };
   return { t: a.t, v: a.v.map((x, i) => x + b.v[i]!) };
+}
+
+/** The last value of a series, and when. */
+function lastOf(s: SeriesData | undefined): { v: number; t: number } | undefined {
+  if (!s || s.v.length === 0) return undefined;
+  return { v: s.v[s.v.length - 1]!, t: s.t[s.t.length - 1]! };
+}
+
+interface HolderSeen extends Owner {
+  lastMs: number;
+  writable: boolean;
+}
+
+/**
+ * The holders recorded for each shared memory object (layer shm-holder: entity key
+ * `OBJECT PID:START`), most recently seen first, writers before readers.
+ */
+function holdersByObject(entities: Map<string, Map<string, SeriesData>>): Map<string, HolderSeen[]> {
+  const out = new Map<string, HolderSeen[]>();
+  for (const [id, m] of entities) {
+    if (!id.startsWith('shm-holder/')) continue;
+    const any = m.values().next().value as SeriesData;
+    const cut = any.key.lastIndexOf(' ');
+    if (cut < 0 || any.pid === undefined) continue;
+    const object = any.key.slice(0, cut);
+    const fds = lastOf(m.get('fds'));
+    const writable = lastOf(m.get('fds_writable'))?.v ?? 0;
+    const mapped = lastOf(m.get('mapped_bytes'))?.v ?? 0;
+    const firstFd = lastOf(m.get('first_fd'))?.v;
+    const how: string[] = [];
+    if (fds && fds.v > 0)
+      how.push(
+        `fd ${firstFd ?? '?'}${fds.v > 1 ? ` (+${fds.v - 1})` : ''} open${writable > 0 ? ' for writing' : ''}`,
+      );
+    if (mapped > 0) how.push(`mapped ${formatBytes(mapped)}`);
+    const seen: HolderSeen = {
+      pid: any.pid,
+      name: any.label ?? '?',
+      how: how.join(', ') || 'held',
+      lastMs: fds?.t ?? lastOf(m.get('mapped_bytes'))?.t ?? 0,
+      writable: writable > 0,
+    };
+    let list = out.get(object);
+    if (!list) {
+      list = [];
+      out.set(object, list);
+    }
+    list.push(seen);
+  }
+  for (const list of out.values())
+    list.sort((a, b) => Number(b.writable) - Number(a.writable) || b.lastMs - a.lastMs || a.pid - b.pid);
+  return out;
+}
+
+/** A shm-holder object key in words: `/memfd:ring`, `/dev/shm/x (deleted)`. */
+function objectName(objectKey: string): string {
+  const m = /^(memfd|deleted):[^:]*:(.*)$/.exec(objectKey);
+  if (m) return m[1] === 'memfd' ? `/memfd:${m[2]}` : `${m[2]} (deleted)`;
+  return objectKey.replace(/^tmpfs:/, '').replace(/^sysv:/, 'SysV shm ');
 }
 
 /** The order of suspects, highest first: bytes before counts, then rate × confidence. */
@@ -370,6 +472,11 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
 
   const exitedCutoff = lastMs;
   const growingFds = found.filter((f) => f.c.kind === 'process-fds' || f.c.kind === 'process-threads');
+  const holders = holdersByObject(entities);
+  // Names of processes by pid (the latest entity of a pid), for a segment's creator.
+  const procNames = new Map<number, string>();
+  for (const sd of rec.series)
+    if (sd.layer === 'process' && sd.pid !== undefined && sd.label) procNames.set(sd.pid, sd.label);
   const all: Suspect[] = found
     .filter((f) => !drop.has(f))
     .map(({ c, tr }) => {
@@ -385,12 +492,14 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
               : s.layer === 'unaccounted'
                 ? 'unaccounted memory'
                 : `${s.layer} ${s.key}`;
+      const shm = shmOwnership(c.kind, s, entities.get(`${s.layer}/${s.key}`), holders, procNames);
+      const pid = shm?.pid ?? s.pid;
       const sus: Suspect = {
         rank: 0,
         rankInKind: 0,
         kind: c.kind,
         id: `${s.layer}/${s.key}`,
-        name,
+        name: shm?.name ?? name,
         metric: c.metric,
         unit: c.unit,
         ratePerHour: tr.ratePerHour,
@@ -400,10 +509,13 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
         first: tr.first,
         last: tr.last,
         evidence: evidence(tr, c.unit, c.t, c.what),
-        next: nextStep(c.kind, s.key, s.label, s.pid),
+        next: nextStep(c.kind, c.kind === 'shm-object' ? (shm?.name ?? s.key) : s.key, s.label, pid),
       };
-      if (s.pid !== undefined) sus.pid = s.pid;
+      if (pid !== undefined) sus.pid = pid;
+      if (shm?.owners.length) sus.owners = shm.owners;
       if (isProc && (c.t[c.t.length - 1] ?? 0) < exitedCutoff) sus.exited = true;
+      // A file deleted, a segment removed, a tmpfs unmounted: its memory went with it.
+      if (!isProc && s.endedMs !== undefined && s.endedMs < exitedCutoff) sus.exited = true;
       if (c.kind === 'slab' || c.kind === 'kernel' || c.kind === 'unaccounted' || c.kind === 'vmalloc') {
         // Kernel objects have no owner in a counter: name the processes whose fds (sockets,
         // files: slab) or threads (kernel stacks, vmalloc'd stacks) grew over the same time.
@@ -424,6 +536,29 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
       }
       return sus;
     });
+  // Shmem is made of the tmpfs files, segments and memfds above: name the growing ones (and the
+  // segments created while recording, which no single series shows growing).
+  const shmParts = all.filter(
+    (x) =>
+      !x.exited &&
+      (x.kind === 'tmpfs-file' ||
+        x.kind === 'sysv-shm' ||
+        x.kind === 'shm-object' ||
+        x.kind === 'process-shmem'),
+  );
+  const newSegments = segmentsCreated(entities, rec.firstMs ?? 0, procNames);
+  for (const x of all) {
+    if (x.id !== 'meminfo/Shmem') continue;
+    const rel = shmParts
+      .sort((a, b) => b.ratePerHour - a.ratePerHour)
+      .map((p) => `${p.name} +${formatBytes(p.ratePerHour)}/h`)
+      .concat(newSegments);
+    if (rel.length) {
+      x.related = rel.slice(0, 4);
+      x.next = 'the growing shared memory is named above; each has its own verdict with its holders';
+    }
+  }
+
   // A process that grew and then exited gave its memory back: listed apart, not ranked.
   const recorderPid = rec.meta.recorder_pid === undefined ? undefined : Number(rec.meta.recorder_pid);
   const minConfidence = opts.minConfidence ?? 0.4;
@@ -454,6 +589,7 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
       th.v,
     ).slope;
   }
+  // Shmem counts every tmpfs file, segment and memfd once: its parts are not added again.
   const counted = new Set<SuspectKind>([
     'process-memory',
     'slab',
@@ -483,4 +619,82 @@ export function analyzeLeaks(rec: LoadedRecording, opts: LeakOptions = {}): Leak
     hoursToExhaustion:
       combined > 0 && memAvailableBytes !== undefined ? memAvailableBytes / combined : undefined,
   };
+}
+
+/**
+ * The name, owners and pid to show for a shared memory suspect: a tmpfs file with the
+ * processes seen holding it, a SysV segment with its creator, last attacher and attached
+ * processes, a memfd or deleted file with the process whose fd shows it.
+ */
+function shmOwnership(
+  kind: SuspectKind,
+  s: SeriesData,
+  m: Map<string, SeriesData> | undefined,
+  holders: Map<string, HolderSeen[]>,
+  procNames: Map<number, string>,
+): { name: string; owners: Owner[]; pid: number | undefined } | undefined {
+  const strip = (h: HolderSeen): Owner => ({ pid: h.pid, name: h.name, how: h.how });
+  if (kind === 'tmpfs-file') {
+    const owners = (holders.get(`tmpfs:${s.key}`) ?? []).map(strip);
+    const o = owners[0];
+    return { name: o ? `${s.key} (${o.name} pid ${o.pid})` : s.key, owners, pid: o?.pid };
+  }
+  if (kind === 'sysv-shm') {
+    const owners: Owner[] = [];
+    const cpid = s.pid;
+    if (cpid) owners.push({ pid: cpid, name: procNames.get(cpid) ?? '?', how: 'created it' });
+    const lpid = lastOf(m?.get('lpid'))?.v;
+    if (lpid && lpid !== cpid)
+      owners.push({ pid: lpid, name: procNames.get(lpid) ?? '?', how: 'attached or detached last' });
+    for (const h of holders.get(`sysv:${s.key}`) ?? [])
+      if (!owners.some((o) => o.pid === h.pid)) owners.push(strip(h));
+      else {
+        const o = owners.find((x) => x.pid === h.pid)!;
+        o.how = `${o.how}, ${h.how}`;
+      }
+    const who = owners[0];
+    return {
+      name: `SysV shm ${s.key}${who ? ` (${who.name} pid ${who.pid})` : ''}`,
+      owners,
+      pid: cpid,
+    };
+  }
+  if (kind === 'shm-object') {
+    const cut = s.key.lastIndexOf(' ');
+    const object = objectName(cut < 0 ? s.key : s.key.slice(0, cut));
+    const h = (holders.get(cut < 0 ? s.key : s.key.slice(0, cut)) ?? []).find((x) => x.pid === s.pid);
+    const owners = h ? [strip(h)] : [];
+    return { name: `${object} (${s.label ?? '?'} pid ${s.pid})`, owners, pid: s.pid };
+  }
+  if (kind === 'tmpfs') return { name: `tmpfs ${s.key}`, owners: [], pid: undefined };
+  return undefined;
+}
+
+/**
+ * SysV segments created while recording and still there at the end, by creator: a program
+ * that creates segments and never removes them grows Shmem with no single segment growing.
+ */
+function segmentsCreated(
+  entities: Map<string, Map<string, SeriesData>>,
+  firstMs: number,
+  procNames: Map<number, string>,
+): string[] {
+  const byCreator = new Map<number, { n: number; bytes: number }>();
+  for (const [id, m] of entities) {
+    if (!id.startsWith('sysv-shm/')) continue;
+    const size = m.get('rss_bytes') ?? m.get('size_bytes');
+    if (!size || size.endedMs !== undefined || (size.t[0] ?? 0) <= firstMs) continue;
+    const pid = size.pid ?? 0;
+    const e = byCreator.get(pid) ?? { n: 0, bytes: 0 };
+    e.n++;
+    e.bytes += size.v[size.v.length - 1] ?? 0;
+    byCreator.set(pid, e);
+  }
+  return [...byCreator]
+    .filter(([, e]) => e.n >= 2 && e.bytes >= 1024 * 1024)
+    .sort((a, b) => b[1].bytes - a[1].bytes)
+    .map(
+      ([pid, e]) =>
+        `${e.n} SysV segments created while recording (${formatBytes(e.bytes)}) by ${procNames.get(pid) ?? '?'} (pid ${pid})`,
+    );
 }

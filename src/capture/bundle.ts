@@ -11,6 +11,9 @@ import {
   SLAB_ATTRS,
   SYSTEM_SOURCES,
   slabTracePath,
+  sourceLocation,
+  TMPFS_FILES_PATH,
+  TMPFS_MOUNTS_PATH,
 } from '../model/snapshot.js';
 import type { LiveSnapshot } from './live.js';
 
@@ -157,6 +160,19 @@ export async function writeSnapshot(
       }
     }
 
+    // tmpfs mounts and their largest files (memsleuth's listing: src/sources/tmpfs.ts).
+    for (const path of [TMPFS_MOUNTS_PATH, TMPFS_FILES_PATH]) {
+      progress(`reading ${live.describe(path)}`);
+      const text = await live.readText(path);
+      if (text !== undefined) await put(path, text);
+      else
+        missing.push({
+          path,
+          reason: live.whyMissing(path) ?? 'unreadable',
+          enable: sourceLocation('tmpfs').enable,
+        });
+    }
+
     // Processes: skip those that exit while we read them.
     const skippedPids: { pid: number; reason: string }[] = [];
     if (opts.processes !== false) {
@@ -167,6 +183,7 @@ export async function writeSnapshot(
         done++;
         if (done % 20 === 0) progress(`processes ${done}/${pids.length}`);
         const got = new Map<string, string>();
+        const failed: string[] = [];
         let vanished = false;
         for (const file of PROCESS_FILES) {
           if (file === 'smaps' && opts.smaps === false) continue;
@@ -179,11 +196,9 @@ export async function writeSnapshot(
           const why = live.whyMissing(path) ?? 'unreadable';
           // ENOENT means the pid is gone. ESRCH is also what kernel threads (no mm)
           // answer for smaps_rollup, so it only counts as an exit if status goes too.
-          if (why === 'not present') vanished = true;
-          else if (why !== 'process exited') {
-            const key = `${file}\0${why}`;
-            failures.set(key, (failures.get(key) ?? 0) + 1);
-          }
+          // The fd listing is made from a directory: its absence alone proves nothing (status tells).
+          if (why === 'not present' && file !== 'fd') vanished = true;
+          else if (why !== 'process exited') failed.push(`${file}\0${why}`);
         }
         if (!vanished && got.size < PROCESS_FILES.length && got.has('status')) {
           vanished = (await live.readText(`proc/${pid}/status`)) === undefined;
@@ -192,6 +207,8 @@ export async function writeSnapshot(
           skippedPids.push({ pid, reason: 'exited during capture' });
           continue;
         }
+        // Counted only for processes that lived on: an exit is not a missing file.
+        for (const key of failed) failures.set(key, (failures.get(key) ?? 0) + 1);
         for (const [file, text] of got) await put(`proc/${pid}/${file}`, text);
       }
       missing.push(...summariseProcessFailures(failures));

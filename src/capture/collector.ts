@@ -60,9 +60,33 @@ async function readScript(): Promise<string> {
   }
 }
 
-/** The collector script with its source list from the registry, stamped with `version` (its manifests name it). */
-export async function collectorScript(version: string): Promise<string> {
-  return replaceBlock(await readScript()).replace(/^MSL_VERSION=.*$/m, `MSL_VERSION=${version}`);
+/** Periodic capture defaults baked into the printed script (its --every, --count, --keep). */
+export interface CollectorPeriodic {
+  /** Seconds between captures. */
+  everySeconds: number;
+  /** Captures to take; 0 or undefined: until stopped. */
+  count?: number;
+  /** Newest captures kept on disk (default 144). */
+  keep?: number;
+}
+
+/**
+ * The collector script with its source list from the registry, stamped with `version` (its
+ * manifests name it); with `periodic`, it captures every `everySeconds` by default.
+ */
+export async function collectorScript(version: string, periodic?: CollectorPeriodic): Promise<string> {
+  let text = replaceBlock(await readScript()).replace(/^MSL_VERSION=.*$/m, `MSL_VERSION=${version}`);
+  if (periodic) {
+    const set = (name: string, v: number) => {
+      const re = new RegExp(`^${name}=\\d+$`, 'm');
+      if (!re.test(text)) throw new Error(`${COLLECTOR_PATH}: no ${name}= line`);
+      text = text.replace(re, `${name}=${v}`);
+    };
+    set('EVERY', periodic.everySeconds);
+    set('COUNT', periodic.count ?? 0);
+    set('KEEP', periodic.keep ?? 144);
+  }
+  return text;
 }
 
 /** Is the shipped script's source block the one SYSTEM_SOURCES gives? */

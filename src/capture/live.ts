@@ -13,9 +13,13 @@ import {
   SYSTEM_SOURCES,
   type SystemSourceSpec,
   sourceLocation,
+  TMPFS_FILES_PATH,
+  TMPFS_MOUNTS_PATH,
 } from '../model/snapshot.js';
 import { configEnabled, type KernelConfig, parseKernelConfig } from '../sources/kconfig.js';
+import { liveFdListing } from './fds.js';
 import { FileSnapshot } from './snapshot.js';
+import { liveTmpfsFiles, liveTmpfsMounts } from './tmpfs.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
 export interface LiveRoots {
@@ -72,12 +76,37 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     return undefined;
   }
 
+  /**
+   * Snapshot paths whose text this reader makes itself: the tmpfs listing (statfs and a walk
+   * of each mount) and a process's fd directory as a listing (src/capture/tmpfs.ts, fds.ts).
+   */
+  private generated(path: string): (() => string) | undefined {
+    if (path === TMPFS_MOUNTS_PATH) return () => liveTmpfsMounts(this.roots.proc);
+    if (path === TMPFS_FILES_PATH) return () => liveTmpfsFiles(this.roots.proc);
+    const fd = /^proc\/(\d+)\/fd$/.exec(path);
+    if (fd) return () => liveFdListing(this.roots.proc, Number(fd[1]));
+    return undefined;
+  }
+
   describe(path: string): string {
+    if (path === TMPFS_MOUNTS_PATH) return `${this.roots.proc}/mounts (tmpfs) and statfs`;
+    if (path === TMPFS_FILES_PATH) return 'the files of each tmpfs mount';
     return this.livePath(path) ?? path;
   }
 
   protected fileOf(path: string): string | undefined {
-    return this.livePath(path);
+    return this.generated(path) ? undefined : this.livePath(path);
+  }
+
+  override async readText(path: string): Promise<string | undefined> {
+    const make = this.generated(path);
+    if (!make) return super.readText(path);
+    try {
+      return make();
+    } catch (e) {
+      this.noteFailure(path, e);
+      return undefined;
+    }
   }
 
   async pids(): Promise<number[]> {

@@ -12,6 +12,7 @@ import {
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
 } from '../model/snapshot.js';
+import { parseFdListing } from '../sources/fd_listing.js';
 import { lineTooLong } from '../sources/text.js';
 import {
   type BundleLimits,
@@ -135,6 +136,11 @@ export abstract class FileSnapshot {
     return d ? d.call(this, path) : path;
   }
 
+  /** Remember why a read of `path` failed (for readers that make their text themselves). */
+  protected noteFailure(path: string, e: unknown): void {
+    this.failures.set(path, errnoReason(e));
+  }
+
   async openStream(path: string): Promise<Readable | undefined> {
     const file = this.fileOf(path);
     if (file === undefined) return undefined;
@@ -179,6 +185,17 @@ export class DirectorySnapshot extends FileSnapshot implements Snapshot {
       .filter((n) => /^\d+$/.test(n))
       .map(Number)
       .sort((a, b) => a - b);
+  }
+
+  /** Open fds of a process, from its `proc/<pid>/fd` listing when the capture has one. */
+  async fdCount(pid: number): Promise<number | undefined> {
+    const text = await this.readText(`proc/${pid}/fd`);
+    if (text === undefined) return undefined;
+    try {
+      return parseFdListing(text, { file: this.describe(`proc/${pid}/fd`) }).length;
+    } catch {
+      return undefined;
+    }
   }
 
   async slabTraceFiles(): Promise<Map<string, Set<string>>> {

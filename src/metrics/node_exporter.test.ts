@@ -106,7 +106,10 @@ describe('node_exporter names: meminfo', () => {
         const parts = raw.trim().split(/\s+/);
         if (parts.length < 2) continue;
         let key = parts[0]!.slice(0, -1).replace(re, repl);
-        let value = Number(parts[1]);
+        // A wrapped-negative %lu (2.6.29's DirectMap2M: 18446744073709551613) is read as the
+        // negative it encodes (src/sources/meminfo.ts); node_exporter's float64 would say 1.8e19.
+        const big = BigInt(parts[1]!);
+        let value = big >= 2n ** 64n - 2n ** 53n ? Number(big - 2n ** 64n) : Number(parts[1]);
         if (parts.length === 3) {
           value *= 1024;
           key += kbSuffix;

@@ -16,6 +16,17 @@ export const LAYERS = [
   'kmemleak',
   'process',
   'mapping',
+  /** tmpfs mounts: statfs used bytes and inodes, every tick. */
+  'tmpfs',
+  /** The largest files of each tmpfs mount: allocated bytes, at the `tmpfsEvery` cadence. */
+  'tmpfs-file',
+  /** System V shared memory segments (/proc/sysvipc/shm): rss, swap, attaches, every tick. */
+  'sysv-shm',
+  /**
+   * Who holds a shared memory object that grew (a tmpfs file, a SysV segment, a memfd or a
+   * deleted file): one entity per (object, process), with its fds and mapped bytes when looked.
+   */
+  'shm-holder',
 ] as const;
 export type Layer = (typeof LAYERS)[number];
 
@@ -24,6 +35,13 @@ export type Layer = (typeof LAYERS)[number];
  * means zero (a vmalloc caller with no area left), not "gone". Processes vanish.
  */
 export const ZERO_WHEN_ABSENT: ReadonlySet<Layer> = new Set(['slab', 'vmalloc', 'allocinfo', 'kmemleak']);
+
+/**
+ * Layers whose entities end when a tick that read the layer does not list them: a process
+ * exits, a tmpfs is unmounted, a file deleted, a segment removed. Their values are carried
+ * forward only while they live.
+ */
+export const ENDS_WHEN_ABSENT: ReadonlySet<Layer> = new Set(['process', 'tmpfs', 'tmpfs-file', 'sysv-shm']);
 
 export interface EntitySample {
   layer: Layer;
@@ -43,6 +61,11 @@ export interface TickSample {
   tMs: number;
   readMs?: number;
   entities: EntitySample[];
+  /**
+   * Layers read at this tick even when they listed nothing (the last segment removed): an
+   * entity of such a layer missing from `entities` has ended. Layers with entities count as read.
+   */
+  layersRead?: Layer[];
 }
 
 /** Unit of a metric, from its name: `*_bytes`/`bytes` → bytes, else count. */
@@ -61,6 +84,8 @@ export interface SeriesData {
   unit: 'bytes' | 'count';
   t: number[];
   v: number[];
+  /** When the entity ended (its last tick), if it ended within the loaded range. */
+  endedMs?: number;
 }
 
 export interface LoadedRecording {

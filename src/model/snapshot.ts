@@ -14,7 +14,13 @@
  *   slab/<cache>.alloc_calls         /sys/kernel/slab/<cache>/alloc_calls (<= 5.13)
  *   slab/<cache>.free_calls
  *   slab/<cache>.reclaim_account    /sys/kernel/slab/<cache>/reclaim_account (1: SReclaimable)
+ *   sysvipc_shm                      /proc/sysvipc/shm
+ *   tmpfs/mounts, tmpfs/files        tmpfs mounts with statfs used bytes, their largest files
+ *                                    (memsleuth's own format: src/sources/tmpfs.ts)
  *   proc/<pid>/{status,statm,stat,smaps,smaps_rollup,cmdline,oom_score,oom_score_adj}
+ *   proc/<pid>/fd                    the fd directory as text (src/sources/fd_listing.ts)
+ *   trace/kmem                       raw kmem trace text (memsleuth-collect.sh --trace-kmem)
+ *   trace/kmem.stats                 its per-CPU buffer statistics
  */
 
 import type { Readable } from 'node:stream';
@@ -30,7 +36,8 @@ export type SystemSourceName =
   | 'allocinfo'
   | 'page_owner'
   | 'page_owner_stacks'
-  | 'kmemleak';
+  | 'kmemleak'
+  | 'sysvipc_shm';
 
 export interface SystemSourceSpec {
   name: SystemSourceName;
@@ -119,10 +126,17 @@ export const SYSTEM_SOURCES: readonly SystemSourceSpec[] = [
       'needs CONFIG_DEBUG_KMEMLEAK (and kmemleak=on if CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF), debugfs mounted, run as root; `memsleuth kmemleak scan` triggers a scan',
     config: 'CONFIG_DEBUG_KMEMLEAK',
   },
+  {
+    name: 'sysvipc_shm',
+    path: 'sysvipc_shm',
+    livePath: '/proc/sysvipc/shm',
+    large: false,
+    enable: 'needs CONFIG_SYSVIPC (and CONFIG_PROC_FS); run as root to see segments of other IPC namespaces',
+  },
 ];
 
 /** Sources that are families of files rather than one file. */
-export type FamilySourceName = 'processes' | 'slab_traces';
+export type FamilySourceName = 'processes' | 'slab_traces' | 'tmpfs' | 'shm_holders';
 /** Every source the registry knows. */
 export type SourceName = SystemSourceName | FamilySourceName;
 
@@ -150,6 +164,22 @@ export const FAMILY_SOURCES: readonly SourceLocation[] = [
       'boot with slub_debug=U (all caches) or slub_debug=U,<cache> (needs CONFIG_SLUB_DEBUG), mount debugfs, run as root',
     config: 'CONFIG_SLUB_DEBUG',
   },
+  {
+    name: 'tmpfs',
+    path: 'tmpfs/mounts',
+    livePath: '/proc/mounts (type tmpfs), statfs of each mount point, the largest files under each',
+    large: false,
+    enable:
+      'captured by `memsleuth snapshot` and the sh collector (captures written before they listed tmpfs have no tmpfs/)',
+  },
+  {
+    name: 'shm_holders',
+    path: 'proc/*/fd',
+    livePath: '/proc/<pid>/fd (readlink, stat) and /proc/<pid>/maps',
+    large: false,
+    enable:
+      'captured by `memsleuth snapshot` and the sh collector (older captures have no proc/<pid>/fd); run as root for every process',
+  },
 ];
 
 /** The location of a source by name. */
@@ -170,6 +200,8 @@ export const PROCESS_FILES = [
   'cmdline',
   'oom_score',
   'oom_score_adj',
+  // The fd directory as text (src/sources/fd_listing.ts), since issue 16: older snapshots lack it.
+  'fd',
 ] as const;
 export type ProcessFileName = (typeof PROCESS_FILES)[number];
 
@@ -179,6 +211,8 @@ export const SLAB_ATTRS = ['reclaim_account'] as const;
 export type SlabTraceKind = (typeof SLAB_TRACE_KINDS)[number];
 
 export const MANIFEST_PATH = 'manifest.json';
+/** The raw kmem trace a collector captured (`memsleuth trace report SNAPSHOT` reads it). */
+export const TRACE_KMEM_PATH = 'trace/kmem';
 export const MANIFEST_FORMAT = 'memsleuth-snapshot/1';
 
 /** A source the capture could not read, and what to do about it. */
@@ -214,7 +248,10 @@ export interface Manifest {
   source?: string;
 }
 
-export function procPath(pid: number, file: ProcessFileName): string {
+export const TMPFS_MOUNTS_PATH = 'tmpfs/mounts';
+export const TMPFS_FILES_PATH = 'tmpfs/files';
+
+export function procPath(pid: number, file: ProcessFileName | 'maps'): string {
   return `proc/${pid}/${file}`;
 }
 
@@ -249,8 +286,8 @@ export interface Snapshot {
   /** Slab caches with trace files, and which kinds each has. */
   slabTraceFiles(): Promise<Map<string, Set<string>>>;
   /**
-   * Open file descriptors of a process, when the snapshot can tell (a live machine; a
-   * capture does not keep them).
+   * Open file descriptors of a process, when the snapshot can tell (a live machine, or a
+   * capture with `proc/<pid>/fd` listings).
    */
   fdCount?(pid: number): Promise<number | undefined>;
   /**

@@ -1,5 +1,5 @@
 import { openLiveSnapshot } from '../capture/live.js';
-import type { EntitySample, TickSample } from '../model/samples.js';
+import type { EntitySample, Layer, TickSample } from '../model/samples.js';
 import type { Snapshot, SourceName } from '../model/snapshot.js';
 import { ENTRIES, ENTRY_BY_NAME, SnapshotData } from '../registry/index.js';
 import { topGrower } from '../registry/sources/processes.js';
@@ -70,6 +70,7 @@ export class Sampler {
     const pageSizeBytes = await this.pageSizeBytes();
     const snap = await this.open();
     const entities: EntitySample[] = [];
+    const layersRead = new Set<Layer>();
     try {
       const data = new SnapshotData(snap, { smaps: false, pageSizeBytes }, ENTRY_BY_NAME);
       for (const entry of ENTRIES) {
@@ -86,6 +87,7 @@ export class Sampler {
           data,
           state,
           problem: (source, e) => this.problem(source, e),
+          layerRead: (layer) => layersRead.add(layer),
         };
         try {
           entities.push(...(await entry.sample(snap, ctx)));
@@ -96,7 +98,9 @@ export class Sampler {
     } finally {
       await snap.close();
     }
-    return { tMs: nowMs, readMs: performance.now() - started, entities };
+    const tick: TickSample = { tMs: nowMs, readMs: performance.now() - started, entities };
+    if (layersRead.size > 0) tick.layersRead = [...layersRead];
+    return tick;
   }
 
   /** The process whose RSS+swap grew most since it was first seen. */

@@ -15,8 +15,11 @@ import { pageOwner } from './sources/page_owner.js';
 import { pageOwnerStacks } from './sources/page_owner_stacks.js';
 import { pagetypeinfo } from './sources/pagetypeinfo.js';
 import { processes } from './sources/processes.js';
+import { shmHolders } from './sources/shm_holders.js';
 import { slabTraces } from './sources/slab_traces.js';
 import { slabinfo } from './sources/slabinfo.js';
+import { sysvipcShm } from './sources/sysvipc_shm.js';
+import { tmpfs } from './sources/tmpfs.js';
 import { vmallocinfo } from './sources/vmallocinfo.js';
 import { vmstat } from './sources/vmstat.js';
 import { zoneinfo } from './sources/zoneinfo.js';
@@ -27,6 +30,9 @@ export const REGISTRY = {
   vmstat,
   zoneinfo,
   processes,
+  tmpfs,
+  sysvipc_shm: sysvipcShm,
+  shm_holders: shmHolders,
   slabinfo,
   vmallocinfo,
   buddyinfo,

@@ -33,6 +33,8 @@ describe('the registry', () => {
     expect(DIFF_SOURCES).toEqual([
       'meminfo',
       'processes',
+      'tmpfs',
+      'sysvipc_shm',
       'slabinfo',
       'vmallocinfo',
       'buddyinfo',

@@ -142,6 +142,12 @@ export interface SampleOptions {
   vmallocEvery?: number;
   /** Read /sys/kernel/debug/kmemleak (no scan is triggered). Default false. */
   kmemleak?: boolean;
+  /**
+   * Every N ticks (0: never): the largest files of each tmpfs mount, and the search of every
+   * process's fds and maps for the holders of the files and SysV segments that grew. tmpfs
+   * used bytes and /proc/sysvipc/shm are read every tick. Default 6.
+   */
+  tmpfsEvery?: number;
   /** Only processes whose pid passes (tests). */
   pidFilter?: (pid: number) => boolean;
 }
@@ -157,6 +163,11 @@ export interface SampleContext {
   state: Record<string, unknown>;
   /** Note a source that could not be read or parsed (reported once by the recorder). */
   problem(source: string, e: unknown): void;
+  /**
+   * Say a layer was read at this tick even if it listed nothing: its entities missing from the
+   * tick have ended (layers in model/samples.ts ENDS_WHEN_ABSENT).
+   */
+  layerRead(layer: Layer): void;
 }
 
 /** True on the ticks a source read every `every` ticks is due (the first tick always). */

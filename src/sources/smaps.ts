@@ -50,7 +50,7 @@ export interface SmapsMapping {
 // show_vma_header_prefix() in fs/proc/task_mmu.c: "%08lx-%08lx %c%c%c%c %08llx %02x:%02x %lu "
 // then, when the mapping has a name, padding spaces and the name. The offset and device widths
 // are minimums, so any number of hex digits is accepted.
-const HEADER =
+export const VMA_HEADER =
   /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)(?: +(.*))?$/;
 // "Rss:            %8lu kB" (4.x, fixed spaces) and "%-16s%8lu kB" via SEQ_PUT_DEC (4.20+):
 // one or more spaces either way; 4.14's "Private_Hugetlb: %7lu kB" too.
@@ -144,7 +144,7 @@ export function parseSmaps(text: string, opts: ParseOptions = {}): SmapsMapping[
     const c = t.charCodeAt(0);
     // Header lines start with a lower-case hex digit; field names with an upper-case letter.
     if ((c >= 48 && c <= 57) || (c >= 97 && c <= 102)) {
-      const h = HEADER.exec(t);
+      const h = VMA_HEADER.exec(t);
       if (!h) throw parseError(file, line, EXPECTED_HEADER, t);
       const start = h[1]!;
       const end = h[2]!;
@@ -301,7 +301,7 @@ export function parseMaps(text: string, opts: ParseOptions & { onlyShared?: bool
     let t = text.slice(pos, eol);
     pos = eol + 1;
     if (t.endsWith('\r')) t = t.slice(0, -1);
-    const h = HEADER.exec(t);
+    const h = VMA_HEADER.exec(t);
     if (!h) throw parseError(file, line, EXPECTED_HEADER, t === '' ? '<empty line>' : t);
     const start = h[1]!;
     const end = h[2]!;

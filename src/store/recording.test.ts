@@ -289,3 +289,39 @@ describe('bad databases', () => {
     expect(() => new RecordingWriter(f)).toThrow(/newer than this memsleuth understands/);
   });
 });
+
+describe('entities that end when their layer is read without them', () => {
+  it('ends a tmpfs file deleted between two reads, and carries its value no further', async () => {
+    const file = `/dev/shm/memsleuth-store-test-${process.pid}.dat`;
+    writeFileSync(file, Buffer.alloc(256 << 10, 1));
+    const db = join(dir, 'ends.db');
+    const sampler = new Sampler({ tmpfsEvery: 1, pidFilter: () => false });
+    const w = new RecordingWriter(db);
+    try {
+      w.writeTick(await sampler.sample(1_800_000_000_000));
+      w.writeTick(await sampler.sample(1_800_000_001_000));
+      rmSync(file);
+      w.writeTick(await sampler.sample(1_800_000_002_000));
+      w.writeTick(await sampler.sample(1_800_000_003_000));
+    } finally {
+      rmSync(file, { force: true });
+      w.close();
+    }
+    const r = new RecordingReader(db);
+    try {
+      const s = r
+        .load()
+        .series.find((x) => x.layer === 'tmpfs-file' && x.key === file && x.metric === 'allocated_bytes');
+      expect(s?.v).toEqual([256 << 10, 256 << 10]);
+      expect(s?.endedMs).toBe(1_800_000_001_000);
+      // The mount lives on (other tests write to /dev/shm meanwhile: its bytes are theirs too).
+      const shm = r
+        .load()
+        .series.find((x) => x.layer === 'tmpfs' && x.key === '/dev/shm' && x.metric === 'used_bytes');
+      expect(shm?.t.length).toBe(4);
+      expect(shm?.endedMs).toBeUndefined();
+    } finally {
+      r.close();
+    }
+  });
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MemsleuthError } from '../model/errors.js';
 import {
+  ENDS_WHEN_ABSENT,
   type Layer,
   type LoadedRecording,
   metricUnit,
@@ -269,12 +270,14 @@ export class RecordingWriter {
       if (e.last_tick === null && e.layer === 'process') this.endEntity.run(this.lastTick, e.id);
       // Ended processes and their mappings stay on disk only; a lookup finds them if needed.
       if (e.layer === 'process' || e.layer === 'mapping') continue;
+      // Ended files and segments too; the living ones were seen at the last tick.
+      if (ENDS_WHEN_ABSENT.has(e.layer) && e.last_tick !== null) continue;
       const st: EntityState = {
         id: e.id,
         layer: e.layer,
         label: e.label ?? undefined,
         series: new Map(),
-        seenTick: e.last_tick ?? 0,
+        seenTick: e.last_tick ?? (ENDS_WHEN_ABSENT.has(e.layer) ? this.lastTick : 0),
       };
       this.entities.set(`${e.layer}\0${e.key}`, st);
       byId.set(e.id, st);
@@ -296,7 +299,7 @@ export class RecordingWriter {
     if (this.closed) throw new Error('recording is closed');
     return this.db.transaction(() => {
       const tickId = Number(this.insTick.run(tick.tMs, tick.readMs ?? null).lastInsertRowid);
-      const layersSeen = new Set<Layer>();
+      const layersSeen = new Set<Layer>(tick.layersRead);
       for (const s of tick.entities) {
         layersSeen.add(s.layer);
         const ek = `${s.layer}\0${s.key}`;
@@ -305,8 +308,8 @@ export class RecordingWriter {
           e = this.findEntity(s.layer, s.key);
           if (e) {
             // Seen before and dropped from memory (a process missed for a tick, a mapping read
-            // again after a while): the same entity, alive again.
-            if (e.layer === 'process') this.reviveEntity.run(s.label ?? null, e.id);
+            // again after a while, a file back among the largest): the same entity, alive again.
+            if (ENDS_WHEN_ABSENT.has(e.layer)) this.reviveEntity.run(s.label ?? null, e.id);
           } else {
             const id = Number(
               this.insEntity.run(s.layer, s.key, s.label ?? null, s.pid ?? null, s.startTicks ?? null, tickId)
@@ -328,6 +331,15 @@ export class RecordingWriter {
       for (const [ek, e] of this.entities) {
         // Memory stays bounded by what lives: mappings not read for a while are dropped.
         if (e.layer === 'mapping' && e.seenTick < tickId - MAPPING_IDLE_TICKS) this.entities.delete(ek);
+        // Files and segments are read at their own cadence: one missing from a tick that read
+        // their layer is gone (deleted, removed, unmounted) since the tick it was last seen.
+        if (e.layer !== 'process' && ENDS_WHEN_ABSENT.has(e.layer)) {
+          if (e.seenTick < tickId && layersSeen.has(e.layer)) {
+            this.endEntity.run(e.seenTick, e.id);
+            this.entities.delete(ek);
+          }
+          continue;
+        }
         if (e.seenTick !== this.lastTick || this.lastTick === 0) continue;
         if (e.layer === 'process') {
           // Vanished since the previous tick: end it and forget it (pid + start time never return).
@@ -504,6 +516,7 @@ export class RecordingReader {
     const ticks = db
       .prepare('SELECT id, t_ms FROM ticks WHERE t_ms >= ? AND t_ms <= ? ORDER BY id')
       .all(since, until) as { id: number; t_ms: number }[];
+    const tickMs = new Map(ticks.map((t) => [t.id, t.t_ms]));
     const result: LoadedRecording = {
       file: this.file,
       meta: this.meta(),
@@ -551,18 +564,21 @@ export class RecordingReader {
       if (opts.filter && !opts.filter(r.layer, r.key, r.metric, r.label ?? undefined)) continue;
       const last = r.last_tick ?? Number.MAX_SAFE_INTEGER;
       if (last < firstTick || r.first_tick > lastTick) continue;
+      const data: SeriesData = {
+        id: r.id,
+        layer: r.layer,
+        key: r.key,
+        label: r.label ?? undefined,
+        pid: r.pid ?? undefined,
+        metric: r.metric,
+        unit: r.unit,
+        t: [],
+        v: [],
+      };
+      const endedMs = r.last_tick === null ? undefined : tickMs.get(r.last_tick);
+      if (endedMs !== undefined) data.endedMs = endedMs;
       accs.set(r.id, {
-        data: {
-          id: r.id,
-          layer: r.layer,
-          key: r.key,
-          label: r.label ?? undefined,
-          pid: r.pid ?? undefined,
-          metric: r.metric,
-          unit: r.unit,
-          t: [],
-          v: [],
-        },
+        data,
         fill: r.fill === 1,
         first: r.first_tick,
         last,

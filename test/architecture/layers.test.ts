@@ -31,6 +31,8 @@ const FLOORS: Record<string, number> = {
   record: 4,
   web: 5,
   metrics: 5,
+  // live tracing sessions: tracefs control (capture), trace parsers (sources), pairing (analysis)
+  trace: 5,
   cli: 6,
   // src/index.ts: the public surface re-exports every floor.
   '.': 7,

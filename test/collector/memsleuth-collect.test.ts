@@ -289,9 +289,10 @@ describe('memsleuth-collect.sh usage errors', () => {
     expect(r.stdout).toContain('--kmemleak-scan');
   });
 
-  it('writes to the kernel only in the --kmemleak-scan branch', async () => {
+  it('writes to the kernel only in the --kmemleak-scan branch and the --trace-kmem functions', async () => {
     // Every output redirection targets the snapshot, its bookkeeping files, stderr or
-    // /dev/null, except `echo scan` into kmemleak inside the flag's branch.
+    // /dev/null, except `echo scan` into kmemleak inside the flag's branch and the
+    // tracefs writes of the trace functions, which only --trace-kmem runs.
     const lines = readFileSync(SCRIPT, 'utf8').split('\n');
     const allowed =
       /^"?(\$out|\$manifest|\$files_list|\$missing_list|\$skipped_list|\$config_list|\$proc_failures|&2|\/dev\/null)/;
@@ -303,13 +304,29 @@ describe('memsleuth-collect.sh usage errors', () => {
         if (/^"?[$/]/.test(m[2]!) && !allowed.test(m[2]!)) writes.push({ line: i, target: m[2]! });
       }
     });
-    expect(writes.map((w) => w.target)).toEqual(['"$DEBUGFS/kmemleak"', '"$DEBUGFS/kmemleak"']);
+    const kmemleak = writes.filter((w) => w.target.includes('kmemleak'));
+    expect(kmemleak.map((w) => w.target)).toEqual(['"$DEBUGFS/kmemleak"', '"$DEBUGFS/kmemleak"']);
     const branch = lines.findIndex((l) => l.includes('if [ "$kmemleak_scan" = 1 ]'));
     const branchEnd = lines.findIndex((l, i) => i > branch && l === 'fi');
-    for (const w of writes) {
+    for (const w of kmemleak) {
       expect(w.line).toBeGreaterThan(branch);
       expect(w.line).toBeLessThan(branchEnd);
     }
+    // The rest go into tracefs (our instance, a dead run's instance, uprobe_events),
+    // from the trace functions, which are called only under `if [ -n "$trace_kmem" ]`.
+    const traced = writes.filter((w) => !w.target.includes('kmemleak'));
+    expect(traced.length).toBeGreaterThan(5);
+    const first = lines.findIndex((l) => l === 'trace_cleanup() {');
+    const last = lines.findIndex((l) => l === 'trace_kmem_run() {');
+    const lastEnd = lines.findIndex((l, i) => i > last && l === '}');
+    for (const w of traced) {
+      expect(w.target).toMatch(/^"\$(trace_inst|d|trace_tfs)\//);
+      expect(w.line).toBeGreaterThan(first);
+      expect(w.line).toBeLessThan(lastEnd);
+    }
+    const calls = lines.flatMap((l, i) => (/^\s*trace_kmem_run\s*$/.test(l) ? [i] : []));
+    expect(calls.length).toBe(1);
+    expect(lines[calls[0]! - 2]).toBe('if [ -n "$trace_kmem" ]; then');
   });
 });
 

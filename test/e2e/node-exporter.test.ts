@@ -79,6 +79,15 @@ describe('the families shared with node_exporter', () => {
       const res = await cli(['exporter', '--once', '--snapshot', dir, '--node-families', 'all']);
       expect(res.status, res.stderr).toBe(0);
       const ours = nodeSeries(res.stdout);
+      // The one deliberate difference: a wrapped-negative %lu (2.6.29's DirectMap2M of
+      // 18446744073709551613) is the negative it encodes for memsleuth, 1.8e19 for
+      // node_exporter's float64.
+      for (const [k, v] of theirs.series) {
+        if (v < 2 ** 63) continue;
+        expect(ours.series.get(k), `${dir}: ${k}`).toBeLessThan(0);
+        ours.series.delete(k);
+        theirs.series.delete(k);
+      }
       expect(ours.families, dir).toEqual(theirs.families);
       expect(Object.fromEntries(ours.series), dir).toEqual(Object.fromEntries(theirs.series));
       compared += ours.series.size;

@@ -87,7 +87,7 @@ describe('raw kernel files as inputs', () => {
     const r = await cli(['report', p]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
-      /notes\.txt: not a snapshot bundle, a snapshot directory or a kernel memory file memsleuth knows\nhint: raw files it reads: meminfo, vmstat, zoneinfo, slabinfo, vmallocinfo, buddyinfo, pagetypeinfo, page_owner, page_owner_stacks, kmemleak, allocinfo;/,
+      /notes\.txt: not a snapshot bundle, a snapshot directory or a kernel memory file memsleuth knows\nhint: raw files it reads: meminfo, vmstat, zoneinfo, tmpfs, sysvipc_shm, slabinfo, vmallocinfo, buddyinfo, pagetypeinfo, page_owner, page_owner_stacks, kmemleak, allocinfo;/,
     );
   });
 });

@@ -115,6 +115,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./kmemleak.js')).kmemleakWatchCommand,
   },
   {
+    path: ['slab', 'trace'],
+    summary:
+      "one cache's allocations and frees for N seconds (the slab `trace` switch, or its kmem events): outstanding by stack",
+    load: async () => (await import('./trace.js')).slabTraceCommand,
+  },
+  {
     path: ['vmalloc', 'top'],
     summary: 'vmalloc areas by caller: areas, pages held, virtual size',
     load: async () => (await import('./vmalloc.js')).vmallocTopCommand,
@@ -133,6 +139,28 @@ export const COMMANDS: readonly CommandEntry[] = [
     path: ['allocinfo', 'diff'],
     summary: 'allocation growth per call site between two snapshots (/proc/allocinfo)',
     load: async () => (await import('./allocinfo.js')).allocinfoDiffCommand,
+  },
+  {
+    path: ['trace', 'kernel'],
+    summary:
+      'live kernel allocations through tracefs: outstanding kmalloc, slab and page allocations by stack',
+    load: async () => (await import('./trace.js')).traceKernelCommand,
+  },
+  {
+    path: ['trace', 'user'],
+    summary: "a process's malloc/free through uprobes: outstanding allocations by stack, no restart, no BPF",
+    load: async () => (await import('./trace.js')).traceUserCommand,
+  },
+  {
+    path: ['trace', 'report'],
+    summary:
+      'outstanding allocations of a saved kmem trace (trace kernel -o, or the collector’s --trace-kmem)',
+    load: async () => (await import('./trace.js')).traceReportCommand,
+  },
+  {
+    path: ['trace', 'diff'],
+    summary: 'what is outstanding in one saved trace and not in another, by stack',
+    load: async () => (await import('./trace.js')).traceDiffCommand,
   },
   {
     path: ['diff'],

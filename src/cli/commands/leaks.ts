@@ -107,6 +107,15 @@ export const leaksCommand = defineCommand({
       out.push(heading('Evidence and next step'));
       for (const s of shown) {
         out.push(wrap(`${s.rank}. ${s.name}: ${s.evidence}`));
+        if (s.owners?.length)
+          out.push(
+            wrap(
+              `   held by: ${s.owners
+                .slice(0, 3)
+                .map((o) => `${o.name} (pid ${o.pid}) ${o.how}`)
+                .join('; ')}`,
+            ),
+          );
         if (s.related) out.push(wrap(`   related: ${s.related.join('; ')}`));
         out.push(wrap(`   next: ${s.next}`));
       }
@@ -115,7 +124,7 @@ export const leaksCommand = defineCommand({
     }
     if (report.exitedGrowing.length) {
       const names = report.exitedGrowing.slice(0, 5).map((s) => `${s.name} ${rate(s.ratePerHour, s.unit)}`);
-      out.push('', `Grew, then exited (memory given back): ${names.join('; ')}`);
+      out.push('', `Grew, then gone (exited, deleted or removed: memory given back): ${names.join('; ')}`);
     }
     for (const s of report.recorder)
       out.push(`The recorder itself (${s.name}): ${s.kind} ${rate(s.ratePerHour, s.unit)}, ${s.shape}`);

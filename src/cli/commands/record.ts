@@ -1,9 +1,10 @@
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes, parseDuration } from '../../model/units.js';
+import { importCaptures } from '../../record/import.js';
 import { record } from '../../record/recorder.js';
 import { defaultDbPath } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
-import { progress } from '../context.js';
+import { type CommandContext, progress } from '../context.js';
 import { VERSION } from '../version.js';
 
 export const recordCommand = defineCommand({
@@ -46,6 +47,16 @@ export const recordCommand = defineCommand({
       type: 'boolean',
       description: 'also count kmemleak reports by caller (reads debugfs; no scan)',
     },
+    'tmpfs-every': {
+      type: 'string',
+      valueName: 'N',
+      description: 'largest tmpfs files, and who holds the ones that grew, every N ticks (default 6)',
+    },
+    from: {
+      type: 'string',
+      valueName: 'DIR',
+      description: 'record the snapshots in DIR (bundles or directories) in time order instead',
+    },
   },
   details:
     'The default database is $MEMSLEUTH_DB, else $XDG_STATE_HOME/memsleuth/recording.db\n' +
@@ -53,9 +64,12 @@ export const recordCommand = defineCommand({
     'Each tick is one SQLite transaction in WAL mode: Ctrl-C finishes the tick and closes the database,\n' +
     'kill -9 loses at most the tick being written. Recording into an existing database appends to it.\n' +
     'Processes are keyed by pid and start time, so a reused pid is a new process.\n' +
+    '--from DIR records captures taken earlier, one tick per capture at its manifest time: the\n' +
+    'bundles of `memsleuth collector --interval` or `memsleuth snapshot`, each read in full.\n' +
     'Analyse with `memsleuth leaks`, export with `memsleuth series`.',
   async run({ values }, ctx) {
     const db = values.db ?? defaultDbPath(ctx.env);
+    if (values.from !== undefined) return recordFrom(values.from, db, values, ctx);
     const intervalMs = parseDuration(values.interval ?? '10s', 'interval');
     if (intervalMs < 100) throw new MemsleuthError('USAGE', '--interval: at least 100ms');
     const durationMs = values.duration === undefined ? undefined : parseDuration(values.duration, 'duration');
@@ -77,6 +91,7 @@ export const recordCommand = defineCommand({
         smapsEvery: numberOption(values['smaps-every'], 'smaps-every', 12, { min: 0, integer: true }),
         vmallocEvery: numberOption(values['vmalloc-every'], 'vmalloc-every', 6, { min: 0, integer: true }),
         kmemleak: Boolean(values.kmemleak),
+        tmpfsEvery: numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },
         onTick: (i) => {
           const g = i.topGrower;
@@ -102,3 +117,48 @@ export const recordCommand = defineCommand({
     }
   },
 });
+
+/** `record --from DIR`: the captures of a directory, oldest first, into the recording. */
+async function recordFrom(
+  from: string,
+  db: string,
+  values: Record<string, string | boolean | undefined>,
+  ctx: CommandContext,
+): Promise<number> {
+  const live = [
+    'interval',
+    'duration',
+    'pss-every',
+    'smaps-every',
+    'vmalloc-every',
+    'tmpfs-every',
+    'kmemleak',
+  ];
+  const bad = live.filter((o) => values[o] !== undefined);
+  if (bad.length)
+    throw new MemsleuthError(
+      'USAGE',
+      `--from reads captures: ${bad.map((o) => `--${o}`).join(', ')} apply to live recording only`,
+      {
+        hint: 'memsleuth record --from DIR --db FILE',
+      },
+    );
+  const p = progress(ctx);
+  const r = await importCaptures({
+    from,
+    db,
+    meta: { tool: `memsleuth ${VERSION}` },
+    onCapture: (i) => p.update(`${i.index}/${i.total} ${new Date(i.tMs).toISOString()} ${i.path}`),
+  });
+  p.done();
+  const first = r.captures[0]!;
+  const last = r.captures[r.captures.length - 1]!;
+  ctx.stderr.write(
+    `recorded ${r.captures.length} captures of ${r.hostname} from ${new Date(first.tMs).toISOString()} to ${new Date(last.tMs).toISOString()} into ${db}\n`,
+  );
+  for (const s of r.skipped) ctx.stderr.write(`  skipped ${s.path}: ${s.reason}\n`);
+  for (const b of r.reboots) ctx.stderr.write(`  the machine rebooted before ${b} (uptime went back)\n`);
+  for (const [src, why] of Object.entries(r.problems)) ctx.stderr.write(`  not recorded: ${src}: ${why}\n`);
+  ctx.stdout.write(`${db}\n`);
+  return 0;
+}

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import type { Frame } from '../model/frame.js';
+import { AllocationTracker, type TracedAllocation, traceCulprit, trimTraceFrames } from './alloc_trace.js';
+import { diffGroups, toCollapsed, toSpeedscope } from './stacks.js';
+
+const f = (func: string, module?: string): Frame => (module ? { func, module } : { func });
+
+function alloc(
+  t: AllocationTracker,
+  key: string,
+  bytes: number,
+  time: number,
+  frames: Frame[],
+): TracedAllocation {
+  const a: TracedAllocation = { kind: 'kmalloc', bytes, pages: 0, time, pid: 1, comm: 'x' };
+  a.stack = t.intern(frames.map((x) => x.func).join(';'), () => ({ frames }));
+  t.alloc(key, a);
+  return a;
+}
+
+describe('AllocationTracker with no events', () => {
+  it('reports 0 s traced, not the trace clock since boot', () => {
+    const r = new AllocationTracker().report(19_441.3);
+    expect(r.durationSeconds).toBe(0);
+    expect(r.counters.allocs).toBe(0);
+  });
+});
+
+describe('AllocationTracker', () => {
+  const leak = [f('__kmalloc_noprof'), f('msl_slab_leak', 'msl_leaky'), f('msl_step', 'msl_leaky')];
+  const churn = [f('__kmalloc_noprof'), f('msl_balanced_churn', 'msl_leaky')];
+
+  it('pairs frees with allocations and reports only what is outstanding', () => {
+    const t = new AllocationTracker();
+    for (let i = 0; i < 10; i++) alloc(t, `s:${i}`, 96, i, leak);
+    for (let i = 0; i < 5; i++) alloc(t, `s:c${i}`, 512, i, churn);
+    for (let i = 0; i < 5; i++) expect(t.free(`s:c${i}`, 10 + i)).toBeDefined();
+    expect(t.free('s:never', 20)).toBeUndefined();
+    const r = t.report(20);
+    expect(r.counters).toMatchObject({ allocs: 15, frees: 6, unmatchedFrees: 1, replaced: 0 });
+    expect(r.outstanding).toEqual({ count: 10, bytes: 960, pages: 0 });
+    expect(r.byStack.length).toBe(1);
+    const g = r.byStack[0]!;
+    expect(g.culprit).toEqual(f('msl_slab_leak', 'msl_leaky'));
+    expect(g.module).toBe('msl_leaky');
+    // Ages to the end of the trace: allocated at 0..9, now 20.
+    expect([g.oldestSeconds, g.newestSeconds, g.meanSeconds]).toEqual([20, 11, 15.5]);
+    expect(r.byCallSite).toMatchObject([
+      { name: 'msl_slab_leak [msl_leaky]', weights: { count: 10, bytes: 960 } },
+    ]);
+    expect(r.byModule).toMatchObject([{ name: 'msl_leaky', weights: { count: 10 } }]);
+    expect(r.durationSeconds).toBe(20);
+  });
+
+  it('counts an allocation at an address still outstanding (its free was not seen)', () => {
+    const t = new AllocationTracker();
+    alloc(t, 's:1', 8, 0, leak);
+    alloc(t, 's:1', 16, 1, leak);
+    const r = t.report();
+    expect(r.counters.replaced).toBe(1);
+    expect(r.outstanding.bytes).toBe(16);
+  });
+
+  it('keeps only stacks that name --module, and leaves excluded allocations out', () => {
+    const t = new AllocationTracker({ onlyModule: 'msl_leaky' });
+    alloc(t, 's:1', 8, 0, leak);
+    alloc(t, 's:2', 8, 0, [f('__kmalloc_noprof'), f('alloc_pipe_info')]);
+    alloc(t, 's:3', 8, 0, leak).excluded = 'test';
+    const r = t.report();
+    expect(r.outstanding.count).toBe(1);
+    expect(r.counters.filtered).toBe(2);
+  });
+
+  it('allocations without a stack group by call site', () => {
+    const t = new AllocationTracker();
+    for (const [k, site] of [
+      ['s:1', 'a'],
+      ['s:2', 'a'],
+      ['s:3', 'b'],
+    ] as const)
+      t.alloc(k, {
+        kind: 'kmalloc',
+        bytes: 8,
+        pages: 0,
+        time: 0,
+        pid: 1,
+        comm: 'x',
+        callSite: { func: site, offset: 4 },
+      });
+    const r = t.report();
+    expect(r.byStack.map((g) => [g.key, g.weights.count])).toEqual([
+      ['a', 2],
+      ['b', 1],
+    ]);
+  });
+
+  it('resampling drops what is outside the new sample and scales what stays', () => {
+    const t = new AllocationTracker();
+    for (let i = 0; i < 8; i++) alloc(t, `s:${i}`, 10, 0, leak);
+    t.resample(4, (k) => Number(k.slice(2)) % 4 === 0);
+    alloc(t, 's:9', 10, 1, leak); // outside: ignored
+    alloc(t, 's:12', 10, 1, leak); // inside: counts 4
+    const r = t.report();
+    expect(r.sample).toBe(4);
+    expect(r.outstanding).toEqual({ count: 12, bytes: 120, pages: 0 });
+  });
+
+  it('groups work with the shared exports and diff', () => {
+    const t = new AllocationTracker();
+    alloc(t, 's:1', 96, 0, leak);
+    const before = t.report().byStack;
+    alloc(t, 's:2', 96, 0, leak);
+    alloc(t, 's:3', 512, 0, churn);
+    const after = t.report().byStack;
+    expect(toCollapsed(after, 'bytes')).toBe(
+      'msl_balanced_churn_[msl_leaky];__kmalloc_noprof 512\nmsl_step_[msl_leaky];msl_slab_leak_[msl_leaky];__kmalloc_noprof 192\n',
+    );
+    expect(
+      (toSpeedscope(after, 'bytes', 't') as { profiles: { weights: number[] }[] }).profiles[0]!.weights,
+    ).toEqual([512, 192]);
+    const d = diffGroups(before, after, 'bytes');
+    expect(d.map((x) => [x.isNew, x.delta.bytes])).toEqual([
+      [true, 512],
+      [false, 96],
+    ]);
+  });
+});
+
+describe('stack helpers', () => {
+  it('drops the tracing machinery from the top of a stack', () => {
+    expect(
+      trimTraceFrames([f('trace_event_raw_event_kmalloc'), f('__kmalloc_noprof'), f('x')]).map((x) => x.func),
+    ).toEqual(['__kmalloc_noprof', 'x']);
+  });
+
+  it('the culprit of a vmalloc is its caller, of a 6.15+ page allocation the caller of alloc_pages', () => {
+    expect(
+      traceCulprit([
+        f('__kmalloc_node_noprof'),
+        f('__get_vm_area_node'),
+        f('__vmalloc_node_range_noprof'),
+        f('msl_vmalloc_leak', 'msl_leaky'),
+      ]),
+    ).toEqual(f('msl_vmalloc_leak', 'msl_leaky'));
+    expect(
+      traceCulprit([f('__alloc_frozen_pages_noprof'), f('alloc_pages_mpol'), f('pte_alloc_one')]),
+    ).toEqual(f('pte_alloc_one'));
+  });
+});
