@@ -1,139 +1,355 @@
 /**
- * `npm run bench:page-owner`: memsleuth page-owner sort/diff against the kernel's C
- * page_owner_sort (6.12) on a >= 1 GB dump built from the lab's real records (PFN, ts
- * and pid varied so records are distinct), with wall time, peak RSS (VmHWM via
- * /usr/bin/time -v) and MB/s against `cat FILE > /dev/null`. Files live under /tmp and
- * are deleted afterwards. Set BENCH_MB to change the size (default 1100).
+ * `npm run bench:page-owner`: memsleuth's page_owner commands against the kernel's C
+ * page_owner_sort (6.12, built from Debian's linux-source-6.12 as the tests build it),
+ * both timed in this run with /usr/bin/time -v (wall time and peak RSS), on dumps built
+ * from the lab's real records (bench/page-owner/dump.ts: pids over the full range, stacks
+ * varied V ways).
+ *
+ * Part "sizes" (issue 11): at each size, the default sort, -m, -n, --cull=stacktrace -m,
+ * `page-owner top` (against C --cull=stacktrace -m) and `page-owner diff` of two dumps
+ * (against C --cull=stacktrace -m on both); MB/s beside the pipe ceiling
+ * (`cat FILE | cat > /dev/null`); every sorted output compared with the C tool's byte
+ * for byte.
+ * Part "variants" (issue 17): at one size, V = 1, 10, 100, 1000: distinct stacks,
+ * `page-owner top` against C --cull=stacktrace, the default sort against C's.
+ *
+ * Environment: BENCH_SIZES (MiB, default 128,1024,4096), BENCH_STACK_VARIANTS (V of the
+ * sizes part, default 100), BENCH_VARIANTS (default 1,10,100,1000), BENCH_VARIANT_MB
+ * (default 256), BENCH_RUNS (runs per measurement, median taken; default 3 up to 1 GiB,
+ * 1 above), BENCH_PARTS (sizes,variants), BENCH_DIR (default /tmp; files are deleted).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
+import { labPageOwner, writeDump } from './dump.js';
 
 // Run from the repository root (npm run does), so paths do not depend on the build dir.
 const ROOT = process.cwd();
-const CLI_BIN = join(ROOT, 'bin', 'memsleuth.js');
-/** page_owner of a committed lab bundle (test/fixtures/lab-6.12), read from the archive. */
-const labPageOwner = (moment: string) =>
-  execFileSync(
-    'tar',
-    ['-xzOf', join(ROOT, 'test', 'fixtures', 'lab-6.12', `${moment}.tar.gz`), 'page_owner'],
-    {
-      encoding: 'latin1',
-      maxBuffer: 1 << 30,
-    },
-  );
-const targetBytes = Number(process.env.BENCH_MB ?? 1100) * 1e6;
-const dir = process.env.BENCH_DIR ?? '/tmp';
-
-async function buildDump(path: string, moment: 'before' | 'after', seed: number): Promise<number> {
-  const src = labPageOwner(moment);
-  const records = src.split('\n\n').filter((r) => r.startsWith('Page allocated'));
-  const out = createWriteStream(path, { encoding: 'latin1' });
-  let bytes = 0;
-  let pfn = 0x100000 + seed;
-  let ts = 1_000_000_000 + seed;
-  let round = 0;
-  while (bytes < targetBytes) {
-    round++;
-    for (const r of records) {
-      pfn += 1;
-      ts += 997;
-      // A realistic machine has a few hundred processes, not one per record.
-      const pid = 1000 + ((round * 7919 + pfn) % 500);
-      const rec = r
-        .replace(/pid \d+, tgid \d+/, `pid ${pid}, tgid ${pid}`)
-        .replace(/ts \d+ ns/, `ts ${ts} ns`)
-        .replace(/PFN 0x[0-9a-f]+/, `PFN 0x${pfn.toString(16)}`);
-      const chunk = `${rec}\n\n`;
-      bytes += chunk.length;
-      if (!out.write(chunk)) await once(out, 'drain');
-    }
-  }
-  out.end();
-  await once(out, 'finish');
-  return bytes;
-}
+const CLI = join(ROOT, 'bin', 'memsleuth.js');
+const DIR = process.env.BENCH_DIR ?? '/tmp';
+const list = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
+const SIZES = list(process.env.BENCH_SIZES, [128, 1024, 4096]);
+const SIZE_V = Number(process.env.BENCH_STACK_VARIANTS ?? 100);
+const VARIANTS = list(process.env.BENCH_VARIANTS, [1, 10, 100, 1000]);
+const VARIANT_MB = Number(process.env.BENCH_VARIANT_MB ?? 256);
+const PARTS = (process.env.BENCH_PARTS ?? 'sizes,variants').split(',');
+/** The lab's page_owner dumps the bench dumps are made of (extracted in main). */
+const LAB = { after: '', before: '' };
+const runsFor = (mb: number) => Number(process.env.BENCH_RUNS ?? (mb <= 1024 ? 3 : 1));
 
 interface Run {
   wallS: number;
-  /** User + system CPU seconds: what the run costs when other work shares the cores. */
   cpuS: number;
-  maxRssMB: number;
+  rssMB: number;
 }
 
 function timed(cmd: string, args: string[]): Run {
-  const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.slice(-2000)}`);
+  const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr)!;
-  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)!;
   const wallS = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
   const user = Number(/User time \(seconds\): ([\d.]+)/.exec(r.stderr)![1]);
   const sys = Number(/System time \(seconds\): ([\d.]+)/.exec(r.stderr)![1]);
-  return { wallS, cpuS: user + sys, maxRssMB: Number(rss[1]) / 1024 };
+  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)![1]) / 1024;
+  return { wallS, cpuS: user + sys, rssMB: rss };
 }
 
-function row(name: string, r: Run, sizeMB: number, cat: Run): string {
-  return `${name.padEnd(44)} ${r.wallS.toFixed(1).padStart(6)} s wall ${r.cpuS.toFixed(1).padStart(6)} s cpu ${r.maxRssMB.toFixed(0).padStart(5)} MB RSS ${(sizeMB / r.wallS).toFixed(0).padStart(4)} MB/s (cat ${(sizeMB / cat.wallS).toFixed(0)} MB/s)`;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const summary = (rs: Run[]): Run => ({
+  wallS: median(rs.map((r) => r.wallS)),
+  cpuS: median(rs.map((r) => r.cpuS)),
+  rssMB: median(rs.map((r) => r.rssMB)),
+});
+
+/** Run both sides `runs` times, interleaved (C, ours, C, ours...); medians. */
+function pair(runs: number, c: () => Run, ours: () => Run): { c: Run; ours: Run } {
+  const cs: Run[] = [];
+  const os: Run[] = [];
+  for (let i = 0; i < runs; i++) {
+    cs.push(c());
+    os.push(ours());
+  }
+  return { c: summary(cs), ours: summary(os) };
+}
+
+/** Groups in a page_owner_sort output: each ends with "\n\n" (and the text never has three). */
+function groupsIn(path: string): number {
+  const fd = openSync(path, 'r');
+  const b = Buffer.allocUnsafe(16 << 20);
+  let n = 0;
+  let lastNl = false;
+  try {
+    for (;;) {
+      const got = readSync(fd, b, 0, b.length, null);
+      if (got === 0) break;
+      let p = 0;
+      if (lastNl && b[0] === 10) {
+        n++;
+        p = 1;
+      }
+      for (;;) {
+        const e = b.indexOf('\n\n', p);
+        if (e < 0 || e + 1 >= got) break;
+        n++;
+        p = e + 2;
+      }
+      lastNl = b[got - 1] === 10 && p < got;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return n;
+}
+
+const same = (a: string, b: string) => spawnSync('cmp', ['-s', a, b]).status === 0;
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
+const f1 = (x: number) => x.toFixed(1);
+const f2 = (x: number) => x.toFixed(2);
+
+function header(): void {
+  const env = [
+    'BENCH_SIZES',
+    'BENCH_STACK_VARIANTS',
+    'BENCH_VARIANTS',
+    'BENCH_VARIANT_MB',
+    'BENCH_RUNS',
+    'BENCH_PARTS',
+    'BENCH_DIR',
+  ]
+    .filter((k) => process.env[k] !== undefined)
+    .map((k) => `${k}=${process.env[k]}`);
+  console.log(`command: ${[...env, 'npm run bench:page-owner'].join(' ')}`);
+  console.log(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}; load average at start: ${loadavg()}`,
+  );
+}
+
+interface Row {
+  what: string;
+  c: Run;
+  ours: Run;
+  mb: number;
+  identical?: boolean;
+}
+
+function printRow(r: Row, ceilingMBs: number): void {
+  const speed = r.c.wallS / r.ours.wallS;
+  const mbs = r.mb / r.ours.wallS;
+  console.log(
+    `${r.what.padEnd(26)} C ${f1(r.c.wallS).padStart(6)} s ${r.c.rssMB.toFixed(0).padStart(5)} MB | ours ${f2(r.ours.wallS).padStart(6)} s ${r.ours.rssMB.toFixed(0).padStart(5)} MB | ${f1(speed).padStart(5)}x faster, RSS ${f2(r.ours.rssMB / r.c.rssMB)} of C | ${mbs.toFixed(0).padStart(5)} MB/s = ${((100 * mbs) / ceilingMBs).toFixed(0).padStart(3)}% of pipe${r.identical === undefined ? '' : ` | identical: ${r.identical}`}`,
+  );
+}
+
+interface SizeResult {
+  mb: number;
+  rows: Row[];
+  ceilingMBs: number;
+  distinct: number;
+}
+
+async function sizesPart(c612: string): Promise<SizeResult[]> {
+  const results: SizeResult[] = [];
+  for (const mib of SIZES) {
+    const after = join(DIR, `pob-after-${mib}-${process.pid}`);
+    const before = join(DIR, `pob-before-${mib}-${process.pid}`);
+    const outC = join(DIR, `pob-c-${process.pid}.out`);
+    const outO = join(DIR, `pob-ours-${process.pid}.out`);
+    try {
+      process.stderr.write(`building ${mib} MiB dumps (V=${SIZE_V})...\n`);
+      const a = await writeDump(after, {
+        source: LAB.after,
+        bytes: mib << 20,
+        variants: SIZE_V,
+        seed: 1,
+      });
+      await writeDump(before, {
+        source: LAB.before,
+        bytes: mib << 20,
+        variants: SIZE_V,
+        seed: 2,
+      });
+      const mb = statSync(after).size / 1e6;
+      const runs = runsFor(mib);
+      console.log(
+        `\n== ${mb.toFixed(0)} MB dump (${a.records} records, V=${SIZE_V}), ${runs} run(s) each, load ${loadavg()}`,
+      );
+      const ceil = summary(
+        Array.from({ length: runs }, () => timed('sh', ['-c', `cat ${after} | cat > /dev/null`])),
+      );
+      const ceilingMBs = mb / ceil.wallS;
+      console.log(
+        `pipe ceiling: cat FILE | cat > /dev/null ${f2(ceil.wallS)} s = ${ceilingMBs.toFixed(0)} MB/s`,
+      );
+      const rows: Row[] = [];
+      let distinct = 0;
+      for (const opts of [[], ['-m'], ['-n'], ['--cull=stacktrace', '-m']]) {
+        const p = pair(
+          runs,
+          () => timed(c612, [...opts, after, outC]),
+          () => timed(process.execPath, [CLI, 'page-owner', 'sort', ...opts, after, outO]),
+        );
+        const row: Row = {
+          what: `sort ${opts.length ? opts.join(' ') : '(default)'}`,
+          ...p,
+          mb,
+          identical: same(outC, outO),
+        };
+        if (opts.length === 0) distinct = groupsIn(outC);
+        rows.push(row);
+        printRow(row, ceilingMBs);
+        rmSync(outC, { force: true });
+        rmSync(outO, { force: true });
+      }
+      const top = pair(
+        runs,
+        () => timed(c612, ['--cull=stacktrace', '-m', after, outC]),
+        () => timed(process.execPath, [CLI, 'page-owner', 'top', after]),
+      );
+      rows.push({ what: 'top (vs C cull)', ...top, mb });
+      printRow(rows[rows.length - 1]!, ceilingMBs);
+      const diff = pair(
+        runs,
+        () => {
+          const x = timed(c612, ['--cull=stacktrace', '-m', before, outC]);
+          const y = timed(c612, ['--cull=stacktrace', '-m', after, outC]);
+          return { wallS: x.wallS + y.wallS, cpuS: x.cpuS + y.cpuS, rssMB: Math.max(x.rssMB, y.rssMB) };
+        },
+        () => timed(process.execPath, [CLI, 'page-owner', 'diff', before, after]),
+      );
+      rows.push({ what: 'diff (vs C cull twice)', ...diff, mb: 2 * mb });
+      printRow(rows[rows.length - 1]!, ceilingMBs);
+      console.log(`distinct records (default-mode groups): ${distinct}; load ${loadavg()}`);
+      results.push({ mb, rows, ceilingMBs, distinct });
+    } finally {
+      for (const f of [after, before, outC, outO]) rmSync(f, { force: true });
+    }
+  }
+  return results;
+}
+
+interface VariantResult {
+  v: number;
+  stacks: number;
+  top: { c: Run; ours: Run };
+  sort: { c: Run; ours: Run };
+  identical: boolean;
+}
+
+async function variantsPart(c612: string): Promise<VariantResult[]> {
+  const out: VariantResult[] = [];
+  const runs = runsFor(VARIANT_MB);
+  console.log(`\n== ${VARIANT_MB} MiB dumps, first frame varied V ways, ${runs} run(s) each`);
+  for (const v of VARIANTS) {
+    const dump = join(DIR, `pob-v${v}-${process.pid}`);
+    const outC = join(DIR, `pob-vc-${process.pid}.out`);
+    const outO = join(DIR, `pob-vo-${process.pid}.out`);
+    try {
+      await writeDump(dump, {
+        source: LAB.after,
+        bytes: VARIANT_MB << 20,
+        variants: v,
+        seed: 3,
+      });
+      const top = pair(
+        runs,
+        () => timed(c612, ['--cull=stacktrace', dump, outC]),
+        () => timed(process.execPath, [CLI, 'page-owner', 'top', dump]),
+      );
+      const stacks = groupsIn(outC);
+      const sort = pair(
+        runs,
+        () => timed(c612, [dump, outC]),
+        () => timed(process.execPath, [CLI, 'page-owner', 'sort', dump, outO]),
+      );
+      const identical = same(outC, outO);
+      out.push({ v, stacks, top, sort, identical });
+      console.log(
+        `V=${String(v).padEnd(5)} ${String(stacks).padStart(7)} stacks | top ${f2(top.ours.wallS)} s ${top.ours.rssMB.toFixed(0)} MB vs C --cull=stacktrace ${f1(top.c.wallS)} s ${top.c.rssMB.toFixed(0)} MB: ${f1(top.c.wallS / top.ours.wallS)}x faster, RSS ${f2(top.ours.rssMB / top.c.rssMB)} | sort ${f2(sort.ours.wallS)} s ${sort.ours.rssMB.toFixed(0)} MB vs C ${f1(sort.c.wallS)} s ${sort.c.rssMB.toFixed(0)} MB: ${f1(sort.c.wallS / sort.ours.wallS)}x, RSS ${f2(sort.ours.rssMB / sort.c.rssMB)}, identical: ${identical}`,
+      );
+    } finally {
+      for (const f of [dump, outC, outO]) rmSync(f, { force: true });
+    }
+  }
+  return out;
+}
+
+function verdict(ok: boolean): string {
+  return ok ? 'met' : 'NOT met';
 }
 
 async function main() {
-  if (!existsSyncSafe('/usr/bin/time')) throw new Error('/usr/bin/time is missing (Debian package: time)');
-  const cBin = pageOwnerSortBinary('6.12');
-  const a = join(dir, `pos-bench-after-${process.pid}`);
-  const b = join(dir, `pos-bench-before-${process.pid}`);
-  const outC = join(dir, `pos-bench-c-${process.pid}.out`);
-  const outJ = join(dir, `pos-bench-js-${process.pid}.out`);
+  if (spawnSync('/usr/bin/time', ['-v', 'true']).status !== 0)
+    throw new Error('/usr/bin/time is missing (Debian package: time)');
+  const c612 = pageOwnerSortBinary('6.12');
+  header();
+  LAB.after = labPageOwner('6.12', 'after', DIR);
+  LAB.before = labPageOwner('6.12', 'before', DIR);
+  let sizes: SizeResult[];
+  let variants: VariantResult[];
   try {
-    process.stderr.write('building dumps...\n');
-    await buildDump(a, 'after', 0);
-    await buildDump(b, 'before', 1);
-    const sizeMB = statSync(a).size / 1e6;
-    console.log(
-      `dump: ${sizeMB.toFixed(0)} MB (${a}); load: ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
-    );
-    const cat = timed('sh', ['-c', `cat ${a} > /dev/null`]);
-    console.log(row('cat FILE > /dev/null', cat, sizeMB, cat));
-    for (const opts of [[], ['--cull=stacktrace', '-m']]) {
-      const c = timed(cBin, [...opts, a, outC]);
-      const j = timed(process.execPath, [CLI_BIN, 'page-owner', 'sort', ...opts, a, outJ]);
-      const same = spawnSync('cmp', ['-s', outC, outJ]).status === 0;
-      const label = opts.length ? opts.join(' ') : '(default)';
-      console.log(row(`C page_owner_sort ${label}`, c, sizeMB, cat));
-      console.log(row(`memsleuth page-owner sort ${label}`, j, sizeMB, cat));
+    sizes = PARTS.includes('sizes') ? await sizesPart(c612) : [];
+    variants = PARTS.includes('variants') ? await variantsPart(c612) : [];
+  } finally {
+    // Files extracted from the committed bundles (not a MEMSLEUTH_BENCH_SOURCE given).
+    if (!process.env.MEMSLEUTH_BENCH_SOURCE)
+      for (const f of [LAB.after, LAB.before]) rmSync(f, { force: true });
+  }
+  console.log(`\n== targets (load average at the end: ${loadavg()})`);
+  const gib = sizes.find((s) => Math.abs(s.mb - 1073.7) < 60) ?? sizes[Math.min(1, sizes.length - 1)];
+  if (gib) {
+    for (const r of gib.rows) {
+      const speed = r.c.wallS / r.ours.wallS;
+      const rss = r.ours.rssMB / r.c.rssMB;
       console.log(
-        `  ratio: ${(c.wallS / j.wallS).toFixed(1)}x faster (wall), ${(c.cpuS / j.cpuS).toFixed(1)}x (cpu), RSS ${(j.maxRssMB / c.maxRssMB).toFixed(2)} of C; output identical: ${same}`,
+        `${(r.what).padEnd(26)} at ${gib.mb.toFixed(0)} MB: ${f1(speed)}x faster (>= 10: ${verdict(speed >= 10)}), RSS ${f2(rss)} of C (<= 0.10: ${verdict(rss <= 0.1)}), ${((100 * r.mb) / r.ours.wallS / gib.ceilingMBs).toFixed(0)}% of the pipe ceiling (>= 25: ${verdict(r.mb / r.ours.wallS >= gib.ceilingMBs / 4)})`,
       );
     }
-    // The manual workflow page-owner diff replaces: page_owner_sort --cull=stacktrace on
-    // both dumps (then diff by eye); its time is the sum of the two runs, its RSS the larger.
-    const c1 = timed(cBin, ['--cull=stacktrace', '-m', b, outC]);
-    const c2 = timed(cBin, ['--cull=stacktrace', '-m', a, outJ]);
-    const cBoth = {
-      wallS: c1.wallS + c2.wallS,
-      cpuS: c1.cpuS + c2.cpuS,
-      maxRssMB: Math.max(c1.maxRssMB, c2.maxRssMB),
-    };
-    const d = timed(process.execPath, [CLI_BIN, 'page-owner', 'diff', b, a, '-n', '5']);
-    console.log(row('C page_owner_sort --cull=st -m, both dumps', cBoth, 2 * sizeMB, cat));
-    console.log(row('memsleuth page-owner diff (2 dumps)', d, 2 * sizeMB, cat));
+  }
+  if (sizes.length >= 2) {
+    const lo = sizes[0]!;
+    const hi = sizes[sizes.length - 1]!;
+    for (const what of ['sort --cull=stacktrace -m', 'top (vs C cull)', 'diff (vs C cull twice)']) {
+      const a = lo.rows.find((r) => r.what === what)!;
+      const b = hi.rows.find((r) => r.what === what)!;
+      console.log(
+        `${what.padEnd(26)} RSS ${a.ours.rssMB.toFixed(0)} MB at ${lo.mb.toFixed(0)} MB, ${b.ours.rssMB.toFixed(0)} MB at ${hi.mb.toFixed(0)} MB: x${f2(b.ours.rssMB / a.ours.rssMB)} (flat)`,
+      );
+    }
+    const a = lo.rows[0]!;
+    const b = hi.rows[0]!;
+    const per = ((b.ours.rssMB - a.ours.rssMB) * 1048576) / (hi.distinct - lo.distinct);
     console.log(
-      `  ratio: ${(cBoth.wallS / d.wallS).toFixed(1)}x faster (wall), ${(cBoth.cpuS / d.cpuS).toFixed(1)}x (cpu), RSS ${(d.maxRssMB / cBoth.maxRssMB).toFixed(2)} of C`,
+      `sort (default): ${lo.distinct} -> ${hi.distinct} distinct records, RSS ${a.ours.rssMB.toFixed(0)} -> ${b.ours.rssMB.toFixed(0)} MB: ${per.toFixed(1)} bytes per distinct record (<= 48: ${verdict(per <= 48)})`,
     );
-    console.log(`load after: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
-  } finally {
-    for (const f of [a, b, outC, outJ]) rmSync(f, { force: true });
   }
-}
-
-function existsSyncSafe(p: string): boolean {
-  try {
-    statSync(p);
-    return true;
-  } catch {
-    return false;
+  const near = variants.reduce<VariantResult | undefined>(
+    (best, x) => (!best || Math.abs(x.stacks - 124_000) < Math.abs(best.stacks - 124_000) ? x : best),
+    undefined,
+  );
+  if (near) {
+    const rss = near.top.ours.rssMB / near.top.c.rssMB;
+    const wall = near.top.ours.wallS / near.top.c.wallS;
+    console.log(
+      `top at ${near.stacks} distinct stacks (V=${near.v}): RSS ${f2(rss)} of C --cull=stacktrace (<= 0.25: ${verdict(rss <= 0.25)}), wall ${f2(wall)} of C (<= 0.20: ${verdict(wall <= 0.2)})`,
+    );
   }
+  const identical = [
+    ...sizes.flatMap((s) => s.rows.map((r) => r.identical)),
+    ...variants.map((v) => v.identical),
+  ];
+  console.log(
+    `sorted outputs identical to the C tool's: ${identical.filter((x) => x === true).length} of ${identical.filter((x) => x !== undefined).length}`,
+  );
 }
 
 await main();

@@ -1,7 +1,7 @@
-import { type Frame, stackKey } from '../model/frame.js';
+import type { Frame } from '../model/frame.js';
 import { type KmemleakFile, type KmemleakReport, scanKmemleak } from '../sources/kmemleak.js';
 import type { ParseOptions } from '../sources/text.js';
-import { culpritFrame, moduleOf, type StackGroup } from './stacks.js';
+import { culpritFrame, InternedStackGroup, moduleOf, type StackGroup, StackTable } from './stacks.js';
 
 /** How kmemleak reports are grouped. */
 export type KmemleakGroupBy = 'backtrace' | 'culprit' | 'comm';
@@ -17,32 +17,61 @@ export interface KmemleakGroup extends StackGroup {
   types: string[];
 }
 
-function groupKey(r: KmemleakReport, by: KmemleakGroupBy): { key: string; frames: Frame[] } {
-  if (by === 'comm') return { key: `comm:${r.comm}`, frames: r.frames };
-  if (by === 'culprit') {
-    const c = culpritFrame(r.frames);
-    return { key: c ? stackKey([c]) : '<no backtrace>', frames: c ? [c] : [] };
+/** A group of a backtrace or culprit: its stack interned, its key spelled on demand. */
+class KmemleakStackGroup extends InternedStackGroup implements KmemleakGroup {
+  culprit?: Frame;
+  module?: string;
+  comms: Record<string, number> = {};
+  types: string[] = [];
+  override toJSON(): KmemleakGroup {
+    const { culprit, module, comms, types } = this;
+    return {
+      ...super.toJSON(),
+      ...(culprit ? { culprit } : {}),
+      ...(module !== undefined ? { module } : {}),
+      comms,
+      types,
+    };
   }
-  return { key: r.frames.length ? stackKey(r.frames) : '<no backtrace>', frames: r.frames };
 }
 
-/** Groups reports one at a time: memory is bounded by distinct groups, not reports. */
+/**
+ * Groups reports one at a time: memory is bounded by distinct groups, not reports. Stacks
+ * are interned once (StackTable); a group holds its frames, never a key string.
+ */
 export class KmemleakGrouper {
-  private readonly map = new Map<string, KmemleakGroup>();
+  private readonly stacks = new StackTable();
+  private readonly byStack = new Map<number, KmemleakGroup>();
+  private readonly byComm = new Map<string, KmemleakGroup>();
   reports = 0;
   constructor(private readonly by: KmemleakGroupBy = 'backtrace') {}
 
   add(r: KmemleakReport): void {
     this.reports++;
-    const { key, frames } = groupKey(r, this.by);
-    let g = this.map.get(key);
-    if (!g) {
-      g = { key, frames, weights: { count: 0, bytes: 0, pages: 0 }, comms: {}, types: [] };
-      const c = culpritFrame(r.frames);
-      if (c) g.culprit = c;
-      const m = moduleOf(r.frames);
-      if (m) g.module = m;
-      this.map.set(key, g);
+    let g: KmemleakGroup | undefined;
+    if (this.by === 'comm') {
+      const key = `comm:${r.comm}`;
+      g = this.byComm.get(key);
+      if (!g) {
+        g = { key, frames: r.frames, weights: { count: 0, bytes: 0, pages: 0 }, comms: {}, types: [] };
+        this.describe(g, r);
+        this.byComm.set(key, g);
+      }
+    } else {
+      let frames = r.frames;
+      if (this.by === 'culprit') {
+        const c = culpritFrame(r.frames);
+        frames = c ? [c] : [];
+      }
+      const id = this.stacks.internFrames(frames);
+      g = this.byStack.get(id);
+      if (!g) {
+        g = new KmemleakStackGroup(this.stacks, id, { count: 0, bytes: 0, pages: 0 }, undefined, {
+          emptyKey: '<no backtrace>',
+        });
+        this.describe(g, r);
+        this.byStack.set(id, g);
+      }
     }
     g.weights.count += 1;
     g.weights.bytes += r.sizeBytes;
@@ -50,11 +79,22 @@ export class KmemleakGrouper {
     if (!g.types.includes(r.type)) g.types.push(r.type);
   }
 
+  private describe(g: KmemleakGroup, r: KmemleakReport): void {
+    const c = culpritFrame(r.frames);
+    if (c) g.culprit = c;
+    const m = moduleOf(r.frames);
+    if (m) g.module = m;
+  }
+
   /** Most objects first, then most bytes. */
   result(): KmemleakGroup[] {
-    return [...this.map.values()].sort(
+    const groups = [...this.byStack.values(), ...this.byComm.values()];
+    const keys = new Map(groups.map((g) => [g, g.key]));
+    return groups.sort(
       (a, b) =>
-        b.weights.count - a.weights.count || b.weights.bytes - a.weights.bytes || (a.key < b.key ? -1 : 1),
+        b.weights.count - a.weights.count ||
+        b.weights.bytes - a.weights.bytes ||
+        (keys.get(a)! < keys.get(b)! ? -1 : 1),
     );
   }
 }

@@ -22,7 +22,7 @@ async function ours(compat: SortCompat, args: string[]): Promise<{ stdout: strin
   const p = parseSortArgv(args, compat, 'page_owner_sort');
   if (!p.ok) throw new Error(p.stderr);
   let stdout = '';
-  const out: string[] = [];
+  const out: Buffer[] = [];
   await runPageOwnerSort(p.config, p.config.input, {
     progressOut: (s) => {
       stdout += s;
@@ -30,7 +30,7 @@ async function ours(compat: SortCompat, args: string[]): Promise<{ stdout: strin
     errOut: () => {},
     write: (s) => out.push(s),
   });
-  return { stdout, output: out.join('') };
+  return { stdout, output: Buffer.concat(out).toString('latin1') };
 }
 
 const MATRIX = [[], ['-m'], ['--cull=stacktrace', '-m'], ['-a'], ['--cull=pid,name,allocator'], ['-s']];

@@ -1,15 +1,23 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ODD_RECORDS, writeVariedDump } from '../../test/page-owner-c/varied.js';
 import { type LabKernel, labFixture } from '../../test/paths.js';
+import { culpritFrame, type Frame, stackKey } from '../index.js';
+import { MemsleuthError } from '../model/errors.js';
+import { type PageOwnerParseOptions, parsePageOwner } from '../sources/page_owner.js';
 import {
   allocatorOf,
   diffPageOwner,
+  type GroupPageOwnerOptions,
+  groupLabel,
   groupPageOwner,
   KERNEL_ALLOCATORS,
   PAGE_OWNER_GROUP_BY,
+  type PageOwnerGroupBy,
 } from './page_owner.js';
-import { toCollapsed, toSpeedscope } from './stacks.js';
+import { type StackGroup, toCollapsed, topGroups, toSpeedscope } from './stacks.js';
 
 const dump = (k: LabKernel, m: 'before' | 'mid' | 'after') => join(labFixture(k, m), 'page_owner');
 
@@ -110,4 +118,230 @@ describe('diffPageOwner on the lab before/after dumps', () => {
       pagesInText(dump('6.12', 'after')) - pagesInText(dump('6.12', 'before')),
     );
   });
+});
+
+/**
+ * The grouping written the plain way, from parsePageOwner's typed records: what the
+ * byte-level engine (scanner, worker threads, interned stacks) must give.
+ */
+async function reference(file: string, by: PageOwnerGroupBy, opts: GroupPageOwnerOptions = {}) {
+  const groups = new Map<string, { frames: Frame[]; count: number; pages: number }>();
+  let records = 0;
+  let kept = 0;
+  let pages = 0;
+  const allow = opts.allocators ? new Set(opts.allocators) : undefined;
+  await parsePageOwner(file, (r) => {
+    records++;
+    if (allow && !allow.has(allocatorOf(r))) return;
+    if (opts.module !== undefined && !r.frames.some((f) => f.module === opts.module)) return;
+    kept++;
+    pages += r.pages;
+    let frames: Frame[];
+    if (by === 'stack') frames = r.frames;
+    else if (by === 'function') {
+      const c = culpritFrame(r.frames);
+      frames = c ? [{ func: c.func, ...(c.module !== undefined ? { module: c.module } : {}) }] : [];
+    } else frames = [{ func: groupLabel(r, by) }];
+    const key = stackKey(frames);
+    let g = groups.get(key);
+    if (!g) {
+      g = { frames, count: 0, pages: 0 };
+      groups.set(key, g);
+    }
+    g.count++;
+    g.pages += r.pages;
+  });
+  return { groups, records, kept, pages };
+}
+
+function asMap(gs: readonly StackGroup[]) {
+  return new Map(
+    gs.map((g) => [g.key, { frames: g.frames, count: g.weights.count, pages: g.weights.pages }]),
+  );
+}
+
+describe('the byte-level engine against a plain grouping of parsed records', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'po-group-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const dump = join(tmp, 'varied');
+  const made = writeVariedDump(dump, {
+    source: dump612(),
+    bytes: 2 << 20,
+    variants: 30,
+    seed: 9,
+    odd: ODD_RECORDS,
+    every: 173,
+  });
+  function dump612() {
+    return join(labFixture('6.12', 'after'), 'page_owner');
+  }
+
+  it('every grouping, filters, in this thread, worker threads and from a stream', async () => {
+    await made;
+    const cases: [PageOwnerGroupBy, GroupPageOwnerOptions][] = PAGE_OWNER_GROUP_BY.map((by) => [by, {}]);
+    cases.push(['stack', { allocators: KERNEL_ALLOCATORS }], ['function', { module: 'leaky' }]);
+    for (const [by, o] of cases) {
+      const want = await reference(dump, by, o);
+      for (const how of [
+        { workers: 0 },
+        { workers: 2, chunkBytes: 200_000 },
+        { stream: true, workers: 2, chunkBytes: 150_000 },
+        // A pipe read here until it passes 300 kB, then by worker threads.
+        { stream: true, minParallelBytes: 300_000, chunkBytes: 100_000 },
+      ]) {
+        const { stream, ...parallel } = how as {
+          stream?: boolean;
+          workers?: number;
+          chunkBytes?: number;
+          minParallelBytes?: number;
+        };
+        const input = stream ? createReadStream(dump, { highWaterMark: 40_000 }) : dump;
+        const got = await groupPageOwner(input, { by, ...o, ...parallel });
+        expect(got.records).toBe(want.records);
+        expect(got.kept).toBe(want.kept);
+        expect(got.pages).toBe(want.pages);
+        expect(asMap(got.groups)).toEqual(want.groups);
+        // top(n) is topGroups(groups) cut at n, without building the other groups.
+        expect(got.top('pages', 9).map((g) => g.key)).toEqual(
+          topGroups(got.groups, 'pages', 9).map((g) => g.key),
+        );
+      }
+    }
+  }, 300_000);
+
+  it('diff: the same deltas as the plain groupings of both dumps', async () => {
+    await made;
+    const before = join(tmp, 'before');
+    await writeVariedDump(before, {
+      source: join(labFixture('6.12', 'before'), 'page_owner'),
+      bytes: 1 << 20,
+      variants: 30,
+      seed: 10,
+    });
+    const d = await diffPageOwner(before, dump, { workers: 2, chunkBytes: 150_000 });
+    const b = await reference(before, 'stack');
+    const a = await reference(dump, 'stack');
+    const keys = new Set([...b.groups.keys(), ...a.groups.keys()]);
+    expect(d.deltas.length).toBe(keys.size);
+    for (const x of d.deltas) {
+      const wb = b.groups.get(x.key);
+      const wa = a.groups.get(x.key);
+      expect(x.delta.pages).toBe((wa?.pages ?? 0) - (wb?.pages ?? 0));
+      expect(x.isNew).toBe(wb === undefined);
+      expect(x.frames).toEqual((wa ?? wb)!.frames);
+    }
+    expect(d.before.records).toBe(b.records);
+    expect(d.after.pages).toBe(a.pages);
+  }, 300_000);
+
+  it('reports a bad stack line with its line and byte, also from a worker thread', async () => {
+    await made;
+    const bad = join(tmp, 'bad');
+    const text = readFileSync(dump, 'latin1');
+    const at = text.indexOf('\n\n', text.length >> 1) + 2;
+    const rec =
+      'Page allocated via order 0, mask 0x0(), pid 1, tgid 1 (x), ts 1 ns\nPFN 0x1 type Unmovable Block 0 type Unmovable Flags 0x0()\n frame+0x1/0x2\nnot a frame line\n\n';
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(bad, text.slice(0, at) + rec + text.slice(at), 'latin1');
+    const line = text.slice(0, at).split('\n').length + 3;
+    for (const workers of [0, 2]) {
+      await expect(groupPageOwner(bad, { workers, chunkBytes: 150_000 })).rejects.toThrow(
+        new RegExp(`bad:${line} \\(byte ${at}\\): expected a stack frame, PFN line`),
+      );
+    }
+  }, 120_000);
+  /** Every way of reading a dump: this thread, worker threads over the file or a stream, a pipe handed over. */
+  const WAYS: { stream?: boolean; workers?: number; chunkBytes: number; minParallelBytes?: number }[] = [
+    { workers: 0, chunkBytes: 100_000 },
+    { workers: 2, chunkBytes: 150_000 },
+    { stream: true, workers: 2, chunkBytes: 150_000 },
+    { stream: true, minParallelBytes: 300_000, chunkBytes: 100_000 },
+  ];
+
+  /** The error of groupPageOwner on `file` read each way (all the same: returned once). */
+  async function errorsOf(file: string, o: GroupPageOwnerOptions = {}): Promise<string> {
+    const got = new Set<string>();
+    for (const { stream, ...parallel } of WAYS) {
+      const input = stream ? createReadStream(file, { highWaterMark: 40_000 }) : file;
+      const e = await groupPageOwner(input, { ...o, ...parallel, file }).then(
+        () => new Error('no error'),
+        (x: Error) => x,
+      );
+      expect(e, JSON.stringify(parallel)).toBeInstanceOf(MemsleuthError);
+      got.add(e.message);
+    }
+    expect([...got]).toHaveLength(1);
+    return [...got][0]!;
+  }
+
+  /** The error parsePageOwner (the record parser) gives for `file`. */
+  async function parserError(file: string, o: PageOwnerParseOptions = {}): Promise<string> {
+    return parsePageOwner(file, () => {}, o).then(
+      () => 'no error',
+      (x: Error) => x.message,
+    );
+  }
+
+  it('refuses the numbers the record parser refuses, with its error, in every thread', async () => {
+    await made;
+    const text = readFileSync(dump, 'latin1');
+    const at = text.indexOf('\n\n', Math.floor(text.length * 0.6)) + 2;
+    const head = (order: string, mask: string) =>
+      `Page allocated via order ${order}, mask ${mask}(GFP_KERNEL), pid 1, tgid 1 (x), ts 1 ns\n`;
+    const pfn = (p: string) => `PFN ${p} type Unmovable Block 0 type Unmovable Flags 0x0()\n`;
+    const stack = ' frame+0x1/0x2\n\n';
+    const cases: [string, RegExp][] = [
+      [head('21', '0xcc0') + pfn('0x1') + stack, /expected an order of at most 20/],
+      [
+        head('99999999999999999999', '0xcc0') + pfn('0x1') + stack,
+        /the order \(a whole number below 2\^53\)/,
+      ],
+      [head('0', '0x20000000000000') + pfn('0x1') + stack, /the mask \(a number below 2\^53\)/],
+      [head('0', '0xcc0') + pfn('0x20000000000000') + stack, /the PFN \(a number below 2\^53\)/],
+      [head('0', '0xcc0') + pfn('99999999999999999999') + stack, /the PFN \(a whole number below 2\^53\)/],
+    ];
+    const line = text.slice(0, at).split('\n').length;
+    for (const [i, [rec, what]] of cases.entries()) {
+      const bad = join(tmp, `absurd-${i}`);
+      writeFileSync(bad, text.slice(0, at) + rec + text.slice(at), 'latin1');
+      const want = await parserError(bad);
+      expect(want).toMatch(what);
+      expect(want).toMatch(new RegExp(`^${bad}:${line + (i >= 3 ? 1 : 0)}[: ]`));
+      expect(await errorsOf(bad)).toBe(want);
+    }
+  }, 300_000);
+
+  it('a record over the limit is an error at its first byte, in every thread and from a stream', async () => {
+    await made;
+    const text = readFileSync(dump, 'latin1');
+    const at = text.indexOf('\n\n', Math.floor(text.length * 0.4)) + 2;
+    const rec = text.slice(at, text.indexOf('\n\n', at) + 2);
+    const max = 100_000;
+    const cases = [
+      // A record of 150 kB, complete: its blank line comes after the limit.
+      rec.replace('\n ', `\n${' deep+0x1/0x2\n'.repeat(10_000)} `),
+      // 300 kB without a blank line, then records again.
+      `${'x'.repeat(299_999)}\n\n`,
+    ];
+    for (const [i, insert] of cases.entries()) {
+      const bad = join(tmp, `long-${i}`);
+      writeFileSync(bad, text.slice(0, at) + insert + text.slice(at), 'latin1');
+      const want = await parserError(bad, { maxRecordBytes: max });
+      expect(want).toBe(
+        `${bad} (byte ${at}): expected records of at most 100000 bytes, each followed by a blank line, found "no blank line within 100000 bytes"`,
+      );
+      expect(await errorsOf(bad, { maxRecordBytes: max })).toBe(want);
+    }
+    // The same at the end: 300 kB that never end.
+    const tail = join(tmp, 'long-tail');
+    writeFileSync(tail, `${text}${'y'.repeat(300_000)}`, 'latin1');
+    expect(await errorsOf(tail, { maxRecordBytes: max })).toBe(
+      `${tail} (byte ${text.length}): expected records of at most 100000 bytes, each followed by a blank line, found "no blank line within 100000 bytes"`,
+    );
+    // Records up to the limit are read.
+    const fits = join(tmp, 'long-fits');
+    writeFileSync(fits, text.slice(0, at) + cases[0]! + text.slice(at), 'latin1');
+    const g = await groupPageOwner(fits, { workers: 2, chunkBytes: 150_000, maxRecordBytes: 200_000 });
+    expect(g.records).toBe((await groupPageOwner(dump)).records + 1);
+  }, 300_000);
 });

@@ -5,13 +5,30 @@
  * the number of records; timestamps and PFNs are ignored by construction.
  */
 
-import type { Frame } from '../model/frame.js';
+import { parseError } from '../model/errors.js';
+import { type Frame, formatFrame, parseFrame } from '../model/frame.js';
 import {
+  BlockReader,
+  checkRecordTail,
   type PageOwnerInput,
   type PageOwnerParseOptions,
   type PageOwnerRecord,
-  parsePageOwner,
 } from '../sources/page_owner.js';
+import { U32Column } from './intern.js';
+import { type ParallelOptions, scanChunks } from './page_owner_parallel.js';
+import {
+  type ChunkResult,
+  F_SLAB_FLAG,
+  K_ODD,
+  type OddRecord,
+  PageOwnerDict,
+  T_COMM,
+  T_MT,
+  T_ODD,
+  T_PREFIX,
+  T_REST,
+  TUPLE,
+} from './page_owner_scan.js';
 import {
   culpritFrame,
   diffGroups,
@@ -19,7 +36,8 @@ import {
   moduleOf,
   StackAggregator,
   type StackGroup,
-  type Weights,
+  StackTable,
+  type WeightName,
 } from './stacks.js';
 
 export type PageOwnerGroupBy =
@@ -129,7 +147,7 @@ export function groupLabel(r: PageOwnerRecord, by: Exclude<PageOwnerGroupBy, 'st
   }
 }
 
-export interface GroupPageOwnerOptions extends PageOwnerParseOptions {
+export interface GroupPageOwnerOptions extends PageOwnerParseOptions, Omit<ParallelOptions, 'onProgress'> {
   by?: PageOwnerGroupBy;
   /** Bytes per page (default 4096). */
   pageSizeBytes?: number;
@@ -141,6 +159,7 @@ export interface GroupPageOwnerOptions extends PageOwnerParseOptions {
 
 export interface PageOwnerGroups {
   by: PageOwnerGroupBy;
+  /** Every group (built on first use: prefer top() when only the largest are wanted). */
   groups: StackGroup[];
   /** Records read (before filters). */
   records: number;
@@ -150,90 +169,411 @@ export interface PageOwnerGroups {
   pages: number;
   bytes: number;
   inputBytes: number;
+  /** The `limit` largest groups by `weight` (ties by key), building no other group. */
+  top(weight: WeightName, limit?: number): StackGroup[];
+}
+
+const RE_PREFIX = /^Page allocated via order (\d+), mask (0x[0-9a-fA-F]+|0|\d+)(?:\(([^)]*)\))?/;
+const ALLOCATOR_CODE: Record<PageAllocator, number> = {
+  slab: 1,
+  vmalloc: 2,
+  'page cache': 3,
+  anonymous: 4,
+  other: 5,
+};
+
+/** The result of groupPageOwner: counts, and the groups built when asked for. */
+class Grouped implements PageOwnerGroups {
+  readonly #agg: StackAggregator;
+  readonly #display: Map<number, Frame[]>;
+  #groups: StackGroup[] | undefined;
+  constructor(
+    readonly by: PageOwnerGroupBy,
+    readonly records: number,
+    readonly kept: number,
+    readonly pages: number,
+    readonly bytes: number,
+    readonly inputBytes: number,
+    agg: StackAggregator,
+    display: Map<number, Frame[]>,
+  ) {
+    this.#agg = agg;
+    this.#display = display;
+  }
+  get groups(): StackGroup[] {
+    this.#groups ??= this.#agg.result(this.#display);
+    return this.#groups;
+  }
+  top(weight: WeightName, limit = Number.POSITIVE_INFINITY): StackGroup[] {
+    return this.#agg.top(weight, limit, this.#display);
+  }
+}
+
+/**
+ * Grouping of one dump, fed chunk by chunk (page_owner_scan.ts), in columns: per
+ * distinct stack, prefix or name the answers are computed once and cached by id. A
+ * stack is read once, when the dict learns it, from its interned lines: every distinct
+ * line is parsed once (a frame, or a line the kernel adds), and the frames are interned
+ * (StackTable): no string is built per stack.
+ */
+class PageOwnerGrouping {
+  records = 0;
+  kept = 0;
+  pages = 0;
+  private line = 1;
+  private readonly agg: StackAggregator;
+  /** Display frames of this dump where they differ from the table's (diff's second dump). */
+  private readonly display = new Map<number, Frame[]>();
+  /** Frames of rests whose frames differ from their stack's display frames. */
+  private readonly otherFrames = new Map<number, Frame[]>();
+  /** Rests whose lines are not a stack: their text, for the error with the first record that has one. */
+  private readonly bad = new Map<number, string>();
+  private lineFrame = new Int32Array(1024);
+  private seenStack = new Uint8Array(1024);
+  // By rest id: stack (+1) of the grouping, allocator class, module filter (1 in, 2 out).
+  private restStack = new Int32Array(1024);
+  private restAllocator = new Uint8Array(1024);
+  private restModule = new Uint8Array(1024);
+  private readonly prefixPages: number[] = [];
+  private readonly prefixGfp: string[] = [];
+  private readonly labelStack = new Map<string, number>();
+  private readonly reader: BlockReader;
+  private readonly allow: Set<PageAllocator> | undefined;
+  private readonly pageSize: number;
+  private readonly frameIds = new U32Column(64);
+
+  constructor(
+    private readonly dict: PageOwnerDict,
+    private readonly stacks: StackTable,
+    private readonly by: PageOwnerGroupBy,
+    private readonly opts: GroupPageOwnerOptions,
+    private readonly file: string,
+  ) {
+    this.agg = new StackAggregator(stacks);
+    this.reader = new BlockReader(file, opts);
+    this.allow = opts.allocators ? new Set(opts.allocators) : undefined;
+    this.pageSize = opts.pageSizeBytes ?? 4096;
+  }
+
+  chunk(c: ChunkResult): void {
+    const t = c.tuples;
+    const lineCount = this.dict.rests.lineCount.data;
+    for (let i = 0; i < t.length; i += TUPLE) {
+      if (t[i]! & K_ODD) {
+        this.odd(c.odd[t[i + T_ODD]!]!);
+        continue;
+      }
+      this.records++;
+      const rest = t[i + T_REST]!;
+      const badText = this.bad.get(rest);
+      if (badText !== undefined) checkRecordTail(badText, this.file, this.line + 2, c.offset + t[i + T_ODD]!);
+      this.line += 3 + lineCount[rest]!;
+      const prefix = t[i + T_PREFIX]!;
+      if (this.allow) {
+        const a = t[i]! & F_SLAB_FLAG ? 'slab' : PAGE_ALLOCATORS[this.restAllocator[rest]! - 1]!;
+        if (!this.allow.has(a)) continue;
+      }
+      if (this.opts.module !== undefined && this.restModule[rest] !== 1) continue;
+      const pages = this.pagesOf(prefix);
+      let stack: number;
+      switch (this.by) {
+        case 'comm':
+          stack = this.label(this.dict.comms.text(t[i + T_COMM]!));
+          break;
+        case 'order':
+          stack = this.label(`order ${Math.log2(pages)}`);
+          break;
+        case 'gfp':
+          stack = this.label(this.gfpOf(prefix));
+          break;
+        case 'migratetype': {
+          const mt = t[i + T_MT]!;
+          stack = this.label(mt > 0 ? this.dict.migratetypes.text(mt - 1) : '(not printed)');
+          break;
+        }
+        case 'allocator':
+          stack = this.label(t[i]! & F_SLAB_FLAG ? 'slab' : PAGE_ALLOCATORS[this.restAllocator[rest]! - 1]!);
+          break;
+        default:
+          // stack, function, module: decided by the rest when it was learnt.
+          stack = this.restStack[rest]! - 1;
+          if (this.by === 'stack') this.firstOfStack(stack, rest);
+      }
+      this.kept++;
+      this.pages += pages;
+      this.agg.addStack(stack, 1, pages * this.pageSize, pages);
+    }
+  }
+
+  /** True for the first record of `stack` in this dump (whose frames are shown for it). */
+  private firstSeen(stack: number): boolean {
+    if (stack >= this.seenStack.length) {
+      let n = this.seenStack.length * 2;
+      while (n <= stack) n *= 2;
+      const b = new Uint8Array(n);
+      b.set(this.seenStack);
+      this.seenStack = b;
+    }
+    if (this.seenStack[stack]) return false;
+    this.seenStack[stack] = 1;
+    return true;
+  }
+
+  private firstOfStack(stack: number, rest: number): void {
+    if (!this.firstSeen(stack)) return;
+    const other = this.otherFrames.get(rest);
+    if (other) this.display.set(stack, other);
+  }
+
+  /**
+   * Frame id (+1) of a line id, -1 for a line the kernel adds after the stack (migrate
+   * reason, memcg, handles, a misplaced PFN line: such records take the slow path), -2
+   * for anything else.
+   */
+  private frameOfLine(line: number): number {
+    if (line >= this.lineFrame.length) {
+      let n = this.lineFrame.length * 2;
+      while (n <= line) n *= 2;
+      const b = new Int32Array(n);
+      b.set(this.lineFrame);
+      this.lineFrame = b;
+    }
+    let f = this.lineFrame[line]!;
+    if (f === 0) {
+      const text = this.dict.lines.text(line);
+      if (text.startsWith(' ')) {
+        const frame = parseFrame(text);
+        f = frame ? this.stacks.frames.intern(frame) + 1 : -2;
+      } else
+        f =
+          text.startsWith('PFN ') ||
+          text.startsWith('Page has been migrated, last migrate reason: ') ||
+          text.startsWith('Charged ') ||
+          text === 'Slab cache page' ||
+          text.startsWith('handle:') ||
+          text.startsWith('free_handle:')
+            ? -1
+            : -2;
+      this.lineFrame[line] = f;
+    }
+    return f;
+  }
+
+  /**
+   * A stack the dict has just learnt (its line ids, valid during the call): its frames,
+   * and what the grouping will ask of it. The dict keeps no lines: this is the one read.
+   */
+  learn(rest: number, lines: Uint32Array, n: number): void {
+    this.grow(rest);
+    const ids = this.frameIds;
+    ids.length = 0;
+    for (let k = 0; k < n; k++) {
+      const f = this.frameOfLine(lines[k]!);
+      if (f === -2) {
+        // Not a page_owner stack: the first record that has it reports the line.
+        let text = '';
+        for (let j = 0; j < n; j++) text += `${this.dict.lines.text(lines[j]!)}\n`;
+        this.bad.set(rest, text);
+        return;
+      }
+      if (f > 0) ids.push(f - 1);
+    }
+    const by = this.by;
+    const table = this.stacks.frames.frames;
+    const frames = () => Array.from(ids.view(), (id) => table[id]!);
+    if (by === 'stack') {
+      const s = this.stacks.intern(ids.data, ids.length);
+      this.restStack[rest] = s + 1;
+      // Frames that print differently from the first ones seen with this key.
+      let differ = this.stacks.depth(s) !== ids.length;
+      for (let k = 0; !differ && k < ids.length; k++) differ = this.stacks.frameId(s, k) !== ids.data[k];
+      if (differ) this.otherFrames.set(rest, frames());
+    } else if (by === 'function') {
+      const f = culpritFrame(frames());
+      this.restStack[rest] =
+        this.stacks.internFrames(
+          f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
+        ) + 1;
+    } else if (by === 'module') {
+      const m = moduleOf(frames());
+      this.restStack[rest] = this.label(m === undefined ? 'vmlinux' : `[${m}]`) + 1;
+    }
+    if (this.allow || by === 'allocator')
+      this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(frames())];
+    if (this.opts.module !== undefined) {
+      const mod = this.opts.module;
+      let has = false;
+      for (let k = 0; k < ids.length && !has; k++) has = table[ids.data[k]!]!.module === mod;
+      this.restModule[rest] = has ? 1 : 2;
+    }
+  }
+
+  /** A record the scanner left to the slow path: decoded by the record parser. */
+  private odd(o: OddRecord): void {
+    const buf = Buffer.from(o.text, 'latin1');
+    this.reader.line = this.line;
+    const r = this.reader.read({
+      buf,
+      start: 0,
+      end: buf.length,
+      offset: o.offset,
+      unterminated: o.unterminated,
+    });
+    this.line = this.reader.line;
+    if (!r) return; // the last record, cut short (--lenient): dropped with a warning
+    this.records++;
+    if (this.allow && !this.allow.has(allocatorOf(r))) return;
+    if (this.opts.module !== undefined && !r.frames.some((f) => f.module === this.opts.module)) return;
+    let stack: number;
+    const by = this.by;
+    if (by === 'stack') {
+      stack = this.stacks.internFrames(r.frames);
+      if (this.firstSeen(stack)) {
+        const shown = this.stacks.framesOf(stack);
+        if (
+          shown.length !== r.frames.length ||
+          shown.some((f, k) => formatFrame(f) !== formatFrame(r.frames[k]!))
+        )
+          this.display.set(stack, r.frames);
+      }
+    } else if (by === 'function') {
+      const f = culpritFrame(r.frames);
+      stack = this.stacks.internFrames(
+        f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
+      );
+    } else stack = this.label(groupLabel(r, by));
+    this.kept++;
+    this.pages += r.pages;
+    this.agg.addStack(stack, 1, r.pages * this.pageSize, r.pages);
+  }
+
+  private grow(rest: number): void {
+    if (rest < this.restStack.length) return;
+    let n = this.restStack.length * 2;
+    while (n <= rest) n *= 2;
+    const g = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.restStack = g(this.restStack, (k) => new Int32Array(k));
+    this.restAllocator = g(this.restAllocator, (k) => new Uint8Array(k));
+    this.restModule = g(this.restModule, (k) => new Uint8Array(k));
+  }
+
+  private label(text: string): number {
+    let s = this.labelStack.get(text);
+    if (s === undefined) {
+      s = this.stacks.internFrames([{ func: text }]);
+      this.labelStack.set(text, s);
+    }
+    return s;
+  }
+
+  private pagesOf(prefix: number): number {
+    let p = this.prefixPages[prefix];
+    if (p === undefined) {
+      p = 2 ** Number(RE_PREFIX.exec(this.dict.prefixes.text(prefix))![1]);
+      this.prefixPages[prefix] = p;
+    }
+    return p;
+  }
+
+  private gfpOf(prefix: number): string {
+    let g = this.prefixGfp[prefix];
+    if (g === undefined) {
+      const m = RE_PREFIX.exec(this.dict.prefixes.text(prefix))!;
+      const mask = m[2]!.startsWith('0x') ? Number.parseInt(m[2]!, 16) : Number(m[2]);
+      g = `0x${mask.toString(16)}${m[3] !== undefined ? `(${m[3]})` : ''}`;
+      this.prefixGfp[prefix] = g;
+    }
+    return g;
+  }
+
+  result(inputBytes: number): PageOwnerGroups {
+    return new Grouped(
+      this.by,
+      this.records,
+      this.kept,
+      this.pages,
+      this.pages * this.pageSize,
+      inputBytes,
+      this.agg,
+      this.display,
+    );
+  }
 }
 
 /**
  * Read a page_owner dump (file path, stdin or any chunk stream) and group it.
  * `weights.count` is page blocks, `pages` is 2^order summed, `bytes` pages * page size.
+ * Big files are scanned by worker threads (see ParallelOptions); the result is the same.
  */
 export async function groupPageOwner(
   input: PageOwnerInput,
   opts: GroupPageOwnerOptions = {},
 ): Promise<PageOwnerGroups> {
+  return groupInto(input, opts, new StackTable());
+}
+
+async function groupInto(
+  input: PageOwnerInput,
+  opts: GroupPageOwnerOptions,
+  stacks: StackTable,
+): Promise<PageOwnerGroups> {
   const by = opts.by ?? 'stack';
-  const pageSize = opts.pageSizeBytes ?? 4096;
-  const labelFrames = new Map<string, Frame[]>();
-  const culprits = new WeakMap<readonly Frame[], Frame[]>();
-  // Weights per frames array (by identity: no key string per record); merged by key at the end.
-  const acc = new Map<Frame[], Weights>();
-  const frameLabel = (label: string): Frame[] => {
-    let fr = labelFrames.get(label);
-    if (!fr) {
-      fr = [{ func: label }];
-      labelFrames.set(label, fr);
-    }
-    return fr;
-  };
-  let kept = 0;
-  let pages = 0;
-  const allow = opts.allocators ? new Set(opts.allocators) : undefined;
-  const { records, bytes } = await parsePageOwner(
+  const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
+  const dict = new PageOwnerDict();
+  const g = new PageOwnerGrouping(dict, stacks, by, opts, file);
+  dict.onRest = (id, lines, n) => g.learn(id, lines, n);
+  const totals = await scanChunks(
     input,
-    (r) => {
-      if (allow && !allow.has(allocatorOf(r))) return;
-      if (opts.module !== undefined && !r.frames.some((f) => f.module === opts.module)) return;
-      kept++;
-      pages += r.pages;
-      let fr: Frame[];
-      if (by === 'stack') {
-        fr = r.frames;
-      } else if (by === 'function') {
-        let c = culprits.get(r.frames);
-        if (c === undefined) {
-          const f = culpritFrame(r.frames);
-          c = f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [];
-          culprits.set(r.frames, c);
-        }
-        fr = c;
-      } else {
-        fr = frameLabel(groupLabel(r, by));
-      }
-      let w = acc.get(fr);
-      if (w === undefined) {
-        w = { count: 0, pages: 0, bytes: 0 };
-        acc.set(fr, w);
-      }
-      w.count++;
-      w.pages += r.pages;
-      w.bytes += r.pages * pageSize;
+    dict,
+    {
+      migratetypes: by === 'migratetype',
+      comms: by === 'comm',
+      file,
+      ...(opts.maxRecordBytes !== undefined ? { maxRecordBytes: opts.maxRecordBytes } : {}),
     },
-    opts,
+    (c) => g.chunk(c),
+    {
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
+      ...(opts.minParallelBytes !== undefined ? { minParallelBytes: opts.minParallelBytes } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    },
   );
-  const agg = new StackAggregator(false);
-  for (const [fr, w] of acc) agg.add(fr, w);
-  return { by, groups: agg.result(), records, kept, pages, bytes: pages * pageSize, inputBytes: bytes };
+  if (totals.bytes === 0) throw parseError(file, 1, 'page_owner records', '<empty input>');
+  return g.result(totals.bytes);
 }
 
 export interface PageOwnerDiff {
   by: PageOwnerGroupBy;
   /** Every group, largest page gain first. */
   deltas: GroupDelta[];
-  before: Omit<PageOwnerGroups, 'groups'>;
-  after: Omit<PageOwnerGroups, 'groups'>;
+  before: Omit<PageOwnerGroups, 'groups' | 'top'>;
+  after: Omit<PageOwnerGroups, 'groups' | 'top'>;
 }
 
-/** Group both dumps the same way and rank the groups by pages gained. */
+/** Group both dumps the same way (stacks interned once for both) and rank the groups by pages gained. */
 export async function diffPageOwner(
   before: PageOwnerInput,
   after: PageOwnerInput,
   opts: GroupPageOwnerOptions & { beforeFile?: string; afterFile?: string } = {},
 ): Promise<PageOwnerDiff> {
   const { beforeFile, afterFile, ...rest } = opts;
-  const b = await groupPageOwner(before, { ...rest, ...(beforeFile ? { file: beforeFile } : {}) });
-  const a = await groupPageOwner(after, { ...rest, ...(afterFile ? { file: afterFile } : {}) });
-  const { groups: bg, ...bs } = b;
-  const { groups: ag, ...as } = a;
-  return { by: b.by, deltas: diffGroups(bg, ag, 'pages'), before: bs, after: as };
+  const stacks = new StackTable();
+  const b = await groupInto(before, { ...rest, ...(beforeFile ? { file: beforeFile } : {}) }, stacks);
+  const a = await groupInto(after, { ...rest, ...(afterFile ? { file: afterFile } : {}) }, stacks);
+  const counts = (g: PageOwnerGroups) => ({
+    by: g.by,
+    records: g.records,
+    kept: g.kept,
+    pages: g.pages,
+    bytes: g.bytes,
+    inputBytes: g.inputBytes,
+  });
+  return { by: b.by, deltas: diffGroups(b.groups, a.groups, 'pages'), before: counts(b), after: counts(a) };
 }
 
 /** Kernel allocations only: what slab, vmalloc and the buddy "black hole" hold. */

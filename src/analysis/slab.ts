@@ -5,7 +5,7 @@ import type { CallstackBlock } from '../sources/callstack_blocks.js';
 import { parseSlabTraces, type SlabTraceLocation } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
 import type { ParseSettings } from '../sources/text.js';
-import { diffGroups, type GroupDelta, type StackGroup } from './stacks.js';
+import { diffGroups, type GroupDelta, InternedStackGroup, type StackGroup, StackTable } from './stacks.js';
 
 /** Just the parse settings of an options object. */
 const parseOf = (o: ParseSettings): ParseSettings => ({
@@ -297,13 +297,19 @@ function toSite(
  * separately for the same stack (different waste per object).
  */
 export function slabSiteGroups(sites: readonly SlabCallSite[]): StackGroup[] {
+  const stacks = new StackTable();
   const map = new Map<string, StackGroup>();
   for (const s of sites) {
-    const key = slabSiteKey(s);
-    let g = map.get(key);
+    // Stacks interned once: the map is keyed by cache and stack id, not by stack text.
+    const id = stacks.internFrames(s.frames);
+    const k = `${s.cache}\u0000${id}`;
+    let g = map.get(k);
     if (!g) {
-      g = { key, frames: s.frames, weights: { count: 0, bytes: 0, pages: 0 } };
-      map.set(key, g);
+      g = new InternedStackGroup(stacks, id, { count: 0, bytes: 0, pages: 0 }, s.frames, {
+        keyPrefix: `${s.cache}:`,
+        emptyKey: '<not-available>',
+      });
+      map.set(k, g);
     }
     g.weights.count += s.outstanding;
     g.weights.bytes += s.bytes;
@@ -337,14 +343,22 @@ export function diffSlabCallSites(
  * as stack groups: key = optional cache label + stack; count, bytes and pages summed.
  */
 export function callstackGroups(blocks: readonly CallstackBlock[]): StackGroup[] {
+  const stacks = new StackTable();
   const map = new Map<string, StackGroup>();
   for (const b of blocks) {
     const cache = b.labels.cache ?? b.labels.name ?? b.labels.slab;
-    const key = `${cache ? `${cache}:` : ''}${stackKey(b.frames)}`;
-    let g = map.get(key);
+    const id = stacks.internFrames(b.frames);
+    const k = `${cache ?? ''}\u0000${id}`;
+    let g = map.get(k);
     if (!g) {
-      g = { key, frames: b.frames, weights: { count: 0, bytes: 0, pages: 0 } };
-      map.set(key, g);
+      g = new InternedStackGroup(
+        stacks,
+        id,
+        { count: 0, bytes: 0, pages: 0 },
+        b.frames,
+        cache ? { keyPrefix: `${cache}:` } : {},
+      );
+      map.set(k, g);
     }
     g.weights.count += b.count;
     g.weights.bytes += b.bytes ?? 0;

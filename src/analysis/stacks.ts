@@ -6,7 +6,8 @@
  * from any source.
  */
 
-import { type Frame, frameKey, stackKey } from '../model/frame.js';
+import { type Frame, formatFrame, frameKey } from '../model/frame.js';
+import { F64Column, fmix32, U32Column } from './intern.js';
 
 /**
  * Functions that belong to the allocators themselves. The culprit of an allocation is
@@ -100,37 +101,358 @@ export interface StackGroup {
   weights: Weights;
 }
 
-/** Bounded by distinct stacks, not by input size. */
-export class StackAggregator {
-  private readonly groups = new Map<string, StackGroup>();
-  constructor(private readonly withOffsets = false) {}
+/**
+ * Every distinct frame once: parsed once, shared (read-only) by every stack that has it,
+ * with its matching keys (`func [module]`, and the form with offsets) as key ids. Keys
+ * live in one table of texts, so two frames that print the same key share its id.
+ */
+export class FrameTable {
+  /** Frames by id. */
+  readonly frames: Frame[] = [];
+  /** Key texts by key id. */
+  readonly keys: string[] = [];
+  private readonly matchKey = new U32Column();
+  private readonly offsetKey = new U32Column();
+  private readonly byIdentity = new Map<string, number>();
+  private readonly byKey = new Map<string, number>();
 
-  add(frames: readonly Frame[], w: Partial<Weights>): void {
-    const key = stackKey(frames, this.withOffsets);
-    let g = this.groups.get(key);
-    if (!g) {
-      g = { key, frames: frames.slice(), weights: { count: 0, bytes: 0, pages: 0 } };
-      this.groups.set(key, g);
+  get size(): number {
+    return this.frames.length;
+  }
+
+  /** Id of a frame (frames that print alike, with the same address, share one). */
+  intern(f: Frame): number {
+    const shown = formatFrame(f);
+    const identity = f.address === undefined ? shown : `${shown}@${f.address}`;
+    let id = this.byIdentity.get(identity);
+    if (id === undefined) {
+      id = this.frames.length;
+      this.frames.push(f);
+      this.byIdentity.set(identity, id);
+      this.matchKey.push(this.keyId(frameKey(f)));
+      this.offsetKey.push(this.keyId(shown));
     }
-    g.weights.count += w.count ?? 1;
-    g.weights.bytes += w.bytes ?? 0;
-    g.weights.pages += w.pages ?? 0;
+    return id;
+  }
+
+  /** Id of a key text. */
+  keyId(text: string): number {
+    let k = this.byKey.get(text);
+    if (k === undefined) {
+      k = this.keys.length;
+      this.keys.push(text);
+      this.byKey.set(text, k);
+    }
+    return k;
+  }
+
+  /** Key id of a frame: `func [module]`, or with offsets. */
+  keyOf(frameId: number, withOffsets = false): number {
+    return (withOffsets ? this.offsetKey : this.matchKey).data[frameId]!;
+  }
+}
+
+/**
+ * Stacks interned once: a stack is a run of frame ids in one pool, looked up by its
+ * key ids (offsets ignored unless `withOffsets`), so a distinct stack costs a few bytes
+ * per frame plus a dozen, whatever the number of records that carry it. The frames kept
+ * for display are those of the first stack seen with the key.
+ */
+export class StackTable {
+  readonly frames: FrameTable;
+  private readonly pool = new U32Column(4096);
+  private readonly starts = new U32Column();
+  private readonly lengths = new U32Column();
+  private readonly hashes = new U32Column();
+  private slots = new Int32Array(1 << 10).fill(-1);
+  private scratch = new Uint32Array(64);
+
+  constructor(
+    frames: FrameTable = new FrameTable(),
+    readonly withOffsets = false,
+  ) {
+    this.frames = frames;
   }
 
   get size(): number {
-    return this.groups.size;
+    return this.starts.length;
   }
 
-  result(): StackGroup[] {
-    return [...this.groups.values()];
+  /** Id of the stack of these frames, added when new. */
+  internFrames(frames: readonly Frame[]): number {
+    if (this.scratch.length < frames.length) this.scratch = new Uint32Array(frames.length * 2);
+    const ids = this.scratch;
+    for (let i = 0; i < frames.length; i++) ids[i] = this.frames.intern(frames[i]!);
+    return this.intern(ids, frames.length);
   }
+
+  /** Id of the stack whose frames are `frameIds[0..n)` (ids of this table's FrameTable). */
+  intern(frameIds: ArrayLike<number>, n: number): number {
+    const ft = this.frames;
+    const off = this.withOffsets;
+    let h = n | 0;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ ft.keyOf(frameIds[i]!, off), 0x01000193) + (h >>> 15);
+    h = fmix32(h) >>> 0;
+    const mask = this.slots.length - 1;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.slots[slot]!;
+      if (id < 0) break;
+      if (this.hashes.data[id] === h && this.lengths.data[id] === n) {
+        const s = this.starts.data[id]!;
+        const pool = this.pool.data;
+        let k = 0;
+        while (k < n && ft.keyOf(pool[s + k]!, off) === ft.keyOf(frameIds[k]!, off)) k++;
+        if (k === n) return id;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const id = this.starts.length;
+    this.starts.push(this.pool.length);
+    this.lengths.push(n);
+    this.hashes.push(h);
+    this.pool.grow(this.pool.length + n);
+    for (let i = 0; i < n; i++) this.pool.data[this.pool.length++] = frameIds[i]!;
+    this.slots[slot] = id;
+    if ((id + 1) * 2 > this.slots.length) this.rehash();
+    return id;
+  }
+
+  /** Number of frames of a stack. */
+  depth(id: number): number {
+    return this.lengths.data[id]!;
+  }
+
+  /** Frame id `i` of a stack. */
+  frameId(id: number, i: number): number {
+    return this.pool.data[this.starts.data[id]! + i]!;
+  }
+
+  /** The display frames of a stack (shared Frame objects, a new array). */
+  framesOf(id: number): Frame[] {
+    const s = this.starts.data[id]!;
+    const n = this.lengths.data[id]!;
+    const out: Frame[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.frames.frames[this.pool.data[s + i]!]!;
+    return out;
+  }
+
+  /** The matching key of a stack, as `stackKey` spells it (built on each call). */
+  keyOf(id: number): string {
+    const s = this.starts.data[id]!;
+    const n = this.lengths.data[id]!;
+    const parts: string[] = new Array(n);
+    for (let i = 0; i < n; i++)
+      parts[i] = this.frames.keys[this.frames.keyOf(this.pool.data[s + i]!, this.withOffsets)]!;
+    return parts.join(';');
+  }
+
+  /**
+   * Order of two stacks' keys as strings (`keyOf(a) < keyOf(b)`), without building them:
+   * frame keys are compared one by one, minding that `;` follows every key but the last.
+   */
+  compareKeys(a: number, b: number): number {
+    if (a === b) return 0;
+    const ft = this.frames;
+    const off = this.withOffsets;
+    const pool = this.pool.data;
+    const sa = this.starts.data[a]!;
+    const sb = this.starts.data[b]!;
+    const na = this.lengths.data[a]!;
+    const nb = this.lengths.data[b]!;
+    for (let i = 0; ; i++) {
+      if (i === na) return i === nb ? 0 : -1;
+      if (i === nb) return 1;
+      const ka = ft.keyOf(pool[sa + i]!, off);
+      const kb = ft.keyOf(pool[sb + i]!, off);
+      if (ka === kb) continue;
+      const ta = ft.keys[ka]!;
+      const tb = ft.keys[kb]!;
+      if (ta.includes(';') || tb.includes(';')) {
+        // A name with ";" in it blurs where frames start: compare the whole keys.
+        const x = this.keyOf(a);
+        const y = this.keyOf(b);
+        return x < y ? -1 : x > y ? 1 : 0;
+      }
+      // One key a prefix of the other: what follows it (";" or the end) decides.
+      if (tb.length > ta.length && tb.startsWith(ta)) {
+        if (i === na - 1) return -1;
+        return 59 < tb.charCodeAt(ta.length) ? -1 : 1;
+      }
+      if (ta.length > tb.length && ta.startsWith(tb)) {
+        if (i === nb - 1) return 1;
+        return ta.charCodeAt(tb.length) < 59 ? -1 : 1;
+      }
+      return ta < tb ? -1 : 1;
+    }
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2).fill(-1);
+    const mask = slots.length - 1;
+    for (let id = 0; id < this.starts.length; id++) {
+      let slot = this.hashes.data[id]! & mask;
+      while (slots[slot]! >= 0) slot = (slot + 1) & mask;
+      slots[slot] = id;
+    }
+    this.slots = slots;
+  }
+}
+
+/**
+ * A group whose stack lives in a StackTable: `frames` are shared Frame objects, `key`
+ * is spelled on demand (it is long, and most groups are never printed), and JSON
+ * carries all three like a plain StackGroup.
+ */
+export class InternedStackGroup implements StackGroup {
+  readonly #stacks: StackTable;
+  readonly #id: number;
+  readonly #keyPrefix: string;
+  readonly #emptyKey: string | undefined;
+  frames: Frame[];
+  weights: Weights;
+  /**
+   * `frames` default to the first stack the table saw with this key. `keyPrefix` is put
+   * before the key (a group of a slab cache: `cache:`), `emptyKey` replaces the key of a
+   * stack without frames.
+   */
+  constructor(
+    stacks: StackTable,
+    stackId: number,
+    weights: Weights,
+    frames?: Frame[],
+    opts: { keyPrefix?: string; emptyKey?: string } = {},
+  ) {
+    this.#stacks = stacks;
+    this.#id = stackId;
+    this.#keyPrefix = opts.keyPrefix ?? '';
+    this.#emptyKey = opts.emptyKey;
+    this.frames = frames ?? stacks.framesOf(stackId);
+    this.weights = weights;
+  }
+  get key(): string {
+    const k =
+      this.#emptyKey !== undefined && this.#stacks.depth(this.#id) === 0
+        ? this.#emptyKey
+        : this.#stacks.keyOf(this.#id);
+    return this.#keyPrefix + k;
+  }
+  get stackId(): number {
+    return this.#id;
+  }
+  get stacks(): StackTable {
+    return this.#stacks;
+  }
+  /** True when the key is the stack's key alone (groups can then be matched by stack id). */
+  get plainKey(): boolean {
+    return this.#keyPrefix === '' && this.#emptyKey === undefined;
+  }
+  toJSON(): StackGroup {
+    return { key: this.key, frames: this.frames, weights: this.weights };
+  }
+}
+
+/** Bounded by distinct stacks, not by input size: weights in columns, stacks interned. */
+export class StackAggregator {
+  readonly stacks: StackTable;
+  private readonly ids = new U32Column();
+  private groupOf: Int32Array = new Int32Array(1024).fill(-1);
+  private readonly count = new F64Column();
+  private readonly bytes = new F64Column();
+  private readonly pages = new F64Column();
+
+  constructor(withOffsets: boolean | StackTable = false) {
+    this.stacks =
+      typeof withOffsets === 'boolean' ? new StackTable(new FrameTable(), withOffsets) : withOffsets;
+  }
+
+  add(frames: readonly Frame[], w: Partial<Weights>): void {
+    this.addStack(this.stacks.internFrames(frames), w.count ?? 1, w.bytes ?? 0, w.pages ?? 0);
+  }
+
+  /** Add to the group of an interned stack. */
+  addStack(stackId: number, count: number, bytes: number, pages: number): void {
+    if (stackId >= this.groupOf.length) {
+      let n = this.groupOf.length * 2;
+      while (n <= stackId) n *= 2;
+      const g = new Int32Array(n).fill(-1);
+      g.set(this.groupOf);
+      this.groupOf = g;
+    }
+    let g = this.groupOf[stackId]!;
+    if (g < 0) {
+      g = this.ids.push(stackId);
+      this.groupOf[stackId] = g;
+      this.count.push(0);
+      this.bytes.push(0);
+      this.pages.push(0);
+    }
+    this.count.data[g]! += count;
+    this.bytes.data[g]! += bytes;
+    this.pages.data[g]! += pages;
+  }
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  private group(g: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup {
+    const id = this.ids.data[g]!;
+    return new InternedStackGroup(
+      this.stacks,
+      id,
+      { count: this.count.data[g]!, bytes: this.bytes.data[g]!, pages: this.pages.data[g]! },
+      display?.get(id),
+    );
+  }
+
+  /**
+   * Groups in the order their stacks were first added. `display`: frames to show for
+   * some stacks instead of the table's (those first seen in another input).
+   */
+  result(display?: ReadonlyMap<number, Frame[]>): InternedStackGroup[] {
+    const out: InternedStackGroup[] = new Array(this.ids.length);
+    for (let g = 0; g < this.ids.length; g++) out[g] = this.group(g, display);
+    return out;
+  }
+
+  /** The `limit` largest groups by `by`, ties by key (topGroups' order), building only those. */
+  top(by: WeightName, limit: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup[] {
+    const w = (by === 'count' ? this.count : by === 'bytes' ? this.bytes : this.pages).data;
+    const ids = this.ids.data;
+    const t = this.stacks;
+    const n = this.ids.length;
+    // Only groups weighing at least the limit-th largest weight can be in the answer.
+    let min = Number.NEGATIVE_INFINITY;
+    if (limit < n) min = Float64Array.from(w.subarray(0, n)).sort()[n - limit]!;
+    const candidates: number[] = [];
+    for (let g = 0; g < n; g++) if (w[g]! >= min) candidates.push(g);
+    candidates.sort((a, b) => w[b]! - w[a]! || t.compareKeys(ids[a]!, ids[b]!));
+    return candidates.slice(0, Math.min(limit, candidates.length)).map((g) => this.group(g, display));
+  }
+}
+
+/** The StackTable every group of the list is interned in, if they share one. */
+function sharedTable(groups: readonly StackGroup[]): StackTable | undefined {
+  const first = groups[0];
+  if (!(first instanceof InternedStackGroup)) return undefined;
+  const t = first.stacks;
+  for (const g of groups)
+    if (!(g instanceof InternedStackGroup) || g.stacks !== t || !g.plainKey) return undefined;
+  return t;
 }
 
 /** Groups sorted by a weight, largest first; ties broken by key for stable output. */
 export function topGroups(groups: readonly StackGroup[], by: WeightName, limit = Infinity): StackGroup[] {
-  return [...groups]
-    .sort((a, b) => b.weights[by] - a.weights[by] || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .slice(0, limit);
+  const t = sharedTable(groups);
+  const sorted = t
+    ? [...(groups as readonly InternedStackGroup[])].sort(
+        (a, b) => b.weights[by] - a.weights[by] || t.compareKeys(a.stackId, b.stackId),
+      )
+    : [...groups].sort(
+        (a, b) => b.weights[by] - a.weights[by] || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+      );
+  return sorted.slice(0, limit);
 }
 
 export interface GroupDelta {
@@ -147,12 +469,62 @@ export interface GroupDelta {
 
 const ZERO: Weights = { count: 0, bytes: 0, pages: 0 };
 
+/** A GroupDelta of interned groups: `key` spelled on demand, like InternedStackGroup. */
+export class InternedGroupDelta implements GroupDelta {
+  readonly #stacks: StackTable;
+  readonly #id: number;
+  frames: Frame[];
+  before: Weights;
+  after: Weights;
+  delta: Weights;
+  isNew: boolean;
+  isGone: boolean;
+  constructor(stacks: StackTable, stackId: number, frames: Frame[], before: Weights, after: Weights) {
+    this.#stacks = stacks;
+    this.#id = stackId;
+    this.frames = frames;
+    this.before = { ...before };
+    this.after = { ...after };
+    this.delta = {
+      count: after.count - before.count,
+      bytes: after.bytes - before.bytes,
+      pages: after.pages - before.pages,
+    };
+    this.isNew = before === ZERO;
+    this.isGone = after === ZERO;
+  }
+  get key(): string {
+    return this.#stacks.keyOf(this.#id);
+  }
+  get stackId(): number {
+    return this.#id;
+  }
+  toJSON(): GroupDelta {
+    const { frames, before, after, delta, isNew, isGone } = this;
+    return { key: this.key, frames, before, after, delta, isNew, isGone };
+  }
+}
+
 /** Per-key change between two group sets, sorted by `by` gained (largest gain first). */
 export function diffGroups(
   before: readonly StackGroup[],
   after: readonly StackGroup[],
   by: WeightName,
 ): GroupDelta[] {
+  const t = sharedTable([...before, ...after]);
+  if (t) {
+    // Interned in one table: matched by stack id, ordered without spelling keys.
+    const b = new Map((before as readonly InternedStackGroup[]).map((g) => [g.stackId, g]));
+    const a = new Map((after as readonly InternedStackGroup[]).map((g) => [g.stackId, g]));
+    const out: InternedGroupDelta[] = [];
+    for (const g of after as readonly InternedStackGroup[]) {
+      const gb = b.get(g.stackId);
+      out.push(new InternedGroupDelta(t, g.stackId, g.frames, gb?.weights ?? ZERO, g.weights));
+    }
+    for (const g of before as readonly InternedStackGroup[])
+      if (!a.has(g.stackId)) out.push(new InternedGroupDelta(t, g.stackId, g.frames, g.weights, ZERO));
+    return out.sort((x, y) => y.delta[by] - x.delta[by] || t.compareKeys(x.stackId, y.stackId));
+  }
   const b = new Map(before.map((g) => [g.key, g]));
   const a = new Map(after.map((g) => [g.key, g]));
   const keys = new Set([...b.keys(), ...a.keys()]);

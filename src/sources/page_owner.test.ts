@@ -138,7 +138,7 @@ describe('bad input', () => {
   it('rejects empty input', async () => {
     await expect(records(text(''))).rejects.toThrow(/empty input/);
   });
-  it('has no record size limit (page_owner_sort stops at 128 KiB)', async () => {
+  it('reads records over 128 KiB (page_owner_sort stops there), up to 1 MiB', async () => {
     const good = readFileSync(join(REPO_FIXTURES, 'page_owner-history', 'v5.11.txt'), 'latin1');
     const big = good.replace(' post_alloc_hook', `${' deep_frame+0x1/0x2\n'.repeat(10000)} post_alloc_hook`);
     expect(big.length).toBeGreaterThan(128 * 1024);
@@ -155,6 +155,23 @@ describe('scanBlocks', () => {
       blocks.push(`${b.buf.toString('latin1', b.start, b.end)}${b.unterminated ? '|cut' : ''}`),
     );
     expect(blocks).toEqual(['', 'A\nB\n', '', 'C\n', 'D|cut']);
+  });
+  it('refuses a block over the limit at its first byte, whether its blank line comes or not', async () => {
+    const opts = { maxRecordBytes: 10, file: 'po' };
+    const want =
+      'po (byte 5): expected records of at most 10 bytes, each followed by a blank line, found "no blank line within 10 bytes"';
+    // A whole block of 11 bytes in one chunk, the same cut across chunks, one that never ends.
+    const pieces = (...p: string[]) => Readable.from(p.map((x) => Buffer.from(x, 'latin1')));
+    for (const input of [
+      text('A\nB\n\n0123456789\n\nC\n\n'),
+      pieces('A\nB\n\n01234', '56789\n', '\nC\n\n'),
+      text('A\nB\n\n0123456789A'),
+    ]) {
+      await expect(scanBlocks(input, () => {}, opts)).rejects.toThrow(want);
+    }
+    // Exactly at the limit.
+    const n = await scanBlocks(text('A\nB\n\n012345678\n\n'), () => {}, opts);
+    expect(n.blocks).toBe(2);
   });
 });
 

@@ -22,7 +22,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { parseError } from '../model/errors.js';
+import { type MemsleuthError, parseError } from '../model/errors.js';
 import { type Frame, parseFrame } from '../model/frame.js';
 import {
   formatLimit,
@@ -98,9 +98,25 @@ async function* chunksOf(input: PageOwnerInput, size: number): AsyncGenerator<Bu
 }
 
 /**
+ * The error for a record longer than `max`, naming the input and the record's first byte.
+ * Found is the same whether its blank line comes later or never, and however the input
+ * was cut into chunks: no blank line within the limit.
+ */
+export function recordTooLong(file: string, offset: number, max = MAX_RECORD_BYTES): MemsleuthError {
+  return parseError(
+    file,
+    undefined,
+    `records of at most ${formatLimit(max)}, each followed by a blank line`,
+    `no blank line within ${formatLimit(max)}`,
+    { offset, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
+  );
+}
+
+/**
  * Split the input into blank-line-separated blocks exactly as page_owner_sort's
  * read_block() does: a block ends at a line that is only "\n"; an empty line at the
- * start of a block is an empty block. Unlike the C tool there is no size limit.
+ * start of a block is an empty block. A block longer than `maxRecordBytes` (1 MiB; the C
+ * tool stops at 128 KiB) is an error, also when its end was never found.
  */
 export async function scanBlocks(
   input: PageOwnerInput,
@@ -145,6 +161,7 @@ export async function scanBlocks(
         resume = have - 1;
         break;
       }
+      if (e + 1 - pos > maxRecord) throw recordTooLong(opts.file ?? 'page_owner', base + pos, maxRecord);
       block.start = pos;
       block.end = e + 1;
       block.offset = base + pos;
@@ -160,15 +177,7 @@ export async function scanBlocks(
       base += pos;
       resume = Math.max(0, resume - pos);
     }
-    if (have > maxRecord) {
-      throw parseError(
-        opts.file ?? 'page_owner',
-        undefined,
-        `records of at most ${formatLimit(maxRecord)}, each followed by a blank line`,
-        `no blank line in the ${have} bytes from byte ${base}`,
-        { offset: base, hint: 'is this the output of /sys/kernel/debug/page_owner?' },
-      );
-    }
+    if (have > maxRecord) throw recordTooLong(opts.file ?? 'page_owner', base, maxRecord);
     if (opts.onProgress && base - lastReport >= 8 << 20) {
       lastReport = base;
       opts.onProgress({ bytes: base + have, blocks });
@@ -251,72 +260,104 @@ export async function parsePageOwner(
   opts: PageOwnerParseOptions = {},
 ): Promise<{ records: number; bytes: number }> {
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
-  let line = 1;
-  let records = 0;
-  // Records with the same stack share its parse: a dump has few distinct stacks.
-  const tails = new Map<string, Tail>();
+  const reader = new BlockReader(file, opts);
   const scan = await scanBlocks(
     input,
     (b) => {
-      const buf = b.buf;
-      const startLine = line;
-      const e = b.end;
-      const extra = '';
-      if (b.unterminated && buf.toString('latin1', b.start, b.start + HEADER_START.length) === HEADER_START) {
-        // print_page_owner() ends every record with a blank line: without one, the dump was
-        // cut short and the last record may miss frames. (Without a record header it is not
-        // page_owner output at all: the header check below says so.)
-        const text = buf.toString('latin1', b.start, Math.min(b.end, b.start + 200));
-        truncated(
-          file,
-          startLine,
-          'a blank line after the last record (page_owner ends every record with one)',
-          text,
-          opts,
-          `dropped the last record (byte ${b.offset}, ${b.end - b.start} bytes): no blank line after it`,
-        );
-        return;
-      }
-      if (e === b.start) {
-        throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
-          offset: b.offset,
-        });
-      }
-      records++;
-      let nl = buf.indexOf(10, b.start);
-      if (nl < 0 || nl >= e) nl = e;
-      const head = buf.toString('latin1', b.start, nl);
-      const r = parseHeader(head, file, startLine, b.offset);
-      let p = nl + 1;
-      let lines = 1;
-      if (p < e && buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78 && buf[p + 3] === 32) {
-        let nl2 = buf.indexOf(10, p);
-        if (nl2 < 0 || nl2 >= e) nl2 = e;
-        parsePfn(r, buf.toString('latin1', p, nl2), file, startLine + 1, b.offset);
-        p = nl2 + 1;
-        lines++;
-      }
-      const tailText = p < e ? buf.toString('latin1', p, e) + extra : extra;
-      let t = tails.get(tailText);
-      if (t === undefined) {
-        t = parseTail(tailText, file, startLine + lines, b.offset);
-        if (t.pfnLine === undefined) {
-          if (tails.size >= 100_000) tails.clear();
-          tails.set(tailText, t);
-        }
-      }
-      if (t.pfnLine !== undefined) parsePfn(r, t.pfnLine, file, startLine + lines, b.offset);
-      r.frames = t.frames;
-      r.stackText = t.stackText;
-      if (t.migrateReason !== undefined) r.migrateReason = t.migrateReason;
-      if (t.memcg !== undefined) r.memcg = t.memcg;
-      line += lines + t.lines + 1;
-      onRecord(r);
+      const r = reader.read(b);
+      if (r) onRecord(r);
     },
-    opts,
+    { ...opts, file },
   );
   if (scan.bytes === 0) throw parseError(file, 1, 'page_owner records', '<empty input>');
-  return { records, bytes: scan.bytes };
+  return { records: reader.records, bytes: scan.bytes };
+}
+
+/**
+ * Decodes blocks one after another (keeping the line count and a cache of parsed
+ * stacks): what parsePageOwner does for each block, for callers with blocks of their own.
+ */
+export class BlockReader {
+  /** 1-based line of the next block's first line. */
+  line = 1;
+  records = 0;
+  // Records with the same stack share its parse: a dump has few distinct stacks.
+  private readonly tails = new Map<string, Tail>();
+  constructor(
+    readonly file: string,
+    private readonly opts: ParseOptions = {},
+  ) {}
+
+  /**
+   * Decode a block (throws a parse error for anything that is not a page_owner record).
+   * Undefined for a last record cut short, dropped with a warning under --lenient.
+   */
+  read(b: Pick<RawBlock, 'buf' | 'start' | 'end' | 'offset' | 'unterminated'>): PageOwnerRecord | undefined {
+    const { file, tails } = this;
+    const buf = b.buf;
+    const startLine = this.line;
+    const e = b.end;
+    const extra = '';
+    if (b.unterminated && buf.toString('latin1', b.start, b.start + HEADER_START.length) === HEADER_START) {
+      // print_page_owner() ends every record with a blank line: without one, the dump was
+      // cut short and the last record may miss frames. (Without a record header it is not
+      // page_owner output at all: the header check below says so.)
+      const text = buf.toString('latin1', b.start, Math.min(b.end, b.start + 200));
+      truncated(
+        file,
+        startLine,
+        'a blank line after the last record (page_owner ends every record with one)',
+        text,
+        this.opts,
+        `dropped the last record (byte ${b.offset}, ${b.end - b.start} bytes): no blank line after it`,
+      );
+      return undefined;
+    }
+    if (e === b.start) {
+      throw parseError(file, startLine, `a record header "${HEADER_START}N, mask ..."`, '<empty line>', {
+        offset: b.offset,
+      });
+    }
+    this.records++;
+    let nl = buf.indexOf(10, b.start);
+    if (nl < 0 || nl >= e) nl = e;
+    const head = buf.toString('latin1', b.start, nl);
+    const r = parseHeader(head, file, startLine, b.offset);
+    let p = nl + 1;
+    let lines = 1;
+    if (p < e && buf[p] === 80 && buf[p + 1] === 70 && buf[p + 2] === 78 && buf[p + 3] === 32) {
+      let nl2 = buf.indexOf(10, p);
+      if (nl2 < 0 || nl2 >= e) nl2 = e;
+      parsePfn(r, buf.toString('latin1', p, nl2), file, startLine + 1, b.offset);
+      p = nl2 + 1;
+      lines++;
+    }
+    const tailText = p < e ? buf.toString('latin1', p, e) + extra : extra;
+    let t = tails.get(tailText);
+    if (t === undefined) {
+      t = parseTail(tailText, file, startLine + lines, b.offset);
+      if (t.pfnLine === undefined) {
+        if (tails.size >= 100_000) tails.clear();
+        tails.set(tailText, t);
+      }
+    }
+    if (t.pfnLine !== undefined) parsePfn(r, t.pfnLine, file, startLine + lines, b.offset);
+    r.frames = t.frames;
+    r.stackText = t.stackText;
+    if (t.migrateReason !== undefined) r.migrateReason = t.migrateReason;
+    if (t.memcg !== undefined) r.memcg = t.memcg;
+    this.line += lines + t.lines + 1;
+    return r;
+  }
+}
+
+/**
+ * Check the lines after a record's header and PFN line (`text`: lines each ending in
+ * "\n"): stack frames and the lines kernels add. Returns the parsed frames; throws a parse
+ * error naming the first line that is none of them (`firstLine` is its line number).
+ */
+export function checkRecordTail(text: string, file: string, firstLine: number, offset: number): Frame[] {
+  return parseTail(text, file, firstLine, offset).frames;
 }
 
 /** What follows the header and PFN lines: the stack and the optional extra lines. */

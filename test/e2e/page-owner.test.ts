@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { pageOwnerSortBinary } from '../page-owner-c/tools.js';
 import { labFixture } from '../paths.js';
 import { cli } from '../run.js';
+import { runCli } from './cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pos-e2e-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -33,6 +34,36 @@ describe('memsleuth page-owner sort', () => {
     const bad = await cli(['page-owner', 'sort', '--compat', '5.4', 'a', 'b']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--compat: expected 6.1 or 6.12/);
+  });
+});
+
+describe('worker threads from the built CLI (dist/)', () => {
+  it('sort and top give the same bytes with and without workers', async () => {
+    const { writeVariedDump, ODD_RECORDS } = await import('../page-owner-c/varied.js');
+    const f = join(tmp, 'varied');
+    await writeVariedDump(f, {
+      source: dump('6.12', 'after'),
+      bytes: 2 << 20,
+      variants: 10,
+      seed: 4,
+      odd: ODD_RECORDS,
+      every: 101,
+    });
+    const c = join(tmp, 'c.out');
+    spawnSync(pageOwnerSortBinary('6.12'), [f, c]);
+    const threads = { MEMSLEUTH_WORKERS: '2', MEMSLEUTH_CHUNK_KB: '200' };
+    const out = join(tmp, 'w.out');
+    const r = runCli(['page-owner', 'sort', f, out], { env: threads });
+    expect(r.status).toBe(0);
+    expect(readFileSync(out, 'latin1') === readFileSync(c, 'latin1')).toBe(true);
+    const top = (env: Record<string, string>) =>
+      JSON.parse(runCli(['page-owner', 'top', f, '--json'], { env }).stdout) as { groups: unknown[] };
+    const a = top(threads);
+    expect(a.groups.length).toBeGreaterThan(100);
+    expect(a).toEqual(top({ MEMSLEUTH_WORKERS: '0' }));
+    const bad = runCli(['page-owner', 'top', f], { env: { MEMSLEUTH_WORKERS: 'many' } });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/MEMSLEUTH_WORKERS: expected a whole number/);
   });
 });
 

@@ -10,13 +10,14 @@ import {
   type PageAllocator,
   type PageOwnerGroupBy,
 } from '../../analysis/page_owner.js';
+import type { ParallelOptions } from '../../analysis/page_owner_parallel.js';
 import {
   parseSortArgv,
   runPageOwnerSort,
   type SortCompat,
   sortUsage,
 } from '../../analysis/page_owner_sort.js';
-import { culpritFrame, type GroupDelta, type StackGroup, topGroups } from '../../analysis/stacks.js';
+import { culpritFrame, type GroupDelta, type StackGroup } from '../../analysis/stacks.js';
 import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
 import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
@@ -57,12 +58,35 @@ export function streamProgress(ctx: CommandContext, what: string) {
   };
 }
 
+/**
+ * Worker threads and chunk size from MEMSLEUTH_WORKERS and MEMSLEUTH_CHUNK_KB (tuning and
+ * tests; by default a file of 64 MiB or more is scanned by one worker per core).
+ */
+function parallelOptions(ctx: CommandContext): ParallelOptions {
+  const out: ParallelOptions = {};
+  const num = (name: string) => {
+    const v = ctx.env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0)
+      throw new MemsleuthError('USAGE', `${name}: expected a whole number, found ${JSON.stringify(v)}`);
+    return n;
+  };
+  const workers = num('MEMSLEUTH_WORKERS');
+  const kb = num('MEMSLEUTH_CHUNK_KB');
+  if (workers !== undefined) out.workers = workers;
+  if (kb !== undefined) out.chunkBytes = Math.max(kb, 4) * 1024;
+  return out;
+}
+
 const pageOwnerSortDetails =
   'Takes exactly the options of tools/mm/page_owner_sort (6.7+) and writes the same bytes;\n' +
   '`--compat 6.1` (first argument) switches to tools/vm/page_owner_sort of 5.18-6.6\n' +
   '(-r, -f, --cull free, --sort ft, timestamps kept). `-` reads stdin / writes stdout;\n' +
-  'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool stops at\n' +
-  '128 KiB); input without blank lines is an error at 1 MiB.\n';
+  'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool\n' +
+  'stops at 128 KiB); a longer record, or input without blank lines, is an error at 1 MiB.\n' +
+  'A file of 64 MiB or more (a pipe once it has brought 64 MiB) is read by one worker\n' +
+  'thread per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
@@ -136,33 +160,34 @@ export const pageOwnerSortCommand = defineCommand({
       return 1;
     }
     const prog = streamProgress(ctx, 'page-owner sort');
-    let pending = '';
     try {
-      await runPageOwnerSort(cfg, input, {
-        // With the output on stdout the C tool's "loaded N" lines go to stderr instead.
-        progressOut: (s) => {
-          if (toStdout) {
-            if (!ctx.stderrIsTTY) return;
-            ctx.stderr.write(s);
-          } else ctx.stdout.write(s);
-        },
-        errOut: (s) => ctx.stderr.write(s),
-        write: (s) => {
-          if (toStdout) {
-            pending += s;
-            if (pending.length >= 1 << 20) {
-              ctx.stdout.write(Buffer.from(pending, 'latin1'));
-              pending = '';
+      await runPageOwnerSort(
+        cfg,
+        input,
+        {
+          // With the output on stdout the C tool's "loaded N" lines go to stderr instead.
+          progressOut: (s) => {
+            if (toStdout) {
+              if (!ctx.stderrIsTTY) return;
+              ctx.stderr.write(s);
+            } else ctx.stdout.write(s);
+          },
+          errOut: (s) => ctx.stderr.write(s),
+          write: (b) => {
+            if (toStdout) ctx.stdout.write(b);
+            else {
+              let off = 0;
+              while (off < b.length) off += writeSync(fd, b, off, b.length - off);
             }
-          } else writeSync(fd, s, null, 'latin1');
+          },
+          onProgress: prog.update,
         },
-        onProgress: prog.update,
-      });
+        parallelOptions(ctx),
+      );
     } finally {
       prog.done();
       if (fd !== 1) closeSync(fd);
     }
-    if (pending) ctx.stdout.write(Buffer.from(pending, 'latin1'));
     return 0;
   },
 });
@@ -248,6 +273,7 @@ export const pageOwnerTopCommand = defineCommand({
     let r: Awaited<ReturnType<typeof groupPageOwner>>;
     try {
       r = await groupPageOwner(dump.input, {
+        ...parallelOptions(ctx),
         by,
         pageSizeBytes,
         file: dump.file,
@@ -263,12 +289,17 @@ export const pageOwnerTopCommand = defineCommand({
       prog.done();
       await dump.close();
     }
-    await writeFlameExports(r.groups, values, `page_owner ${arg}`, ctx, 'pages');
-    const top = topGroups(r.groups, 'pages', limit);
-    const groups = values.json ? topGroups(r.groups, 'pages') : top;
+    if (values.collapsed || values.speedscope)
+      await writeFlameExports(r.groups, values, `page_owner ${arg}`, ctx, 'pages');
+    // Only the groups shown are built (a dump can have hundreds of thousands of stacks).
+    const top = r.top('pages', limit);
+    const groups = values.json ? r.top('pages') : top;
     const symbolized = await annotateFrames(groups, values, { running: arg === LIVE_DUMP }, ctx);
     if (values.json) {
-      ctx.stdout.write(`${JSON.stringify({ ...r, groups }, null, 2)}\n`);
+      const { by, records, kept, pages, bytes, inputBytes } = r;
+      ctx.stdout.write(
+        `${JSON.stringify({ by, groups, records, kept, pages, bytes, inputBytes }, null, 2)}\n`,
+      );
       return 0;
     }
     if (values.collapsed === '-' || values.speedscope === '-') return 0;
@@ -340,6 +371,7 @@ export const pageOwnerDiffCommand = defineCommand({
     let d: Awaited<ReturnType<typeof diffPageOwner>>;
     try {
       d = await diffPageOwner(before.input, after.input, {
+        ...parallelOptions(ctx),
         by,
         pageSizeBytes,
         beforeFile: before.file,

@@ -1,0 +1,426 @@
+/**
+ * Building blocks for interning at scale: growable typed columns, hashing of byte
+ * ranges, and an exact interner for short byte strings (prefixes, names, frame lines).
+ * Everything here keeps its data in typed arrays, so millions of entries cost a few
+ * bytes each and can be handed between worker threads without copying.
+ */
+
+/** A growable Uint32 column. */
+export class U32Column {
+  data: Uint32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.data = new Uint32Array(capacity);
+  }
+  push(v: number): number {
+    if (this.length === this.data.length) this.grow(this.length + 1);
+    this.data[this.length] = v;
+    return this.length++;
+  }
+  /** Make room for `n` entries in all (contents kept). */
+  grow(n: number): void {
+    if (n <= this.data.length) return;
+    let cap = this.data.length || 1024;
+    while (cap < n) cap = cap < 1 << 20 ? cap * 2 : Math.ceil(cap * 1.25);
+    const d = new Uint32Array(cap);
+    d.set(this.data.subarray(0, this.length));
+    this.data = d;
+  }
+  /** The used part (a view). */
+  view(): Uint32Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
+/** A growable Float64 column (counts that may exceed 2^32, or numbers up to 2^53). */
+export class F64Column {
+  data: Float64Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.data = new Float64Array(capacity);
+  }
+  push(v: number): number {
+    if (this.length === this.data.length) this.grow(this.length + 1);
+    this.data[this.length] = v;
+    return this.length++;
+  }
+  grow(n: number): void {
+    if (n <= this.data.length) return;
+    let cap = this.data.length || 1024;
+    while (cap < n) cap = cap < 1 << 20 ? cap * 2 : Math.ceil(cap * 1.25);
+    const d = new Float64Array(cap);
+    d.set(this.data.subarray(0, this.length));
+    this.data = d;
+  }
+  view(): Float64Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
+/** A growable byte arena. */
+export class ByteArena {
+  data: Buffer;
+  length = 0;
+  constructor(capacity = 1 << 16) {
+    this.data = Buffer.alloc(capacity);
+  }
+  /** Append bytes [s, e) of `src`; returns where they start. */
+  append(src: Uint8Array, s: number, e: number): number {
+    const n = e - s;
+    if (this.length + n > this.data.length) {
+      let cap = this.data.length * 2;
+      while (cap < this.length + n) cap *= 2;
+      const d = Buffer.alloc(cap);
+      this.data.copy(d, 0, 0, this.length);
+      this.data = d;
+    }
+    const at = this.length;
+    if (n < 64) {
+      const d = this.data;
+      for (let i = 0; i < n; i++) d[at + i] = src[s + i]!;
+    } else this.data.set(src.subarray(s, e), at);
+    this.length += n;
+    return at;
+  }
+}
+
+const M1 = 0x01000193;
+const M2 = 0x9e3779b1 | 0;
+
+/** Final avalanche (murmur3 fmix32): every input bit affects every output bit. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
+}
+
+/**
+ * Two 32-bit hashes of bytes [s, e) in one pass (read 8 bytes at a time): `hashBytes`
+ * returns the first and leaves the second in `hash2.value`. Two chains of different
+ * structure (xor-multiply, and rotate-add-multiply), each finished by an avalanche:
+ * together a 64-bit fingerprint.
+ */
+export const hash2 = { value: 0 };
+export function hashBytes(b: Uint8Array, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  let g = (e - s) | 0;
+  let i = s;
+  for (; i + 8 <= e; i += 8) {
+    const x = b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+    const y = b[i + 4]! | (b[i + 5]! << 8) | (b[i + 6]! << 16) | (b[i + 7]! << 24);
+    h = Math.imul(Math.imul(h ^ x, M1) ^ y, M1);
+    g = Math.imul(((g << 13) | (g >>> 19)) + x, M2) ^ y;
+  }
+  for (; i < e; i++) {
+    const c = b[i]!;
+    h = Math.imul(h ^ c, M1);
+    g = Math.imul(((g << 5) | (g >>> 27)) + c, M2);
+  }
+  hash2.value = fmix32(g ^ 0x5bd1e995);
+  return fmix32(h);
+}
+
+/** hashBytes reading through `dv` (a DataView of the memory of `b`): about twice as fast on long ranges; a different hash. */
+export function hashBytesDv(b: Uint8Array, dv: DataView, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  let g = (e - s) | 0;
+  let i = s;
+  for (; i + 8 <= e; i += 8) {
+    const x = dv.getInt32(i, true);
+    const y = dv.getInt32(i + 4, true);
+    h = Math.imul(Math.imul(h ^ x, M1) ^ y, M1);
+    g = Math.imul(((g << 13) | (g >>> 19)) + x, M2) ^ y;
+  }
+  for (; i < e; i++) {
+    const c = b[i]!;
+    h = Math.imul(h ^ c, M1);
+    g = Math.imul(((g << 5) | (g >>> 27)) + c, M2);
+  }
+  hash2.value = fmix32(g ^ 0x5bd1e995);
+  return fmix32(h);
+}
+
+/** Hash of a few 32-bit integers (group keys made of ids). */
+export function hashInts(a: number, b: number, c: number, d: number): number {
+  let h = Math.imul(a ^ 0x27d4eb2d, M2);
+  h = Math.imul(h ^ b, M1) + ((h << 7) | (h >>> 25));
+  h = Math.imul(h ^ c, M2) + ((h << 11) | (h >>> 21));
+  h = Math.imul(h ^ d, M1);
+  return fmix32(h);
+}
+
+/**
+ * Exact interning of short byte strings: id <-> bytes, looked up by hash and checked
+ * byte for byte (the strings are few: header prefixes, task names, frame lines).
+ */
+export class ByteInterner {
+  readonly arena = new ByteArena();
+  /**
+   * `exact` (the default): looked up by hashBytes, checked byte for byte. `fingerprint`:
+   * looked up by the 64-bit hashBytesDv and its length, never compared (for strings met
+   * once per record: the task name of a page_owner header; see internFp).
+   */
+  constructor(private readonly mode: 'exact' | 'fingerprint' = 'exact') {}
+  private hashOf(b: Uint8Array, s: number, e: number): number {
+    return hashBytes(b, s, e);
+  }
+  readonly starts = new U32Column();
+  readonly ends = new U32Column();
+  private hashes = new U32Column();
+  private hashes2 = new U32Column();
+  private slots = new Int32Array(1 << 10).fill(-1);
+  private texts: (string | undefined)[] = [];
+
+  get size(): number {
+    return this.starts.length;
+  }
+
+  /**
+   * Id of bytes [s, e) of a fingerprint interner (`dv`: a DataView of the memory of `b`),
+   * added when new.
+   */
+  internFp(b: Uint8Array, dv: DataView, s: number, e: number): number {
+    const h = hashBytesDv(b, dv, s, e);
+    const h2 = hash2.value >>> 0;
+    const hu = h >>> 0;
+    const n = e - s;
+    const mask = this.slots.length - 1;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.slots[slot]!;
+      if (id < 0) break;
+      if (
+        this.hashes.data[id] === hu &&
+        this.hashes2.data[id] === h2 &&
+        this.ends.data[id]! - this.starts.data[id]! === n
+      )
+        return id;
+      slot = (slot + 1) & mask;
+    }
+    const id = this.starts.length;
+    const at = this.arena.append(b, s, e);
+    this.starts.push(at);
+    this.ends.push(at + n);
+    this.hashes.push(hu);
+    this.hashes2.push(h2);
+    this.slots[slot] = id;
+    if ((id + 1) * 2 > this.slots.length) this.rehash();
+    return id;
+  }
+
+  /** Id of bytes [s, e) of `b`, added when new. `h` is hashBytes(b, s, e). */
+  intern(b: Uint8Array, s: number, e: number, h = this.hashOf(b, s, e)): number {
+    if (this.mode === 'fingerprint')
+      return this.internFp(b, new DataView(b.buffer, b.byteOffset, b.length), s, e);
+    const mask = this.slots.length - 1;
+    const a = this.arena.data;
+    const n = e - s;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.slots[slot]!;
+      if (id < 0) break;
+      if (this.hashes.data[id] === h >>> 0) {
+        const as = this.starts.data[id]!;
+        if (this.ends.data[id]! - as === n) {
+          let k = 0;
+          while (k < n && a[as + k] === b[s + k]) k++;
+          if (k === n) return id;
+        }
+      }
+      slot = (slot + 1) & mask;
+    }
+    const id = this.starts.length;
+    const at = this.arena.append(b, s, e);
+    this.starts.push(at);
+    this.ends.push(at + n);
+    this.hashes.push(h >>> 0);
+    this.slots[slot] = id;
+    if ((id + 1) * 2 > this.slots.length) this.rehash();
+    return id;
+  }
+
+  /** Id of a latin1 string, added when new. */
+  internText(t: string): number {
+    const b = Buffer.from(t, 'latin1');
+    return this.intern(b, 0, b.length);
+  }
+
+  /** Id of bytes [s, e), or -1 when they were never interned. */
+  find(b: Uint8Array, s: number, e: number, h = this.hashOf(b, s, e)): number {
+    if (this.mode === 'fingerprint') throw new Error('find() on a fingerprint interner');
+    const mask = this.slots.length - 1;
+    const a = this.arena.data;
+    const n = e - s;
+    let slot = h & mask;
+    for (;;) {
+      const id = this.slots[slot]!;
+      if (id < 0) return -1;
+      if (this.hashes.data[id] === h >>> 0) {
+        const as = this.starts.data[id]!;
+        if (this.ends.data[id]! - as === n) {
+          let k = 0;
+          while (k < n && a[as + k] === b[s + k]) k++;
+          if (k === n) return id;
+        }
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /** The text of an id (latin1, one char per byte), decoded once. */
+  text(id: number): string {
+    let t = this.texts[id];
+    if (t === undefined) {
+      t = this.arena.data.toString('latin1', this.starts.data[id]!, this.ends.data[id]!);
+      this.texts[id] = t;
+    }
+    return t;
+  }
+
+  /** Every text, by id (for handing to another thread). */
+  allTexts(): string[] {
+    const out: string[] = new Array(this.size);
+    for (let i = 0; i < this.size; i++) out[i] = this.text(i);
+    return out;
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2).fill(-1);
+    const mask = slots.length - 1;
+    for (let id = 0; id < this.starts.length; id++) {
+      let slot = this.hashes.data[id]! & mask;
+      while (slots[slot]! >= 0) slot = (slot + 1) & mask;
+      slots[slot] = id;
+    }
+    this.slots = slots;
+  }
+}
+
+const BLOCK_BITS = 16;
+const BLOCK = 1 << BLOCK_BITS;
+const BLOCK_MASK = BLOCK - 1;
+
+/**
+ * Columns for tables of millions of rows, in blocks of 65,536: growing never copies (a
+ * doubling array would hold old and new copies at once), and unused blocks cost nothing.
+ */
+export class U32Blocks {
+  private readonly blocks: Uint32Array[] = [];
+  length = 0;
+  push(v: number): number {
+    const i = this.length++;
+    if (i >>> BLOCK_BITS === this.blocks.length) this.blocks.push(new Uint32Array(BLOCK));
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+    return i;
+  }
+  get(i: number): number {
+    return this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK]!;
+  }
+  set(i: number, v: number): void {
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+  }
+}
+
+/** Int32 column in blocks (see U32Blocks). */
+export class I32Blocks {
+  private readonly blocks: Int32Array[] = [];
+  length = 0;
+  push(v: number): number {
+    const i = this.length++;
+    if (i >>> BLOCK_BITS === this.blocks.length) this.blocks.push(new Int32Array(BLOCK));
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+    return i;
+  }
+  get(i: number): number {
+    return this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK]!;
+  }
+  set(i: number, v: number): void {
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+  }
+}
+
+/** Uint8 column in blocks (see U32Blocks). */
+export class U8Blocks {
+  private readonly blocks: Uint8Array[] = [];
+  length = 0;
+  push(v: number): number {
+    const i = this.length++;
+    if (i >>> BLOCK_BITS === this.blocks.length) this.blocks.push(new Uint8Array(BLOCK));
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+    return i;
+  }
+  get(i: number): number {
+    return this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK]!;
+  }
+  set(i: number, v: number): void {
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+  }
+}
+
+/** Float64 column in blocks (see U32Blocks). */
+export class F64Blocks {
+  private readonly blocks: Float64Array[] = [];
+  length = 0;
+  push(v: number): number {
+    const i = this.length++;
+    if (i >>> BLOCK_BITS === this.blocks.length) this.blocks.push(new Float64Array(BLOCK));
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+    return i;
+  }
+  get(i: number): number {
+    return this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK]!;
+  }
+  set(i: number, v: number): void {
+    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+  }
+}
+
+/**
+ * Stable LSD radix sort of `idx` (row numbers) by unsigned integer keys, most
+ * significant first: `keys[k](row)` in [0, 2^32), each read once per row into a scratch
+ * column. 16 bits per pass; a pass where every row has the same digit is skipped.
+ */
+export function radixSort(idx: Uint32Array, keys: readonly ((row: number) => number)[]): Uint32Array {
+  const n = idx.length;
+  const count = new Uint32Array(BLOCK);
+  const vals = new Uint32Array(n);
+  let src = idx;
+  let dst: Uint32Array = new Uint32Array(n);
+  for (let k = keys.length - 1; k >= 0; k--) {
+    const key = keys[k]!;
+    let max = 0;
+    let min = 0xffffffff;
+    for (let r = 0; r < n; r++) {
+      const v = key(r) >>> 0;
+      vals[r] = v;
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+    if (min === max) continue;
+    for (let shift = 0; shift < 32; shift += 16) {
+      if (shift === 16 && max >>> 16 === min >>> 16) break;
+      count.fill(0);
+      for (let i = 0; i < n; i++) count[(vals[src[i]!]! >>> shift) & BLOCK_MASK]!++;
+      let sum = 0;
+      let buckets = 0;
+      for (let d = 0; d < BLOCK; d++) {
+        const c = count[d]!;
+        if (c > 0) buckets++;
+        count[d] = sum;
+        sum += c;
+      }
+      if (buckets < 2) continue;
+      for (let i = 0; i < n; i++) {
+        const r = src[i]!;
+        dst[count[(vals[r]! >>> shift) & BLOCK_MASK]!++] = r;
+      }
+      const t = src;
+      src = dst;
+      dst = t;
+    }
+  }
+  if (src !== idx) idx.set(src);
+  return idx;
+}

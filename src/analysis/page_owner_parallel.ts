@@ -1,0 +1,661 @@
+/**
+ * Drives ChunkScanners over a page_owner input: in the main thread, or in worker
+ * threads. A file is cut into chunks of `chunkBytes` at record boundaries (the byte
+ * after a blank line: every such point is where the sequential reader starts a block
+ * too), which workers read themselves; a pipe is read by the main thread, cut the same
+ * way and handed to workers. Either way the consumer sees every chunk once, in input
+ * order, with ids of the main thread's dict: the result does not depend on the number of
+ * workers.
+ */
+import { open, stat } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { type ErrorCode, type ErrorDetails, isMemsleuthError, MemsleuthError } from '../model/errors.js';
+import {
+  MAX_RECORD_BYTES,
+  type PageOwnerInput,
+  recordTooLong,
+  type ScanProgress,
+} from '../sources/page_owner.js';
+import {
+  type ChunkResult,
+  ChunkScanner,
+  DictMapper,
+  type PageOwnerDict,
+  type ScannerOptions,
+} from './page_owner_scan.js';
+
+export interface ParallelOptions {
+  /**
+   * Worker threads (default: one per idle core, as the load average tells, when the
+   * input is a file or pipe of at least `minParallelBytes`; 0 scans in the calling thread).
+   */
+  workers?: number;
+  /** Bytes per chunk (default 4 MiB). */
+  chunkBytes?: number;
+  /** Below this size a file is scanned in the calling thread (default 64 MiB). */
+  minParallelBytes?: number;
+  onProgress?: (p: ScanProgress) => void;
+}
+
+export interface ScanTotals {
+  bytes: number;
+  /** Blocks (records, empty blocks and an unterminated last block). */
+  blocks: number;
+}
+
+const DEFAULT_CHUNK = 4 << 20;
+
+/** Messages to a worker. */
+export type ToWorker =
+  | { type: 'start'; scanner: ScannerOptions }
+  | { type: 'range'; seq: number; path: string; start: number; end: number; size: number }
+  | { type: 'bytes'; seq: number; buf: ArrayBuffer; length: number; offset: number; final: boolean }
+  | { type: 'end' };
+
+/** Messages from a worker. */
+export type FromWorker =
+  | { type: 'chunk'; result: ChunkResult }
+  | {
+      type: 'error';
+      message: string;
+      stack?: string;
+      /** The chunk that failed. */
+      seq?: number;
+      /** Set for a MemsleuthError (bad input): rebuilt as one here. */
+      user?: ErrorDetails & { code: ErrorCode };
+    };
+
+/** The error a worker reported, as an Error of this thread. */
+function workerError(msg: Extract<FromWorker, { type: 'error' }>): Error {
+  if (msg.user) {
+    const { code, ...details } = msg.user;
+    return new MemsleuthError(code, msg.message, details);
+  }
+  const e = new Error(msg.message);
+  if (msg.stack) e.stack = msg.stack;
+  return e;
+}
+
+/** The worker script beside this module: built JS from dist/, TypeScript under vitest. */
+function workerEntry(): { url: URL; execArgv?: string[] } {
+  const self = import.meta.url;
+  if (self.endsWith('.ts')) {
+    // Running from the TypeScript sources (vitest): Node 20 cannot load .ts by itself, so
+    // the worker gets the repository's development loader (test/ts-worker-hooks.mjs).
+    const hooks = new URL('../../test/ts-worker-hooks.mjs', self);
+    return {
+      url: new URL('./page_owner_worker.ts', self),
+      execArgv: [...process.execArgv, '--import', hooks.href],
+    };
+  }
+  return { url: new URL('./page_owner_worker.js', self) };
+}
+
+function blocksIn(c: ChunkResult): number {
+  return c.tuples.length / 8;
+}
+
+/**
+ * Scan `input` and hand every chunk to `consume`, in order. `dict` is the main thread's
+ * dict: chunks scanned elsewhere are mapped into it first.
+ */
+export async function scanChunks(
+  input: PageOwnerInput,
+  dict: PageOwnerDict,
+  scanner: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  opts: ParallelOptions = {},
+): Promise<ScanTotals> {
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK;
+  let size = -1;
+  if (typeof input === 'string') {
+    const st = await stat(input);
+    if (st.isFile()) size = st.size;
+  }
+  // Threads pay off on idle cores; on a machine already busy they only add work (about
+  // a fifth more CPU in all: messages, and what each thread interns again).
+  const cores = opts.workers === undefined ? idleCores() : Math.max(1, availableParallelism());
+  const min = opts.minParallelBytes ?? 64 << 20;
+  if (size < 0 && opts.workers === undefined && cores > 1) {
+    // A pipe: read here; once it has brought `min` bytes, hand the rest to workers.
+    const stream =
+      typeof input === 'string'
+        ? (await open(input, 'r')).createReadStream({ highWaterMark: 1 << 20 })
+        : input;
+    return scanStreamHybrid(
+      stream as AsyncIterable<Buffer | string>,
+      dict,
+      scanner,
+      consume,
+      cores,
+      min,
+      chunkBytes,
+      opts.onProgress,
+    );
+  }
+  const workers = opts.workers ?? (cores > 1 && size >= min ? cores : 0);
+  if (workers <= 0 || (size >= 0 && size <= chunkBytes)) {
+    return scanHere(input, dict, scanner, consume, chunkBytes, opts.onProgress);
+  }
+  if (typeof input === 'string' && size >= 0) {
+    return scanFileInWorkers(input, size, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
+  }
+  return scanStreamInWorkers(input, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
+}
+
+/**
+ * Cores a scan may use: all of them, unless the load average says others are busy (then
+ * as many as are free, at least one).
+ */
+function idleCores(): number {
+  const n = Math.max(1, availableParallelism());
+  const load = loadavg()[0] ?? 0;
+  return Math.max(1, Math.min(n, Math.floor(n - load + 0.5)));
+}
+
+/** What the calling thread hands over to workers when a pipe turns out to be big. */
+interface Handoff {
+  pending: Buffer;
+  seq: number;
+  offset: number;
+  blocks: number;
+}
+
+async function scanStreamHybrid(
+  input: AsyncIterable<Buffer | string>,
+  dict: PageOwnerDict,
+  opts: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  workers: number,
+  min: number,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const it = input[Symbol.asyncIterator]();
+  const sc = new ChunkScanner(dict, opts, false);
+  let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
+  let have = 0;
+  let base = 0;
+  let seq = 0;
+  let blocks = 0;
+  let lastReport = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
+      base += pos;
+      const c = sc.flush(seq++);
+      blocks += blocksIn(c);
+      consume(c);
+      const done = { bytes: base, blocks };
+      onProgress?.(done);
+      return done;
+    }
+    const chunk = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
+    if (have + chunk.length > work.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + chunk.length));
+      work.copy(bigger, 0, 0, have);
+      work = bigger;
+    }
+    chunk.copy(work, have);
+    have += chunk.length;
+    if (have < chunkBytes) continue;
+    const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
+    if (pos > 0) {
+      work.copy(work, 0, pos, have);
+      have -= pos;
+      base += pos;
+      const c = sc.flush(seq++);
+      blocks += blocksIn(c);
+      consume(c);
+    }
+    if (onProgress && base - lastReport >= 8 << 20) {
+      lastReport = base;
+      onProgress({ bytes: base + have, blocks });
+    }
+    if (base >= min) break;
+  }
+  const rest: AsyncIterable<Buffer | string> = { [Symbol.asyncIterator]: () => it };
+  const handoff: Handoff = { pending: Buffer.from(work.subarray(0, have)), seq, offset: base, blocks };
+  return scanStreamInWorkers(rest, dict, opts, consume, workers, chunkBytes, onProgress, handoff);
+}
+
+/** The calling thread reads and scans (a reused buffer; the scanner's dict is `dict`). */
+async function scanHere(
+  input: PageOwnerInput,
+  dict: PageOwnerDict,
+  opts: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const sc = new ChunkScanner(dict, opts, false);
+  // One buffer: the unfinished record stays at its start, new bytes are read after it.
+  let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
+  let have = 0;
+  let base = 0;
+  let seq = 0;
+  let blocks = 0;
+  let lastReport = 0;
+  const emit = () => {
+    const c = sc.flush(seq++);
+    blocks += blocksIn(c);
+    consume(c);
+  };
+  const scan = () => {
+    const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
+    if (pos > 0) {
+      work.copy(work, 0, pos, have);
+      have -= pos;
+      base += pos;
+      emit();
+    }
+    if (onProgress && base - lastReport >= 8 << 20) {
+      lastReport = base;
+      onProgress({ bytes: base + have, blocks });
+    }
+  };
+  /** Room for `n` more bytes (a record longer than the buffer makes it grow). */
+  const room = (n: number) => {
+    if (have + n <= work.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + n));
+    work.copy(bigger, 0, 0, have);
+    work = bigger;
+  };
+  if (typeof input === 'string') {
+    const fh = await open(input, 'r');
+    try {
+      for (;;) {
+        if (have >= chunkBytes) room(chunkBytes);
+        const want = Math.max(work.length - have, 1 << 16);
+        room(want);
+        const { bytesRead } = await fh.read(work, have, want, null);
+        if (bytesRead === 0) break;
+        have += bytesRead;
+        if (have >= chunkBytes) scan();
+      }
+    } finally {
+      await fh.close();
+    }
+  } else {
+    for await (const c of input as AsyncIterable<Buffer | string>) {
+      const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+      room(chunk.length);
+      chunk.copy(work, have);
+      have += chunk.length;
+      if (have >= chunkBytes) scan();
+    }
+  }
+  const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
+  base += pos;
+  emit();
+  const done = { bytes: base, blocks };
+  onProgress?.(done);
+  return done;
+}
+
+/**
+ * Results may come back out of order: hand them on in sequence. An error of a chunk is
+ * thrown when its turn comes: the first error in the input is the one reported, whichever
+ * thread found it first.
+ */
+class InOrder {
+  private readonly waiting = new Map<number, { c: ChunkResult; mapper: DictMapper } | { error: unknown }>();
+  constructor(
+    private readonly consume: (c: ChunkResult) => void,
+    private next = 0,
+    public bytes = 0,
+    public blocks = 0,
+  ) {}
+  put(c: ChunkResult, mapper: DictMapper): void {
+    this.waiting.set(c.seq, { c, mapper });
+    this.drain();
+  }
+  /** Chunk `seq` failed: throws now if it is the next one, else when its turn comes. */
+  putError(seq: number, error: unknown): void {
+    this.waiting.set(seq, { error });
+    this.drain();
+  }
+  private drain(): void {
+    for (;;) {
+      const w = this.waiting.get(this.next);
+      if (!w) break;
+      if ('error' in w) throw w.error;
+      this.waiting.delete(this.next);
+      this.next++;
+      w.mapper.apply(w.c);
+      this.blocks += blocksIn(w.c);
+      this.bytes += w.c.bytes;
+      this.consume(w.c);
+    }
+  }
+  get done(): number {
+    return this.next;
+  }
+}
+
+interface Pool {
+  workers: Worker[];
+  mappers: DictMapper[];
+  /** Chunks handed to workers and not answered yet. */
+  inFlight: number;
+  /** A worker died or reported an error of its own (not the input's). */
+  broken: boolean;
+  /** Called whenever inFlight drops to 0 or the pool breaks. */
+  onQuiet: (() => void) | undefined;
+  /** Retire the workers, or terminate them after `failure` unless it was the input's error. */
+  stop(failure?: { error: unknown }): Promise<void>;
+}
+
+/**
+ * Idle workers kept for the next scan (a diff scans two dumps; tests scan many): they do
+ * not keep the process alive, and leave after IDLE_MS without work.
+ */
+const idle: Worker[] = [];
+let idleTimer: NodeJS.Timeout | undefined;
+const IDLE_MS = 2000;
+
+function retire(ws: Worker[]): void {
+  for (const w of ws) {
+    w.removeAllListeners('message');
+    w.removeAllListeners('error');
+    w.removeAllListeners('exit');
+    w.on('error', () => {});
+    w.on('exit', () => {
+      const i = idle.indexOf(w);
+      if (i >= 0) idle.splice(i, 1);
+    });
+    w.unref();
+    idle.push(w);
+  }
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    for (const w of idle.splice(0)) void w.terminate();
+  }, IDLE_MS);
+  idleTimer.unref();
+}
+
+function startPool(n: number, scanner: ScannerOptions, dict: PageOwnerDict): Pool {
+  const entry = workerEntry();
+  const workers: Worker[] = [];
+  const mappers: DictMapper[] = [];
+  if (idleTimer) clearTimeout(idleTimer);
+  for (let i = 0; i < n; i++) {
+    let w = idle.pop();
+    if (w) {
+      w.removeAllListeners('exit');
+      w.ref();
+    } else {
+      w = new Worker(entry.url, entry.execArgv ? { execArgv: entry.execArgv } : {});
+    }
+    // A new scanner and dict for this scan.
+    const start: ToWorker = { type: 'start', scanner };
+    w.postMessage(start);
+    workers.push(w);
+    mappers.push(new DictMapper(dict));
+  }
+  const pool: Pool = {
+    workers,
+    mappers,
+    inFlight: 0,
+    broken: false,
+    onQuiet: undefined,
+    stop: async (failure) => {
+      if (failure && isMemsleuthError(failure.error) && !pool.broken) {
+        // Bad input: every worker is well; once each has answered its last chunk (one
+        // answer per chunk, dropped), they wait for the next scan.
+        await new Promise<void>((resolve) => {
+          pool.onQuiet = () => {
+            if (pool.inFlight === 0 || pool.broken) resolve();
+          };
+          pool.onQuiet();
+        });
+        if (!pool.broken) {
+          retire(workers);
+          return;
+        }
+      }
+      // A worker that failed may be in any state: they all go.
+      if (failure) await Promise.all(workers.map((w) => w.terminate()));
+      else retire(workers);
+    },
+  };
+  return pool;
+}
+
+/** Run a pool: `next(i)` gives worker i its next message (undefined: none left). */
+function runPool(
+  pool: Pool,
+  order: InOrder,
+  next: (i: number) => Promise<ToWorker | undefined> | ToWorker | undefined,
+  expected: () => number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    let lastReport = 0;
+    const fail = (e: unknown) => {
+      if (failed) return;
+      failed = true;
+      reject(e);
+    };
+    const check = () => {
+      if (!failed && order.done === expected()) resolve();
+    };
+    const feed = async (i: number) => {
+      try {
+        const m = await next(i);
+        if (failed) return;
+        if (m === undefined) {
+          check();
+          return;
+        }
+        const w = pool.workers[i]!;
+        pool.inFlight++;
+        if (m.type === 'bytes') w.postMessage(m, [m.buf]);
+        else w.postMessage(m);
+      } catch (e) {
+        fail(e);
+      }
+    };
+    pool.workers.forEach((w, i) => {
+      w.on('message', (msg: FromWorker) => {
+        pool.inFlight--;
+        if (failed) {
+          pool.onQuiet?.();
+          return;
+        }
+        if (msg.type === 'error') {
+          const e = workerError(msg);
+          if (msg.user === undefined) pool.broken = true;
+          // This worker gets no more work; the chunks before its own still come in.
+          if (msg.seq === undefined) fail(e);
+          else {
+            try {
+              order.putError(msg.seq, e);
+            } catch (x) {
+              fail(x);
+            }
+          }
+          return;
+        }
+        try {
+          order.put(msg.result, pool.mappers[i]!);
+        } catch (e) {
+          fail(e);
+          return;
+        }
+        if (onProgress && order.bytes - lastReport >= 8 << 20) {
+          lastReport = order.bytes;
+          onProgress({ bytes: order.bytes, blocks: order.blocks });
+        }
+        check();
+        void feed(i);
+      });
+      w.on('error', (e) => {
+        pool.broken = true;
+        fail(e);
+        pool.onQuiet?.();
+      });
+      w.on('exit', (code) => {
+        pool.broken = true;
+        if (code !== 0 && !failed) fail(new Error(`page_owner worker exited with code ${code}`));
+        pool.onQuiet?.();
+      });
+      void feed(i);
+    });
+  });
+}
+
+async function scanFileInWorkers(
+  path: string,
+  size: number,
+  dict: PageOwnerDict,
+  scanner: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  workers: number,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const chunks = Math.ceil(size / chunkBytes);
+  const pool = startPool(Math.min(workers, chunks), scanner, dict);
+  const order = new InOrder(consume);
+  let given = 0;
+  let failure: { error: unknown } | undefined = { error: undefined };
+  try {
+    await runPool(
+      pool,
+      order,
+      () => {
+        if (given >= chunks) return undefined;
+        const seq = given++;
+        return {
+          type: 'range',
+          seq,
+          path,
+          start: seq * chunkBytes,
+          end: Math.min(size, (seq + 1) * chunkBytes),
+          size,
+        };
+      },
+      () => chunks,
+      onProgress,
+    );
+    failure = undefined;
+  } catch (e) {
+    failure = { error: e };
+    throw e;
+  } finally {
+    await pool.stop(failure);
+  }
+  const done = { bytes: order.bytes, blocks: order.blocks };
+  onProgress?.(done);
+  return done;
+}
+
+async function scanStreamInWorkers(
+  input: PageOwnerInput,
+  dict: PageOwnerDict,
+  scanner: ScannerOptions,
+  consume: (c: ChunkResult) => void,
+  workers: number,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+  from: Handoff = { pending: Buffer.alloc(0), seq: 0, offset: 0, blocks: 0 },
+): Promise<ScanTotals> {
+  const pool = startPool(workers, scanner, dict);
+  const order = new InOrder(consume, from.seq, from.offset, from.blocks);
+  const source: AsyncIterator<Buffer | string> =
+    typeof input === 'string'
+      ? (await open(input, 'r')).createReadStream({ highWaterMark: 1 << 20 })[Symbol.asyncIterator]()
+      : (input as Readable | AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  let pending = from.pending;
+  let offset = from.offset;
+  let seq = from.seq;
+  let ended = false;
+  let reading: Promise<ToWorker | undefined> | undefined;
+  const maxRecord = scanner.maxRecordBytes ?? MAX_RECORD_BYTES;
+  // One reader: each request takes the next chunk cut at the last blank line.
+  const nextChunk = async (): Promise<ToWorker | undefined> => {
+    if (ended) return undefined;
+    const parts: Buffer[] = [pending];
+    let len = pending.length;
+    for (;;) {
+      if (len >= chunkBytes) {
+        const joined = Buffer.concat(parts, len);
+        const cut = joined.lastIndexOf('\n\n');
+        if (cut < 0) {
+          // The record at the start (after the empty lines there) runs on without its
+          // blank line: past the limit it is refused, as in a chunk of a worker. Its turn
+          // comes after the chunks handed out before.
+          let s = 0;
+          while (joined[s] === 10) s++;
+          if (len - s > maxRecord) {
+            ended = true;
+            order.putError(seq++, recordTooLong(scanner.file ?? 'page_owner', offset + s, maxRecord));
+            return undefined;
+          }
+        }
+        if (cut >= 0) {
+          const n = cut + 2;
+          const ab = new ArrayBuffer(n);
+          joined.copy(Buffer.from(ab), 0, 0, n);
+          pending = Buffer.from(joined.subarray(n));
+          const m: ToWorker = { type: 'bytes', seq: seq++, buf: ab, length: n, offset, final: false };
+          offset += n;
+          return m;
+        }
+        parts.length = 0;
+        parts.push(joined);
+      }
+      const r = await source.next();
+      if (r.done) {
+        ended = true;
+        const joined = Buffer.concat(parts, len);
+        const ab = new ArrayBuffer(joined.length);
+        joined.copy(Buffer.from(ab));
+        pending = Buffer.alloc(0);
+        const m: ToWorker = {
+          type: 'bytes',
+          seq: seq++,
+          buf: ab,
+          length: joined.length,
+          offset,
+          final: true,
+        };
+        offset += joined.length;
+        return m;
+      }
+      const c = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
+      parts.push(c);
+      len += c.length;
+    }
+  };
+  let failure: { error: unknown } | undefined = { error: undefined };
+  try {
+    await runPool(
+      pool,
+      order,
+      () => {
+        // Serialise reads: a worker asking while another read is under way waits for it.
+        const p = (reading ?? Promise.resolve(undefined)).then(() => nextChunk());
+        reading = p;
+        return p;
+      },
+      () => (ended ? seq : Number.POSITIVE_INFINITY),
+      onProgress,
+    );
+    failure = undefined;
+  } catch (e) {
+    failure = { error: e };
+    throw e;
+  } finally {
+    await pool.stop(failure);
+    await source.return?.();
+  }
+  const done = { bytes: order.bytes, blocks: order.blocks };
+  onProgress?.(done);
+  return done;
+}

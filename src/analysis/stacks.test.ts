@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { type Frame, stackKey } from '../model/frame.js';
+import {
+  diffGroups,
+  FrameTable,
+  InternedStackGroup,
+  StackAggregator,
+  type StackGroup,
+  StackTable,
+  toCollapsed,
+  topGroups,
+} from './stacks.js';
+
+/** Frames whose keys are prefixes of one another, with characters below and above ';'. */
+const NAMES = ['foo', 'foo.isra.0', 'foo_bar', 'foo ', 'fo', 'a', 'a+b', 'zz', 'foo;', 'foo[x'];
+const MODULES = [undefined, 'leaky', 'l'];
+
+function randomStack(next: () => number): Frame[] {
+  const n = next() % 4;
+  const out: Frame[] = [];
+  for (let i = 0; i < n; i++) {
+    const module = MODULES[next() % MODULES.length];
+    out.push({
+      func: NAMES[next() % NAMES.length]!,
+      offset: next() % 3,
+      length: 0x40,
+      ...(module ? { module } : {}),
+    });
+  }
+  return out;
+}
+
+function rng(seed: number) {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
+describe('StackTable', () => {
+  it('interns by matching key (offsets ignored) and keeps the first frames for display', () => {
+    const t = new StackTable();
+    const a = t.internFrames([
+      { func: 'f', offset: 1, length: 9 },
+      { func: 'g', module: 'm' },
+    ]);
+    const b = t.internFrames([
+      { func: 'f', offset: 2, length: 9 },
+      { func: 'g', module: 'm' },
+    ]);
+    const c = t.internFrames([{ func: 'f' }, { func: 'g' }]);
+    expect(b).toBe(a);
+    expect(c).not.toBe(a);
+    expect(t.keyOf(a)).toBe('f;g [m]');
+    expect(t.framesOf(a)[0]).toEqual({ func: 'f', offset: 1, length: 9 });
+    expect(t.size).toBe(2);
+    const withOffsets = new StackTable(new FrameTable(), true);
+    expect(withOffsets.internFrames([{ func: 'f', offset: 1 }])).not.toBe(
+      withOffsets.internFrames([{ func: 'f', offset: 2 }]),
+    );
+  });
+
+  it('compareKeys orders stacks exactly as their key strings compare', () => {
+    const t = new StackTable();
+    const next = rng(7);
+    const ids = new Set<number>();
+    for (let i = 0; i < 400; i++) ids.add(t.internFrames(randomStack(next)));
+    const list = [...ids];
+    for (const a of list) {
+      for (const b of list) {
+        const ka = t.keyOf(a);
+        const kb = t.keyOf(b);
+        expect(Math.sign(t.compareKeys(a, b))).toBe(ka < kb ? -1 : ka > kb ? 1 : 0);
+      }
+    }
+    expect(list.length).toBeGreaterThan(100);
+  });
+
+  it('keyOf is stackKey of the frames', () => {
+    const t = new StackTable();
+    const next = rng(3);
+    for (let i = 0; i < 50; i++) {
+      const frames = randomStack(next);
+      expect(t.keyOf(t.internFrames(frames))).toBe(stackKey(frames));
+    }
+  });
+});
+
+describe('interned groups keep the behaviour of plain ones', () => {
+  const next = rng(11);
+  const stacks = Array.from({ length: 300 }, () => randomStack(next));
+  const weights = stacks.map(() => ({ count: next() % 5, bytes: next() % 3, pages: next() % 4 }));
+
+  function plain(part: number): StackGroup[] {
+    const m = new Map<string, StackGroup>();
+    stacks.forEach((frames, i) => {
+      if (i % 3 === part) return;
+      const key = stackKey(frames);
+      let g = m.get(key);
+      if (!g) {
+        g = { key, frames, weights: { count: 0, bytes: 0, pages: 0 } };
+        m.set(key, g);
+      }
+      g.weights.count += weights[i]!.count;
+      g.weights.bytes += weights[i]!.bytes;
+      g.weights.pages += weights[i]!.pages;
+    });
+    return [...m.values()];
+  }
+
+  function interned(part: number, table = new StackTable()): StackGroup[] {
+    const agg = new StackAggregator(table);
+    stacks.forEach((frames, i) => {
+      if (i % 3 !== part) agg.add(frames, weights[i]!);
+    });
+    return agg.result();
+  }
+
+  const strip = (gs: readonly StackGroup[]) =>
+    gs.map((g) => ({ key: g.key, frames: g.frames, weights: g.weights }));
+
+  it('aggregation, topGroups, StackAggregator.top and JSON', () => {
+    const p = plain(0);
+    const t = new StackTable();
+    const agg = new StackAggregator(t);
+    stacks.forEach((frames, i) => {
+      if (i % 3 !== 0) agg.add(frames, weights[i]!);
+    });
+    const q = agg.result();
+    expect(strip(q)).toEqual(strip(p));
+    for (const by of ['count', 'bytes', 'pages'] as const) {
+      expect(strip(topGroups(q, by))).toEqual(strip(topGroups(p, by)));
+      expect(strip(agg.top(by, 17))).toEqual(strip(topGroups(p, by, 17)));
+    }
+    expect(JSON.parse(JSON.stringify(q))).toEqual(JSON.parse(JSON.stringify(p)));
+    expect(toCollapsed(q, 'pages')).toBe(toCollapsed(p, 'pages'));
+    expect(q[0]).toBeInstanceOf(InternedStackGroup);
+  });
+
+  it('diffGroups of groups in one table (by stack id) equals the diff by key strings', () => {
+    const table = new StackTable();
+    const b = interned(1, table);
+    const a = interned(2, table);
+    const fast = diffGroups(b, a, 'pages');
+    const slow = diffGroups(plain(1), plain(2), 'pages');
+    // Frames may show other offsets (the table keeps the first seen in either input).
+    const comparable = (ds: typeof fast) =>
+      ds.map((d) => ({ ...JSON.parse(JSON.stringify(d)), frames: stackKey(d.frames) }));
+    expect(comparable(fast)).toEqual(comparable(slow));
+    expect(fast.map((d) => d.key)).toEqual(slow.map((d) => d.key));
+  });
+});
