@@ -1,12 +1,14 @@
-/** The three HTML reports: `report --html`, `diff --html`, `leaks --html`. */
+/** The HTML reports: `report --html`, `diff --html`, `leaks --html`, `trace ... --html`. */
+import type { TraceReport } from '../analysis/alloc_trace.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { DiffOptions } from '../registry/diff.js';
 import type { ReportOptions } from '../registry/report.js';
 import type { RecordingReader } from '../store/recording.js';
+import { flameTree } from './flame.js';
 import { pageHtml } from './html.js';
 import { type LeaksQuery, recordingView } from './recording.js';
 import { diffView, reportView, snapshotFlames } from './snapshots.js';
-import type { PageData } from './types.js';
+import type { PageData, TraceView } from './types.js';
 
 /** One snapshot: the report (as `report --json`) and flame graphs of its allocation stacks. */
 export async function reportPageData(snap: Snapshot, opts: ReportOptions = {}): Promise<PageData> {
@@ -41,6 +43,38 @@ export function leaksPageData(reader: RecordingReader, q: LeaksQuery = {}): Page
     title: `leaks: ${reader.file}`,
     generatedAt: new Date().toISOString(),
     recording: recordingView(reader, q),
+  };
+}
+
+/**
+ * An allocation trace: the title line and one icicle of its outstanding allocations by stack,
+ * weighted by bytes (the stacks `--collapsed` writes). `source` names the graph (kmem_trace,
+ * malloc_trace).
+ */
+export function tracePageData(r: TraceReport, o: { what: string; events: number; source: string }): PageData {
+  const trace: TraceView = {
+    what: o.what,
+    durationSeconds: r.durationSeconds,
+    events: o.events,
+    lostEvents: r.counters.lostEvents,
+    allocs: r.counters.allocs,
+    frees: r.counters.frees,
+    outstanding: r.outstanding,
+    sample: r.sample,
+  };
+  return {
+    kind: 'trace',
+    title: `trace: ${o.what}`,
+    generatedAt: new Date().toISOString(),
+    trace,
+    flames: [
+      {
+        source: o.source,
+        title: `${o.source}: outstanding bytes by stack`,
+        unit: 'bytes',
+        root: flameTree(r.byStack, 'bytes'),
+      },
+    ],
   };
 }
 

@@ -4,6 +4,7 @@
  * floors below, so server and page agree at compile time.
  */
 import type { LeakReport } from '../analysis/leaks.js';
+import type { Weights } from '../analysis/stacks.js';
 import type { SnapshotDiff } from '../registry/diff.js';
 import type { Report, ReportTable } from '../registry/index.js';
 import type { Points } from './downsample.js';
@@ -69,6 +70,23 @@ export interface DiffView {
   flames: FlameGraph[];
 }
 
+/** An allocation trace (`trace report|kernel|user --html`): what it was, its icicle in PageData.flames. */
+export interface TraceView {
+  /** What was traced: the saved file, `kernel allocations`, `process PID (comm)`. */
+  what: string;
+  durationSeconds: number;
+  /** Trace events read (allocations, frees, other kmem events). */
+  events: number;
+  /** Events the kernel dropped (buffer full): their frees are missing, so outstanding overstates. */
+  lostEvents: number;
+  allocs: number;
+  frees: number;
+  /** Still allocated at the end of the trace. */
+  outstanding: Weights;
+  /** 1 in `sample` objects by address were traced (1: all). */
+  sample: number;
+}
+
 /** The server's description of itself, for the dashboard. */
 export interface ServeInfo {
   /** Snapshots found under --snapshots (names for /api/report?snapshot=), `live` first. */
@@ -82,13 +100,14 @@ export interface ServeInfo {
 
 /** Everything a page shows; the HTML report inlines one, the dashboard fetches the parts. */
 export interface PageData {
-  kind: 'report' | 'diff' | 'leaks' | 'serve';
+  kind: 'report' | 'diff' | 'leaks' | 'trace' | 'serve';
   title: string;
   generatedAt: string;
   report?: ReportView;
   flames?: FlameGraph[];
   diff?: DiffView;
   recording?: RecordingView;
+  trace?: TraceView;
   serve?: ServeInfo;
 }
 

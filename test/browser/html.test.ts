@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TraceReport } from '../../src/analysis/alloc_trace.js';
 import type { LeakReport } from '../../src/analysis/leaks.js';
 import type { SnapshotDiff } from '../../src/registry/diff.js';
 import type { Report } from '../../src/registry/types.js';
@@ -219,6 +220,83 @@ describe('leaks --html (the scenario suite recording, bench-linux-6.18.db)', () 
     const proj = await page.$eval('.projection-text', (e) => e.textContent);
     expect(proj).toContain(`exhausted in ${json.hoursToExhaustion!.toFixed(1)} h`);
     await screenshot(page, 'web-suspects');
+    expect(errors.join('\n')).toBe('');
+    await page.close();
+  });
+});
+
+describe('trace report --html (the lab 6.12 kmem trace, msl_leaky leaking)', () => {
+  const trace = join(REPO_FIXTURES, 'lab-trace', 'lab-6.12.kmem.trace');
+  const file = join(dir, 'trace.html');
+  let json: TraceReport & { events: Record<string, number> };
+  beforeAll(async () => {
+    const r = await run(['trace', 'report', '--json', '--html', file, trace]);
+    expect(r.stderr).toMatch(/wrote .*trace\.html/);
+    expect(r.status).toBe(0);
+    json = JSON.parse(r.stdout) as typeof json;
+  });
+
+  it("draws the outstanding bytes by stack; the top stack's function is found by the search", async () => {
+    const { page, errors, requests } = await open(file);
+    // The title line: what was traced, events, lost events, as the JSON counts them.
+    const line = await page.waitForSelector('.trace-line');
+    expect(await line.textContent()).toContain('lab-6.12.kmem.trace');
+    const events = Object.values(json.events).reduce((a, b) => a + b, 0);
+    expect(await line.getAttribute('data-events')).toBe(String(events));
+    expect(await line.getAttribute('data-lost')).toBe('0');
+    expect((await line.textContent())!.replace(/\s+/g, ' ')).toContain(
+      `${events} events (${json.counters.allocs} allocations, ${json.counters.frees} frees), 0 lost; outstanding ${json.outstanding.count} allocations`,
+    );
+    expect(await page.$('.finding.warning')).toBeNull();
+    // The root is every outstanding byte.
+    await page.waitForSelector('.flame[data-source="kmem_trace"] .flame-root');
+    const root = Number(await page.$eval('.flame-root', (e) => e.getAttribute('data-value')));
+    expect(root).toBe(json.outstanding.bytes);
+    expect(root).toBe(json.byStack.reduce((s, g) => s + g.weights.bytes, 0));
+    // The lab module's page leak is the top stack; the icicle's frames under it hold its bytes.
+    expect(json.byStack[0]!.culprit).toMatchObject({ func: 'msl_page_leak', module: 'msl_leaky' });
+    await page.fill('.flame-search', 'msl_page_leak');
+    const matched = Number(await page.$eval('.flame-matched', (e) => e.getAttribute('data-value')));
+    const inStacks = json.byStack
+      .filter((g) => g.frames.some((f) => f.func === 'msl_page_leak'))
+      .reduce((s, g) => s + g.weights.bytes, 0);
+    expect(matched).toBe(inStacks);
+    expect(matched).toBeGreaterThanOrEqual(json.byStack[0]!.weights.bytes);
+    await page.fill('.flame-search', '');
+    await screenshot(page, 'web-trace');
+    // Down the left edge (each row's heaviest frame first): the hover names the top stack's frames.
+    const box = (await (await page.$('.flame-canvas canvas'))!.boundingBox())!;
+    const names: string[] = [];
+    for (let row = 0; ; row++) {
+      await page.mouse.move(box.x + 2, box.y + row * 18 + 9);
+      const tip = await page.$('.tip b');
+      if (!tip) break;
+      names.push((await tip.textContent())!);
+    }
+    expect(names[0]).toBe('all');
+    expect(names).toContain('msl_page_leak [msl_leaky]');
+    expect(errors.join('\n')).toBe('');
+    expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([]);
+    await page.close();
+  });
+
+  it('a trace that lost events says so on the page', async () => {
+    const lost = join(dir, 'lost.html');
+    const r = await run([
+      'trace',
+      'report',
+      '--json',
+      '--html',
+      lost,
+      join(REPO_FIXTURES, 'trace-6.18', 'lost.trace'),
+    ]);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as TraceReport;
+    expect(j.counters.lostEvents).toBeGreaterThan(0);
+    const { page, errors } = await open(lost);
+    const line = await page.waitForSelector('.trace-line');
+    expect(await line.getAttribute('data-lost')).toBe(String(j.counters.lostEvents));
+    expect(await page.$eval('.finding.warning', (e) => e.textContent)).toMatch(/Events were lost/);
     expect(errors.join('\n')).toBe('');
     await page.close();
   });

@@ -17,6 +17,7 @@ import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
+import { writeHtml } from '../html.js';
 
 /** `60`, `60s`, `2m`, `1h`, `1.5m` to seconds. */
 export function parseDuration(v: string | undefined, name: string): number | undefined {
@@ -165,6 +166,28 @@ const OUTPUT_OPTIONS = {
   json: { type: 'boolean', description: 'print the whole result as JSON' },
 } as const;
 
+/** `--html FILE` on the trace commands whose result is a whole trace (kernel, user, report). */
+const HTML_OPTION = {
+  html: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'also write a self-contained HTML page: the outstanding allocations as a searchable icicle',
+  },
+} as const;
+
+const sum = (events: Record<string, number>) => Object.values(events).reduce((a, b) => a + b, 0);
+
+/** The page of a trace; the web presenter is loaded only when asked for. */
+async function writeTraceHtml(
+  file: string,
+  r: TraceReport,
+  o: { what: string; events: number; source: string },
+  ctx: CommandContext,
+): Promise<void> {
+  const { tracePageData } = await import('../../web/pages.js');
+  await writeHtml(file, tracePageData(r, o), ctx);
+}
+
 /** Live refresh: what is outstanding now and what grew since the last refresh. */
 function refreshPrinter(ctx: CommandContext, json: boolean, limit: number) {
   let previous: OutstandingGroup[] = [];
@@ -271,6 +294,7 @@ export const traceKernelCommand = defineCommand({
       description: 'also save the raw trace (for `trace report` and `trace diff`)',
     },
     ...OUTPUT_OPTIONS,
+    ...HTML_OPTION,
   },
   details:
     'Needs root and tracefs. Uses its own instance (instances/memsleuth-<pid>): the global buffer and\n' +
@@ -314,6 +338,10 @@ export const traceKernelCommand = defineCommand({
       handleSignals: true,
     });
     ctx.stderr.write(kernelSummary(r));
+    if (values.html !== undefined) {
+      const what = `kernel allocations${values.cache !== undefined ? `, cache ${values.cache}` : ''}${values.module !== undefined ? `, module ${values.module}` : ''}${values.pid !== undefined ? `, pid ${values.pid}` : ''}`;
+      await writeTraceHtml(values.html, r.report, { what, events: sum(r.events), source: 'kmem_trace' }, ctx);
+    }
     if (await writeFlameExports(r.report.byStack, values, 'trace kernel', ctx)) return 0;
     if (json) {
       const { report, ...meta } = r;
@@ -383,6 +411,7 @@ export const traceUserCommand = defineCommand({
     },
     refresh: { type: 'string', valueName: 'S', description: 'print what is outstanding every S seconds' },
     ...OUTPUT_OPTIONS,
+    ...HTML_OPTION,
   },
   details:
     'Probes the malloc family in the library the process allocates from (its executable, a preloaded\n' +
@@ -418,6 +447,13 @@ export const traceUserCommand = defineCommand({
       handleSignals: true,
     });
     ctx.stderr.write(userSummary(r));
+    if (values.html !== undefined)
+      await writeTraceHtml(
+        values.html,
+        r.report,
+        { what: `process ${pid} (${r.comm}), malloc family`, events: sum(r.events), source: 'malloc_trace' },
+        ctx,
+      );
     if (await writeFlameExports(r.report.byStack, values, `trace user ${pid}`, ctx)) return 0;
     if (json) {
       const { report, ...meta } = r;
@@ -538,7 +574,7 @@ export const traceReportCommand = defineCommand({
   path: ['trace', 'report'],
   summary: 'outstanding allocations of a saved kmem trace (trace kernel -o, or the collector’s --trace-kmem)',
   args: 'FILE|SNAPSHOT',
-  options: { ...SAVED_OPTIONS, ...OUTPUT_OPTIONS },
+  options: { ...SAVED_OPTIONS, ...OUTPUT_OPTIONS, ...HTML_OPTION },
   details:
     'FILE is raw trace text; SNAPSHOT a bundle or directory with trace/kmem (memsleuth-collect.sh --trace-kmem).',
   async run({ values, positionals }, ctx) {
@@ -547,6 +583,13 @@ export const traceReportCommand = defineCommand({
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const by = parseBy(values.by);
     const a = await analyzeSaved(positionals[0]!, values);
+    if (values.html !== undefined)
+      await writeTraceHtml(
+        values.html,
+        a.report,
+        { what: a.file, events: sum(a.events), source: 'kmem_trace' },
+        ctx,
+      );
     if (await writeFlameExports(a.report.byStack, values, `trace ${a.file}`, ctx)) return 0;
     if (values.json) {
       ctx.stdout.write(

@@ -1,7 +1,8 @@
 /** The page: tabs over what the data has (an HTML report) or over everything (the dashboard). */
 import { useEffect, useState } from 'preact/hooks';
-import type { FlameGraph, ReportView } from '../types.js';
+import type { FlameGraph, ReportView, TraceView } from '../types.js';
 import { DiffPage, DiffPicker } from './diff.js';
+import { formatBytes } from './format.js';
 import { html } from './html.js';
 import { Flames } from './icicle.js';
 import { OverTime, SeriesPicker, Suspects } from './recording.js';
@@ -63,6 +64,46 @@ function FlamesTab({ src }: { src: DataSource }) {
   </div>`;
 }
 
+function seconds(s: number): string {
+  if (s < 1) return `${(s * 1000).toFixed(0)} ms`;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+/** An allocation trace: its title line, then the icicle of what is still allocated. */
+function TraceTab({ src }: { src: DataSource }) {
+  const t = useAsync<TraceView | undefined>(() => src.trace(), [src]);
+  const graphs = useAsync<FlameGraph[]>(() => src.flames(), [src]);
+  if (t === null || graphs === null) return html`<p class="muted">reading…</p>`;
+  const o = t?.outstanding;
+  return html`<div>
+    ${
+      t &&
+      html`<p class="trace-line" data-events=${t.events} data-lost=${t.lostEvents}>
+        <b>${t.what}</b>${`: ${seconds(t.durationSeconds)} traced, ${n(t.events)} events (${n(t.allocs)} allocations, ${n(t.frees)} frees), `}<span
+          class=${t.lostEvents ? 'lost' : ''}
+          >${n(t.lostEvents)} lost</span
+        >${`; outstanding ${n(o!.count)} allocations, ${formatBytes(o!.bytes)}${o!.pages ? ` (${n(o!.pages)} pages)` : ''}${t.sample > 1 ? `, estimated from 1 in ${t.sample} objects` : ''}`}
+      </p>`
+    }
+    ${
+      t && t.lostEvents > 0
+        ? html`<div class="finding warning"><p>
+            Events were lost (buffer full): allocations whose free was lost show as outstanding. Trace
+            fewer events (--events, --cache, --sample) or raise --buffer-kb.
+          </p></div>`
+        : null
+    }
+    <${Flames}
+      graphs=${(graphs ?? []).filter((g) => g.root.v > 0)}
+      empty="Nothing the trace saw allocated is still outstanding."
+    />
+  </div>`;
+}
+
 function DiffTab({ src }: { src: DataSource }) {
   const view = useAsync(() => src.diff(), [src]);
   return view === null
@@ -86,6 +127,8 @@ function tabsFor(src: DataSource, hasFlames: boolean): Tab[] {
       t.push({ id: 'flames', title: 'Flame graphs', view: () => html`<${FlamesTab} src=${src} />` });
   } else if (src.kind === 'diff') {
     t.push({ id: 'diff', title: 'Diff', view: () => html`<${DiffTab} src=${src} />` });
+  } else if (src.kind === 'trace') {
+    t.push({ id: 'outstanding', title: 'Outstanding', view: () => html`<${TraceTab} src=${src} />` });
   } else if (src.kind === 'leaks') {
     t.push({ id: 'over-time', title: 'Over time', view: () => html`<${OverTime} src=${src} />` });
     t.push({ id: 'suspects', title: 'Suspects', view: () => html`<${Suspects} src=${src} />` });

@@ -13,6 +13,7 @@ import type {
   ReportView,
   SeriesView,
   ServeInfo,
+  TraceView,
 } from '../types.js';
 import { suspectKey } from '../types.js';
 
@@ -44,6 +45,8 @@ export interface DataSource {
   flames(snapshot?: string): Promise<FlameGraph[]>;
   diff(before?: string, after?: string): Promise<DiffView | undefined>;
   leaks(): Promise<LeakReport | undefined>;
+  /** An allocation trace's title line (HTML reports of `trace ... --html` only). */
+  trace(): Promise<TraceView | undefined>;
   accounting(): Promise<AccountingOverTime | undefined>;
   suspect(s: { id: string; metric: string }): Promise<SeriesView | undefined>;
   projection(): Promise<ProjectionView | undefined>;
@@ -64,6 +67,7 @@ export function inlineSource(d: PageData): DataSource {
     flames: async () => d.flames ?? [],
     diff: async () => d.diff,
     leaks: async () => rec?.leaks,
+    trace: async () => d.trace,
     accounting: async () => rec?.accounting,
     suspect: async (s) => rec?.suspects[suspectKey(s)],
     projection: async () => rec?.projection,
@@ -99,6 +103,7 @@ export function apiSource(d: PageData, token: string | undefined): DataSource {
     flames: (snapshot) => get<FlameGraph[]>('flames', { snapshot }),
     diff: (before, after) => get<DiffView>('diff/view', { before, after }),
     leaks: async () => (info.recording ? get<LeakReport>('leaks') : undefined),
+    trace: async () => undefined,
     accounting: async () =>
       info.recording ? get<AccountingOverTime>('accounting', { buckets: buckets() }) : undefined,
     suspect: (s) => get<SeriesView>('suspect', { id: s.id, metric: s.metric, buckets: buckets() }),
