@@ -185,9 +185,11 @@ export class FtraceTextParser {
     }
     const rest = h.rest;
     if (rest.charCodeAt(0) === 60 /* < */) {
-      if (rest === '<stack trace>') {
-        this.stack = {
-          type: 'kernel-stack',
+      const type =
+        rest === '<stack trace>' ? 'kernel-stack' : rest === '<user stack trace>' ? 'user-stack' : undefined;
+      if (type !== undefined) {
+        const stack: NonNullable<typeof this.stack> = {
+          type,
           comm: h.comm,
           pid: h.pid,
           cpu: h.cpu,
@@ -196,21 +198,8 @@ export class FtraceTextParser {
           line,
           frames: [],
         };
-        if (h.tgid !== undefined) this.stack.tgid = h.tgid;
-        return;
-      }
-      if (rest === '<user stack trace>') {
-        this.stack = {
-          type: 'user-stack',
-          comm: h.comm,
-          pid: h.pid,
-          cpu: h.cpu,
-          flags: h.flags,
-          timestamp: h.timestamp,
-          line,
-          frames: [],
-        };
-        if (h.tgid !== undefined) this.stack.tgid = h.tgid;
+        if (h.tgid !== undefined) stack.tgid = h.tgid;
+        this.stack = stack;
         return;
       }
     }
