@@ -7,6 +7,7 @@ import {
   MANIFEST_FORMAT,
   type Manifest,
   type MissingSource,
+  type ProcCounters,
   SLAB_ATTRS,
   SLAB_TRACE_KINDS,
   type Snapshot,
@@ -18,6 +19,7 @@ import {
 } from '../model/snapshot.js';
 import { configEnabled, type KernelConfig, parseKernelConfig } from '../sources/kconfig.js';
 import { liveFdListing } from './fds.js';
+import type { ProcWatch } from './proc_watch.js';
 import { FileSnapshot } from './snapshot.js';
 import { liveTmpfsFiles, liveTmpfsMounts } from './tmpfs.js';
 
@@ -45,8 +47,21 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   readonly origin = 'live';
   private readonly systemByPath: Map<string, SystemSourceSpec>;
 
-  constructor(readonly roots: LiveRoots = DEFAULT_LIVE_ROOTS) {
+  private readonly watch: ProcWatch | undefined;
+  private watchRead = false;
+
+  /**
+   * `watch`: kept-open process files shared by successive snapshots (the recorder's ticks): this
+   * snapshot answers `procCounters` from it, and at close lets go of the processes it did not
+   * ask about (they exited).
+   */
+  constructor(
+    readonly roots: LiveRoots = DEFAULT_LIVE_ROOTS,
+    opts: { watch?: ProcWatch } = {},
+  ) {
     super();
+    this.watch = opts.watch;
+    if (!this.watch) this.procCounters = undefined;
     this.systemByPath = new Map(SYSTEM_SOURCES.map((s) => [s.path, this.rebase(s)]));
   }
 
@@ -110,11 +125,12 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   }
 
   async pids(): Promise<number[]> {
-    const names = await readdir(this.roots.proc);
-    return names
-      .filter((n) => /^\d+$/.test(n))
-      .map(Number)
-      .sort((a, b) => a - b);
+    const pids: number[] = [];
+    for (const n of readdirSync(this.roots.proc)) {
+      const c = n.charCodeAt(0);
+      if (c >= 48 && c <= 57 && /^\d+$/.test(n)) pids.push(Number(n));
+    }
+    return pids.sort((a, b) => a - b);
   }
 
   async slabTraceFiles(): Promise<Map<string, Set<string>>> {
@@ -169,6 +185,11 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     } catch {
       return undefined; // not permitted, or exited
     }
+  }
+
+  procCounters?(pid: number): ProcCounters | undefined {
+    this.watchRead = true;
+    return this.watch!.read(pid);
   }
 
   /**
@@ -264,7 +285,9 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.watchRead) this.watch!.sweep();
+  }
 }
 
 /** The kernel page size, from KernelPageSize in our own smaps (no getconf in Node). */
@@ -287,8 +310,11 @@ export async function liveUptime(procRoot = '/proc'): Promise<number> {
   }
 }
 
-export async function openLiveSnapshot(roots?: LiveRoots): Promise<LiveSnapshot> {
-  return new LiveSnapshot(roots);
+export async function openLiveSnapshot(
+  roots?: LiveRoots,
+  opts?: { watch?: ProcWatch },
+): Promise<LiveSnapshot> {
+  return new LiveSnapshot(roots, opts);
 }
 
 export { SLAB_ATTRS, SLAB_TRACE_KINDS };

@@ -31,12 +31,16 @@ import { parseManifest } from './manifest.js';
  */
 export const MAX_TEXT_BYTES = 256 * 2 ** 20;
 
+/** The buffer `readTextFile` reads a file into when it fits (the calls are synchronous). */
+const SCRATCH = Buffer.allocUnsafe(65536);
+
 /**
  * Read a file whole as UTF-8, at most `max` bytes: a larger regular file is refused before
  * reading, and a device or pipe that keeps going (/dev/zero) is stopped at the limit.
  * Synchronous: procfs and sysfs files are generated in memory and small, and a thread-pool
  * round trip per file costs more than the read (a recording tick reads three per process).
  */
+
 export function readTextFile(
   file: string,
   max = MAX_TEXT_BYTES,
@@ -54,25 +58,28 @@ export function readTextFile(
     if (st.isFile() && st.size > max) throw tooBig(`${st.size} bytes`);
     const chunks: Buffer[] = [];
     let total = 0;
-    // procfs files report size 0: read until the end, never past the limit.
-    let buf = Buffer.allocUnsafe(
-      st.isFile() && st.size > 0 && opts.maxLineBytes === undefined ? Math.min(st.size + 1, max + 1) : 65536,
-    );
+    // procfs files report size 0: read until the end, never past the limit. A file that fits
+    // is read into one buffer kept for every call (decoded from there: nothing allocated).
+    const want =
+      st.isFile() && st.size > 0 && opts.maxLineBytes === undefined ? Math.min(st.size + 1, max + 1) : 65536;
+    let buf = want <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(want);
+    let used = 0;
     // With maxLineBytes, line lengths are checked while reading: a file of one 200 MB line
     // stops after its first MiB, before it is all in memory.
     let line = 1;
     let lineBytes = 0;
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      const n = readSync(fd, buf, used, buf.length - used, null);
       if (n === 0) break;
       total += n;
       if (total > max) throw tooBig('more');
       if (opts.maxLineBytes !== undefined) {
-        let start = 0;
+        let start = used;
+        const end = used + n;
         for (;;) {
           const nl = buf.indexOf(10, start);
-          if (nl < 0 || nl >= n) {
-            lineBytes += n - start;
+          if (nl < 0 || nl >= end) {
+            lineBytes += end - start;
             break;
           }
           lineBytes += nl - start;
@@ -83,9 +90,15 @@ export function readTextFile(
         }
         if (lineBytes > opts.maxLineBytes) throw lineTooLong(name, line, lineBytes, opts.maxLineBytes);
       }
-      chunks.push(Buffer.from(buf.subarray(0, n)));
-      if (n === buf.length && buf.length < 1 << 20) buf = Buffer.allocUnsafe(buf.length * 2);
+      used += n;
+      if (used === buf.length) {
+        chunks.push(buf === SCRATCH ? Buffer.from(buf) : buf);
+        buf = Buffer.allocUnsafe(Math.min(buf.length * 2, 1 << 20));
+        used = 0;
+      }
     }
+    if (chunks.length === 0) return buf.toString('utf8', 0, used);
+    chunks.push(buf.subarray(0, used));
     return Buffer.concat(chunks, total).toString('utf8');
   } finally {
     closeSync(fd);

@@ -259,6 +259,20 @@ export function slabTracePath(cache: string, kind: SlabTraceKind | (typeof SLAB_
   return `slab/${cache}.${kind}`;
 }
 
+/** See `Snapshot.procCounters`. */
+export interface ProcCounters {
+  /** /proc/PID/statm: VmSize, VmRSS and RssFile + RssShmem, in pages (kernel threads: 0). */
+  sizePages: number;
+  residentPages: number;
+  sharedPages: number;
+  /** Open fds (the size of /proc/PID/fd); -1 when not permitted. */
+  fds: number;
+  /** Link count of /proc/PID/task: 2 + threads on the kernels that add them; -1 when unknown. */
+  taskLinks: number;
+  /** The files were opened at this call: a process not seen before, or a new one on an old pid. */
+  opened: boolean;
+}
+
 /**
  * Read access to one moment of a machine's memory sources, by snapshot path (see
  * layout.ts). Implemented by a live machine, a snapshot directory and a bundle, so
@@ -297,6 +311,13 @@ export interface Snapshot {
    * (the kernel can drop and remake an unused entry). Undefined when not permitted or gone.
    */
   fdInfo?(pid: number): { fds: number; ino: number } | undefined;
+  /**
+   * A live process's memory counters for the recorder's every tick, from /proc files kept open
+   * across ticks (statm, fd/, task/): a file kept open belongs to one process for good, so
+   * `opened` false means the same process as at the previous call for this pid. Undefined when
+   * the process is gone. The object is reused by the next call.
+   */
+  procCounters?(pid: number): ProcCounters | undefined;
   /** The manifest (synthesised for directories that have none). */
   manifest(): Promise<Manifest>;
   close(): Promise<void>;

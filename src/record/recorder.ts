@@ -54,7 +54,15 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  */
 export async function record(opts: RecordOptions): Promise<RecordResult> {
   mkdirSync(dirname(opts.db), { recursive: true });
-  const sampler = new Sampler(opts);
+  // Unless told: slab caches and zoneinfo every 10 s, vmallocinfo every minute, whatever the
+  // interval. At 1 s they would cost more than every process together, and a kernel leak shows
+  // over minutes.
+  const every = (ms: number) => Math.max(1, Math.round(ms / opts.intervalMs));
+  const sampler = new Sampler({
+    ...opts,
+    slabEvery: opts.slabEvery ?? every(10_000),
+    vmallocEvery: opts.vmallocEvery ?? every(60_000),
+  });
   const writer = new RecordingWriter(opts.db, {
     interval_ms: String(opts.intervalMs),
     page_size: String(await sampler.pageSizeBytes()),
@@ -93,6 +101,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
       if (behind > k) k = behind;
     }
   } finally {
+    sampler.close();
     writer.close();
   }
   return {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { labFixture } from '../../test/paths.js';
 import { smapsByName } from '../analysis/process.js';
 import { openLiveSnapshot } from '../capture/live.js';
+import { ProcWatch } from '../capture/proc_watch.js';
 import { DirectorySnapshot } from '../capture/snapshot.js';
 import type { EntitySample, TickSample } from '../model/samples.js';
 import { parseProcStatus } from '../sources/proc_status.js';
@@ -146,6 +147,60 @@ describe('Sampler on this machine', () => {
       expect(again?.sparse?.pss_bytes).toBeUndefined();
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('reads a live process from kept files: the values of its status, status again only when statm moves', async () => {
+    // A sleeping child with two extra threads and a few open files.
+    const code =
+      'import threading, time\nfor _ in range(2): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\nprint("ready", flush=True)\ntime.sleep(60)';
+    const child = spawn('python3', ['-c', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const watch = new ProcWatch();
+    try {
+      await new Promise((r) => child.stdout!.once('data', r));
+      const pid = child.pid!;
+      const reads: string[] = [];
+      const kept = new Sampler({
+        pidFilter: (p) => p === pid,
+        pssEvery: 0,
+        snapshot: async () => {
+          const snap = await openLiveSnapshot(undefined, { watch });
+          const read = snap.readText.bind(snap);
+          snap.readText = (path) => {
+            if (path.startsWith(`proc/${pid}/`)) reads.push(path);
+            return read(path);
+          };
+          return snap;
+        },
+      });
+      const byStatus = new Sampler({
+        pidFilter: (p) => p === pid,
+        pssEvery: 0,
+        snapshot: () => openLiveSnapshot(),
+      });
+      const mine = (t: TickSample) => t.entities.find((e) => e.layer === 'process' && e.pid === pid);
+      const first = mine(await kept.sample());
+      expect(reads).toEqual([`proc/${pid}/status`, `proc/${pid}/stat`]);
+      for (let i = 0; i < 5; i++) {
+        reads.length = 0;
+        const k = mine(await kept.sample());
+        const s = mine(await byStatus.sample());
+        expect(k?.key).toBe(first?.key);
+        expect(s?.key).toBe(k?.key);
+        expect(k?.label).toBe('python3');
+        // statm did not move (a sleeping process): nothing read but the kept files.
+        if (reads.length === 0) {
+          expect(k?.values).toEqual(s?.values);
+          expect(k?.values?.threads).toBe(3);
+          expect(k?.values?.fds).toBeGreaterThanOrEqual(3);
+          return;
+        }
+        expect(reads).toEqual([`proc/${pid}/status`]);
+      }
+      throw new Error('statm of a sleeping process moved at every tick');
+    } finally {
+      child.kill('SIGKILL');
+      watch.close();
     }
   });
 

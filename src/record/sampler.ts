@@ -1,4 +1,5 @@
 import { openLiveSnapshot } from '../capture/live.js';
+import { ProcWatch } from '../capture/proc_watch.js';
 import type { EntitySample, Layer, TickSample } from '../model/samples.js';
 import type { Snapshot, SourceName } from '../model/snapshot.js';
 import { ENTRIES, ENTRY_BY_NAME, SnapshotData } from '../registry/index.js';
@@ -27,12 +28,19 @@ export class Sampler {
   private readonly states = new Map<SourceName, Record<string, unknown>>();
   private pageSize: number | undefined;
   private tick = 0;
+  /** This machine's processes, from files kept open across ticks (the default snapshot only). */
+  private readonly watch: ProcWatch | undefined;
   /** Sources that failed to read or parse, with the reason (reported once by the recorder). */
   readonly problems = new Map<string, string>();
 
   constructor(opts: SamplerOptions = {}) {
     this.opts = opts;
-    this.open = opts.snapshot ?? (() => openLiveSnapshot());
+    if (opts.snapshot) this.open = opts.snapshot;
+    else {
+      const watch = new ProcWatch();
+      this.watch = watch;
+      this.open = () => openLiveSnapshot(undefined, { watch });
+    }
     this.pageSize = opts.pageSizeBytes;
   }
 
@@ -101,6 +109,11 @@ export class Sampler {
     const tick: TickSample = { tMs: nowMs, readMs: performance.now() - started, entities };
     if (layersRead.size > 0) tick.layersRead = [...layersRead];
     return tick;
+  }
+
+  /** Let go of the files kept open for the processes (the sampler is not used after). */
+  close(): void {
+    this.watch?.close();
   }
 
   /** The process whose RSS+swap grew most since it was first seen. */

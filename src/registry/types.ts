@@ -135,11 +135,18 @@ export interface SampleOptions {
   /** At most this many processes get per-mapping sizes per smaps tick. Default 8. */
   smapsMaxProcesses?: number;
   /**
-   * Read vmallocinfo and allocinfo every N ticks (0: never). Default 6: vmallocinfo lists every
-   * area (3,000 lines here) and costs more CPU than all processes together; the writer carries
-   * the totals forward.
+   * Read vmallocinfo and allocinfo every N ticks (0: never). Default 6 (`record`: every minute,
+   * whatever the interval): vmallocinfo lists every area (3,000 lines here) and costs more CPU
+   * than all processes together; the writer carries the totals forward.
    */
   vmallocEvery?: number;
+  /**
+   * Read slabinfo, and zoneinfo's per-CPU free lists for the unaccounted remainder, every N
+   * ticks (0: never). Default 1; `record` makes it every 10 s (10 at a 1 s interval): slabinfo
+   * walks every cache and costs more than a hundred processes' counters, and a slab leak shows
+   * over minutes, not seconds. The writer carries the values forward.
+   */
+  slabEvery?: number;
   /** Read /sys/kernel/debug/kmemleak (no scan is triggered). Default false. */
   kmemleak?: boolean;
   /**

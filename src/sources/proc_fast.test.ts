@@ -2,8 +2,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
-import { rollupFields, statFields, statusFields } from './proc_fast.js';
+import { rollupFields, statFields, statmBytes, statusFields } from './proc_fast.js';
 import { parseProcStat } from './proc_stat.js';
+import { parseProcStatm } from './proc_statm.js';
 import { parseProcStatus } from './proc_status.js';
 import { parseSmapsRollup } from './smaps.js';
 
@@ -194,5 +195,56 @@ describe('the fast readers decline what the full parsers would reject or read di
       expect(full, `rollup cut at ${n}`).toBeDefined();
       for (const [k, v] of Object.entries(fast.bytes)) expect(v, `cut at ${n}: ${k}`).toBe(full!.bytes[k]);
     }
+  });
+});
+
+describe("statmBytes (the recorder's every tick)", () => {
+  const fast = (text: string) => {
+    const out = { sizePages: -1, residentPages: -1, sharedPages: -1 };
+    const buf = Buffer.from(text, 'latin1');
+    return statmBytes(buf, buf.length, out) ? out : undefined;
+  };
+  const full = (text: string) => {
+    const p = parseProcStatm(text);
+    return { sizePages: p.sizePages, residentPages: p.residentPages, sharedPages: p.sharedPages };
+  };
+
+  it('agrees with parseProcStatm on every statm captured and every process of this machine', () => {
+    let n = 0;
+    const files = [
+      ...capturedProcDirs().map((d) => join(d, 'statm')),
+      ...readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .map((p) => `/proc/${p}/statm`),
+    ];
+    for (const f of files) {
+      const text = read(f);
+      if (text === undefined || text === '') continue;
+      expect(fast(text), f).toEqual(full(text));
+      n++;
+    }
+    expect(n).toBeGreaterThan(50);
+    expect(fast('0 0 0 0 0 0 0\n')).toEqual({ sizePages: 0, residentPages: 0, sharedPages: 0 });
+  });
+
+  it('declines anything but seven decimals and a newline, and a number too long to be exact', () => {
+    const ok = '565 441 417 388 0 77 0\n';
+    expect(fast(ok)).toEqual({ sizePages: 565, residentPages: 441, sharedPages: 417 });
+    for (let n = 0; n < ok.length; n++) expect(fast(ok.slice(0, n)), `cut at ${n}`).toBeUndefined();
+    for (const bad of [
+      '565  441 417 388 0 77 0\n',
+      ' 565 441 417 388 0 77 0\n',
+      '565 441 417 388 0 77 0 1\n',
+      '565 441 417 388 0 77\n',
+      '565 441 -417 388 0 77 0\n',
+      '565 441 417 388 0 77 0\r\n',
+      '565 441 417 388 0 77 0\n\n',
+      '565\t441 417 388 0 77 0\n',
+      '1234567890123456 441 417 388 0 77 0\n',
+      'x\n',
+    ])
+      expect(fast(bad), JSON.stringify(bad)).toBeUndefined();
+    // The longest numbers it reads are exact.
+    expect(fast('999999999999999 1 2 0 0 0 0\n')!.sizePages).toBe(999_999_999_999_999);
   });
 });

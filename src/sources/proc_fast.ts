@@ -311,3 +311,40 @@ function skipBlanksOnly(text: string, i: number): number {
   while (text.charCodeAt(i) === SPACE) i++;
   return i;
 }
+
+/**
+ * /proc/PID/statm as bytes (the recorder's every tick, from a reused buffer): `size resident
+ * shared text lib data dt\n`, seven decimals, the first three into `out`. False for anything
+ * else (parseProcStatm then names the file and what it expected).
+ */
+export function statmBytes(
+  buf: Uint8Array,
+  n: number,
+  out: { sizePages: number; residentPages: number; sharedPages: number },
+): boolean {
+  let i = 0;
+  let size = 0;
+  let resident = 0;
+  let shared = 0;
+  for (let field = 0; field < 7; field++) {
+    let v = 0;
+    const d0 = i;
+    for (; i < n; i++) {
+      const c = buf[i]!;
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+    }
+    // Sixteen digits and more may not be exact in a double: the full parser decides.
+    if (i === d0 || i - d0 > 15 || i >= n) return false;
+    if (buf[i] !== (field < 6 ? SPACE : NL)) return false;
+    i++;
+    if (field === 0) size = v;
+    else if (field === 1) resident = v;
+    else if (field === 2) shared = v;
+  }
+  if (i !== n) return false;
+  out.sizePages = size;
+  out.residentPages = resident;
+  out.sharedPages = shared;
+  return true;
+}

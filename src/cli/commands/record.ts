@@ -41,7 +41,12 @@ export const recordCommand = defineCommand({
     'vmalloc-every': {
       type: 'string',
       valueName: 'N',
-      description: 'vmalloc totals by caller every N ticks (default 6, 0: never)',
+      description: 'vmalloc totals by caller every N ticks (default: every 1m, 0: never)',
+    },
+    'slab-every': {
+      type: 'string',
+      valueName: 'N',
+      description: 'slabinfo (and zoneinfo) every N ticks (default: every 10s, 0: never)',
     },
     kmemleak: {
       type: 'boolean',
@@ -89,7 +94,14 @@ export const recordCommand = defineCommand({
         signal: ac.signal,
         pssEvery: numberOption(values['pss-every'], 'pss-every', 6, { min: 0, integer: true }),
         smapsEvery: numberOption(values['smaps-every'], 'smaps-every', 12, { min: 0, integer: true }),
-        vmallocEvery: numberOption(values['vmalloc-every'], 'vmalloc-every', 6, { min: 0, integer: true }),
+        vmallocEvery:
+          values['vmalloc-every'] === undefined
+            ? undefined
+            : numberOption(values['vmalloc-every'], 'vmalloc-every', 6, { min: 0, integer: true }),
+        slabEvery:
+          values['slab-every'] === undefined
+            ? undefined
+            : numberOption(values['slab-every'], 'slab-every', 1, { min: 0, integer: true }),
         kmemleak: Boolean(values.kmemleak),
         tmpfsEvery: numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },

@@ -11,6 +11,7 @@ import { formatBytes, formatPercent } from '../../model/units.js';
 import { type Meminfo, parseMeminfo } from '../../sources/meminfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
 import {
+  due,
   type Finding,
   type MetricFamily,
   type MetricFamilyDoc,
@@ -310,12 +311,16 @@ export const meminfo: SourceEntry<Meminfo> = {
     // The same identity as the report, per-CPU free lists included: their swings right after
     // boot would otherwise show as unaccounted growth.
     const vmstat = await ctx.data.get('vmstat').catch(() => undefined);
-    const zones = await ctx.data.get('zoneinfo').catch(() => undefined);
+    // zoneinfo at the slab cadence (its per-CPU lists move by a few MiB): the last totals between.
+    if (due(ctx.tick, ctx.options.slabEvery ?? 1)) {
+      const zones = await ctx.data.get('zoneinfo').catch(() => undefined);
+      ctx.state.zones = zones && zoneTotals(zones, ctx.pageSizeBytes);
+    }
     const acc = computeAccounting(
       m,
       vmstat,
       ctx.pageSizeBytes,
-      zones && zoneTotals(zones, ctx.pageSizeBytes),
+      ctx.state.zones as ReturnType<typeof zoneTotals>,
     );
     out.push({ layer: 'unaccounted', key: 'unaccounted', values: { bytes: acc.unaccountedBytes } });
     return out;

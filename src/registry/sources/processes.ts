@@ -6,7 +6,7 @@ import {
   smapsByName,
 } from '../../analysis/process.js';
 import type { EntitySample } from '../../model/samples.js';
-import { procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
+import { type ProcCounters, procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
 import { rollupFields, type StatusFields, statFields, statusFields } from '../../sources/proc_fast.js';
 import { PF_KTHREAD, parseProcStat } from '../../sources/proc_stat.js';
@@ -121,6 +121,11 @@ interface ProcTrack {
   lastVszBytes: number;
   /** RSS+swap when PSS was last read (-1: never). */
   pssRssBytes: number;
+  /** Kept files only: statm (pages) when status was last read, task/ links minus threads then. */
+  statm: [number, number, number];
+  linkBase: number;
+  /** The values read from status then (carried while statm does not move). */
+  values: Record<string, number> | undefined;
 }
 
 function tracked(ctx: SampleContext): Map<number, ProcTrack> {
@@ -144,6 +149,236 @@ export function topGrower(
 /** status of a process: the fast reader, else the full parser (which throws on a malformed file). */
 function readStatus(text: string, file: string): StatusFields {
   return statusFields(text) ?? parseProcStatus(text, { file });
+}
+
+/**
+ * Ticks between two reads of status for a process whose statm has not moved (its name, parent,
+ * swap and file/shmem split); each process on its own tick (by pid), so they do not all come due
+ * at once.
+ */
+const STATUS_REFRESH_TICKS = 60;
+
+interface Grower {
+  key: string;
+  pid: number;
+  start: number | undefined;
+  growth: number;
+}
+
+type SampledProcess = { tr: ProcTrack; values: Record<string, number> } | undefined;
+
+/** The values a process sample carries, from status (and the fd count when known). */
+function statusValues(status: StatusFields, fds: number | undefined): Record<string, number> {
+  const b = status.bytes;
+  const values: Record<string, number> = {
+    rss_bytes: b.VmRSS ?? 0,
+    anon_bytes: b.RssAnon ?? 0,
+    file_bytes: b.RssFile ?? 0,
+    shmem_bytes: b.RssShmem ?? 0,
+    swap_bytes: b.VmSwap ?? 0,
+    vsz_bytes: b.VmSize ?? 0,
+  };
+  const threads = status.counts.Threads;
+  if (threads !== undefined) values.threads = threads;
+  if (fds !== undefined) values.fds = fds;
+  return values;
+}
+
+/** Status of a process: undefined when it vanished, is a kernel thread or a zombie, or is cut. */
+async function readProcessStatus(
+  snap: Snapshot,
+  ctx: SampleContext,
+  pid: number,
+): Promise<StatusFields | undefined> {
+  const statusText = await snap.readText(procPath(pid, 'status'));
+  if (statusText === undefined || statusText === '') return undefined; // vanished
+  let status: StatusFields;
+  try {
+    status = readStatus(statusText, snap.describe(procPath(pid, 'status')));
+  } catch (e) {
+    // A process exiting between two reads can leave a truncated file: skip it this tick.
+    ctx.problem(`proc/${pid}`, e);
+    return undefined;
+  }
+  // Kernel threads (and zombies) have no mm: no VmSize; 6.7+ also says Kthread.
+  if (status.bytes.VmSize === undefined || status.counts.Kthread === 1) return undefined;
+  return status;
+}
+
+/**
+ * Who a process is (pid and start time, from stat), and its tracking record: the existing one
+ * when the key is the same, a new one otherwise. `null` for a kernel thread; undefined when stat
+ * is cut.
+ */
+async function identify(
+  snap: Snapshot,
+  ctx: SampleContext,
+  pid: number,
+  status: StatusFields,
+  track: Map<number, ProcTrack>,
+): Promise<ProcTrack | null | undefined> {
+  const statText = await snap.readText(procPath(pid, 'stat'));
+  let start: number | undefined;
+  if (statText !== undefined && statText !== '') {
+    try {
+      const stat =
+        statFields(statText) ?? parseProcStat(statText, { file: snap.describe(procPath(pid, 'stat')) });
+      if (stat.flags & PF_KTHREAD) return null;
+      start = stat.startTimeTicks;
+    } catch (e) {
+      ctx.problem(`proc/${pid}`, e);
+      return undefined;
+    }
+  }
+  // A capture without stat has only the pid.
+  const key = `${pid}:${start ?? ''}`;
+  let tr = track.get(pid);
+  if (!tr || tr.key !== key) {
+    const b = status.bytes;
+    const resident = (b.VmRSS ?? 0) + (b.VmSwap ?? 0);
+    const vsz = b.VmSize ?? 0;
+    tr = {
+      key,
+      start,
+      comm: status.name,
+      ppid: status.ppid,
+      ino: -1,
+      seen: 0,
+      firstRssBytes: resident,
+      lastRssBytes: resident,
+      markRssBytes: resident,
+      markVszBytes: vsz,
+      lastVszBytes: vsz,
+      pssRssBytes: -1,
+      statm: [-1, -1, -1],
+      linkBase: -1,
+      values: undefined,
+    };
+    track.set(pid, tr);
+  }
+  tr.comm = status.name;
+  tr.ppid = status.ppid;
+  return tr;
+}
+
+/**
+ * A process from status every tick (snapshots without kept files: captures, a replayed tree).
+ * One stat() of fd/ gives the open fds and whether this is still the process seen before; stat
+ * (for the start time) is read only for a process not seen before, or when something says it
+ * may be another one.
+ */
+async function sampleByStatus(
+  snap: Snapshot,
+  ctx: SampleContext,
+  pid: number,
+  track: Map<number, ProcTrack>,
+): Promise<SampledProcess> {
+  const fd = snap.fdInfo?.(pid);
+  const status = await readProcessStatus(snap, ctx, pid);
+  if (!status) return undefined;
+  let tr: ProcTrack | null | undefined = track.get(pid);
+  if (!tr || fd === undefined || fd.ino !== tr.ino || status.name !== tr.comm || status.ppid !== tr.ppid) {
+    tr = await identify(snap, ctx, pid, status, track);
+    if (!tr) return undefined;
+    tr.ino = fd?.ino ?? -1;
+  }
+  let fds = fd?.fds;
+  if (fd === undefined && !snap.fdInfo) fds = await snap.fdCount?.(pid);
+  return { tr, values: statusValues(status, fds) };
+}
+
+/**
+ * A live process from its kept-open files (Snapshot.procCounters): statm, the fd count and the
+ * thread count every tick, status only when statm moved (or once every STATUS_REFRESH_TICKS
+ * ticks, for the name, the parent and the swap and file/shmem split), stat only for a process whose
+ * files were just opened. Kernel threads and zombies print a zero statm and are skipped there.
+ */
+async function sampleKept(
+  snap: Snapshot,
+  ctx: SampleContext,
+  pid: number,
+  track: Map<number, ProcTrack>,
+): Promise<SampledProcess> {
+  let c: ProcCounters | undefined;
+  try {
+    c = snap.procCounters!(pid);
+  } catch (e) {
+    ctx.problem(`proc/${pid}/statm`, e);
+    return undefined;
+  }
+  if (!c || c.sizePages === 0) return undefined;
+  const { sizePages, residentPages, sharedPages, taskLinks, opened } = c;
+  const fds = c.fds >= 0 ? c.fds : undefined;
+  let tr: ProcTrack | null | undefined = track.get(pid);
+  const last = tr?.values;
+  if (
+    tr &&
+    last &&
+    !opened &&
+    tr.statm[0] === sizePages &&
+    tr.statm[1] === residentPages &&
+    tr.statm[2] === sharedPages &&
+    (ctx.tick + pid) % STATUS_REFRESH_TICKS !== 0
+  ) {
+    const values = { ...last };
+    if (taskLinks >= 0 && tr.linkBase >= 0) values.threads = taskLinks - tr.linkBase;
+    if (fds !== undefined) values.fds = fds;
+    else delete values.fds;
+    return { tr, values };
+  }
+  const status = await readProcessStatus(snap, ctx, pid);
+  if (!status) return undefined;
+  if (!tr || opened) {
+    tr = await identify(snap, ctx, pid, status, track);
+    if (!tr) return undefined;
+  } else {
+    tr.comm = status.name;
+    tr.ppid = status.ppid;
+  }
+  const values = statusValues(status, fds);
+  tr.statm = [sizePages, residentPages, sharedPages];
+  tr.linkBase = taskLinks >= 0 && values.threads !== undefined ? taskLinks - values.threads : -1;
+  tr.values = values;
+  return { tr, values };
+}
+
+/** Per-mapping sizes of the processes that grew most since the previous smaps tick. */
+async function sampleMappings(
+  snap: Snapshot,
+  ctx: SampleContext,
+  track: Map<number, ProcTrack>,
+  growers: Grower[],
+): Promise<EntitySample[]> {
+  const out: EntitySample[] = [];
+  for (const t of track.values()) {
+    t.markRssBytes = t.lastRssBytes;
+    t.markVszBytes = t.lastVszBytes;
+  }
+  growers.sort((x, y) => y.growth - x.growth);
+  for (const g of growers.slice(0, ctx.options.smapsMaxProcesses ?? 8)) {
+    const path = procPath(g.pid, 'smaps');
+    const text = await snap.readText(path);
+    if (text === undefined || text === '') continue;
+    let byName: ReturnType<typeof smapsByName>;
+    try {
+      byName = smapsByName(parseSmaps(text, { file: snap.describe(path) }));
+    } catch (e) {
+      ctx.problem(`proc/${g.pid}/smaps`, e);
+      continue;
+    }
+    for (const [name, m] of byName) {
+      const e: EntitySample = {
+        layer: 'mapping',
+        key: `${g.key}:${name}`,
+        label: name,
+        pid: g.pid,
+        sparse: { size_bytes: m.size, rss_bytes: m.rss, anon_bytes: m.anon, swap_bytes: m.swap },
+      };
+      if (g.start !== undefined) e.startTicks = g.start;
+      out.push(e);
+    }
+  }
+  return out;
 }
 
 const PROC_LABELS = ['pid', 'comm'] as const;
@@ -374,89 +609,16 @@ export const processes: SourceEntry<Processes> = {
     const pssNow = due(tick, opts.pssEvery ?? 6);
     const smapsNow = tick > 1 && due(tick, opts.smapsEvery ?? 12);
     const track = tracked(ctx);
-    const growers: { key: string; pid: number; start: number | undefined; growth: number }[] = [];
+    const growers: Grower[] = [];
     for (const pid of await snap.pids()) {
       if (opts.pidFilter && !opts.pidFilter(pid)) continue;
-      // One stat() gives the open fds and whether this is still the process seen before.
-      const fd = snap.fdInfo?.(pid);
-      const statusText = await snap.readText(procPath(pid, 'status'));
-      if (statusText === undefined || statusText === '') continue; // vanished
-      let status: StatusFields;
-      try {
-        status = readStatus(statusText, snap.describe(procPath(pid, 'status')));
-      } catch (e) {
-        // A process exiting between two reads can leave a truncated file: skip it this tick.
-        ctx.problem(`proc/${pid}`, e);
-        continue;
-      }
-      // Kernel threads (and zombies) have no mm: no VmSize; 6.7+ also says Kthread.
-      const b = status.bytes;
-      if (b.VmSize === undefined || status.counts.Kthread === 1) continue;
-      let tr = track.get(pid);
-      // stat (the start time: pid and start time name a process for good) only for a process
-      // not seen before, or when something says it may be another one.
-      if (
-        !tr ||
-        fd === undefined ||
-        fd.ino !== tr.ino ||
-        status.name !== tr.comm ||
-        status.ppid !== tr.ppid
-      ) {
-        const statText = await snap.readText(procPath(pid, 'stat'));
-        let start: number | undefined;
-        if (statText !== undefined && statText !== '') {
-          try {
-            const stat =
-              statFields(statText) ?? parseProcStat(statText, { file: snap.describe(procPath(pid, 'stat')) });
-            if (stat.flags & PF_KTHREAD) continue;
-            start = stat.startTimeTicks;
-          } catch (e) {
-            ctx.problem(`proc/${pid}`, e);
-            continue;
-          }
-        }
-        // A capture without stat has only the pid.
-        const key = `${pid}:${start ?? ''}`;
-        if (!tr || tr.key !== key) {
-          const resident = (b.VmRSS ?? 0) + (b.VmSwap ?? 0);
-          const vsz = b.VmSize;
-          tr = {
-            key,
-            start,
-            comm: status.name,
-            ppid: status.ppid,
-            ino: -1,
-            seen: 0,
-            firstRssBytes: resident,
-            lastRssBytes: resident,
-            markRssBytes: resident,
-            markVszBytes: vsz,
-            lastVszBytes: vsz,
-            pssRssBytes: -1,
-          };
-          track.set(pid, tr);
-        }
-        tr.ino = fd?.ino ?? -1;
-        tr.comm = status.name;
-        tr.ppid = status.ppid;
-      }
+      const got = snap.procCounters
+        ? await sampleKept(snap, ctx, pid, track)
+        : await sampleByStatus(snap, ctx, pid, track);
+      if (!got) continue;
+      const { tr, values } = got;
       tr.seen = tick;
-      const values: Record<string, number> = {
-        rss_bytes: b.VmRSS ?? 0,
-        anon_bytes: b.RssAnon ?? 0,
-        file_bytes: b.RssFile ?? 0,
-        shmem_bytes: b.RssShmem ?? 0,
-        swap_bytes: b.VmSwap ?? 0,
-        vsz_bytes: b.VmSize,
-      };
-      const threads = status.counts.Threads;
-      if (threads !== undefined) values.threads = threads;
-      if (fd !== undefined) values.fds = fd.fds;
-      else if (!snap.fdInfo) {
-        const fds = await snap.fdCount?.(pid);
-        if (fds !== undefined) values.fds = fds;
-      }
-      const sample: EntitySample = { layer: 'process', key: tr.key, label: status.name, pid, values };
+      const sample: EntitySample = { layer: 'process', key: tr.key, label: tr.comm, pid, values };
       if (tr.start !== undefined) sample.startTicks = tr.start;
       const resident = values.rss_bytes! + values.swap_bytes!;
       // PSS walks the page tables: read it for processes whose memory moved since their last
@@ -486,35 +648,7 @@ export const processes: SourceEntry<Processes> = {
         growers.push({ key: tr.key, pid, start: tr.start, growth });
     }
     for (const [pid, t] of track) if (t.seen !== tick) track.delete(pid);
-    if (!smapsNow) return out;
-    for (const t of track.values()) {
-      t.markRssBytes = t.lastRssBytes;
-      t.markVszBytes = t.lastVszBytes;
-    }
-    growers.sort((x, y) => y.growth - x.growth);
-    for (const g of growers.slice(0, opts.smapsMaxProcesses ?? 8)) {
-      const path = procPath(g.pid, 'smaps');
-      const text = await snap.readText(path);
-      if (text === undefined || text === '') continue;
-      let byName: ReturnType<typeof smapsByName>;
-      try {
-        byName = smapsByName(parseSmaps(text, { file: snap.describe(path) }));
-      } catch (e) {
-        ctx.problem(`proc/${g.pid}/smaps`, e);
-        continue;
-      }
-      for (const [name, m] of byName) {
-        const e: EntitySample = {
-          layer: 'mapping',
-          key: `${g.key}:${name}`,
-          label: name,
-          pid: g.pid,
-          sparse: { size_bytes: m.size, rss_bytes: m.rss, anon_bytes: m.anon, swap_bytes: m.swap },
-        };
-        if (g.start !== undefined) e.startTicks = g.start;
-        out.push(e);
-      }
-    }
+    if (smapsNow) out.push(...(await sampleMappings(snap, ctx, track, growers)));
     return out;
   },
 
