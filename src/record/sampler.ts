@@ -1,4 +1,4 @@
-import { openLiveSnapshot } from '../capture/live.js';
+import { livePageSize, openLiveSnapshot } from '../capture/live.js';
 import { ProcWatch } from '../capture/proc_watch.js';
 import type { EntitySample, Layer, TickSample } from '../model/samples.js';
 import type { Snapshot, SourceName } from '../model/snapshot.js';
@@ -50,6 +50,8 @@ export class Sampler {
 
   /** Page size of what is sampled (the snapshot's manifest), read once. */
   async pageSizeBytes(): Promise<number> {
+    // This machine's without a manifest (which probes every source and reads the kernel config).
+    if (this.pageSize === undefined && this.watch) this.pageSize = await livePageSize();
     if (this.pageSize === undefined) {
       const snap = await this.open();
       try {

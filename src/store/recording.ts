@@ -325,8 +325,10 @@ export class RecordingWriter {
           e.label = s.label;
         }
         e.seenTick = tickId;
-        if (s.values) for (const [m, v] of Object.entries(s.values)) this.put(e, m, v, tickId, true);
-        if (s.sparse) for (const [m, v] of Object.entries(s.sparse)) this.put(e, m, v, tickId, false);
+        // for-in: no array per entity per tick (a tick has one entity per process).
+        const { values, sparse } = s;
+        if (values) for (const m in values) this.put(e, m, values[m]!, tickId, true);
+        if (sparse) for (const m in sparse) this.put(e, m, sparse[m]!, tickId, false);
       }
       for (const [ek, e] of this.entities) {
         // Memory stays bounded by what lives: mappings not read for a while are dropped.
