@@ -204,6 +204,25 @@ describe('Sampler on this machine', () => {
     }
   });
 
+  it('reads no PSS for a live process at the tick it first appears in (after the first tick)', async () => {
+    let pid = -1;
+    const s = new Sampler({ pidFilter: (p) => p === pid, pssEvery: 1 });
+    expect((await s.sample()).entities.filter((e) => e.layer === 'process')).toEqual([]);
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => child.once('spawn', r));
+      pid = child.pid!;
+      const mine = (t: TickSample) => t.entities.find((e) => e.layer === 'process' && e.pid === pid);
+      const first = mine(await s.sample());
+      expect(first?.values?.rss_bytes).toBeGreaterThan(0);
+      expect(first?.sparse).toBeUndefined();
+      expect(mine(await s.sample())?.sparse?.pss_bytes).toBeGreaterThan(0);
+    } finally {
+      child.kill('SIGKILL');
+      s.close();
+    }
+  });
+
   it('groups this process smaps by mapping name, and the sizes add up to the total', () => {
     const maps = parseSmaps(readFileSync('/proc/self/smaps', 'utf8'));
     const g = smapsByName(maps);

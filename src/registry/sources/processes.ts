@@ -121,6 +121,8 @@ interface ProcTrack {
   lastVszBytes: number;
   /** RSS+swap when PSS was last read (-1: never). */
   pssRssBytes: number;
+  /** The tick it was first seen. */
+  firstTick: number;
   /** Kept files only: statm (pages) when status was last read, task/ links minus threads then. */
   statm: [number, number, number];
   linkBase: number;
@@ -250,6 +252,7 @@ async function identify(
       markVszBytes: vsz,
       lastVszBytes: vsz,
       pssRssBytes: -1,
+      firstTick: ctx.tick,
       statm: [-1, -1, -1],
       linkBase: -1,
       values: undefined,
@@ -622,8 +625,10 @@ export const processes: SourceEntry<Processes> = {
       if (tr.start !== undefined) sample.startTicks = tr.start;
       const resident = values.rss_bytes! + values.swap_bytes!;
       // PSS walks the page tables: read it for processes whose memory moved since their last
-      // reading (a sleeping process's PSS moves only as others share its pages).
-      if (pssNow && resident !== tr.pssRssBytes) {
+      // reading (a sleeping process's PSS moves only as others share its pages). Live, not for
+      // a process that appeared since the last tick: a build's compilers come and go between two.
+      const justStarted = snap.procCounters !== undefined && tick > 1 && tr.firstTick === tick;
+      if (pssNow && !justStarted && resident !== tr.pssRssBytes) {
         const path = procPath(pid, 'smaps_rollup');
         const roll = await snap.readText(path);
         try {
