@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { REPO_FIXTURES } from '../../test/paths.js';
 import type { LoadedRecording, SeriesData } from '../model/samples.js';
 import { RecordingReader } from '../store/recording.js';
-import { analyzeLeaks } from './leaks.js';
+import { analyzeLeaks, readByLeaks } from './leaks.js';
 
 const MiB = 1024 * 1024;
 const T0 = 1_800_000_000_000;
@@ -187,5 +187,35 @@ describe('analyzeLeaks on a real recording of the scenario suite', () => {
         who,
       ).toEqual([]);
     }
+  });
+});
+
+describe('what analyzeLeaks reads', () => {
+  it('the series readByLeaks names give the same report as every series, with progress to the end', () => {
+    if (!existsSync(REAL)) return;
+    const r = new RecordingReader(REAL);
+    try {
+      const all = analyzeLeaks(r.load());
+      const calls: [number, number][] = [];
+      const some = r.load({ filter: (layer, _key, metric) => readByLeaks(layer, metric) });
+      expect(some.series.length).toBeLessThan(r.load().series.length);
+      expect(analyzeLeaks(some, { onProgress: (done, total) => calls.push([done, total]) })).toEqual(all);
+      const total = calls[0]![1];
+      expect(calls.at(-1)).toEqual([total, total]);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('reads the verdict metrics and leaves out context (rss, buddyinfo, vmstat)', () => {
+    expect(readByLeaks('process', 'anon_bytes')).toBe(true);
+    expect(readByLeaks('process', 'swap_bytes')).toBe(true);
+    expect(readByLeaks('process', 'fds')).toBe(true);
+    expect(readByLeaks('process', 'rss_bytes')).toBe(false);
+    expect(readByLeaks('mapping', 'size_bytes')).toBe(false);
+    expect(readByLeaks('meminfo', 'bytes')).toBe(true);
+    expect(readByLeaks('sysv-shm', 'lpid')).toBe(true);
+    expect(readByLeaks('buddy', 'free_bytes')).toBe(false);
+    expect(readByLeaks('vmstat', 'count')).toBe(false);
   });
 });

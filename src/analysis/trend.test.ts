@@ -55,6 +55,31 @@ describe('theilSen', () => {
     expect(theilSen([1], [5])).toEqual({ slope: 0, intercept: 5 });
     expect(theilSen([1, 1, 1], [1, 2, 3]).slope).toBe(0);
   });
+
+  it('gives exactly the median of every pairwise slope (selection, not a sort), ties included', () => {
+    const sortedMedian = (xs: number[]) => {
+      const s = Float64Array.from(xs).sort();
+      const m = s.length >> 1;
+      return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+    };
+    const reference = (t: number[], v: number[]) => {
+      const slopes: number[] = [];
+      for (let i = 0; i < t.length; i++)
+        for (let j = i + 1; j < t.length; j++)
+          if (t[j] !== t[i]) slopes.push((v[j]! - v[i]!) / (t[j]! - t[i]!));
+      const slope = slopes.length ? sortedMedian(slopes) : 0;
+      return { slope, intercept: sortedMedian(v.map((y, i) => y - slope * t[i]!)) };
+    };
+    const r = rng(11);
+    for (let run = 0; run < 200; run++) {
+      const n = 2 + Math.floor(r() * 60);
+      // Change-only data repeats values (many zero slopes); some runs repeat times too.
+      const t = Array.from({ length: n }, (_, i) => (run % 5 === 0 ? Math.floor(i / 2) : i));
+      const levels = 1 + Math.floor(r() * 6);
+      const v = t.map(() => Math.floor(r() * levels) * (r() < 0.5 ? 4096 : 0.1));
+      expect(theilSen(t, v), `run ${run}`).toEqual(reference(t, v));
+    }
+  });
 });
 
 describe('mannKendall', () => {

@@ -24,12 +24,59 @@ export function thin(t: readonly number[], v: readonly number[], max: number): {
   return { t: outT, v: outV };
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = Float64Array.from(xs).sort();
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+/**
+ * The k-th smallest of xs[0..n) (0-based), reordering them: quickselect with a three-way
+ * partition (flat stretches of change-only data give many equal slopes) around the median of
+ * three. Afterwards xs[0..k) are all <= the result. O(n) on average instead of a sort.
+ */
+function selectInPlace(xs: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const a = xs[lo]!;
+    const b = xs[(lo + hi) >> 1]!;
+    const c = xs[hi]!;
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    // [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot
+    let lt = lo;
+    let i = lo;
+    let gt = hi;
+    while (i <= gt) {
+      const x = xs[i]!;
+      if (x < pivot) {
+        xs[i] = xs[lt]!;
+        xs[lt++] = x;
+        i++;
+      } else if (x > pivot) {
+        xs[i] = xs[gt]!;
+        xs[gt--] = x;
+      } else i++;
+    }
+    if (k < lt) hi = lt - 1;
+    else if (k > gt) lo = gt + 1;
+    else return pivot;
+  }
+  return xs[k]!;
 }
+
+/** Median of xs[0..n), reordering them: the same value as sorting and taking the middle. */
+function medianInPlace(xs: Float64Array, n: number): number {
+  if (n === 0) return Number.NaN;
+  const m = n >> 1;
+  const upper = selectInPlace(xs, n, m);
+  if (n % 2) return upper;
+  let lower = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < m; i++) if (xs[i]! > lower) lower = xs[i]!;
+  return (lower + upper) / 2;
+}
+
+/** The median (NaN for none). */
+function median(xs: readonly number[]): number {
+  return medianInPlace(Float64Array.from(xs), xs.length);
+}
+
+/** Reused for the pairwise slopes: 240 points make 28,680 of them. */
+let slopeBuf = new Float64Array(0);
 
 export interface TheilSen {
   /** Units per unit of t. */
@@ -41,14 +88,19 @@ export interface TheilSen {
 export function theilSen(t: readonly number[], v: readonly number[]): TheilSen {
   const n = t.length;
   if (n < 2) return { slope: 0, intercept: v[0] ?? 0 };
-  const slopes: number[] = [];
+  const pairs = (n * (n - 1)) / 2;
+  if (slopeBuf.length < pairs) slopeBuf = new Float64Array(pairs);
+  const slopes = slopeBuf;
+  let m = 0;
   for (let i = 0; i < n; i++) {
+    const ti = t[i]!;
+    const vi = v[i]!;
     for (let j = i + 1; j < n; j++) {
-      const dt = t[j]! - t[i]!;
-      if (dt !== 0) slopes.push((v[j]! - v[i]!) / dt);
+      const dt = t[j]! - ti;
+      if (dt !== 0) slopes[m++] = (v[j]! - vi) / dt;
     }
   }
-  const slope = slopes.length ? median(slopes) : 0;
+  const slope = m ? medianInPlace(slopes, m) : 0;
   const intercept = median(v.map((y, i) => y - slope * t[i]!));
   return { slope, intercept };
 }

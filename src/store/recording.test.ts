@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMemsleuthError } from '../model/errors.js';
-import type { LoadedRecording, TickSample } from '../model/samples.js';
+import type { EntitySample, Layer, LoadedRecording, SeriesData, TickSample } from '../model/samples.js';
 import { Sampler } from '../record/sampler.js';
 import { parseMeminfo } from '../sources/meminfo.js';
 import { parseProcStat } from '../sources/proc_stat.js';
-import { RecordingReader, RecordingWriter } from './recording.js';
+import { type LoadOptions, RecordingReader, RecordingWriter } from './recording.js';
 import { SCHEMA_VERSION } from './schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'memsleuth-store-'));
@@ -320,6 +320,246 @@ describe('entities that end when their layer is read without them', () => {
         .series.find((x) => x.layer === 'tmpfs' && x.key === '/dev/shm' && x.metric === 'used_bytes');
       expect(shm?.t.length).toBe(4);
       expect(shm?.endedMs).toBeUndefined();
+    } finally {
+      r.close();
+    }
+  });
+});
+
+/**
+ * The reader as it was before load() grouped samples per tick in SQL: one row at a time,
+ * every selected series checked at every kept tick. The reference the faster paths must match.
+ */
+function loadOneRowAtATime(file: string, opts: LoadOptions = {}): SeriesData[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    const ticks = db
+      .prepare('SELECT id, t_ms FROM ticks WHERE t_ms >= ? AND t_ms <= ? ORDER BY id')
+      .all(opts.sinceMs ?? Number.MIN_SAFE_INTEGER, opts.untilMs ?? Number.MAX_SAFE_INTEGER) as {
+      id: number;
+      t_ms: number;
+    }[];
+    if (ticks.length === 0) return [];
+    const tickMs = new Map(ticks.map((t) => [t.id, t.t_ms]));
+    const firstTick = ticks[0]!.id;
+    const lastTick = ticks[ticks.length - 1]!.id;
+    const step = Math.ceil(ticks.length / Math.max(2, opts.maxPoints ?? 1500));
+    const rows = db
+      .prepare(
+        `SELECT s.id, s.metric, s.unit, s.fill, e.layer, e.key, e.label, e.pid, e.first_tick, e.last_tick
+         FROM series s JOIN entities e ON e.id = s.entity_id ORDER BY s.id`,
+      )
+      .all() as {
+      id: number;
+      metric: string;
+      unit: 'bytes' | 'count';
+      fill: number;
+      layer: Layer;
+      key: string;
+      label: string | null;
+      pid: number | null;
+      first_tick: number;
+      last_tick: number | null;
+    }[];
+    const accs = new Map<
+      number,
+      {
+        data: SeriesData;
+        fill: boolean;
+        first: number;
+        last: number;
+        cur?: number;
+        pending?: { t: number; v: number };
+      }
+    >();
+    for (const r of rows) {
+      if (opts.layers && !opts.layers.includes(r.layer)) continue;
+      if (opts.filter && !opts.filter(r.layer, r.key, r.metric, r.label ?? undefined)) continue;
+      const last = r.last_tick ?? Number.MAX_SAFE_INTEGER;
+      if (last < firstTick || r.first_tick > lastTick) continue;
+      const data: SeriesData = {
+        id: r.id,
+        layer: r.layer,
+        key: r.key,
+        label: r.label ?? undefined,
+        pid: r.pid ?? undefined,
+        metric: r.metric,
+        unit: r.unit,
+        t: [],
+        v: [],
+      };
+      const endedMs = r.last_tick === null ? undefined : tickMs.get(r.last_tick);
+      if (endedMs !== undefined) data.endedMs = endedMs;
+      accs.set(r.id, { data, fill: r.fill === 1, first: r.first_tick, last });
+    }
+    const seed = db
+      .prepare(
+        `SELECT s.series_id, s.value FROM samples s
+         JOIN (SELECT series_id, max(tick_id) AS tick_id FROM samples WHERE tick_id < ? GROUP BY series_id) m
+         ON m.series_id = s.series_id AND m.tick_id = s.tick_id`,
+      )
+      .all(firstTick) as { series_id: number; value: number }[];
+    for (const r of seed) {
+      const a = accs.get(r.series_id);
+      if (a?.fill) a.cur = r.value;
+    }
+    const samples = db
+      .prepare(
+        'SELECT tick_id, series_id, value FROM samples WHERE tick_id >= ? AND tick_id <= ? ORDER BY tick_id',
+      )
+      .all(firstTick, lastTick) as { tick_id: number; series_id: number; value: number }[];
+    let j = 0;
+    for (let i = 0; i < ticks.length; i++) {
+      const tk = ticks[i]!;
+      for (; j < samples.length && samples[j]!.tick_id <= tk.id; j++) {
+        const a = accs.get(samples[j]!.series_id);
+        if (!a) continue;
+        if (a.fill) a.cur = samples[j]!.value;
+        else a.pending = { t: tk.t_ms, v: samples[j]!.value };
+      }
+      if (i % step !== 0 && i !== ticks.length - 1) continue;
+      for (const a of accs.values()) {
+        if (a.fill) {
+          if (a.cur === undefined || tk.id < a.first || tk.id > a.last) continue;
+          a.data.t.push(tk.t_ms);
+          a.data.v.push(a.cur);
+        } else if (a.pending) {
+          a.data.t.push(a.pending.t);
+          a.data.v.push(a.pending.v);
+          a.pending = undefined;
+        }
+      }
+    }
+    return [...accs.values()].map((a) => a.data).filter((s) => s.t.length > 0);
+  } finally {
+    db.close();
+  }
+}
+
+describe('load, points and eachSeries on a recording with churn', () => {
+  const base = 1_800_000_000_000;
+  const db = join(dir, 'churn.db');
+  /** Deterministic (mulberry32). */
+  const rng = (seed: number) => {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  };
+  const TICKS = 400;
+  beforeAll(() => {
+    const r = rng(7);
+    const w = new RecordingWriter(db);
+    // Processes come and go (a new pid when one ends), values change now and then, a slab cache
+    // vanishes for a while (zero), PSS is sparse; values include doubles that need 17 digits.
+    let procs = Array.from({ length: 12 }, (_, i) => ({
+      pid: 100 + i,
+      ends: 20 + Math.floor(r() * 300),
+      rss: 4096,
+    }));
+    for (let k = 0; k < TICKS; k++) {
+      procs = procs.map((p) =>
+        k < p.ends
+          ? p
+          : { pid: 1000 + k * 10 + Math.floor(r() * 10), ends: k + 5 + Math.floor(r() * 200), rss: 4096 },
+      );
+      const ents: EntitySample[] = procs.map((p) => {
+        if (r() < 0.3) p.rss = 4096 * Math.floor(1 + r() * 100);
+        return {
+          layer: 'process',
+          key: `${p.pid}:${p.ends}`,
+          label: `p${p.pid}`,
+          pid: p.pid,
+          values: { rss_bytes: p.rss, fds: 3 + (k % 4) },
+          ...(k % 6 === 0 ? { sparse: { pss_bytes: p.rss / 3 } } : {}),
+        };
+      });
+      if (k < 100 || k > 150)
+        ents.push({ layer: 'slab', key: 'kmalloc-96', values: { bytes: 4096 * (1 + (k % 9)) } });
+      ents.push({ layer: 'meminfo', key: 'MemFree', values: { bytes: 1e9 * r() + (k + 1) / 3 } });
+      w.writeTick({ tMs: base + k * 10_000, entities: ents });
+    }
+    w.close();
+  });
+
+  const cases: LoadOptions[] = [
+    {},
+    { maxPoints: 7 },
+    { maxPoints: 50, sinceMs: base + 1_234_000 },
+    { sinceMs: base + 500_000, untilMs: base + 2_500_000, maxPoints: 33 },
+    { layers: ['process'], maxPoints: 100 },
+    { filter: (_l, _k, m) => m === 'pss_bytes' || m === 'bytes', maxPoints: 20 },
+  ];
+
+  it('load() gives exactly what reading one row at a time gives, doubles to the last bit', () => {
+    const r = new RecordingReader(db);
+    try {
+      for (const opts of cases) {
+        const got = r.load(opts).series;
+        expect(got.length).toBeGreaterThan(0);
+        expect(got).toEqual(loadOneRowAtATime(db, opts));
+      }
+      const free = r.load().series.find((s) => s.key === 'MemFree')!;
+      expect(free.v.filter((x) => !Number.isInteger(x)).length).toBeGreaterThan(TICKS / 2);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('points() gives the same points tick by tick, in series order within a tick', () => {
+    const r = new RecordingReader(db);
+    try {
+      for (const opts of cases) {
+        const want = r.load(opts).series;
+        const got = new Map<number, { t: number[]; v: number[] }>();
+        let lastT = Number.NEGATIVE_INFINITY;
+        for (const tick of r.points(opts)) {
+          expect(tick.tMs).toBeGreaterThan(lastT);
+          lastT = tick.tMs;
+          const ids = tick.points.map((p) => p.series.id);
+          expect(ids).toEqual([...ids].sort((a, b) => a - b));
+          for (const p of tick.points) {
+            const s = got.get(p.series.id) ?? { t: [], v: [] };
+            s.t.push(p.t);
+            s.v.push(p.v);
+            got.set(p.series.id, s);
+          }
+        }
+        expect(got.size).toBe(want.length);
+        for (const s of want) expect(got.get(s.id)).toEqual({ t: s.t, v: s.v });
+      }
+    } finally {
+      r.close();
+    }
+  });
+
+  it("eachSeries() gives load()'s series in order, whatever the batch size", () => {
+    const r = new RecordingReader(db);
+    try {
+      for (const opts of cases) {
+        const want = r.load(opts).series;
+        for (const budget of [1, 500, 1e9]) expect([...r.eachSeries(opts, budget)]).toEqual(want);
+      }
+    } finally {
+      r.close();
+    }
+  });
+
+  it('reports progress up to every tick, and shares t between series of one lifetime', () => {
+    const r = new RecordingReader(db);
+    try {
+      const calls: [number, number][] = [];
+      const rec = r.load({ onProgress: (done, total) => calls.push([done, total]) });
+      expect(calls.at(-1)).toEqual([TICKS, TICKS]);
+      const byKey = new Map<string, SeriesData[]>();
+      for (const s of rec.series) byKey.set(s.key, [...(byKey.get(s.key) ?? []), s]);
+      const proc = [...byKey.values()].find((l) => l.length === 3)!;
+      const [rss, fds] = [proc.find((s) => s.metric === 'rss_bytes')!, proc.find((s) => s.metric === 'fds')!];
+      expect(rss.t).toBe(fds.t);
     } finally {
       r.close();
     }

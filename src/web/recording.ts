@@ -4,7 +4,13 @@
  * max per pixel bucket at full resolution underneath.
  */
 import { computeAccounting, LAYER_NAMES, LAYER_TITLES } from '../analysis/accounting.js';
-import { analyzeLeaks, type LeakOptions, type LeakReport, type Suspect } from '../analysis/leaks.js';
+import {
+  analyzeLeaks,
+  type LeakOptions,
+  type LeakReport,
+  readByLeaks,
+  type Suspect,
+} from '../analysis/leaks.js';
 import type { Layer, SeriesData } from '../model/samples.js';
 import { parseSince } from '../model/units.js';
 import type { RecordingReader } from '../store/recording.js';
@@ -25,14 +31,23 @@ export interface LeaksQuery {
   since?: string;
   /** `--min-rate`, MiB per hour. Default 2. */
   minRateMiBPerHour?: number;
+  /** Progress: ticks read of all, then series analysed of all. */
+  onProgress?: (phase: 'read' | 'analyse', done: number, total: number) => void;
 }
 
 /** What `memsleuth leaks --json` prints, computed the way the command does. */
 export function recordingLeaks(reader: RecordingReader, q: LeaksQuery = {}): LeakReport {
-  const whole = q.since ? reader.load({ maxPoints: 2, layers: ['meminfo'] }) : undefined;
-  const sinceMs = q.since ? parseSince(q.since, whole?.lastMs) : undefined;
+  const sinceMs = q.since ? parseSince(q.since, reader.span().lastMs) : undefined;
+  const progress = q.onProgress;
   const opts: LeakOptions = { minBytesPerHour: (q.minRateMiBPerHour ?? 2) * 1024 * 1024 };
-  return analyzeLeaks(reader.load({ sinceMs }), opts);
+  if (progress) opts.onProgress = (done, total) => progress('analyse', done, total);
+  const rec = reader.load({
+    sinceMs,
+    // Only what the analysis reads: the same report from fewer samples.
+    filter: (layer, _key, metric) => readByLeaks(layer, metric),
+    ...(progress ? { onProgress: (done: number, total: number) => progress('read', done, total) } : {}),
+  });
+  return analyzeLeaks(rec, opts);
 }
 
 export interface RangeQuery {

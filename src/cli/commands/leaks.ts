@@ -4,6 +4,7 @@ import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { leaksPageData } from '../../web/pages.js';
 import { recordingLeaks } from '../../web/recording.js';
 import { defineCommand, numberOption } from '../command.js';
+import { progress } from '../context.js';
 import { heading, table } from '../format.js';
 import { writeHtml } from '../html.js';
 
@@ -58,14 +59,24 @@ export const leaksCommand = defineCommand({
     const db = values.db ?? defaultDbPath(ctx.env);
     const reader = new RecordingReader(db);
     let report: LeakReport;
+    // On a terminal, one line on stderr says how far it got (a week at 10 s takes a while).
+    const line = progress(ctx);
+    const onProgress = (phase: 'read' | 'analyse', done: number, total: number) =>
+      line.update(
+        phase === 'read'
+          ? `reading samples: tick ${done} of ${total} (${Math.floor((100 * done) / total)}%)`
+          : `analysing series: ${done} of ${total} (${Math.floor((100 * done) / total)}%)`,
+      );
     try {
       const minRate = numberOption(values['min-rate'], 'min-rate', 2, { min: 0 });
+      const q = { since: values.since, minRateMiBPerHour: minRate, onProgress };
       if (values.html !== undefined) {
-        const data = leaksPageData(reader, { since: values.since, minRateMiBPerHour: minRate });
+        const data = leaksPageData(reader, q);
         await writeHtml(values.html, data, ctx);
         report = data.recording!.leaks;
-      } else report = recordingLeaks(reader, { since: values.since, minRateMiBPerHour: minRate });
+      } else report = recordingLeaks(reader, q);
     } finally {
+      line.done();
       reader.close();
     }
     if (values.json) {

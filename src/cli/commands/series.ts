@@ -1,8 +1,35 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { MemsleuthError } from '../../model/errors.js';
 import { LAYERS, type Layer } from '../../model/samples.js';
 import { parseSince } from '../../model/units.js';
 import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
+
+/**
+ * Writes through a buffer of about 64 KiB and waits for a slow reader (a pipe to `less`)
+ * instead of queueing the whole output in memory: `write` returns a promise only when the
+ * stream asks to wait for 'drain'.
+ */
+function chunked(stream: Writable): {
+  write(s: string): Promise<void> | undefined;
+  end(): Promise<void> | undefined;
+} {
+  let buf = '';
+  const flush = () => {
+    if (!buf) return undefined;
+    const ok = stream.write(buf);
+    buf = '';
+    return ok ? undefined : once(stream, 'drain').then(() => undefined);
+  };
+  return {
+    write(s) {
+      buf += s;
+      return buf.length >= 65536 ? flush() : undefined;
+    },
+    end: flush,
+  };
+}
 
 function csvCell(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
@@ -36,7 +63,8 @@ export const seriesCommand = defineCommand({
   },
   details:
     `Layers: ${LAYERS.join(', ')}.\n` +
-    'CSV columns: time (ISO 8601), layer, key, label, metric, unit, value. One row per point.',
+    'CSV columns: time (ISO 8601), layer, key, label, metric, unit, value. One row per point, in\n' +
+    'time order (the series of one tick in recording order), streamed as it is read.',
   async run({ values }, ctx) {
     const layer = values.layer as Layer | undefined;
     if (layer !== undefined && !(LAYERS as readonly string[]).includes(layer)) {
@@ -62,37 +90,62 @@ export const seriesCommand = defineCommand({
             ctx.stdout.write(`${r.layer}\t${r.key}\t${r.label ?? ''}\t${r.metric}\t${r.unit}\n`);
         return 0;
       }
-      const whole = values.since ? reader.load({ maxPoints: 2, layers: ['meminfo'] }) : undefined;
-      const sinceMs = values.since ? parseSince(values.since, whole?.lastMs) : undefined;
+      const sinceMs = values.since ? parseSince(values.since, reader.span().lastMs) : undefined;
       const maxPoints = numberOption(values['max-points'], 'max-points', Number.MAX_SAFE_INTEGER, {
         min: 2,
         integer: true,
       });
-      const rec = reader.load({ sinceMs, maxPoints, filter: match });
+      // Streamed: a week of every series does not fit in memory, and need not.
+      const out = chunked(ctx.stdout);
       if (values.json) {
-        const out = rec.series.map((s) => ({
-          layer: s.layer,
-          key: s.key,
-          label: s.label,
-          pid: s.pid,
-          metric: s.metric,
-          unit: s.unit,
-          points: s.t.map((t, i) => [t, s.v[i]]),
-        }));
-        ctx.stdout.write(`${JSON.stringify(out)}\n`);
+        // Series by series (each read in batches of series, one pass over the samples per batch).
+        let first = true;
+        await out.write('[');
+        for (const s of reader.eachSeries({ sinceMs, maxPoints, filter: match })) {
+          const head = JSON.stringify({
+            layer: s.layer,
+            key: s.key,
+            label: s.label,
+            pid: s.pid,
+            metric: s.metric,
+            unit: s.unit,
+          });
+          // `"points":[[t,v],...]` as JSON.stringify writes it, without an array per point.
+          await out.write(`${first ? '' : ','}${head.slice(0, -1)},"points":[`);
+          for (let i = 0; i < s.t.length; i++) {
+            const wait = out.write(`${i ? ',' : ''}[${s.t[i]},${s.v[i]}]`);
+            if (wait) await wait;
+          }
+          await out.write(']}');
+          first = false;
+        }
+        await out.write(']\n');
+        await out.end();
         return 0;
       }
-      const lines = ['time,layer,key,label,metric,unit,value'];
-      for (const s of rec.series) {
-        const prefix = `${csvCell(s.layer)},${csvCell(s.key)},${csvCell(s.label ?? '')},${s.metric},${s.unit}`;
-        for (let i = 0; i < s.t.length; i++)
-          lines.push(`${new Date(s.t[i]!).toISOString()},${prefix},${s.v[i]}`);
-        if (lines.length > 10000) {
-          ctx.stdout.write(`${lines.join('\n')}\n`);
-          lines.length = 0;
+      // CSV in time order, tick by tick (series in recording order within a tick): one pass.
+      await out.write('time,layer,key,label,metric,unit,value\n');
+      const prefixes = new Map<number, string>();
+      for (const tick of reader.points({ sinceMs, maxPoints, filter: match })) {
+        let lines = '';
+        let iso = '';
+        let isoT = Number.NaN;
+        for (const p of tick.points) {
+          const s = p.series;
+          let prefix = prefixes.get(s.id);
+          if (prefix === undefined) {
+            prefix = `${csvCell(s.layer)},${csvCell(s.key)},${csvCell(s.label ?? '')},${s.metric},${s.unit}`;
+            prefixes.set(s.id, prefix);
+          }
+          if (p.t !== isoT) {
+            isoT = p.t;
+            iso = new Date(p.t).toISOString();
+          }
+          lines += `${iso},${prefix},${p.v}\n`;
         }
+        if (lines) await out.write(lines);
       }
-      if (lines.length) ctx.stdout.write(`${lines.join('\n')}\n`);
+      await out.end();
       return 0;
     } finally {
       reader.close();
