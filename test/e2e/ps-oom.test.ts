@@ -42,8 +42,11 @@ describe('memsleuth ps --oom', () => {
     expect(j.sort).toBe('oom_score');
     expect(j.processes[0]!.pid).toBe(first.pid);
     expect(j.processes[0]!.oomScoreAdj).toBe(1000);
-    // The kernel's own figure: (1000 + (rss + 1000 × total / 1000) × 1000 / total) × 2/3 ≥ 1333.
-    expect(j.processes[0]!.oomScore).toBeGreaterThanOrEqual(1333);
+    // The kernel's own figure (fs/proc/base.c proc_oom_score, mm/oom_kill.c oom_badness), in
+    // integer arithmetic: (1000 + (rss + 1000 × ⌊total / 1000⌋) × 1000 / total) × 2 / 3. With
+    // ⌊total / 1000⌋ × 1000 down to total - 999 and a small rss the middle term can be 999, so
+    // 1999 × 2 / 3 = 1332 (seen on this VM) is the floor, not 1333.
+    expect(j.processes[0]!.oomScore).toBeGreaterThanOrEqual(1332);
     // Sorted by oom_score among the killable.
     const killable = j.processes.filter((p) => !p.unkillable).map((p) => p.oomScore!);
     expect(killable).toEqual([...killable].sort((a, b) => b - a));
