@@ -12,6 +12,11 @@ export interface CommandContext {
   stdoutIsTTY: boolean;
   /** stderr is a terminal (progress lines are shown). */
   stderrIsTTY: boolean;
+  /**
+   * The command has the process to itself (the binary, not a caller running commands in its own
+   * process): it may tune process-wide settings such as V8's flags.
+   */
+  ownsProcess?: boolean;
 }
 
 /** Colour only on a terminal, and never with NO_COLOR, TERM=dumb or CI. */

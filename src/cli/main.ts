@@ -86,6 +86,7 @@ export async function runMain(): Promise<void> {
     env: process.env,
     stdoutIsTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),
+    ownsProcess: true,
   };
   // A closed pipe (`memsleuth ... | head`) is not an error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
