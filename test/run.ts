@@ -9,7 +9,7 @@ import type { CliResult } from './e2e/cli.js';
  */
 export async function cli(
   args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; stderrIsTTY?: boolean } = {},
 ): Promise<CliResult> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -24,7 +24,7 @@ export async function cli(
     cwd: opts.cwd ?? process.cwd(),
     env: { ...process.env, NO_COLOR: '1', ...opts.env },
     stdoutIsTTY: false,
-    stderrIsTTY: false,
+    stderrIsTTY: opts.stderrIsTTY ?? false,
   });
   stdout.end();
   stderr.end();

@@ -2,10 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../../../test/run.js';
 import { RecordingReader, RecordingWriter } from '../../store/recording.js';
-import { runCommand } from '../main.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'memsleuth-series-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,24 +12,7 @@ const db = join(dir, 'r.db');
 const T0 = Date.UTC(2026, 10, 2);
 
 /** Run a command in this process, stderr a terminal or not. */
-async function run(argv: string[], stderrIsTTY = false) {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
-  const status = await runCommand(argv, {
-    stdout,
-    stderr,
-    stdin: Readable.from([]),
-    cwd: dir,
-    env: { NO_COLOR: '1' },
-    stdoutIsTTY: false,
-    stderrIsTTY,
-  });
-  return { status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const run = (argv: string[], stderrIsTTY = false) => cli(argv, { cwd: dir, stderrIsTTY });
 
 beforeAll(() => {
   const w = new RecordingWriter(db);
