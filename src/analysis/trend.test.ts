@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../test/rng.js';
 import { analyzeTrend, mannKendall, normalUpperTail, theilSen, thin } from './trend.js';
 
 // Synthetic series whose properties are known by construction: the statistics are checked
 // against what the construction guarantees (a slope, a plateau, flat minima), not against
 // numbers copied from a run.
 
-/** Deterministic PRNG (mulberry32) so every run sees the same noise. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const MiB = 1024 * 1024;
 const STEP_MS = 5000;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../test/rng.js';
 import { isMemsleuthError } from '../model/errors.js';
 import type { EntitySample, Layer, LoadedRecording, SeriesData, TickSample } from '../model/samples.js';
 import { Sampler } from '../record/sampler.js';
@@ -439,17 +440,8 @@ function loadOneRowAtATime(file: string, opts: LoadOptions = {}): SeriesData[] {
 describe('load, points and eachSeries on a recording with churn', () => {
   const base = 1_800_000_000_000;
   const db = join(dir, 'churn.db');
-  /** Deterministic (mulberry32). */
-  const rng = (seed: number) => {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  };
+  const rng = mulberry32;
+
   const TICKS = 400;
   beforeAll(() => {
     const r = rng(7);
