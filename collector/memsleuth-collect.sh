@@ -327,8 +327,10 @@ trace_stale() {
     case $pid in '' | *[!0-9]*) continue ;; esac
     kill -0 "$pid" 2>/dev/null && continue
     echo 0 >"$d/tracing_on" 2>/dev/null
-    # A killed collector's reader (`cat .../trace_pipe`) lives on and keeps it busy.
-    for c in $(grep -l "$d/trace_pipe" /proc/[0-9]*/cmdline 2>/dev/null); do
+    # A killed collector's reader (`cat .../trace_pipe`) lives on and keeps it busy. It
+    # may have opened it through another mount point (the killed collector's own private
+    # mount), so it is matched by the instance's name, not by this path.
+    for c in $(grep -l "/instances/${d##*/}/trace_pipe" /proc/[0-9]*/cmdline 2>/dev/null); do
       c=${c#/proc/}
       kill "${c%/cmdline}" 2>/dev/null
     done
