@@ -161,6 +161,8 @@ export interface PageOwnerGroups {
   by: PageOwnerGroupBy;
   /** Every group (built on first use: prefer top() when only the largest are wanted). */
   groups: StackGroup[];
+  /** How many groups there are, building none of them. */
+  groupCount: number;
   /** Records read (before filters). */
   records: number;
   /** Records kept after the allocator/module filters. */
@@ -203,6 +205,9 @@ class Grouped implements PageOwnerGroups {
   get groups(): StackGroup[] {
     this.#groups ??= this.#agg.result(this.#display);
     return this.#groups;
+  }
+  get groupCount(): number {
+    return this.#agg.size;
   }
   top(weight: WeightName, limit = Number.POSITIVE_INFINITY): StackGroup[] {
     return this.#agg.top(weight, limit, this.#display);
@@ -572,6 +577,7 @@ export async function diffPageOwner(
     pages: g.pages,
     bytes: g.bytes,
     inputBytes: g.inputBytes,
+    groupCount: g.groupCount,
   });
   return { by: b.by, deltas: diffGroups(b.groups, a.groups, 'pages'), before: counts(b), after: counts(a) };
 }

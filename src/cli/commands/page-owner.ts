@@ -306,7 +306,7 @@ export const pageOwnerTopCommand = defineCommand({
     const out: string[] = [
       `page_owner ${arg}`,
       `${r.records} records, ${r.kept} kept, ${r.pages} pages (${formatBytes(r.bytes)}), ` +
-        `${r.groups.length} groups by ${by}`,
+        `${r.groupCount} groups by ${by}`,
       '',
     ];
     const rows = top.map((g, i) => ({ g, i }));
