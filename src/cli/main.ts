@@ -54,6 +54,7 @@ export async function runCommand(argv: string[], ctx: CommandContext): Promise<n
   }
   const { entry, rest } = found;
   try {
+    if (ctx.ownsProcess) await entry.prepare?.(rest);
     // Only the command that runs is loaded (with its dependencies): start-up stays Node's own.
     const spec = await entry.load();
     if (!spec.rawArgs && (rest.includes('--help') || rest.includes('-h'))) {

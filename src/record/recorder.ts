@@ -52,6 +52,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Sample every `intervalMs` into the database until the duration passes or the signal
  * aborts. Ticks keep to a fixed schedule (a slow tick does not shift the next ones).
  */
+/**
+ * SQLite page cache of the recorder's connection: a tick appends at the right edge of the
+ * samples and ticks tables (keyed by tick), and the 2 MiB default only held pages no tick
+ * reads again (docs/recording.md, "Cost").
+ */
+const WRITER_CACHE_KIB = 256;
+
 export async function record(opts: RecordOptions): Promise<RecordResult> {
   mkdirSync(dirname(opts.db), { recursive: true });
   // Unless told: slab caches and zoneinfo every 10 s, vmallocinfo every minute, whatever the
@@ -63,14 +70,18 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
     slabEvery: opts.slabEvery ?? every(10_000),
     vmallocEvery: opts.vmallocEvery ?? every(60_000),
   });
-  const writer = new RecordingWriter(opts.db, {
-    interval_ms: String(opts.intervalMs),
-    page_size: String(await sampler.pageSizeBytes()),
-    slab_reclaimable: JSON.stringify(await sampler.reclaimableSlabCaches()),
-    // Who is recording: `leaks` lists the recorder's own process apart from the suspects.
-    recorder_pid: String(process.pid),
-    ...opts.meta,
-  });
+  const writer = new RecordingWriter(
+    opts.db,
+    {
+      interval_ms: String(opts.intervalMs),
+      page_size: String(await sampler.pageSizeBytes()),
+      slab_reclaimable: JSON.stringify(await sampler.reclaimableSlabCaches()),
+      // Who is recording: `leaks` lists the recorder's own process apart from the suspects.
+      recorder_pid: String(process.pid),
+      ...opts.meta,
+    },
+    { cacheKiB: WRITER_CACHE_KIB },
+  );
   const start = Date.now();
   let ticks = 0;
   let readTotal = 0;

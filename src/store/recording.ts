@@ -193,10 +193,15 @@ export class RecordingWriter {
   private lastTick = 0;
   private closed = false;
 
-  constructor(file: string, meta: Record<string, string> = {}) {
+  /**
+   * `opts.cacheKiB`: SQLite's page cache for this connection (default 2 MiB). Ticks append at
+   * the right edge of every table, so a long-lived recorder needs only a few pages of it.
+   */
+  constructor(file: string, meta: Record<string, string> = {}, opts: { cacheKiB?: number } = {}) {
     this.file = file;
     this.db = openDb(file, false);
     const db = this.db;
+    if (opts.cacheKiB !== undefined) db.pragma(`cache_size = -${Math.max(1, Math.round(opts.cacheKiB))}`);
     this.takeWriterLock();
     this.insTick = db.prepare('INSERT INTO ticks (t_ms, read_ms) VALUES (?, ?)');
     this.insEntity = db.prepare(

@@ -3,6 +3,9 @@
  * closed pipe. Command logic is tested in-process (test/run.ts `cli`).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_BIN, labBundle } from '../paths.js';
 import { runCli } from './cli.js';
@@ -34,6 +37,28 @@ describe('the memsleuth binary', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^memsleuth report — .*, Linux 6\.12\.117, /);
     expect(r.stdout).toMatch(/msl_vmalloc_leak \[msl_leaky\]\s+40\s+320\.0 KiB/);
+  });
+
+  it('record runs as a daemon from its first module on: no optimizing compiler, page-owner has it', () => {
+    // Flags set once the command's modules are loaded would come too late: Node's module
+    // loader has warmed up by then (src/cli/daemon.ts).
+    const traced = (args: string[]) =>
+      spawnSync(process.execPath, ['--trace-opt', CLI_BIN, ...args], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 28,
+      });
+    const dir = mkdtempSync(join(tmpdir(), 'msl-daemon-'));
+    try {
+      const r = traced(['record', '--db', join(dir, 'r.db'), '--interval', '200ms', '--duration', '3s']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/ticks, /);
+      expect(r.stdout.match(/^.*target TURBOFAN.*$/m)?.[0]).toBeUndefined();
+      const control = traced(['page-owner', 'top', labBundle('6.12', 'after')]);
+      expect(control.status, control.stderr).toBe(0);
+      expect(control.stdout).toMatch(/target TURBOFAN/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stops quietly, exit 0, when its reader closes the pipe', () => {

@@ -12,6 +12,12 @@ export interface CommandEntry {
   summary: string;
   // biome-ignore lint/suspicious/noExplicitAny: commands have heterogeneous option tables
   load(): Promise<CommandSpec<any>>;
+  /**
+   * Process-wide settings for this command line (`args`: what follows the command's words),
+   * applied before load() when the command owns the process (runMain), never in a library
+   * caller's process.
+   */
+  prepare?(args: readonly string[]): Promise<void>;
 }
 
 /**
@@ -48,6 +54,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     path: ['record'],
     summary: 'sample meminfo, slab, vmalloc and every process into a recording database',
     load: async () => (await import('./record.js')).recordCommand,
+    // A daemon for days, unless it imports captures (--from) or prints its help.
+    prepare: async (args) => {
+      if (!args.some((a) => a === '--from' || a.startsWith('--from=') || a === '--help' || a === '-h'))
+        (await import('../daemon.js')).daemonFlags();
+    },
   },
   {
     path: ['leaks'],
