@@ -30,8 +30,8 @@ import {
   TUPLE,
 } from './page_owner_scan.js';
 import {
+  AggregatorDiff,
   culpritFrame,
-  diffGroups,
   type GroupDelta,
   moduleOf,
   StackAggregator,
@@ -211,6 +211,10 @@ class Grouped implements PageOwnerGroups {
   }
   top(weight: WeightName, limit = Number.POSITIVE_INFINITY): StackGroup[] {
     return this.#agg.top(weight, limit, this.#display);
+  }
+  /** The change from this grouping to `after` (grouped into the same StackTable). */
+  diffTo(after: Grouped, by: WeightName): AggregatorDiff {
+    return new AggregatorDiff(this.#agg, after.#agg, by, this.#display, after.#display);
   }
 }
 
@@ -495,7 +499,7 @@ class PageOwnerGrouping {
     return g;
   }
 
-  result(inputBytes: number): PageOwnerGroups {
+  result(inputBytes: number): Grouped {
     return new Grouped(
       this.by,
       this.records,
@@ -525,7 +529,7 @@ async function groupInto(
   input: PageOwnerInput,
   opts: GroupPageOwnerOptions,
   stacks: StackTable,
-): Promise<PageOwnerGroups> {
+): Promise<Grouped> {
   const by = opts.by ?? 'stack';
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
   const dict = new PageOwnerDict();
@@ -554,10 +558,41 @@ async function groupInto(
 
 export interface PageOwnerDiff {
   by: PageOwnerGroupBy;
-  /** Every group, largest page gain first. */
+  /** Every group, largest page gain first (built on first use: prefer gained() and lost()). */
   deltas: GroupDelta[];
+  /** The first `limit` groups of `deltas` that gained pages, building no other group. */
+  gained(limit?: number): GroupDelta[];
+  /** The first `limit` groups of `deltas` read from the end (largest loss first) that lost pages. */
+  lost(limit?: number): GroupDelta[];
   before: Omit<PageOwnerGroups, 'groups' | 'top'>;
   after: Omit<PageOwnerGroups, 'groups' | 'top'>;
+}
+
+/** The result of diffPageOwner: counts, and the deltas built when asked for. */
+class Diffed implements PageOwnerDiff {
+  readonly #d: AggregatorDiff;
+  #deltas: GroupDelta[] | undefined;
+  constructor(
+    readonly by: PageOwnerGroupBy,
+    d: AggregatorDiff,
+    readonly before: Omit<PageOwnerGroups, 'groups' | 'top'>,
+    readonly after: Omit<PageOwnerGroups, 'groups' | 'top'>,
+  ) {
+    this.#d = d;
+  }
+  get deltas(): GroupDelta[] {
+    if (this.#deltas === undefined) this.#deltas = this.#d.all();
+    return this.#deltas;
+  }
+  gained(limit?: number): GroupDelta[] {
+    return this.#d.gained(limit);
+  }
+  lost(limit?: number): GroupDelta[] {
+    return this.#d.lost(limit);
+  }
+  toJSON(): { by: PageOwnerGroupBy; deltas: GroupDelta[]; before: object; after: object } {
+    return { by: this.by, deltas: this.deltas, before: this.before, after: this.after };
+  }
 }
 
 /** Group both dumps the same way (stacks interned once for both) and rank the groups by pages gained. */
@@ -579,7 +614,7 @@ export async function diffPageOwner(
     inputBytes: g.inputBytes,
     groupCount: g.groupCount,
   });
-  return { by: b.by, deltas: diffGroups(b.groups, a.groups, 'pages'), before: counts(b), after: counts(a) };
+  return new Diffed(b.by, b.diffTo(a, 'pages'), counts(b), counts(a));
 }
 
 /** Kernel allocations only: what slab, vmalloc and the buddy "black hole" hold. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Frame, stackKey } from '../model/frame.js';
 import {
+  AggregatorDiff,
   diffGroups,
   FrameTable,
   InternedStackGroup,
@@ -153,5 +154,39 @@ describe('interned groups keep the behaviour of plain ones', () => {
       ds.map((d) => ({ ...JSON.parse(JSON.stringify(d)), frames: stackKey(d.frames) }));
     expect(comparable(fast)).toEqual(comparable(slow));
     expect(fast.map((d) => d.key)).toEqual(slow.map((d) => d.key));
+  });
+
+  it('AggregatorDiff: all() is diffGroups, gained(n) and lost(n) its ends, building only those', () => {
+    const table = new StackTable();
+    const aggOf = (part: number) => {
+      const agg = new StackAggregator(table);
+      stacks.forEach((frames, i) => {
+        if (i % 3 !== part) agg.add(frames, weights[i]!);
+      });
+      return agg;
+    };
+    const b = aggOf(1);
+    const a = aggOf(2);
+    // Frames shown for some stacks instead of the table's (diff's second dump).
+    const da = new Map([[a.stackAt(0), [{ func: 'shown', offset: 1, length: 2 }]]]);
+    const json = (ds: unknown) => JSON.parse(JSON.stringify(ds));
+    for (const by of ['count', 'bytes', 'pages'] as const) {
+      const d = new AggregatorDiff(b, a, by, undefined, da);
+      const all = diffGroups(b.result(), a.result(da), by);
+      expect(all.some((x) => x.isNew) && all.some((x) => x.isGone)).toBe(true);
+      // Ties in the delta are many (weights 0-4): the key orders them.
+      expect(new Set(all.map((x) => x.delta[by])).size).toBeLessThan(all.length / 4);
+      expect(json(d.all())).toEqual(json(all));
+      const up = all.filter((x) => x.delta[by] > 0);
+      const down = [...all].reverse().filter((x) => x.delta[by] < 0);
+      expect(up.length).toBeGreaterThan(10);
+      expect(down.length).toBeGreaterThan(10);
+      for (const n of [1, 3, 10, 1000]) {
+        expect(json(d.gained(n))).toEqual(json(up.slice(0, n)));
+        expect(json(d.lost(n))).toEqual(json(down.slice(0, n)));
+      }
+      expect(json(d.gained())).toEqual(json(up));
+    }
+    expect(() => new AggregatorDiff(new StackAggregator(), a, 'pages')).toThrow(/share a StackTable/);
   });
 });

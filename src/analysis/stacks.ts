@@ -396,7 +396,23 @@ export class StackAggregator {
     return this.ids.length;
   }
 
-  private group(g: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup {
+  /** The group index of an interned stack, or -1 when no record had it. */
+  indexOf(stackId: number): number {
+    return stackId < this.groupOf.length ? this.groupOf[stackId]! : -1;
+  }
+
+  /** The stack id of group index `g`. */
+  stackAt(g: number): number {
+    return this.ids.data[g]!;
+  }
+
+  /** Group index `g`'s weight `by`. */
+  weightAt(g: number, by: WeightName): number {
+    return (by === 'count' ? this.count : by === 'bytes' ? this.bytes : this.pages).data[g]!;
+  }
+
+  /** Group index `g`, built. */
+  group(g: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup {
     const id = this.ids.data[g]!;
     return new InternedStackGroup(
       this.stacks,
@@ -429,6 +445,104 @@ export class StackAggregator {
     for (let g = 0; g < n; g++) if (w[g]! >= min) candidates.push(g);
     candidates.sort((a, b) => w[b]! - w[a]! || t.compareKeys(ids[a]!, ids[b]!));
     return candidates.slice(0, Math.min(limit, candidates.length)).map((g) => this.group(g, display));
+  }
+}
+
+/**
+ * diffGroups of two aggregators over one StackTable (both groupings of a diff), building
+ * only the deltas asked for: `all()` is diffGroups(before.result(db), after.result(da), by)
+ * and `gained(n)` / `lost(n)` its first n gains and, read from the end, its first n losses,
+ * without building the groups and deltas of every other stack (a dump can have hundreds of
+ * thousands of them, and a diff prints twenty).
+ */
+export class AggregatorDiff {
+  readonly #b: StackAggregator;
+  readonly #a: StackAggregator;
+  readonly #db: ReadonlyMap<number, Frame[]> | undefined;
+  readonly #da: ReadonlyMap<number, Frame[]> | undefined;
+  /** Stack ids of every group of either side (after's first), and their deltas in `by`. */
+  readonly #ids: Uint32Array;
+  readonly #delta: Float64Array;
+
+  constructor(
+    before: StackAggregator,
+    after: StackAggregator,
+    by: WeightName,
+    displayBefore?: ReadonlyMap<number, Frame[]>,
+    displayAfter?: ReadonlyMap<number, Frame[]>,
+  ) {
+    if (before.stacks !== after.stacks)
+      throw new Error('AggregatorDiff: the aggregators must share a StackTable');
+    this.#b = before;
+    this.#a = after;
+    this.#db = displayBefore;
+    this.#da = displayAfter;
+    let n = after.size;
+    for (let g = 0; g < before.size; g++) if (after.indexOf(before.stackAt(g)) < 0) n++;
+    const ids = new Uint32Array(n);
+    const delta = new Float64Array(n);
+    let k = 0;
+    for (let g = 0; g < after.size; g++) {
+      const id = after.stackAt(g);
+      const gb = before.indexOf(id);
+      ids[k] = id;
+      delta[k++] = after.weightAt(g, by) - (gb < 0 ? 0 : before.weightAt(gb, by));
+    }
+    for (let g = 0; g < before.size; g++) {
+      const id = before.stackAt(g);
+      if (after.indexOf(id) >= 0) continue;
+      ids[k] = id;
+      delta[k++] = -before.weightAt(g, by);
+    }
+    this.#ids = ids;
+    this.#delta = delta;
+  }
+
+  /** Every delta, largest gain first (ties by key): diffGroups' list. */
+  all(): GroupDelta[] {
+    return this.#pick(() => true, Number.POSITIVE_INFINITY, 1);
+  }
+
+  /** The first `limit` deltas of all() that gained (delta > 0). */
+  gained(limit = Number.POSITIVE_INFINITY): GroupDelta[] {
+    return this.#pick((d) => d > 0, limit, 1);
+  }
+
+  /** The first `limit` deltas of all(), read from its end, that lost (delta < 0). */
+  lost(limit = Number.POSITIVE_INFINITY): GroupDelta[] {
+    return this.#pick((d) => d < 0, limit, -1);
+  }
+
+  /** `dir` 1: largest delta first, ties by key; -1: the reverse of that order. */
+  #pick(keep: (d: number) => boolean, limit: number, dir: 1 | -1): GroupDelta[] {
+    const ids = this.#ids;
+    const delta = this.#delta;
+    const t = this.#a.stacks;
+    let idx: number[] = [];
+    for (let i = 0; i < ids.length; i++) if (keep(delta[i]!)) idx.push(i);
+    if (limit < idx.length) {
+      // Only deltas at least as far out as the limit-th can be in the answer.
+      const ds = Float64Array.from(idx, (i) => dir * delta[i]!).sort();
+      const min = ds[ds.length - limit]!;
+      idx = idx.filter((i) => dir * delta[i]! >= min);
+    }
+    idx.sort((x, y) => dir * (delta[y]! - delta[x]! || t.compareKeys(ids[x]!, ids[y]!)));
+    if (limit < idx.length) idx.length = limit;
+    return idx.map((i) => this.#build(ids[i]!));
+  }
+
+  #build(id: number): InternedGroupDelta {
+    const gb = this.#b.indexOf(id);
+    const ga = this.#a.indexOf(id);
+    const b = gb < 0 ? undefined : this.#b.group(gb, this.#db);
+    const a = ga < 0 ? undefined : this.#a.group(ga, this.#da);
+    return new InternedGroupDelta(
+      this.#a.stacks,
+      id,
+      (a ?? b)!.frames,
+      b?.weights ?? ZERO,
+      a?.weights ?? ZERO,
+    );
   }
 }
 

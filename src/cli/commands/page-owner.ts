@@ -389,20 +389,23 @@ export const pageOwnerDiffCommand = defineCommand({
       await before.close();
       await after.close();
     }
-    const gained = d.deltas.filter((x) => x.delta.pages > 0);
-    const lost = [...d.deltas].reverse().filter((x) => x.delta.pages < 0);
+    // Only the deltas shown are built (a dump can have hundreds of thousands of stacks).
+    const gained = d.gained(limit);
+    const lost = d.lost(limit);
     const symbolized = await annotateFrames(
-      values.json ? d : [gained.slice(0, limit), lost.slice(0, limit)],
+      values.json ? d.deltas : [gained, lost],
       values,
       { running: aArg === LIVE_DUMP },
       ctx,
     );
-    const gainedGroups: StackGroup[] = gained.map((x) => ({
-      key: x.key,
-      frames: x.frames,
-      weights: x.delta,
-    }));
-    await writeFlameExports(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx, 'pages');
+    if (values.collapsed || values.speedscope) {
+      const gainedGroups: StackGroup[] = d.gained().map((x) => ({
+        key: x.key,
+        frames: x.frames,
+        weights: x.delta,
+      }));
+      await writeFlameExports(gainedGroups, values, `page_owner gained ${bArg} -> ${aArg}`, ctx, 'pages');
+    }
     if (values.json) {
       ctx.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
       return 0;
@@ -427,19 +430,19 @@ export const pageOwnerDiffCommand = defineCommand({
     out.push('Gained:');
     out.push(
       table(
-        gained.slice(0, limit).map((g, i) => ({ g, i })),
+        gained.map((g, i) => ({ g, i })),
         cols(by === 'stack' ? 'CULPRIT' : by.toUpperCase()),
       ).trimEnd(),
     );
     if (values.stacks && by === 'stack') {
-      for (const [i, g] of gained.slice(0, limit).entries())
+      for (const [i, g] of gained.entries())
         out.push('', `#${i + 1} ${signed(g.delta.pages)} pages`, ...stackLines(g.frames));
     }
     if (lost.length) {
       out.push('', 'Lost:');
       out.push(
         table(
-          lost.slice(0, limit).map((g, i) => ({ g, i })),
+          lost.map((g, i) => ({ g, i })),
           cols(by === 'stack' ? 'CULPRIT' : by.toUpperCase()),
         ).trimEnd(),
       );
