@@ -1,6 +1,7 @@
 /**
  * vitest global setup: one temporary directory per test run for the unpacked lab
- * fixtures (test/paths.ts labFixture), removed when the run ends.
+ * fixtures (test/paths.ts labFixture) and the built test programs (test/trace/programs.ts),
+ * removed when the run ends.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

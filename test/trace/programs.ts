@@ -4,8 +4,8 @@
  */
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import { REPO_ROOT } from '../paths.js';
 
 export const PROGRAMS = join(REPO_ROOT, 'test', 'trace', 'programs');
@@ -14,7 +14,8 @@ let buildDir: string | undefined;
 
 /** Build test/trace/programs/NAME.c (frame pointers, no inlining) and return the binary. */
 export function buildProgram(name: 'user-leak' | 'kernel-hold' | 'malloc-bench'): string {
-  buildDir ??= mkdtempSync(join(tmpdir(), 'msl-programs-'));
+  // In the run's own temporary directory (test/setup/lab-fixtures.ts), removed when the run ends.
+  buildDir ??= mkdtempSync(join(inject('labFixturesDir'), 'programs-'));
   const out = join(buildDir, name);
   execFileSync('gcc', [
     '-O1',
