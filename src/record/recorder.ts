@@ -49,16 +49,16 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Sample every `intervalMs` into the database until the duration passes or the signal
- * aborts. Ticks keep to a fixed schedule (a slow tick does not shift the next ones).
- */
-/**
  * SQLite page cache of the recorder's connection: a tick appends at the right edge of the
  * samples and ticks tables (keyed by tick), and the 2 MiB default only held pages no tick
  * reads again (docs/recording.md, "Cost").
  */
 const WRITER_CACHE_KIB = 256;
 
+/**
+ * Sample every `intervalMs` into the database until the duration passes or the signal
+ * aborts. Ticks keep to a fixed schedule (a slow tick does not shift the next ones).
+ */
 export async function record(opts: RecordOptions): Promise<RecordResult> {
   mkdirSync(dirname(opts.db), { recursive: true });
   // Unless told: slab caches and zoneinfo every 10 s, vmallocinfo every minute, whatever the
