@@ -18,6 +18,8 @@
 // over 36 h then flat, a 1.5 GiB spike freed after 2 h, reclaimable dentry and page cache
 // growth, a service that grew and exited). Deterministic: one seeded PRNG, no clock.
 
+import { mulberry32 } from '../../test/rng.mjs';
+
 export const WEEK_PARAMS = Object.freeze({
   version: 1,
   seed: 20261111,
@@ -57,18 +59,6 @@ export const PLANTED = Object.freeze({
   /** meminfo totals that contain the planted leaks: reported beside them, not false positives. */
   aggregates: ['meminfo/AnonPages', 'meminfo/SUnreclaim', 'meminfo/Slab', 'meminfo/Committed_AS'],
 });
-
-/** mulberry32: the same numbers every run. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const COMMS = [
   'systemd',
@@ -198,7 +188,7 @@ const pages = (bytes) => Math.round(bytes / PAGE) * PAGE;
  */
 export function writeWeek(Writer, db, params = WEEK_PARAMS, onProgress = () => {}) {
   const P = params;
-  const r = prng(P.seed);
+  const r = mulberry32(P.seed);
   const w = new Writer(db, {
     interval_ms: String(P.intervalMs),
     page_size: String(PAGE),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../test/rng.js';
+import { mulberry32 } from '../../test/rng.mjs';
 import { analyzeTrend, mannKendall, normalUpperTail, theilSen, thin } from './trend.js';
 
 // Synthetic series whose properties are known by construction: the statistics are checked

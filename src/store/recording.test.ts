@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../test/rng.js';
+import { mulberry32 } from '../../test/rng.mjs';
 import { isMemsleuthError } from '../model/errors.js';
 import type { EntitySample, Layer, LoadedRecording, SeriesData, TickSample } from '../model/samples.js';
 import { Sampler } from '../record/sampler.js';
