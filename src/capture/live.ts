@@ -187,9 +187,9 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     }
   }
 
-  procCounters?(pid: number): ProcCounters | undefined {
+  procCounters?(pid: number, unlessStatm?: readonly number[]): ProcCounters | undefined {
     this.watchRead = true;
-    return this.watch!.read(pid);
+    return this.watch!.read(pid, unlessStatm);
   }
 
   /**

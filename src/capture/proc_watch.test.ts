@@ -60,6 +60,35 @@ describe('ProcWatch on this machine', () => {
     }
   });
 
+  it('skips fd/ and task/ when statm reads as the caller says, unless the files were just opened', async () => {
+    const child = await sleeper(1);
+    const pid = child.pid!;
+    const w = new ProcWatch();
+    try {
+      const first = w.read(pid, [0, 0, 0])!;
+      // Just opened: counted whatever the caller says.
+      expect(first.opened).toBe(true);
+      expect(first.counted).toBe(true);
+      const fds = first.fds;
+      const links = first.taskLinks;
+      const statm = [first.sizePages, first.residentPages, first.sharedPages];
+      expect(fds).toBeGreaterThan(0);
+      const same = w.read(pid, statm)!;
+      expect(same.counted).toBe(false);
+      expect([same.fds, same.taskLinks]).toEqual([-1, -1]);
+      expect([same.sizePages, same.residentPages, same.sharedPages]).toEqual(statm);
+      // Another statm than the caller's (it moved since): counted.
+      const moved = w.read(pid, [statm[0]! + 1, statm[1]!, statm[2]!])!;
+      expect(moved.counted).toBe(true);
+      expect([moved.fds, moved.taskLinks]).toEqual([fds, links]);
+      const asked = w.read(pid)!;
+      expect(asked.counted).toBe(true);
+      expect(asked.taskLinks).toBe(links);
+    } finally {
+      w.close();
+    }
+  });
+
   it('answers undefined once the process exited, and lets go of its files at the next sweep', async () => {
     const child = await sleeper(0);
     const pid = child.pid!;

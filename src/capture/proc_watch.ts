@@ -38,6 +38,7 @@ export class ProcWatch {
     fds: -1,
     taskLinks: -1,
     opened: false,
+    counted: false,
   };
   private gen = 0;
   private closed = false;
@@ -59,13 +60,14 @@ export class ProcWatch {
 
   /**
    * The counters of `pid`, or undefined when it is gone (or statm is unreadable). The returned
-   * object is reused by the next call: copy what you keep.
+   * object is reused by the next call: copy what you keep. `unlessStatm`: see
+   * Snapshot.procCounters (fd/ and task/ are not looked at when statm reads these numbers).
    */
-  read(pid: number): ProcCounters | undefined {
+  read(pid: number, unlessStatm?: readonly number[]): ProcCounters | undefined {
     if (this.closed) throw new Error('ProcWatch is closed');
     const w = this.watched.get(pid);
     if (w) {
-      if (this.fill(w, false)) {
+      if (this.fill(w, false, unlessStatm)) {
         w.gen = this.gen;
         return this.out;
       }
@@ -84,7 +86,10 @@ export class ProcWatch {
 
   /** Close the files of processes not read since the previous sweep. */
   sweep(): void {
-    for (const [pid, w] of this.watched) if (w.gen !== this.gen) this.forget(pid, w);
+    // forEach: no entry array per process (the recorder runs unoptimized, cli/daemon.ts).
+    this.watched.forEach((w, pid) => {
+      if (w.gen !== this.gen) this.forget(pid, w);
+    });
     this.gen++;
   }
 
@@ -106,7 +111,7 @@ export class ProcWatch {
   }
 
   /** Read statm and stat the directories into `out`; false when the process is gone. */
-  private fill(w: Watched, opened: boolean): boolean {
+  private fill(w: Watched, opened: boolean, unlessStatm?: readonly number[]): boolean {
     let n: number;
     try {
       n = readSync(w.statm, this.buf, 0, this.buf.length, 0);
@@ -122,8 +127,18 @@ export class ProcWatch {
     o.opened = opened;
     o.fds = -1;
     o.taskLinks = -1;
+    o.counted = false;
     // No mm (a kernel thread, a zombie): nothing more to read.
     if (o.sizePages === 0) return true;
+    if (
+      !opened &&
+      unlessStatm !== undefined &&
+      unlessStatm[0] === o.sizePages &&
+      unlessStatm[1] === o.residentPages &&
+      unlessStatm[2] === o.sharedPages
+    )
+      return true;
+    o.counted = true;
     if (w.fdDir >= 0) {
       try {
         const size = fstatSync(w.fdDir).size;

@@ -271,6 +271,8 @@ export interface ProcCounters {
   taskLinks: number;
   /** The files were opened at this call: a process not seen before, or a new one on an old pid. */
   opened: boolean;
+  /** fd/ and task/ were looked at (false when statm read as the caller's `unlessStatm`). */
+  counted: boolean;
 }
 
 /**
@@ -315,9 +317,11 @@ export interface Snapshot {
    * A live process's memory counters for the recorder's every tick, from /proc files kept open
    * across ticks (statm, fd/, task/): a file kept open belongs to one process for good, so
    * `opened` false means the same process as at the previous call for this pid. Undefined when
-   * the process is gone. The object is reused by the next call.
+   * the process is gone. The object is reused by the next call. `unlessStatm`: when statm still
+   * reads these three numbers (size, resident, shared) and the files were not just opened, fd/
+   * and task/ are not looked at (`fds` and `taskLinks` then say -1): the caller keeps what it had.
    */
-  procCounters?(pid: number): ProcCounters | undefined;
+  procCounters?(pid: number, unlessStatm?: readonly number[]): ProcCounters | undefined;
   /** The manifest (synthesised for directories that have none). */
   manifest(): Promise<Manifest>;
   close(): Promise<void>;

@@ -204,6 +204,54 @@ describe('Sampler on this machine', () => {
     }
   });
 
+  it('counts fds and threads of a process whose statm holds still every countsEvery ticks, carrying them between', async () => {
+    const child = spawn('python3', ['-c', 'import time\nprint("ready", flush=True)\ntime.sleep(60)'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const watch = new ProcWatch();
+    try {
+      await new Promise((r) => child.stdout!.once('data', r));
+      const pid = child.pid!;
+      const counted: boolean[] = [];
+      const s = new Sampler({
+        pidFilter: (p) => p === pid,
+        pssEvery: 0,
+        countsEvery: 3,
+        snapshot: async () => {
+          const snap = await openLiveSnapshot(undefined, { watch });
+          const read = snap.procCounters!.bind(snap);
+          snap.procCounters = (p, unless) => {
+            const c = read(p, unless);
+            if (p === pid) counted.push(c!.counted);
+            return c;
+          };
+          return snap;
+        },
+      });
+      const values: Record<string, number>[] = [];
+      const statm: string[] = [];
+      for (let tick = 1; tick <= 7; tick++) {
+        const e = (await s.sample()).entities.find((x) => x.layer === 'process' && x.pid === pid);
+        values.push(e!.values!);
+        statm.push(readFileSync(`/proc/${pid}/statm`, 'latin1'));
+      }
+      // A sleeping process's statm holds still after its first ticks: from then on fd/ and
+      // task/ are looked at on the due ticks ((tick + pid) % 3 === 0) only.
+      const still = statm.findIndex((t, i) => statm.slice(i).every((u) => u === t));
+      expect(still).toBeGreaterThanOrEqual(0);
+      expect(still).toBeLessThan(3);
+      expect(counted[0]).toBe(true);
+      for (let i = still + 1; i < 7; i++) expect(counted[i]).toBe((i + 1 + pid) % 3 === 0);
+      expect(counted.slice(still + 1)).toContain(false);
+      // Carried: every tick has both, as the process's own files say.
+      const fds = readdirSync(`/proc/${pid}/fd`).length;
+      for (const v of values.slice(still)) expect([v.fds, v.threads]).toEqual([fds, 1]);
+    } finally {
+      child.kill('SIGKILL');
+      watch.close();
+    }
+  });
+
   it('reads no PSS for a live process at the tick it first appears in (after the first tick)', async () => {
     let pid = -1;
     const s = new Sampler({ pidFilter: (p) => p === pid, pssEvery: 1 });

@@ -147,6 +147,14 @@ export interface SampleOptions {
    * over minutes, not seconds. The writer carries the values forward.
    */
   slabEvery?: number;
+  /**
+   * Read the open fds and the thread count (an fstat() of /proc/PID/fd and of task/) of a
+   * process whose statm has not moved every N ticks; a process whose statm moved is counted at
+   * that tick. Default 1; `record` makes it every 10 s (10 at a 1 s interval): the two fstat()
+   * cost more than the statm read, and an fd or thread leak shows over minutes. The writer
+   * carries the values forward.
+   */
+  countsEvery?: number;
   /** Read /sys/kernel/debug/kmemleak (no scan is triggered). Default false. */
   kmemleak?: boolean;
   /**

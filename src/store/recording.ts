@@ -171,6 +171,11 @@ interface EntityState {
   series: Map<string, SeriesState>;
   /** Tick id at which this entity was last seen. */
   seenTick: number;
+  /**
+   * The `values` object written last: the sampler hands the same object again for an entity
+   * whose values have not changed (a still process), and then there is nothing to compare.
+   */
+  lastValues?: Readonly<Record<string, number>> | undefined;
 }
 
 /**
@@ -180,7 +185,8 @@ interface EntityState {
 export class RecordingWriter {
   readonly file: string;
   private readonly db: Database.Database;
-  private readonly entities = new Map<string, EntityState>();
+  /** Live entities by layer, then key (the sampler's key strings are reused tick to tick). */
+  private readonly entities = new Map<Layer, Map<string, EntityState>>();
   private readonly insTick;
   private readonly insEntity;
   private readonly reviveEntity;
@@ -284,7 +290,7 @@ export class RecordingWriter {
         series: new Map(),
         seenTick: e.last_tick ?? (ENDS_WHEN_ABSENT.has(e.layer) ? this.lastTick : 0),
       };
-      this.entities.set(`${e.layer}\0${e.key}`, st);
+      this.layerMap(e.layer).set(e.key, st);
       byId.set(e.id, st);
     }
     const series = db.prepare('SELECT id, entity_id, metric FROM series').all() as {
@@ -305,10 +311,15 @@ export class RecordingWriter {
     return this.db.transaction(() => {
       const tickId = Number(this.insTick.run(tick.tMs, tick.readMs ?? null).lastInsertRowid);
       const layersSeen = new Set<Layer>(tick.layersRead);
+      let layer: Layer | undefined;
+      let inLayer: Map<string, EntityState> | undefined;
       for (const s of tick.entities) {
-        layersSeen.add(s.layer);
-        const ek = `${s.layer}\0${s.key}`;
-        let e = this.entities.get(ek);
+        if (s.layer !== layer) {
+          layer = s.layer;
+          inLayer = this.layerMap(layer);
+          layersSeen.add(layer);
+        }
+        let e = inLayer!.get(s.key);
         if (!e) {
           e = this.findEntity(s.layer, s.key);
           if (e) {
@@ -322,7 +333,7 @@ export class RecordingWriter {
             );
             e = { id, layer: s.layer, label: s.label, series: new Map(), seenTick: tickId };
           }
-          this.entities.set(ek, e);
+          inLayer!.set(s.key, e);
         }
         // A process that execs changes its comm (a shell wrapper becoming python3): keep the latest.
         if (s.label !== undefined && s.label !== e.label) {
@@ -332,34 +343,52 @@ export class RecordingWriter {
         e.seenTick = tickId;
         // for-in: no array per entity per tick (a tick has one entity per process).
         const { values, sparse } = s;
-        if (values) for (const m in values) this.put(e, m, values[m]!, tickId, true);
+        if (values && values !== e.lastValues) {
+          for (const m in values) this.put(e, m, values[m]!, tickId, true);
+          e.lastValues = values;
+        }
         if (sparse) for (const m in sparse) this.put(e, m, sparse[m]!, tickId, false);
       }
-      for (const [ek, e] of this.entities) {
-        // Memory stays bounded by what lives: mappings not read for a while are dropped.
-        if (e.layer === 'mapping' && e.seenTick < tickId - MAPPING_IDLE_TICKS) this.entities.delete(ek);
-        // Files and segments are read at their own cadence: one missing from a tick that read
-        // their layer is gone (deleted, removed, unmounted) since the tick it was last seen.
-        if (e.layer !== 'process' && ENDS_WHEN_ABSENT.has(e.layer)) {
-          if (e.seenTick < tickId && layersSeen.has(e.layer)) {
-            this.endEntity.run(e.seenTick, e.id);
-            this.entities.delete(ek);
+      // forEach, not for-of: the recorder runs without the optimizing compiler (cli/daemon.ts),
+      // where for-of makes an entry array per entity per tick.
+      this.entities.forEach((byKey, layer) => {
+        const seen = layersSeen.has(layer);
+        byKey.forEach((e, key) => {
+          // Memory stays bounded by what lives: mappings not read for a while are dropped.
+          if (layer === 'mapping' && e.seenTick < tickId - MAPPING_IDLE_TICKS) byKey.delete(key);
+          // Files and segments are read at their own cadence: one missing from a tick that read
+          // their layer is gone (deleted, removed, unmounted) since the tick it was last seen.
+          if (layer !== 'process' && ENDS_WHEN_ABSENT.has(layer)) {
+            if (e.seenTick < tickId && seen) {
+              this.endEntity.run(e.seenTick, e.id);
+              byKey.delete(key);
+            }
+            return;
           }
-          continue;
-        }
-        if (e.seenTick !== this.lastTick || this.lastTick === 0) continue;
-        if (e.layer === 'process') {
-          // Vanished since the previous tick: end it and forget it (pid + start time never return).
-          this.endEntity.run(this.lastTick, e.id);
-          this.entities.delete(ek);
-        } else if (ZERO_WHEN_ABSENT.has(e.layer) && layersSeen.has(e.layer)) {
-          for (const [m, st] of e.series) this.put(e, m, 0, tickId, true, st);
-          e.seenTick = tickId;
-        }
-      }
+          if (e.seenTick !== this.lastTick || this.lastTick === 0) return;
+          if (layer === 'process') {
+            // Vanished since the previous tick: end it and forget it (pid + start time never return).
+            this.endEntity.run(this.lastTick, e.id);
+            byKey.delete(key);
+          } else if (ZERO_WHEN_ABSENT.has(layer) && seen) {
+            for (const [m, st] of e.series) this.put(e, m, 0, tickId, true, st);
+            e.seenTick = tickId;
+            e.lastValues = undefined;
+          }
+        });
+      });
       this.lastTick = tickId;
       return tickId;
     })();
+  }
+
+  private layerMap(layer: Layer): Map<string, EntityState> {
+    let m = this.entities.get(layer);
+    if (!m) {
+      m = new Map();
+      this.entities.set(layer, m);
+    }
+    return m;
   }
 
   private findEntity(layer: Layer, key: string): EntityState | undefined {
@@ -417,9 +446,8 @@ export class RecordingWriter {
     if (this.closed) return;
     this.closed = true;
     this.db.transaction(() => {
-      for (const e of this.entities.values())
-        if (e.layer === 'process' && e.seenTick === this.lastTick && this.lastTick > 0)
-          this.endEntity.run(this.lastTick, e.id);
+      for (const e of this.entities.get('process')?.values() ?? [])
+        if (e.seenTick === this.lastTick && this.lastTick > 0) this.endEntity.run(this.lastTick, e.id);
     })();
     this.db.prepare("DELETE FROM meta WHERE key IN ('writer_pid', 'writer_start')").run();
     this.db.pragma('wal_checkpoint(TRUNCATE)');

@@ -49,6 +49,12 @@ export const recordCommand = defineCommand({
       valueName: 'N',
       description: 'slabinfo (and zoneinfo) every N ticks (default: every 10s, 0: never)',
     },
+    'counts-every': {
+      type: 'string',
+      valueName: 'N',
+      description:
+        'open fds and threads of processes whose memory holds still, every N ticks (default: every 10s)',
+    },
     kmemleak: {
       type: 'boolean',
       description: 'also count kmemleak reports by caller (reads debugfs; no scan)',
@@ -103,6 +109,10 @@ export const recordCommand = defineCommand({
           values['slab-every'] === undefined
             ? undefined
             : numberOption(values['slab-every'], 'slab-every', 1, { min: 0, integer: true }),
+        countsEvery:
+          values['counts-every'] === undefined
+            ? undefined
+            : numberOption(values['counts-every'], 'counts-every', 1, { min: 1, integer: true }),
         kmemleak: Boolean(values.kmemleak),
         tmpfsEvery: numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },

@@ -8,7 +8,13 @@ import {
 import type { EntitySample } from '../../model/samples.js';
 import { type ProcCounters, procPath, type Snapshot, sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
-import { rollupFields, type StatusFields, statFields, statusFields } from '../../sources/proc_fast.js';
+import {
+  rollupFields,
+  type StatusFields,
+  smapsSizes,
+  statFields,
+  statusFields,
+} from '../../sources/proc_fast.js';
 import { PF_KTHREAD, parseProcStat } from '../../sources/proc_stat.js';
 import { parseProcStatus } from '../../sources/proc_status.js';
 import { parseSmaps, parseSmapsRollup } from '../../sources/smaps.js';
@@ -140,12 +146,18 @@ export function topGrower(
   state: Record<string, unknown>,
 ): { key: string; comm: string; growthBytes: number } | undefined {
   const t = state.tracked as Map<number, ProcTrack> | undefined;
-  let best: { key: string; comm: string; growthBytes: number } | undefined;
-  for (const p of t?.values() ?? []) {
+  let top: ProcTrack | undefined;
+  let growth = 0;
+  // forEach, and one answer object: this runs every tick of the (unoptimized) recorder.
+  t?.forEach((p) => {
     const g = p.lastRssBytes - p.firstRssBytes;
-    if (!best || g > best.growthBytes) best = { key: p.key, comm: p.comm, growthBytes: g };
-  }
-  return best;
+    if (!top || g > growth) {
+      top = p;
+      growth = g;
+    }
+  });
+  const p = top as ProcTrack | undefined;
+  return p && { key: p.key, comm: p.comm, growthBytes: growth };
 }
 
 /** status of a process: the fast reader, else the full parser (which throws on a malformed file). */
@@ -302,9 +314,14 @@ async function sampleKept(
   pid: number,
   track: Map<number, ProcTrack>,
 ): Promise<SampledProcess> {
+  let tr: ProcTrack | null | undefined = track.get(pid);
+  const last = tr?.values;
+  const statusDue = (ctx.tick + pid) % STATUS_REFRESH_TICKS === 0;
+  // The fd and thread counts of a process whose statm holds still: every countsEvery ticks.
+  const countsDue = statusDue || (ctx.tick + pid) % (ctx.options.countsEvery ?? 1) === 0;
   let c: ProcCounters | undefined;
   try {
-    c = snap.procCounters!(pid);
+    c = snap.procCounters!(pid, tr && last && !countsDue ? tr.statm : undefined);
   } catch (e) {
     ctx.problem(`proc/${pid}/statm`, e);
     return undefined;
@@ -312,8 +329,6 @@ async function sampleKept(
   if (!c || c.sizePages === 0) return undefined;
   const { sizePages, residentPages, sharedPages, taskLinks, opened } = c;
   const fds = c.fds >= 0 ? c.fds : undefined;
-  let tr: ProcTrack | null | undefined = track.get(pid);
-  const last = tr?.values;
   if (
     tr &&
     last &&
@@ -321,12 +336,15 @@ async function sampleKept(
     tr.statm[0] === sizePages &&
     tr.statm[1] === residentPages &&
     tr.statm[2] === sharedPages &&
-    (ctx.tick + pid) % STATUS_REFRESH_TICKS !== 0
+    !statusDue
   ) {
+    // Not counted: the counts read last (the values are not changed by their readers).
+    if (!c.counted) return { tr, values: last };
     const values = { ...last };
     if (taskLinks >= 0 && tr.linkBase >= 0) values.threads = taskLinks - tr.linkBase;
     if (fds !== undefined) values.fds = fds;
     else delete values.fds;
+    tr.values = values;
     return { tr, values };
   }
   const status = await readProcessStatus(snap, ctx, pid);
@@ -364,7 +382,8 @@ async function sampleMappings(
     if (text === undefined || text === '') continue;
     let byName: ReturnType<typeof smapsByName>;
     try {
-      byName = smapsByName(parseSmaps(text, { file: snap.describe(path) }));
+      // The fast reader, else the full parser (which reads it or names the error).
+      byName = smapsSizes(text) ?? smapsByName(parseSmaps(text, { file: snap.describe(path) }));
     } catch (e) {
       ctx.problem(`proc/${g.pid}/smaps`, e);
       continue;
@@ -652,7 +671,10 @@ export const processes: SourceEntry<Processes> = {
       if (growth >= (opts.smapsGrowthBytes ?? MiB))
         growers.push({ key: tr.key, pid, start: tr.start, growth });
     }
-    for (const [pid, t] of track) if (t.seen !== tick) track.delete(pid);
+    // forEach: no entry array per process and tick (the recorder runs unoptimized, cli/daemon.ts).
+    track.forEach((t, pid) => {
+      if (t.seen !== tick) track.delete(pid);
+    });
     if (smapsNow) out.push(...(await sampleMappings(snap, ctx, track, growers)));
     return out;
   },
