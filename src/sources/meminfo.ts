@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { kernelLines, type ParseOptions, safeNumber, truncated } from './text.js';
+import { kernelLines, MAX_LINE_BYTES, type ParseOptions, safeNumber, truncated } from './text.js';
 
 /** One `Key: value [kB]` line of /proc/meminfo. */
 export interface MeminfoField {
@@ -130,8 +130,51 @@ function lu(token: string, file: string, line: number, t: string): number {
  */
 export function parseMeminfo(text: string, opts: ParseOptions = {}): Meminfo {
   const file = opts.file ?? '/proc/meminfo';
-  const result: Meminfo = { fields: [], bytes: {}, counts: {} };
-  const seen = new Set<string>();
+  let result: Meminfo = { fields: [], bytes: {}, counts: {} };
+  let seen = new Set<string>();
+  let lastLine = meminfoFast(text, opts.maxLineBytes ?? MAX_LINE_BYTES, result, seen);
+  if (lastLine < 0) {
+    result = { fields: [], bytes: {}, counts: {} };
+    seen = new Set<string>();
+    lastLine = meminfoLines(text, file, opts, result, seen);
+  }
+  const total = result.bytes.MemTotal;
+  if (total === undefined) {
+    throw parseError(file, undefined, 'a MemTotal line (every meminfo has one)', text.slice(0, 60));
+  }
+  for (const f of result.fields) {
+    if (f.unit === 'bytes' && WITHIN_MEMTOTAL.has(f.name) && f.value > total) {
+      throw parseError(
+        file,
+        f.line,
+        `${f.name} at most MemTotal (${total / 1024} kB): it counts pages of RAM`,
+        `${f.name}: ${f.value / 1024} kB`,
+      );
+    }
+  }
+  const always = result.node === undefined ? MEMINFO_ALWAYS : NODE_MEMINFO_ALWAYS;
+  const absent = always.filter((n) => !seen.has(n));
+  if (absent.length > 0) {
+    truncated(
+      file,
+      lastLine + 1,
+      `the fields every meminfo prints (${absent.join(', ')} missing)`,
+      '<end of file>',
+      opts,
+      `${absent.join(', ')} missing (every meminfo prints them): read as absent`,
+    );
+  }
+  return result;
+}
+
+/** The lines of a meminfo into `result` and `seen`, with every check of a line; the last line's number. */
+function meminfoLines(
+  text: string,
+  file: string,
+  opts: ParseOptions,
+  result: Meminfo,
+  seen: Set<string>,
+): number {
   const lines = kernelLines(text, file, EXPECTED, opts);
   for (const { text: t, line } of lines) {
     if (t.trim() === '') continue;
@@ -172,32 +215,62 @@ export function parseMeminfo(text: string, opts: ParseOptions = {}): Meminfo {
       result.fields.push({ name, value: raw, unit: 'count', line });
     }
   }
-  const total = result.bytes.MemTotal;
-  if (total === undefined) {
-    throw parseError(file, undefined, 'a MemTotal line (every meminfo has one)', text.slice(0, 60));
-  }
-  for (const f of result.fields) {
-    if (f.unit === 'bytes' && WITHIN_MEMTOTAL.has(f.name) && f.value > total) {
-      throw parseError(
-        file,
-        f.line,
-        `${f.name} at most MemTotal (${total / 1024} kB): it counts pages of RAM`,
-        `${f.name}: ${f.value / 1024} kB`,
-      );
+  return lines[lines.length - 1]?.line ?? 0;
+}
+
+/**
+ * /proc/meminfo as the kernel prints it (`Name:` padded with spaces, the number, ` kB` or not,
+ * `\n`; no `Node N `), read with a character loop into `result` and `seen`: no line objects, no
+ * regular expression (the recorder reads it every tick, unoptimized: cli/daemon.ts). The number
+ * of the last line, or -1 for anything else (a blank or per-node line, 16 digits or more, a cut
+ * or over-long line, a repeated name): meminfoLines then reads it or names the error. Exported
+ * for the tests that hold it to the line parser.
+ */
+export function meminfoFast(text: string, maxLine: number, result: Meminfo, seen: Set<string>): number {
+  const n = text.length;
+  if (n === 0 || n > maxLine || text.charCodeAt(n - 1) !== 10) return -1;
+  let i = 0;
+  let line = 0;
+  while (i < n) {
+    line++;
+    const s = i;
+    let c = text.charCodeAt(i);
+    while (
+      (c >= 97 && c <= 122) ||
+      (c >= 65 && c <= 90) ||
+      (c >= 48 && c <= 57) ||
+      c === 95 ||
+      c === 40 ||
+      c === 41
+    )
+      c = text.charCodeAt(++i);
+    if (i === s || c !== 58) return -1;
+    const name = text.slice(s, i);
+    const sp = ++i;
+    c = text.charCodeAt(i);
+    while (c === 32) c = text.charCodeAt(++i);
+    const d0 = i;
+    let v = 0;
+    while (c >= 48 && c <= 57) {
+      v = v * 10 + (c - 48);
+      c = text.charCodeAt(++i);
     }
+    if (d0 === sp || i === d0 || i - d0 > 15 || seen.has(name)) return -1;
+    // "Node 0 MemTotal:" never gets here: the space stops the name before the colon.
+    if (c === 32 && text.charCodeAt(i + 1) === 107 && text.charCodeAt(i + 2) === 66) {
+      i += 3;
+      c = text.charCodeAt(i);
+      const value = v * 1024;
+      if (c !== 10 || !Number.isSafeInteger(value)) return -1;
+      result.bytes[name] = value;
+      result.fields.push({ name, value, unit: 'bytes', line });
+    } else {
+      if (c !== 10) return -1;
+      result.counts[name] = v;
+      result.fields.push({ name, value: v, unit: 'count', line });
+    }
+    seen.add(name);
+    i++;
   }
-  const always = result.node === undefined ? MEMINFO_ALWAYS : NODE_MEMINFO_ALWAYS;
-  const absent = always.filter((n) => !seen.has(n));
-  if (absent.length > 0) {
-    const last = lines[lines.length - 1];
-    truncated(
-      file,
-      (last?.line ?? 0) + 1,
-      `the fields every meminfo prints (${absent.join(', ')} missing)`,
-      '<end of file>',
-      opts,
-      `${absent.join(', ')} missing (every meminfo prints them): read as absent`,
-    );
-  }
-  return result;
+  return line;
 }

@@ -2,11 +2,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
-import { rollupFields, statFields, statmBytes, statusFields } from './proc_fast.js';
+import { smapsByName } from '../analysis/process.js';
+import { rollupFields, smapsSizes, statFields, statmBytes, statusFields } from './proc_fast.js';
 import { parseProcStat } from './proc_stat.js';
 import { parseProcStatm } from './proc_statm.js';
 import { parseProcStatus } from './proc_status.js';
-import { parseSmapsRollup } from './smaps.js';
+import { parseSmaps, parseSmapsRollup } from './smaps.js';
 
 /** Every proc/<pid> directory of the committed captures that hold processes. */
 function capturedProcDirs(): string[] {
@@ -66,14 +67,22 @@ function checkRollup(text: string, where: string): void {
   for (const [k, v] of Object.entries(fast!.bytes)) expect(v, `${where} ${k}`).toBe(full.bytes[k]);
 }
 
+function checkSmaps(text: string, where: string): void {
+  const fast = smapsSizes(text);
+  expect(fast, `${where}: read fast`).toBeDefined();
+  // Same names in the same order, same sums.
+  expect([...fast!], where).toEqual([...smapsByName(parseSmaps(text))]);
+}
+
 describe('the fast readers agree with the full parsers on real input', () => {
-  it('every status, stat and smaps_rollup of the committed captures (6.1, 6.12, 6.18)', () => {
+  it('every status, stat, smaps_rollup and smaps of the committed captures (6.1, 6.12, 6.18, and 3.10 smaps)', () => {
     let n = 0;
     for (const dir of capturedProcDirs()) {
       for (const [f, check] of [
         ['status', checkStatus],
         ['stat', checkStat],
         ['smaps_rollup', checkRollup],
+        ['smaps', checkSmaps],
       ] as const) {
         const text = read(join(dir, f));
         if (text === undefined) continue;
@@ -84,6 +93,12 @@ describe('the fast readers agree with the full parsers on real input', () => {
     expect(n).toBeGreaterThanOrEqual(20);
     // 2.6.30's documented status: no RssAnon/RssFile/RssShmem, VmSwap or Kthread.
     checkStatus(readFileSync(join(REPO_FIXTURES, 'linux-2.6.30-doc', 'status'), 'utf8'), '2.6.30 doc');
+    // 3.10's smaps (no VmFlags before 3.8 either way; [stack:TID] names).
+    checkSmaps(readFileSync(join(REPO_FIXTURES, 'seed-001-3.10', 'smaps'), 'utf8'), '3.10 smaps');
+    checkSmaps(
+      readFileSync(join(REPO_FIXTURES, 'owners-6.18/snapshot/proc/12224/smaps'), 'utf8'),
+      'owners smaps',
+    );
   });
 
   it('every process of this machine, kernel threads and zombies included', () => {
@@ -93,6 +108,7 @@ describe('the fast readers agree with the full parsers on real input', () => {
         ['status', checkStatus],
         ['stat', checkStat],
         ['smaps_rollup', checkRollup],
+        ['smaps', checkSmaps],
       ] as const) {
         const text = read(`/proc/${pid}/${f}`);
         // A process that exited meanwhile, or a kernel thread's smaps_rollup (ESRCH).
@@ -159,6 +175,30 @@ describe('the fast readers decline what the full parsers would reject or read di
     expect(existsSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/2/smaps_rollup'))).toBe(false);
   });
 
+  it('smaps: a header that does not parse or ends below its start, a repeated or missing size, a stray line', () => {
+    const smaps = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps'), 'utf8');
+    const first = smaps.slice(0, smaps.indexOf('\n'));
+    const [range] = first.split(' ');
+    const [lo, hi] = range!.split('-');
+    expect(smapsSizes(smaps)).toBeDefined();
+    for (const [why, bad] of [
+      ['end below start', smaps.replace(range!, `${hi}-${lo}`)],
+      ['perms', smaps.replace(first, first.replace(/ [r-][w-][x-][ps] /, ' rwzp '))],
+      ['no inode', smaps.replace(first, first.replace(/ \d+ +/, ' x '))],
+      ['repeated Rss', smaps.replace(/^Rss:.*\n/m, (l) => l + l)],
+      ['no Size', smaps.replace(/^Size:.*\n/m, '')],
+      ['no Rss', smaps.replace(/^Rss:.*\n/m, '')],
+      ['Rss not in kB', smaps.replace(/^Rss: .*$/m, 'Rss:   12')],
+      ['empty line', smaps.replace('\n', '\n\n')],
+      ['stray line', smaps.replace('\n', '\n-- stray --\n')],
+      ['field before any header', `Rss:   4 kB\n${smaps}`],
+      ['cut', smaps.slice(0, -1)],
+      ['too big', smaps.replace(/^Rss: .*$/m, 'Rss:   99999999999999999 kB')],
+    ] as const) {
+      expect(smapsSizes(bad), why).toBeUndefined();
+    }
+  });
+
   it('a file cut anywhere (a process exiting mid-read) is declined or read as the full parser reads it', () => {
     const tryFull = <T>(f: () => T): T | undefined => {
       try {
@@ -195,6 +235,18 @@ describe('the fast readers decline what the full parsers would reject or read di
       expect(full, `rollup cut at ${n}`).toBeDefined();
       for (const [k, v] of Object.entries(fast.bytes)) expect(v, `cut at ${n}: ${k}`).toBe(full!.bytes[k]);
     }
+    const smaps = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps'), 'utf8');
+    let read = 0;
+    for (let n = 0; n <= smaps.length; n++) {
+      const cut = smaps.slice(0, n);
+      const fast = smapsSizes(cut);
+      if (fast === undefined) continue;
+      read++;
+      const full = tryFull(() => smapsByName(parseSmaps(cut)));
+      expect(full, `smaps cut at ${n}`).toBeDefined();
+      expect([...fast], `smaps cut at ${n}`).toEqual([...full!]);
+    }
+    expect(read).toBeGreaterThan(1);
   });
 });
 

@@ -348,3 +348,150 @@ export function statmBytes(
   out.sharedPages = shared;
   return true;
 }
+
+/** Per-name sums of smaps (smapsByName in analysis/process.ts spells the same). */
+export interface SmapsNameSizes {
+  size: number;
+  rss: number;
+  anon: number;
+  swap: number;
+}
+
+const HEX = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
+
+/** Hex digits from `i`; the index after them. */
+function hexRun(text: string, i: number): number {
+  while (HEX(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** Hex text [a, ae) above [b, be) as numbers (leading zeros ignored), without parsing. */
+function hexAbove(text: string, a: number, ae: number, b: number, be: number): boolean {
+  while (a < ae - 1 && text.charCodeAt(a) === 48) a++;
+  while (b < be - 1 && text.charCodeAt(b) === 48) b++;
+  if (ae - a !== be - b) return ae - a > be - b;
+  for (; a < ae; a++, b++) {
+    const d = text.charCodeAt(a) - text.charCodeAt(b);
+    if (d !== 0) return d > 0;
+  }
+  return false;
+}
+
+/** `Size:`, `Rss:`, `Anonymous:`, `Swap:` (the four sums) at line start `i`: 0-3, or -1. */
+function sumField(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c === 83) {
+    if (text.startsWith('Size:', i)) return 0;
+    if (text.startsWith('Swap:', i)) return 3;
+  } else if (c === 82) {
+    if (text.startsWith('Rss:', i)) return 1;
+  } else if (c === 65) {
+    if (text.startsWith('Anonymous:', i)) return 2;
+  }
+  return -1;
+}
+const SUM_KEY_LENGTH = [5, 4, 10, 5];
+
+/**
+ * /proc/PID/smaps summed by mapping name, as smapsByName(parseSmaps(text)) sums it (the
+ * recorder's per-mapping sizes of growing processes: a compiler's or a JVM's smaps is thousands
+ * of lines, and the full parser builds an object per mapping and a string per line): one pass,
+ * a string per mapping name. Header lines are read whole (the full parser's VMA_HEADER, by
+ * hand); of the other lines only Size, Rss, Anonymous and Swap, which must be `Key: N kB`, once
+ * per mapping, with Size and Rss in every mapping. Undefined for anything else (a header that
+ * does not parse, an end below its start, a cut last line, a line that is neither a header nor
+ * `Key:...`); the caller then runs the full parser, which reads the text or names the error.
+ */
+export function smapsSizes(text: string): Map<string, SmapsNameSizes> | undefined {
+  const out = new Map<string, SmapsNameSizes>();
+  const n = text.length;
+  if (n === 0) return out;
+  if (text.charCodeAt(n - 1) !== NL) return undefined;
+  let cur: SmapsNameSizes | undefined;
+  // Size, Rss, Anonymous, Swap of the current mapping (-1: not seen).
+  const v = [-1, -1, -1, -1];
+  const flush = (): boolean => {
+    if (!cur) return true;
+    if (v[0]! < 0 || v[1]! < 0) return false;
+    cur.size += v[0]!;
+    cur.rss += v[1]!;
+    if (v[2]! > 0) cur.anon += v[2]!;
+    if (v[3]! > 0) cur.swap += v[3]!;
+    return true;
+  };
+  let i = 0;
+  while (i < n) {
+    const eol = text.indexOf('\n', i);
+    const c = text.charCodeAt(i);
+    if (HEX(c)) {
+      // start-end perms offset dev inode [ +name]
+      const se = hexRun(text, i);
+      if (se === i || text.charCodeAt(se) !== 45) return undefined;
+      const e0 = se + 1;
+      const ee = hexRun(text, e0);
+      if (ee === e0 || text.charCodeAt(ee) !== SPACE || hexAbove(text, i, se, e0, ee)) return undefined;
+      let p = ee + 1;
+      const r = text.charCodeAt(p);
+      const w = text.charCodeAt(p + 1);
+      const x = text.charCodeAt(p + 2);
+      const s = text.charCodeAt(p + 3);
+      if (
+        (r !== 114 && r !== 45) ||
+        (w !== 119 && w !== 45) ||
+        (x !== 120 && x !== 45) ||
+        (s !== 112 && s !== 115) ||
+        text.charCodeAt(p + 4) !== SPACE
+      )
+        return undefined;
+      p += 5;
+      let q = hexRun(text, p);
+      if (q === p || text.charCodeAt(q) !== SPACE) return undefined;
+      p = q + 1;
+      q = hexRun(text, p);
+      if (q === p || text.charCodeAt(q) !== 58) return undefined;
+      p = q + 1;
+      q = hexRun(text, p);
+      if (q === p || text.charCodeAt(q) !== SPACE) return undefined;
+      p = q + 1;
+      q = p;
+      while (text.charCodeAt(q) >= 48 && text.charCodeAt(q) <= 57) q++;
+      // An inode of 16 digits or more: the full parser decides whether it is a safe number.
+      if (q === p || q - p > 15) return undefined;
+      let name: string;
+      if (q === eol) name = '';
+      else if (text.charCodeAt(q) !== SPACE) return undefined;
+      else name = text.slice(q + 1, eol).trim();
+      if (!flush()) return undefined;
+      if (name === '') name = '[anon]';
+      else if (name.startsWith('[stack:')) name = '[stack]';
+      cur = out.get(name);
+      if (!cur) {
+        cur = { size: 0, rss: 0, anon: 0, swap: 0 };
+        out.set(name, cur);
+      }
+      v[0] = v[1] = v[2] = v[3] = -1;
+    } else {
+      // A field: `Key:` with a name the full parser accepts ([A-Za-z_][A-Za-z0-9_]*).
+      if (!cur || !((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95)) return undefined;
+      const k = sumField(text, i);
+      if (k >= 0) {
+        if (v[k]! >= 0) return undefined;
+        let p = i + SUM_KEY_LENGTH[k]!;
+        if (text.charCodeAt(p) !== SPACE) return undefined;
+        p = skipBlanksOnly(text, p);
+        const kb = kbToEol(text, p);
+        // Not a size below 2^53 bytes (or not exact): the full parser's to refuse.
+        if (kb < 0 || !Number.isSafeInteger(kb)) return undefined;
+        v[k] = kb;
+      } else {
+        let p = i + 1;
+        let d = text.charCodeAt(p);
+        while ((d >= 65 && d <= 90) || (d >= 97 && d <= 122) || d === 95 || (d >= 48 && d <= 57))
+          d = text.charCodeAt(++p);
+        if (d !== 58 || p > eol) return undefined;
+      }
+    }
+    i = eol + 1;
+  }
+  return flush() ? out : undefined;
+}
