@@ -307,14 +307,16 @@ async function sampleByStatus(
  * thread count every tick, status only when statm moved (or once every STATUS_REFRESH_TICKS
  * ticks, for the name, the parent and the swap and file/shmem split), stat only for a process whose
  * files were just opened. Kernel threads and zombies print a zero statm and are skipped there.
+ * Synchronous for a process whose statm held still (nearly all of them, every tick: no promise
+ * per process); `NEEDS_STATUS` when status must be read, by sampleKeptStatus with `keptRead`.
  */
-async function sampleKept(
+function sampleKept(
   snap: Snapshot,
   ctx: SampleContext,
   pid: number,
   track: Map<number, ProcTrack>,
-): Promise<SampledProcess> {
-  let tr: ProcTrack | null | undefined = track.get(pid);
+): SampledProcess | typeof NEEDS_STATUS {
+  const tr = track.get(pid);
   const last = tr?.values;
   const statusDue = (ctx.tick + pid) % STATUS_REFRESH_TICKS === 0;
   // The fd and thread counts of a process whose statm holds still: every countsEvery ticks.
@@ -347,6 +349,30 @@ async function sampleKept(
     tr.values = values;
     return { tr, values };
   }
+  keptRead.sizePages = sizePages;
+  keptRead.residentPages = residentPages;
+  keptRead.sharedPages = sharedPages;
+  keptRead.taskLinks = taskLinks;
+  keptRead.fds = c.fds;
+  keptRead.opened = opened;
+  return NEEDS_STATUS;
+}
+
+/** sampleKept's answer for a process whose status must be read (its counters in keptRead). */
+const NEEDS_STATUS = Symbol('needs status');
+/** The counters sampleKept read for the process it answered NEEDS_STATUS for. */
+const keptRead = { sizePages: 0, residentPages: 0, sharedPages: 0, taskLinks: -1, fds: -1, opened: false };
+
+/** The rest of sampleKept for a process whose statm moved (or is new, or is due a status read). */
+async function sampleKeptStatus(
+  snap: Snapshot,
+  ctx: SampleContext,
+  pid: number,
+  track: Map<number, ProcTrack>,
+): Promise<SampledProcess> {
+  const { sizePages, residentPages, sharedPages, taskLinks, opened } = keptRead;
+  const fds = keptRead.fds >= 0 ? keptRead.fds : undefined;
+  let tr: ProcTrack | null | undefined = track.get(pid);
   const status = await readProcessStatus(snap, ctx, pid);
   if (!status) return undefined;
   if (!tr || opened) {
@@ -632,11 +658,16 @@ export const processes: SourceEntry<Processes> = {
     const smapsNow = tick > 1 && due(tick, opts.smapsEvery ?? 12);
     const track = tracked(ctx);
     const growers: Grower[] = [];
-    for (const pid of await snap.pids()) {
+    const pids = await snap.pids();
+    // An index, not for-of: no iterator result per process in the unoptimized recorder.
+    for (let k = 0; k < pids.length; k++) {
+      const pid = pids[k]!;
       if (opts.pidFilter && !opts.pidFilter(pid)) continue;
-      const got = snap.procCounters
-        ? await sampleKept(snap, ctx, pid, track)
-        : await sampleByStatus(snap, ctx, pid, track);
+      let got: SampledProcess;
+      if (snap.procCounters) {
+        const quick = sampleKept(snap, ctx, pid, track);
+        got = quick === NEEDS_STATUS ? await sampleKeptStatus(snap, ctx, pid, track) : quick;
+      } else got = await sampleByStatus(snap, ctx, pid, track);
       if (!got) continue;
       const { tr, values } = got;
       tr.seen = tick;
