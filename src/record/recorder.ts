@@ -61,14 +61,16 @@ const WRITER_CACHE_KIB = 256;
  */
 export async function record(opts: RecordOptions): Promise<RecordResult> {
   mkdirSync(dirname(opts.db), { recursive: true });
-  // Unless told: slab caches and zoneinfo every 10 s, vmallocinfo every minute, whatever the
-  // interval, and so the fd and thread counts of processes whose memory holds still. At 1 s they
-  // would cost more than every process together, and a kernel leak shows over minutes.
+  // Unless told: slab caches and zoneinfo every 10 s, vmallocinfo and the tmpfs walk (with the
+  // search for who holds what grew) every minute, whatever the interval, and so the fd and thread
+  // counts of processes whose memory holds still. At 1 s they would cost more than every process
+  // together (the holder search reads every process's fd/ and maps), and a leak shows over minutes.
   const every = (ms: number) => Math.max(1, Math.round(ms / opts.intervalMs));
   const sampler = new Sampler({
     ...opts,
     slabEvery: opts.slabEvery ?? every(10_000),
     countsEvery: opts.countsEvery ?? every(10_000),
+    tmpfsEvery: opts.tmpfsEvery ?? every(60_000),
     vmallocEvery: opts.vmallocEvery ?? every(60_000),
   });
   const writer = new RecordingWriter(

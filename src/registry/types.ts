@@ -160,7 +160,9 @@ export interface SampleOptions {
   /**
    * Every N ticks (0: never): the largest files of each tmpfs mount, and the search of every
    * process's fds and maps for the holders of the files and SysV segments that grew. tmpfs
-   * used bytes and /proc/sysvipc/shm are read every tick. Default 6.
+   * used bytes and /proc/sysvipc/shm are read every tick. Default 6; `record` makes it every
+   * minute (60 at a 1 s interval): where shared memory churns (a browser's /dev/shm, memfds) the
+   * search would otherwise run every few seconds, and it reads every process's fd/ and maps.
    */
   tmpfsEvery?: number;
   /** Only processes whose pid passes (tests). */

@@ -62,7 +62,7 @@ export const recordCommand = defineCommand({
     'tmpfs-every': {
       type: 'string',
       valueName: 'N',
-      description: 'largest tmpfs files, and who holds the ones that grew, every N ticks (default 6)',
+      description: 'largest tmpfs files, and who holds the ones that grew, every N ticks (default: every 1m)',
     },
     from: {
       type: 'string',
@@ -114,7 +114,10 @@ export const recordCommand = defineCommand({
             ? undefined
             : numberOption(values['counts-every'], 'counts-every', 1, { min: 1, integer: true }),
         kmemleak: Boolean(values.kmemleak),
-        tmpfsEvery: numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
+        tmpfsEvery:
+          values['tmpfs-every'] === undefined
+            ? undefined
+            : numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },
         onTick: (i) => {
           // The garbage of 30 ticks, collected (daemonFlags): median RSS 61 against 67 MiB.
