@@ -10,7 +10,7 @@
 import { open, stat } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { type ErrorCode, type ErrorDetails, isMemsleuthError, MemsleuthError } from '../model/errors.js';
 import {
   MAX_RECORD_BYTES,
@@ -377,7 +377,21 @@ function retire(ws: Worker[]): void {
   idleTimer.unref();
 }
 
-function startPool(n: number, scanner: ScannerOptions, dict: PageOwnerDict): Pool {
+/**
+ * worker_threads, loaded on the first scan that uses workers: every command that reads a
+ * snapshot imports this module (through the page_owner registry entry), and the module costs
+ * a long-lived recorder 1.6 MiB of RSS it never uses.
+ */
+async function workerClass(): Promise<typeof Worker> {
+  return (await import('node:worker_threads')).Worker;
+}
+
+function startPool(
+  WorkerClass: typeof Worker,
+  n: number,
+  scanner: ScannerOptions,
+  dict: PageOwnerDict,
+): Pool {
   const entry = workerEntry();
   const workers: Worker[] = [];
   const mappers: DictMapper[] = [];
@@ -388,7 +402,7 @@ function startPool(n: number, scanner: ScannerOptions, dict: PageOwnerDict): Poo
       w.removeAllListeners('exit');
       w.ref();
     } else {
-      w = new Worker(entry.url, entry.execArgv ? { execArgv: entry.execArgv } : {});
+      w = new WorkerClass(entry.url, entry.execArgv ? { execArgv: entry.execArgv } : {});
     }
     // A new scanner and dict for this scan.
     const start: ToWorker = { type: 'start', scanner };
@@ -520,7 +534,7 @@ async function scanFileInWorkers(
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanTotals> {
   const chunks = Math.ceil(size / chunkBytes);
-  const pool = startPool(Math.min(workers, chunks), scanner, dict);
+  const pool = startPool(await workerClass(), Math.min(workers, chunks), scanner, dict);
   const order = new InOrder(consume);
   let given = 0;
   let failure: { error: unknown } | undefined = { error: undefined };
@@ -565,7 +579,7 @@ async function scanStreamInWorkers(
   onProgress?: (p: ScanProgress) => void,
   from: Handoff = { pending: Buffer.alloc(0), seq: 0, offset: 0, blocks: 0 },
 ): Promise<ScanTotals> {
-  const pool = startPool(workers, scanner, dict);
+  const pool = startPool(await workerClass(), workers, scanner, dict);
   const order = new InOrder(consume, from.seq, from.offset, from.blocks);
   const source: AsyncIterator<Buffer | string> =
     typeof input === 'string'

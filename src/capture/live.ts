@@ -1,7 +1,6 @@
 import { constants, readdirSync, statSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
-import { gunzipSync } from 'node:zlib';
 import { errnoReason } from '../model/errors.js';
 import {
   MANIFEST_FORMAT,
@@ -211,6 +210,8 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     this.config ??= (async () => {
       try {
         const gz = await readFile(`${this.roots.proc}/config.gz`);
+        // Loaded here: zlib costs a long-lived recorder 1.4 MiB of RSS it never uses.
+        const { gunzipSync } = await import('node:zlib');
         return parseKernelConfig(gunzipSync(gz).toString('utf8'), { file: `${this.roots.proc}/config.gz` });
       } catch {}
       const boot = `/boot/config-${release()}`;

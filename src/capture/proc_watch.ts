@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readvSync } from 'node:fs';
 import type { ProcCounters } from '../model/snapshot.js';
 import { statmBytes } from '../sources/proc_fast.js';
 import { parseProcStatm } from '../sources/proc_statm.js';
@@ -31,6 +31,8 @@ interface Watched {
 export class ProcWatch {
   private readonly watched = new Map<number, Watched>();
   private readonly buf = Buffer.allocUnsafe(256);
+  /** readvSync of [buf]: pread(2) with two argument checks where readSync makes five (and garbage of each). */
+  private readonly bufs = [this.buf];
   private readonly out: ProcCounters = {
     sizePages: 0,
     residentPages: 0,
@@ -114,7 +116,7 @@ export class ProcWatch {
   private fill(w: Watched, opened: boolean, unlessStatm?: readonly number[]): boolean {
     let n: number;
     try {
-      n = readSync(w.statm, this.buf, 0, this.buf.length, 0);
+      n = readvSync(w.statm, this.bufs, 0);
     } catch {
       return false; // ESRCH: the process this file was opened for has exited
     }

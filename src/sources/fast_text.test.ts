@@ -4,19 +4,21 @@ import { describe, expect, it } from 'vitest';
 import { LAB_MOMENTS } from '../../test/parsers.js';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { type Meminfo, meminfoFast, parseMeminfo } from './meminfo.js';
+import { parseSlabinfo, slabinfoFast } from './slabinfo.js';
 import { parseVmstat, vmstatFast } from './vmstat.js';
 
-// The character loops of meminfo and vmstat (the recorder's every tick) against the line
+// The character loops of meminfo, vmstat and slabinfo (the recorder's every tick) against the line
 // parsers: a trailing space on every line makes the loops decline, so the second parse of
 // each text goes through the line parser.
 const slow = (text: string) => text.replace(/\n/g, ' \n');
 
-function captures(name: 'meminfo' | 'vmstat'): [string, string][] {
+function captures(name: 'meminfo' | 'vmstat' | 'slabinfo'): [string, string][] {
   const dirs = [
     join(REPO_FIXTURES, 'live-6.18'),
-    join(REPO_FIXTURES, 'owners-6.18', 'snapshot'),
+    ...(name === 'slabinfo' ? [] : [join(REPO_FIXTURES, 'owners-6.18', 'snapshot')]),
     join(REPO_FIXTURES, 'lkml-2009-bug12832'),
     ...(name === 'meminfo' ? ['lkml-2.6.8', 'docs-2.5', 'docs-3.6'].map((d) => join(REPO_FIXTURES, d)) : []),
+    ...(name === 'slabinfo' ? [join(REPO_FIXTURES, 'lkml-2.6.8')] : []),
     ...LAB_MOMENTS.map(([k, m]) => labFixture(k, m)),
   ];
   return [
@@ -25,7 +27,7 @@ function captures(name: 'meminfo' | 'vmstat'): [string, string][] {
   ];
 }
 
-describe('meminfo and vmstat read by a character loop', () => {
+describe('meminfo, vmstat and slabinfo read by a character loop', () => {
   it('reads every captured meminfo as the line parser does', () => {
     for (const [where, text] of captures('meminfo')) {
       const fast: Meminfo = { fields: [], bytes: {}, counts: {} };
@@ -45,6 +47,18 @@ describe('meminfo and vmstat read by a character loop', () => {
     for (const [where, text] of captures('vmstat')) {
       expect(vmstatFast(text, 1 << 20), where).toEqual(parseVmstat(slow(text)));
       expect(Object.keys(parseVmstat(text)), where).toEqual(Object.keys(parseVmstat(slow(text))));
+    }
+  });
+
+  it('reads every captured slabinfo 2.1 as the line parser does, and leaves 2.0 to it', () => {
+    for (const [where, text] of captures('slabinfo')) {
+      expect(parseSlabinfo(text), where).toEqual(parseSlabinfo(slow(text)));
+      const fast = slabinfoFast(text, 1 << 20);
+      if (text.startsWith('slabinfo - version: 2.0')) {
+        expect(fast, where).toBeUndefined();
+        continue;
+      }
+      expect(fast, where).toEqual(parseSlabinfo(slow(text)));
     }
   });
 
@@ -83,5 +97,29 @@ describe('meminfo and vmstat read by a character loop', () => {
       expect(vmstatFast(bad, 1 << 20), JSON.stringify(bad)).toBeUndefined();
     // Longer than allowed: the line parser names the line.
     expect(vmstatFast('a 1\n', 3)).toBeUndefined();
+    const head =
+      'slabinfo - version: 2.1\n# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n';
+    const ok =
+      'dentry            100    120    192   21    1 : tunables    0    0    0 : slabdata      6      6      0\n';
+    expect(slabinfoFast(head + ok, 1 << 20)?.caches[0]).toMatchObject({
+      name: 'dentry',
+      activeObjs: 100,
+      line: 3,
+    });
+    for (const [why, bad] of [
+      ['no caches', head],
+      ['2.0', head.replace('2.1', '2.0') + ok],
+      ['statistics', head.replace('2.1', '2.1 (statistics)') + ok],
+      ['no header', `slabinfo - version: 2.1\n${ok}`],
+      ['blank line', `${head}\n${ok}`],
+      ['name with a space', head + ok.replace('dentry', 'den try')],
+      ['four numbers', head + ok.replace('   21 ', ' ')],
+      ['more active than objects', head + ok.replace('100    120', '130    120')],
+      ['repeated', head + ok + ok],
+      ['extra section', head + ok.replace('\n', ' : globalstat 1 2\n')],
+      ['cut', (head + ok).slice(0, -1)],
+      ['16 digits', head + ok.replace('100 ', '1234567890123456 ')],
+    ] as const)
+      expect(slabinfoFast(bad, 1 << 20), why).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { kernelLines, type ParseOptions, safeNumber } from './text.js';
+import { kernelLines, MAX_LINE_BYTES, type ParseOptions, safeNumber } from './text.js';
 
 /** One cache line of /proc/slabinfo, names as in the kernel's header. */
 export interface SlabCache {
@@ -61,6 +61,84 @@ function numbers(
 
 /** Parse /proc/slabinfo (versions 2.0 and 2.1, with or without statistics). */
 export function parseSlabinfo(text: string, opts: ParseOptions = {}): Slabinfo {
+  return slabinfoFast(text, opts.maxLineBytes ?? MAX_LINE_BYTES) ?? parseSlabinfoLines(text, opts);
+}
+
+const VERSION_21 = 'slabinfo - version: 2.1\n';
+
+/**
+ * slabinfo 2.1 without statistics (every SLUB kernel, SLAB ones without CONFIG_DEBUG_SLAB) as
+ * mm/slab_common.c prints it, read with a character loop: no line objects, no regular
+ * expression, no token arrays (the recorder reads it every 10 s, unoptimized: cli/daemon.ts).
+ * Undefined for anything else (2.0, statistics, a blank line, a name with a space, 16 digits or
+ * more, more active objects than objects, a repeated name, a cut or over-long line):
+ * parseSlabinfoLines then reads it or names the error. Exported for the tests that hold it to
+ * the line parser.
+ */
+export function slabinfoFast(text: string, maxLine: number): Slabinfo | undefined {
+  const n = text.length;
+  if (n > maxLine || text.charCodeAt(n - 1) !== 10 || !text.startsWith(VERSION_21)) return undefined;
+  let i = VERSION_21.length;
+  if (!text.startsWith('# name', i)) return undefined;
+  i = text.indexOf('\n', i) + 1;
+  const caches: SlabCache[] = [];
+  const seen = new Set<string>();
+  const v = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  let line = 2;
+  // Spaces, then 1 to 15 digits into v[k]; the index after them, or -1.
+  const num = (at: number, k: number): number => {
+    let c = text.charCodeAt(at);
+    if (c !== 32) return -1;
+    while (c === 32) c = text.charCodeAt(++at);
+    const d0 = at;
+    let x = 0;
+    while (c >= 48 && c <= 57) {
+      x = x * 10 + (c - 48);
+      c = text.charCodeAt(++at);
+    }
+    if (at === d0 || at - d0 > 15) return -1;
+    v[k] = x;
+    return at;
+  };
+  while (i < n) {
+    line++;
+    const s = i;
+    let c = text.charCodeAt(i);
+    while (c > 32 && c < 127) c = text.charCodeAt(++i);
+    if (i === s || c !== 32) return undefined;
+    const name = text.slice(s, i);
+    for (let k = 0; k < 5; k++) if ((i = num(i, k)) < 0) return undefined;
+    if (!text.startsWith(' : tunables', i)) return undefined;
+    i += 11;
+    for (let k = 5; k < 8; k++) if ((i = num(i, k)) < 0) return undefined;
+    if (!text.startsWith(' : slabdata', i)) return undefined;
+    i += 11;
+    for (let k = 8; k < 11; k++) if ((i = num(i, k)) < 0) return undefined;
+    c = text.charCodeAt(i);
+    while (c === 32) c = text.charCodeAt(++i);
+    if (c !== 10 || v[0]! > v[1]! || seen.has(name)) return undefined;
+    i++;
+    seen.add(name);
+    caches.push({
+      name,
+      activeObjs: v[0]!,
+      numObjs: v[1]!,
+      objSizeBytes: v[2]!,
+      objPerSlab: v[3]!,
+      pagesPerSlab: v[4]!,
+      limit: v[5]!,
+      batchcount: v[6]!,
+      sharedFactor: v[7]!,
+      activeSlabs: v[8]!,
+      numSlabs: v[9]!,
+      sharedAvail: v[10]!,
+      line,
+    });
+  }
+  return caches.length > 0 ? { version: '2.1', statistics: false, caches } : undefined;
+}
+
+function parseSlabinfoLines(text: string, opts: ParseOptions): Slabinfo {
   const file = opts.file ?? '/proc/slabinfo';
   const lines = kernelLines(text, file, '"slabinfo - version: 2.1"', opts);
   const first = lines[0]!;
