@@ -29,6 +29,8 @@ PACKAGES=(
   procps
   # record & leaks: pidstat, the recorder-cost baseline of bench/leaks (npm run bench:leaks)
   sysstat
+  # process-count benchmark: smem, the reference of `ps` and `report` (npm run bench:processes)
+  smem
   # page_owner benchmark: /usr/bin/time -v for the C tool's peak RSS (npm run bench:page-owner)
   time
   # symbolization (src/symbols): eu-addr2line resolves frames to file:line; binutils'
