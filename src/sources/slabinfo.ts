@@ -100,6 +100,11 @@ export function slabinfoFast(text: string, maxLine: number): Slabinfo | undefine
     v[k] = x;
     return at;
   };
+  // v[from..to) from `at`; the index after them, or -1.
+  const nums = (at: number, from: number, to: number): number => {
+    for (let k = from; k < to && at >= 0; k++) at = num(at, k);
+    return at;
+  };
   while (i < n) {
     line++;
     const s = i;
@@ -107,13 +112,12 @@ export function slabinfoFast(text: string, maxLine: number): Slabinfo | undefine
     while (c > 32 && c < 127) c = text.charCodeAt(++i);
     if (i === s || c !== 32) return undefined;
     const name = text.slice(s, i);
-    for (let k = 0; k < 5; k++) if ((i = num(i, k)) < 0) return undefined;
-    if (!text.startsWith(' : tunables', i)) return undefined;
-    i += 11;
-    for (let k = 5; k < 8; k++) if ((i = num(i, k)) < 0) return undefined;
-    if (!text.startsWith(' : slabdata', i)) return undefined;
-    i += 11;
-    for (let k = 8; k < 11; k++) if ((i = num(i, k)) < 0) return undefined;
+    i = nums(i, 0, 5);
+    if (i < 0 || !text.startsWith(' : tunables', i)) return undefined;
+    i = nums(i + 11, 5, 8);
+    if (i < 0 || !text.startsWith(' : slabdata', i)) return undefined;
+    i = nums(i + 11, 8, 11);
+    if (i < 0) return undefined;
     c = text.charCodeAt(i);
     while (c === 32) c = text.charCodeAt(++i);
     if (c !== 10 || v[0]! > v[1]! || seen.has(name)) return undefined;
