@@ -11,7 +11,14 @@ import {
 import { PF_KTHREAD, parseProcStat } from '../sources/proc_stat.js';
 import { type ProcStatm, parseProcStatm } from '../sources/proc_statm.js';
 import { parseProcStatus } from '../sources/proc_status.js';
-import { parseMaps, parseSmaps, parseSmapsRollup, type SmapsMapping } from '../sources/smaps.js';
+import {
+  parseMaps,
+  parseSmaps,
+  parseSmapsRollup,
+  type SmapsMapping,
+  type SmapsNameSizes,
+  smapsNameKey,
+} from '../sources/smaps.js';
 import type { ParseSettings } from '../sources/text.js';
 import { parseInt10 } from '../sources/text.js';
 
@@ -683,13 +690,10 @@ export async function readProcessMaps(
  * `[anon]` for nameless anonymous mappings (thread stacks, malloc arenas, mmap'd chunks).
  * Grouping by name, not address, keeps a series across munmap/mmap and merges of VMAs.
  */
-export function smapsByName(
-  mappings: readonly SmapsMapping[],
-): Map<string, { size: number; rss: number; anon: number; swap: number }> {
-  const out = new Map<string, { size: number; rss: number; anon: number; swap: number }>();
+export function smapsByName(mappings: readonly SmapsMapping[]): Map<string, SmapsNameSizes> {
+  const out = new Map<string, SmapsNameSizes>();
   for (const m of mappings) {
-    const name = m.pathname.trim() || '[anon]';
-    const key = name.startsWith('[stack:') ? '[stack]' : name;
+    const key = smapsNameKey(m.pathname);
     let cur = out.get(key);
     if (!cur) {
       cur = { size: 0, rss: 0, anon: 0, swap: 0 };

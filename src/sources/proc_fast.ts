@@ -11,7 +11,7 @@
  */
 
 import type { ProcStatus } from './proc_status.js';
-import type { SmapsMapping } from './smaps.js';
+import { type SmapsMapping, type SmapsNameSizes, smapsNameKey } from './smaps.js';
 
 const NL = 10;
 const CR = 13;
@@ -349,14 +349,6 @@ export function statmBytes(
   return true;
 }
 
-/** Per-name sums of smaps (smapsByName in analysis/process.ts spells the same). */
-export interface SmapsNameSizes {
-  size: number;
-  rss: number;
-  anon: number;
-  swap: number;
-}
-
 const HEX = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
 
 /** Hex digits from `i`; the index after them. */
@@ -393,7 +385,7 @@ function sumField(text: string, i: number): number {
 const SUM_KEY_LENGTH = [5, 4, 10, 5];
 
 /**
- * /proc/PID/smaps summed by mapping name, as smapsByName(parseSmaps(text)) sums it (the
+ * /proc/PID/smaps summed by mapping name (smapsNameKey), as smapsByName(parseSmaps(text)) sums it (the
  * recorder's per-mapping sizes of growing processes: a compiler's or a JVM's smaps is thousands
  * of lines, and the full parser builds an object per mapping and a string per line): one pass,
  * a string per mapping name. Header lines are read whole (the full parser's VMA_HEADER, by
@@ -457,13 +449,9 @@ export function smapsSizes(text: string): Map<string, SmapsNameSizes> | undefine
       while (text.charCodeAt(q) >= 48 && text.charCodeAt(q) <= 57) q++;
       // An inode of 16 digits or more: the full parser decides whether it is a safe number.
       if (q === p || q - p > 15) return undefined;
-      let name: string;
-      if (q === eol) name = '';
-      else if (text.charCodeAt(q) !== SPACE) return undefined;
-      else name = text.slice(q + 1, eol).trim();
+      if (q !== eol && text.charCodeAt(q) !== SPACE) return undefined;
       if (!flush()) return undefined;
-      if (name === '') name = '[anon]';
-      else if (name.startsWith('[stack:')) name = '[stack]';
+      const name = smapsNameKey(q === eol ? '' : text.slice(q + 1, eol));
       cur = out.get(name);
       if (!cur) {
         cur = { size: 0, rss: 0, anon: 0, swap: 0 };

@@ -115,6 +115,23 @@ function addressBytes(start: string, end: string): number {
   return Number(BigInt(`0x${end}`) - BigInt(`0x${start}`));
 }
 
+/** Sums of the mappings that share a name (per-mapping sizes of the recorder, `pmap`-style views). */
+export interface SmapsNameSizes {
+  size: number;
+  rss: number;
+  anon: number;
+  swap: number;
+}
+
+/**
+ * The name mappings are summed under: the path or `[tag]` as printed, `[anon]` for anonymous
+ * memory, `[stack]` for 3.x's per-thread `[stack:TID]`.
+ */
+export function smapsNameKey(pathname: string): string {
+  const name = pathname.trim() || '[anon]';
+  return name.startsWith('[stack:') ? '[stack]' : name;
+}
+
 /**
  * Parse /proc/PID/smaps (or smaps_rollup, or task/TID/smaps). Linear in the input: one pass with
  * indexOf, one regex per line. Kernel threads and exited processes have an empty smaps: that is an
