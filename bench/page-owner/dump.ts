@@ -92,6 +92,8 @@ export const PID_MAX = 4_194_304;
 
 /** Write a dump of at least `opts.bytes` bytes to `path`. */
 export async function writeDump(path: string, opts: DumpOptions): Promise<DumpStats> {
+  // A size computed with `<<` wraps at 4 GiB (4096 << 20 === 0): refuse it rather than bench an empty file.
+  if (!(opts.bytes > 0)) throw new Error(`writeDump: expected a positive byte count, found ${opts.bytes}`);
   const records = readRecords(opts.source);
   const next = rng(opts.seed * 2654435761 + 1);
   const out = createWriteStream(path, { encoding: 'latin1', highWaterMark: 1 << 22 });

@@ -168,13 +168,13 @@ async function sizesPart(c612: string): Promise<SizeResult[]> {
       process.stderr.write(`building ${mib} MiB dumps (V=${SIZE_V})...\n`);
       const a = await writeDump(after, {
         source: LAB.after,
-        bytes: mib << 20,
+        bytes: mib * 1048576,
         variants: SIZE_V,
         seed: 1,
       });
       await writeDump(before, {
         source: LAB.before,
-        bytes: mib << 20,
+        bytes: mib * 1048576,
         variants: SIZE_V,
         seed: 2,
       });
@@ -256,7 +256,7 @@ async function variantsPart(c612: string): Promise<VariantResult[]> {
     try {
       await writeDump(dump, {
         source: LAB.after,
-        bytes: VARIANT_MB << 20,
+        bytes: VARIANT_MB * 1048576,
         variants: v,
         seed: 3,
       });
