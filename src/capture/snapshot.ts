@@ -35,8 +35,9 @@ export const MAX_TEXT_BYTES = 256 * 2 ** 20;
 const SCRATCH = Buffer.allocUnsafe(65536);
 
 /**
- * Read a file whole as UTF-8, at most `max` bytes: a larger regular file is refused before
- * reading, and a device or pipe that keeps going (/dev/zero) is stopped at the limit.
+ * Read a file whole as UTF-8, at most `max` bytes: a larger regular file is refused after its
+ * first 64 KiB (its size is looked up only then), and a device or pipe that keeps going
+ * (/dev/zero) is stopped at the limit.
  * Synchronous: procfs and sysfs files are generated in memory and small, and a thread-pool
  * round trip per file costs more than the read (a recording tick reads three per process).
  */
@@ -54,16 +55,22 @@ export function readTextFile(
     });
   const fd = openSync(file, 'r');
   try {
-    const st = fstatSync(fd);
-    if (st.isFile() && st.size > max) throw tooBig(`${st.size} bytes`);
+    // procfs and sysfs files (nearly every read) fit in one read into a buffer kept for every
+    // call and are decoded from there: no fstat() and nothing allocated but the string. A file
+    // that fills that buffer is stat'ed once: a regular file larger than `max` is refused
+    // without reading the rest, and one of known size gets one buffer for the rest of it.
+    // procfs files report size 0: they are read until the end, never past the limit.
     const chunks: Buffer[] = [];
     let total = 0;
-    // procfs files report size 0: read until the end, never past the limit. A file that fits
-    // is read into one buffer kept for every call (decoded from there: nothing allocated).
-    const want =
-      st.isFile() && st.size > 0 && opts.maxLineBytes === undefined ? Math.min(st.size + 1, max + 1) : 65536;
-    let buf = want <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(want);
+    let buf = SCRATCH;
     let used = 0;
+    let statted = false;
+    const sizeCheck = (): { regular: boolean; size: number } => {
+      const st = fstatSync(fd);
+      statted = true;
+      if (st.isFile() && st.size > max) throw tooBig(`${st.size} bytes`);
+      return { regular: st.isFile(), size: st.size };
+    };
     // With maxLineBytes, line lengths are checked while reading: a file of one 200 MB line
     // stops after its first MiB, before it is all in memory.
     let line = 1;
@@ -72,7 +79,10 @@ export function readTextFile(
       const n = readSync(fd, buf, used, buf.length - used, null);
       if (n === 0) break;
       total += n;
-      if (total > max) throw tooBig('more');
+      if (total > max) {
+        if (!statted) sizeCheck();
+        throw tooBig('more');
+      }
       if (opts.maxLineBytes !== undefined) {
         let start = used;
         const end = used + n;
@@ -92,8 +102,15 @@ export function readTextFile(
       }
       used += n;
       if (used === buf.length) {
+        let next = Math.min(buf.length * 2, 1 << 20);
+        if (!statted) {
+          const st = sizeCheck();
+          // The rest of a regular file of known size in one buffer (one byte more sees its end).
+          if (st.regular && st.size >= total && opts.maxLineBytes === undefined)
+            next = Math.max(Math.min(st.size, max) + 1 - total, 4096);
+        }
         chunks.push(buf === SCRATCH ? Buffer.from(buf) : buf);
-        buf = Buffer.allocUnsafe(Math.min(buf.length * 2, 1 << 20));
+        buf = Buffer.allocUnsafe(next);
         used = 0;
       }
     }

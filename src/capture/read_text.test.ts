@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemsleuthError } from '../model/errors.js';
+import { readTextFile } from './snapshot.js';
+
+const work = mkdtempSync(join(tmpdir(), 'memsleuth-read-text-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Text of `n` bytes whose every line is numbered, so a lost or doubled chunk shows. */
+function numbered(n: number): string {
+  let s = '';
+  for (let i = 0; s.length < n; i++) s += `line ${i} ${'x'.repeat(i % 97)}\n`;
+  return s.slice(0, n);
+}
+
+describe('readTextFile', () => {
+  // Sizes around the 64 KiB read buffer: within it, filling it exactly, one byte over, and
+  // several times it (the file's size then sizes one buffer for the rest).
+  for (const n of [0, 1, 65535, 65536, 65537, 3 * 65536 + 5, 2_000_001]) {
+    it(`reads a ${n}-byte regular file whole`, () => {
+      const f = join(work, `f${n}`);
+      const text = numbered(n);
+      writeFileSync(f, text);
+      expect(readTextFile(f)).toBe(text);
+      // Twice: the shared buffer of one call does not leak into the next.
+      expect(readTextFile(f)).toBe(text);
+    });
+  }
+
+  it('reads procfs files, which report size 0, to their end', () => {
+    // /proc/self/maps of this process is tens of KiB; /proc/self/smaps several times 64 KiB.
+    for (const name of ['status', 'maps', 'smaps']) {
+      const text = readTextFile(`/proc/self/${name}`);
+      expect(text.endsWith('\n')).toBe(true);
+      expect(text.length).toBeGreaterThan(100);
+    }
+    const smaps = readTextFile('/proc/self/smaps');
+    expect(smaps.length).toBeGreaterThan(65536);
+    // Whole: every mapping's record complete, the last one included (this process's mappings
+    // move between two reads, so they are not compared with a second read).
+    const lines = smaps.trimEnd().split('\n');
+    const headers = lines.filter((l) => /^[0-9a-f]+-[0-9a-f]+ /.test(l)).length;
+    expect(headers).toBeGreaterThan(10);
+    expect(lines.filter((l) => l.startsWith('VmFlags:')).length).toBe(headers);
+    expect(lines[lines.length - 1]).toMatch(/^VmFlags:/);
+  });
+
+  it('refuses a regular file larger than the limit, naming its size', () => {
+    const f = join(work, 'big');
+    writeFileSync(f, numbered(200_000));
+    expect(() => readTextFile(f, 100_000, 'big')).toThrow(
+      /^big: 200000 bytes: larger than 100000 bytes, not a kernel text source$/,
+    );
+    // A limit within the first read: refused with its size too.
+    expect(() => readTextFile(f, 1000, 'big')).toThrow(/^big: 200000 bytes: larger than 1000 bytes/);
+    try {
+      readTextFile(f, 1000, 'big');
+    } catch (e) {
+      expect(e).toBeInstanceOf(MemsleuthError);
+      expect((e as MemsleuthError).code).toBe('BAD_INPUT');
+    }
+    // At the limit exactly: read.
+    expect(readTextFile(f, 200_000, 'big').length).toBe(200_000);
+  });
+
+  it('stops a device that never ends at the limit', () => {
+    expect(() => readTextFile('/dev/zero', 300_000, 'zero')).toThrow(
+      /^zero: more: larger than 300000 bytes, not a kernel text source$/,
+    );
+  });
+
+  it('checks line lengths while reading, before a long line is all in memory', () => {
+    const f = join(work, 'oneline');
+    writeFileSync(f, `short\n${'y'.repeat(300_000)}\n`);
+    expect(() => readTextFile(f, undefined, 'oneline', { maxLineBytes: 100_000 })).toThrow(/oneline/);
+    const ok = numbered(150_000);
+    writeFileSync(f, ok);
+    expect(readTextFile(f, undefined, 'oneline', { maxLineBytes: 1000 })).toBe(ok);
+  });
+});
