@@ -35,6 +35,19 @@ function tmpfsMountPoints(procRoot: string): LiveMount[] {
   } catch {
     return [];
   }
+  // The recorder asks every tick and the mount table rarely changes: the same text, the same
+  // mount points (no split of the table and no stat() of each mount again).
+  const last = lastMountPoints;
+  if (last && last.procRoot === procRoot && last.text === text) return last.points;
+  const points = mountPointsOf(text);
+  lastMountPoints = { procRoot, text, points };
+  return points;
+}
+
+/** The mount table the last call of tmpfsMountPoints read, and what it made of it. */
+let lastMountPoints: { procRoot: string; text: string; points: LiveMount[] } | undefined;
+
+function mountPointsOf(text: string): LiveMount[] {
   const paths: string[] = [];
   for (const line of text.split('\n')) {
     const f = line.split(' ');
