@@ -1,7 +1,7 @@
 import { constants, readdirSync, statSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
-import { errnoReason } from '../model/errors.js';
+import { errnoReason, MemsleuthError } from '../model/errors.js';
 import {
   MANIFEST_FORMAT,
   type Manifest,
@@ -19,7 +19,7 @@ import {
 import { configEnabled, type KernelConfig, parseKernelConfig } from '../sources/kconfig.js';
 import { liveFdListing } from './fds.js';
 import type { ProcWatch } from './proc_watch.js';
-import { FileSnapshot } from './snapshot.js';
+import { FileSnapshot, MAX_TEXT_BYTES, readTextPieces } from './snapshot.js';
 import { liveTmpfsFiles, liveTmpfsMounts } from './tmpfs.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
@@ -110,6 +110,24 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
 
   protected fileOf(path: string): string | undefined {
     return this.generated(path) ? undefined : this.livePath(path);
+  }
+
+  readLines(path: string, sink: (text: string) => void): boolean {
+    const make = this.generated(path);
+    const file = make ? undefined : this.livePath(path);
+    try {
+      if (make) sink(make());
+      else if (file !== undefined) readTextPieces(file, sink, MAX_TEXT_BYTES, this.describe(path));
+      else {
+        this.failed(path, 'not a source of this snapshot');
+        return false;
+      }
+      return true;
+    } catch (e) {
+      if (e instanceof MemsleuthError) throw e;
+      this.noteFailure(path, e);
+      return false;
+    }
   }
 
   override async readText(path: string): Promise<string | undefined> {

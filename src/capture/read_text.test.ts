@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemsleuthError } from '../model/errors.js';
-import { readTextFile } from './snapshot.js';
+import { LiveSnapshot } from './live.js';
+import { readTextFile, readTextPieces } from './snapshot.js';
 
 const work = mkdtempSync(join(tmpdir(), 'memsleuth-read-text-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -78,5 +79,58 @@ describe('readTextFile', () => {
     const ok = numbered(150_000);
     writeFileSync(f, ok);
     expect(readTextFile(f, undefined, 'oneline', { maxLineBytes: 1000 })).toBe(ok);
+  });
+});
+
+describe('readTextPieces', () => {
+  const collect = (file: string, max?: number): string[] => {
+    const got: string[] = [];
+    readTextPieces(file, (t) => got.push(t), max, 'f');
+    return got;
+  };
+
+  for (const n of [0, 10, 65535, 65536, 65537, 3 * 65536 + 5, 2_000_001]) {
+    it(`hands a ${n}-byte file over in pieces of whole lines`, () => {
+      const f = join(work, `p${n}`);
+      const text = numbered(n);
+      writeFileSync(f, text);
+      const got = collect(f);
+      expect(got.join('')).toBe(text);
+      // Every piece but a last line without its newline ends at a line's end, within 64 KiB.
+      for (const [i, p] of got.entries()) {
+        if (i < got.length - 1 || text.endsWith('\n')) expect(p.endsWith('\n')).toBe(true);
+        expect(p.length).toBeLessThanOrEqual(65536);
+      }
+      if (n > 65536) expect(got.length).toBeGreaterThan(1);
+    });
+  }
+
+  it('a line longer than the buffer comes whole', () => {
+    const f = join(work, 'longline');
+    const long = `${'z'.repeat(200_000)}\n`;
+    writeFileSync(f, `a\n${long}b\n`);
+    const got = collect(f);
+    expect(got.join('')).toBe(`a\n${long}b\n`);
+    expect(got.some((p) => p.includes(long))).toBe(true);
+  });
+
+  it('stops at the limit', () => {
+    expect(() => collect('/dev/zero', 300_000)).toThrow(/^f: more: larger than 300000 bytes/);
+  });
+
+  it('reads a live smaps in pieces of whole lines (LiveSnapshot.readLines)', async () => {
+    const snap = new LiveSnapshot();
+    try {
+      const got: string[] = [];
+      expect(snap.readLines(`proc/${process.pid}/smaps`, (t) => got.push(t))).toBe(true);
+      const text = got.join('');
+      expect(text.endsWith('\n')).toBe(true);
+      expect(text.split('\n').filter((l) => l.startsWith('VmFlags:')).length).toBeGreaterThan(10);
+      // A process that does not exist: false, and why.
+      expect(snap.readLines('proc/999999999/smaps', () => {})).toBe(false);
+      expect(snap.whyMissing('proc/999999999/smaps')).toBe('not present');
+    } finally {
+      await snap.close();
+    }
   });
 });

@@ -122,6 +122,60 @@ export function readTextFile(
   }
 }
 
+/** The buffer `readTextPieces` reads into (its own: a sink may read other files meanwhile). */
+const PIECES = Buffer.allocUnsafe(65536);
+
+/**
+ * Read a file in pieces of whole lines handed to `sink` as they come (up to 64 KiB each; a
+ * longer line comes whole), never holding the file whole: for big files read often (the smaps
+ * of a process with thousands of mappings is megabytes, and the recorder reads it every few
+ * ticks). A last line without its newline comes last as it is. At most `max` bytes, as
+ * readTextFile; the pieces already handed over stand.
+ */
+export function readTextPieces(
+  file: string,
+  sink: (text: string) => void,
+  max = MAX_TEXT_BYTES,
+  name = file,
+): void {
+  const fd = openSync(file, 'r');
+  try {
+    let buf = PIECES;
+    let used = 0;
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, used, buf.length - used, null);
+      if (n === 0) break;
+      total += n;
+      if (total > max)
+        throw new MemsleuthError(
+          'BAD_INPUT',
+          `${name}: more: larger than ${max} bytes, not a kernel text source`,
+          {
+            file: name,
+          },
+        );
+      used += n;
+      const cut = buf.lastIndexOf(10, used - 1);
+      if (cut < 0) {
+        // One line longer than the buffer: a bigger one, until the line ends.
+        if (used === buf.length) {
+          const bigger = Buffer.allocUnsafe(buf.length * 2);
+          buf.copy(bigger, 0, 0, used);
+          buf = bigger;
+        }
+        continue;
+      }
+      sink(buf.toString('utf8', 0, cut + 1));
+      buf.copy(buf, 0, cut + 1, used);
+      used -= cut + 1;
+    }
+    if (used > 0) sink(buf.toString('utf8', 0, used));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reading by snapshot path from files (a directory or the live kernel): each failed read
  * remembers why, for `whyMissing`. Subclasses only say which file is behind a path.

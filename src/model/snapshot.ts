@@ -287,6 +287,13 @@ export interface Snapshot {
   describe(path: string): string;
   /** The whole text of a source, or undefined when it is absent or unreadable. */
   readText(path: string): Promise<string | undefined>;
+  /**
+   * The text of a source in pieces of whole lines handed to `sink` as they are read (a few KiB
+   * each), for big files read often that are not to be held whole (the recorder's smaps of a
+   * process with thousands of mappings). False when absent or unreadable, as readText's
+   * undefined. Only where files are read directly (the live kernel).
+   */
+  readLines?(path: string, sink: (text: string) => void): boolean;
   /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */
   whyMissing(path: string): string | undefined;
   /**

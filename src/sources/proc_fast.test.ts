@@ -3,11 +3,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { smapsByName } from '../analysis/process.js';
-import { rollupFields, smapsSizes, statFields, statmBytes, statusFields } from './proc_fast.js';
+import {
+  rollupFields,
+  SmapsSizesScan,
+  smapsSizes,
+  statFields,
+  statmBytes,
+  statusFields,
+} from './proc_fast.js';
 import { parseProcStat } from './proc_stat.js';
 import { parseProcStatm } from './proc_statm.js';
 import { parseProcStatus } from './proc_status.js';
-import { parseSmaps, parseSmapsRollup } from './smaps.js';
+import { parseSmaps, parseSmapsRollup, type SmapsNameSizes } from './smaps.js';
 
 /** Every proc/<pid> directory of the committed captures that hold processes. */
 function capturedProcDirs(): string[] {
@@ -67,11 +74,29 @@ function checkRollup(text: string, where: string): void {
   for (const [k, v] of Object.entries(fast!.bytes)) expect(v, `${where} ${k}`).toBe(full.bytes[k]);
 }
 
+/** `text` cut into pieces of `every` whole lines, as Snapshot.readLines hands them. */
+function pieces(text: string, every: number): string[] {
+  const lines = text.split(/(?<=\n)/);
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i += every) out.push(lines.slice(i, i + every).join(''));
+  return out;
+}
+
+function scanPieces(parts: readonly string[]): Map<string, SmapsNameSizes> | undefined {
+  const scan = new SmapsSizesScan();
+  for (const p of parts) scan.feed(p);
+  return scan.finish();
+}
+
 function checkSmaps(text: string, where: string): void {
   const fast = smapsSizes(text);
   expect(fast, `${where}: read fast`).toBeDefined();
   // Same names in the same order, same sums.
-  expect([...fast!], where).toEqual([...smapsByName(parseSmaps(text))]);
+  const full = [...smapsByName(parseSmaps(text))];
+  expect([...fast!], where).toEqual(full);
+  // In pieces of whole lines (a mapping's header and its fields in different pieces): the same.
+  for (const every of [1, 3, 17, 1000])
+    expect([...scanPieces(pieces(text, every))!], `${where} by ${every}`).toEqual(full);
 }
 
 describe('the fast readers agree with the full parsers on real input', () => {
@@ -196,7 +221,12 @@ describe('the fast readers decline what the full parsers would reject or read di
       ['too big', smaps.replace(/^Rss: .*$/m, 'Rss:   99999999999999999 kB')],
     ] as const) {
       expect(smapsSizes(bad), why).toBeUndefined();
+      // In pieces too: declined in any piece is declined for good.
+      expect(scanPieces(pieces(bad, 5)), `${why}, in pieces`).toBeUndefined();
     }
+    // A piece cut mid-line (not what readLines hands over) is declined, not misread.
+    expect(scanPieces([smaps.slice(0, 100), smaps.slice(100)])).toBeUndefined();
+    expect(scanPieces([])).toEqual(new Map());
   });
 
   it('a file cut anywhere (a process exiting mid-read) is declined or read as the full parser reads it', () => {

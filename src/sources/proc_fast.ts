@@ -395,91 +395,136 @@ const SUM_KEY_LENGTH = [5, 4, 10, 5];
  * `Key:...`); the caller then runs the full parser, which reads the text or names the error.
  */
 export function smapsSizes(text: string): Map<string, SmapsNameSizes> | undefined {
-  const out = new Map<string, SmapsNameSizes>();
-  const n = text.length;
-  if (n === 0) return out;
-  if (text.charCodeAt(n - 1) !== NL) return undefined;
-  let cur: SmapsNameSizes | undefined;
-  // Size, Rss, Anonymous, Swap of the current mapping (-1: not seen).
-  const v = [-1, -1, -1, -1];
-  const flush = (): boolean => {
+  const scan = new SmapsSizesScan();
+  return scan.feed(text) ? scan.finish() : undefined;
+}
+
+/**
+ * A name cut from a big text, as a string of its own: V8 makes a slice of 13 characters or more
+ * a view of the text it was cut from, which then lives as long as the name does (a recording
+ * keeps mapping names for many ticks: each would keep a whole smaps alive). Concatenating makes
+ * a new string that V8 flattens into a copy before slicing it back.
+ */
+function detached(name: string): string {
+  return name.length < 13 ? name : `${name} `.slice(0, -1);
+}
+
+/**
+ * smapsSizes over a file read in pieces (Snapshot.readLines: whole lines, a few KiB each), so
+ * the smaps of a process with thousands of mappings is never one string of megabytes. `feed`
+ * returns false once the fast reader declines (the caller then reads the file whole and runs
+ * the full parser, which names the error); `finish` gives the sums.
+ */
+export class SmapsSizesScan {
+  private readonly out = new Map<string, SmapsNameSizes>();
+  private cur: SmapsNameSizes | undefined;
+  /** Size, Rss, Anonymous, Swap of the current mapping (-1: not seen). */
+  private readonly v = [-1, -1, -1, -1];
+  private declined = false;
+
+  /** The sums so far, or undefined when the text was declined (or ended inside a mapping without Size or Rss). */
+  finish(): Map<string, SmapsNameSizes> | undefined {
+    return !this.declined && this.flush() ? this.out : undefined;
+  }
+
+  private flush(): boolean {
+    const cur = this.cur;
     if (!cur) return true;
+    const v = this.v;
     if (v[0]! < 0 || v[1]! < 0) return false;
     cur.size += v[0]!;
     cur.rss += v[1]!;
     if (v[2]! > 0) cur.anon += v[2]!;
     if (v[3]! > 0) cur.swap += v[3]!;
     return true;
-  };
-  let i = 0;
-  while (i < n) {
-    const eol = text.indexOf('\n', i);
-    const c = text.charCodeAt(i);
-    if (HEX(c)) {
-      // start-end perms offset dev inode [ +name]
-      const se = hexRun(text, i);
-      if (se === i || text.charCodeAt(se) !== 45) return undefined;
-      const e0 = se + 1;
-      const ee = hexRun(text, e0);
-      if (ee === e0 || text.charCodeAt(ee) !== SPACE || hexAbove(text, i, se, e0, ee)) return undefined;
-      let p = ee + 1;
-      const r = text.charCodeAt(p);
-      const w = text.charCodeAt(p + 1);
-      const x = text.charCodeAt(p + 2);
-      const s = text.charCodeAt(p + 3);
-      if (
-        (r !== 114 && r !== 45) ||
-        (w !== 119 && w !== 45) ||
-        (x !== 120 && x !== 45) ||
-        (s !== 112 && s !== 115) ||
-        text.charCodeAt(p + 4) !== SPACE
-      )
-        return undefined;
-      p += 5;
-      let q = hexRun(text, p);
-      if (q === p || text.charCodeAt(q) !== SPACE) return undefined;
-      p = q + 1;
-      q = hexRun(text, p);
-      if (q === p || text.charCodeAt(q) !== 58) return undefined;
-      p = q + 1;
-      q = hexRun(text, p);
-      if (q === p || text.charCodeAt(q) !== SPACE) return undefined;
-      p = q + 1;
-      q = p;
-      while (text.charCodeAt(q) >= 48 && text.charCodeAt(q) <= 57) q++;
-      // An inode of 16 digits or more: the full parser decides whether it is a safe number.
-      if (q === p || q - p > 15) return undefined;
-      if (q !== eol && text.charCodeAt(q) !== SPACE) return undefined;
-      if (!flush()) return undefined;
-      const name = smapsNameKey(q === eol ? '' : text.slice(q + 1, eol));
-      cur = out.get(name);
-      if (!cur) {
-        cur = { size: 0, rss: 0, anon: 0, swap: 0 };
-        out.set(name, cur);
-      }
-      v[0] = v[1] = v[2] = v[3] = -1;
-    } else {
-      // A field: `Key:` with a name the full parser accepts ([A-Za-z_][A-Za-z0-9_]*).
-      if (!cur || !((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95)) return undefined;
-      const k = sumField(text, i);
-      if (k >= 0) {
-        if (v[k]! >= 0) return undefined;
-        let p = i + SUM_KEY_LENGTH[k]!;
-        if (text.charCodeAt(p) !== SPACE) return undefined;
-        p = skipBlanksOnly(text, p);
-        const kb = kbToEol(text, p);
-        // Not a size below 2^53 bytes (or not exact): the full parser's to refuse.
-        if (kb < 0 || !Number.isSafeInteger(kb)) return undefined;
-        v[k] = kb;
-      } else {
-        let p = i + 1;
-        let d = text.charCodeAt(p);
-        while ((d >= 65 && d <= 90) || (d >= 97 && d <= 122) || d === 95 || (d >= 48 && d <= 57))
-          d = text.charCodeAt(++p);
-        if (d !== 58 || p > eol) return undefined;
-      }
-    }
-    i = eol + 1;
   }
-  return flush() ? out : undefined;
+
+  /** One piece of the file: whole lines, the last ending in a newline (or nothing). */
+  feed(text: string): boolean {
+    if (this.declined) return false;
+    if (!this.scan(text)) this.declined = true;
+    return !this.declined;
+  }
+
+  private scan(text: string): boolean {
+    const out = this.out;
+    const n = text.length;
+    if (n === 0) return true;
+    if (text.charCodeAt(n - 1) !== NL) return false;
+    const v = this.v;
+    let cur = this.cur;
+    let i = 0;
+    while (i < n) {
+      const eol = text.indexOf('\n', i);
+      const c = text.charCodeAt(i);
+      if (HEX(c)) {
+        // start-end perms offset dev inode [ +name]
+        const se = hexRun(text, i);
+        if (se === i || text.charCodeAt(se) !== 45) return false;
+        const e0 = se + 1;
+        const ee = hexRun(text, e0);
+        if (ee === e0 || text.charCodeAt(ee) !== SPACE || hexAbove(text, i, se, e0, ee)) return false;
+        let p = ee + 1;
+        const r = text.charCodeAt(p);
+        const w = text.charCodeAt(p + 1);
+        const x = text.charCodeAt(p + 2);
+        const s = text.charCodeAt(p + 3);
+        if (
+          (r !== 114 && r !== 45) ||
+          (w !== 119 && w !== 45) ||
+          (x !== 120 && x !== 45) ||
+          (s !== 112 && s !== 115) ||
+          text.charCodeAt(p + 4) !== SPACE
+        )
+          return false;
+        p += 5;
+        let q = hexRun(text, p);
+        if (q === p || text.charCodeAt(q) !== SPACE) return false;
+        p = q + 1;
+        q = hexRun(text, p);
+        if (q === p || text.charCodeAt(q) !== 58) return false;
+        p = q + 1;
+        q = hexRun(text, p);
+        if (q === p || text.charCodeAt(q) !== SPACE) return false;
+        p = q + 1;
+        q = p;
+        while (text.charCodeAt(q) >= 48 && text.charCodeAt(q) <= 57) q++;
+        // An inode of 16 digits or more: the full parser decides whether it is a safe number.
+        if (q === p || q - p > 15) return false;
+        if (q !== eol && text.charCodeAt(q) !== SPACE) return false;
+        this.cur = cur;
+        if (!this.flush()) return false;
+        const name = detached(smapsNameKey(q === eol ? '' : text.slice(q + 1, eol)));
+        cur = out.get(name);
+        if (!cur) {
+          cur = { size: 0, rss: 0, anon: 0, swap: 0 };
+          out.set(name, cur);
+        }
+        v[0] = v[1] = v[2] = v[3] = -1;
+      } else {
+        // A field: `Key:` with a name the full parser accepts ([A-Za-z_][A-Za-z0-9_]*).
+        if (!cur || !((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95)) return false;
+        const k = sumField(text, i);
+        if (k >= 0) {
+          if (v[k]! >= 0) return false;
+          let p = i + SUM_KEY_LENGTH[k]!;
+          if (text.charCodeAt(p) !== SPACE) return false;
+          p = skipBlanksOnly(text, p);
+          const kb = kbToEol(text, p);
+          // Not a size below 2^53 bytes (or not exact): the full parser's to refuse.
+          if (kb < 0 || !Number.isSafeInteger(kb)) return false;
+          v[k] = kb;
+        } else {
+          let p = i + 1;
+          let d = text.charCodeAt(p);
+          while ((d >= 65 && d <= 90) || (d >= 97 && d <= 122) || d === 95 || (d >= 48 && d <= 57))
+            d = text.charCodeAt(++p);
+          if (d !== 58 || p > eol) return false;
+        }
+      }
+      i = eol + 1;
+    }
+    this.cur = cur;
+    return true;
+  }
 }

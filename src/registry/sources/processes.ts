@@ -10,6 +10,7 @@ import { type ProcCounters, procPath, type Snapshot, sourceLocation } from '../.
 import { formatBytes } from '../../model/units.js';
 import {
   rollupFields,
+  SmapsSizesScan,
   type StatusFields,
   smapsSizes,
   statFields,
@@ -404,12 +405,25 @@ async function sampleMappings(
   growers.sort((x, y) => y.growth - x.growth);
   for (const g of growers.slice(0, ctx.options.smapsMaxProcesses ?? 8)) {
     const path = procPath(g.pid, 'smaps');
-    const text = await snap.readText(path);
-    if (text === undefined || text === '') continue;
-    let byName: ReturnType<typeof smapsByName>;
+    let byName: ReturnType<typeof smapsByName> | undefined;
     try {
-      // The fast reader, else the full parser (which reads it or names the error).
-      byName = smapsSizes(text) ?? smapsByName(parseSmaps(text, { file: snap.describe(path) }));
+      if (snap.readLines) {
+        // Read in pieces (a browser's or a JVM's smaps is megabytes) by the fast reader.
+        const scan = new SmapsSizesScan();
+        let empty = true;
+        const read = snap.readLines(path, (t) => {
+          if (t !== '') empty = false;
+          scan.feed(t);
+        });
+        if (!read || empty) continue;
+        byName = scan.finish();
+      }
+      if (!byName) {
+        // Whole: the fast reader, else the full parser (which reads it or names the error).
+        const text = await snap.readText(path);
+        if (text === undefined || text === '') continue;
+        byName = smapsSizes(text) ?? smapsByName(parseSmaps(text, { file: snap.describe(path) }));
+      }
     } catch (e) {
       ctx.problem(`proc/${g.pid}/smaps`, e);
       continue;
