@@ -6,15 +6,16 @@
 // anonymous memory or a file mapped MAP_SHARED). Every herd runs in its own process group and
 // is killed on exit, failure or Ctrl-C.
 //
-//   npm run bench:processes -- [--runs N] [--counts 0,100,1000] [--record-seconds S] [--json FILE]
+//   npm run bench:processes -- [--runs N] [--counts 0,100,1000] [--record-seconds S] [--warmup-seconds W] [--json FILE]
 //
 // One-shot commands run interleaved, N times each (default 7); the tables show medians of wall
 // time and of CPU time (user + system, from /usr/bin/time) and each command's ratio to its
 // reference: ps and report to smem (Debian's smem: PSS from every smaps), --help to `node -e 0`,
 // and ps aux for scale. The recorder runs `memsleuth record --interval 1s` beside
-// `pidstat -r -h -p ALL 1` for S seconds (default 60) per count: CPU per tick of each after a
-// warm-up (both read every process every second), the recorder's resident memory (peak VmRSS
-// after warm-up and VmHWM), and the database's bytes per tick and per day.
+// `pidstat -r -h -p ALL 1` for S seconds (default 60) per count: CPU per tick of each after W
+// seconds of warm-up (default 60; both read every process every second), the recorder's
+// resident memory (peak VmRSS after warm-up and VmHWM), and the database's bytes per tick and
+// per day.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     counts: { type: 'string', default: '0,100,1000' },
     'record-seconds': { type: 'string', default: '60' },
     'record-interval': { type: 'string', default: '1' },
+    'warmup-seconds': { type: 'string', default: '60' },
     'no-record': { type: 'boolean', default: false },
     'no-oneshot': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -40,7 +42,10 @@ const RUNS = Number(args.runs);
 const COUNTS = args.counts.split(',').map(Number);
 const RECORD_SECONDS = Number(args['record-seconds']);
 const INTERVAL = Number(args['record-interval']);
-const WARMUP_TICKS = 5;
+// The recorder is a daemon: its cost per tick is measured once its first minute is behind it (code
+// paths that run every 6, 10, 12 or 60 ticks are compiled on first use, the first ticks open
+// every process's files), as pidstat's is (it has nothing to warm up).
+const WARMUP_SECONDS = Number(args['warmup-seconds']);
 
 const work = mkdtempSync('/tmp/ms-bench-processes-');
 const groups = new Set();
@@ -182,7 +187,7 @@ async function recordVsPidstat(label) {
       '--interval',
       `${INTERVAL}s`,
       '--duration',
-      `${RECORD_SECONDS + 2 * WARMUP_TICKS * INTERVAL}s`,
+      `${RECORD_SECONDS + WARMUP_SECONDS + 10 * INTERVAL}s`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
@@ -196,7 +201,7 @@ async function recordVsPidstat(label) {
     detached: true,
   });
   groups.add(ps.pid);
-  await sleep(WARMUP_TICKS * INTERVAL * 1000 + 300);
+  await sleep(WARMUP_SECONDS * 1000 + 300);
   const t0 = Date.now();
   const c0 = { rec: procCpuSeconds(rec.pid), ps: procCpuSeconds(ps.pid) };
   let peakRss = 0;
@@ -285,7 +290,7 @@ async function main() {
       const r = await recordVsPidstat(count === 0 ? 'machine' : String(count));
       results.record.push({ ...r, load: loadavg()[0] });
       console.log(
-        `record --interval ${INTERVAL}s vs pidstat -r -h -p ALL ${INTERVAL} over ${r.seconds.toFixed(0)} s (${r.ticks} ticks, ${r.processes} processes): ` +
+        `record --interval ${INTERVAL}s vs pidstat -r -h -p ALL ${INTERVAL} over ${r.seconds.toFixed(0)} s after ${WARMUP_SECONDS} s (${r.ticks} ticks, ${r.processes} processes): ` +
           `${r.recorderCpuMsPerTick.toFixed(2)} vs ${r.pidstatCpuMsPerTick.toFixed(2)} ms CPU per tick = ${r.cpuRatio.toFixed(2)}x pidstat; ` +
           `recorder RSS peak ${r.recorderPeakRssMiB.toFixed(1)} MiB (VmHWM ${r.recorderHwmMiB.toFixed(1)} MiB); ` +
           `storage ${(r.bytesPerTick / 1024).toFixed(1)} KiB/tick, ${r.mibPerDay.toFixed(0)} MiB/day at ${INTERVAL} s`,
