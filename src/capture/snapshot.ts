@@ -42,17 +42,25 @@ const SCRATCH = Buffer.allocUnsafe(65536);
  * round trip per file costs more than the read (a recording tick reads three per process).
  */
 
+/** A text source over the limit: `what` is its size, or `more` for a stream that kept going. */
+function tooBigError(name: string, what: string, max: number): MemsleuthError {
+  return new MemsleuthError(
+    'BAD_INPUT',
+    `${name}: ${what}: larger than ${max} bytes, not a kernel text source`,
+    {
+      file: name,
+      hint: 'page_owner and kmemleak dumps are streamed by `memsleuth page-owner` and `memsleuth kmemleak`',
+    },
+  );
+}
+
 export function readTextFile(
   file: string,
   max = MAX_TEXT_BYTES,
   name = file,
   opts: { maxLineBytes?: number } = {},
 ): string {
-  const tooBig = (what: string) =>
-    new MemsleuthError('BAD_INPUT', `${name}: ${what}: larger than ${max} bytes, not a kernel text source`, {
-      file: name,
-      hint: 'page_owner and kmemleak dumps are streamed by `memsleuth page-owner` and `memsleuth kmemleak`',
-    });
+  const tooBig = (what: string) => tooBigError(name, what, max);
   const fd = openSync(file, 'r');
   try {
     // procfs and sysfs files (nearly every read) fit in one read into a buffer kept for every
@@ -147,14 +155,7 @@ export function readTextPieces(
       const n = readSync(fd, buf, used, buf.length - used, null);
       if (n === 0) break;
       total += n;
-      if (total > max)
-        throw new MemsleuthError(
-          'BAD_INPUT',
-          `${name}: more: larger than ${max} bytes, not a kernel text source`,
-          {
-            file: name,
-          },
-        );
+      if (total > max) throw tooBigError(name, 'more', max);
       used += n;
       const cut = buf.lastIndexOf(10, used - 1);
       if (cut < 0) {
