@@ -89,11 +89,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     path: ['page-owner', 'top'],
     summary: 'who holds the pages: a page_owner dump grouped by stack, function, module, process...',
     load: async () => (await import('./page-owner.js')).pageOwnerTopCommand,
+    prepare: async () => (await import('../daemon.js')).noYoungGenerationGrowth(),
   },
   {
     path: ['page-owner', 'diff'],
     summary: 'what gained pages between two page_owner dumps (ranked by pages gained)',
     load: async () => (await import('./page-owner.js')).pageOwnerDiffCommand,
+    prepare: async () => (await import('../daemon.js')).noYoungGenerationGrowth(),
   },
   {
     path: ['slab', 'top'],
