@@ -84,6 +84,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     path: ['page-owner', 'sort'],
     summary: "sort and cull a page_owner dump: a drop-in for the kernel's page_owner_sort",
     load: async () => (await import('./page-owner.js')).pageOwnerSortCommand,
+    prepare: async () => (await import('../daemon.js')).noYoungGenerationGrowth(),
   },
   {
     path: ['page-owner', 'top'],
