@@ -1,7 +1,7 @@
 import { constants, readdirSync, statSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { arch, hostname, release, version } from 'node:os';
-import { errnoReason, MemsleuthError } from '../model/errors.js';
+import { errnoReason } from '../model/errors.js';
 import {
   MANIFEST_FORMAT,
   type Manifest,
@@ -114,25 +114,26 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
 
   readLines(path: string, sink: (text: string) => void): boolean {
     const make = this.generated(path);
-    const file = make ? undefined : this.livePath(path);
-    try {
-      if (make) sink(make());
-      else if (file !== undefined) readTextPieces(file, sink, MAX_TEXT_BYTES, this.describe(path));
-      else {
-        this.failed(path, 'not a source of this snapshot');
-        return false;
-      }
-      return true;
-    } catch (e) {
-      if (e instanceof MemsleuthError) throw e;
-      this.noteFailure(path, e);
-      return false;
+    if (make) {
+      const text = this.generatedText(path, make);
+      if (text !== undefined) sink(text);
+      return text !== undefined;
     }
+    return (
+      this.readFile(path, (file, name) => {
+        readTextPieces(file, sink, MAX_TEXT_BYTES, name);
+        return true;
+      }) === true
+    );
   }
 
   override async readText(path: string): Promise<string | undefined> {
     const make = this.generated(path);
-    if (!make) return super.readText(path);
+    return make ? this.generatedText(path, make) : super.readText(path);
+  }
+
+  /** A text this reader makes itself, or undefined (and why) when making it failed. */
+  private generatedText(path: string, make: () => string): string | undefined {
     try {
       return make();
     } catch (e) {

@@ -192,13 +192,22 @@ export abstract class FileSnapshot {
   }
 
   async readText(path: string): Promise<string | undefined> {
+    return this.readFile(path, (file, name) => readTextFile(file, MAX_TEXT_BYTES, name));
+  }
+
+  /**
+   * `read` of the file behind a snapshot path (given the file and its name for errors), or
+   * undefined when there is none or it cannot be read (why is kept for `whyMissing`). A
+   * MemsleuthError (a file over the limit) is thrown: it is the input's fault, not absence.
+   */
+  protected readFile<T>(path: string, read: (file: string, name: string) => T): T | undefined {
     const file = this.fileOf(path);
     if (file === undefined) {
       this.failures.set(path, 'not a source of this snapshot');
       return undefined;
     }
     try {
-      return readTextFile(file, MAX_TEXT_BYTES, this.describeFile(path));
+      return read(file, this.describeFile(path));
     } catch (e) {
       if (e instanceof MemsleuthError) throw e;
       this.failures.set(path, errnoReason(e));

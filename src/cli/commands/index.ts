@@ -20,6 +20,9 @@ export interface CommandEntry {
   prepare?(args: readonly string[]): Promise<void>;
 }
 
+/** The page_owner commands' V8 setting (src/cli/daemon.ts `noYoungGenerationGrowth`). */
+const pageOwnerPrepare = async (): Promise<void> => (await import('../daemon.js')).noYoungGenerationGrowth();
+
 /**
  * Every command, in help order. Each lives in its own file in this folder; add one line here
  * per command.
@@ -84,19 +87,19 @@ export const COMMANDS: readonly CommandEntry[] = [
     path: ['page-owner', 'sort'],
     summary: "sort and cull a page_owner dump: a drop-in for the kernel's page_owner_sort",
     load: async () => (await import('./page-owner.js')).pageOwnerSortCommand,
-    prepare: async () => (await import('../daemon.js')).noYoungGenerationGrowth(),
+    prepare: pageOwnerPrepare,
   },
   {
     path: ['page-owner', 'top'],
     summary: 'who holds the pages: a page_owner dump grouped by stack, function, module, process...',
     load: async () => (await import('./page-owner.js')).pageOwnerTopCommand,
-    prepare: async () => (await import('../daemon.js')).noYoungGenerationGrowth(),
+    prepare: pageOwnerPrepare,
   },
   {
     path: ['page-owner', 'diff'],
     summary: 'what gained pages between two page_owner dumps (ranked by pages gained)',
     load: async () => (await import('./page-owner.js')).pageOwnerDiffCommand,
-    prepare: async () => (await import('../daemon.js')).noYoungGenerationGrowth(),
+    prepare: pageOwnerPrepare,
   },
   {
     path: ['slab', 'top'],
