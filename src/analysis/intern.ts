@@ -303,45 +303,9 @@ const BLOCK = 1 << BLOCK_BITS;
 const BLOCK_MASK = BLOCK - 1;
 
 /**
- * Columns for tables of millions of rows, in blocks of 65,536: growing never copies (a
- * doubling array would hold old and new copies at once), and unused blocks cost nothing.
+ * A Uint8 column for tables of millions of rows, in blocks of 65,536: growing never copies
+ * (a doubling array would hold old and new copies at once), and unused blocks cost nothing.
  */
-export class U32Blocks {
-  private readonly blocks: Uint32Array[] = [];
-  length = 0;
-  push(v: number): number {
-    const i = this.length++;
-    if (i >>> BLOCK_BITS === this.blocks.length) this.blocks.push(new Uint32Array(BLOCK));
-    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
-    return i;
-  }
-  get(i: number): number {
-    return this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK]!;
-  }
-  set(i: number, v: number): void {
-    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
-  }
-}
-
-/** Int32 column in blocks (see U32Blocks). */
-export class I32Blocks {
-  private readonly blocks: Int32Array[] = [];
-  length = 0;
-  push(v: number): number {
-    const i = this.length++;
-    if (i >>> BLOCK_BITS === this.blocks.length) this.blocks.push(new Int32Array(BLOCK));
-    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
-    return i;
-  }
-  get(i: number): number {
-    return this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK]!;
-  }
-  set(i: number, v: number): void {
-    this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
-  }
-}
-
-/** Uint8 column in blocks (see U32Blocks). */
 export class U8Blocks {
   private readonly blocks: Uint8Array[] = [];
   length = 0;
@@ -359,7 +323,7 @@ export class U8Blocks {
   }
 }
 
-/** Float64 column in blocks (see U32Blocks). */
+/** Float64 column in blocks (see U8Blocks). */
 export class F64Blocks {
   private readonly blocks: Float64Array[] = [];
   length = 0;
@@ -374,6 +338,118 @@ export class F64Blocks {
   }
   set(i: number, v: number): void {
     this.blocks[i >>> BLOCK_BITS]![i & BLOCK_MASK] = v;
+  }
+}
+
+/**
+ * Rows of several 32-bit fields stored side by side (`stride` words a row), in blocks of
+ * 65,536 rows like U8Blocks. A row read in an order unrelated to the order it was written
+ * (output in sorted order, a hash probe) then costs one cache miss, not one per column:
+ * on a 1 GiB page_owner dump (2 million rows) separate columns made the output's column
+ * reads most of its time. The fields (RowU32, RowI32, RowU8) each push, get and set one
+ * field of every row; U8 fields share a word (`shift` 0, 8, 16, 24).
+ */
+export class RowTable {
+  readonly blocks: Uint32Array[] = [];
+  constructor(readonly stride: number) {}
+  /** The block of row `i`, allocated when first reached. */
+  block(i: number): Uint32Array {
+    const b = i >>> BLOCK_BITS;
+    while (b >= this.blocks.length) this.blocks.push(new Uint32Array(BLOCK * this.stride));
+    return this.blocks[b]!;
+  }
+  /**
+   * Read the first word of rows order[from..to) and return their sum (meaningless): run
+   * before work that reads those rows one by one, it brings them into the cache with many
+   * reads in flight, where the work itself would wait for each row in turn.
+   */
+  touch(order: Uint32Array, from: number, to: number): number {
+    const blocks = this.blocks;
+    const stride = this.stride;
+    let s = 0;
+    for (let i = from; i < to; i++) {
+      const r = order[i]!;
+      s = (s + blocks[r >>> BLOCK_BITS]![(r & BLOCK_MASK) * stride]!) | 0;
+    }
+    return s;
+  }
+}
+
+/** An unsigned 32-bit field of a RowTable (word `word` of each row). */
+export class RowU32 {
+  length = 0;
+  private readonly stride: number;
+  constructor(
+    private readonly t: RowTable,
+    private readonly word: number,
+  ) {
+    this.stride = t.stride;
+  }
+  push(v: number): number {
+    const i = this.length++;
+    this.t.block(i)[(i & BLOCK_MASK) * this.stride + this.word] = v;
+    return i;
+  }
+  get(i: number): number {
+    return this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word]!;
+  }
+  set(i: number, v: number): void {
+    this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word] = v;
+  }
+}
+
+/** A signed 32-bit field of a RowTable. */
+export class RowI32 {
+  length = 0;
+  private readonly stride: number;
+  constructor(
+    private readonly t: RowTable,
+    private readonly word: number,
+  ) {
+    this.stride = t.stride;
+  }
+  push(v: number): number {
+    const i = this.length++;
+    this.t.block(i)[(i & BLOCK_MASK) * this.stride + this.word] = v;
+    return i;
+  }
+  get(i: number): number {
+    return this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word]! | 0;
+  }
+  set(i: number, v: number): void {
+    this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word] = v;
+  }
+}
+
+/** An 8-bit field of a RowTable: bits `shift`..`shift + 7` of word `word` (values 0-255). */
+export class RowU8 {
+  length = 0;
+  private readonly stride: number;
+  private readonly keep: number;
+  constructor(
+    private readonly t: RowTable,
+    private readonly word: number,
+    private readonly shift: number,
+  ) {
+    this.stride = t.stride;
+    this.keep = ~(0xff << shift);
+  }
+  push(v: number): number {
+    const i = this.length++;
+    const b = this.t.block(i);
+    const j = (i & BLOCK_MASK) * this.stride + this.word;
+    b[j] = (b[j]! & this.keep) | ((v & 0xff) << this.shift);
+    return i;
+  }
+  get(i: number): number {
+    return (
+      (this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word]! >>> this.shift) & 0xff
+    );
+  }
+  set(i: number, v: number): void {
+    const b = this.t.blocks[i >>> BLOCK_BITS]!;
+    const j = (i & BLOCK_MASK) * this.stride + this.word;
+    b[j] = (b[j]! & this.keep) | ((v & 0xff) << this.shift);
   }
 }
 

@@ -23,7 +23,7 @@
  * strcmp's unsigned byte order and the output is byte-identical.
  */
 import type { ScanProgress } from '../sources/page_owner.js';
-import { F64Blocks, hashInts, I32Blocks, radixSort, U8Blocks, U32Blocks } from './intern.js';
+import { F64Blocks, hashInts, RowI32, RowTable, RowU8, RowU32, radixSort, U8Blocks } from './intern.js';
 import type { ScanTotals } from './page_owner_parallel.js';
 import {
   type ChunkResult,
@@ -377,34 +377,34 @@ interface TextKey {
  * key is the record text, as ids) or a cull row (its key is the cull fields).
  */
 class Rows {
-  readonly num = new U32Blocks();
+  readonly num: RowU32;
   // Text rows.
-  readonly tmpl = new U32Blocks();
-  readonly pid = new U32Blocks();
-  readonly tgid = new U32Blocks();
-  readonly rest = new U32Blocks();
-  readonly form = new U8Blocks();
+  readonly tmpl: RowU32;
+  readonly pid: RowU32;
+  readonly tgid: RowU32;
+  readonly rest: RowU32;
+  readonly form: RowU8;
   wide: [F64Blocks, F64Blocks, F64Blocks, F64Blocks, U8Blocks, U8Blocks] | undefined;
   /** Odd text rows (tmpl = NONE): their header text and pages per record. */
   readonly oddHead = new Map<number, string>();
   readonly oddPageNum = new Map<number, number>();
   // Cull rows: key fields, then what the first record said.
-  readonly kpid = new I32Blocks();
-  readonly ktgid = new I32Blocks();
-  readonly kcomm = new U32Blocks();
-  readonly kflag = new U8Blocks();
-  readonly pages = new I32Blocks();
-  readonly rpid = new I32Blocks();
-  readonly rtgid = new I32Blocks();
-  readonly rcomm = new U32Blocks();
+  readonly kpid: RowI32;
+  readonly ktgid: RowI32;
+  readonly kcomm: RowU32;
+  readonly kflag: RowU8;
+  readonly pages: RowI32;
+  readonly rpid: RowI32;
+  readonly rtgid: RowI32;
+  readonly rcomm: RowU32;
   /** The first record's stack (cull rows; `rest` is the key, NONE unless culled by it). */
-  readonly rrest = new U32Blocks();
+  readonly rrest: RowU32;
   /** The first record's header text, when sorting cull rows by text (--sort=txt). */
   readonly rhead = new Map<number, string>();
   /** pid, tgid and comm the regexes gave an odd text row's first record. */
   readonly oddFields = new Map<number, { pid: number; tgid: number; comm: string }>();
   /** Allocator bits of the first record. */
-  readonly alloc = new U8Blocks();
+  readonly alloc: RowU8;
   /** ts / free_ts of the first record when the slow path read them. */
   readonly rts = new Map<number, bigint>();
   readonly rfreeTs = new Map<number, bigint>();
@@ -412,7 +412,58 @@ class Rows {
   tsCols: [U8Blocks, F64Blocks, F64Blocks] | undefined;
   length = 0;
   private slots = new Int32Array(1 << 12).fill(-1);
-  private readonly hashes = new U32Blocks();
+  private readonly hashes: RowU32;
+  /** The fields of the rows of this kind (see the constructor). */
+  readonly table: RowTable;
+
+  /**
+   * Text rows (`cull` false) or cull rows: the fields of the kind in one RowTable, side by
+   * side; the other kind's fields, never pushed, in tables of their own.
+   */
+  constructor(cull: boolean) {
+    const own = () => new RowTable(1);
+    if (!cull) {
+      const t = new RowTable(7);
+      this.table = t;
+      this.num = new RowU32(t, 0);
+      this.tmpl = new RowU32(t, 1);
+      this.pid = new RowU32(t, 2);
+      this.tgid = new RowU32(t, 3);
+      this.rest = new RowU32(t, 4);
+      this.hashes = new RowU32(t, 5);
+      this.form = new RowU8(t, 6, 0);
+      this.alloc = new RowU8(t, 6, 8);
+      this.kpid = new RowI32(own(), 0);
+      this.ktgid = new RowI32(own(), 0);
+      this.kcomm = new RowU32(own(), 0);
+      this.kflag = new RowU8(own(), 0, 0);
+      this.pages = new RowI32(own(), 0);
+      this.rpid = new RowI32(own(), 0);
+      this.rtgid = new RowI32(own(), 0);
+      this.rcomm = new RowU32(own(), 0);
+      this.rrest = new RowU32(own(), 0);
+    } else {
+      const t = new RowTable(12);
+      this.table = t;
+      this.num = new RowU32(t, 0);
+      this.pages = new RowI32(t, 1);
+      this.rest = new RowU32(t, 2);
+      this.kpid = new RowI32(t, 3);
+      this.ktgid = new RowI32(t, 4);
+      this.kcomm = new RowU32(t, 5);
+      this.rpid = new RowI32(t, 6);
+      this.rtgid = new RowI32(t, 7);
+      this.rcomm = new RowU32(t, 8);
+      this.rrest = new RowU32(t, 9);
+      this.hashes = new RowU32(t, 10);
+      this.kflag = new RowU8(t, 11, 0);
+      this.alloc = new RowU8(t, 11, 8);
+      this.tmpl = new RowU32(own(), 0);
+      this.pid = new RowU32(own(), 0);
+      this.tgid = new RowU32(own(), 0);
+      this.form = new RowU8(own(), 0, 0);
+    }
+  }
 
   /** Row of a text key with hash `h`; -1 when none. */
   findText(h: number, k: TextKey): number {
@@ -636,6 +687,8 @@ function put(b: Buffer, p: number, v: Uint8Array): number {
 }
 
 const TIMES = Buffer.from(' times, ', 'latin1');
+/** Rows output() brings into the cache ahead of writing them (RowTable.touch). */
+const TOUCH_ROWS = 512;
 const TGID = Buffer.from(', tgid ', 'latin1');
 const NS_NL = Buffer.from(' ns\n', 'latin1');
 const NS_FREE_TS = Buffer.from(' ns, free_ts ', 'latin1');
@@ -656,7 +709,7 @@ function wideValue(hi: number, lo: number, n: number): bigint {
  */
 export class SortEngine {
   private readonly plan: SortPlan;
-  private readonly rows = new Rows();
+  private readonly rows: Rows;
   private readonly oddKeys = new Map<string, number>();
   private readonly tmplOf = new Map<number, number>();
   private readonly tmplPrefix: number[] = [];
@@ -698,6 +751,7 @@ export class SortEngine {
     private readonly io: SortIo,
   ) {
     this.plan = sortPlan(cfg);
+    this.rows = new Rows(cfg.cull !== 0);
     const keys = new Set(cfg.sort.map((k) => k.key));
     this.sortKeys = keys;
     const { cull, filter, debug } = cfg;
@@ -1613,7 +1667,14 @@ export class SortEngine {
     };
     const { write: writeRest, views: restViews } = this.restWriter(out);
     const comms = d.comms;
+    const table = rows.table;
+    let touched = 0;
     for (let i = 0; i < order.length; i++) {
+      // Rows come in sorted order, scattered over the table: bring the next ones in at once.
+      if (i === touched) {
+        touched = Math.min(order.length, i + TOUCH_ROWS);
+        table.touch(order, i, touched);
+      }
       const row = order[i]!;
       const num = rows.num.get(row);
       if (cull === 0) {

@@ -35,6 +35,22 @@ describe('memsleuth page-owner sort', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--compat: expected 6.1 or 6.12/);
   });
+  it('writes an output over 16 MiB from its writer thread, byte for byte; a full disk is an I/O error', async () => {
+    const { writeVariedDump } = await import('../page-owner-c/varied.js');
+    const f = join(tmp, 'big');
+    // Nearly every record its own group: the output is about as big as the input.
+    await writeVariedDump(f, { source: dump('6.12', 'after'), bytes: 24 << 20, variants: 100, seed: 9 });
+    const c = join(tmp, 'big-c.out');
+    spawnSync(pageOwnerSortBinary('6.12'), ['-m', f, c]);
+    const out = join(tmp, 'big.out');
+    const r = runCli(['page-owner', 'sort', '-m', f, out]);
+    expect(r.status).toBe(0);
+    expect(readFileSync(out).length).toBeGreaterThan(16 << 20);
+    expect(readFileSync(out).equals(readFileSync(c))).toBe(true);
+    const full = runCli(['page-owner', 'sort', f, '/dev/full']);
+    expect(full.status).toBe(2);
+    expect(full.stderr).toBe('memsleuth: page-owner sort: writing /dev/full: No space left on device\n');
+  });
 });
 
 describe('worker threads from the built CLI (dist/)', () => {

@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
@@ -28,6 +28,7 @@ import { type CommandContext, progress } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { type Column, table } from '../format.js';
 import { annotateFrames, frameLine, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
+import { ThreadedWriter } from '../threaded_write.js';
 
 /**
  * `-` (stdin), a page_owner file (or FIFO, or debugfs), or a snapshot: a directory or a
@@ -160,6 +161,8 @@ export const pageOwnerSortCommand = defineCommand({
       return 1;
     }
     const prog = streamProgress(ctx, 'page-owner sort');
+    // A file is written from a second thread while the next piece is built.
+    const writer = toStdout ? undefined : new ThreadedWriter(fd);
     try {
       await runPageOwnerSort(
         cfg,
@@ -174,23 +177,50 @@ export const pageOwnerSortCommand = defineCommand({
           },
           errOut: (s) => ctx.stderr.write(s),
           write: (b) => {
-            if (toStdout) ctx.stdout.write(b);
+            if (!writer) ctx.stdout.write(b);
             else {
-              let off = 0;
-              while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+              try {
+                writer.write(b);
+              } catch (e) {
+                throw writeError(cfg.output, e);
+              }
             }
           },
           onProgress: prog.update,
         },
         parallelOptions(ctx),
       );
+      try {
+        writer?.close();
+      } catch (e) {
+        throw writeError(cfg.output, e);
+      }
     } finally {
       prog.done();
-      if (fd !== 1) closeSync(fd);
+      if (fd !== 1) {
+        try {
+          writer?.close();
+        } finally {
+          closeSync(fd);
+        }
+      }
     }
     return 0;
   },
 });
+
+/** A failed write of the sorted output (a full disk, a quota): an I/O error, not a bug. */
+function writeError(path: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (typeof code !== 'string') return e;
+  return new MemsleuthError(
+    'IO',
+    `page-owner sort: writing ${path}: ${strerror(e as NodeJS.ErrnoException)}`,
+    {
+      file: path,
+    },
+  );
+}
 
 const BY_HELP = PAGE_OWNER_GROUP_BY.join('|');
 
