@@ -1665,6 +1665,23 @@ export class SortEngine {
       }
       return v;
     };
+    // The usual row's constant runs: " pages, ALLOCATOR:\nPREFIX, pid " per allocator and
+    // template, " (COMM), ts  ns\n" per template (one copy each, not two).
+    const allocHead: Uint8Array[][] = [];
+    const allocHeadView = (a: number, t: number) => {
+      let byTmpl = allocHead[a];
+      if (byTmpl === undefined) {
+        byTmpl = [];
+        allocHead[a] = byTmpl;
+      }
+      let v = byTmpl[t];
+      if (v === undefined) {
+        v = Buffer.concat([pagesAllocView(a), tmplHead[t]!]);
+        byTmpl[t] = v;
+      }
+      return v;
+    };
+    const commNs = tmplComm.map((c) => Buffer.concat([c, NS_NL]));
     const { write: writeRest, views: restViews } = this.restWriter(out);
     const comms = d.comms;
     const table = rows.table;
@@ -1683,22 +1700,19 @@ export class SortEngine {
         const form = tmpl === NONE ? 0 : rows.form.get(row);
         if (restViews && form === 0 && tmpl !== NONE && pages >= 0) {
           // The usual row, written in place after one check for room.
-          const head = tmplHead[tmpl]!;
-          const comm = tmplComm[tmpl]!;
+          const head = allocHeadView(rows.alloc.get(row), tmpl);
+          const comm = commNs[tmpl]!;
           const rest = restViews[rows.rest.get(row)]!;
-          const alloc = pagesAllocView(rows.alloc.get(row));
-          out.room(80 + head.length + comm.length + rest.length + alloc.length);
+          out.room(80 + head.length + comm.length + rest.length);
           const b = out.buf;
           let p = putInt(b, out.p, num);
           p = put(b, p, TIMES);
           p = putInt(b, p, pages);
-          p = put(b, p, alloc);
           p = put(b, p, head);
           p = putInt(b, p, rows.pid.get(row));
           p = put(b, p, TGID);
           p = putInt(b, p, rows.tgid.get(row));
           p = put(b, p, comm);
-          p = put(b, p, NS_NL);
           p = put(b, p, rest);
           b[p++] = 10;
           out.p = p;
