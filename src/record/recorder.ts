@@ -21,6 +21,8 @@ export interface RecordTickInfo {
   dbBytes: number;
   readMs: number;
   writeMs: number;
+  /** Entities the tick sampled (processes, caches, ...). */
+  entities: number;
   topGrower: { key: string; comm: string; growthBytes: number } | undefined;
 }
 
@@ -108,6 +110,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
         dbBytes: writer.sizeBytes(),
         readMs: sample.readMs ?? 0,
         writeMs,
+        entities: sample.entities.length,
         topGrower: sampler.topGrower(),
       });
       // Skip ticks that are already overdue rather than bursting to catch up.

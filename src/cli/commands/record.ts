@@ -5,7 +5,7 @@ import { record } from '../../record/recorder.js';
 import { defaultDbPath } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
-import { fullCollection } from '../daemon.js';
+import { CollectionSchedule, fullCollection } from '../daemon.js';
 import { VERSION } from '../version.js';
 
 export const recordCommand = defineCommand({
@@ -90,6 +90,7 @@ export const recordCommand = defineCommand({
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     const p = progress(ctx);
+    const collections = new CollectionSchedule();
     ctx.stderr.write(
       `recording into ${db} every ${intervalMs / 1000}s${durationMs ? ` for ${durationMs / 1000}s` : ''}; Ctrl-C stops\n`,
     );
@@ -120,8 +121,7 @@ export const recordCommand = defineCommand({
             : numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },
         onTick: (i) => {
-          // The garbage of 30 ticks, collected (daemonFlags): median RSS 61 against 67 MiB.
-          if (i.ticks % GC_EVERY_TICKS === 0) fullCollection();
+          if (collections.due(i.ticks, i.entities)) fullCollection();
           const g = i.topGrower;
           p.update(
             `${i.ticks} ticks, ${formatBytes(i.dbBytes)}, tick ${(i.readMs + i.writeMs).toFixed(0)} ms` +
@@ -192,4 +192,3 @@ async function recordFrom(
 }
 
 /** Ticks between two full collections of the recorder's heap (src/cli/daemon.ts). */
-const GC_EVERY_TICKS = 30;

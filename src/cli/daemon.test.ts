@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { CollectionSchedule } from './daemon.js';
+
+describe('CollectionSchedule', () => {
+  it('collects every `every` ticks while the entities hold steady', () => {
+    const s = new CollectionSchedule(30, 200);
+    const due = [];
+    for (let t = 1; t <= 90; t++) if (s.due(t, 180 + (t % 7))) due.push(t);
+    expect(due).toEqual([30, 60, 90]);
+  });
+
+  it('collects at once when `gone` entities went away since the most seen, then counts from there', () => {
+    const s = new CollectionSchedule(30, 200);
+    expect(s.due(1, 180)).toBe(false);
+    // A build starts 1,000 processes: nothing to collect while they live.
+    expect(s.due(2, 1180)).toBe(false);
+    expect(s.due(3, 1180)).toBe(false);
+    // 199 of them exit: not yet.
+    expect(s.due(4, 981)).toBe(false);
+    // 200 gone since the most (1,180): now.
+    expect(s.due(5, 980)).toBe(true);
+    // Counted from 980 now: the next 199 exits wait, the 200th collects again.
+    expect(s.due(6, 781)).toBe(false);
+    expect(s.due(7, 780)).toBe(true);
+    // A collection on the regular tick resets the count too.
+    expect(s.due(8, 900)).toBe(false);
+    expect(s.due(30, 900)).toBe(true);
+    expect(s.due(31, 701)).toBe(false);
+  });
+});
