@@ -36,8 +36,19 @@ const { values: args } = parseArgs({
     'no-oneshot': { type: 'boolean', default: false },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(
+    'usage: npm run bench:processes -- [--runs N] [--counts 0,100,1000] [--record-seconds S]\n' +
+      '         [--record-interval S] [--warmup-seconds W] [--no-record] [--no-oneshot] [--json FILE] [--keep]\n' +
+      'ps, report and --help against smem, ps aux and node -e 0 (N interleaved runs each), and\n' +
+      '`memsleuth record` against `pidstat -r` (CPU per tick after W seconds), with this\n' +
+      "machine's processes and with each count of extra sleeping processes (bench/processes/herd.c).\n",
+  );
+  process.exit(0);
+}
 const RUNS = Number(args.runs);
 const COUNTS = args.counts.split(',').map(Number);
 const RECORD_SECONDS = Number(args['record-seconds']);
