@@ -9,22 +9,26 @@ describe('CollectionSchedule', () => {
     expect(due).toEqual([30, 60, 90]);
   });
 
-  it('collects at once when `gone` entities went away since the most seen, then counts from there', () => {
+  it('collects at once when the entities moved by `moved` from the last collection, either way', () => {
     const s = new CollectionSchedule(30, 200);
     expect(s.due(1, 180)).toBe(false);
-    // A build starts 1,000 processes: nothing to collect while they live.
-    expect(s.due(2, 1180)).toBe(false);
-    expect(s.due(3, 1180)).toBe(false);
+    // 199 processes more: not yet.
+    expect(s.due(2, 379)).toBe(false);
+    // A build starts 1,000 processes: their first reads are garbage after this tick.
+    expect(s.due(3, 1180)).toBe(true);
+    expect(s.due(4, 1180)).toBe(false);
     // 199 of them exit: not yet.
-    expect(s.due(4, 981)).toBe(false);
-    // 200 gone since the most (1,180): now.
-    expect(s.due(5, 980)).toBe(true);
-    // Counted from 980 now: the next 199 exits wait, the 200th collects again.
-    expect(s.due(6, 781)).toBe(false);
-    expect(s.due(7, 780)).toBe(true);
-    // A collection on the regular tick resets the count too.
-    expect(s.due(8, 900)).toBe(false);
+    expect(s.due(5, 981)).toBe(false);
+    // 200 gone since the last collection (1,180): now.
+    expect(s.due(6, 980)).toBe(true);
+    // Counted from 980 now.
+    expect(s.due(7, 781)).toBe(false);
+    expect(s.due(8, 780)).toBe(true);
+    // A collection on the regular tick counts from there too.
+    expect(s.due(9, 900)).toBe(false);
     expect(s.due(30, 900)).toBe(true);
     expect(s.due(31, 701)).toBe(false);
+    expect(s.due(32, 1099)).toBe(false);
+    expect(s.due(33, 1100)).toBe(true);
   });
 });

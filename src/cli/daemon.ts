@@ -54,21 +54,22 @@ export function fullCollection(): boolean {
 
 /**
  * When the recorder asks for a full collection: every `every` ticks (the garbage of 30 ticks
- * collected: median RSS 61 against 67 MiB, docs/recording.md), and at once when `gone`
- * entities went away since the last one (counted from the most a tick sampled since): what
- * was kept for a build's processes that exited is garbage as soon as they are gone.
+ * collected: median RSS 61 against 67 MiB, docs/recording.md), and at once when the entities
+ * a tick sampled moved by `moved` or more from the count at the last collection, either way:
+ * a build's processes arriving leave the texts of their first reads behind, and what was kept
+ * for them is garbage once they exit.
  */
 export class CollectionSchedule {
-  private most = 0;
+  private last = -1;
   constructor(
     private readonly every = 30,
-    private readonly gone = 200,
+    private readonly moved = 200,
   ) {}
   /** Whether to collect after tick `tick`, which sampled `entities` entities. */
   due(tick: number, entities: number): boolean {
-    this.most = Math.max(this.most, entities);
-    if (tick % this.every !== 0 && entities + this.gone > this.most) return false;
-    this.most = entities;
+    if (this.last < 0) this.last = entities;
+    if (tick % this.every !== 0 && Math.abs(entities - this.last) < this.moved) return false;
+    this.last = entities;
     return true;
   }
 }
