@@ -14,14 +14,7 @@ import {
 } from '../model/snapshot.js';
 import { parseFdListing } from '../sources/fd_listing.js';
 import { lineTooLong } from '../sources/text.js';
-import {
-  type BundleLimits,
-  bundleLimits,
-  makeTempDir,
-  openBundleMember,
-  removeTempDir,
-  unpackBundle,
-} from './archive.js';
+import type { BundleLimits } from './archive.js';
 import { parseManifest } from './manifest.js';
 
 /**
@@ -376,7 +369,7 @@ export class BundleSnapshot extends DirectorySnapshot {
     readonly archive: string,
     private readonly streamed: ReadonlyMap<string, number>,
   ) {
-    super(root, origin, async () => removeTempDir(root));
+    super(root, origin, async () => (await loadArchive()).removeTempDir(root));
   }
 
   override localFile(path: string): string | undefined {
@@ -389,7 +382,7 @@ export class BundleSnapshot extends DirectorySnapshot {
       this.failed(path, 'not present');
       return undefined;
     }
-    return openBundleMember(this.archive, path, this.origin);
+    return (await loadArchive()).openBundleMember(this.archive, path, this.origin);
   }
 
   override async readText(path: string): Promise<string | undefined> {
@@ -440,6 +433,7 @@ export async function openSnapshot(path: string, opts: OpenSnapshotOptions = {})
       hint: 'give a bundle written by `memsleuth snapshot -o FILE` or a snapshot directory',
     });
   }
+  const { bundleLimits, makeTempDir, removeTempDir, unpackBundle } = await loadArchive();
   const limits = bundleLimits(process.env, opts.limits);
   const dir = makeTempDir('memsleuth-bundle-');
   try {
@@ -454,3 +448,11 @@ export async function openSnapshot(path: string, opts: OpenSnapshotOptions = {})
 }
 
 export { PROCESS_FILES };
+
+/**
+ * The bundle code (tar, streams), loaded when a bundle is opened: a live snapshot or a
+ * directory never needs it, and loading it cost `ps` and every other command about 6 ms.
+ */
+function loadArchive(): Promise<typeof import('./archive.js')> {
+  return import('./archive.js');
+}
