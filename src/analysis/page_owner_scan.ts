@@ -264,8 +264,11 @@ export class PageOwnerDict {
   readonly comms = new ByteInterner('fingerprint');
   /** Migratetype names from PFN lines. */
   readonly migratetypes = new ByteInterner();
-  /** Lines of stacks, without their "\n". */
-  readonly lines = new ByteInterner();
+  /**
+   * Lines of stacks, without their "\n": by 64-bit fingerprint and length, as the rests they
+   * make up are (a new stack's lines are looked up without comparing their bytes).
+   */
+  readonly lines = new ByteInterner('fingerprint');
   readonly rests = new RestTable();
   /** Per prefix / comm: 1 when the fast path may take it, 2 when not (0: not checked yet). */
   readonly prefixOk: number[] = [];
@@ -333,10 +336,11 @@ export class PageOwnerDict {
 
   /** Intern the rest in bytes [s, e) (each line ending in "\n", or e === s). */
   internRest(b: Uint8Array, s: number, e: number): number {
-    const h1 = hashBytesDv(b, new DataView(b.buffer, b.byteOffset, b.length), s, e) >>> 0;
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    const h1 = hashBytesDv(b, dv, s, e) >>> 0;
     const h2 = hash2.value >>> 0;
     const found = this.rests.find(h1, h2, e - s);
-    return found >= 0 ? found : this.addRest(b, s, e, h1, h2);
+    return found >= 0 ? found : this.addRest(b, dv, s, e, h1, h2);
   }
 
   /** internRest over bytes also seen through `dv` (a DataView of the same memory). */
@@ -344,13 +348,13 @@ export class PageOwnerDict {
     const h1 = hashBytesDv(b, dv, s, e) >>> 0;
     const h2 = hash2.value >>> 0;
     const found = this.rests.find(h1, h2, e - s);
-    return found >= 0 ? found : this.addRest(b, s, e, h1, h2);
+    return found >= 0 ? found : this.addRest(b, dv, s, e, h1, h2);
   }
 
   private lineScratch = new Uint32Array(256);
 
   /** Add a rest that find() did not know. */
-  addRest(b: Uint8Array, s: number, e: number, h1: number, h2: number): number {
+  addRest(b: Uint8Array, dv: DataView, s: number, e: number, h1: number, h2: number): number {
     let n = 0;
     let flags = 0;
     let p = s;
@@ -363,7 +367,7 @@ export class PageOwnerDict {
         bigger.set(this.lineScratch);
         this.lineScratch = bigger;
       }
-      this.lineScratch[n++] = this.lines.intern(b, p, nl);
+      this.lineScratch[n++] = this.lines.internFp(b, dv, p, nl);
       if (b[p] === 80 && b[p + 1] === 70 && b[p + 2] === 78) flags |= R_PFN_LINE;
       if (vmallocAt < 0) {
         const at = indexOfIn(b, p, nl, VMALLOC_NODE_RANGE);
