@@ -400,26 +400,10 @@ export class RowU32 {
   }
 }
 
-/** A signed 32-bit field of a RowTable. */
-export class RowI32 {
-  length = 0;
-  private readonly stride: number;
-  constructor(
-    private readonly t: RowTable,
-    private readonly word: number,
-  ) {
-    this.stride = t.stride;
-  }
-  push(v: number): number {
-    const i = this.length++;
-    this.t.block(i)[(i & BLOCK_MASK) * this.stride + this.word] = v;
-    return i;
-  }
-  get(i: number): number {
-    return this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word]! | 0;
-  }
-  set(i: number, v: number): void {
-    this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word] = v;
+/** A signed 32-bit field of a RowTable: the same word, read as a signed number. */
+export class RowI32 extends RowU32 {
+  override get(i: number): number {
+    return super.get(i) | 0;
   }
 }
 

@@ -190,5 +190,3 @@ async function recordFrom(
   ctx.stdout.write(`${db}\n`);
   return 0;
 }
-
-/** Ticks between two full collections of the recorder's heap (src/cli/daemon.ts). */
