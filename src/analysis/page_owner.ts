@@ -148,6 +148,11 @@ export function groupLabel(r: PageOwnerRecord, by: Exclude<PageOwnerGroupBy, 'st
 }
 
 export interface GroupPageOwnerOptions extends PageOwnerParseOptions, Omit<ParallelOptions, 'onProgress'> {
+  /**
+   * Worker threads (default 0: the calling thread reads the input, whatever its size; each
+   * worker would cost about 40 MB for little time saved, see groupInto).
+   */
+  workers?: number;
   by?: PageOwnerGroupBy;
   /** Bytes per page (default 4096). */
   pageSizeBytes?: number;
@@ -546,7 +551,10 @@ async function groupInto(
     },
     (c) => g.chunk(c),
     {
-      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      // One thread unless asked: workers cost about 40 MB each here (each interns the stacks
+      // of its chunks again) and bring top little (2.1 against 2.5 s on a 1 GiB dump of 2
+      // million records, 1.5-1.7 against 1.4 s at 108,000 distinct stacks, on two cores).
+      workers: opts.workers ?? 0,
       ...(opts.chunkBytes !== undefined ? { chunkBytes: opts.chunkBytes } : {}),
       ...(opts.minParallelBytes !== undefined ? { minParallelBytes: opts.minParallelBytes } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

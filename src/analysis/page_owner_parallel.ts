@@ -232,6 +232,7 @@ async function scanHere(
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanTotals> {
   const sc = new ChunkScanner(dict, opts, false);
+  if (typeof input === 'string') return scanFileHere(input, sc, consume, chunkBytes, onProgress);
   // One buffer: the unfinished record stays at its start, new bytes are read after it.
   let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
   let have = 0;
@@ -264,29 +265,12 @@ async function scanHere(
     work.copy(bigger, 0, 0, have);
     work = bigger;
   };
-  if (typeof input === 'string') {
-    const fh = await open(input, 'r');
-    try {
-      for (;;) {
-        if (have >= chunkBytes) room(chunkBytes);
-        const want = Math.max(work.length - have, 1 << 16);
-        room(want);
-        const { bytesRead } = await fh.read(work, have, want, null);
-        if (bytesRead === 0) break;
-        have += bytesRead;
-        if (have >= chunkBytes) scan();
-      }
-    } finally {
-      await fh.close();
-    }
-  } else {
-    for await (const c of input as AsyncIterable<Buffer | string>) {
-      const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
-      room(chunk.length);
-      chunk.copy(work, have);
-      have += chunk.length;
-      if (have >= chunkBytes) scan();
-    }
+  for await (const c of input as AsyncIterable<Buffer | string>) {
+    const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+    room(chunk.length);
+    chunk.copy(work, have);
+    have += chunk.length;
+    if (have >= chunkBytes) scan();
   }
   const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
   base += pos;
@@ -294,6 +278,86 @@ async function scanHere(
   const done = { bytes: base, blocks };
   onProgress?.(done);
   return done;
+}
+
+/** Bytes kept before each read-ahead buffer's data, for the record left unfinished before it. */
+const CARRY = 64 << 10;
+
+/**
+ * scanHere for a file: the next half chunk is read (by libuv's threads) while this one is
+ * scanned, into the other of two buffers, after room for the unfinished record the scan
+ * leaves (a longer one is joined in a buffer of its own). Two halves: the memory of one
+ * chunk, as the stream's single buffer.
+ */
+async function scanFileHere(
+  path: string,
+  sc: ChunkScanner,
+  consume: (c: ChunkResult) => void,
+  chunkBytes: number,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanTotals> {
+  const fh = await open(path, 'r');
+  try {
+    const half = Math.max(1, chunkBytes >> 1);
+    const a = Buffer.allocUnsafe(CARRY + half);
+    const b = Buffer.allocUnsafe(CARRY + half);
+    let seq = 0;
+    let blocks = 0;
+    let lastReport = 0;
+    // Bytes not scanned yet: cur[s, e), at input offset `base`.
+    let cur: Buffer<ArrayBufferLike> = b;
+    let s = 0;
+    let e = 0;
+    let base = 0;
+    let target = a;
+    let reading = fh.read(a, CARRY, half, null);
+    for (;;) {
+      const n = (await reading).bytesRead;
+      const tail = e - s;
+      let buf: Buffer;
+      let bs: number;
+      let be: number;
+      if (tail <= CARRY) {
+        cur.copy(target, CARRY - tail, s, e);
+        buf = target;
+        bs = CARRY - tail;
+        be = CARRY + n;
+      } else {
+        buf = Buffer.allocUnsafe(tail + n);
+        cur.copy(buf, 0, s, e);
+        target.copy(buf, tail, CARRY, CARRY + n);
+        bs = 0;
+        be = tail + n;
+      }
+      const final = n === 0;
+      if (!final) {
+        // Both a and b are free but `buf`: the next chunk goes into the other one.
+        target = buf === a ? b : a;
+        reading = fh.read(target, CARRY, half, null);
+      }
+      const pos = sc.scan(buf.subarray(0, be), bs, be, base - bs, final);
+      if (pos > bs || final) {
+        base += pos - bs;
+        const c = sc.flush(seq++);
+        blocks += blocksIn(c);
+        consume(c);
+      }
+      if (final) {
+        const done = { bytes: base, blocks };
+        onProgress?.(done);
+        return done;
+      }
+      if (onProgress && base - lastReport >= 8 << 20) {
+        lastReport = base;
+        onProgress({ bytes: base + be - pos, blocks });
+      }
+      cur = buf;
+      s = pos;
+      e = be;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -439,6 +503,9 @@ function startPool(
   return pool;
 }
 
+/** Chunks handed to each worker ahead of its answers. */
+const PIPELINE = 2;
+
 /** Run a pool: `next(i)` gives worker i its next message (undefined: none left). */
 function runPool(
   pool: Pool,
@@ -474,6 +541,8 @@ function runPool(
         fail(e);
       }
     };
+    // A worker that reported an error gets no more work.
+    const stopped = pool.workers.map(() => false);
     pool.workers.forEach((w, i) => {
       w.on('message', (msg: FromWorker) => {
         pool.inFlight--;
@@ -485,6 +554,7 @@ function runPool(
           const e = workerError(msg);
           if (msg.user === undefined) pool.broken = true;
           // This worker gets no more work; the chunks before its own still come in.
+          stopped[i] = true;
           if (msg.seq === undefined) fail(e);
           else {
             try {
@@ -506,7 +576,7 @@ function runPool(
           onProgress({ bytes: order.bytes, blocks: order.blocks });
         }
         check();
-        void feed(i);
+        if (!stopped[i]) void feed(i);
       });
       w.on('error', (e) => {
         pool.broken = true;
@@ -518,7 +588,9 @@ function runPool(
         if (code !== 0 && !failed) fail(new Error(`page_owner worker exited with code ${code}`));
         pool.onQuiet?.();
       });
-      void feed(i);
+      // Each worker has its next chunk queued while it scans one: it never waits for this
+      // thread to read its answer and hand out more (a fifth of a worker's time otherwise).
+      for (let k = 0; k < PIPELINE; k++) void feed(i);
     });
   });
 }

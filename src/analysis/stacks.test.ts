@@ -90,6 +90,35 @@ describe('StackTable', () => {
       expect(t.keyOf(t.internFrames(frames))).toBe(stackKey(frames));
     }
   });
+
+  it('keeps every stack whole across the blocks of its pool (and one longer than a block)', () => {
+    const t = new StackTable();
+    const frames = Array.from({ length: 600 }, (_, i): Frame => ({ func: `f${i}` }));
+    const ids = frames.map((f) => t.frames.intern(f));
+    const next = rng(11);
+    // About 2.8 million frame ids: past the small first blocks and many 64 K ones, runs of
+    // 1 to 300 frames landing at every offset, and one run of 70,000 in between.
+    const runs: number[][] = [];
+    for (let i = 0; i < 19_000; i++) {
+      const n = i === 9_000 ? 70_000 : 1 + (next() % 300);
+      const s = next() % 300;
+      const run = Array.from({ length: n }, (_, k) => ids[(s + k * 7 + i) % ids.length]!);
+      runs.push(run);
+    }
+    const got = runs.map((r) => t.intern(r, r.length));
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      // Interning again finds the same stack (the lookup compares the stored run).
+      expect(t.intern(r, r.length)).toBe(got[i]);
+      expect(t.depth(got[i]!)).toBe(r.length);
+      const k = next() % r.length;
+      expect(t.frameId(got[i]!, k)).toBe(r[k]);
+      expect(t.framesOf(got[i]!)[k]).toBe(frames[r[k]!]);
+    }
+    const long = got[9_000]!;
+    expect(t.keyOf(long)).toBe(stackKey(runs[9_000]!.map((id) => frames[id]!)));
+    expect(t.compareKeys(long, got[9_001]!)).toBe(t.keyOf(long) < t.keyOf(got[9_001]!) ? -1 : 1);
+  });
 });
 
 describe('interned groups keep the behaviour of plain ones', () => {

@@ -152,15 +152,27 @@ export class FrameTable {
   }
 }
 
+/** Frame ids per block of a StackTable's pool (the last blocks; the first are smaller). */
+const POOL_BLOCK_BITS = 16;
+const POOL_BLOCK = 1 << POOL_BLOCK_BITS;
+const POOL_OFFSET_MASK = POOL_BLOCK - 1;
+
 /**
- * Stacks interned once: a stack is a run of frame ids in one pool, looked up by its
+ * Stacks interned once: a stack is a run of frame ids in a pool of blocks, looked up by its
  * key ids (offsets ignored unless `withOffsets`), so a distinct stack costs a few bytes
  * per frame plus a dozen, whatever the number of records that carry it. The frames kept
  * for display are those of the first stack seen with the key.
  */
 export class StackTable {
   readonly frames: FrameTable;
-  private readonly pool = new U32Column(4096);
+  /**
+   * Frame ids of every stack, each stack's run inside one block (blocks are never copied:
+   * the pool grows by a block, without the moment a doubling array holds both copies). A
+   * stack's start is its block << 16 | its offset there.
+   */
+  private readonly pool: Uint32Array[] = [];
+  /** Entries used in the last block. */
+  private poolUsed = 0;
   private readonly starts = new U32Column();
   private readonly lengths = new U32Column();
   private readonly hashes = new U32Column();
@@ -199,8 +211,9 @@ export class StackTable {
       const id = this.slots[slot]!;
       if (id < 0) break;
       if (this.hashes.data[id] === h && this.lengths.data[id] === n) {
-        const s = this.starts.data[id]!;
-        const pool = this.pool.data;
+        const st = this.starts.data[id]!;
+        const pool = this.pool[st >>> POOL_BLOCK_BITS]!;
+        const s = st & POOL_OFFSET_MASK;
         let k = 0;
         while (k < n && ft.keyOf(pool[s + k]!, off) === ft.keyOf(frameIds[k]!, off)) k++;
         if (k === n) return id;
@@ -208,14 +221,38 @@ export class StackTable {
       slot = (slot + 1) & mask;
     }
     const id = this.starts.length;
-    this.starts.push(this.pool.length);
+    this.starts.push(this.place(n));
     this.lengths.push(n);
     this.hashes.push(h);
-    this.pool.grow(this.pool.length + n);
-    for (let i = 0; i < n; i++) this.pool.data[this.pool.length++] = frameIds[i]!;
+    const block = this.pool[this.pool.length - 1]!;
+    const at = this.poolUsed - n;
+    for (let i = 0; i < n; i++) block[at + i] = frameIds[i]!;
     this.slots[slot] = id;
     if ((id + 1) * 2 > this.slots.length) this.rehash();
     return id;
+  }
+
+  /**
+   * Room for a run of `n` frame ids: its start (block << 16 | offset). A run that does not
+   * fit in the last block opens the next one (4 K entries at first, doubling up to 64 K; a
+   * run longer than that gets a block of its own).
+   */
+  private place(n: number): number {
+    let b = this.pool.length - 1;
+    if (b < 0 || this.poolUsed + n > this.pool[b]!.length) {
+      b++;
+      this.pool.push(new Uint32Array(Math.max(n, Math.min(POOL_BLOCK, 4096 << b))));
+      this.poolUsed = 0;
+    }
+    const start = b * POOL_BLOCK + this.poolUsed;
+    this.poolUsed += n;
+    return start;
+  }
+
+  /** The block and offset of stack `id`'s frame ids. */
+  private run(id: number): { block: Uint32Array; s: number } {
+    const st = this.starts.data[id]!;
+    return { block: this.pool[st >>> POOL_BLOCK_BITS]!, s: st & POOL_OFFSET_MASK };
   }
 
   /** Number of frames of a stack. */
@@ -225,25 +262,26 @@ export class StackTable {
 
   /** Frame id `i` of a stack. */
   frameId(id: number, i: number): number {
-    return this.pool.data[this.starts.data[id]! + i]!;
+    const st = this.starts.data[id]!;
+    return this.pool[st >>> POOL_BLOCK_BITS]![(st & POOL_OFFSET_MASK) + i]!;
   }
 
   /** The display frames of a stack (shared Frame objects, a new array). */
   framesOf(id: number): Frame[] {
-    const s = this.starts.data[id]!;
+    const { block, s } = this.run(id);
     const n = this.lengths.data[id]!;
     const out: Frame[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.frames.frames[this.pool.data[s + i]!]!;
+    for (let i = 0; i < n; i++) out[i] = this.frames.frames[block[s + i]!]!;
     return out;
   }
 
   /** The matching key of a stack, as `stackKey` spells it (built on each call). */
   keyOf(id: number): string {
-    const s = this.starts.data[id]!;
+    const { block, s } = this.run(id);
     const n = this.lengths.data[id]!;
     const parts: string[] = new Array(n);
     for (let i = 0; i < n; i++)
-      parts[i] = this.frames.keys[this.frames.keyOf(this.pool.data[s + i]!, this.withOffsets)]!;
+      parts[i] = this.frames.keys[this.frames.keyOf(block[s + i]!, this.withOffsets)]!;
     return parts.join(';');
   }
 
@@ -255,16 +293,15 @@ export class StackTable {
     if (a === b) return 0;
     const ft = this.frames;
     const off = this.withOffsets;
-    const pool = this.pool.data;
-    const sa = this.starts.data[a]!;
-    const sb = this.starts.data[b]!;
+    const { block: pa, s: sa } = this.run(a);
+    const { block: pb, s: sb } = this.run(b);
     const na = this.lengths.data[a]!;
     const nb = this.lengths.data[b]!;
     for (let i = 0; ; i++) {
       if (i === na) return i === nb ? 0 : -1;
       if (i === nb) return 1;
-      const ka = ft.keyOf(pool[sa + i]!, off);
-      const kb = ft.keyOf(pool[sb + i]!, off);
+      const ka = ft.keyOf(pa[sa + i]!, off);
+      const kb = ft.keyOf(pb[sb + i]!, off);
       if (ka === kb) continue;
       const ta = ft.keys[ka]!;
       const tb = ft.keys[kb]!;
