@@ -352,6 +352,9 @@ export class PageOwnerDict {
   }
 
   private lineScratch = new Uint32Array(256);
+  /** By line id: 1 when the line names __vmalloc_node_range (looked for once per distinct line). */
+  private lineVmalloc = new Uint8Array(1024);
+  private lineVmallocKnown = 0;
 
   /** Add a rest that find() did not know. */
   addRest(b: Uint8Array, dv: DataView, s: number, e: number, h1: number, h2: number): number {
@@ -360,16 +363,17 @@ export class PageOwnerDict {
     let p = s;
     let vmallocAt = -1;
     while (p < e) {
-      let nl = p;
-      while (nl < e && b[nl] !== 10) nl++;
+      let nl = u8IndexOf.call(b, 10, p);
+      if (nl < 0 || nl > e) nl = e;
       if (n === this.lineScratch.length) {
         const bigger = new Uint32Array(n * 2);
         bigger.set(this.lineScratch);
         this.lineScratch = bigger;
       }
-      this.lineScratch[n++] = this.lines.internFp(b, dv, p, nl);
+      const line = this.lines.internFp(b, dv, p, nl);
+      this.lineScratch[n++] = line;
       if (b[p] === 80 && b[p + 1] === 70 && b[p + 2] === 78) flags |= R_PFN_LINE;
-      if (vmallocAt < 0) {
+      if (vmallocAt < 0 && this.namesVmalloc(line)) {
         const at = indexOfIn(b, p, nl, VMALLOC_NODE_RANGE);
         if (at >= 0) {
           vmallocAt = at;
@@ -384,6 +388,26 @@ export class PageOwnerDict {
       p = nl + 1;
     }
     return this.addRestLines(h1, h2, e - s, flags, this.lineScratch, n);
+  }
+
+  /** Whether line `id` names __vmalloc_node_range (the lines up to it looked at once each). */
+  private namesVmalloc(id: number): boolean {
+    if (id >= this.lineVmallocKnown) this.learnLines(id);
+    return this.lineVmalloc[id] === 1;
+  }
+
+  private learnLines(upTo: number): void {
+    const l = this.lines;
+    if (upTo >= this.lineVmalloc.length) {
+      const bigger = new Uint8Array(Math.max(upTo + 1, this.lineVmalloc.length * 2));
+      bigger.set(this.lineVmalloc);
+      this.lineVmalloc = bigger;
+    }
+    for (let id = this.lineVmallocKnown; id <= upTo; id++) {
+      const at = indexOfIn(l.arena.data, l.starts.data[id]!, l.ends.data[id]!, VMALLOC_NODE_RANGE);
+      this.lineVmalloc[id] = at >= 0 ? 1 : 0;
+    }
+    this.lineVmallocKnown = upTo + 1;
   }
 }
 
