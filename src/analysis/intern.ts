@@ -442,14 +442,23 @@ export class RowU8 {
 /**
  * Stable LSD radix sort of `idx` (row numbers) by unsigned integer keys, most
  * significant first: `keys[k](row)` in [0, 2^32), each read once per row into a scratch
- * column. 16 bits per pass; a pass where every row has the same digit is skipped.
+ * column. 16 bits per pass; a pass where every row has the same digit is skipped. The two
+ * scratch columns live in `scratch` when it holds 2 * idx.length words (its contents are
+ * overwritten), else in new arrays.
  */
-export function radixSort(idx: Uint32Array, keys: readonly ((row: number) => number)[]): Uint32Array {
+export function radixSort(
+  idx: Uint32Array,
+  keys: readonly ((row: number) => number)[],
+  scratch?: Int32Array | Uint32Array,
+): Uint32Array {
   const n = idx.length;
   const count = new Uint32Array(BLOCK);
-  const vals = new Uint32Array(n);
+  const room = scratch !== undefined && scratch.length >= 2 * n;
+  const vals = room ? new Uint32Array(scratch.buffer, scratch.byteOffset, n) : new Uint32Array(n);
   let src = idx;
-  let dst: Uint32Array = new Uint32Array(n);
+  let dst: Uint32Array = room
+    ? new Uint32Array(scratch.buffer, scratch.byteOffset + 4 * n, n)
+    : new Uint32Array(n);
   for (let k = keys.length - 1; k >= 0; k--) {
     const key = keys[k]!;
     let max = 0;

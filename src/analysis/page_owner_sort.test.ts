@@ -94,7 +94,7 @@ const startC = (compat: SortCompat, opts: string[], input: string) => {
 async function runOurs(
   compat: SortCompat,
   args: string[],
-  how: { parallel?: ParallelOptions; stream?: boolean } = {},
+  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean } = {},
 ): Promise<Outcome> {
   const p = parseSortArgv(args, compat, 'page_owner_sort');
   if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
@@ -125,7 +125,7 @@ async function compare(
   compat: SortCompat,
   opts: string[],
   input: string,
-  how: { parallel?: ParallelOptions; stream?: boolean } = {},
+  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean } = {},
 ): Promise<Outcome> {
   const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], how);
   const theirs = await c;
@@ -252,6 +252,8 @@ for (const kernel of ['6.12', '6.1'] as const) {
         const c = startC('6.12', opts, dump);
         await compare(c, '6.12', opts, dump, { stream: true, parallel: { workers: 2, chunkBytes: 300_000 } });
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, chunkBytes: 100_000 } });
+        // Stacks written line by line (as when their texts pass 4 MiB in all).
+        await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 0 } });
         await compare(c, '6.12', opts, dump, {
           stream: true,
           parallel: { minParallelBytes: 500_000, chunkBytes: 90_000 },

@@ -322,11 +322,15 @@ export async function runPageOwnerSort(
   cfg: SortConfig,
   input: PageOwnerInput,
   io: SortIo,
-  opts: Omit<ParallelOptions, 'onProgress'> = {},
+  opts: Omit<ParallelOptions, 'onProgress'> & {
+    /** Stacks are written from one copy of their texts up to this many bytes in all (default 4 MiB), else line by line. */
+    restCopyBytes?: number;
+  } = {},
 ): Promise<SortResult> {
   const plan = sortPlan(cfg);
   const dict = new PageOwnerDict();
-  const engine = new SortEngine(cfg, dict, io);
+  const { restCopyBytes, ...parallel } = opts;
+  const engine = new SortEngine(cfg, dict, io, restCopyBytes);
   const scan = await scanChunks(
     input,
     dict,
@@ -338,7 +342,7 @@ export async function runPageOwnerSort(
       file: cfg.input === '-' ? '<stdin>' : cfg.input,
     },
     (c) => engine.chunk(c),
-    { ...opts, ...(io.onProgress ? { onProgress: io.onProgress } : {}) },
+    { ...parallel, ...(io.onProgress ? { onProgress: io.onProgress } : {}) },
   );
   return engine.finish(scan);
 }

@@ -186,6 +186,8 @@ export const pageOwnerSortCommand = defineCommand({
               }
             }
           },
+          // The writer copies what it is given (or writes it at once): one buffer serves.
+          writeDone: writer !== undefined,
           onProgress: prog.update,
         },
         parallelOptions(ctx),
