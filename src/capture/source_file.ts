@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MemsleuthError } from '../model/errors.js';
 import { MANIFEST_FORMAT, type Manifest, type Snapshot } from '../model/snapshot.js';
@@ -90,13 +89,4 @@ export class SourceFileSnapshot extends FileSnapshot implements Snapshot {
   }
 
   async close(): Promise<void> {}
-}
-
-/** The cache a slab trace file belongs to, from its name: `kmalloc-96.alloc_traces` or `.../slab/kmalloc-96/alloc_traces`. */
-export function slabTraceFileCache(file: string): { cache: string; kind: string } | undefined {
-  const name = basename(file);
-  const dotted = /^(.+)\.(alloc_traces|free_traces|alloc_calls|free_calls)$/.exec(name);
-  if (dotted) return { cache: dotted[1]!, kind: dotted[2]! };
-  const nested = /\/([^/]+)\/(alloc_traces|free_traces|alloc_calls|free_calls)$/.exec(file);
-  return nested ? { cache: nested[1]!, kind: nested[2]! } : undefined;
 }

@@ -5,9 +5,8 @@
  * show it.
  */
 import { release as osRelease } from 'node:os';
-import { readRunningBuildIds } from '../capture/build_ids.js';
 import { type Frame, formatFrame, formatSource } from '../model/frame.js';
-import { Symbolizer, type SymbolizerOptions } from '../symbols/symbolizer.js';
+import type { Symbolizer, SymbolizerOptions } from '../symbols/symbolizer.js';
 import { frameSource } from '../symbols/text.js';
 import type { CommandContext } from './context.js';
 import type { Column } from './format.js';
@@ -39,8 +38,9 @@ export async function openSymbolizer(setup: SymbolizerSetup, ctx: CommandContext
   };
   const release = setup.kernelRelease ?? (setup.running ? osRelease() : undefined);
   if (release) opts.kernelRelease = release;
-  if (setup.running) opts.buildIds = await readRunningBuildIds();
-  return Symbolizer.create(opts);
+  // Loaded when --symbols is given: the ELF and DWARF readers are most of a command's modules.
+  if (setup.running) opts.buildIds = await (await import('../capture/build_ids.js')).readRunningBuildIds();
+  return (await import('../symbols/symbolizer.js')).Symbolizer.create(opts);
 }
 
 /** The kernel release a snapshot names, for the standard places of its debug info (none when unknown). */

@@ -64,6 +64,9 @@ export interface ScanProgress {
  */
 export const MAX_RECORD_BYTES = 1 << 20;
 
+/** The start of a page_owner dump: a file whose first bytes match it is one. */
+export const PAGE_OWNER_HEAD = /^Page allocated via order \d+/;
+
 export interface ScanOptions {
   /** Longest record (block) accepted, in bytes (default MAX_RECORD_BYTES). */
   maxRecordBytes?: number;

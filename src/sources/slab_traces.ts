@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { parseError } from '../model/errors.js';
 import type { Frame } from '../model/frame.js';
 import { parseFrame } from '../model/frame.js';
@@ -155,4 +156,13 @@ export function parseSlabTraces(text: string, opts: ParseOptions = {}): SlabTrac
     throw parseError(file, line, '`<count> <call site> age=... pid=...`', t);
   }
   return { locations, noData, hasStacks: locations.some((l) => l.stack !== undefined) };
+}
+
+/** The cache a slab trace file belongs to, from its name: `kmalloc-96.alloc_traces` or `.../slab/kmalloc-96/alloc_traces`. */
+export function slabTraceFileCache(file: string): { cache: string; kind: string } | undefined {
+  const name = basename(file);
+  const dotted = /^(.+)\.(alloc_traces|free_traces|alloc_calls|free_calls)$/.exec(name);
+  if (dotted) return { cache: dotted[1]!, kind: dotted[2]! };
+  const nested = /\/([^/]+)\/(alloc_traces|free_traces|alloc_calls|free_calls)$/.exec(file);
+  return nested ? { cache: nested[1]!, kind: nested[2]! } : undefined;
 }

@@ -3,6 +3,7 @@ import { culpritFrame, diffGroups, moduleOf, type StackGroup } from '../../analy
 import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
+import { PAGE_OWNER_HEAD } from '../../sources/page_owner.js';
 import { type DiffRow, pageSizeOf, type SourceEntry } from '../types.js';
 import { parseSettings } from './read.js';
 
@@ -59,7 +60,7 @@ export const pageOwner: SourceEntry<PageOwnerStacks> = {
     });
     return { groups: r.groups, leftOut: r.records - r.kept };
   },
-  recognise: (head) => /^Page allocated via order \d+/.test(head),
+  recognise: (head) => PAGE_OWNER_HEAD.test(head),
 
   report(p, ctx) {
     const byModule = new Map<string, { module: string; pages: number; bytes: number }>();
