@@ -214,6 +214,27 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
     }
   }, 300_000);
 
+  it('shows the frames of the first record kept when a filter skipped the first of its stack', async () => {
+    // Two records of one stack (same functions, other offsets): the first a slab page, the
+    // second not. Keeping only the second, its own offsets are the ones shown.
+    const rec = (pid: number, flags: string, off: string) =>
+      `Page allocated via order 0, mask 0xcc0(GFP_KERNEL), pid ${pid}, tgid ${pid} (insmod), ts ${pid}000 ns\n` +
+      `PFN 0x${(0x1000 + pid).toString(16)} type Unmovable Block 4 type Unmovable Flags ${flags}\n` +
+      ` msl_page_leak+${off}/0x43 [msl_leaky]\n do_one_initcall+0x41/0x1e0\n\n`;
+    const file = join(tmp, 'filtered-first');
+    writeFileSync(
+      file,
+      rec(1, '0x200(slab|section=0|zone=1)', '0x21') + rec(2, '0x0(section=0|zone=1)', '0x35'),
+    );
+    for (const o of [{ allocators: ['other' as const] }, {}]) {
+      const want = await reference(file, 'stack', o);
+      const got = await groupPageOwner(file, { ...o, workers: 0 });
+      expect(asMap(got.groups)).toEqual(want.groups);
+    }
+    const kept = await groupPageOwner(file, { allocators: ['other'] });
+    expect(kept.groups.map((g) => g.frames[0]!.offset)).toEqual([0x35]);
+  });
+
   it('diff: the same deltas as the plain groupings of both dumps', async () => {
     await made;
     const before = join(tmp, 'before');
