@@ -108,9 +108,23 @@ export class ThreadedWriter {
   }
 }
 
+/** For sleeping while a non-blocking pipe is full. */
+const NAP = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * All of `b` to `fd`. A pipe that Node made non-blocking (stdout) answers EAGAIN while it is
+ * full: then wait 2 ms and go on, as a blocking write would wait for the reader.
+ */
 function writeAll(fd: number, b: Uint8Array): void {
   let off = 0;
-  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+  while (off < b.length) {
+    try {
+      off += writeSync(fd, b, off, b.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      Atomics.wait(NAP, 0, 0, 2);
+    }
+  }
 }
 
 /**
@@ -121,6 +135,7 @@ const WORKER = `
 const { workerData } = require('node:worker_threads');
 const { writeSync } = require('node:fs');
 const { fd, ctl, lens, data, port } = workerData;
+const nap = new Int32Array(new SharedArrayBuffer(4));
 const slots = lens.length;
 const slotBytes = data.length / slots;
 let failed = false;
@@ -138,7 +153,15 @@ for (;;) {
       const n = lens[slot];
       let off = 0;
       const b = data.subarray(slot * slotBytes, slot * slotBytes + n);
-      while (off < n) off += writeSync(fd, b, off, n - off);
+      while (off < n) {
+        try {
+          off += writeSync(fd, b, off, n - off);
+        } catch (e) {
+          // A full non-blocking pipe (stdout): wait for the reader.
+          if (e.code !== 'EAGAIN') throw e;
+          Atomics.wait(nap, 0, 0, 2);
+        }
+      }
     } catch (e) {
       failed = true;
       port.postMessage({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall });

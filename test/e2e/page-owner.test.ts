@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pageOwnerSortBinary } from '../page-owner-c/tools.js';
-import { labFixture } from '../paths.js';
+import { CLI_BIN, labFixture } from '../paths.js';
 import { cli } from '../run.js';
 import { runCli } from './cli.js';
 
@@ -50,6 +50,29 @@ describe('memsleuth page-owner sort', () => {
     const full = runCli(['page-owner', 'sort', f, '/dev/full']);
     expect(full.status).toBe(2);
     expect(full.stderr).toBe('memsleuth: page-owner sort: writing /dev/full: No space left on device\n');
+    // stdout a pipe: the same bytes, through the writer thread (which waits while the
+    // non-blocking pipe is full instead of the stream holding the whole output).
+    const piped = runCli(['page-owner', 'sort', '-m', f, '-']);
+    expect(piped.status).toBe(0);
+    expect(piped.stdout === readFileSync(c, 'utf8')).toBe(true);
+    // A reader that waits a second first (the pipe fills; nothing is lost).
+    const slow = spawnSync(
+      'bash',
+      ['-c', `"${process.execPath}" "${CLI_BIN}" page-owner sort -m "${f}" - | (sleep 1; cat) | wc -c`],
+      { encoding: 'utf8' },
+    );
+    expect(Number(slow.stdout.trim())).toBe(readFileSync(c).length);
+    // A reader that goes away (`| head`) ends the output quietly, as for every command.
+    const head = spawnSync(
+      'bash',
+      [
+        '-c',
+        `"${process.execPath}" "${CLI_BIN}" page-owner sort -m "${f}" - | head -c 1000 >/dev/null; echo "\${PIPESTATUS[0]}"`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(head.stdout).toBe('0\n');
+    expect(head.stderr).toBe('');
   });
 });
 

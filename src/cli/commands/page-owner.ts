@@ -188,8 +188,11 @@ export const pageOwnerSortCommand = defineCommand({
       return 1;
     }
     const prog = streamProgress(ctx, 'page-owner sort');
-    // A file is written from a second thread while the next piece is built.
-    const writer = toStdout ? undefined : new ThreadedWriter(fd);
+    // A file is written from a second thread while the next piece is built; so is this
+    // process's stdout when it is a pipe or a file: the writer waits for a slow reader, where
+    // the stream would have kept the whole output in memory (a gigabyte for `| less`).
+    const writer =
+      !toStdout || (ctx.ownsProcess && !ctx.stdoutIsTTY) ? new ThreadedWriter(toStdout ? 1 : fd) : undefined;
     try {
       await runPageOwnerSort(
         cfg,
@@ -209,7 +212,7 @@ export const pageOwnerSortCommand = defineCommand({
               try {
                 writer.write(b);
               } catch (e) {
-                throw writeError(cfg.output, e);
+                throw writeError(cfg.output, e, toStdout);
               }
             }
           },
@@ -222,25 +225,31 @@ export const pageOwnerSortCommand = defineCommand({
       try {
         writer?.close();
       } catch (e) {
-        throw writeError(cfg.output, e);
+        throw writeError(cfg.output, e, toStdout);
       }
+    } catch (e) {
+      // A reader of stdout that went away (`| head`) ends the output, as for every command.
+      if (e instanceof ClosedStdout) return 0;
+      throw e;
     } finally {
       prog.done();
-      if (fd !== 1) {
-        try {
-          writer?.close();
-        } finally {
-          closeSync(fd);
-        }
+      try {
+        writer?.close();
+      } finally {
+        if (fd !== 1) closeSync(fd);
       }
     }
     return 0;
   },
 });
 
+/** stdout's reader closed the pipe (EPIPE): not an error. */
+class ClosedStdout extends Error {}
+
 /** A failed write of the sorted output (a full disk, a quota): an I/O error, not a bug. */
-function writeError(path: string, e: unknown): unknown {
+function writeError(path: string, e: unknown, toStdout = false): unknown {
   const code = (e as NodeJS.ErrnoException).code;
+  if (toStdout && code === 'EPIPE') return new ClosedStdout('stdout closed');
   if (typeof code !== 'string') return e;
   return new MemsleuthError(
     'IO',
