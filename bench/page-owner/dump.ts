@@ -16,6 +16,7 @@ import { once } from 'node:events';
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rng } from '../../test/rng.js';
 
 export interface DumpOptions {
   /** The capture to take records from. */
@@ -73,19 +74,6 @@ function readRecords(source: string): SourceRecord[] {
   }
   if (out.length === 0) throw new Error(`${source}: no page_owner records`);
   return out;
-}
-
-/** xorshift32: a small deterministic generator (Math.random cannot be seeded). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
 
 export const PID_MAX = 4_194_304;

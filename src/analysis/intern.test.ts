@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { rng } from '../../test/rng.js';
 import { radixSort } from './intern.js';
-
-function rng(seed: number) {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 describe('radixSort', () => {
   it('orders rows by their keys, most significant first, stably; in its own arrays or in a scratch one', () => {

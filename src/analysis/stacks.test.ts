@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rng } from '../../test/rng.js';
 import { type Frame, stackKey } from '../model/frame.js';
 import {
   AggregatorDiff,
@@ -29,18 +30,6 @@ function randomStack(next: () => number): Frame[] {
     });
   }
   return out;
-}
-
-function rng(seed: number) {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
 
 describe('StackTable', () => {
