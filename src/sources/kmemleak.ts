@@ -3,6 +3,9 @@ import type { Frame } from '../model/frame.js';
 import { parseFrame } from '../model/frame.js';
 import { lineTooLong, MAX_LINE_BYTES, type ParseOptions, safeNumber, truncated } from './text.js';
 
+/** The start of a kmemleak report: a file whose first bytes match it is one. */
+export const KMEMLEAK_HEAD = /^unreferenced object 0x[0-9a-f]+ \(size \d+\):/;
+
 /**
  * /sys/kernel/debug/kmemleak: one report per unreferenced object (mm/kmemleak.c
  * print_unreferenced()). Variants handled, by kernel version:

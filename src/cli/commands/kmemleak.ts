@@ -12,8 +12,8 @@ import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { frameKey } from '../../model/frame.js';
 import { formatBytes } from '../../model/units.js';
-import { openSourceInput } from '../../registry/open.js';
-import { parseKmemleak } from '../../sources/kmemleak.js';
+import { isRawSourceFile } from '../../registry/raw_file.js';
+import { KMEMLEAK_HEAD, parseKmemleak } from '../../sources/kmemleak.js';
 import type { ParseSettings } from '../../sources/text.js';
 import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
@@ -47,6 +47,11 @@ export async function openReport(
     const live = await checkKmemleak();
     return { input: createReadStream(live), file: live, close: async () => {} };
   }
+  // A saved report opens as it is; the registry is loaded for the other inputs only.
+  if (await isRawSourceFile(path, KMEMLEAK_HEAD)) {
+    return { input: createReadStream(path), file: path, close: async () => {} };
+  }
+  const { openSourceInput } = await import('../../registry/open.js');
   const r = await openSourceInput(path, 'kmemleak', stdin ? { stdin } : {});
   return {
     input: typeof r.input === 'string' ? createReadStream(r.input) : r.input,

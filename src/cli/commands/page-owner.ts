@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   diffPageOwner,
@@ -21,8 +21,8 @@ import { culpritFrame, type GroupDelta, type StackGroup } from '../../analysis/s
 import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
 import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
+import { isRawSourceFile } from '../../registry/raw_file.js';
 import { PAGE_OWNER_HEAD, type PageOwnerInput } from '../../sources/page_owner.js';
-import { slabTraceFileCache } from '../../sources/slab_traces.js';
 import { defineCommand, LENIENT_OPTION, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
 import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
@@ -41,28 +41,9 @@ async function openDump(
   arg: string,
   ctx: CommandContext,
 ): Promise<{ input: string | Readable; file: string; close(): Promise<void> }> {
-  if (await isPageOwnerFile(arg)) return { input: arg, file: arg, close: async () => {} };
+  if (await isRawSourceFile(arg, PAGE_OWNER_HEAD)) return { input: arg, file: arg, close: async () => {} };
   const { openSourceInput } = await import('../../registry/open.js');
   return openSourceInput(arg, 'page_owner', { stdin: ctx.stdin });
-}
-
-/** A regular file whose first bytes are a page_owner record, not named as a slab trace. */
-async function isPageOwnerFile(path: string): Promise<boolean> {
-  if (path === '-' || slabTraceFileCache(path)) return false;
-  try {
-    if (!(await stat(path)).isFile()) return false;
-    const fh = await open(path, 'r');
-    try {
-      const head = Buffer.alloc(64);
-      const { bytesRead } = await fh.read(head, 0, head.length, 0);
-      return PAGE_OWNER_HEAD.test(head.toString('latin1', 0, bytesRead));
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // Whatever failed is reported by openSourceInput, as before.
-    return false;
-  }
 }
 
 /** `-` is standard input; anything else a path (a file, a FIFO or debugfs). */

@@ -3,6 +3,7 @@ import { diffGroups } from '../../analysis/stacks.js';
 import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
 import { formatBytes } from '../../model/units.js';
+import { KMEMLEAK_HEAD } from '../../sources/kmemleak.js';
 import { FamilyBuilder, nonEmpty, topN } from '../families.js';
 import type { DiffRow, MetricFamilyDoc, SourceEntry } from '../types.js';
 import { parseSettings } from './read.js';
@@ -83,7 +84,7 @@ export const kmemleak: SourceEntry<KmemleakGroups> = {
       file: snap.describe('kmemleak'),
     });
   },
-  recognise: (head) => /^unreferenced object 0x[0-9a-f]+ \(size \d+\):/.test(head),
+  recognise: (head) => KMEMLEAK_HEAD.test(head),
 
   report(k, ctx) {
     const by = new Map<string, KmemleakSection['top'][number]>();
