@@ -174,55 +174,19 @@ async function scanStreamHybrid(
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanTotals> {
   const it = input[Symbol.asyncIterator]();
-  const sc = new ChunkScanner(dict, opts, false);
-  let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
-  let have = 0;
-  let base = 0;
-  let seq = 0;
-  let blocks = 0;
-  let lastReport = 0;
+  const here = new BufferedScan(new ChunkScanner(dict, opts, false), consume, chunkBytes, onProgress);
   for (;;) {
     const r = await it.next();
-    if (r.done) {
-      const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
-      base += pos;
-      const c = sc.flush(seq++);
-      blocks += blocksIn(c);
-      consume(c);
-      const done = { bytes: base, blocks };
-      onProgress?.(done);
-      return done;
-    }
-    const chunk = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
-    if (have + chunk.length > work.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + chunk.length));
-      work.copy(bigger, 0, 0, have);
-      work = bigger;
-    }
-    chunk.copy(work, have);
-    have += chunk.length;
-    if (have < chunkBytes) continue;
-    const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
-    if (pos > 0) {
-      work.copy(work, 0, pos, have);
-      have -= pos;
-      base += pos;
-      const c = sc.flush(seq++);
-      blocks += blocksIn(c);
-      consume(c);
-    }
-    if (onProgress && base - lastReport >= 8 << 20) {
-      lastReport = base;
-      onProgress({ bytes: base + have, blocks });
-    }
-    if (base >= min) break;
+    if (r.done) return here.finish();
+    here.add(r.value);
+    if (here.base >= min) break;
   }
   const rest: AsyncIterable<Buffer | string> = { [Symbol.asyncIterator]: () => it };
-  const handoff: Handoff = { pending: Buffer.from(work.subarray(0, have)), seq, offset: base, blocks };
+  const handoff: Handoff = { pending: here.pending(), seq: here.seq, offset: here.base, blocks: here.blocks };
   return scanStreamInWorkers(rest, dict, opts, consume, workers, chunkBytes, onProgress, handoff);
 }
 
-/** The calling thread reads and scans (a reused buffer; the scanner's dict is `dict`). */
+/** The calling thread reads and scans (reused buffers; the scanner's dict is `dict`). */
 async function scanHere(
   input: PageOwnerInput,
   dict: PageOwnerDict,
@@ -232,52 +196,94 @@ async function scanHere(
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanTotals> {
   const sc = new ChunkScanner(dict, opts, false);
-  if (typeof input === 'string') return scanFileHere(input, sc, consume, chunkBytes, onProgress);
-  // One buffer: the unfinished record stays at its start, new bytes are read after it.
-  let work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
-  let have = 0;
-  let base = 0;
-  let seq = 0;
-  let blocks = 0;
-  let lastReport = 0;
-  const emit = () => {
-    const c = sc.flush(seq++);
-    blocks += blocksIn(c);
-    consume(c);
-  };
-  const scan = () => {
-    const pos = sc.scan(work.subarray(0, have), 0, have, base, false);
-    if (pos > 0) {
-      work.copy(work, 0, pos, have);
-      have -= pos;
-      base += pos;
-      emit();
-    }
-    if (onProgress && base - lastReport >= 8 << 20) {
-      lastReport = base;
-      onProgress({ bytes: base + have, blocks });
-    }
-  };
-  /** Room for `n` more bytes (a record longer than the buffer makes it grow). */
-  const room = (n: number) => {
-    if (have + n <= work.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(work.length * 2, have + n));
-    work.copy(bigger, 0, 0, have);
-    work = bigger;
-  };
-  for await (const c of input as AsyncIterable<Buffer | string>) {
-    const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
-    room(chunk.length);
-    chunk.copy(work, have);
-    have += chunk.length;
-    if (have >= chunkBytes) scan();
+  if (typeof input === 'string') return scanFileHere(input, new Emitter(sc, consume, onProgress), chunkBytes);
+  const here = new BufferedScan(sc, consume, chunkBytes, onProgress);
+  for await (const c of input as AsyncIterable<Buffer | string>) here.add(c);
+  return here.finish();
+}
+
+/**
+ * Hands what a scanner in this thread scanned on to the consumer, chunk by chunk in order,
+ * counting blocks; progress every 8 MB of input.
+ */
+class Emitter {
+  seq = 0;
+  blocks = 0;
+  private lastReport = 0;
+  constructor(
+    readonly sc: ChunkScanner,
+    private readonly consume: (c: ChunkResult) => void,
+    private readonly onProgress?: (p: ScanProgress) => void,
+  ) {}
+  /** The chunk scanned since the last one. */
+  emit(): void {
+    const c = this.sc.flush(this.seq++);
+    this.blocks += blocksIn(c);
+    this.consume(c);
   }
-  const pos = sc.scan(work.subarray(0, have), 0, have, base, true);
-  base += pos;
-  emit();
-  const done = { bytes: base, blocks };
-  onProgress?.(done);
-  return done;
+  /** `scanned` bytes of input scanned, `read` read: a progress report when due. */
+  progress(scanned: number, read: number): void {
+    if (this.onProgress && scanned - this.lastReport >= 8 << 20) {
+      this.lastReport = scanned;
+      this.onProgress({ bytes: read, blocks: this.blocks });
+    }
+  }
+  /** The totals of a scan of `bytes` bytes, reported. */
+  done(bytes: number): ScanTotals {
+    const totals = { bytes, blocks: this.blocks };
+    this.onProgress?.(totals);
+    return totals;
+  }
+}
+
+/**
+ * A stream scanned in this thread: one buffer, the unfinished record kept at its start and
+ * new bytes put after it; scanned each time it holds a chunk.
+ */
+class BufferedScan extends Emitter {
+  private work: Buffer;
+  private have = 0;
+  /** Input offset of work[0]: the bytes before it are scanned. */
+  base = 0;
+  constructor(
+    sc: ChunkScanner,
+    consume: (c: ChunkResult) => void,
+    private readonly chunkBytes: number,
+    onProgress?: (p: ScanProgress) => void,
+  ) {
+    super(sc, consume, onProgress);
+    this.work = Buffer.allocUnsafe(chunkBytes + (64 << 10));
+  }
+  add(c: Buffer | string): void {
+    const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+    if (this.have + chunk.length > this.work.length) {
+      // A record longer than the buffer makes it grow.
+      const bigger = Buffer.allocUnsafe(Math.max(this.work.length * 2, this.have + chunk.length));
+      this.work.copy(bigger, 0, 0, this.have);
+      this.work = bigger;
+    }
+    chunk.copy(this.work, this.have);
+    this.have += chunk.length;
+    if (this.have < this.chunkBytes) return;
+    const pos = this.sc.scan(this.work.subarray(0, this.have), 0, this.have, this.base, false);
+    if (pos > 0) {
+      this.work.copy(this.work, 0, pos, this.have);
+      this.have -= pos;
+      this.base += pos;
+      this.emit();
+    }
+    this.progress(this.base, this.base + this.have);
+  }
+  /** The end of the stream: the rest is scanned as the last block. */
+  finish(): ScanTotals {
+    this.base += this.sc.scan(this.work.subarray(0, this.have), 0, this.have, this.base, true);
+    this.emit();
+    return this.done(this.base);
+  }
+  /** A copy of the bytes read and not scanned yet (for the workers a big pipe goes to). */
+  pending(): Buffer {
+    return Buffer.from(this.work.subarray(0, this.have));
+  }
 }
 
 /** Bytes kept before each read-ahead buffer's data, for the record left unfinished before it. */
@@ -289,21 +295,12 @@ const CARRY = 64 << 10;
  * leaves (a longer one is joined in a buffer of its own). Two halves: the memory of one
  * chunk, as the stream's single buffer.
  */
-async function scanFileHere(
-  path: string,
-  sc: ChunkScanner,
-  consume: (c: ChunkResult) => void,
-  chunkBytes: number,
-  onProgress?: (p: ScanProgress) => void,
-): Promise<ScanTotals> {
+async function scanFileHere(path: string, out: Emitter, chunkBytes: number): Promise<ScanTotals> {
   const fh = await open(path, 'r');
   try {
     const half = Math.max(1, chunkBytes >> 1);
     const a = Buffer.allocUnsafe(CARRY + half);
     const b = Buffer.allocUnsafe(CARRY + half);
-    let seq = 0;
-    let blocks = 0;
-    let lastReport = 0;
     // Bytes not scanned yet: cur[s, e), at input offset `base`.
     let cur: Buffer<ArrayBufferLike> = b;
     let s = 0;
@@ -335,22 +332,13 @@ async function scanFileHere(
         target = buf === a ? b : a;
         reading = fh.read(target, CARRY, half, null);
       }
-      const pos = sc.scan(buf.subarray(0, be), bs, be, base - bs, final);
+      const pos = out.sc.scan(buf.subarray(0, be), bs, be, base - bs, final);
       if (pos > bs || final) {
         base += pos - bs;
-        const c = sc.flush(seq++);
-        blocks += blocksIn(c);
-        consume(c);
+        out.emit();
       }
-      if (final) {
-        const done = { bytes: base, blocks };
-        onProgress?.(done);
-        return done;
-      }
-      if (onProgress && base - lastReport >= 8 << 20) {
-        lastReport = base;
-        onProgress({ bytes: base + be - pos, blocks });
-      }
+      if (final) return out.done(base);
+      out.progress(base, base + be - pos);
       cur = buf;
       s = pos;
       e = be;

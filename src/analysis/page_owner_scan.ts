@@ -352,8 +352,11 @@ export class PageOwnerDict {
   }
 
   private lineScratch = new Uint32Array(256);
-  /** By line id: 1 when the line names __vmalloc_node_range (looked for once per distinct line). */
-  private lineVmalloc = new Uint8Array(1024);
+  /**
+   * By line id: 1 + where in the line __vmalloc_node_range starts, 0 when it does not name it
+   * (looked for once per distinct line).
+   */
+  private lineVmalloc = new Int32Array(1024);
   private lineVmallocKnown = 0;
 
   /** Add a rest that find() did not know. */
@@ -373,8 +376,8 @@ export class PageOwnerDict {
       const line = this.lines.internFp(b, dv, p, nl);
       this.lineScratch[n++] = line;
       if (b[p] === 80 && b[p + 1] === 70 && b[p + 2] === 78) flags |= R_PFN_LINE;
-      if (vmallocAt < 0 && this.namesVmalloc(line)) {
-        const at = indexOfIn(b, p, nl, VMALLOC_NODE_RANGE);
+      if (vmallocAt < 0) {
+        const at = this.vmallocIn(line, p);
         if (at >= 0) {
           vmallocAt = at;
           // page_owner_sort: the line before the one naming __vmalloc_node_range (the
@@ -390,22 +393,27 @@ export class PageOwnerDict {
     return this.addRestLines(h1, h2, e - s, flags, this.lineScratch, n);
   }
 
-  /** Whether line `id` names __vmalloc_node_range (the lines up to it looked at once each). */
-  private namesVmalloc(id: number): boolean {
+  /**
+   * Where __vmalloc_node_range starts in line `id`, which starts at `p` (-1: not there). The
+   * lines up to it are looked at once each, in the dict's own copy of their bytes.
+   */
+  private vmallocIn(id: number, p: number): number {
     if (id >= this.lineVmallocKnown) this.learnLines(id);
-    return this.lineVmalloc[id] === 1;
+    const k = this.lineVmalloc[id]!;
+    return k === 0 ? -1 : p + k - 1;
   }
 
   private learnLines(upTo: number): void {
     const l = this.lines;
     if (upTo >= this.lineVmalloc.length) {
-      const bigger = new Uint8Array(Math.max(upTo + 1, this.lineVmalloc.length * 2));
+      const bigger = new Int32Array(Math.max(upTo + 1, this.lineVmalloc.length * 2));
       bigger.set(this.lineVmalloc);
       this.lineVmalloc = bigger;
     }
     for (let id = this.lineVmallocKnown; id <= upTo; id++) {
-      const at = indexOfIn(l.arena.data, l.starts.data[id]!, l.ends.data[id]!, VMALLOC_NODE_RANGE);
-      this.lineVmalloc[id] = at >= 0 ? 1 : 0;
+      const s = l.starts.data[id]!;
+      const at = indexOfIn(l.arena.data, s, l.ends.data[id]!, VMALLOC_NODE_RANGE);
+      this.lineVmalloc[id] = at < 0 ? 0 : at - s + 1;
     }
     this.lineVmallocKnown = upTo + 1;
   }

@@ -589,10 +589,10 @@ class Rows {
   }
 }
 
-/** Output buffer: bytes written in place, flushed in pieces of about 1 MiB. */
 /** Stacks written from one copy of their texts up to this many bytes in all (restWriter). */
 const REST_COPY_LIMIT = 4 << 20;
 
+/** Output buffer: bytes written in place, flushed in pieces of about 1 MiB. */
 class Out {
   /** Written by callers that reserved room() first (the hot loop of output()). */
   buf = Buffer.allocUnsafe(1 << 20);

@@ -221,11 +221,12 @@ export class StackTable {
       slot = (slot + 1) & mask;
     }
     const id = this.starts.length;
-    this.starts.push(this.place(n));
+    const start = this.place(n);
+    this.starts.push(start);
     this.lengths.push(n);
     this.hashes.push(h);
-    const block = this.pool[this.pool.length - 1]!;
-    const at = this.poolUsed - n;
+    const block = this.pool[start >>> POOL_BLOCK_BITS]!;
+    const at = start & POOL_OFFSET_MASK;
     for (let i = 0; i < n; i++) block[at + i] = frameIds[i]!;
     this.slots[slot] = id;
     if ((id + 1) * 2 > this.slots.length) this.rehash();

@@ -157,7 +157,8 @@ for (;;) {
         try {
           off += writeSync(fd, b, off, n - off);
         } catch (e) {
-          // A full non-blocking pipe (stdout): wait for the reader.
+          // A full non-blocking pipe (stdout): wait for the reader, as writeAll does (the
+          // thread is eval'd from this text: it cannot import writeAll).
           if (e.code !== 'EAGAIN') throw e;
           Atomics.wait(nap, 0, 0, 2);
         }
