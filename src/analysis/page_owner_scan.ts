@@ -422,10 +422,25 @@ export class PageOwnerDict {
 const VMALLOC_NODE_RANGE = Buffer.from('__vmalloc_node_range', 'latin1');
 const ALLOC_PAGES = Buffer.from('alloc_pages', 'latin1');
 
-/** bytes [a, a+n) equal bytes [c, c+n) of the same buffer (native compare when long). */
-function sameBytes(b: Buffer, a: number, c: number, n: number): boolean {
-  if (b[a + n - 1] !== b[c + n - 1] || b[a + 2] !== b[c + 2]) return false;
-  return b.compare(b, a, a + n, c, c + n) === 0;
+/**
+ * bytes [a, a+n) equal bytes [c, c+n) of the same buffer (`dv` a DataView of it). The first
+ * 32 bytes are compared here, word by word, the rest natively: two stacks that differ
+ * mostly differ in their first frame (a 1 GiB dump of 100 variants per stack: 2.1 million
+ * calls, 25,344 equal; the native compare alone took 130 ms of the 2.8 s).
+ */
+function sameBytes(b: Buffer, dv: DataView, a: number, c: number, n: number): boolean {
+  if (b[a + n - 1] !== b[c + n - 1]) return false;
+  const head = n < 32 ? n & ~3 : 32;
+  for (let k = 0; k < head; k += 4) if (dv.getInt32(a + k) !== dv.getInt32(c + k)) return false;
+  return head === n || b.compare(b, a + head, a + n, c + head, c + n) === 0;
+}
+
+/** bytes [a, a+n) equal bytes [c, c+n) of the same buffer, compared here (short ranges). */
+function sameShort(b: Uint8Array, dv: DataView, a: number, c: number, n: number): boolean {
+  let k = 0;
+  for (; k + 4 <= n; k += 4) if (dv.getInt32(a + k) !== dv.getInt32(c + k)) return false;
+  for (; k < n; k++) if (b[a + k] !== b[c + k]) return false;
+  return true;
 }
 
 /** First index of `needle` fully inside [s, e), or -1. */
@@ -476,6 +491,7 @@ class HeaderView {
  * PREFIX ", pid " D ", tgid " D " (" COMM "), ts " D " ns" [", free_ts " D " ns"].
  * pid and tgid of 1-9 digits, ts and free_ts of at most 20, all without leading
  * zeros (ts may be empty when `allowEmptyTs`: a header whose ts digits were cut).
+ * `pidAt`, when not -1, is where the first `, pid ` at or after s + 25 is known to be.
  */
 export function parseHeader(
   b: Uint8Array,
@@ -483,9 +499,10 @@ export function parseHeader(
   he: number,
   v: HeaderView,
   allowEmptyTs = false,
+  pidAt = -1,
 ): boolean {
   // ", pid " (the first one: the prefix before it is checked once per distinct prefix).
-  let p = Buffer.prototype.indexOf.call(b, PID_NEEDLE, s + 25) as number;
+  let p = pidAt >= 0 ? pidAt : (Buffer.prototype.indexOf.call(b, PID_NEEDLE, s + 25) as number);
   if (p < 0 || p > he - 6) return false;
   v.prefixE = p;
   p += 6;
@@ -601,6 +618,13 @@ export class ChunkScanner {
   private prevRestS = -1;
   private prevRestE = -1;
   private prevRestId = -1;
+  /** The previous record's prefix and task name in this buffer (-1: none), and their ids. */
+  private prevPrefixS = -1;
+  private prevPrefixE = -1;
+  private prevPrefixId = -1;
+  private prevCommS = -1;
+  private prevCommE = -1;
+  private prevCommId = -1;
   private chunkBytes = 0;
   private chunkOffset = -1;
   /** Set by pfnLine: F_CMA / F_SLAB_TEXT / F_SLAB_FLAG, and the migratetype's bytes. */
@@ -644,6 +668,8 @@ export class ChunkScanner {
     if (this.chunkOffset < 0) this.chunkOffset = offset + pos;
     const start = pos;
     this.prevRestS = -1;
+    this.prevPrefixS = -1;
+    this.prevCommS = -1;
     this.lastPfnS = -1;
     const v = this.v;
     const dict = this.dict;
@@ -661,6 +687,8 @@ export class ChunkScanner {
       const pe = he >= 0 && he + 1 < end ? u8IndexOf.call(b, 10, he + 1) : -1;
       let e: number;
       let good = pe >= 0 && pe + 1 < end && pe > he + 1;
+      // The stack is the previous record's (same bytes, then the blank line).
+      let samePrev = false;
       if (good) {
         // The stack: where the previous record's stack would end, or the next blank line.
         const n = this.prevRestE - this.prevRestS;
@@ -670,10 +698,11 @@ export class ChunkScanner {
           rs + n < end &&
           b[rs + n] === 10 &&
           (n === 0 || b[rs + n - 1] === 10) &&
-          sameBytes(b, rs, this.prevRestS, n)
-        )
+          sameBytes(b, dv, rs, this.prevRestS, n)
+        ) {
           e = rs + n;
-        else {
+          samePrev = true;
+        } else {
           e = b.indexOf(BLANK_LINE, pe);
           if (e >= 0) e++;
         }
@@ -691,7 +720,27 @@ export class ChunkScanner {
       // e: one past the record's last "\n" (the blank line's "\n" is at e).
       if (e - s > this.maxRecord) throw recordTooLong(this.file, offset + s, this.maxRecord);
       pos = e + 1;
-      good = good && !this.allOdd && pe < e && parseHeader(b, s, he, v) && this.pfnLine(b, he + 1, pe);
+      // The previous record's prefix, when its bytes are here with ", pid " after them: then
+      // that is the first ", pid " here too, and the prefix's id is known.
+      const pn = this.prevPrefixE - this.prevPrefixS;
+      const pidAt =
+        this.prevPrefixS >= 0 &&
+        s + pn + 6 <= he &&
+        b[s + pn] === 44 &&
+        b[s + pn + 1] === 32 &&
+        b[s + pn + 2] === 112 &&
+        b[s + pn + 3] === 105 &&
+        b[s + pn + 4] === 100 &&
+        b[s + pn + 5] === 32 &&
+        sameShort(b, dv, s, this.prevPrefixS, pn)
+          ? s + pn
+          : -1;
+      good =
+        good &&
+        !this.allOdd &&
+        pe < e &&
+        parseHeader(b, s, he, v, false, pidAt) &&
+        this.pfnLine(b, he + 1, pe);
       if (!good) {
         this.oddBlock(b, s, e, offset, false);
         continue;
@@ -699,8 +748,24 @@ export class ChunkScanner {
       const ps = he + 1;
       let meta = this.pfnMeta;
       // Header parts.
-      const prefixId = dict.prefixes.internFp(b, dv, s, v.prefixE);
-      const commId = this.wantComms ? dict.comms.internFp(b, dv, v.commS, v.commE) : 0;
+      const prefixId = pidAt >= 0 ? this.prevPrefixId : dict.prefixes.internFp(b, dv, s, v.prefixE);
+      this.prevPrefixS = s;
+      this.prevPrefixE = v.prefixE;
+      this.prevPrefixId = prefixId;
+      let commId = 0;
+      if (this.wantComms) {
+        const cn = v.commE - v.commS;
+        if (
+          this.prevCommS >= 0 &&
+          this.prevCommE - this.prevCommS === cn &&
+          sameShort(b, dv, v.commS, this.prevCommS, cn)
+        )
+          commId = this.prevCommId;
+        else commId = dict.comms.internFp(b, dv, v.commS, v.commE);
+        this.prevCommS = v.commS;
+        this.prevCommE = v.commE;
+        this.prevCommId = commId;
+      }
       if (!dict.checkPrefix(prefixId) || (this.wantComms && !dict.checkComm(commId))) {
         this.oddBlock(b, s, e, offset, false);
         continue;
@@ -708,8 +773,7 @@ export class ChunkScanner {
       // The stack: the same bytes as the previous record's are the same rest.
       const rs = pe + 1;
       let restId: number;
-      const ps0 = this.prevRestS;
-      if (ps0 >= 0 && this.prevRestE - ps0 === e - rs && (e === rs || sameBytes(b, rs, ps0, e - rs))) {
+      if (samePrev) {
         restId = this.prevRestId;
       } else {
         restId = dict.internRestDv(b, dv, rs, e);
