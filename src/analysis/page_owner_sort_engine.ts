@@ -749,6 +749,11 @@ export class SortEngine {
   private ext = '';
   // 6.1: the last record added to the list (its text, as ids or as text) and its row.
   private prevRow = -1;
+  /**
+   * Row (+1) by rest id when the key is the stack alone (`--cull=stacktrace`): a lookup
+   * without hashing the key or probing the rows' table (which still gets every row).
+   */
+  private restRow: Int32Array | undefined;
   private prevKey: TextKey | undefined;
   private prevRaw: string | undefined;
   private readonly key: TextKey = {
@@ -1026,8 +1031,30 @@ export class SortEngine {
     firstRest: number,
   ): number {
     const rows = this.rows;
+    const byRest =
+      this.cfg.cull === CULL_STACKTRACE &&
+      kpid === 0 &&
+      ktgid === 0 &&
+      kcomm === NONE &&
+      kflag === 0 &&
+      kalloc === 0;
+    if (byRest) {
+      let m = this.restRow ?? new Int32Array(1024);
+      if (rest >= m.length) {
+        const bigger = new Int32Array(Math.max(rest + 1, m.length * 2));
+        bigger.set(m);
+        m = bigger;
+      }
+      this.restRow = m;
+      const r = m[rest]! - 1;
+      if (r >= 0) {
+        rows.num.set(r, rows.num.get(r) + 1);
+        rows.pages.set(r, (rows.pages.get(r) + pageNum) | 0);
+        return r;
+      }
+    }
     const h = hashInts(rest, kpid, ktgid, (kcomm * 31 + kflag * 7 + kalloc) | 0);
-    const found = rows.findCull(h, rest, kpid, ktgid, kcomm, kflag, kalloc);
+    const found = byRest ? -1 : rows.findCull(h, rest, kpid, ktgid, kcomm, kflag, kalloc);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
       rows.pages.set(found, (rows.pages.get(found) + pageNum) | 0);
@@ -1047,6 +1074,7 @@ export class SortEngine {
     rows.rtgid.push(tgid);
     rows.rcomm.push(comm);
     rows.rrest.push(firstRest);
+    if (byRest) this.restRow![rest] = row + 1;
     return row;
   }
 
