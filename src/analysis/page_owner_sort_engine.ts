@@ -137,6 +137,9 @@ const RE_FREE_TS = new RegExp(`free_ts${WS}*([0-9]*)${WS}*ns`);
 const LONG_MAX = 9223372036854775807n;
 const U64_MAX = (1n << 64n) - 1n;
 const NONE = 0xffffffff;
+/** Rows.slots: bits of a row number (+ 1) below the hash's tag. */
+const ROW_BITS = 24;
+const ROW_MASK = (1 << ROW_BITS) - 1;
 
 /** What the engine must be able to do with the fields, from the configuration. */
 export interface SortPlan {
@@ -383,7 +386,7 @@ interface TextKey {
  * Rows of the grouping, in block columns. A row is either a text row (no --cull: its
  * key is the record text, as ids) or a cull row (its key is the cull fields).
  */
-class Rows {
+export class Rows {
   readonly num: RowU32;
   // Text rows.
   readonly tmpl: RowU32;
@@ -418,16 +421,28 @@ class Rows {
   /** ts of the first record as (digit count, code hi, code lo) when sorting by a stripped ts. */
   tsCols: [U8Blocks, F64Blocks, F64Blocks] | undefined;
   length = 0;
-  private slots = new Int32Array(1 << 12).fill(-1);
+  /**
+   * The lookup table: 0 for an empty slot, else row + 1 with, while rows fit in 24 bits,
+   * the top 8 bits of the row's hash above it. A probe that meets another key's slot then
+   * mostly tells it apart there, without reading that row's columns (a cache miss each, for
+   * a table of millions of rows): on a 1 GiB dump of 2 million distinct records the default
+   * sort's lookups took 452 ms before.
+   */
+  private slots = new Uint32Array(1 << 12);
+  private tagged = true;
   private readonly hashes: RowU32;
   /** The fields of the rows of this kind (see the constructor). */
   readonly table: RowTable;
 
   /**
    * Text rows (`cull` false) or cull rows: the fields of the kind in one RowTable, side by
-   * side; the other kind's fields, never pushed, in tables of their own.
+   * side; the other kind's fields, never pushed, in tables of their own. `tagRows`: rows
+   * up to which slots carry a tag (tests set fewer than the 2^24 - 1 that fit).
    */
-  constructor(cull: boolean) {
+  constructor(
+    cull: boolean,
+    private readonly tagRows = ROW_MASK,
+  ) {
     const own = () => new RowTable(1);
     if (!cull) {
       const t = new RowTable(7);
@@ -476,10 +491,15 @@ class Rows {
   findText(h: number, k: TextKey): number {
     const mask = this.slots.length - 1;
     const hu = h >>> 0;
+    const tagged = this.tagged;
+    const tag = hu >>> ROW_BITS;
     let slot = h & mask;
     for (;;) {
-      const r = this.slots[slot]!;
-      if (r < 0) return -1;
+      const e = this.slots[slot]!;
+      if (e === 0) return -1;
+      slot = (slot + 1) & mask;
+      if (tagged && e >>> ROW_BITS !== tag) continue;
+      const r = (tagged ? e & ROW_MASK : e) - 1;
       if (
         this.hashes.get(r) === hu &&
         this.tmpl.get(r) === k.tmpl &&
@@ -490,7 +510,6 @@ class Rows {
         (k.form === 0 || this.sameWide(r, k))
       )
         return r;
-      slot = (slot + 1) & mask;
     }
   }
 
@@ -518,10 +537,15 @@ class Rows {
   ): number {
     const mask = this.slots.length - 1;
     const hu = h >>> 0;
+    const tagged = this.tagged;
+    const tag = hu >>> ROW_BITS;
     let slot = h & mask;
     for (;;) {
-      const r = this.slots[slot]!;
-      if (r < 0) return -1;
+      const e = this.slots[slot]!;
+      if (e === 0) return -1;
+      slot = (slot + 1) & mask;
+      if (tagged && e >>> ROW_BITS !== tag) continue;
+      const r = (tagged ? e & ROW_MASK : e) - 1;
       if (
         this.hashes.get(r) === hu &&
         this.rest.get(r) === rest &&
@@ -532,7 +556,6 @@ class Rows {
         (kalloc === 0 || this.alloc.get(r) === kalloc)
       )
         return r;
-      slot = (slot + 1) & mask;
     }
   }
 
@@ -540,21 +563,32 @@ class Rows {
   add(h: number): number {
     const row = this.length++;
     this.hashes.push(h >>> 0);
+    if (this.tagged && this.length >= this.tagRows) {
+      // Rows no longer fit beside a tag: the table holds row + 1 alone from now on.
+      this.tagged = false;
+      this.rehash(this.slots.length);
+      return row;
+    }
     const mask = this.slots.length - 1;
     let slot = h & mask;
-    while (this.slots[slot]! >= 0) slot = (slot + 1) & mask;
-    this.slots[slot] = row;
-    if (this.length * 2 > this.slots.length) this.rehash();
+    while (this.slots[slot]! !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = this.entry(row, h >>> 0);
+    if (this.length * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     return row;
   }
 
-  private rehash(): void {
-    const slots = new Int32Array(this.slots.length * 2).fill(-1);
-    const mask = slots.length - 1;
+  private entry(row: number, hu: number): number {
+    return this.tagged ? (hu >>> ROW_BITS) * (ROW_MASK + 1) + row + 1 : row + 1;
+  }
+
+  private rehash(size: number): void {
+    const slots = new Uint32Array(size);
+    const mask = size - 1;
     for (let r = 0; r < this.length; r++) {
-      let slot = this.hashes.get(r) & mask;
-      while (slots[slot]! >= 0) slot = (slot + 1) & mask;
-      slots[slot] = r;
+      const hu = this.hashes.get(r);
+      let slot = hu & mask;
+      while (slots[slot]! !== 0) slot = (slot + 1) & mask;
+      slots[slot] = this.entry(r, hu);
     }
     this.slots = slots;
   }
@@ -565,8 +599,8 @@ class Rows {
    */
   takeIndex(): Int32Array {
     const slots = this.slots;
-    this.slots = new Int32Array(1);
-    return slots;
+    this.slots = new Uint32Array(1);
+    return new Int32Array(slots.buffer, slots.byteOffset, slots.length);
   }
 
   ensureWide(): NonNullable<Rows['wide']> {
