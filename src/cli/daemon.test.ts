@@ -2,14 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { CollectionSchedule } from './daemon.js';
 
 describe('CollectionSchedule', () => {
-  it('collects every `every` ticks while the entities hold steady', () => {
+  it('collects every `every` ticks while the processes hold steady', () => {
     const s = new CollectionSchedule(30, 200);
     const due = [];
     for (let t = 1; t <= 90; t++) if (s.due(t, 180 + (t % 7))) due.push(t);
     expect(due).toEqual([30, 60, 90]);
   });
 
-  it('collects at once when the entities moved by `moved` from the last collection, either way', () => {
+  it('collects at once when the processes moved by `moved` from the last collection, either way', () => {
     const s = new CollectionSchedule(30, 200);
     expect(s.due(1, 180)).toBe(false);
     // 199 processes more: not yet.

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { EntitySample } from '../model/samples.js';
 import { RecordingWriter } from '../store/recording.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 
@@ -23,6 +24,12 @@ export interface RecordTickInfo {
   writeMs: number;
   /** Entities the tick sampled (processes, caches, ...). */
   entities: number;
+  /**
+   * Processes among them. Unlike `entities` this does not move with the slower cadences (the
+   * slab caches every 10 ticks, vmalloc callers every 6, mappings every 12): it moves when
+   * processes come and go.
+   */
+  processes: number;
   topGrower: { key: string; comm: string; growthBytes: number } | undefined;
 }
 
@@ -111,6 +118,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
         readMs: sample.readMs ?? 0,
         writeMs,
         entities: sample.entities.length,
+        processes: processCount(sample.entities),
         topGrower: sampler.topGrower(),
       });
       // Skip ticks that are already overdue rather than bursting to catch up.
@@ -129,4 +137,10 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
     meanWriteMs: ticks ? writeTotal / ticks : 0,
     problems: Object.fromEntries(sampler.problems),
   };
+}
+
+function processCount(entities: readonly EntitySample[]): number {
+  let n = 0;
+  for (let i = 0; i < entities.length; i++) if (entities[i]!.layer === 'process') n++;
+  return n;
 }

@@ -121,7 +121,7 @@ export const recordCommand = defineCommand({
             : numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },
         onTick: (i) => {
-          if (collections.due(i.ticks, i.entities)) fullCollection();
+          if (collections.due(i.ticks, i.processes)) fullCollection();
           const g = i.topGrower;
           p.update(
             `${i.ticks} ticks, ${formatBytes(i.dbBytes)}, tick ${(i.readMs + i.writeMs).toFixed(0)} ms` +
