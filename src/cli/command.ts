@@ -50,6 +50,8 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
     const { description: _d, valueName: _v, ...cfg } = o;
     options[name] = cfg;
   }
+  let positionals: string[];
+  let values: ParsedValues<O>;
   try {
     const r = parseArgs({
       args: joinNegativeValues(argv, spec.options),
@@ -57,12 +59,37 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
       allowPositionals: true,
       strict: true,
     });
-    return { values: r.values as ParsedValues<O>, positionals: r.positionals };
+    positionals = r.positionals;
+    values = r.values as ParsedValues<O>;
   } catch (e) {
     throw new MemsleuthError('USAGE', (e as Error).message.replace(/\. To specify.*$/s, ''), {
       hint: `see \`memsleuth ${spec.path.join(' ')} --help\``,
     });
   }
+  // Arguments beyond those the usage line names are an error, not ignored (`record x.db` had
+  // recorded into the default database).
+  const max = maxPositionals(spec.args);
+  if (positionals.length > max) {
+    const extra = positionals.slice(max).join(' ');
+    throw new MemsleuthError(
+      'USAGE',
+      max === 0
+        ? `${spec.path.join(' ')} takes no arguments, got ${extra}`
+        : `${spec.path.join(' ')} takes ${spec.args}, got ${positionals.length} arguments (${extra} too many)`,
+      { hint: `see \`memsleuth ${spec.path.join(' ')} --help\`` },
+    );
+  }
+  return { values, positionals };
+}
+
+/**
+ * How many positional arguments a usage line (`CommandSpec.args`) allows: one per word, any
+ * number when a word ends in `...` (`PID... [SNAPSHOT]`), none without a usage line.
+ */
+export function maxPositionals(args: string | undefined): number {
+  if (args === undefined || args.trim() === '') return 0;
+  const words = args.trim().split(/\s+/);
+  return words.some((w) => /\.\.\.\]?$/.test(w)) ? Number.POSITIVE_INFINITY : words.length;
 }
 
 /**

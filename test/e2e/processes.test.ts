@@ -121,7 +121,7 @@ describe('memsleuth ps', () => {
     await userError(['ps', '--sort', 'bogus'], /--sort: expected one of pss, rss, uss, swap, vsz, anon/);
     await userError(['ps', '--limit', '-3'], /--limit/);
     await userError(['ps', '/nonexistent/snapshot'], /cannot open snapshot/);
-    await userError(['ps', 'a', 'b'], /at most one SNAPSHOT/);
+    await userError(['ps', 'a', 'b'], /ps takes \[SNAPSHOT\], got 2 arguments \(b too many\)/);
   });
 
   it('a malformed process file names the file and line', async () => {

@@ -20,7 +20,6 @@ export const allocinfoTopCommand = defineCommand({
     ...LENIENT_OPTION,
   },
   async run({ values, positionals }, ctx) {
-    if (positionals.length > 1) throw new MemsleuthError('USAGE', 'allocinfo top takes one SNAPSHOT');
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0], { expect: 'allocinfo' });
     try {

@@ -151,8 +151,6 @@ export const kmemleakReportCommand = defineCommand({
     'FILE is a saved copy of /sys/kernel/debug/kmemleak; SNAPSHOT a bundle or directory. Without either,\n' +
     'the live report is read (no scan is triggered: see `memsleuth kmemleak scan`).',
   async run({ values, positionals }, ctx) {
-    if (positionals.length > 1)
-      throw new MemsleuthError('USAGE', 'kmemleak report takes one FILE or SNAPSHOT');
     const by = parseBy(values.by);
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const { reports, groups, file } = await groupReport(
@@ -193,8 +191,7 @@ export const kmemleakScanCommand = defineCommand({
   },
   details:
     'Needs root, debugfs and a kernel with CONFIG_DEBUG_KMEMLEAK. `clear` is written only with --clear.',
-  async run({ values, positionals }, ctx) {
-    if (positionals.length) throw new MemsleuthError('USAGE', 'kmemleak scan takes no arguments');
+  async run({ values }, ctx) {
     const by = parseBy(values.by);
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     await checkKmemleak(); // fail before saying anything about scanning

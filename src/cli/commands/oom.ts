@@ -160,11 +160,6 @@ largest oom badness, recomputed from the task table), and the accounting identit
 \`memsleuth report\` from the report's Mem-Info: user vs slab vs the remainder no counter
 accounts for.`,
   async run({ values, positionals }, ctx: CommandContext) {
-    if (positionals.length > 1) {
-      throw new MemsleuthError('USAGE', `expected at most one FILE, found ${positionals.length} arguments`, {
-        hint: 'see `memsleuth oom --help`',
-      });
-    }
     const source = values.source ?? 'auto';
     if (!['auto', 'kmsg', 'journal'].includes(source)) {
       throw new MemsleuthError(

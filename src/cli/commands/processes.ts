@@ -206,15 +206,6 @@ oom_score_adj × (RAM + swap) / 1000) shown as (1000 + badness × 1000 / (RAM + 
 oom_score_adj -1000 is never killed and is listed last. Snapshots taken before memsleuth
 collected these files are ordered by RSS + swap instead, and say so.`,
   async run({ values, positionals }, ctx) {
-    if (positionals.length > 1) {
-      throw new MemsleuthError(
-        'USAGE',
-        `expected at most one SNAPSHOT, found ${positionals.length} arguments`,
-        {
-          hint: 'see `memsleuth ps --help`',
-        },
-      );
-    }
     if (values.oom && values.sort !== undefined) {
       throw new MemsleuthError('USAGE', '--oom sorts by oom_score: not with --sort', {
         hint: 'see `memsleuth ps --help`',

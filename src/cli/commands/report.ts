@@ -1,4 +1,3 @@
-import { MemsleuthError } from '../../model/errors.js';
 import { openInputOrLive } from '../../registry/open.js';
 import { buildReport, reportTables } from '../../registry/report.js';
 import type { Report } from '../../registry/types.js';
@@ -67,8 +66,6 @@ export const reportCommand = defineCommand({
   details:
     'SNAPSHOT is a bundle (.tar.gz) or directory from `memsleuth snapshot`; without it, this machine now.',
   async run({ values, positionals }, ctx: CommandContext) {
-    if (positionals.length > 1)
-      throw new MemsleuthError('USAGE', `report takes one SNAPSHOT, got ${positionals.length}`);
     const top = numberOption(values.top, 'top', 10, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0]);
     try {

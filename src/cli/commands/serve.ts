@@ -65,9 +65,7 @@ export const serveCommand = defineCommand({
     '(this machine now) or a name under --snapshots. Beyond loopback (--listen 0.0.0.0:8080) every\n' +
     'request needs the random token printed in the URL: anyone who can reach the port could\n' +
     'otherwise read every process name and command line of this machine.',
-  async run({ values, positionals }, ctx) {
-    if (positionals.length)
-      throw new MemsleuthError('USAGE', `serve takes no arguments, got ${positionals.join(' ')}`);
+  async run({ values }, ctx) {
     const { host, port } = values.listen ? parseListen(values.listen) : { host: '127.0.0.1', port: 0 };
     const explicitDb = values.db !== undefined;
     let db: string | undefined = values.db ?? defaultDbPath(ctx.env);

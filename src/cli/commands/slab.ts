@@ -20,12 +20,6 @@ import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
 import { table } from '../format.js';
 import { annotateFrames, frameLine, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
-function oneSnapshot(positionals: string[], cmd: string): string | undefined {
-  if (positionals.length > 1)
-    throw new MemsleuthError('USAGE', `${cmd} takes one SNAPSHOT, got ${positionals.length}`);
-  return positionals[0];
-}
-
 export const slabTopCommand = defineCommand({
   path: ['slab', 'top'],
   summary: 'slabtop-style table of slab caches: objects, sizes, bytes per cache, reclaimable flag',
@@ -45,7 +39,7 @@ export const slabTopCommand = defineCommand({
   async run({ values, positionals }, ctx) {
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const sortBy = values.sort === undefined ? undefined : parseSlabSortKey(values.sort);
-    const snap = await openInputOrLive(oneSnapshot(positionals, 'slab top'), { expect: 'slabinfo' });
+    const snap = await openInputOrLive(positionals[0], { expect: 'slabinfo' });
     try {
       const { caches } = await requireSource(snap, 'slabinfo', parseSettingsOf(values, ctx));
       const pageSize = (await snap.manifest()).pageSizeBytes || 4096;
@@ -113,7 +107,7 @@ export const slabTracesCommand = defineCommand({
     "live objects' slots were last freed by the same call site. Needs slub_debug=U (store_user).",
   async run({ values, positionals }, ctx) {
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const snap = await openInputOrLive(oneSnapshot(positionals, 'slab traces'), { expect: 'slab_traces' });
+    const snap = await openInputOrLive(positionals[0], { expect: 'slab_traces' });
     try {
       const r = await readSlabCallSites(snap, {
         ...(values.cache === undefined ? {} : { cache: values.cache }),

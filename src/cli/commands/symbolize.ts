@@ -38,8 +38,6 @@ export const symbolizeCommand = defineCommand({
     'does not match its file rejects the file (another build): the next candidate is tried, else the\n' +
     'frame is left as it is, with a warning. Needs eu-addr2line (elfutils).',
   async run({ values, positionals }, ctx) {
-    if (positionals.length > 1)
-      throw new MemsleuthError('USAGE', 'symbolize takes one FILE (or - for stdin)');
     const arg = positionals[0];
     let input: AsyncIterable<Buffer | string>;
     if (arg === undefined || arg === '-') input = ctx.stdin as AsyncIterable<Buffer | string>;

@@ -301,8 +301,7 @@ export const traceKernelCommand = defineCommand({
     'options are not touched; everything is restored on exit, Ctrl-C and SIGTERM, and what a killed run\n' +
     'left is removed at the next start. Frees are paired with allocations by pointer (slab) and pfn\n' +
     '(pages); page blocks backing slabs are left out when slab events are traced (counted once).',
-  async run({ values, positionals }, ctx) {
-    if (positionals.length) throw new MemsleuthError('USAGE', 'trace kernel takes no arguments');
+  async run({ values }, ctx) {
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const duration = values.duration === '0' ? undefined : (parseDuration(values.duration, 'duration') ?? 60);
     const refresh = parseDuration(values.refresh, 'refresh');
@@ -419,9 +418,7 @@ export const traceUserCommand = defineCommand({
     '(frame pointers: code built without them shows fewer frames) and names functions from\n' +
     '/proc/PID/maps and the ELF symbols. Every process mapping that library traps on the probes while\n' +
     'they exist; only the target is recorded. Needs root and CONFIG_UPROBE_EVENTS.',
-  async run({ values, positionals }, ctx) {
-    if (positionals.length)
-      throw new MemsleuthError('USAGE', 'trace user takes no arguments; give the process with --pid');
+  async run({ values }, ctx) {
     if (values.pid === undefined) throw new MemsleuthError('USAGE', 'trace user needs --pid PID');
     const pid = numberOption(values.pid, 'pid', 0, { min: 1, integer: true });
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
