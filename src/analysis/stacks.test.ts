@@ -108,6 +108,27 @@ describe('StackTable', () => {
     expect(t.keyOf(long)).toBe(stackKey(runs[9_000]!.map((id) => frames[id]!)));
     expect(t.compareKeys(long, got[9_001]!)).toBe(t.keyOf(long) < t.keyOf(got[9_001]!) ? -1 : 1);
   });
+
+  it('keeps frame ids of 16 bits until one does not fit, then every stack whole in 32 bits', () => {
+    const t = new StackTable();
+    // 70,000 distinct frames: ids up to 69,999.
+    const frames = Array.from({ length: 70_000 }, (_, i): Frame => ({ func: `g${i}` }));
+    const ids = frames.map((f) => t.frames.intern(f));
+    const next = rng(3);
+    const run = (lo: number, hi: number) =>
+      Array.from({ length: 1 + (next() % 40) }, () => ids[lo + (next() % (hi - lo))]!);
+    // Stacks of small ids (among them the largest that fits: 65,535), then ones past it.
+    const runs = Array.from({ length: 3000 }, () => run(0, 65_536));
+    runs.push([65_535, 0, 65_535]);
+    const before = runs.map((r) => t.intern(r, r.length));
+    runs.push([3, 65_536, 4], ...Array.from({ length: 3000 }, () => run(0, 70_000)));
+    const got = [...before, ...runs.slice(before.length).map((r) => t.intern(r, r.length))];
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      expect(t.intern(r, r.length)).toBe(got[i]);
+      expect(Array.from({ length: r.length }, (_, k) => t.frameId(got[i]!, k))).toEqual(r);
+    }
+  });
 });
 
 describe('interned groups keep the behaviour of plain ones', () => {
