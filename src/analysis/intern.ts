@@ -298,9 +298,10 @@ export class ByteInterner {
   }
 }
 
-const BLOCK_BITS = 16;
+/** Rows per block of the block columns and RowTable. */
+export const BLOCK_BITS = 16;
 const BLOCK = 1 << BLOCK_BITS;
-const BLOCK_MASK = BLOCK - 1;
+export const BLOCK_MASK = BLOCK - 1;
 
 /**
  * A Uint8 column for tables of millions of rows, in blocks of 65,536: growing never copies

@@ -279,7 +279,7 @@ class PageOwnerGrouping {
 
   chunk(c: ChunkResult): void {
     const t = c.tuples;
-    const lineCount = this.dict.rests.lineCount.data;
+    const lineCount = this.dict.rests.lineCount;
     for (let i = 0; i < t.length; i += TUPLE) {
       if (t[i]! & K_ODD) {
         this.odd(c.odd[t[i + T_ODD]!]!);
@@ -289,7 +289,7 @@ class PageOwnerGrouping {
       const rest = t[i + T_REST]!;
       const badText = this.bad.get(rest);
       if (badText !== undefined) checkRecordTail(badText, this.file, this.line + 2, c.offset + t[i + T_ODD]!);
-      this.line += 3 + lineCount[rest]!;
+      this.line += 3 + lineCount.get(rest);
       const prefix = t[i + T_PREFIX]!;
       if (this.allow) {
         const a = t[i]! & F_SLAB_FLAG ? 'slab' : PAGE_ALLOCATORS[this.restAllocator[rest]! - 1]!;

@@ -32,7 +32,17 @@
  */
 import { MAX_RECORD_BYTES, recordTooLong } from '../sources/page_owner.js';
 import { PAGE_ORDER_LIMIT } from '../sources/text.js';
-import { ByteInterner, F64Column, hash2, hashBytesDv, U32Column } from './intern.js';
+import {
+  BLOCK_BITS,
+  BLOCK_MASK,
+  ByteInterner,
+  F64Column,
+  hash2,
+  hashBytesDv,
+  RowTable,
+  RowU32,
+  U32Column,
+} from './intern.js';
 
 /** Words per record in ChunkResult.tuples. */
 export const TUPLE = 8;
@@ -168,15 +178,18 @@ export function digitsOf(code: number, width = 9): string {
 
 /**
  * Distinct stacks (the bytes after the PFN line), by 64-bit hash and length, each with
- * its lines (ids of a ByteInterner) and flags. About 30 bytes plus 4 per line.
+ * its lines (ids of a ByteInterner) and flags: 24 bytes a stack, side by side in one
+ * RowTable (a lookup reads one cache line where separate columns read three, and the
+ * table grows by blocks, never copying), plus 4 per line when the lines are kept.
  */
 export class RestTable {
-  readonly h1 = new U32Column();
-  readonly h2 = new U32Column();
-  readonly len = new U32Column();
-  readonly flags = new U32Column();
-  readonly lineStart = new U32Column();
-  readonly lineCount = new U32Column();
+  private readonly rows = new RowTable(6);
+  readonly h1 = new RowU32(this.rows, 0);
+  readonly h2 = new RowU32(this.rows, 1);
+  readonly len = new RowU32(this.rows, 2);
+  readonly flags = new RowU32(this.rows, 3);
+  readonly lineStart = new RowU32(this.rows, 4);
+  readonly lineCount = new RowU32(this.rows, 5);
   readonly lines = new U32Column(8192);
   private slots = new Int32Array(1 << 12).fill(-1);
 
@@ -186,11 +199,14 @@ export class RestTable {
 
   find(h1: number, h2: number, len: number): number {
     const mask = this.slots.length - 1;
+    const blocks = this.rows.blocks;
     let slot = h1 & mask;
     for (;;) {
       const id = this.slots[slot]!;
       if (id < 0) return -1;
-      if (this.h1.data[id] === h1 && this.h2.data[id] === h2 && this.len.data[id] === len) return id;
+      const b = blocks[id >>> BLOCK_BITS]!;
+      const o = (id & BLOCK_MASK) * 6;
+      if (b[o] === h1 && b[o + 1] === h2 && b[o + 2] === len) return id;
       slot = (slot + 1) & mask;
     }
   }
@@ -226,7 +242,7 @@ export class RestTable {
     const slots = new Int32Array(this.slots.length * 2).fill(-1);
     const mask = slots.length - 1;
     for (let id = 0; id < this.h1.length; id++) {
-      let slot = this.h1.data[id]! & mask;
+      let slot = this.h1.get(id) & mask;
       while (slots[slot]! >= 0) slot = (slot + 1) & mask;
       slots[slot] = id;
     }
@@ -321,8 +337,8 @@ export class PageOwnerDict {
   /** The text of a rest: its lines, each followed by "\n". */
   restText(id: number): string {
     const r = this.rests;
-    const s = r.lineStart.data[id]!;
-    const n = r.lineCount.data[id]!;
+    const s = r.lineStart.get(id);
+    const n = r.lineCount.get(id);
     let t = '';
     for (let i = 0; i < n; i++) t += `${this.lines.text(r.lines.data[s + i]!)}\n`;
     return t;
@@ -781,7 +797,7 @@ export class ChunkScanner {
         this.prevRestE = e;
         this.prevRestId = restId;
       }
-      if (dict.rests.flags.data[restId]! & R_PFN_LINE) {
+      if (dict.rests.flags.get(restId) & R_PFN_LINE) {
         this.oddBlock(b, s, e, offset, false);
         continue;
       }
@@ -941,17 +957,17 @@ export class ChunkScanner {
     };
     const r = dict.rests;
     let words = 0;
-    if (this.announce) for (let i = sent.rests; i < r.size; i++) words += 5 + r.lineCount.data[i]!;
+    if (this.announce) for (let i = sent.rests; i < r.size; i++) words += 5 + r.lineCount.get(i);
     const newRests = new Uint32Array(words);
     let w = 0;
     for (let i = sent.rests; this.announce && i < r.size; i++) {
-      newRests[w++] = r.h1.data[i]!;
-      newRests[w++] = r.h2.data[i]!;
-      newRests[w++] = r.len.data[i]!;
-      newRests[w++] = r.flags.data[i]!;
-      const n = r.lineCount.data[i]!;
+      newRests[w++] = r.h1.get(i);
+      newRests[w++] = r.h2.get(i);
+      newRests[w++] = r.len.get(i);
+      newRests[w++] = r.flags.get(i);
+      const n = r.lineCount.get(i);
       newRests[w++] = n;
-      const ls = r.lineStart.data[i]!;
+      const ls = r.lineStart.get(i);
       for (let k = 0; k < n; k++) newRests[w++] = r.lines.data[ls + k]!;
     }
     const result: ChunkResult = {

@@ -938,7 +938,7 @@ export class SortEngine {
       const alloc =
         (meta & F_CMA ? ALLOCATOR_CMA : 0) |
         (meta & F_SLAB_TEXT ? ALLOCATOR_SLAB : 0) |
-        (this.dict.rests.flags.data[k.rest]! & R_VMALLOC ? ALLOCATOR_VMALLOC : 0);
+        (this.dict.rests.flags.get(k.rest) & R_VMALLOC ? ALLOCATOR_VMALLOC : 0);
       const allocator = alloc === 0 ? ALLOCATOR_OTHERS : alloc;
       let row: number;
       if (cull === 0) {
@@ -1382,10 +1382,10 @@ export class SortEngine {
     const n = r.size;
     const ids = Array.from({ length: n }, (_, i) => i);
     ids.sort((a, b) => {
-      const sa = r.lineStart.data[a]!;
-      const sb = r.lineStart.data[b]!;
-      const na = r.lineCount.data[a]!;
-      const nb = r.lineCount.data[b]!;
+      const sa = r.lineStart.get(a);
+      const sb = r.lineStart.get(b);
+      const na = r.lineCount.get(a);
+      const nb = r.lineCount.get(b);
       const m = Math.min(na, nb);
       for (let j = 0; j < m; j++) {
         const la = lineRank[r.lines.data[sa + j]!]!;
@@ -1686,14 +1686,14 @@ export class SortEngine {
     const r = d.rests;
     const lines = d.lines;
     let total = 0;
-    for (let i = 0; i < r.size; i++) total += r.len.data[i]!;
+    for (let i = 0; i < r.size; i++) total += r.len.get(i);
     if (total <= this.restCopyBytes) {
       const arena = Buffer.allocUnsafe(total);
       const restViews: Uint8Array[] = new Array(r.size);
       let p = 0;
       for (let id = 0; id < r.size; id++) {
-        const s = r.lineStart.data[id]!;
-        const n = r.lineCount.data[id]!;
+        const s = r.lineStart.get(id);
+        const n = r.lineCount.get(id);
         const at = p;
         for (let j = 0; j < n; j++) {
           const line = r.lines.data[s + j]!;
@@ -1709,8 +1709,8 @@ export class SortEngine {
       lineViews[i] = lines.arena.data.subarray(lines.starts.data[i]!, lines.ends.data[i]!);
     return {
       write: (id) => {
-        const s = r.lineStart.data[id]!;
-        const n = r.lineCount.data[id]!;
+        const s = r.lineStart.get(id);
+        const n = r.lineCount.get(id);
         for (let j = 0; j < n; j++) {
           out.view(lineViews[r.lines.data[s + j]!]!);
           out.byte(10);
