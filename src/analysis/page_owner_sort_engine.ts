@@ -1681,7 +1681,11 @@ export class SortEngine {
    * copy per record), else line by line from the interned lines. With a 32 MiB limit a 1 GiB
    * dump of 2 million records (V=100) took 30 MB more at its peak, for about 3% less time.
    */
-  private restWriter(out: Out): { write: (id: number) => void; views?: Uint8Array[] } {
+  private restWriter(out: Out): {
+    write: (id: number) => void;
+    views?: Uint8Array[];
+    lineViews?: Uint8Array[];
+  } {
     const d = this.dict;
     const r = d.rests;
     const lines = d.lines;
@@ -1704,18 +1708,26 @@ export class SortEngine {
       }
       return { write: (id) => out.view(restViews[id]!), views: restViews };
     }
+    // Every distinct line once more, each with its "\n": a line is then one copy (the lines'
+    // own arena has them end to end, without it).
+    let lineBytes = 0;
+    for (let i = 0; i < lines.size; i++) lineBytes += lines.ends.data[i]! - lines.starts.data[i]! + 1;
+    const withNl = Buffer.allocUnsafe(lineBytes);
     const lineViews: Uint8Array[] = new Array(lines.size);
-    for (let i = 0; i < lines.size; i++)
-      lineViews[i] = lines.arena.data.subarray(lines.starts.data[i]!, lines.ends.data[i]!);
+    let p = 0;
+    for (let i = 0; i < lines.size; i++) {
+      const at = p;
+      p += lines.arena.data.copy(withNl, p, lines.starts.data[i]!, lines.ends.data[i]!);
+      withNl[p++] = 10;
+      lineViews[i] = withNl.subarray(at, p);
+    }
     return {
       write: (id) => {
         const s = r.lineStart.get(id);
         const n = r.lineCount.get(id);
-        for (let j = 0; j < n; j++) {
-          out.view(lineViews[r.lines.data[s + j]!]!);
-          out.byte(10);
-        }
+        for (let j = 0; j < n; j++) out.view(lineViews[r.lines.data[s + j]!]!);
       },
+      lineViews,
     };
   }
 
@@ -1767,7 +1779,9 @@ export class SortEngine {
       return v;
     };
     const commNs = tmplComm.map((c) => Buffer.concat([c, NS_NL]));
-    const { write: writeRest, views: restViews } = this.restWriter(out);
+    const { write: writeRest, views: restViews, lineViews } = this.restWriter(out);
+    const rests = d.rests;
+    const restLines = rests.lines.data;
     const comms = d.comms;
     const table = rows.table;
     let touched = 0;
@@ -1783,12 +1797,14 @@ export class SortEngine {
         const tmpl = rows.tmpl.get(row);
         const pages = Math.imul(num, this.rowPageNum(row));
         const form = tmpl === NONE ? 0 : rows.form.get(row);
-        if (restViews && form === 0 && tmpl !== NONE && pages >= 0) {
-          // The usual row, written in place after one check for room.
+        if (form === 0 && tmpl !== NONE && pages >= 0) {
+          // The usual row, written in place after one check for room: its stack from one copy
+          // of it, or line by line.
           const head = allocHeadView(rows.alloc.get(row), tmpl);
           const comm = commNs[tmpl]!;
-          const rest = restViews[rows.rest.get(row)]!;
-          out.room(80 + head.length + comm.length + rest.length);
+          const restId = rows.rest.get(row);
+          const rest = restViews?.[restId];
+          out.room(80 + head.length + comm.length + (rest ? rest.length : rests.len.get(restId)));
           const b = out.buf;
           let p = putInt(b, out.p, num);
           p = put(b, p, TIMES);
@@ -1798,7 +1814,12 @@ export class SortEngine {
           p = put(b, p, TGID);
           p = putInt(b, p, rows.tgid.get(row));
           p = put(b, p, comm);
-          p = put(b, p, rest);
+          if (rest) p = put(b, p, rest);
+          else {
+            const s = rests.lineStart.get(restId);
+            const n = rests.lineCount.get(restId);
+            for (let j = 0; j < n; j++) p = put(b, p, lineViews![restLines[s + j]!]!);
+          }
           b[p++] = 10;
           out.p = p;
           continue;
