@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../../test/rng.js';
-import { Rows } from './page_owner_sort_engine.js';
+import { emptyTextKey, Rows } from './page_owner_sort_engine.js';
 
 describe('Rows (the sort engine lookup table)', () => {
   // Slots carry the top 8 bits of a row's hash beside its number while rows fit in 24 bits,
@@ -13,19 +13,7 @@ describe('Rows (the sort engine lookup table)', () => {
       const n = 3000;
       // Few hash values, so that keys share whole hashes, tags (top byte) and slots (low bits).
       const hashOf = (i: number) => ((((i * 7) % 5) << 24) | (i % 37)) >>> 0;
-      const key = (i: number) => ({
-        tmpl: i % 3,
-        pid: i,
-        tgid: i + 1,
-        rest: i % 11,
-        form: 0,
-        d3hi: 0,
-        d3lo: 0,
-        d4hi: 0,
-        d4lo: 0,
-        d3n: 0,
-        d4n: 0,
-      });
+      const key = (i: number) => ({ ...emptyTextKey(), tmpl: i % 3, pid: i, tgid: i + 1, rest: i % 11 });
       const rowOf = new Map<number, number>();
       // Keys arrive in a random order, each several times.
       for (let j = 0; j < 3 * n; j++) {

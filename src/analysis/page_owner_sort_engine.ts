@@ -364,8 +364,13 @@ function ranksOf(n: number, text: (id: number) => string): Uint32Array {
   return r;
 }
 
+/** A TextKey of zeros (the engine fills one per record). */
+export function emptyTextKey(): TextKey {
+  return { tmpl: 0, pid: 0, tgid: 0, rest: 0, form: 0, d3hi: 0, d3lo: 0, d4hi: 0, d4lo: 0, d3n: 0, d4n: 0 };
+}
+
 /** Key fields of a row whose text is a canonical header (see parseHeader) and a rest. */
-interface TextKey {
+export interface TextKey {
   tmpl: number;
   /** pid and tgid (canonical headers print them without leading zeros). */
   pid: number;
@@ -790,19 +795,7 @@ export class SortEngine {
   private restRow: Int32Array | undefined;
   private prevKey: TextKey | undefined;
   private prevRaw: string | undefined;
-  private readonly key: TextKey = {
-    tmpl: 0,
-    pid: 0,
-    tgid: 0,
-    rest: 0,
-    form: 0,
-    d3hi: 0,
-    d3lo: 0,
-    d4hi: 0,
-    d4lo: 0,
-    d3n: 0,
-    d4n: 0,
-  };
+  private readonly key: TextKey = emptyTextKey();
 
   constructor(
     private readonly cfg: SortConfig,
