@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isMemsleuthError } from '../model/errors.js';
-import { defineCommand, maxPositionals, parseCommandArgs } from './command.js';
+import { defineCommand, maxPositionals, type OptionSpec, parseCommandArgs } from './command.js';
 
 describe('parseCommandArgs', () => {
   const spec = (args?: string) =>
@@ -37,6 +37,26 @@ describe('parseCommandArgs', () => {
       '3',
       's',
     ]);
+  });
+
+  it('names the option a lone file or process number belongs to', () => {
+    const withOptions = (options: Record<string, OptionSpec>) =>
+      defineCommand({ path: ['demo'], summary: 'a command', options, run: async () => 0 });
+    const hint = (options: Record<string, OptionSpec>, argv: string[]) => {
+      try {
+        parseCommandArgs(withOptions(options), argv);
+      } catch (e) {
+        if (isMemsleuthError(e)) return e.hint;
+        throw e;
+      }
+      return undefined;
+    };
+    const db: OptionSpec = { type: 'string', valueName: 'FILE', description: 'database' };
+    const pid: OptionSpec = { type: 'string', valueName: 'PID', description: 'process' };
+    expect(hint({ db, pid }, ['x.db'])).toBe('did you mean --db FILE? see `memsleuth demo --help`');
+    expect(hint({ db, pid }, ['1234'])).toBe('did you mean --pid PID? see `memsleuth demo --help`');
+    expect(hint({ db }, ['1234'])).toBe('see `memsleuth demo --help`');
+    expect(hint({ pid }, ['x.db'])).toBe('see `memsleuth demo --help`');
   });
 
   it('refuses arguments beyond them instead of ignoring them', () => {

@@ -71,12 +71,21 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
   const max = maxPositionals(spec.args);
   if (positionals.length > max) {
     const extra = positionals.slice(max).join(' ');
+    const help = `see \`memsleuth ${spec.path.join(' ')} --help\``;
+    // A process or a file given without its option (`trace user 1234`, `record x.db`).
+    const meant = /^\d+$/.test(extra) ? ['pid'] : ['db', 'output'];
+    const option = meant.find((name) => spec.options[name]?.type === 'string');
     throw new MemsleuthError(
       'USAGE',
       max === 0
         ? `${spec.path.join(' ')} takes no arguments, got ${extra}`
         : `${spec.path.join(' ')} takes ${spec.args}, got ${positionals.length} arguments (${extra} too many)`,
-      { hint: `see \`memsleuth ${spec.path.join(' ')} --help\`` },
+      {
+        hint:
+          max === 0 && option !== undefined
+            ? `did you mean --${option} ${spec.options[option]!.valueName ?? 'VALUE'}? ${help}`
+            : help,
+      },
     );
   }
   return { values, positionals };
