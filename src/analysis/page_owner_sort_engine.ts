@@ -792,7 +792,7 @@ export class SortEngine {
    * Row (+1) by rest id when the key is the stack alone (`--cull=stacktrace`): a lookup
    * without hashing the key or probing the rows' table (which still gets every row).
    */
-  private restRow: Int32Array | undefined;
+  private restRow = new Int32Array(0);
   private prevKey: TextKey | undefined;
   private prevRaw: string | undefined;
   private readonly key: TextKey = emptyTextKey();
@@ -1066,14 +1066,12 @@ export class SortEngine {
       kflag === 0 &&
       kalloc === 0;
     if (byRest) {
-      let m = this.restRow ?? new Int32Array(1024);
-      if (rest >= m.length) {
-        const bigger = new Int32Array(Math.max(rest + 1, m.length * 2));
-        bigger.set(m);
-        m = bigger;
+      if (rest >= this.restRow.length) {
+        const bigger = new Int32Array(Math.max(rest + 1, this.restRow.length * 2, 1024));
+        bigger.set(this.restRow);
+        this.restRow = bigger;
       }
-      this.restRow = m;
-      const r = m[rest]! - 1;
+      const r = this.restRow[rest]! - 1;
       if (r >= 0) {
         rows.num.set(r, rows.num.get(r) + 1);
         rows.pages.set(r, (rows.pages.get(r) + pageNum) | 0);
@@ -1101,7 +1099,7 @@ export class SortEngine {
     rows.rtgid.push(tgid);
     rows.rcomm.push(comm);
     rows.rrest.push(firstRest);
-    if (byRest) this.restRow![rest] = row + 1;
+    if (byRest) this.restRow[rest] = row + 1;
     return row;
   }
 
