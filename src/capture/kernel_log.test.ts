@@ -1,6 +1,7 @@
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MemsleuthError } from '../model/errors.js';
-import { kmsgRecordToLines, readJournal, readKernelLog, readKmsg } from './kernel_log.js';
+import { kmsgRecordToLines, kmsgSeq, readJournal, readKernelLog, readKmsg } from './kernel_log.js';
 
 describe('kmsgRecordToLines', () => {
   it('turns a record into dmesg lines, without its dictionary', () => {
@@ -24,13 +25,52 @@ describe('kmsgRecordToLines', () => {
   });
 });
 
+describe('kmsgSeq', () => {
+  it('reads the sequence number, undefined for a malformed record', () => {
+    expect(kmsgSeq('6,85,81025,-;pvm-pv: x')).toBe(85);
+    expect(kmsgSeq('4,10,12,c,caller=T29; x')).toBe(10);
+    expect(kmsgSeq('6;no fields')).toBeUndefined();
+    expect(kmsgSeq('6,x1,2,-;bad')).toBeUndefined();
+  });
+});
+
 describe('reading this machine’s kernel log', () => {
+  /** The sequence number of the oldest record /dev/kmsg holds now, read apart from readKmsg. */
+  function oldestSeq(): number {
+    const fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const buf = Buffer.alloc(8192);
+      for (;;) {
+        try {
+          const n = readSync(fd, buf, 0, buf.length, null);
+          const m = /^\d+,(\d+),/.exec(buf.toString('latin1', 0, n));
+          if (!m) throw new Error(`unexpected /dev/kmsg record: ${buf.toString('latin1', 0, n)}`);
+          return Number(m[1]);
+        } catch (e) {
+          // Overwritten between open and read: the next read starts at the oldest left.
+          if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   it('reads the whole /dev/kmsg ring without blocking, oldest record first', () => {
+    // The ring only moves forward: the oldest record before the read and after it bound the
+    // first one read. Other tests fill the ring with OOM reports, so the boot's first record
+    // ("Linux version") is only there while nothing has been overwritten.
+    const before = oldestSeq();
     const log = readKmsg();
+    const after = oldestSeq();
     expect(log.origin).toBe('/dev/kmsg');
     expect(log.records).toBeGreaterThan(10);
     expect(log.text.split('\n')[0]).toMatch(/^\[\s*\d+\.\d{6}\] /);
-    expect(log.text).toContain('Linux version');
+    expect(log.firstSeq).toBeGreaterThanOrEqual(before);
+    expect(log.firstSeq).toBeLessThanOrEqual(after);
+    // Nothing skipped between the first and the last record unless the ring overtook the read.
+    if (!log.lost) expect(log.lastSeq! - log.firstSeq! + 1).toBe(log.records);
+    if (log.firstSeq === 0) expect(log.text).toContain('Linux version');
   });
 
   it('a missing device is an IO error with a hint', () => {

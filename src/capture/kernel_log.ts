@@ -19,6 +19,13 @@ export interface KernelLog {
   records: number;
   /** kmsg: records overwritten while reading (EPIPE), the ring moved on. */
   lost?: number;
+  /**
+   * kmsg: sequence numbers of the first and last record read. The ring keeps a boot's
+   * records from 0 until it fills; a first sequence number above 0 means that many
+   * earlier records of this boot were overwritten before the read began.
+   */
+  firstSeq?: number;
+  lastSeq?: number;
 }
 
 export interface ReadKernelLogOptions {
@@ -55,6 +62,15 @@ export function kmsgRecordToLines(record: string): string[] {
   return message.split('\n').map((l) => `${ts} ${l}`);
 }
 
+/** The sequence number of a /dev/kmsg record (`prio,seq,...`), undefined when malformed. */
+export function kmsgSeq(record: string): number | undefined {
+  const a = record.indexOf(',');
+  const b = a < 0 ? -1 : record.indexOf(',', a + 1);
+  if (b < 0) return undefined;
+  const s = record.slice(a + 1, b);
+  return /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
 /** Read the whole /dev/kmsg ring without blocking. */
 export function readKmsg(path = '/dev/kmsg'): KernelLog {
   let fd: number;
@@ -79,6 +95,8 @@ export function readKmsg(path = '/dev/kmsg'): KernelLog {
   const lines: string[] = [];
   let records = 0;
   let lost = 0;
+  let firstSeq: number | undefined;
+  let lastSeq: number | undefined;
   try {
     for (;;) {
       let n: number;
@@ -99,13 +117,21 @@ export function readKmsg(path = '/dev/kmsg'): KernelLog {
       }
       if (n === 0) break;
       records++;
-      lines.push(...kmsgRecordToLines(buf.toString('utf8', 0, n)));
+      const record = buf.toString('utf8', 0, n);
+      const seq = kmsgSeq(record);
+      if (seq !== undefined) {
+        firstSeq ??= seq;
+        lastSeq = seq;
+      }
+      lines.push(...kmsgRecordToLines(record));
     }
   } finally {
     closeSync(fd);
   }
   const log: KernelLog = { text: lines.length ? `${lines.join('\n')}\n` : '', origin: path, records };
   if (lost) log.lost = lost;
+  if (firstSeq !== undefined) log.firstSeq = firstSeq;
+  if (lastSeq !== undefined) log.lastSeq = lastSeq;
   return log;
 }
 

@@ -17,7 +17,15 @@ describe('memsleuth oom on a live memcg OOM', () => {
 
     const r = await cli(['oom', '--source', 'kmsg', '--json']);
     expect(r.status).toBe(0);
-    const j = JSON.parse(r.stdout) as { reports: { report: OomReport; explanation: OomExplanation }[] };
+    const j = JSON.parse(r.stdout) as {
+      ring: { firstSeq: number; lastSeq: number };
+      reports: { report: OomReport; explanation: OomExplanation }[];
+    };
+    // A ring that has wrapped (earlier records of this boot overwritten) is said, with the way out.
+    expect(j.ring.lastSeq).toBeGreaterThan(j.ring.firstSeq);
+    if (j.ring.firstSeq > 0)
+      expect(r.stderr).toContain(`/dev/kmsg starts at record ${j.ring.firstSeq} of this boot`);
+    else expect(r.stderr).not.toContain('starts at record');
     const ours = j.reports.filter((x) => x.report.constraint?.oomMemcg === oom.path);
     expect(ours.length).toBeGreaterThanOrEqual(1);
     const { report, explanation } = ours[ours.length - 1]!;

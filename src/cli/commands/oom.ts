@@ -180,6 +180,8 @@ accounts for.`,
     }
     let text: string;
     let origin: string;
+    /** /dev/kmsg only: the sequence numbers of the first and last record read (above 0: the ring had wrapped). */
+    let ring: { firstSeq: number; lastSeq: number } | undefined;
     if (arg === '-') {
       text = await readStdin(ctx.stdin);
       origin = 'stdin';
@@ -204,6 +206,15 @@ accounts for.`,
       });
       text = log.text;
       origin = log.origin;
+      if (log.firstSeq !== undefined) ring = { firstSeq: log.firstSeq, lastSeq: log.lastSeq ?? log.firstSeq };
+      if (log.firstSeq) {
+        const at = /^\[\s*([\d.]+)\]/.exec(text)?.[1];
+        ctx.stderr.write(
+          `memsleuth: ${origin} starts at record ${log.firstSeq} of this boot${at ? ` (${at} s after boot)` : ''}: ` +
+            `the ${log.firstSeq} before it were overwritten, with any OOM report among them; ` +
+            '--source journal reads what journald kept\n',
+        );
+      }
       if (log.lost)
         ctx.stderr.write(`memsleuth: ${log.lost} kernel log record(s) were overwritten while reading\n`);
     }
@@ -214,6 +225,7 @@ accounts for.`,
     if (values.json) {
       const out = {
         origin,
+        ...(ring ? { ring } : {}),
         lines: parsed.lines,
         pageSizeBytes: parsed.pageSizeBytes ?? 4096,
         pageSizeAssumed: parsed.pageSizeBytes === undefined,
