@@ -39,3 +39,55 @@ describe('LiveSnapshot: how to enable a missing source', () => {
     expect(m.missing.find((x) => x.path === 'page_owner')!.enable).toMatch(/^boot with page_owner=on/);
   });
 });
+
+describe('LiveSnapshot.slabTraceFiles', () => {
+  /** `files`: paths under the root, each made as an empty file (with its directories). */
+  function tree(files: string[]) {
+    const roots = fakeRoots('CONFIG_X=y\n');
+    for (const f of files) {
+      const path = join(roots.proc, f);
+      mkdirSync(join(path, '..'), { recursive: true });
+      writeFileSync(path, '');
+    }
+    return roots;
+  }
+  const asObject = (m: Map<string, Set<string>>) =>
+    Object.fromEntries([...m].map(([k, v]) => [k, [...v].sort()]).sort());
+
+  it('5.14+: the caches debugfs has trace files for, and nothing from sysfs without its files', async () => {
+    const roots = tree([
+      'debug/slab/kmalloc-64/alloc_traces',
+      'debug/slab/kmalloc-64/free_traces',
+      'debug/slab/dentry/alloc_traces',
+      'slab/kmalloc-64/objects',
+      'slab/dentry/objects',
+    ]);
+    const snap = new LiveSnapshot(roots);
+    expect(asObject(await snap.slabTraceFiles())).toEqual({
+      dentry: ['alloc_traces'],
+      'kmalloc-64': ['alloc_traces', 'free_traces'],
+    });
+  });
+
+  it('<= 5.13: every sysfs cache with alloc_calls/free_calls; nothing when neither tree has them', async () => {
+    const roots = tree([
+      'slab/a-cache/alloc_calls',
+      'slab/a-cache/free_calls',
+      'slab/b-cache/alloc_calls',
+      'slab/b-cache/free_calls',
+      'slab/:0000064/alloc_calls',
+      'slab/:0000064/free_calls',
+    ]);
+    expect(asObject(await new LiveSnapshot(roots).slabTraceFiles())).toEqual({
+      ':0000064': ['alloc_calls', 'free_calls'],
+      'a-cache': ['alloc_calls', 'free_calls'],
+      'b-cache': ['alloc_calls', 'free_calls'],
+    });
+    const none = tree(['slab/a-cache/objects']);
+    expect((await new LiveSnapshot(none).slabTraceFiles()).size).toBe(0);
+    // No debugfs and no sysfs slab at all.
+    rmSync(join(none.proc, 'slab'), { recursive: true });
+    rmSync(none.debugfs, { recursive: true });
+    expect((await new LiveSnapshot(none).slabTraceFiles()).size).toBe(0);
+  });
+});
