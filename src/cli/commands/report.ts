@@ -1,11 +1,9 @@
 import { openInputOrLive } from '../../registry/open.js';
 import { buildReport, reportTables } from '../../registry/report.js';
 import type { Report } from '../../registry/types.js';
-import { reportPageData } from '../../web/pages.js';
 import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { heading, renderTable, wrap } from '../format.js';
-import { writeHtml } from '../html.js';
 
 export function renderReport(r: Report): string {
   const out: string[] = [];
@@ -72,6 +70,11 @@ export const reportCommand = defineCommand({
       const opts = { top, smaps: !values['no-smaps'], ...parseSettingsOf(values, ctx) };
       let report: Report;
       if (values.html !== undefined) {
+        // The page's modules load only for --html.
+        const [{ reportPageData }, { writeHtml }] = await Promise.all([
+          import('../../web/pages.js'),
+          import('../html.js'),
+        ]);
         const data = await reportPageData(snap, opts);
         await writeHtml(values.html, data, ctx);
         report = data.report!.report;

@@ -1,4 +1,4 @@
-import { groupKmemleakStream, type KmemleakGroup } from '../../analysis/kmemleak.js';
+import type { KmemleakGroup } from '../../analysis/kmemleak.js';
 import { diffGroups } from '../../analysis/stacks.js';
 import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
@@ -79,6 +79,7 @@ export const kmemleak: SourceEntry<KmemleakGroups> = {
   async load(snap, options) {
     const stream = await snap.openStream('kmemleak');
     if (!stream) return undefined;
+    const { groupKmemleakStream } = await import('../../analysis/kmemleak.js');
     return groupKmemleakStream(stream, 'backtrace', {
       ...parseSettings(options),
       file: snap.describe('kmemleak'),

@@ -1,4 +1,3 @@
-import { groupPageOwner, KERNEL_ALLOCATORS } from '../../analysis/page_owner.js';
 import { culpritFrame, diffGroups, moduleOf, type StackGroup } from '../../analysis/stacks.js';
 import { callerName } from '../../model/frame.js';
 import { sourceLocation } from '../../model/snapshot.js';
@@ -51,6 +50,8 @@ export const pageOwner: SourceEntry<PageOwnerStacks> = {
     const stream = await snap.openStream('page_owner');
     if (!stream) return undefined;
     const pageSizeBytes = await pageSizeOf(snap, options);
+    // The scanner and its worker threads load only for a snapshot that has page_owner.
+    const { groupPageOwner, KERNEL_ALLOCATORS } = await import('../../analysis/page_owner.js');
     const r = await groupPageOwner(stream, {
       by: 'stack',
       pageSizeBytes,
