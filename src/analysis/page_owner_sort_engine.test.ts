@@ -1,18 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../../test/rng.js';
-import { emptyTextKey, Rows } from './page_owner_sort_engine.js';
+import { cullKeyHash, emptyTextKey, Rows, textKeyHash } from './page_owner_sort_engine.js';
 
 describe('Rows (the sort engine lookup table)', () => {
   // Slots carry the top 8 bits of a row's hash beside its number while rows fit in 24 bits,
   // and the row number alone past that: both must find every key, whatever the hashes share.
   it('finds every text key and cull key, with tags and after dropping them', () => {
     for (const tagRows of [undefined, 700]) {
-      const text = tagRows === undefined ? new Rows(false) : new Rows(false, tagRows);
-      const cull = tagRows === undefined ? new Rows(true) : new Rows(true, tagRows);
       const next = rng(5);
       const n = 3000;
       // Few hash values, so that keys share whole hashes, tags (top byte) and slots (low bits).
       const hashOf = (i: number) => ((((i * 7) % 5) << 24) | (i % 37)) >>> 0;
+      // Growing the table rehashes rows from their columns: here key i's pid is i.
+      const text: Rows = new Rows(false, { tagRows, rowHash: (r) => hashOf(text.pid.get(r)) });
+      const cull: Rows = new Rows(true, { tagRows, rowHash: (r) => hashOf(cull.kpid.get(r)) });
       const key = (i: number) => ({ ...emptyTextKey(), tmpl: i % 3, pid: i, tgid: i + 1, rest: i % 11 });
       const rowOf = new Map<number, number>();
       // Keys arrive in a random order, each several times.
@@ -54,6 +55,73 @@ describe('Rows (the sort engine lookup table)', () => {
       // A key never added is not found, though its hash is everywhere.
       expect(text.findText(hashOf(1), { ...key(1), pid: n + 5 })).toBe(-1);
       expect(cull.findCull(hashOf(1), 1, n + 5, 2, 0, 0, 0)).toBe(-1);
+    }
+  });
+
+  it('finds every key after growing with the real hashes, ts fields and the allocator in the key', () => {
+    const next = rng(9);
+    const n = 20000;
+    const text = new Rows(false);
+    const cull = new Rows(true, { cullByAllocator: true });
+    // Half the text keys carry ts digits (form 1: the wide columns), the rest none.
+    const key = (i: number) => ({
+      ...emptyTextKey(),
+      tmpl: i % 4,
+      pid: i * 13,
+      tgid: i % 97,
+      rest: i % 500,
+      ...(i % 2 ? { form: 1, d3hi: i * 1_000_003, d3lo: (i * 7919) % 65536, d3n: 12 } : {}),
+    });
+    const textHash = (i: number) => {
+      const k = key(i);
+      return textKeyHash(k.tmpl, k.pid, k.tgid, k.rest, k.form, k.d3hi, k.d3lo, k.d3n, k.d4hi, k.d4lo, k.d4n);
+    };
+    const cullArgs = (i: number) => [i % 500, i * 13, i % 97, i % 5, i % 3, 1 + (i % 4)] as const;
+    const rowOf = new Map<number, number>();
+    for (let j = 0; j < 2 * n; j++) {
+      const i = next() % n;
+      const found = text.findText(textHash(i), key(i));
+      expect(cull.findCull(cullKeyHash(...cullArgs(i)), ...cullArgs(i))).toBe(found);
+      if (found >= 0) {
+        expect(found).toBe(rowOf.get(i));
+        continue;
+      }
+      const k = key(i);
+      // As the engine does: the wide columns made (zeros for the rows before) ahead of the row.
+      if (k.form !== 0) text.ensureWide();
+      const row = text.add(textHash(i));
+      text.num.push(1);
+      text.tmpl.push(k.tmpl);
+      text.pid.push(k.pid);
+      text.tgid.push(k.tgid);
+      text.rest.push(k.rest);
+      text.form.push(k.form);
+      text.alloc.push(0);
+      const wd = text.wide;
+      if (wd) {
+        wd[0].push(k.d3hi);
+        wd[1].push(k.d3lo);
+        wd[2].push(k.d4hi);
+        wd[3].push(k.d4lo);
+        wd[4].push(k.d3n);
+        wd[5].push(k.d4n);
+      }
+      const [rest, kpid, ktgid, kcomm, kflag, kalloc] = cullArgs(i);
+      expect(cull.add(cullKeyHash(...cullArgs(i)))).toBe(row);
+      cull.num.push(1);
+      cull.pages.push(1);
+      cull.rest.push(rest);
+      cull.kpid.push(kpid);
+      cull.ktgid.push(ktgid);
+      cull.kcomm.push(kcomm);
+      cull.kflag.push(kflag);
+      cull.alloc.push(kalloc);
+      rowOf.set(i, row);
+    }
+    expect(rowOf.size).toBeGreaterThan(10000);
+    for (const [i, row] of rowOf) {
+      expect(text.findText(textHash(i), key(i))).toBe(row);
+      expect(cull.findCull(cullKeyHash(...cullArgs(i)), ...cullArgs(i))).toBe(row);
     }
   });
 });

@@ -369,6 +369,40 @@ export function emptyTextKey(): TextKey {
   return { tmpl: 0, pid: 0, tgid: 0, rest: 0, form: 0, d3hi: 0, d3lo: 0, d4hi: 0, d4lo: 0, d3n: 0, d4n: 0 };
 }
 
+/** The hash of a text key (no --cull): the one formula for a lookup and for a row's rehash. */
+export function textKeyHash(
+  tmpl: number,
+  pid: number,
+  tgid: number,
+  rest: number,
+  form: number,
+  d3hi: number,
+  d3lo: number,
+  d3n: number,
+  d4hi: number,
+  d4lo: number,
+  d4n: number,
+): number {
+  let h = hashInts(tmpl, pid, tgid, rest);
+  if (form !== 0) {
+    h = hashInts(h, form | (d3n << 8) | (d4n << 16), (d3hi | 0) ^ (d4lo | 0), (d3lo | 0) ^ (d4hi | 0));
+    h ^= Math.floor(d3hi / 0x100000000) + Math.floor(d4hi / 0x100000000) * 7;
+  }
+  return h;
+}
+
+/** The hash of a cull key (kalloc 0 unless culled by allocator). */
+export function cullKeyHash(
+  rest: number,
+  kpid: number,
+  ktgid: number,
+  kcomm: number,
+  kflag: number,
+  kalloc: number,
+): number {
+  return hashInts(rest, kpid, ktgid, (kcomm * 31 + kflag * 7 + kalloc) | 0);
+}
+
 /** Key fields of a row whose text is a canonical header (see parseHeader) and a rest. */
 export interface TextKey {
   tmpl: number;
@@ -435,31 +469,37 @@ export class Rows {
    */
   private slots = new Uint32Array(1 << 12);
   private tagged = true;
-  private readonly hashes: RowU32;
   /** The fields of the rows of this kind (see the constructor). */
   readonly table: RowTable;
+  /**
+   * A row's hash, from its key columns, for growing the table: recomputed (a few multiplies)
+   * rather than kept (4 bytes a row: 8 MB of the default sort's peak at 2 million rows).
+   */
+  private readonly rowHash: (r: number) => number;
+  private readonly tagRows: number;
 
   /**
    * Text rows (`cull` false) or cull rows: the fields of the kind in one RowTable, side by
-   * side; the other kind's fields, never pushed, in tables of their own. `tagRows`: rows
-   * up to which slots carry a tag (tests set fewer than the 2^24 - 1 that fit).
+   * side; the other kind's fields, never pushed, in tables of their own. `cullByAllocator`:
+   * the allocator is part of a cull key. `tagRows`: rows up to which slots carry a tag (tests
+   * set fewer than the 2^24 - 1 that fit); `rowHash`: tests give one that collides.
    */
   constructor(
     cull: boolean,
-    private readonly tagRows = ROW_MASK,
+    opts: { cullByAllocator?: boolean; tagRows?: number; rowHash?: (r: number) => number } = {},
   ) {
+    this.tagRows = opts.tagRows ?? ROW_MASK;
     const own = () => new RowTable(1);
     if (!cull) {
-      const t = new RowTable(7);
+      const t = new RowTable(6);
       this.table = t;
       this.num = new RowU32(t, 0);
       this.tmpl = new RowU32(t, 1);
       this.pid = new RowU32(t, 2);
       this.tgid = new RowU32(t, 3);
       this.rest = new RowU32(t, 4);
-      this.hashes = new RowU32(t, 5);
-      this.form = new RowU8(t, 6, 0);
-      this.alloc = new RowU8(t, 6, 8);
+      this.form = new RowU8(t, 5, 0);
+      this.alloc = new RowU8(t, 5, 8);
       this.kpid = new RowI32(own(), 0);
       this.ktgid = new RowI32(own(), 0);
       this.kcomm = new RowU32(own(), 0);
@@ -470,7 +510,7 @@ export class Rows {
       this.rcomm = new RowU32(own(), 0);
       this.rrest = new RowU32(own(), 0);
     } else {
-      const t = new RowTable(12);
+      const t = new RowTable(11);
       this.table = t;
       this.num = new RowU32(t, 0);
       this.pages = new RowI32(t, 1);
@@ -482,14 +522,57 @@ export class Rows {
       this.rtgid = new RowI32(t, 7);
       this.rcomm = new RowU32(t, 8);
       this.rrest = new RowU32(t, 9);
-      this.hashes = new RowU32(t, 10);
-      this.kflag = new RowU8(t, 11, 0);
-      this.alloc = new RowU8(t, 11, 8);
+      this.kflag = new RowU8(t, 10, 0);
+      this.alloc = new RowU8(t, 10, 8);
       this.tmpl = new RowU32(own(), 0);
       this.pid = new RowU32(own(), 0);
       this.tgid = new RowU32(own(), 0);
       this.form = new RowU8(own(), 0, 0);
     }
+    const byAllocator = opts.cullByAllocator === true;
+    this.rowHash =
+      opts.rowHash ??
+      (cull
+        ? (r) =>
+            cullKeyHash(
+              this.rest.get(r),
+              this.kpid.get(r),
+              this.ktgid.get(r),
+              this.kcomm.get(r),
+              this.kflag.get(r),
+              byAllocator ? this.alloc.get(r) : 0,
+            )
+        : (r) => {
+            const form = this.form.get(r);
+            const wd = this.wide;
+            if (form === 0 || !wd)
+              return textKeyHash(
+                this.tmpl.get(r),
+                this.pid.get(r),
+                this.tgid.get(r),
+                this.rest.get(r),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+              );
+            return textKeyHash(
+              this.tmpl.get(r),
+              this.pid.get(r),
+              this.tgid.get(r),
+              this.rest.get(r),
+              form,
+              wd[0].get(r),
+              wd[1].get(r),
+              wd[4].get(r),
+              wd[2].get(r),
+              wd[3].get(r),
+              wd[5].get(r),
+            );
+          });
   }
 
   /** Row of a text key with hash `h`; -1 when none. */
@@ -506,7 +589,6 @@ export class Rows {
       if (tagged && e >>> ROW_BITS !== tag) continue;
       const r = (tagged ? e & ROW_MASK : e) - 1;
       if (
-        this.hashes.get(r) === hu &&
         this.tmpl.get(r) === k.tmpl &&
         this.pid.get(r) === k.pid &&
         this.tgid.get(r) === k.tgid &&
@@ -552,7 +634,6 @@ export class Rows {
       if (tagged && e >>> ROW_BITS !== tag) continue;
       const r = (tagged ? e & ROW_MASK : e) - 1;
       if (
-        this.hashes.get(r) === hu &&
         this.rest.get(r) === rest &&
         this.kpid.get(r) === kpid &&
         this.ktgid.get(r) === ktgid &&
@@ -564,21 +645,23 @@ export class Rows {
     }
   }
 
-  /** A new row (its columns pushed by the caller). */
+  /**
+   * A new row with hash `h`; the caller pushes its columns next. The table grows before the
+   * row goes in: growing rehashes every row from its columns, which this one has not yet.
+   */
   add(h: number): number {
-    const row = this.length++;
-    this.hashes.push(h >>> 0);
-    if (this.tagged && this.length >= this.tagRows) {
+    const row = this.length;
+    if (this.tagged && row + 1 >= this.tagRows) {
       // Rows no longer fit beside a tag: the table holds row + 1 alone from now on.
       this.tagged = false;
       this.rehash(this.slots.length);
-      return row;
     }
+    if ((row + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    this.length = row + 1;
     const mask = this.slots.length - 1;
     let slot = h & mask;
     while (this.slots[slot]! !== 0) slot = (slot + 1) & mask;
     this.slots[slot] = this.entry(row, h >>> 0);
-    if (this.length * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     return row;
   }
 
@@ -589,8 +672,9 @@ export class Rows {
   private rehash(size: number): void {
     const slots = new Uint32Array(size);
     const mask = size - 1;
+    const rowHash = this.rowHash;
     for (let r = 0; r < this.length; r++) {
-      const hu = this.hashes.get(r);
+      const hu = rowHash(r) >>> 0;
       let slot = hu & mask;
       while (slots[slot]! !== 0) slot = (slot + 1) & mask;
       slots[slot] = this.entry(r, hu);
@@ -805,7 +889,7 @@ export class SortEngine {
     private readonly restCopyBytes = REST_COPY_LIMIT,
   ) {
     this.plan = sortPlan(cfg);
-    this.rows = new Rows(cfg.cull !== 0);
+    this.rows = new Rows(cfg.cull !== 0, { cullByAllocator: (cfg.cull & CULL_ALLOCATOR) !== 0 });
     const keys = new Set(cfg.sort.map((k) => k.key));
     this.sortKeys = keys;
     const { cull, filter, debug } = cfg;
@@ -1006,16 +1090,19 @@ export class SortEngine {
   /** Row of a text key (no --cull), created with this record as its first. */
   private textRow(k: TextKey, allocator: number): number {
     const rows = this.rows;
-    let h = hashInts(k.tmpl, k.pid, k.tgid, k.rest);
-    if (k.form !== 0) {
-      h = hashInts(
-        h,
-        k.form | (k.d3n << 8) | (k.d4n << 16),
-        (k.d3hi | 0) ^ (k.d4lo | 0),
-        (k.d3lo | 0) ^ (k.d4hi | 0),
-      );
-      h ^= Math.floor(k.d3hi / 0x100000000) + Math.floor(k.d4hi / 0x100000000) * 7;
-    }
+    const h = textKeyHash(
+      k.tmpl,
+      k.pid,
+      k.tgid,
+      k.rest,
+      k.form,
+      k.d3hi,
+      k.d3lo,
+      k.d3n,
+      k.d4hi,
+      k.d4lo,
+      k.d4n,
+    );
     const found = rows.findText(h, k);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
@@ -1078,7 +1165,7 @@ export class SortEngine {
         return r;
       }
     }
-    const h = hashInts(rest, kpid, ktgid, (kcomm * 31 + kflag * 7 + kalloc) | 0);
+    const h = cullKeyHash(rest, kpid, ktgid, kcomm, kflag, kalloc);
     const found = byRest ? -1 : rows.findCull(h, rest, kpid, ktgid, kcomm, kflag, kalloc);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
