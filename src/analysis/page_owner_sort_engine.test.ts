@@ -28,23 +28,10 @@ describe('Rows (the sort engine lookup table)', () => {
           continue;
         }
         expect(rowOf.has(i)).toBe(false);
-        const row = text.add(h);
-        expect(cull.add(h)).toBe(row);
-        text.num.push(1);
-        text.tmpl.push(i % 3);
-        text.pid.push(i);
-        text.tgid.push(i + 1);
-        text.rest.push(i % 11);
-        text.form.push(0);
-        text.alloc.push(0);
-        cull.num.push(1);
-        cull.pages.push(1);
-        cull.rest.push(i % 11);
-        cull.kpid.push(i);
-        cull.ktgid.push(i + 1);
-        cull.kcomm.push(0);
-        cull.kflag.push(0);
-        cull.alloc.push(0);
+        const row = text.addText(h, key(i), 0);
+        expect(
+          cull.addCull(h, { rest: i % 11, kpid: i, ktgid: i + 1, kcomm: 0, kflag: 0 }, 0, 1, i, i + 1, 0, 0),
+        ).toBe(row);
         rowOf.set(i, row);
       }
       expect(rowOf.size).toBeGreaterThan(tagRows ?? 0);
@@ -72,10 +59,7 @@ describe('Rows (the sort engine lookup table)', () => {
       rest: i % 500,
       ...(i % 2 ? { form: 1, d3hi: i * 1_000_003, d3lo: (i * 7919) % 65536, d3n: 12 } : {}),
     });
-    const textHash = (i: number) => {
-      const k = key(i);
-      return textKeyHash(k.tmpl, k.pid, k.tgid, k.rest, k.form, k.d3hi, k.d3lo, k.d3n, k.d4hi, k.d4lo, k.d4n);
-    };
+    const textHash = (i: number) => textKeyHash(key(i));
     const cullArgs = (i: number) => [i % 500, i * 13, i % 97, i % 5, i % 3, 1 + (i % 4)] as const;
     const rowOf = new Map<number, number>();
     for (let j = 0; j < 2 * n; j++) {
@@ -86,36 +70,11 @@ describe('Rows (the sort engine lookup table)', () => {
         expect(found).toBe(rowOf.get(i));
         continue;
       }
-      const k = key(i);
-      // As the engine does: the wide columns made (zeros for the rows before) ahead of the row.
-      if (k.form !== 0) text.ensureWide();
-      const row = text.add(textHash(i));
-      text.num.push(1);
-      text.tmpl.push(k.tmpl);
-      text.pid.push(k.pid);
-      text.tgid.push(k.tgid);
-      text.rest.push(k.rest);
-      text.form.push(k.form);
-      text.alloc.push(0);
-      const wd = text.wide;
-      if (wd) {
-        wd[0].push(k.d3hi);
-        wd[1].push(k.d3lo);
-        wd[2].push(k.d4hi);
-        wd[3].push(k.d4lo);
-        wd[4].push(k.d3n);
-        wd[5].push(k.d4n);
-      }
+      // Half the keys make the wide (ts) columns: zeros for the rows before them.
+      const row = text.addText(textHash(i), key(i), 0);
       const [rest, kpid, ktgid, kcomm, kflag, kalloc] = cullArgs(i);
-      expect(cull.add(cullKeyHash(...cullArgs(i)))).toBe(row);
-      cull.num.push(1);
-      cull.pages.push(1);
-      cull.rest.push(rest);
-      cull.kpid.push(kpid);
-      cull.ktgid.push(ktgid);
-      cull.kcomm.push(kcomm);
-      cull.kflag.push(kflag);
-      cull.alloc.push(kalloc);
+      const h = cullKeyHash(...cullArgs(i));
+      expect(cull.addCull(h, { rest, kpid, ktgid, kcomm, kflag }, kalloc, 1, 0, 0, 0, 0)).toBe(row);
       rowOf.set(i, row);
     }
     expect(rowOf.size).toBeGreaterThan(10000);

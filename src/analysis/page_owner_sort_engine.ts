@@ -370,23 +370,16 @@ export function emptyTextKey(): TextKey {
 }
 
 /** The hash of a text key (no --cull): the one formula for a lookup and for a row's rehash. */
-export function textKeyHash(
-  tmpl: number,
-  pid: number,
-  tgid: number,
-  rest: number,
-  form: number,
-  d3hi: number,
-  d3lo: number,
-  d3n: number,
-  d4hi: number,
-  d4lo: number,
-  d4n: number,
-): number {
-  let h = hashInts(tmpl, pid, tgid, rest);
-  if (form !== 0) {
-    h = hashInts(h, form | (d3n << 8) | (d4n << 16), (d3hi | 0) ^ (d4lo | 0), (d3lo | 0) ^ (d4hi | 0));
-    h ^= Math.floor(d3hi / 0x100000000) + Math.floor(d4hi / 0x100000000) * 7;
+export function textKeyHash(k: TextKey): number {
+  let h = hashInts(k.tmpl, k.pid, k.tgid, k.rest);
+  if (k.form !== 0) {
+    h = hashInts(
+      h,
+      k.form | (k.d3n << 8) | (k.d4n << 16),
+      (k.d3hi | 0) ^ (k.d4lo | 0),
+      (k.d3lo | 0) ^ (k.d4hi | 0),
+    );
+    h ^= Math.floor(k.d3hi / 0x100000000) + Math.floor(k.d4hi / 0x100000000) * 7;
   }
   return h;
 }
@@ -530,6 +523,7 @@ export class Rows {
       this.form = new RowU8(own(), 0, 0);
     }
     const byAllocator = opts.cullByAllocator === true;
+    const key = emptyTextKey();
     this.rowHash =
       opts.rowHash ??
       (cull
@@ -542,37 +536,81 @@ export class Rows {
               this.kflag.get(r),
               byAllocator ? this.alloc.get(r) : 0,
             )
-        : (r) => {
-            const form = this.form.get(r);
-            const wd = this.wide;
-            if (form === 0 || !wd)
-              return textKeyHash(
-                this.tmpl.get(r),
-                this.pid.get(r),
-                this.tgid.get(r),
-                this.rest.get(r),
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-              );
-            return textKeyHash(
-              this.tmpl.get(r),
-              this.pid.get(r),
-              this.tgid.get(r),
-              this.rest.get(r),
-              form,
-              wd[0].get(r),
-              wd[1].get(r),
-              wd[4].get(r),
-              wd[2].get(r),
-              wd[3].get(r),
-              wd[5].get(r),
-            );
-          });
+        : (r) => textKeyHash(this.textKeyOf(r, key)));
+  }
+
+  /** Row `r`'s text key, written into `k`. */
+  private textKeyOf(r: number, k: TextKey): TextKey {
+    k.tmpl = this.tmpl.get(r);
+    k.pid = this.pid.get(r);
+    k.tgid = this.tgid.get(r);
+    k.rest = this.rest.get(r);
+    k.form = this.form.get(r);
+    const wd = this.wide;
+    if (k.form === 0 || !wd) {
+      k.d3hi = k.d3lo = k.d4hi = k.d4lo = k.d3n = k.d4n = 0;
+    } else {
+      k.d3hi = wd[0].get(r);
+      k.d3lo = wd[1].get(r);
+      k.d4hi = wd[2].get(r);
+      k.d4lo = wd[3].get(r);
+      k.d3n = wd[4].get(r);
+      k.d4n = wd[5].get(r);
+    }
+    return k;
+  }
+
+  /** A new text row for key `k` (hash `h`), counted once. */
+  addText(h: number, k: TextKey, allocator: number): number {
+    if (k.form !== 0) this.ensureWide();
+    const row = this.add(h);
+    this.num.push(1);
+    this.tmpl.push(k.tmpl);
+    this.pid.push(k.pid);
+    this.tgid.push(k.tgid);
+    this.rest.push(k.rest);
+    this.form.push(k.form);
+    this.alloc.push(allocator);
+    const wd = this.wide;
+    if (wd) {
+      wd[0].push(k.d3hi);
+      wd[1].push(k.d3lo);
+      wd[2].push(k.d4hi);
+      wd[3].push(k.d4lo);
+      wd[4].push(k.d3n);
+      wd[5].push(k.d4n);
+    }
+    return row;
+  }
+
+  /**
+   * A new cull row (hash `h`) for its key fields, with `pages` for its first record and what
+   * that record said (pid, tgid, comm, stack; `alloc`: the key's allocator or the record's).
+   */
+  addCull(
+    h: number,
+    key: { rest: number; kpid: number; ktgid: number; kcomm: number; kflag: number },
+    alloc: number,
+    pages: number,
+    pid: number,
+    tgid: number,
+    comm: number,
+    firstRest: number,
+  ): number {
+    const row = this.add(h);
+    this.num.push(1);
+    this.pages.push(pages);
+    this.rest.push(key.rest);
+    this.kpid.push(key.kpid);
+    this.ktgid.push(key.ktgid);
+    this.kcomm.push(key.kcomm);
+    this.kflag.push(key.kflag);
+    this.alloc.push(alloc);
+    this.rpid.push(pid);
+    this.rtgid.push(tgid);
+    this.rcomm.push(comm);
+    this.rrest.push(firstRest);
+    return row;
   }
 
   /** Row of a text key with hash `h`; -1 when none. */
@@ -646,10 +684,11 @@ export class Rows {
   }
 
   /**
-   * A new row with hash `h`; the caller pushes its columns next. The table grows before the
-   * row goes in: growing rehashes every row from its columns, which this one has not yet.
+   * A new row with hash `h`, its columns pushed next (addText, addCull). The table grows
+   * before the row goes in: growing rehashes every row from its columns, which this one has
+   * not yet.
    */
-  add(h: number): number {
+  private add(h: number): number {
     const row = this.length;
     if (this.tagged && row + 1 >= this.tagRows) {
       // Rows no longer fit beside a tag: the table holds row + 1 alone from now on.
@@ -1090,43 +1129,13 @@ export class SortEngine {
   /** Row of a text key (no --cull), created with this record as its first. */
   private textRow(k: TextKey, allocator: number): number {
     const rows = this.rows;
-    const h = textKeyHash(
-      k.tmpl,
-      k.pid,
-      k.tgid,
-      k.rest,
-      k.form,
-      k.d3hi,
-      k.d3lo,
-      k.d3n,
-      k.d4hi,
-      k.d4lo,
-      k.d4n,
-    );
+    const h = textKeyHash(k);
     const found = rows.findText(h, k);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
       return found;
     }
-    if (k.form !== 0) rows.ensureWide();
-    const row = rows.add(h);
-    rows.num.push(1);
-    rows.tmpl.push(k.tmpl);
-    rows.pid.push(k.pid);
-    rows.tgid.push(k.tgid);
-    rows.rest.push(k.rest);
-    rows.form.push(k.form);
-    rows.alloc.push(allocator);
-    if (rows.wide) {
-      const wd = rows.wide;
-      wd[0].push(k.d3hi);
-      wd[1].push(k.d3lo);
-      wd[2].push(k.d4hi);
-      wd[3].push(k.d4lo);
-      wd[4].push(k.d3n);
-      wd[5].push(k.d4n);
-    }
-    return row;
+    return rows.addText(h, k, allocator);
   }
 
   /** Row of a cull key, created with this record's fields as its first. */
@@ -1172,20 +1181,17 @@ export class SortEngine {
       rows.pages.set(found, (rows.pages.get(found) + pageNum) | 0);
       return found;
     }
-    const row = rows.add(h);
-    rows.num.push(1);
-    rows.pages.push(pageNum);
-    rows.rest.push(rest);
-    rows.kpid.push(kpid);
-    rows.ktgid.push(ktgid);
-    rows.kcomm.push(kcomm);
-    rows.kflag.push(kflag);
-    // The allocator is part of the key when culled by it, else the first record's.
-    rows.alloc.push(this.cfg.cull & CULL_ALLOCATOR ? kalloc : allocator);
-    rows.rpid.push(pid);
-    rows.rtgid.push(tgid);
-    rows.rcomm.push(comm);
-    rows.rrest.push(firstRest);
+    const row = rows.addCull(
+      h,
+      { rest, kpid, ktgid, kcomm, kflag },
+      // The allocator is part of the key when culled by it, else the first record's.
+      this.cfg.cull & CULL_ALLOCATOR ? kalloc : allocator,
+      pageNum,
+      pid,
+      tgid,
+      comm,
+      firstRest,
+    );
     if (byRest) this.restRow[rest] = row + 1;
     return row;
   }
@@ -1370,16 +1376,10 @@ export class SortEngine {
       rows.num.set(found, rows.num.get(found) + 1);
       return found;
     }
-    const row = rows.add(0);
+    // Found by its text (oddKeys), never by hash: no template, and no ts fields of its own.
+    const odd = { ...emptyTextKey(), tmpl: NONE, rest: this.dict.internRestText(rest) };
+    const row = rows.addText(0, odd, allocator);
     this.oddKeys.set(text, row);
-    rows.num.push(1);
-    rows.tmpl.push(NONE);
-    rows.pid.push(0);
-    rows.tgid.push(0);
-    rows.rest.push(this.dict.internRestText(rest));
-    rows.form.push(0);
-    rows.alloc.push(allocator);
-    if (rows.wide) for (let j = 0; j < 6; j++) rows.wide[j as 0]!.push(0);
     rows.oddHead.set(row, head);
     return row;
   }
