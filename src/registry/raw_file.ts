@@ -1,4 +1,6 @@
 import { open, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { SourceName } from '../model/snapshot.js';
 import { slabTraceFileCache } from '../sources/slab_traces.js';
 
 /**
@@ -24,4 +26,20 @@ export async function isRawSourceFile(path: string, head: RegExp): Promise<boole
   } catch {
     return false;
   }
+}
+
+/**
+ * openSourceInput (src/registry/open.ts) for one source, with the registry loaded only when
+ * `path` is not a plain file of that source (isRawSourceFile): a saved page_owner dump or
+ * kmemleak report, the usual input, opens as it is.
+ */
+export async function openSourceFile(
+  path: string,
+  name: SourceName,
+  head: RegExp,
+  opts: { stdin?: NodeJS.ReadableStream } = {},
+): Promise<{ input: string | Readable; file: string; close(): Promise<void> }> {
+  if (await isRawSourceFile(path, head)) return { input: path, file: path, close: async () => {} };
+  const { openSourceInput } = await import('./open.js');
+  return openSourceInput(path, name, opts);
 }

@@ -12,7 +12,7 @@ import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { frameKey } from '../../model/frame.js';
 import { formatBytes } from '../../model/units.js';
-import { isRawSourceFile } from '../../registry/raw_file.js';
+import { openSourceFile } from '../../registry/raw_file.js';
 import { KMEMLEAK_HEAD, parseKmemleak } from '../../sources/kmemleak.js';
 import type { ParseSettings } from '../../sources/text.js';
 import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
@@ -48,11 +48,7 @@ export async function openReport(
     return { input: createReadStream(live), file: live, close: async () => {} };
   }
   // A saved report opens as it is; the registry is loaded for the other inputs only.
-  if (await isRawSourceFile(path, KMEMLEAK_HEAD)) {
-    return { input: createReadStream(path), file: path, close: async () => {} };
-  }
-  const { openSourceInput } = await import('../../registry/open.js');
-  const r = await openSourceInput(path, 'kmemleak', stdin ? { stdin } : {});
+  const r = await openSourceFile(path, 'kmemleak', KMEMLEAK_HEAD, stdin ? { stdin } : {});
   return {
     input: typeof r.input === 'string' ? createReadStream(r.input) : r.input,
     file: r.file,

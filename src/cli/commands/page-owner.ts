@@ -21,7 +21,7 @@ import { culpritFrame, type GroupDelta, type StackGroup } from '../../analysis/s
 import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
 import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
-import { isRawSourceFile } from '../../registry/raw_file.js';
+import { openSourceFile } from '../../registry/raw_file.js';
 import { PAGE_OWNER_HEAD, type PageOwnerInput } from '../../sources/page_owner.js';
 import { defineCommand, LENIENT_OPTION, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
@@ -41,9 +41,7 @@ async function openDump(
   arg: string,
   ctx: CommandContext,
 ): Promise<{ input: string | Readable; file: string; close(): Promise<void> }> {
-  if (await isRawSourceFile(arg, PAGE_OWNER_HEAD)) return { input: arg, file: arg, close: async () => {} };
-  const { openSourceInput } = await import('../../registry/open.js');
-  return openSourceInput(arg, 'page_owner', { stdin: ctx.stdin });
+  return openSourceFile(arg, 'page_owner', PAGE_OWNER_HEAD, { stdin: ctx.stdin });
 }
 
 /** `-` is standard input; anything else a path (a file, a FIFO or debugfs). */
