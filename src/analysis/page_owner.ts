@@ -401,28 +401,34 @@ class PageOwnerGrouping {
       if (f > 0) ids.push(f - 1);
     }
     const by = this.by;
-    // Frame arrays only where asked (no closure per stack either: with one, allocation was
-    // 47 MB in all for `top` at 108,000 stacks, 19 MB of it here).
+    // Frame arrays only where asked, built at most once per stack (no closure per stack
+    // either: with one, allocation was 47 MB in all for `top` at 108,000 stacks, 19 MB of it
+    // here).
+    let frames: Frame[] | undefined;
     if (by === 'stack') {
       const s = this.stacks.intern(ids.data, ids.length);
       this.restStack[rest] = s + 1;
       // Frames that print differently from the first ones seen with this key.
       let differ = this.stacks.depth(s) !== ids.length;
       for (let k = 0; !differ && k < ids.length; k++) differ = this.stacks.frameId(s, k) !== ids.data[k];
-      if (differ && (s < this.ownStacks || this.allow || this.opts.module !== undefined))
-        this.otherFrames.set(rest, this.framesOfIds());
+      if (differ && (s < this.ownStacks || this.allow || this.opts.module !== undefined)) {
+        frames = this.framesOfIds();
+        this.otherFrames.set(rest, frames);
+      }
     } else if (by === 'function') {
-      const f = culpritFrame(this.framesOfIds());
+      frames = this.framesOfIds();
+      const f = culpritFrame(frames);
       this.restStack[rest] =
         this.stacks.internFrames(
           f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
         ) + 1;
     } else if (by === 'module') {
-      const m = moduleOf(this.framesOfIds());
+      frames = this.framesOfIds();
+      const m = moduleOf(frames);
       this.restStack[rest] = this.label(m === undefined ? 'vmlinux' : `[${m}]`) + 1;
     }
     if (this.allow || by === 'allocator')
-      this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(this.framesOfIds())];
+      this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(frames ?? this.framesOfIds())];
     if (this.opts.module !== undefined) {
       const mod = this.opts.module;
       const table = this.stacks.frames.frames;
