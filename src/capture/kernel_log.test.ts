@@ -1,17 +1,17 @@
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MemsleuthError } from '../model/errors.js';
-import { kmsgRecordToLines, kmsgSeq, readJournal, readKernelLog, readKmsg } from './kernel_log.js';
+import { parseKmsgRecord, readJournal, readKernelLog, readKmsg } from './kernel_log.js';
 
-describe('kmsgRecordToLines', () => {
+describe('parseKmsgRecord: lines', () => {
   it('turns a record into dmesg lines, without its dictionary', () => {
-    expect(kmsgRecordToLines('4,1234,2771316390,-;Mem-Info:\n SUBSYSTEM=mem\n DEVICE=c1:1\n')).toEqual([
+    expect(parseKmsgRecord('4,1234,2771316390,-;Mem-Info:\n SUBSYSTEM=mem\n DEVICE=c1:1\n').lines).toEqual([
       '[ 2771.316390] Mem-Info:',
     ]);
   });
 
   it('splits an escaped multi-line record (5.x memcg stats) into one line each', () => {
-    expect(kmsgRecordToLines('6,9,5000001,-;anon 4096\\x0afile 0\\x0a')).toEqual([
+    expect(parseKmsgRecord('6,9,5000001,-;anon 4096\\x0afile 0\\x0a').lines).toEqual([
       '[    5.000001] anon 4096',
       '[    5.000001] file 0',
       '[    5.000001] ',
@@ -19,18 +19,18 @@ describe('kmsgRecordToLines', () => {
   });
 
   it('keeps the leading space of trace lines and ignores a caller field', () => {
-    expect(kmsgRecordToLines('4,10,12,c,caller=T29; dump_stack_lvl+0x52/0x61\n')).toEqual([
+    expect(parseKmsgRecord('4,10,12,c,caller=T29; dump_stack_lvl+0x52/0x61\n').lines).toEqual([
       '[    0.000012]  dump_stack_lvl+0x52/0x61',
     ]);
   });
 });
 
-describe('kmsgSeq', () => {
+describe('parseKmsgRecord: sequence number', () => {
   it('reads the sequence number, undefined for a malformed record', () => {
-    expect(kmsgSeq('6,85,81025,-;pvm-pv: x')).toBe(85);
-    expect(kmsgSeq('4,10,12,c,caller=T29; x')).toBe(10);
-    expect(kmsgSeq('6;no fields')).toBeUndefined();
-    expect(kmsgSeq('6,x1,2,-;bad')).toBeUndefined();
+    expect(parseKmsgRecord('6,85,81025,-;pvm-pv: x').seq).toBe(85);
+    expect(parseKmsgRecord('4,10,12,c,caller=T29; x').seq).toBe(10);
+    expect(parseKmsgRecord('6;no fields').seq).toBeUndefined();
+    expect(parseKmsgRecord('6,x1,2,-;bad').seq).toBeUndefined();
   });
 });
 
@@ -66,11 +66,12 @@ describe('reading this machine’s kernel log', () => {
     expect(log.origin).toBe('/dev/kmsg');
     expect(log.records).toBeGreaterThan(10);
     expect(log.text.split('\n')[0]).toMatch(/^\[\s*\d+\.\d{6}\] /);
-    expect(log.firstSeq).toBeGreaterThanOrEqual(before);
-    expect(log.firstSeq).toBeLessThanOrEqual(after);
+    const ring = log.ring!;
+    expect(ring.firstSeq).toBeGreaterThanOrEqual(before);
+    expect(ring.firstSeq).toBeLessThanOrEqual(after);
     // Nothing skipped between the first and the last record unless the ring overtook the read.
-    if (!log.lost) expect(log.lastSeq! - log.firstSeq! + 1).toBe(log.records);
-    if (log.firstSeq === 0) expect(log.text).toContain('Linux version');
+    if (!log.lost) expect(ring.lastSeq - ring.firstSeq + 1).toBe(log.records);
+    if (ring.firstSeq === 0) expect(log.text).toContain('Linux version');
   });
 
   it('a missing device is an IO error with a hint', () => {

@@ -24,8 +24,7 @@ export interface KernelLog {
    * records from 0 until it fills; a first sequence number above 0 means that many
    * earlier records of this boot were overwritten before the read began.
    */
-  firstSeq?: number;
-  lastSeq?: number;
+  ring?: { firstSeq: number; lastSeq: number };
 }
 
 export interface ReadKernelLogOptions {
@@ -48,27 +47,23 @@ function unescapeKmsg(s: string): string {
   return s.replace(/\\x([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
 }
 
-/** One /dev/kmsg record (`prio,seq,usec,flags;message` and ` KEY=value` lines) as dmesg lines. */
-export function kmsgRecordToLines(record: string): string[] {
+/**
+ * One /dev/kmsg record (`prio,seq,usec,flags;message` and ` KEY=value` lines): its sequence
+ * number (undefined when that field is not a number) and its dmesg lines, without the
+ * dictionary.
+ */
+export function parseKmsgRecord(record: string): { seq: number | undefined; lines: string[] } {
   const semi = record.indexOf(';');
-  if (semi < 0) return [];
+  if (semi < 0) return { seq: undefined, lines: [] };
   const fields = record.slice(0, semi).split(',');
+  const seq = fields[1] !== undefined && /^\d+$/.test(fields[1]) ? Number(fields[1]) : undefined;
   const usec = fields[2] !== undefined && /^\d+$/.test(fields[2]) ? BigInt(fields[2]) : 0n;
   const body = record.slice(semi + 1);
   // The dictionary follows the message after a newline, each line indented by a space.
   const nl = body.indexOf('\n');
   const message = unescapeKmsg(nl < 0 ? body : body.slice(0, nl));
   const ts = DMESG_TS(usec);
-  return message.split('\n').map((l) => `${ts} ${l}`);
-}
-
-/** The sequence number of a /dev/kmsg record (`prio,seq,...`), undefined when malformed. */
-export function kmsgSeq(record: string): number | undefined {
-  const a = record.indexOf(',');
-  const b = a < 0 ? -1 : record.indexOf(',', a + 1);
-  if (b < 0) return undefined;
-  const s = record.slice(a + 1, b);
-  return /^\d+$/.test(s) ? Number(s) : undefined;
+  return { seq, lines: message.split('\n').map((l) => `${ts} ${l}`) };
 }
 
 /** Read the whole /dev/kmsg ring without blocking. */
@@ -95,8 +90,7 @@ export function readKmsg(path = '/dev/kmsg'): KernelLog {
   const lines: string[] = [];
   let records = 0;
   let lost = 0;
-  let firstSeq: number | undefined;
-  let lastSeq: number | undefined;
+  let ring: KernelLog['ring'];
   try {
     for (;;) {
       let n: number;
@@ -117,21 +111,19 @@ export function readKmsg(path = '/dev/kmsg'): KernelLog {
       }
       if (n === 0) break;
       records++;
-      const record = buf.toString('utf8', 0, n);
-      const seq = kmsgSeq(record);
-      if (seq !== undefined) {
-        firstSeq ??= seq;
-        lastSeq = seq;
+      const r = parseKmsgRecord(buf.toString('utf8', 0, n));
+      if (r.seq !== undefined) {
+        ring ??= { firstSeq: r.seq, lastSeq: r.seq };
+        ring.lastSeq = r.seq;
       }
-      lines.push(...kmsgRecordToLines(record));
+      lines.push(...r.lines);
     }
   } finally {
     closeSync(fd);
   }
   const log: KernelLog = { text: lines.length ? `${lines.join('\n')}\n` : '', origin: path, records };
   if (lost) log.lost = lost;
-  if (firstSeq !== undefined) log.firstSeq = firstSeq;
-  if (lastSeq !== undefined) log.lastSeq = lastSeq;
+  if (ring) log.ring = ring;
   return log;
 }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { explainOomLog, type OomExplanation, type RankedTask } from '../../analysis/oom.js';
-import { type KernelLogSource, readKernelLog } from '../../capture/kernel_log.js';
+import { type KernelLog, type KernelLogSource, readKernelLog } from '../../capture/kernel_log.js';
 import { MemsleuthError } from '../../model/errors.js';
 import { formatBytes } from '../../model/units.js';
 import { accountingTable } from '../../registry/sources/meminfo.js';
@@ -180,8 +180,8 @@ accounts for.`,
     }
     let text: string;
     let origin: string;
-    /** /dev/kmsg only: the sequence numbers of the first and last record read (above 0: the ring had wrapped). */
-    let ring: { firstSeq: number; lastSeq: number } | undefined;
+    /** /dev/kmsg only: the first and last record read (a first above 0: the ring had wrapped). */
+    let ring: KernelLog['ring'];
     if (arg === '-') {
       text = await readStdin(ctx.stdin);
       origin = 'stdin';
@@ -206,12 +206,12 @@ accounts for.`,
       });
       text = log.text;
       origin = log.origin;
-      if (log.firstSeq !== undefined) ring = { firstSeq: log.firstSeq, lastSeq: log.lastSeq ?? log.firstSeq };
-      if (log.firstSeq) {
+      ring = log.ring;
+      if (ring?.firstSeq) {
         const at = /^\[\s*([\d.]+)\]/.exec(text)?.[1];
         ctx.stderr.write(
-          `memsleuth: ${origin} starts at record ${log.firstSeq} of this boot${at ? ` (${at} s after boot)` : ''}: ` +
-            `the ${log.firstSeq} before it were overwritten, with any OOM report among them; ` +
+          `memsleuth: ${origin} starts at record ${ring.firstSeq} of this boot${at ? ` (${at} s after boot)` : ''}: ` +
+            `the ${ring.firstSeq} before it were overwritten, with any OOM report among them; ` +
             '--source journal reads what journald kept\n',
         );
       }
