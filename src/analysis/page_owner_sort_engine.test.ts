@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../../test/rng.js';
-import { cullKeyHash, emptyTextKey, Rows, textKeyHash } from './page_owner_sort_engine.js';
+import { type CullKey, cullKeyHash, emptyTextKey, Rows, textKeyHash } from './page_owner_sort_engine.js';
 
 describe('Rows (the sort engine lookup table)', () => {
   // Slots carry the top 8 bits of a row's hash beside its number while rows fit in 24 bits,
@@ -15,13 +15,21 @@ describe('Rows (the sort engine lookup table)', () => {
       const text: Rows = new Rows(false, { tagRows, rowHash: (r) => hashOf(text.pid.get(r)) });
       const cull: Rows = new Rows(true, { tagRows, rowHash: (r) => hashOf(cull.kpid.get(r)) });
       const key = (i: number) => ({ ...emptyTextKey(), tmpl: i % 3, pid: i, tgid: i + 1, rest: i % 11 });
+      const ckey = (i: number): CullKey => ({
+        rest: i % 11,
+        kpid: i,
+        ktgid: i + 1,
+        kcomm: 0,
+        kflag: 0,
+        kalloc: 0,
+      });
       const rowOf = new Map<number, number>();
       // Keys arrive in a random order, each several times.
       for (let j = 0; j < 3 * n; j++) {
         const i = next() % n;
         const h = hashOf(i);
         const found = text.findText(h, key(i));
-        const culled = cull.findCull(h, i % 11, i, i + 1, 0, 0, 0);
+        const culled = cull.findCull(h, ckey(i));
         expect(culled).toBe(found);
         if (found >= 0) {
           expect(found).toBe(rowOf.get(i));
@@ -29,19 +37,17 @@ describe('Rows (the sort engine lookup table)', () => {
         }
         expect(rowOf.has(i)).toBe(false);
         const row = text.addText(h, key(i), 0);
-        expect(
-          cull.addCull(h, { rest: i % 11, kpid: i, ktgid: i + 1, kcomm: 0, kflag: 0 }, 0, 1, i, i + 1, 0, 0),
-        ).toBe(row);
+        expect(cull.addCull(h, ckey(i), 0, 1, i, i + 1, 0, 0)).toBe(row);
         rowOf.set(i, row);
       }
       expect(rowOf.size).toBeGreaterThan(tagRows ?? 0);
       for (const [i, row] of rowOf) {
         expect(text.findText(hashOf(i), key(i))).toBe(row);
-        expect(cull.findCull(hashOf(i), i % 11, i, i + 1, 0, 0, 0)).toBe(row);
+        expect(cull.findCull(hashOf(i), ckey(i))).toBe(row);
       }
       // A key never added is not found, though its hash is everywhere.
       expect(text.findText(hashOf(1), { ...key(1), pid: n + 5 })).toBe(-1);
-      expect(cull.findCull(hashOf(1), 1, n + 5, 2, 0, 0, 0)).toBe(-1);
+      expect(cull.findCull(hashOf(1), { ...ckey(1), kpid: n + 5 })).toBe(-1);
     }
   });
 
@@ -60,27 +66,32 @@ describe('Rows (the sort engine lookup table)', () => {
       ...(i % 2 ? { form: 1, d3hi: i * 1_000_003, d3lo: (i * 7919) % 65536, d3n: 12 } : {}),
     });
     const textHash = (i: number) => textKeyHash(key(i));
-    const cullArgs = (i: number) => [i % 500, i * 13, i % 97, i % 5, i % 3, 1 + (i % 4)] as const;
+    const ckey = (i: number): CullKey => ({
+      rest: i % 500,
+      kpid: i * 13,
+      ktgid: i % 97,
+      kcomm: i % 5,
+      kflag: i % 3,
+      kalloc: 1 + (i % 4),
+    });
     const rowOf = new Map<number, number>();
     for (let j = 0; j < 2 * n; j++) {
       const i = next() % n;
       const found = text.findText(textHash(i), key(i));
-      expect(cull.findCull(cullKeyHash(...cullArgs(i)), ...cullArgs(i))).toBe(found);
+      expect(cull.findCull(cullKeyHash(ckey(i)), ckey(i))).toBe(found);
       if (found >= 0) {
         expect(found).toBe(rowOf.get(i));
         continue;
       }
       // Half the keys make the wide (ts) columns: zeros for the rows before them.
       const row = text.addText(textHash(i), key(i), 0);
-      const [rest, kpid, ktgid, kcomm, kflag, kalloc] = cullArgs(i);
-      const h = cullKeyHash(...cullArgs(i));
-      expect(cull.addCull(h, { rest, kpid, ktgid, kcomm, kflag }, kalloc, 1, 0, 0, 0, 0)).toBe(row);
+      expect(cull.addCull(cullKeyHash(ckey(i)), ckey(i), ckey(i).kalloc, 1, 0, 0, 0, 0)).toBe(row);
       rowOf.set(i, row);
     }
     expect(rowOf.size).toBeGreaterThan(10000);
     for (const [i, row] of rowOf) {
       expect(text.findText(textHash(i), key(i))).toBe(row);
-      expect(cull.findCull(cullKeyHash(...cullArgs(i)), ...cullArgs(i))).toBe(row);
+      expect(cull.findCull(cullKeyHash(ckey(i)), ckey(i))).toBe(row);
     }
   });
 });

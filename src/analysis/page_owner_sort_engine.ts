@@ -384,16 +384,27 @@ export function textKeyHash(k: TextKey): number {
   return h;
 }
 
-/** The hash of a cull key (kalloc 0 unless culled by allocator). */
-export function cullKeyHash(
-  rest: number,
-  kpid: number,
-  ktgid: number,
-  kcomm: number,
-  kflag: number,
-  kalloc: number,
-): number {
-  return hashInts(rest, kpid, ktgid, (kcomm * 31 + kflag * 7 + kalloc) | 0);
+/**
+ * The key of a cull row: the fields --cull names (0, or NONE for rest and comm, when not),
+ * the unrelease flag, and the allocator (0 unless culled by allocator).
+ */
+export interface CullKey {
+  rest: number;
+  kpid: number;
+  ktgid: number;
+  kcomm: number;
+  kflag: number;
+  kalloc: number;
+}
+
+/** A CullKey of zeros (the engine fills one per record). */
+export function emptyCullKey(): CullKey {
+  return { rest: 0, kpid: 0, ktgid: 0, kcomm: 0, kflag: 0, kalloc: 0 };
+}
+
+/** The hash of a cull key: the one formula for a lookup and for a row's rehash. */
+export function cullKeyHash(k: CullKey): number {
+  return hashInts(k.rest, k.kpid, k.ktgid, (k.kcomm * 31 + k.kflag * 7 + k.kalloc) | 0);
 }
 
 /** Key fields of a row whose text is a canonical header (see parseHeader) and a rest. */
@@ -524,19 +535,23 @@ export class Rows {
     }
     const byAllocator = opts.cullByAllocator === true;
     const key = emptyTextKey();
+    const ckey = emptyCullKey();
     this.rowHash =
       opts.rowHash ??
       (cull
-        ? (r) =>
-            cullKeyHash(
-              this.rest.get(r),
-              this.kpid.get(r),
-              this.ktgid.get(r),
-              this.kcomm.get(r),
-              this.kflag.get(r),
-              byAllocator ? this.alloc.get(r) : 0,
-            )
+        ? (r) => cullKeyHash(this.cullKeyOf(r, byAllocator, ckey))
         : (r) => textKeyHash(this.textKeyOf(r, key)));
+  }
+
+  /** Row `r`'s cull key, written into `k` (its allocator only when it is part of the key). */
+  private cullKeyOf(r: number, byAllocator: boolean, k: CullKey): CullKey {
+    k.rest = this.rest.get(r);
+    k.kpid = this.kpid.get(r);
+    k.ktgid = this.ktgid.get(r);
+    k.kcomm = this.kcomm.get(r);
+    k.kflag = this.kflag.get(r);
+    k.kalloc = byAllocator ? this.alloc.get(r) : 0;
+    return k;
   }
 
   /** Row `r`'s text key, written into `k`. */
@@ -589,7 +604,7 @@ export class Rows {
    */
   addCull(
     h: number,
-    key: { rest: number; kpid: number; ktgid: number; kcomm: number; kflag: number },
+    key: CullKey,
     alloc: number,
     pages: number,
     pid: number,
@@ -651,15 +666,7 @@ export class Rows {
   }
 
   /** Row of a cull key with hash `h` (kalloc 0: the allocator is not part of it); -1 when none. */
-  findCull(
-    h: number,
-    rest: number,
-    kpid: number,
-    ktgid: number,
-    kcomm: number,
-    kflag: number,
-    kalloc: number,
-  ): number {
+  findCull(h: number, k: CullKey): number {
     const mask = this.slots.length - 1;
     const hu = h >>> 0;
     const tagged = this.tagged;
@@ -672,12 +679,12 @@ export class Rows {
       if (tagged && e >>> ROW_BITS !== tag) continue;
       const r = (tagged ? e & ROW_MASK : e) - 1;
       if (
-        this.rest.get(r) === rest &&
-        this.kpid.get(r) === kpid &&
-        this.ktgid.get(r) === ktgid &&
-        this.kcomm.get(r) === kcomm &&
-        this.kflag.get(r) === kflag &&
-        (kalloc === 0 || this.alloc.get(r) === kalloc)
+        this.rest.get(r) === k.rest &&
+        this.kpid.get(r) === k.kpid &&
+        this.ktgid.get(r) === k.ktgid &&
+        this.kcomm.get(r) === k.kcomm &&
+        this.kflag.get(r) === k.kflag &&
+        (k.kalloc === 0 || this.alloc.get(r) === k.kalloc)
       )
         return r;
     }
@@ -919,6 +926,7 @@ export class SortEngine {
   private prevKey: TextKey | undefined;
   private prevRaw: string | undefined;
   private readonly key: TextKey = emptyTextKey();
+  private readonly cullKey: CullKey = emptyCullKey();
 
   constructor(
     private readonly cfg: SortConfig,
@@ -1068,20 +1076,14 @@ export class SortEngine {
         if (cull & CULL_PID && pid === -2) pid = k.pid;
         if (cull & CULL_TGID && tgid === -2) tgid = k.tgid;
         const before = rows.length;
-        row = this.cullRow(
-          cull & CULL_STACKTRACE ? k.rest : NONE,
-          cull & CULL_PID ? pid : 0,
-          cull & CULL_TGID ? tgid : 0,
-          cull & CULL_COMM ? comm : NONE,
-          0,
-          cull & CULL_ALLOCATOR ? allocator : 0,
-          pageNum,
-          pid,
-          tgid,
-          comm,
-          allocator,
-          k.rest,
-        );
+        const ck = this.cullKey;
+        ck.rest = cull & CULL_STACKTRACE ? k.rest : NONE;
+        ck.kpid = cull & CULL_PID ? pid : 0;
+        ck.ktgid = cull & CULL_TGID ? tgid : 0;
+        ck.kcomm = cull & CULL_COMM ? comm : NONE;
+        ck.kflag = 0;
+        ck.kalloc = cull & CULL_ALLOCATOR ? allocator : 0;
+        row = this.cullRow(ck, pageNum, pid, tgid, comm, allocator, k.rest);
         if (rows.length > before) {
           // What the first record says, for the sort and the output.
           if (pid === -2) rows.rpid.set(row, k.pid);
@@ -1140,12 +1142,7 @@ export class SortEngine {
 
   /** Row of a cull key, created with this record's fields as its first. */
   private cullRow(
-    rest: number,
-    kpid: number,
-    ktgid: number,
-    kcomm: number,
-    kflag: number,
-    kalloc: number,
+    k: CullKey,
     pageNum: number,
     pid: number,
     tgid: number,
@@ -1156,11 +1153,12 @@ export class SortEngine {
     const rows = this.rows;
     const byRest =
       this.cfg.cull === CULL_STACKTRACE &&
-      kpid === 0 &&
-      ktgid === 0 &&
-      kcomm === NONE &&
-      kflag === 0 &&
-      kalloc === 0;
+      k.kpid === 0 &&
+      k.ktgid === 0 &&
+      k.kcomm === NONE &&
+      k.kflag === 0 &&
+      k.kalloc === 0;
+    const rest = k.rest;
     if (byRest) {
       if (rest >= this.restRow.length) {
         const bigger = new Int32Array(Math.max(rest + 1, this.restRow.length * 2, 1024));
@@ -1174,8 +1172,8 @@ export class SortEngine {
         return r;
       }
     }
-    const h = cullKeyHash(rest, kpid, ktgid, kcomm, kflag, kalloc);
-    const found = byRest ? -1 : rows.findCull(h, rest, kpid, ktgid, kcomm, kflag, kalloc);
+    const h = cullKeyHash(k);
+    const found = byRest ? -1 : rows.findCull(h, k);
     if (found >= 0) {
       rows.num.set(found, rows.num.get(found) + 1);
       rows.pages.set(found, (rows.pages.get(found) + pageNum) | 0);
@@ -1183,9 +1181,9 @@ export class SortEngine {
     }
     const row = rows.addCull(
       h,
-      { rest, kpid, ktgid, kcomm, kflag },
+      k,
       // The allocator is part of the key when culled by it, else the first record's.
-      this.cfg.cull & CULL_ALLOCATOR ? kalloc : allocator,
+      this.cfg.cull & CULL_ALLOCATOR ? k.kalloc : allocator,
       pageNum,
       pid,
       tgid,
@@ -1320,20 +1318,14 @@ export class SortEngine {
       }
       const allocator = cull & CULL_ALLOCATOR ? r.allocator() : 0;
       const restKey = cull & CULL_STACKTRACE ? this.dict.internRestText(r.rest) : NONE;
-      row = this.cullRow(
-        restKey,
-        cull & CULL_PID ? pid : 0,
-        cull & CULL_TGID ? tgid : 0,
-        cull & CULL_COMM ? this.dict.comms.internText(comm) : NONE,
-        flag,
-        allocator,
-        pageNum,
-        pid,
-        tgid,
-        0,
-        allocator,
-        restKey,
-      );
+      const ck = this.cullKey;
+      ck.rest = restKey;
+      ck.kpid = cull & CULL_PID ? pid : 0;
+      ck.ktgid = cull & CULL_TGID ? tgid : 0;
+      ck.kcomm = cull & CULL_COMM ? this.dict.comms.internText(comm) : NONE;
+      ck.kflag = flag;
+      ck.kalloc = allocator;
+      row = this.cullRow(ck, pageNum, pid, tgid, 0, allocator, restKey);
       if (rows.length > before) {
         if (!needFields) {
           if (this.needPid) rows.rpid.set(row, r.pid());
