@@ -5,7 +5,7 @@ import { record } from '../../record/recorder.js';
 import { defaultDbPath } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
 import { type CommandContext, progress } from '../context.js';
-import { CollectionSchedule, fullCollection } from '../daemon.js';
+import { CollectionSchedule, fullCollection, heapUsed } from '../daemon.js';
 import { VERSION } from '../version.js';
 
 export const recordCommand = defineCommand({
@@ -121,7 +121,7 @@ export const recordCommand = defineCommand({
             : numberOption(values['tmpfs-every'], 'tmpfs-every', 6, { min: 0, integer: true }),
         meta: { tool: `memsleuth ${VERSION}` },
         onTick: (i) => {
-          if (collections.due(i.ticks, i.processes)) fullCollection();
+          if (collections.due(i.ticks, i.processes, heapUsed())) fullCollection();
           const g = i.topGrower;
           p.update(
             `${i.ticks} ticks, ${formatBytes(i.dbBytes)}, tick ${(i.readMs + i.writeMs).toFixed(0)} ms` +
