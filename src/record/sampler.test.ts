@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { labFixture } from '../../test/paths.js';
+import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { smapsByName } from '../analysis/process.js';
 import { openLiveSnapshot } from '../capture/live.js';
 import { ProcWatch } from '../capture/proc_watch.js';
@@ -10,6 +11,8 @@ import { DirectorySnapshot } from '../capture/snapshot.js';
 import type { EntitySample, TickSample } from '../model/samples.js';
 import { parseProcStatus } from '../sources/proc_status.js';
 import { parseSmaps } from '../sources/smaps.js';
+import { RecordingReader } from '../store/recording.js';
+import { record } from './recorder.js';
 import { Sampler } from './sampler.js';
 
 function byKey(es: EntitySample[], layer: string, key: string): EntitySample | undefined {
@@ -278,5 +281,55 @@ describe('Sampler on this machine', () => {
     const sum = [...g.values()].reduce((a, m) => a + m.size, 0);
     expect(sum).toBe(total);
     expect(g.has('[heap]') || g.has('[anon]')).toBe(true);
+  });
+});
+
+describe('the kernel tables at the slabEvery cadence', () => {
+  // test/fixtures/owners-6.18: tmpfs mounts and SysV segments; the lab's 6.12 moment: buddyinfo
+  // and slabinfo. Read every 3rd tick (ticks 1, 4, 7); meminfo every tick.
+  const layersAt = async (dir: string, layers: string[]) => {
+    const sampler = new Sampler({ snapshot: () => new DirectorySnapshot(dir), slabEvery: 3 });
+    const out: string[][] = [];
+    for (let i = 0; i < 7; i++) {
+      const t = await sampler.sample(1_000 * (i + 1));
+      out.push(layers.filter((l) => t.entities.some((e) => e.layer === l)));
+    }
+    return out;
+  };
+
+  it('reads buddyinfo, tmpfs usage and SysV segments with slabinfo, meminfo every tick', async () => {
+    const owners = await layersAt(join(REPO_FIXTURES, 'owners-6.18', 'snapshot'), [
+      'meminfo',
+      'tmpfs',
+      'sysv-shm',
+    ]);
+    const all = ['meminfo', 'tmpfs', 'sysv-shm'];
+    expect(owners).toEqual([all, ['meminfo'], ['meminfo'], all, ['meminfo'], ['meminfo'], all]);
+    const lab = await layersAt(labFixture('6.12', 'after'), ['meminfo', 'slab', 'buddy']);
+    const kernel = ['meminfo', 'slab', 'buddy'];
+    expect(lab).toEqual([kernel, ['meminfo'], ['meminfo'], kernel, ['meminfo'], ['meminfo'], kernel]);
+  });
+
+  it('keeps the mounts and segments alive in the recording between their readings', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-sampler-'));
+    try {
+      const snapshot = () => new DirectorySnapshot(join(REPO_FIXTURES, 'owners-6.18', 'snapshot'));
+      await record({ db: join(dir, 'r.db'), intervalMs: 20, durationMs: 200, snapshot, slabEvery: 3 });
+      const reader = new RecordingReader(join(dir, 'r.db'));
+      try {
+        const rec = reader.load();
+        expect(rec.tickCount).toBeGreaterThanOrEqual(4);
+        const shared = rec.series.filter((s) => s.layer === 'tmpfs' || s.layer === 'sysv-shm');
+        // /dev/shm, /sys/fs/cgroup and the fixture's mount; three segments (owners.test.ts).
+        expect(new Set(shared.filter((s) => s.layer === 'tmpfs').map((s) => s.key)).size).toBe(3);
+        expect(new Set(shared.filter((s) => s.layer === 'sysv-shm').map((s) => s.key)).size).toBe(3);
+        // Not read at ticks 2, 3, 5, ...: carried, not ended.
+        expect(shared.every((s) => s.endedMs === undefined)).toBe(true);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -47,7 +47,8 @@ export const recordCommand = defineCommand({
     'slab-every': {
       type: 'string',
       valueName: 'N',
-      description: 'slabinfo (and zoneinfo) every N ticks (default: every 10s, 0: never)',
+      description:
+        'slab, zone, buddy, tmpfs-usage and SysV shm tables every N ticks (default: every 10s, 0: never)',
     },
     'counts-every': {
       type: 'string',

@@ -4,6 +4,7 @@ import { type Buddyinfo, parseBuddyinfo } from '../../sources/buddyinfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
 import {
   type DiffRow,
+  due,
   type Finding,
   type MetricFamilyDoc,
   type SourceEntry,
@@ -138,6 +139,8 @@ export const buddyinfo: SourceEntry<Buddyinfo> = {
 
   layers: ['buddy'],
   async sample(_snap, ctx) {
+    // At the kernel tables' cadence (SampleOptions.slabEvery): context for people, never a verdict.
+    if (!due(ctx.tick, ctx.options.slabEvery ?? 1)) return [];
     const b = await ctx.data.get('buddyinfo');
     if (!b) return [];
     return b.zones.map((z) => {

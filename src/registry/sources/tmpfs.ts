@@ -149,7 +149,10 @@ export const tmpfs: SourceEntry<TmpfsListing> = {
   async sample(snap, ctx) {
     const out: EntitySample[] = [];
     const filesNow = due(ctx.tick, ctx.options.tmpfsEvery ?? 6);
-    // Every tick: statfs of each mount (cheap). The files at the slow cadence: a walk.
+    // The mounts' usage at the kernel tables' cadence (SampleOptions.slabEvery: statfs of each
+    // mount; Shmem in meminfo moves every tick), and with the files. The files at their own
+    // cadence: a walk.
+    if (!filesNow && !due(ctx.tick, ctx.options.slabEvery ?? 1)) return out;
     let listing: TmpfsListing | undefined;
     if (filesNow) listing = await ctx.data.get('tmpfs');
     else {
