@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
 const SECONDS = Number(args.seconds);
 const INTERVAL = Number(args.interval);
 const TMPFS_EVERY_TICKS = Math.max(1, Math.round(Number(args['tmpfs-every']) / INTERVAL));
+const TMPFS_FLAG = ['--tmpfs-every', String(TMPFS_EVERY_TICKS)];
 const SOCKET_CACHES = new Set(['TCP', 'TCPv6', 'UDP', 'UDPv6', 'sock_inode_cache', 'request_sock_TCP']);
 
 const work = mkdtempSync('/tmp/ms-leaks-');
@@ -116,18 +117,7 @@ async function main() {
   const recordSecs = SECONDS;
   const recorder = start(
     process.execPath,
-    [
-      CLI,
-      'record',
-      '--db',
-      db,
-      '--interval',
-      `${INTERVAL}s`,
-      '--duration',
-      `${recordSecs}s`,
-      '--tmpfs-every',
-      String(TMPFS_EVERY_TICKS),
-    ],
+    [CLI, 'record', '--db', db, '--interval', `${INTERVAL}s`, '--duration', `${recordSecs}s`, ...TMPFS_FLAG],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
