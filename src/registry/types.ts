@@ -142,8 +142,8 @@ export interface SampleOptions {
   vmallocEvery?: number;
   /**
    * Read the kernel's tables every N ticks (0: never): slabinfo, zoneinfo's per-CPU free lists
-   * for the unaccounted remainder, buddyinfo, the tmpfs mounts' usage and SysV segments (the
-   * first two when present). Default 1; `record` makes it every 10 s (10 at a 1 s interval):
+   * for the unaccounted remainder, buddyinfo, the tmpfs mounts' usage and SysV segments
+   * (`tablesDue`). Default 1; `record` makes it every 10 s (10 at a 1 s interval):
    * slabinfo walks every cache and costs more than a hundred processes' counters; the other
    * three took 1.0-1.5 ms of a recorder's 8.9 ms read a tick with 183 processes; a kernel or shared
    * memory leak shows over minutes, not seconds, and meminfo (Shmem, the free pages) is read
@@ -193,6 +193,11 @@ export interface SampleContext {
 /** True on the ticks a source read every `every` ticks is due (the first tick always). */
 export function due(tick: number, every: number): boolean {
   return every > 0 && (tick - 1) % every === 0;
+}
+
+/** True on the ticks the kernel's tables are read (SampleOptions.slabEvery, default every tick). */
+export function tablesDue(ctx: Pick<SampleContext, 'tick' | 'options'>): boolean {
+  return due(ctx.tick, ctx.options.slabEvery ?? 1);
 }
 
 /** A Prometheus metric type as the text format names it. */

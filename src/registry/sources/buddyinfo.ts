@@ -4,10 +4,10 @@ import { type Buddyinfo, parseBuddyinfo } from '../../sources/buddyinfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
 import {
   type DiffRow,
-  due,
   type Finding,
   type MetricFamilyDoc,
   type SourceEntry,
+  tablesDue,
   wantsNodeFamily,
 } from '../types.js';
 import { readParsed } from './read.js';
@@ -140,7 +140,7 @@ export const buddyinfo: SourceEntry<Buddyinfo> = {
   layers: ['buddy'],
   async sample(_snap, ctx) {
     // At the kernel tables' cadence (SampleOptions.slabEvery): context for people, never a verdict.
-    if (!due(ctx.tick, ctx.options.slabEvery ?? 1)) return [];
+    if (!tablesDue(ctx)) return [];
     const b = await ctx.data.get('buddyinfo');
     if (!b) return [];
     return b.zones.map((z) => {

@@ -11,12 +11,12 @@ import { formatBytes, formatPercent } from '../../model/units.js';
 import { type Meminfo, parseMeminfo } from '../../sources/meminfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
 import {
-  due,
   type Finding,
   type MetricFamily,
   type MetricFamilyDoc,
   type ReportTable,
   type SourceEntry,
+  tablesDue,
   wantsNodeFamily,
 } from '../types.js';
 import { readParsed } from './read.js';
@@ -312,7 +312,7 @@ export const meminfo: SourceEntry<Meminfo> = {
     // boot would otherwise show as unaccounted growth.
     const vmstat = await ctx.data.get('vmstat').catch(() => undefined);
     // zoneinfo at the slab cadence (its per-CPU lists move by a few MiB): the last totals between.
-    if (due(ctx.tick, ctx.options.slabEvery ?? 1)) {
+    if (tablesDue(ctx)) {
       const zones = await ctx.data.get('zoneinfo').catch(() => undefined);
       ctx.state.zones = zones && zoneTotals(zones, ctx.pageSizeBytes);
     }

@@ -2,7 +2,13 @@ import { type Snapshot, slabTracePath, sourceLocation } from '../../model/snapsh
 import { formatBytes } from '../../model/units.js';
 import { parseSlabinfo, type Slabinfo, slabCacheBytes } from '../../sources/slabinfo.js';
 import { FamilyBuilder, nonEmpty } from '../families.js';
-import { type DiffRow, due, type MetricFamilyDoc, type SourceEntry, wantsNodeFamily } from '../types.js';
+import {
+  type DiffRow,
+  type MetricFamilyDoc,
+  type SourceEntry,
+  tablesDue,
+  wantsNodeFamily,
+} from '../types.js';
 import { readParsed } from './read.js';
 
 export interface SlabRow {
@@ -198,7 +204,7 @@ export const slabinfo: SourceEntry<Slabinfo> = {
 
   layers: ['slab'],
   async sample(_snap, ctx) {
-    if (!due(ctx.tick, ctx.options.slabEvery ?? 1)) return [];
+    if (!tablesDue(ctx)) return [];
     const slab = await ctx.data.get('slabinfo');
     if (!slab) throw new Error('unreadable (root needed)');
     return slab.caches.map((c) => ({

@@ -8,7 +8,7 @@ import {
   type SysvShm,
   type SysvShmSegment,
 } from '../../sources/sysvipc_shm.js';
-import { type DiffRow, due, type SourceEntry } from '../types.js';
+import { type DiffRow, type SourceEntry, tablesDue } from '../types.js';
 import { readParsed } from './read.js';
 import { processIdentity } from './shm_holders.js';
 
@@ -156,7 +156,7 @@ export const sysvipcShm: SourceEntry<SysvShm> = {
   layers: ['sysv-shm'],
   async sample(_snap, ctx) {
     // At the kernel tables' cadence (SampleOptions.slabEvery); Shmem in meminfo moves every tick.
-    if (!due(ctx.tick, ctx.options.slabEvery ?? 1)) return [];
+    if (!tablesDue(ctx)) return [];
     const shm = await ctx.data.get('sysvipc_shm');
     if (!shm) return [];
     ctx.layerRead('sysv-shm');

@@ -9,7 +9,7 @@ import {
   type TmpfsListing,
   type TmpfsMount,
 } from '../../sources/tmpfs.js';
-import { type DiffRow, due, type SourceEntry } from '../types.js';
+import { type DiffRow, due, type SourceEntry, tablesDue } from '../types.js';
 
 declare module '../types.js' {
   interface ReportSections {
@@ -152,7 +152,7 @@ export const tmpfs: SourceEntry<TmpfsListing> = {
     // The mounts' usage at the kernel tables' cadence (SampleOptions.slabEvery: statfs of each
     // mount; Shmem in meminfo moves every tick), and with the files. The files at their own
     // cadence: a walk.
-    if (!filesNow && !due(ctx.tick, ctx.options.slabEvery ?? 1)) return out;
+    if (!filesNow && !tablesDue(ctx)) return out;
     let listing: TmpfsListing | undefined;
     if (filesNow) listing = await ctx.data.get('tmpfs');
     else {
