@@ -22,9 +22,13 @@ describe('recording of the live machine', () => {
   let rec: LoadedRecording;
   let meminfo: ReturnType<typeof parseMeminfo>;
   let r: RecordingReader;
+  // PSS is read again only for a process whose resident memory moved since its last reading:
+  // this one touches 2 MiB more before each tick, so that it does here at every tick.
+  const held: Buffer[] = [];
   beforeAll(async () => {
     const w = new RecordingWriter(db, { interval_ms: '1000' });
     for (let i = 0; i < 4; i++) {
+      held.push(Buffer.alloc(2 << 20, 1));
       const s = await sampler.sample(1_800_000_000_000 + i * 1000);
       ticks.push(s);
       w.writeTick(s);
@@ -34,7 +38,10 @@ describe('recording of the live machine', () => {
     rec = r.load();
     meminfo = parseMeminfo(readFileSync('/proc/meminfo', 'utf8'));
   });
-  afterAll(() => r.close());
+  afterAll(() => {
+    r.close();
+    held.length = 0;
+  });
 
   it('stores every tick and the meta rows', () => {
     expect(rec.tickCount).toBe(4);
@@ -60,7 +67,8 @@ describe('recording of the live machine', () => {
     expect(vsz?.t.length).toBe(4);
     const fds = rec.series.find((x) => x.key === key && x.metric === 'fds');
     expect(fds?.v[0]).toBeGreaterThan(2);
-    // PSS is sparse (read on its own cadence): one reading per tick here, never carried.
+    // PSS is sparse (read on its own cadence): one reading per tick here (the memory moved at
+    // each), never carried.
     const pss = rec.series.find((x) => x.key === key && x.metric === 'pss_bytes');
     expect(pss?.v.length).toBe(4);
   });
