@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../../test/rng.js';
-import { radixSort } from './intern.js';
+import { F64SmallBlocks, radixSort, SumBlocks, U32SmallBlocks } from './intern.js';
 
 describe('radixSort', () => {
   it('orders rows by their keys, most significant first, stably; in its own arrays or in a scratch one', () => {
@@ -30,5 +30,78 @@ describe('radixSort', () => {
       expect(Array.from(radixSort(ids(), keys, small))).toEqual(want);
       expect(small.every((v) => v === -1)).toBe(true);
     }
+  });
+});
+
+describe('U32SmallBlocks and F64SmallBlocks', () => {
+  it('hold rows across blocks like a plain array: push, ensure, set, add; unwritten rows read 0', () => {
+    const next = rng(5);
+    const u = new U32SmallBlocks();
+    const f = new F64SmallBlocks();
+    // The first block starts small (a small table stays small).
+    expect(u.capacity).toBe(1024);
+    const ru: number[] = [];
+    const rf: number[] = [];
+    const n = 3 * 65536 + 123;
+    for (let i = 0; i < n; i++) {
+      const v = next() >>> 0;
+      if (u.push(v) !== i) throw new Error(`push gave the wrong row at ${i}`);
+      ru.push(v);
+      f.push(i / 4);
+      rf.push(i / 4);
+      if (i === 5000) expect(u.capacity).toBe(8192);
+    }
+    expect(u.capacity).toBe(4 * 65536);
+    for (let k = 0; k < 20000; k++) {
+      const i = next() % n;
+      u.set(i, k);
+      ru[i] = k;
+      f.add(i, 0.5);
+      rf[i]! += 0.5;
+    }
+    expect(Array.from({ length: n }, (_, i) => u.get(i))).toEqual(ru);
+    expect(Array.from({ length: n }, (_, i) => f.get(i))).toEqual(rf);
+    // ensure() gives room for rows never pushed, reading 0 (an index by id).
+    const g = new U32SmallBlocks();
+    g.ensure(3000);
+    expect(g.capacity).toBe(4096);
+    expect(g.get(2999)).toBe(0);
+    g.set(2999, 7);
+    g.ensure(70000);
+    expect(g.get(2999)).toBe(7);
+    expect(g.get(69999)).toBe(0);
+    expect(g.length).toBe(0);
+  });
+});
+
+describe('SumBlocks', () => {
+  it('sums like a Float64 column: whole 32-bit numbers first, then any value (fractions, negatives, above 2^32)', () => {
+    for (const odd of [0.5, -3, 2 ** 32, 2 ** 40 + 1, Number.NaN]) {
+      const next = rng(9);
+      const s = new SumBlocks();
+      const ref: number[] = [];
+      const n = 70000;
+      for (let i = 0; i < n; i++) {
+        s.push(i % 7);
+        ref.push(i % 7);
+      }
+      for (let k = 0; k < 5000; k++) {
+        const i = next() % n;
+        const v = k === 2500 ? odd : next() % 1000;
+        s.add(i, v);
+        ref[i]! += v;
+      }
+      s.push(odd);
+      ref.push(odd);
+      expect(s.length).toBe(n + 1);
+      expect(Array.from({ length: n + 1 }, (_, i) => s.get(i))).toEqual(ref);
+    }
+    // A sum that crosses 2^32 by additions alone.
+    const t = new SumBlocks();
+    t.push(2 ** 32 - 2);
+    t.add(0, 1);
+    t.add(0, 1);
+    t.add(0, 1);
+    expect(t.get(0)).toBe(2 ** 32 + 1);
   });
 });

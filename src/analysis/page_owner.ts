@@ -14,7 +14,7 @@ import {
   type PageOwnerParseOptions,
   type PageOwnerRecord,
 } from '../sources/page_owner.js';
-import { U32Column } from './intern.js';
+import { U32Column, U32SmallBlocks } from './intern.js';
 import { type ParallelOptions, scanChunks } from './page_owner_parallel.js';
 import {
   type ChunkResult,
@@ -223,6 +223,15 @@ class Grouped implements PageOwnerGroups {
   }
 }
 
+/** `a` copied into an array with room for index `i` (at least twice as long). */
+function grownBytes(a: Uint8Array, i: number): Uint8Array<ArrayBuffer> {
+  let n = Math.max(1024, a.length * 2);
+  while (n <= i) n *= 2;
+  const b = new Uint8Array(n);
+  b.set(a);
+  return b;
+}
+
 /**
  * Grouping of one dump, fed chunk by chunk (page_owner_scan.ts), in columns: per
  * distinct stack, prefix or name the answers are computed once and cached by id. A
@@ -244,10 +253,13 @@ class PageOwnerGrouping {
   private readonly bad = new Map<number, string>();
   private lineFrame = new Int32Array(1024);
   private seenStack = new Uint8Array(1024);
-  // By rest id: stack (+1) of the grouping, allocator class, module filter (1 in, 2 out).
-  private restStack = new Int32Array(1024);
-  private restAllocator = new Uint8Array(1024);
-  private restModule = new Uint8Array(1024);
+  // By rest id: stack (+1) of the grouping (in blocks: one entry per distinct stack text, a
+  // doubled copy would be left behind), allocator class and module filter (1 in, 2 out),
+  // these two only when a filter or the grouping asks.
+  private readonly restStack = new U32SmallBlocks();
+  private restAllocator = new Uint8Array(0);
+  private restModule = new Uint8Array(0);
+  private readonly needAllocator: boolean;
   private readonly prefixPages: number[] = [];
   private readonly prefixGfp: string[] = [];
   private readonly labelStack = new Map<string, number>();
@@ -270,10 +282,11 @@ class PageOwnerGrouping {
     private readonly opts: GroupPageOwnerOptions,
     private readonly file: string,
   ) {
-    this.agg = new StackAggregator(stacks);
+    this.pageSize = opts.pageSizeBytes ?? 4096;
+    this.agg = new StackAggregator(stacks, { bytesPerPage: this.pageSize });
     this.reader = new BlockReader(file, opts);
     this.allow = opts.allocators ? new Set(opts.allocators) : undefined;
-    this.pageSize = opts.pageSizeBytes ?? 4096;
+    this.needAllocator = this.allow !== undefined || by === 'allocator';
     this.ownStacks = stacks.size;
   }
 
@@ -318,7 +331,7 @@ class PageOwnerGrouping {
           break;
         default:
           // stack, function, module: decided by the rest when it was learnt.
-          stack = this.restStack[rest]! - 1;
+          stack = this.restStack.get(rest) - 1;
           if (this.by === 'stack') this.firstOfStack(stack, rest);
       }
       this.kept++;
@@ -407,7 +420,7 @@ class PageOwnerGrouping {
     let frames: Frame[] | undefined;
     if (by === 'stack') {
       const s = this.stacks.intern(ids.data, ids.length);
-      this.restStack[rest] = s + 1;
+      this.restStack.set(rest, s + 1);
       // Frames that print differently from the first ones seen with this key.
       let differ = this.stacks.depth(s) !== ids.length;
       for (let k = 0; !differ && k < ids.length; k++) differ = this.stacks.frameId(s, k) !== ids.data[k];
@@ -418,16 +431,18 @@ class PageOwnerGrouping {
     } else if (by === 'function') {
       frames = this.framesOfIds();
       const f = culpritFrame(frames);
-      this.restStack[rest] =
+      this.restStack.set(
+        rest,
         this.stacks.internFrames(
           f ? [{ func: f.func, ...(f.module !== undefined ? { module: f.module } : {}) }] : [],
-        ) + 1;
+        ) + 1,
+      );
     } else if (by === 'module') {
       frames = this.framesOfIds();
       const m = moduleOf(frames);
-      this.restStack[rest] = this.label(m === undefined ? 'vmlinux' : `[${m}]`) + 1;
+      this.restStack.set(rest, this.label(m === undefined ? 'vmlinux' : `[${m}]`) + 1);
     }
-    if (this.allow || by === 'allocator')
+    if (this.needAllocator)
       this.restAllocator[rest] = ALLOCATOR_CODE[allocatorOfStack(frames ?? this.framesOfIds())];
     if (this.opts.module !== undefined) {
       const mod = this.opts.module;
@@ -489,20 +504,11 @@ class PageOwnerGrouping {
   private grow(rest: number): void {
     // No closure here: its context would be allocated on every call, growing or not (it
     // was 10 MB of garbage at 108,000 stacks).
-    if (rest >= this.restStack.length) this.growTo(rest);
-  }
-
-  private growTo(rest: number): void {
-    let n = this.restStack.length * 2;
-    while (n <= rest) n *= 2;
-    const g = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    this.restStack = g(this.restStack, (k) => new Int32Array(k));
-    this.restAllocator = g(this.restAllocator, (k) => new Uint8Array(k));
-    this.restModule = g(this.restModule, (k) => new Uint8Array(k));
+    if (rest >= this.restStack.capacity) this.restStack.ensure(rest + 1);
+    if (this.needAllocator && rest >= this.restAllocator.length)
+      this.restAllocator = grownBytes(this.restAllocator, rest);
+    if (this.opts.module !== undefined && rest >= this.restModule.length)
+      this.restModule = grownBytes(this.restModule, rest);
   }
 
   private label(text: string): number {
@@ -567,7 +573,8 @@ async function groupInto(
 ): Promise<Grouped> {
   const by = opts.by ?? 'stack';
   const file = opts.file ?? (typeof input === 'string' ? input : 'page_owner');
-  const dict = new PageOwnerDict();
+  // The grouping reads each stack's lines once (learn): the dict keeps none.
+  const dict = new PageOwnerDict({ keepLines: false });
   const g = new PageOwnerGrouping(dict, stacks, by, opts, file);
   dict.onRest = (id, lines, n) => g.learn(id, lines, n);
   // One thread unless asked: workers cost about 40 MB each here (each interns the stacks of

@@ -181,17 +181,33 @@ export function digitsOf(code: number, width = 9): string {
  * its lines (ids of a ByteInterner) and flags: 24 bytes a stack, side by side in one
  * RowTable (a lookup reads one cache line where separate columns read three, and the
  * table grows by blocks, never copying), plus 4 per line when the lines are kept.
+ * Without the lines (`keepLines` false: a consumer reads each stack's lines once, as
+ * `page-owner top` does) a row is 20 bytes: no line start.
  */
 export class RestTable {
-  private readonly rows = new RowTable(6);
-  readonly h1 = new RowU32(this.rows, 0);
-  readonly h2 = new RowU32(this.rows, 1);
-  readonly len = new RowU32(this.rows, 2);
-  readonly flags = new RowU32(this.rows, 3);
-  readonly lineStart = new RowU32(this.rows, 4);
-  readonly lineCount = new RowU32(this.rows, 5);
+  private readonly rows: RowTable;
+  readonly h1: RowU32;
+  readonly h2: RowU32;
+  readonly len: RowU32;
+  readonly flags: RowU32;
+  readonly lineCount: RowU32;
+  /** Where a rest's line ids start in `lines` (only when the lines are kept). */
+  readonly lineStart: RowU32;
   readonly lines = new U32Column(8192);
+  private readonly stride: number;
   private slots = new Int32Array(1 << 12).fill(-1);
+
+  constructor(readonly keepLines = true) {
+    this.stride = keepLines ? 6 : 5;
+    this.rows = new RowTable(this.stride);
+    this.h1 = new RowU32(this.rows, 0);
+    this.h2 = new RowU32(this.rows, 1);
+    this.len = new RowU32(this.rows, 2);
+    this.flags = new RowU32(this.rows, 3);
+    this.lineCount = new RowU32(this.rows, 4);
+    // Without kept lines this field is never pushed (its word would be the next row's).
+    this.lineStart = new RowU32(this.rows, 5);
+  }
 
   get size(): number {
     return this.h1.length;
@@ -205,7 +221,7 @@ export class RestTable {
       const id = this.slots[slot]!;
       if (id < 0) return -1;
       const b = blocks[id >>> BLOCK_BITS]!;
-      const o = (id & BLOCK_MASK) * 6;
+      const o = (id & BLOCK_MASK) * this.stride;
       if (b[o] === h1 && b[o + 1] === h2 && b[o + 2] === len) return id;
       slot = (slot + 1) & mask;
     }
@@ -226,10 +242,12 @@ export class RestTable {
     this.h2.push(h2);
     this.len.push(len);
     this.flags.push(flags);
-    this.lineStart.push(this.lines.length);
     this.lineCount.push(lineCount);
-    this.lines.grow(this.lines.length + n);
-    for (let i = 0; i < n; i++) this.lines.data[this.lines.length++] = lineIds[i]!;
+    if (this.keepLines) {
+      this.lineStart.push(this.lines.length);
+      this.lines.grow(this.lines.length + n);
+      for (let i = 0; i < n; i++) this.lines.data[this.lines.length++] = lineIds[i]!;
+    }
     const mask = this.slots.length - 1;
     let slot = h1 & mask;
     while (this.slots[slot]! >= 0) slot = (slot + 1) & mask;
@@ -268,7 +286,10 @@ export class PageOwnerDict {
 
   /** Add a rest (the hash is known not to be there), or hand it to onRest. */
   addRestLines(h1: number, h2: number, len: number, flags: number, lineIds: Uint32Array, n: number): number {
-    if (this.onRest === undefined) return this.rests.add(h1, h2, len, flags, lineIds, n);
+    if (this.onRest === undefined) {
+      if (!this.rests.keepLines) throw new Error('PageOwnerDict: no onRest to read the lines of a rest');
+      return this.rests.add(h1, h2, len, flags, lineIds, n);
+    }
     const id = this.rests.add(h1, h2, len, flags, lineIds, 0, n);
     this.onRest(id, lineIds, n);
     return id;
@@ -285,7 +306,15 @@ export class PageOwnerDict {
    * make up are (a new stack's lines are looked up without comparing their bytes).
    */
   readonly lines = new ByteInterner('fingerprint');
-  readonly rests = new RestTable();
+  readonly rests: RestTable;
+
+  /**
+   * `keepLines` false: every rest goes to `onRest` (set it before scanning) and its lines are
+   * not kept (restText and the sort engine need them).
+   */
+  constructor(opts: { keepLines?: boolean } = {}) {
+    this.rests = new RestTable(opts.keepLines ?? true);
+  }
   /** Per prefix / comm: 1 when the fast path may take it, 2 when not (0: not checked yet). */
   readonly prefixOk: number[] = [];
   readonly commOk: number[] = [];

@@ -176,10 +176,59 @@ describe('interned groups keep the behaviour of plain ones', () => {
     for (const by of ['count', 'bytes', 'pages'] as const) {
       expect(strip(topGroups(q, by))).toEqual(strip(topGroups(p, by)));
       expect(strip(agg.top(by, 17))).toEqual(strip(topGroups(p, by, 17)));
+      for (const limit of [0, 1, 2, q.length - 1, q.length, q.length + 5])
+        expect(strip(agg.top(by, limit))).toEqual(strip(topGroups(p, by, limit)));
     }
     expect(JSON.parse(JSON.stringify(q))).toEqual(JSON.parse(JSON.stringify(p)));
     expect(toCollapsed(q, 'pages')).toBe(toCollapsed(p, 'pages'));
     expect(q[0]).toBeInstanceOf(InternedStackGroup);
+  });
+
+  it('StackAggregator whose stacks come out of the table order (some skipped, some older)', () => {
+    // New stacks in table order first (group i is stack i), then stacks the table learnt
+    // without the aggregator (a filter skipped them, or a diff's other dump had them): group
+    // indexes part from stack ids, and every answer stays the plain one.
+    const t = new StackTable();
+    const agg = new StackAggregator(t);
+    const keep = (i: number) => i % 3 !== 0;
+    const early = [...stacks.keys()].filter((i) => i < 150 && keep(i));
+    const skipped = [...stacks.keys()].filter((i) => i >= 150 && i < 200);
+    const late = [...stacks.keys()].filter((i) => i >= 200 && keep(i));
+    const order = [...early, ...late, ...skipped.filter(keep)];
+    for (const i of early) agg.add(stacks[i]!, weights[i]!);
+    for (const i of skipped) t.internFrames(stacks[i]!);
+    for (const i of [...late, ...skipped.filter(keep)]) agg.add(stacks[i]!, weights[i]!);
+    const m = new Map<string, StackGroup>();
+    for (const i of order) {
+      const key = stackKey(stacks[i]!);
+      const g = m.get(key) ?? { key, frames: stacks[i]!, weights: { count: 0, bytes: 0, pages: 0 } };
+      m.set(key, g);
+      g.weights.count += weights[i]!.count;
+      g.weights.bytes += weights[i]!.bytes;
+      g.weights.pages += weights[i]!.pages;
+    }
+    const want = [...m.values()];
+    expect(agg.size).toBe(want.length);
+    expect(agg.result().map((g) => [g.key, g.weights])).toEqual(want.map((g) => [g.key, g.weights]));
+    for (let g = 0; g < agg.size; g++) expect(agg.indexOf(agg.stackAt(g))).toBe(g);
+    // A stack of the table that no record of this aggregator had.
+    const none = [...skipped.filter((i) => !keep(i)).map((i) => t.internFrames(stacks[i]!))].filter(
+      (id) => !agg.result().some((g) => g.stackId === id),
+    );
+    for (const id of none) expect(agg.indexOf(id)).toBe(-1);
+    for (const by of ['count', 'bytes', 'pages'] as const)
+      expect(agg.top(by, 9).map((g) => g.key)).toEqual(topGroups(want, by, 9).map((g) => g.key));
+  });
+
+  it('StackAggregator with bytesPerPage: bytes are pages times the page size', () => {
+    const agg = new StackAggregator(new StackTable(), { bytesPerPage: 4096 });
+    const p = plain(0);
+    stacks.forEach((frames, i) => {
+      if (i % 3 !== 0) agg.add(frames, { ...weights[i]!, bytes: 123 });
+    });
+    const q = agg.result();
+    expect(q.map((g) => g.weights.bytes)).toEqual(p.map((g) => g.weights.pages * 4096));
+    expect(agg.top('bytes', 17).map((g) => g.key)).toEqual(topGroups(p, 'pages', 17).map((g) => g.key));
   });
 
   it('diffGroups of groups in one table (by stack id) equals the diff by key strings', () => {

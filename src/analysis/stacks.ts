@@ -7,7 +7,7 @@
  */
 
 import { type Frame, formatFrame, frameKey } from '../model/frame.js';
-import { F64Column, fmix32, U32Column } from './intern.js';
+import { fmix32, SumBlocks, U32Column, U32SmallBlocks } from './intern.js';
 
 /**
  * Functions that belong to the allocators themselves. The culprit of an allocation is
@@ -181,9 +181,10 @@ export class StackTable {
   private narrow = true;
   /** Entries used in the last block. */
   private poolUsed = 0;
-  private readonly starts = new U32Column();
-  private readonly lengths = new U32Column();
-  private readonly hashes = new U32Column();
+  // By stack id, in blocks (no doubled copies left behind; see SmallFirstBlocks).
+  private readonly starts = new U32SmallBlocks();
+  private readonly lengths = new U32SmallBlocks();
+  private readonly hashes = new U32SmallBlocks();
   private slots = new Int32Array(1 << 10).fill(-1);
   private scratch = new Uint32Array(64);
 
@@ -218,8 +219,8 @@ export class StackTable {
     for (;;) {
       const id = this.slots[slot]!;
       if (id < 0) break;
-      if (this.hashes.data[id] === h && this.lengths.data[id] === n) {
-        const st = this.starts.data[id]!;
+      if (this.hashes.get(id) === h && this.lengths.get(id) === n) {
+        const st = this.starts.get(id);
         const pool = this.pool[st >>> POOL_BLOCK_BITS]!;
         const s = st & POOL_OFFSET_MASK;
         let k = 0;
@@ -273,25 +274,25 @@ export class StackTable {
 
   /** The block and offset of stack `id`'s frame ids. */
   private run(id: number): { block: PoolBlock; s: number } {
-    const st = this.starts.data[id]!;
+    const st = this.starts.get(id);
     return { block: this.pool[st >>> POOL_BLOCK_BITS]!, s: st & POOL_OFFSET_MASK };
   }
 
   /** Number of frames of a stack. */
   depth(id: number): number {
-    return this.lengths.data[id]!;
+    return this.lengths.get(id);
   }
 
   /** Frame id `i` of a stack. */
   frameId(id: number, i: number): number {
-    const st = this.starts.data[id]!;
+    const st = this.starts.get(id);
     return this.pool[st >>> POOL_BLOCK_BITS]![(st & POOL_OFFSET_MASK) + i]!;
   }
 
   /** The display frames of a stack (shared Frame objects, a new array). */
   framesOf(id: number): Frame[] {
     const { block, s } = this.run(id);
-    const n = this.lengths.data[id]!;
+    const n = this.lengths.get(id);
     const out: Frame[] = new Array(n);
     for (let i = 0; i < n; i++) out[i] = this.frames.frames[block[s + i]!]!;
     return out;
@@ -300,7 +301,7 @@ export class StackTable {
   /** The matching key of a stack, as `stackKey` spells it (built on each call). */
   keyOf(id: number): string {
     const { block, s } = this.run(id);
-    const n = this.lengths.data[id]!;
+    const n = this.lengths.get(id);
     const parts: string[] = new Array(n);
     for (let i = 0; i < n; i++)
       parts[i] = this.frames.keys[this.frames.keyOf(block[s + i]!, this.withOffsets)]!;
@@ -317,8 +318,8 @@ export class StackTable {
     const off = this.withOffsets;
     const { block: pa, s: sa } = this.run(a);
     const { block: pb, s: sb } = this.run(b);
-    const na = this.lengths.data[a]!;
-    const nb = this.lengths.data[b]!;
+    const na = this.lengths.get(a);
+    const nb = this.lengths.get(b);
     for (let i = 0; ; i++) {
       if (i === na) return i === nb ? 0 : -1;
       if (i === nb) return 1;
@@ -350,7 +351,7 @@ export class StackTable {
     const slots = new Int32Array(this.slots.length * 2).fill(-1);
     const mask = slots.length - 1;
     for (let id = 0; id < this.starts.length; id++) {
-      let slot = this.hashes.data[id]! & mask;
+      let slot = this.hashes.get(id) & mask;
       while (slots[slot]! >= 0) slot = (slot + 1) & mask;
       slots[slot] = id;
     }
@@ -411,18 +412,40 @@ export class InternedStackGroup implements StackGroup {
   }
 }
 
-/** Bounded by distinct stacks, not by input size: weights in columns, stacks interned. */
+/**
+ * Bounded by distinct stacks, not by input size: weights in columns, stacks interned. The
+ * columns grow by blocks (SmallFirstBlocks), never leaving a doubled copy behind.
+ */
 export class StackAggregator {
   readonly stacks: StackTable;
-  private readonly ids = new U32Column();
-  private groupOf: Int32Array = new Int32Array(1024).fill(-1);
-  private readonly count = new F64Column();
-  private readonly bytes = new F64Column();
-  private readonly pages = new F64Column();
+  /** Groups so far. */
+  private n = 0;
+  /**
+   * While every group's index is its stack id (each new stack added just after it was
+   * interned, as a fresh grouping of one dump does), `ids` and `groupOf` stay empty: 1 MB
+   * less at 120,828 stacks. The first stack out of that order fills them in.
+   */
+  private identity = true;
+  /** By group index: its stack id. */
+  private readonly ids = new U32SmallBlocks();
+  /** By stack id: its group index + 1 (0: no group yet). */
+  private readonly groupOf = new U32SmallBlocks();
+  // Sums: 32-bit whole numbers until one is not (SumBlocks).
+  private readonly count = new SumBlocks();
+  /** Not kept when bytes are pages times `bytesPerPage` (page_owner). */
+  private readonly bytes: SumBlocks | undefined;
+  private readonly pages = new SumBlocks();
+  private readonly bytesPerPage: number;
 
-  constructor(withOffsets: boolean | StackTable = false) {
+  /**
+   * `bytesPerPage`: every stack's bytes are its pages times this (page_owner's blocks): the
+   * bytes passed to addStack are not kept, a column less (1 MB at 120,828 stacks).
+   */
+  constructor(withOffsets: boolean | StackTable = false, opts: { bytesPerPage?: number } = {}) {
     this.stacks =
       typeof withOffsets === 'boolean' ? new StackTable(new FrameTable(), withOffsets) : withOffsets;
+    this.bytesPerPage = opts.bytesPerPage ?? 0;
+    this.bytes = opts.bytesPerPage === undefined ? new SumBlocks() : undefined;
   }
 
   add(frames: readonly Frame[], w: Partial<Weights>): void {
@@ -431,52 +454,75 @@ export class StackAggregator {
 
   /** Add to the group of an interned stack. */
   addStack(stackId: number, count: number, bytes: number, pages: number): void {
-    if (stackId >= this.groupOf.length) {
-      let n = this.groupOf.length * 2;
-      while (n <= stackId) n *= 2;
-      const g = new Int32Array(n).fill(-1);
-      g.set(this.groupOf);
-      this.groupOf = g;
+    let g: number;
+    if (this.identity && stackId < this.n) g = stackId;
+    else {
+      if (this.identity && stackId !== this.n) this.leaveIdentity();
+      if (this.identity) g = -1;
+      else {
+        const groupOf = this.groupOf;
+        if (stackId >= groupOf.capacity) groupOf.ensure(stackId + 1);
+        g = groupOf.get(stackId) - 1;
+      }
+      if (g < 0) {
+        g = this.n++;
+        if (!this.identity) {
+          this.ids.push(stackId);
+          this.groupOf.set(stackId, g + 1);
+        }
+        this.count.push(0);
+        this.bytes?.push(0);
+        this.pages.push(0);
+      }
     }
-    let g = this.groupOf[stackId]!;
-    if (g < 0) {
-      g = this.ids.push(stackId);
-      this.groupOf[stackId] = g;
-      this.count.push(0);
-      this.bytes.push(0);
-      this.pages.push(0);
+    this.count.add(g, count);
+    this.bytes?.add(g, bytes);
+    this.pages.add(g, pages);
+  }
+
+  /** Group i is stack i no more: the index columns, filled in. */
+  private leaveIdentity(): void {
+    this.identity = false;
+    this.groupOf.ensure(this.n);
+    for (let i = 0; i < this.n; i++) {
+      this.ids.push(i);
+      this.groupOf.set(i, i + 1);
     }
-    this.count.data[g]! += count;
-    this.bytes.data[g]! += bytes;
-    this.pages.data[g]! += pages;
   }
 
   get size(): number {
-    return this.ids.length;
+    return this.n;
   }
 
   /** The group index of an interned stack, or -1 when no record had it. */
   indexOf(stackId: number): number {
-    return stackId < this.groupOf.length ? this.groupOf[stackId]! : -1;
+    if (this.identity) return stackId < this.n ? stackId : -1;
+    return stackId < this.groupOf.capacity ? this.groupOf.get(stackId) - 1 : -1;
   }
 
   /** The stack id of group index `g`. */
   stackAt(g: number): number {
-    return this.ids.data[g]!;
+    return this.identity ? g : this.ids.get(g);
   }
 
   /** Group index `g`'s weight `by`. */
   weightAt(g: number, by: WeightName): number {
-    return (by === 'count' ? this.count : by === 'bytes' ? this.bytes : this.pages).data[g]!;
+    if (by === 'count') return this.count.get(g);
+    if (by === 'pages') return this.pages.get(g);
+    return this.bytesAt(g);
+  }
+
+  private bytesAt(g: number): number {
+    return this.bytes ? this.bytes.get(g) : this.pages.get(g) * this.bytesPerPage;
   }
 
   /** Group index `g`, built. */
   group(g: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup {
-    const id = this.ids.data[g]!;
+    const id = this.stackAt(g);
     return new InternedStackGroup(
       this.stacks,
       id,
-      { count: this.count.data[g]!, bytes: this.bytes.data[g]!, pages: this.pages.data[g]! },
+      { count: this.count.get(g), bytes: this.bytesAt(g), pages: this.pages.get(g) },
       display?.get(id),
     );
   }
@@ -486,24 +532,57 @@ export class StackAggregator {
    * some stacks instead of the table's (those first seen in another input).
    */
   result(display?: ReadonlyMap<number, Frame[]>): InternedStackGroup[] {
-    const out: InternedStackGroup[] = new Array(this.ids.length);
-    for (let g = 0; g < this.ids.length; g++) out[g] = this.group(g, display);
+    const out: InternedStackGroup[] = new Array(this.n);
+    for (let g = 0; g < this.n; g++) out[g] = this.group(g, display);
     return out;
   }
 
   /** The `limit` largest groups by `by`, ties by key (topGroups' order), building only those. */
   top(by: WeightName, limit: number, display?: ReadonlyMap<number, Frame[]>): InternedStackGroup[] {
-    const w = (by === 'count' ? this.count : by === 'bytes' ? this.bytes : this.pages).data;
-    const ids = this.ids.data;
+    // Bytes derived from pages order the groups as pages do.
+    const col = by === 'count' ? this.count : by === 'bytes' ? (this.bytes ?? this.pages) : this.pages;
     const t = this.stacks;
-    const n = this.ids.length;
-    // Only groups weighing at least the limit-th largest weight can be in the answer.
-    let min = Number.NEGATIVE_INFINITY;
-    if (limit < n) min = Float64Array.from(w.subarray(0, n)).sort()[n - limit]!;
-    const candidates: number[] = [];
-    for (let g = 0; g < n; g++) if (w[g]! >= min) candidates.push(g);
-    candidates.sort((a, b) => w[b]! - w[a]! || t.compareKeys(ids[a]!, ids[b]!));
-    return candidates.slice(0, Math.min(limit, candidates.length)).map((g) => this.group(g, display));
+    const n = this.n;
+    // Before in the answer: heavier, then the smaller key.
+    const before = (a: number, b: number) => {
+      const d = col.get(b) - col.get(a);
+      return d !== 0 ? d < 0 : t.compareKeys(this.stackAt(a), this.stackAt(b)) < 0;
+    };
+    let keep: number[];
+    if (limit >= n) keep = Array.from({ length: n }, (_, g) => g);
+    else {
+      // The `limit` first in a heap whose root is the last of them: no copy of the column
+      // (it ran at the end of a grouping, when the scan's tables are not collected yet).
+      keep = [];
+      const siftDown = (i: number) => {
+        const m = keep.length;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= m) return;
+          const r = l + 1;
+          const c = r < m && before(keep[l]!, keep[r]!) ? r : l;
+          if (!before(keep[i]!, keep[c]!)) return;
+          [keep[i], keep[c]] = [keep[c]!, keep[i]!];
+          i = c;
+        }
+      };
+      for (let g = 0; g < n && limit > 0; g++) {
+        if (keep.length < limit) {
+          keep.push(g);
+          for (let i = keep.length - 1; i > 0; ) {
+            const p = (i - 1) >> 1;
+            if (!before(keep[p]!, keep[i]!)) break;
+            [keep[i], keep[p]] = [keep[p]!, keep[i]!];
+            i = p;
+          }
+        } else if (before(g, keep[0]!)) {
+          keep[0] = g;
+          siftDown(0);
+        }
+      }
+    }
+    keep.sort((a, b) => (a === b ? 0 : before(a, b) ? -1 : 1));
+    return keep.map((g) => this.group(g, display));
   }
 }
 
