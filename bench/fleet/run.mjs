@@ -16,11 +16,10 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../cli.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'memsleuth.js');
 const { values: args } = parseArgs({
   options: {
     scrapes: { type: 'string', default: '30' },
@@ -156,27 +155,27 @@ async function scrapeBench() {
     [
       'memsleuth exporter (defaults)',
       process.execPath,
-      (p) => [CLI, 'exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0'],
+      (p) => cliArgs('exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0'),
     ],
     [
       'memsleuth exporter --node-families all',
       process.execPath,
-      (p) => [CLI, 'exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--node-families', 'all'],
+      (p) => cliArgs('exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--node-families', 'all'),
     ],
     [
       'memsleuth exporter --processes all',
       process.execPath,
-      (p) => [CLI, 'exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--processes', 'all'],
+      (p) => cliArgs('exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--processes', 'all'),
     ],
     [
       'memsleuth exporter --pss',
       process.execPath,
-      (p) => [CLI, 'exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--pss'],
+      (p) => cliArgs('exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--pss'),
     ],
     [
       'memsleuth exporter --smaps',
       process.execPath,
-      (p) => [CLI, 'exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--smaps'],
+      (p) => cliArgs('exporter', '--listen', `127.0.0.1:${p}`, '--interval', '0', '--smaps'),
     ],
   ];
   for (const [name, cmd, argv] of variants) {
@@ -196,7 +195,7 @@ async function scrapeBench() {
 
 /** Families of this machine's exposition (memsleuth exporter --once, defaults). */
 function template() {
-  const text = execFileSync(process.execPath, [CLI, 'exporter', '--once'], {
+  const text = execFileSync(process.execPath, cliArgs('exporter', '--once'), {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
   });
@@ -324,13 +323,7 @@ async function queryBench() {
           '-f',
           '%M %U %S',
           process.execPath,
-          CLI,
-          'fleet',
-          '--prometheus',
-          url,
-          '--since',
-          `${HOURS}h`,
-          '--json',
+          ...cliArgs('fleet', '--prometheus', url, '--since', `${HOURS}h`, '--json'),
         ],
         { encoding: 'utf8', maxBuffer: 1 << 28 },
       );

@@ -28,10 +28,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../cli.mjs';
 import { PLANTED, WEEK_PARAMS, writeWeek } from './week.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'memsleuth.js');
 const { values: args } = parseArgs({
   options: {
     ticks: { type: 'string' },
@@ -98,7 +98,7 @@ function runCli(argv, { keep = false } = {}) {
   return new Promise((resolvePromise, reject) => {
     const loadBefore = loadavg();
     const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'MSBENCH %e %M', process.execPath, CLI, ...argv], {
+    const child = spawn('/usr/bin/time', ['-f', 'MSBENCH %e %M', process.execPath, ...cliArgs(...argv)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let firstByteS;
@@ -230,7 +230,7 @@ check(
 // 4. The progress line on a terminal (script(1) gives the child a pseudo-terminal).
 if (args.tty) {
   const typescript = join(cacheDir, 'tty.log');
-  const cmd = `${process.execPath} ${CLI} leaks --db ${db} > /dev/null`;
+  const cmd = `${[process.execPath, ...cliArgs('leaks', '--db', db)].join(' ')} > /dev/null`;
   const loadBefore = loadavg();
   spawnSync('script', ['-q', '-e', '-c', cmd, typescript], { stdio: 'ignore' });
   const raw = readFileSync(typescript, 'latin1');

@@ -13,15 +13,14 @@
 // holds 5 (the mount itself, read every 10 s, is a suspect either way).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { analyzeLeaks } from '../../dist/analysis/leaks.js';
 import { RecordingReader } from '../../dist/store/recording.js';
+import { cliArgs } from '../cli.mjs';
 import { C_PROGRAMS, NODE_RETAIN, NODE_SAWTOOTH, PY_PAGECACHE, PY_SOCKETS, PY_TMPFS } from './programs.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'memsleuth.js');
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '330' },
@@ -115,9 +114,10 @@ async function main() {
   // Scenarios outlive the recording: a leaker killed before the last tick would (rightly) look
   // like a spike that was freed.
   const recordSecs = SECONDS;
+  const duration = `${recordSecs}s`;
   const recorder = start(
     process.execPath,
-    [CLI, 'record', '--db', db, '--interval', `${INTERVAL}s`, '--duration', `${recordSecs}s`, ...TMPFS_FLAG],
+    cliArgs('record', '--db', db, '--interval', `${INTERVAL}s`, '--duration', duration, ...TMPFS_FLAG),
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },

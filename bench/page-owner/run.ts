@@ -28,6 +28,16 @@ import { labPageOwner, writeDump } from './dump.js';
 // Run from the repository root (npm run does), so paths do not depend on the build dir.
 const ROOT = process.cwd();
 const CLI = join(ROOT, 'bin', 'memsleuth.js');
+/**
+ * The node flags on the CLI's #! line (`#!/usr/bin/env -S node --flag ...`): the command is
+ * timed as users run it (bench/cli.mjs does the same for the JavaScript benches).
+ */
+const NODE_FLAGS = ((): string[] => {
+  const words = (readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '').split(/\s+/);
+  const at = words.indexOf('node');
+  if (at < 0) throw new Error(`${CLI}: no node on its #! line`);
+  return words.slice(at + 1).filter((w) => w.startsWith('--'));
+})();
 const DIR = process.env.BENCH_DIR ?? '/tmp';
 const list = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
 const SIZES = list(process.env.BENCH_SIZES, [128, 1024, 4096]);
@@ -132,6 +142,9 @@ function header(): void {
   console.log(
     `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}; load average at start: ${loadavg()}`,
   );
+  console.log(
+    `memsleuth runs as bin/memsleuth.js's #! line has it: node ${[...NODE_FLAGS, 'bin/memsleuth.js'].join(' ')}`,
+  );
 }
 
 interface Row {
@@ -196,7 +209,7 @@ async function sizesPart(c612: string): Promise<SizeResult[]> {
         const p = pair(
           runs,
           () => timed(c612, [...opts, after, outC]),
-          () => timed(process.execPath, [CLI, 'page-owner', 'sort', ...opts, after, outO]),
+          () => timed(process.execPath, [...NODE_FLAGS, CLI, 'page-owner', 'sort', ...opts, after, outO]),
         );
         const row: Row = {
           what: `sort ${opts.length ? opts.join(' ') : '(default)'}`,
@@ -213,7 +226,7 @@ async function sizesPart(c612: string): Promise<SizeResult[]> {
       const top = pair(
         runs,
         () => timed(c612, ['--cull=stacktrace', '-m', after, outC]),
-        () => timed(process.execPath, [CLI, 'page-owner', 'top', after]),
+        () => timed(process.execPath, [...NODE_FLAGS, CLI, 'page-owner', 'top', after]),
       );
       rows.push({ what: 'top (vs C cull)', ...top, mb });
       printRow(rows[rows.length - 1]!, ceilingMBs);
@@ -224,7 +237,7 @@ async function sizesPart(c612: string): Promise<SizeResult[]> {
           const y = timed(c612, ['--cull=stacktrace', '-m', after, outC]);
           return { wallS: x.wallS + y.wallS, cpuS: x.cpuS + y.cpuS, rssMB: Math.max(x.rssMB, y.rssMB) };
         },
-        () => timed(process.execPath, [CLI, 'page-owner', 'diff', before, after]),
+        () => timed(process.execPath, [...NODE_FLAGS, CLI, 'page-owner', 'diff', before, after]),
       );
       rows.push({ what: 'diff (vs C cull twice)', ...diff, mb: 2 * mb });
       printRow(rows[rows.length - 1]!, ceilingMBs);
@@ -263,13 +276,13 @@ async function variantsPart(c612: string): Promise<VariantResult[]> {
       const top = pair(
         runs,
         () => timed(c612, ['--cull=stacktrace', dump, outC]),
-        () => timed(process.execPath, [CLI, 'page-owner', 'top', dump]),
+        () => timed(process.execPath, [...NODE_FLAGS, CLI, 'page-owner', 'top', dump]),
       );
       const stacks = groupsIn(outC);
       const sort = pair(
         runs,
         () => timed(c612, [dump, outC]),
-        () => timed(process.execPath, [CLI, 'page-owner', 'sort', dump, outO]),
+        () => timed(process.execPath, [...NODE_FLAGS, CLI, 'page-owner', 'sort', dump, outO]),
       );
       const identical = same(outC, outO);
       out.push({ v, stacks, top, sort, identical });

@@ -22,9 +22,11 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { cliArgs, shebangFlags } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'memsleuth.js');
+// bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
+const NODE_FLAGS = shebangFlags();
 const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '7' },
@@ -134,10 +136,14 @@ function timed(argv) {
 }
 
 const ONESHOT = [
-  { name: 'memsleuth ps', argv: [process.execPath, CLI, 'ps'], ref: 'smem' },
-  { name: 'memsleuth report', argv: [process.execPath, CLI, 'report'], ref: 'smem' },
-  { name: 'memsleuth report --no-smaps', argv: [process.execPath, CLI, 'report', '--no-smaps'], ref: 'smem' },
-  { name: 'memsleuth --help', argv: [process.execPath, CLI, '--help'], ref: 'node -e 0' },
+  { name: 'memsleuth ps', argv: [process.execPath, ...cliArgs('ps')], ref: 'smem' },
+  { name: 'memsleuth report', argv: [process.execPath, ...cliArgs('report')], ref: 'smem' },
+  {
+    name: 'memsleuth report --no-smaps',
+    argv: [process.execPath, ...cliArgs('report', '--no-smaps')],
+    ref: 'smem',
+  },
+  { name: 'memsleuth --help', argv: [process.execPath, ...cliArgs('--help')], ref: 'node -e 0' },
   { name: 'smem', argv: ['smem'] },
   { name: 'ps aux', argv: ['ps', 'aux'] },
   { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
@@ -188,18 +194,10 @@ function procRssKiB(pid) {
 async function recordVsPidstat(label) {
   const db = join(work, `record-${label}.db`);
   rmSync(db, { force: true });
+  const duration = `${RECORD_SECONDS + WARMUP_SECONDS + 10 * INTERVAL}s`;
   const rec = spawn(
     process.execPath,
-    [
-      CLI,
-      'record',
-      '--db',
-      db,
-      '--interval',
-      `${INTERVAL}s`,
-      '--duration',
-      `${RECORD_SECONDS + WARMUP_SECONDS + 10 * INTERVAL}s`,
-    ],
+    cliArgs('record', '--db', db, '--interval', `${INTERVAL}s`, '--duration', duration),
     { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   groups.add(rec.pid);
@@ -277,6 +275,7 @@ async function main() {
       .map((x) => x.toFixed(2))
       .join(' ')}, ${RUNS} runs per command`,
   );
+  console.log(`memsleuth runs as its #! line has it: node ${[...NODE_FLAGS, 'bin/memsleuth.js'].join(' ')}`);
   for (const [i, count] of COUNTS.entries()) {
     const herd = count > 0 ? await startHerd(count, i + 1) : undefined;
     await sleep(500);

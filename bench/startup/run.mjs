@@ -14,9 +14,11 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cliArgs, shebangFlags } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'memsleuth.js');
+// bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
+const NODE_FLAGS = shebangFlags();
 const INDEX = pathToFileURL(join(ROOT, 'dist', 'cli', 'commands', 'index.js')).href;
 const { values: args } = parseArgs({
   options: { runs: { type: 'string', default: '21' }, json: { type: 'string' } },
@@ -26,12 +28,12 @@ const node = process.execPath;
 
 const COMMANDS = [
   { name: 'node -e 0', argv: [node, '-e', '0'] },
-  { name: 'memsleuth --version', argv: [node, CLI, '--version'], ref: 'node -e 0' },
-  { name: 'memsleuth --help', argv: [node, CLI, '--help'], ref: 'node -e 0' },
-  { name: 'memsleuth ps --help', argv: [node, CLI, 'ps', '--help'], ref: 'node -e 0' },
+  { name: 'memsleuth --version', argv: [node, ...cliArgs('--version')], ref: 'node -e 0' },
+  { name: 'memsleuth --help', argv: [node, ...cliArgs('--help')], ref: 'node -e 0' },
+  { name: 'memsleuth ps --help', argv: [node, ...cliArgs('ps', '--help')], ref: 'node -e 0' },
   {
     name: 'memsleuth nope (unknown command, exit 2)',
-    argv: [node, CLI, 'nope'],
+    argv: [node, ...cliArgs('nope')],
     ref: 'node -e 0',
     status: 2,
   },
@@ -99,6 +101,7 @@ console.log(
     .map((x) => x.toFixed(2))
     .join(' ')}, medians of ${RUNS} interleaved runs`,
 );
+console.log(`memsleuth runs as its #! line has it: node ${[...NODE_FLAGS, 'bin/memsleuth.js'].join(' ')}`);
 console.log(line(['command', 'wall s', 'cpu s', 'max RSS MiB', 'wall ratio', 'cpu ratio', 'RSS ratio']));
 for (const r of rows)
   console.log(

@@ -28,9 +28,9 @@ import {
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cliArgs } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'bin', 'memsleuth.js');
 const { values: args } = parseArgs({
   options: {
     calls: { type: 'string', default: '200000' },
@@ -121,18 +121,10 @@ async function runProgram(tracer) {
 }
 
 async function memsleuthUser(pid) {
-  const t = start(process.execPath, [
-    CLI,
-    'trace',
-    'user',
-    '--pid',
-    String(pid),
-    '--duration',
-    '0',
-    '--baseline',
-    '0',
-    '--json',
-  ]);
+  const t = start(
+    process.execPath,
+    cliArgs('trace', 'user', '--pid', String(pid), '--duration', '0', '--baseline', '0', '--json'),
+  );
   await t.wait(/memsleuth: tracing allocations/, 'tracing to start');
   return {
     async stop() {
@@ -227,7 +219,7 @@ async function runBuild(tree, dir, tracer) {
 }
 
 async function memsleuthKernel() {
-  const t = start(process.execPath, [CLI, 'trace', 'kernel', '--duration', '0', '--json', ...KERNEL_ARGS]);
+  const t = start(process.execPath, cliArgs('trace', 'kernel', '--duration', '0', '--json', ...KERNEL_ARGS));
   await t.wait(/memsleuth: tracing kernel allocations/, 'tracing to start');
   return {
     async stop() {

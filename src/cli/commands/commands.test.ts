@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../../test/paths.js';
+import { CLI_BIN, REPO_ROOT } from '../../../test/paths.js';
 import type { CommandSpec } from '../command.js';
 import { COMMANDS } from './index.js';
 
@@ -54,6 +55,25 @@ describe('the command list (commands/index.ts)', () => {
       }
     }
     expect([...new Set(defined)].sort()).toEqual([...listed].sort());
+  });
+
+  it('bin/memsleuth.js runs as its #! line says: env -S node with V8 flags this node accepts', () => {
+    const first = readFileSync(CLI_BIN, 'utf8').split('\n', 1)[0]!;
+    const m = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+)*)$/.exec(first);
+    expect(m, first).not.toBeNull();
+    const flags = m![1]!.trim().split(' ').filter(Boolean);
+    expect(flags).toEqual(['--no-concurrent-recompilation', '--single-threaded-gc']);
+    // A flag node does not know would stop every command ("bad option").
+    const probe = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], {
+      encoding: 'utf8',
+    });
+    expect(probe.stderr).toBe('');
+    expect(probe.stdout).toBe('ok');
+    // Run the file itself, as an installed command is run (the kernel reads the #! line).
+    const run = spawnSync(CLI_BIN, ['--version'], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^memsleuth \d/);
   });
 
   it('start-up (bin/memsleuth.js -> cli/main.ts) loads no command and nothing outside cli/ but errors', () => {
