@@ -17,3 +17,19 @@ export function shebangFlags(bin = CLI) {
 
 /** Arguments for process.execPath that run the CLI with `args`. */
 export const cliArgs = (...args) => [...shebangFlags(), CLI, ...args];
+
+/**
+ * The environment a bench times commands in: this one without NODE_EXTRA_CA_CERTS. When it is
+ * set, every node start reads and parses that CA file first (about 45 ms on the project's VM,
+ * whose sandbox sets it): a cost of the machine's setup, not of the command, that would
+ * shrink every ratio against `node -e 0` and grow every ratio against a tool not in Node.
+ * Benches print `node -e 0` with it as a row of its own.
+ */
+export function benchEnv() {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/** Set in this environment (then a bench adds the row with it). */
+export const extraCaCerts = process.env.NODE_EXTRA_CA_CERTS;

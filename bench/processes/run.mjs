@@ -22,7 +22,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { cliArgs, shebangFlags } from '../cli.mjs';
+import { benchEnv, cliArgs, extraCaCerts, shebangFlags } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 // bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
@@ -123,8 +123,9 @@ function stopHerd(h) {
 }
 
 /** One run of a command: wall seconds, CPU seconds (user + sys), max RSS (KiB), from /usr/bin/time. */
-function timed(argv) {
+function timed(argv, env = benchEnv()) {
   const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...argv], {
+    env,
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
     maxBuffer: 64 << 20,
@@ -147,11 +148,17 @@ const ONESHOT = [
   { name: 'smem', argv: ['smem'] },
   { name: 'ps aux', argv: ['ps', 'aux'] },
   { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
+  // The machine's NODE_EXTRA_CA_CERTS, which every other command here runs without (bench/cli.mjs).
+  ...(extraCaCerts === undefined
+    ? []
+    : [
+        { name: 'node -e 0 with NODE_EXTRA_CA_CERTS', argv: [process.execPath, '-e', '0'], env: process.env },
+      ]),
 ];
 
 function oneshot() {
   const samples = new Map(ONESHOT.map((c) => [c.name, []]));
-  for (let i = 0; i < RUNS; i++) for (const c of ONESHOT) samples.get(c.name).push(timed(c.argv));
+  for (let i = 0; i < RUNS; i++) for (const c of ONESHOT) samples.get(c.name).push(timed(c.argv, c.env));
   const med = new Map(
     [...samples].map(([k, v]) => [
       k,

@@ -6,15 +6,16 @@
 //
 //   npm run bench:startup -- [--runs N] [--json FILE]
 //
-// Wall time, CPU time (user + system) and max RSS come from /usr/bin/time; medians of N runs
-// (default 21) of each command, the commands taking turns.
+// Wall time from a run timed here (performance.now around the child), CPU time (user +
+// system) and max RSS from a run under /usr/bin/time; medians of N runs (default 21) of each
+// command, the commands taking turns.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cliArgs, shebangFlags } from '../cli.mjs';
+import { benchEnv, cliArgs, extraCaCerts, shebangFlags } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 // bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
@@ -47,17 +48,36 @@ const COMMANDS = [
     ],
     ref: 'node -e 0',
   },
+  // The machine's NODE_EXTRA_CA_CERTS, which every other command here runs without (bench/cli.mjs).
+  ...(extraCaCerts === undefined
+    ? []
+    : [
+        {
+          name: 'node -e 0 with NODE_EXTRA_CA_CERTS',
+          argv: [node, '-e', '0'],
+          env: process.env,
+          ref: 'node -e 0',
+        },
+      ]),
 ];
 
 function timed(c) {
+  const env = c.env ?? benchEnv();
+  // Wall time to the microsecond from a run of its own (/usr/bin/time counts in 10 ms, a
+  // sixth of `node -e 0` here); CPU and max RSS from a run under /usr/bin/time.
+  const t0 = performance.now();
+  const d = spawnSync(c.argv[0], c.argv.slice(1), { env, stdio: 'ignore' });
+  const wall = (performance.now() - t0) / 1000;
+  if (d.status !== (c.status ?? 0)) throw new Error(`${c.name} exited ${d.status}`);
   const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...c.argv], {
+    env,
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
   });
   if (r.status !== (c.status ?? 0))
     throw new Error(`${c.name} exited ${r.status}: ${r.stderr.slice(0, 400)}`);
   const f = r.stderr.trimEnd().split('\n').at(-1).split(' ').map(Number);
-  return { wall: f[0], cpu: f[1] + f[2], rssKiB: f[3] };
+  return { wall, cpu: f[1] + f[2], rssKiB: f[3] };
 }
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
