@@ -1,6 +1,7 @@
 // The memsleuth command line as users run it: bin/memsleuth.js under node with the V8 flags
 // of its #! line (`#!/usr/bin/env -S node --flag ...`), so a bench measures what the
 // installed command does. Node is this process's own (process.execPath).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -33,3 +34,25 @@ export function benchEnv() {
 
 /** Set in this environment (then a bench adds the row with it). */
 export const extraCaCerts = process.env.NODE_EXTRA_CA_CERTS;
+
+/**
+ * One measurement of a command: wall seconds from a run timed here (performance.now around
+ * the child; /usr/bin/time counts in 10 ms, a sixth of `node -e 0` on the project's VM), CPU
+ * seconds (user + system) and max RSS (KiB) from a second run under /usr/bin/time. Throws when
+ * the command does not exit with `status`.
+ */
+export function measure(argv, { env = benchEnv(), status = 0 } = {}) {
+  const t0 = performance.now();
+  const d = spawnSync(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const wall = (performance.now() - t0) / 1000;
+  if (d.status !== status) throw new Error(`${argv.join(' ')} exited ${d.status}: ${d.stderr.slice(0, 500)}`);
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...argv], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== status) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr.slice(0, 500)}`);
+  const f = r.stderr.trimEnd().split('\n').at(-1).split(' ').map(Number);
+  return { wall, cpu: f[1] + f[2], rssKiB: f[3] };
+}

@@ -8,21 +8,22 @@
 //
 //   npm run bench:processes -- [--runs N] [--counts 0,100,1000] [--record-seconds S] [--warmup-seconds W] [--json FILE]
 //
-// One-shot commands run interleaved, N times each (default 7); the tables show medians of wall
-// time and of CPU time (user + system, from /usr/bin/time) and each command's ratio to its
+// One-shot commands run interleaved, N times each (default 7), without NODE_EXTRA_CA_CERTS (its
+// own row; bench/cli.mjs); the tables show medians of wall time (timed here) and of CPU time
+// (user + system, from /usr/bin/time) and each command's ratio to its
 // reference: ps and report to smem (Debian's smem: PSS from every smaps), --help to `node -e 0`,
 // and ps aux for scale. The recorder runs `memsleuth record --interval 1s` beside
 // `pidstat -r -h -p ALL 1` for S seconds (default 60) per count: CPU per tick of each after W
 // seconds of warm-up (default 60; both read every process every second), the recorder's
 // resident memory (peak VmRSS after warm-up and VmHWM), and the database's bytes per tick and
 // per day.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { benchEnv, cliArgs, extraCaCerts, shebangFlags } from '../cli.mjs';
+import { cliArgs, extraCaCerts, measure, shebangFlags } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 // bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
@@ -122,20 +123,6 @@ function stopHerd(h) {
   groups.delete(h.pgid);
 }
 
-/** One run of a command: wall seconds, CPU seconds (user + sys), max RSS (KiB), from /usr/bin/time. */
-function timed(argv, env = benchEnv()) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...argv], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-  });
-  // Every command here exits 0; anything else is a broken bench.
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr.slice(0, 500)}`);
-  const last = r.stderr.trimEnd().split('\n').at(-1).split(' ').map(Number);
-  return { wall: last[0], cpu: last[1] + last[2], rssKiB: last[3] };
-}
-
 const ONESHOT = [
   { name: 'memsleuth ps', argv: [process.execPath, ...cliArgs('ps')], ref: 'smem' },
   { name: 'memsleuth report', argv: [process.execPath, ...cliArgs('report')], ref: 'smem' },
@@ -158,7 +145,8 @@ const ONESHOT = [
 
 function oneshot() {
   const samples = new Map(ONESHOT.map((c) => [c.name, []]));
-  for (let i = 0; i < RUNS; i++) for (const c of ONESHOT) samples.get(c.name).push(timed(c.argv, c.env));
+  for (let i = 0; i < RUNS; i++)
+    for (const c of ONESHOT) samples.get(c.name).push(measure(c.argv, { env: c.env }));
   const med = new Map(
     [...samples].map(([k, v]) => [
       k,

@@ -7,15 +7,14 @@
 //   npm run bench:startup -- [--runs N] [--json FILE]
 //
 // Wall time from a run timed here (performance.now around the child), CPU time (user +
-// system) and max RSS from a run under /usr/bin/time; medians of N runs (default 21) of each
-// command, the commands taking turns.
-import { spawnSync } from 'node:child_process';
+// system) and max RSS from a run under /usr/bin/time (bench/cli.mjs, measure); medians of N
+// runs (default 21) of each command, the commands taking turns.
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchEnv, cliArgs, extraCaCerts, shebangFlags } from '../cli.mjs';
+import { cliArgs, extraCaCerts, measure, shebangFlags } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 // bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
@@ -61,24 +60,7 @@ const COMMANDS = [
       ]),
 ];
 
-function timed(c) {
-  const env = c.env ?? benchEnv();
-  // Wall time to the microsecond from a run of its own (/usr/bin/time counts in 10 ms, a
-  // sixth of `node -e 0` here); CPU and max RSS from a run under /usr/bin/time.
-  const t0 = performance.now();
-  const d = spawnSync(c.argv[0], c.argv.slice(1), { env, stdio: 'ignore' });
-  const wall = (performance.now() - t0) / 1000;
-  if (d.status !== (c.status ?? 0)) throw new Error(`${c.name} exited ${d.status}`);
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...c.argv], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (r.status !== (c.status ?? 0))
-    throw new Error(`${c.name} exited ${r.status}: ${r.stderr.slice(0, 400)}`);
-  const f = r.stderr.trimEnd().split('\n').at(-1).split(' ').map(Number);
-  return { wall, cpu: f[1] + f[2], rssKiB: f[3] };
-}
+const timed = (c) => measure(c.argv, { ...(c.env ? { env: c.env } : {}), status: c.status ?? 0 });
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
