@@ -62,9 +62,22 @@ export function bundleLimits(
 const live = new Set<string>();
 let hooked = false;
 
+/**
+ * Remove every live directory; one that fails stays listed (the exit handler tries again).
+ * A signal can come while the unpacker's writes are still landing (they run on libuv's
+ * threads): a file created during the walk made rmSync throw ENOTEMPTY, and the process died of
+ * that exception (exit status 1) instead of the signal (once in a full suite, 2026-12-04).
+ * rmSync retries such a walk (maxRetries); an error never stops the signal's handler.
+ */
 function removeAll(): void {
-  for (const d of live) rmSync(d, { recursive: true, force: true });
-  live.clear();
+  for (const d of [...live]) {
+    try {
+      rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+      live.delete(d);
+    } catch {
+      // Still there: left listed.
+    }
+  }
 }
 
 function onSignal(signal: NodeJS.Signals): void {
