@@ -16,8 +16,11 @@ export function shebangFlags(bin = CLI) {
   return words.slice(at + 1).filter((w) => w.startsWith('--'));
 }
 
+/** The node flags of bin/memsleuth.js's #! line, read once. */
+export const NODE_FLAGS = shebangFlags();
+
 /** Arguments for process.execPath that run the CLI with `args`. */
-export const cliArgs = (...args) => [...shebangFlags(), CLI, ...args];
+export const cliArgs = (...args) => [...NODE_FLAGS, CLI, ...args];
 
 /**
  * The environment a bench times commands in: this one without NODE_EXTRA_CA_CERTS. When it is

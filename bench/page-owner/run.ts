@@ -22,6 +22,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { pageOwnerSortBinary } from '../../test/page-owner-c/tools.js';
 import { labPageOwner, writeDump } from './dump.js';
 
@@ -29,15 +30,13 @@ import { labPageOwner, writeDump } from './dump.js';
 const ROOT = process.cwd();
 const CLI = join(ROOT, 'bin', 'memsleuth.js');
 /**
- * The node flags on the CLI's #! line (`#!/usr/bin/env -S node --flag ...`): the command is
- * timed as users run it (bench/cli.mjs does the same for the JavaScript benches).
+ * The node flags on the CLI's #! line (`#!/usr/bin/env -S node --flag ...`), from bench/cli.mjs
+ * as the JavaScript benches read them: the command is timed as users run it. (This file runs
+ * compiled from node_modules/.cache, so the module is found from the repository root.)
  */
-const NODE_FLAGS = ((): string[] => {
-  const words = (readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '').split(/\s+/);
-  const at = words.indexOf('node');
-  if (at < 0) throw new Error(`${CLI}: no node on its #! line`);
-  return words.slice(at + 1).filter((w) => w.startsWith('--'));
-})();
+const { NODE_FLAGS } = (await import(pathToFileURL(join(ROOT, 'bench', 'cli.mjs')).href)) as {
+  NODE_FLAGS: string[];
+};
 const DIR = process.env.BENCH_DIR ?? '/tmp';
 const list = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
 const SIZES = list(process.env.BENCH_SIZES, [128, 1024, 4096]);

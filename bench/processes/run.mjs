@@ -23,11 +23,9 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { cliArgs, extraCaCerts, measure, shebangFlags } from '../cli.mjs';
+import { cliArgs, extraCaCerts, measure, NODE_FLAGS } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-// bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
-const NODE_FLAGS = shebangFlags();
 const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '7' },

@@ -14,11 +14,9 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cliArgs, extraCaCerts, measure, shebangFlags } from '../cli.mjs';
+import { cliArgs, extraCaCerts, measure, NODE_FLAGS } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-// bin/memsleuth.js with the node flags of its #! line (bench/cli.mjs).
-const NODE_FLAGS = shebangFlags();
 const INDEX = pathToFileURL(join(ROOT, 'dist', 'cli', 'commands', 'index.js')).href;
 const { values: args } = parseArgs({
   options: { runs: { type: 'string', default: '21' }, json: { type: 'string' } },

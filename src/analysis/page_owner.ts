@@ -252,7 +252,7 @@ class PageOwnerGrouping {
   /** Rests whose lines are not a stack: their text, for the error with the first record that has one. */
   private readonly bad = new Map<number, string>();
   private lineFrame = new Int32Array(1024);
-  private seenStack = new Uint8Array(1024);
+  private seenStack: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
   // By rest id: stack (+1) of the grouping (in blocks: one entry per distinct stack text, a
   // doubled copy would be left behind), allocator class and module filter (1 in, 2 out),
   // these two only when a filter or the grouping asks.
@@ -342,13 +342,7 @@ class PageOwnerGrouping {
 
   /** True for the first record of `stack` in this dump (whose frames are shown for it). */
   private firstSeen(stack: number): boolean {
-    if (stack >= this.seenStack.length) {
-      let n = this.seenStack.length * 2;
-      while (n <= stack) n *= 2;
-      const b = new Uint8Array(n);
-      b.set(this.seenStack);
-      this.seenStack = b;
-    }
+    if (stack >= this.seenStack.length) this.seenStack = grownBytes(this.seenStack, stack);
     if (this.seenStack[stack]) return false;
     this.seenStack[stack] = 1;
     return true;

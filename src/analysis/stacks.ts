@@ -454,30 +454,26 @@ export class StackAggregator {
 
   /** Add to the group of an interned stack. */
   addStack(stackId: number, count: number, bytes: number, pages: number): void {
-    let g: number;
-    if (this.identity && stackId < this.n) g = stackId;
-    else {
-      if (this.identity && stackId !== this.n) this.leaveIdentity();
-      if (this.identity) g = -1;
-      else {
-        const groupOf = this.groupOf;
-        if (stackId >= groupOf.capacity) groupOf.ensure(stackId + 1);
-        g = groupOf.get(stackId) - 1;
-      }
-      if (g < 0) {
-        g = this.n++;
-        if (!this.identity) {
-          this.ids.push(stackId);
-          this.groupOf.set(stackId, g + 1);
-        }
-        this.count.push(0);
-        this.bytes?.push(0);
-        this.pages.push(0);
-      }
-    }
+    const g = this.identity && stackId < this.n ? stackId : this.groupFor(stackId);
     this.count.add(g, count);
     this.bytes?.add(g, bytes);
     this.pages.add(g, pages);
+  }
+
+  /** The group of a stack outside groups 0..n-1 of the identity: found, or added. */
+  private groupFor(stackId: number): number {
+    if (this.identity && stackId !== this.n) this.leaveIdentity();
+    if (!this.identity) {
+      if (stackId >= this.groupOf.capacity) this.groupOf.ensure(stackId + 1);
+      const g = this.groupOf.get(stackId) - 1;
+      if (g >= 0) return g;
+      this.ids.push(stackId);
+      this.groupOf.set(stackId, this.n + 1);
+    }
+    this.count.push(0);
+    this.bytes?.push(0);
+    this.pages.push(0);
+    return this.n++;
   }
 
   /** Group i is stack i no more: the index columns, filled in. */
