@@ -1,5 +1,13 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -330,14 +338,81 @@ describe('the four types of a live process from maps, smaps_rollup and status', 
     expect(Math.abs(fast.ussBytes! - full.ussBytes!)).toBeLessThan(MiB);
   });
 
-  it('with a file mapped MAP_SHARED: its per-mapping smaps, as a snapshot reads it', async () => {
+  it('with a file mapped MAP_SHARED: the rollup, and of smaps the mappings it cannot split', async () => {
     const { fast, full } = await both(await holder(true));
-    expect(fast.sources).toContain('smaps');
-    expect(fast.sources).not.toContain('smaps_rollup');
+    expect(fast.sources).toEqual(expect.arrayContaining(['status', 'maps', 'smaps_rollup', 'smaps']));
+    expect(full.sources).not.toContain('smaps_rollup');
     expect(fast.sharedFileBytes).toBe(3 * MiB);
     for (const k of ['privateAnonBytes', 'sharedAnonBytes', 'privateFileBytes', 'sharedFileBytes'] as const)
       expect(fast[k], k).toBe(full[k]);
     expect(Math.abs(fast.pssBytes! - full.pssBytes!)).toBeLessThan(MiB);
+  });
+});
+
+/** An smaps_rollup as the kernel sums it from `smaps` (every size field, over every mapping). */
+function rollupOf(smaps: string): string {
+  const sums = new Map<string, number>();
+  for (const m of parseSmaps(smaps))
+    for (const [k, v] of Object.entries(m.bytes)) sums.set(k, (sums.get(k) ?? 0) + (v ?? 0));
+  const lines = [...sums].map(([k, v]) => `${`${k}:`.padEnd(16)}${String(v / 1024).padStart(8)} kB`);
+  return `00400000-7ffff000 ---p 00000000 00:00 0                          [rollup]\n${lines.join('\n')}\n`;
+}
+
+describe('processMemory from smaps_rollup and the mappings it cannot split (a live read)', () => {
+  const TYPES = ['privateAnonBytes', 'sharedAnonBytes', 'privateFileBytes', 'sharedFileBytes'] as const;
+  /** The four types from the whole smaps, and from maps + rollup + smaps (the split path). */
+  const both = (pid: number, status: string, smaps: string) => {
+    const maps = `${smaps
+      .split('\n')
+      .filter((l) => /^[0-9a-f]+-/.test(l))
+      .join('\n')}\n`;
+    const full = processMemory(pid, { status, smaps }, 4096);
+    const split = processMemory(pid, { status, smaps, smaps_rollup: rollupOf(smaps), maps }, 4096);
+    return { full, split };
+  };
+
+  it('gives the per-mapping sums on every captured process, and the rollup’s totals', () => {
+    let shared = 0;
+    for (const root of [FOUR, labFixture('6.1', 'after'), labFixture('6.12', 'after')]) {
+      for (const pid of readdirSync(join(root, 'proc'))
+        .filter((p) => /^\d+$/.test(p))
+        .map(Number)) {
+        const read = (f: string) => readFileSync(join(root, `proc/${pid}/${f}`), 'utf8');
+        const smaps = read('smaps');
+        if (smaps === '') continue;
+        const { full, split } = both(pid, read('status'), smaps);
+        expect(split.sources, `${root} ${pid}`).toEqual(
+          expect.arrayContaining(['smaps_rollup', 'maps', 'smaps']),
+        );
+        for (const k of TYPES) expect(split[k], `${root} ${pid} ${k}`).toBe(full[k]);
+        expect(split.ussBytes).toBe(full.ussBytes);
+        expect(split.pssBytes).toBe(full.pssBytes);
+        if (/^[0-9a-f]+-[0-9a-f]+ ...s /m.test(smaps)) shared++;
+      }
+    }
+    expect(shared).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a tmpfs file not named as shmem and a MAP_PRIVATE /dev/shm file: RssShmem settles both the same way', () => {
+    const status = readFileSync(join(FOUR, 'proc/17695/status'), 'utf8');
+    const smaps = readFileSync(join(FOUR, 'proc/17695/smaps'), 'utf8');
+    for (const [why, changed] of [
+      // The /dev/shm file seen under another tmpfs mount: by name a disk file.
+      [
+        'tmpfs elsewhere',
+        smaps.replace(/\/dev\/shm\/memsleuth-fixture[^\n]*/, '/run/memsleuth-fixture (deleted)'),
+      ],
+      // The /dev/shm file mapped MAP_PRIVATE (read only: its pages stay shmem).
+      [
+        'private /dev/shm',
+        smaps.replace(/^([0-9a-f]+-[0-9a-f]+ [r-][w-][x-])s( [^\n]*\/dev\/shm\/)/m, '$1p$2'),
+      ],
+    ] as const) {
+      expect(changed, why).not.toBe(smaps);
+      const { full, split } = both(17695, status, changed);
+      for (const k of TYPES) expect(split[k], `${why} ${k}`).toBe(full[k]);
+      expect(split.sharedAnonBytes, why).toBe(7 * MiB);
+    }
   });
 });
 

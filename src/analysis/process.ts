@@ -3,8 +3,10 @@ import type { Snapshot } from '../model/snapshot.js';
 import { parseCmdline } from '../sources/cmdline.js';
 import {
   rollupFields,
+  type SmapsSplit,
   type StatFields,
   type StatusFields,
+  smapsSplit,
   statFields,
   statusFields,
 } from '../sources/proc_fast.js';
@@ -15,6 +17,7 @@ import {
   parseMaps,
   parseSmaps,
   parseSmapsRollup,
+  SHMEM_NAME_PREFIXES,
   type SmapsMapping,
   type SmapsNameSizes,
   smapsNameKey,
@@ -101,22 +104,14 @@ export interface MemoryTypes {
 }
 
 /**
- * Shared memory objects whose pages live in shmem (tmpfs), recognisable by name alone:
- * MAP_SHARED|MAP_ANONYMOUS is a shmem file called `/dev/zero (deleted)` (shmem_zero_setup),
- * SysV segments are `/SYSV<key> (deleted)`, memfd_create files `/memfd:<name> (deleted)`, POSIX
- * shm lives in /dev/shm, and a named shared anonymous mapping is `[anon_shmem:<name>]` (6.1+).
- * Files on other tmpfs mounts cannot be told from disk files by name; processMemory corrects
- * for them with status RssShmem.
+ * Shared memory objects whose pages live in shmem (tmpfs), recognisable by name alone
+ * (SHMEM_NAME_PREFIXES: /dev/zero, SysV, memfd, /dev/shm, `[anon_shmem:]`). Files on other tmpfs
+ * mounts cannot be told from disk files by name; processMemory corrects for them with status
+ * RssShmem.
  */
 export function isShmemMapping(m: Pick<SmapsMapping, 'pathname'>): boolean {
   const p = m.pathname;
-  return (
-    p.startsWith('/dev/zero') ||
-    p.startsWith('/SYSV') ||
-    p.startsWith('/memfd:') ||
-    p.startsWith('/dev/shm/') ||
-    p.startsWith('[anon_shmem:')
-  );
+  return SHMEM_NAME_PREFIXES.some((prefix) => p.startsWith(prefix));
 }
 
 /**
@@ -258,6 +253,33 @@ function rollupTypes(rollup: Pick<SmapsMapping, 'bytes'>, rssShmemBytes: number)
 }
 
 /**
+ * The four types from smaps_rollup's sums and the mappings it cannot split (smapsSplit: the
+ * MAP_SHARED ones and those named as shmem), as sumSmaps would add them up mapping by mapping:
+ * Anonymous is private anonymous, a split mapping's page cache is shared anonymous (a shmem
+ * name) or shared file (MAP_SHARED), and the rest of Rss is private file. Exact when both files
+ * were read from one idle process (the same page walks); a process that changes between the
+ * two reads gets the rest clamped at zero.
+ */
+function splitTypes(rollup: Pick<SmapsMapping, 'bytes'>, split: SmapsSplit): MemoryTypes {
+  const rss = rollup.bytes.Rss ?? 0;
+  const anon = Math.min(rollup.bytes.Anonymous ?? 0, rss);
+  let shmem = 0;
+  let sharedFile = 0;
+  for (const m of split.mappings) {
+    if (isShmemMapping(m)) shmem += m.cacheBytes;
+    else sharedFile += m.cacheBytes;
+  }
+  shmem = Math.min(shmem, rss - anon);
+  sharedFile = Math.min(sharedFile, rss - anon - shmem);
+  return {
+    privateAnonBytes: anon,
+    sharedAnonBytes: shmem,
+    privateFileBytes: rss - anon - shmem - sharedFile,
+    sharedFileBytes: sharedFile,
+  };
+}
+
+/**
  * Compute one process's memory from the raw texts a snapshot gives for it. Pure. Throws the
  * parse error of a malformed file, and a parse error when neither status nor stat is given
  * (nothing names the process). `pageSizeBytes` converts statm's pages (only statm needs it).
@@ -357,7 +379,14 @@ export function processMemory(
   // Pss, Uss and swap but not the four types. An empty smaps means no mm: a kernel thread or a
   // zombie.
   let totals: SmapsTotals | undefined;
-  if (files.smaps !== undefined && (has(files.smaps) || kernelThread || rssBytes === 0)) {
+  // A live read (maps is there) of a process that maps a file MAP_SHARED brings smaps_rollup
+  // and smaps: the totals from the rollup, and from smaps only the mappings the rollup cannot
+  // split. Snapshots keep no maps: their smaps is summed mapping by mapping.
+  const split =
+    files.maps !== undefined && has(files.smaps) && has(files.smaps_rollup)
+      ? smapsSplit(files.smaps)
+      : undefined;
+  if (files.smaps !== undefined && !split && (has(files.smaps) || kernelThread || rssBytes === 0)) {
     totals = sumSmaps(parseSmaps(files.smaps, { ...parse, file: label('smaps') }));
     sources.push('smaps');
   } else if (has(files.smaps_rollup)) {
@@ -370,9 +399,12 @@ export function processMemory(
     if (r.bytes.Pss_Anon !== undefined) p.pssAnonBytes = r.bytes.Pss_Anon;
     if (r.bytes.Pss_File !== undefined) p.pssFileBytes = r.bytes.Pss_File;
     if (r.bytes.Pss_Shmem !== undefined) p.pssShmemBytes = r.bytes.Pss_Shmem;
-    // With maps, the four types are known without per-mapping sizes unless a file is mapped
-    // MAP_SHARED (then only smaps can split the file pages).
-    if (files.maps !== undefined) {
+    if (split) {
+      totals.types = splitTypes(r, split);
+      sources.push('maps', 'smaps');
+    } else if (files.maps !== undefined) {
+      // With maps, the four types are known without per-mapping sizes unless a file is mapped
+      // MAP_SHARED (then only smaps can split the file pages).
       const shared = parseMaps(files.maps, { file: label('maps'), onlyShared: true });
       sources.push('maps');
       if (!typesNeedSmaps(shared, sb.RssShmem !== undefined)) totals.types = rollupTypes(r, sb.RssShmem!);
@@ -588,12 +620,12 @@ export async function readProcesses(
       // smaps_rollup (one walk, a few lines) is enough. Snapshots do not keep maps.
       const maps = mm ? await snap.readText(path('maps')) : undefined;
       if (maps !== undefined && maps !== '') {
+        // A file mapped MAP_SHARED (or status without RssShmem): smaps too, for the mappings
+        // the rollup cannot split (processMemory reads only those of it).
         const shared = parseMaps(maps, { file: snap.describe(path('maps')), onlyShared: true });
-        if (typesNeedSmaps(shared, HAS_RSS_SHMEM.test(status))) await read('smaps');
-        else {
-          files.maps = maps;
-          if ((await read('smaps_rollup')) === undefined) await read('smaps');
-        }
+        files.maps = maps;
+        if ((await read('smaps_rollup')) === undefined || typesNeedSmaps(shared, HAS_RSS_SHMEM.test(status)))
+          await read('smaps');
       } else if ((await read('smaps')) === undefined) await read('smaps_rollup');
     }
     if (doubt) {

@@ -2,11 +2,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
-import { smapsByName } from '../analysis/process.js';
+import { isShmemMapping, smapsByName } from '../analysis/process.js';
 import {
   rollupFields,
   SmapsSizesScan,
   smapsSizes,
+  smapsSplit,
   statFields,
   statmBytes,
   statusFields,
@@ -88,7 +89,24 @@ function scanPieces(parts: readonly string[]): Map<string, SmapsNameSizes> | und
   return scan.finish();
 }
 
+/** What smapsSplit returns, from the full parser: the MAP_SHARED and shmem-named mappings' page cache. */
+function fullSplit(text: string) {
+  return parseSmaps(text)
+    .filter((m) => m.perms[3] === 's' || isShmemMapping(m))
+    .map((m) => {
+      const rss = m.bytes.Rss ?? 0;
+      return {
+        pathname: m.pathname,
+        shared: m.perms[3] === 's',
+        cacheBytes: rss - Math.min(m.bytes.Anonymous ?? 0, rss),
+      };
+    });
+}
+
 function checkSmaps(text: string, where: string): void {
+  const split = smapsSplit(text);
+  expect(split, `${where}: split read fast`).toBeDefined();
+  expect(split!.mappings, where).toEqual(fullSplit(text));
   const fast = smapsSizes(text);
   expect(fast, `${where}: read fast`).toBeDefined();
   // Same names in the same order, same sums.
@@ -229,6 +247,65 @@ describe('the fast readers decline what the full parsers would reject or read di
     expect(scanPieces([])).toEqual(new Map());
   });
 
+  it('smaps split: the mappings it reads, each declined when malformed; the other mappings are not looked at', () => {
+    const smaps = readFileSync(join(REPO_FIXTURES, 'linux-6.18-four-types/proc/17695/smaps'), 'utf8');
+    const split = smapsSplit(smaps)!;
+    // MAP_SHARED|MAP_ANONYMOUS, /dev/shm, memfd, the disk file and gconv-modules.cache.
+    expect(split.mappings.length).toBeGreaterThanOrEqual(5);
+    expect(split.mappings.some((m) => m.pathname.startsWith('/memfd:') && m.cacheBytes > 0)).toBe(true);
+    const header = smaps.split('\n').find((l) => l.includes('/memfd:'))!;
+    const at = smaps.indexOf(header);
+    const end = smaps.indexOf('\nVmFlags:', at);
+    /** `smaps` with the memfd mapping's lines (header to VmFlags) changed by `f`. */
+    const inMemfd = (f: (block: string) => string) =>
+      smaps.slice(0, at) + f(smaps.slice(at, end)) + smaps.slice(end);
+    const [range] = header.split(' ');
+    const [lo, hi] = range!.split('-');
+    for (const [why, bad] of [
+      ['end below start', inMemfd((b) => b.replace(range!, `${hi}-${lo}`))],
+      ['no Rss', inMemfd((b) => b.replace(/\nRss:.*/, ''))],
+      ['repeated Rss', inMemfd((b) => b.replace(/\nRss:.*/, (l) => l + l))],
+      ['Rss not in kB', inMemfd((b) => b.replace(/\nRss: .*/, '\nRss:   12'))],
+      ['Anonymous not a number', inMemfd((b) => b.replace(/\nAnonymous: .*/, '\nAnonymous:   x kB'))],
+      ['too big', inMemfd((b) => b.replace(/\nRss: .*/, '\nRss:   99999999999999999 kB'))],
+      ['no blank after the colon', inMemfd((b) => b.replace(/\nRss: +/, '\nRss:'))],
+      ['cut', smaps.slice(0, -1)],
+      ['last mapping without Rss', smaps.replace(/\nRss:[^\n]*(?![\s\S]*\nRss:)/, '')],
+    ] as const) {
+      expect(smapsSplit(bad), why).toBeUndefined();
+      expect(() => parseSmaps(bad), why).toThrow();
+    }
+    // CRLF: the full parser reads it (without the CRs); the fast reader leaves it to it.
+    expect(smapsSplit(smaps.replaceAll('\n', '\r\n'))).toBeUndefined();
+    expect(fullSplit(smaps.replaceAll('\n', '\r\n'))).toEqual(split.mappings);
+    // Mapped MAP_PRIVATE under every shmem name (a private /dev/zero, a SysV segment attached
+    // read-only, ...): read, as the full parser reads it.
+    for (const name of [
+      '/dev/zero',
+      '/SYSV00000000 (deleted)',
+      '/memfd:x (deleted)',
+      '/dev/shm/x',
+      '[anon_shmem:x]',
+    ]) {
+      const priv = inMemfd((b) =>
+        b.replace(/ [r-][w-][x-]s /, (perms) => perms.replace('s ', 'p ')).replace(/\/memfd:.*/, name),
+      );
+      const mappings = smapsSplit(priv)!.mappings;
+      expect(mappings, name).toEqual(fullSplit(priv));
+      expect(
+        mappings.some((m) => !m.shared && m.pathname === name && m.cacheBytes > 0),
+        name,
+      ).toBe(true);
+    }
+    // The memfd mapping's header with leading zeros: still read (as numbers, start below end).
+    expect(smapsSplit(inMemfd((b) => b.replace(range!, `0000${lo}-${hi}`)))).toEqual(split);
+    // A stray line in a private file mapping is the full parser's to find.
+    const stray = smaps.replace('\n', '\n-- stray --\n');
+    expect(smapsSplit(stray)).toEqual(split);
+    expect(() => parseSmaps(stray)).toThrow();
+    expect(smapsSplit('')).toEqual({ mappings: [] });
+  });
+
   it('a file cut anywhere (a process exiting mid-read) is declined or read as the full parser reads it', () => {
     const tryFull = <T>(f: () => T): T | undefined => {
       try {
@@ -277,6 +354,17 @@ describe('the fast readers decline what the full parsers would reject or read di
       expect([...fast], `smaps cut at ${n}`).toEqual([...full!]);
     }
     expect(read).toBeGreaterThan(1);
+    let splitRead = 0;
+    for (let n = 0; n <= smaps.length; n++) {
+      const cut = smaps.slice(0, n);
+      const fast = smapsSplit(cut);
+      if (fast === undefined) continue;
+      splitRead++;
+      const full = tryFull(() => fullSplit(cut));
+      expect(full, `smaps cut at ${n}`).toBeDefined();
+      expect(fast.mappings, `smaps cut at ${n}`).toEqual(full);
+    }
+    expect(splitRead).toBeGreaterThan(1);
   });
 });
 

@@ -11,7 +11,7 @@
  */
 
 import type { ProcStatus } from './proc_status.js';
-import { type SmapsMapping, type SmapsNameSizes, smapsNameKey } from './smaps.js';
+import { SHMEM_NAME_PREFIXES, type SmapsMapping, type SmapsNameSizes, smapsNameKey } from './smaps.js';
 
 const NL = 10;
 const CR = 13;
@@ -527,4 +527,85 @@ export class SmapsSizesScan {
     this.cur = cur;
     return true;
   }
+}
+
+/**
+ * The header of a mapping whose page-cache pages smaps_rollup cannot place among the four
+ * memory types: MAP_SHARED (perms `...s`; group 3 its name, if any), or MAP_PRIVATE with a
+ * shmem name (group 4). Groups 1 and 2 are the addresses. The full parser's VMA_HEADER, by branch.
+ */
+const SPLIT_HEADER = new RegExp(
+  '^([0-9a-f]+)-([0-9a-f]+) [r-][w-][x-](?:s [0-9a-f]+ [0-9a-f]+:[0-9a-f]+ \\d+(?: +(.*))?|' +
+    `p [0-9a-f]+ [0-9a-f]+:[0-9a-f]+ \\d+ +((?:${SHMEM_NAME_PREFIXES.map((p) => p.replace(/[[\]/]/g, '\\$&')).join('|')}).*))$`,
+  'gm',
+);
+/** The start of the next mapping: a line that begins with a hex digit (fields begin with a letter A-Z). */
+const NEXT_HEADER = /\n[0-9a-f]/g;
+
+/** The mappings of an smaps text that smaps_rollup's sums cannot split (see `smapsSplit`). */
+export interface SmapsSplit {
+  /** Each mapping's page cache (Rss less Anonymous) is added to one of these, by its name and perms. */
+  mappings: { pathname: string; shared: boolean; cacheBytes: number }[];
+}
+
+/**
+ * `Key:<spaces>N kB` once in [from, to) of `text`, in bytes: -1 when absent, -2 when it is
+ * repeated, malformed or not a size below 2^53 bytes (the full parser rejects those).
+ */
+function kbFieldIn(text: string, needle: string, from: number, to: number): number {
+  const at = text.indexOf(needle, from);
+  if (at < 0 || at >= to) return -1;
+  const again = text.indexOf(needle, at + 1);
+  if (again >= 0 && again < to) return -2;
+  const p = at + needle.length;
+  if (text.charCodeAt(p) !== SPACE) return -2;
+  const v = kbToEol(text, skipBlanksOnly(text, p));
+  return v < 0 || !Number.isSafeInteger(v) ? -2 : v;
+}
+
+/**
+ * From /proc/PID/smaps, only the mappings whose page cache smaps_rollup cannot place: those
+ * mapped MAP_SHARED and those named as shmem, each with its name, whether it is shared, and its
+ * Rss less Anonymous, as parseSmaps reads them (`ps` of a process that maps a file MAP_SHARED:
+ * bash maps glibc's gconv-modules.cache so, and its smaps is a thousand lines the full parser
+ * turns into objects, where a regular-expression search finds the few mappings that matter).
+ * Undefined when what it reads is not what the full parser would read: a CR (the full parser
+ * drops it), a last line cut, a
+ * matched header whose end is below its start, an Rss missing or repeated, a size that is not
+ * `N kB`. The other mappings' lines are not looked at: a malformed line there is the full
+ * parser's to find.
+ */
+export function smapsSplit(text: string): SmapsSplit | undefined {
+  const n = text.length;
+  if (n === 0) return { mappings: [] }; // no mm: a kernel thread, an exited process
+  if (text.charCodeAt(n - 1) !== NL || text.indexOf('\r') >= 0) return undefined;
+  // A read cut inside the last mapping (a process exiting meanwhile) leaves it without its Rss,
+  // which the full parser rejects: the last mapping is looked at whatever it is.
+  let last = text.lastIndexOf('\n', n - 2);
+  while (last >= 0 && !HEX(text.charCodeAt(last + 1))) last = text.lastIndexOf('\n', last - 1);
+  if (!HEX(text.charCodeAt(last + 1)) || text.indexOf('\nRss:', last + 1) < 0) return undefined;
+  const mappings: SmapsSplit['mappings'] = [];
+  SPLIT_HEADER.lastIndex = 0;
+  for (let h = SPLIT_HEADER.exec(text); h !== null; h = SPLIT_HEADER.exec(text)) {
+    const start = h[1]!;
+    const end = h[2]!;
+    if (start.length > end.length || (start.length === end.length && start > end)) {
+      // Leading zeros: compare as numbers before declining.
+      if (BigInt(`0x${start}`) > BigInt(`0x${end}`)) return undefined;
+    }
+    const from = SPLIT_HEADER.lastIndex;
+    NEXT_HEADER.lastIndex = from;
+    const to = NEXT_HEADER.exec(text)?.index ?? n;
+    const rss = kbFieldIn(text, '\nRss:', from, to);
+    const anon = kbFieldIn(text, '\nAnonymous:', from, to);
+    if (rss < 0 || anon === -2) return undefined;
+    const shared = h[4] === undefined;
+    mappings.push({
+      pathname: (shared ? h[3] : h[4]) ?? '',
+      shared,
+      cacheBytes: rss - Math.min(anon < 0 ? 0 : anon, rss),
+    });
+    SPLIT_HEADER.lastIndex = to;
+  }
+  return { mappings };
 }

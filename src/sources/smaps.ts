@@ -280,6 +280,15 @@ export function parseSmapsRollup(text: string, opts: ParseOptions = {}): SmapsMa
   return first;
 }
 
+/**
+ * How a mapping of shmem (tmpfs) pages is named in maps and smaps, by what created it:
+ * MAP_SHARED|MAP_ANONYMOUS is a shmem file called `/dev/zero (deleted)` (shmem_zero_setup),
+ * SysV segments are `/SYSV<key> (deleted)`, memfd_create files `/memfd:<name> (deleted)`, POSIX
+ * shm lives in /dev/shm, and a named shared anonymous mapping is `[anon_shmem:<name>]` (6.1+).
+ * Files on other tmpfs mounts cannot be told from disk files by name.
+ */
+export const SHMEM_NAME_PREFIXES = ['/dev/zero', '/SYSV', '/memfd:', '/dev/shm/', '[anon_shmem:'] as const;
+
 /** One line of /proc/PID/maps: the header smaps prints before each mapping's fields. */
 export type MapsEntry = Pick<
   SmapsMapping,

@@ -213,10 +213,12 @@ collected these files are ordered by RSS + swap instead, and say so.`,
     }
     const key = sortKey(values.sort);
     const limit = numberOption(values.limit, 'limit', 20, { min: 0, integer: true });
+    // Loaded beside the snapshot's reader, not after it (each module is a round trip).
+    const processModule = import('../../analysis/process.js');
     const snap = await openSnapshot(positionals[0]);
     try {
       if (values.oom) return await psOom(snap, limit, values.json === true, ctx);
-      const { readProcesses } = await import('../../analysis/process.js');
+      const { readProcesses } = await processModule;
       // The table prints status and smaps_rollup values (and the four types); --json every field.
       const manifest = values.json ? await snap.manifest() : undefined;
       const parse = parseSettingsOf(values, ctx);
@@ -314,9 +316,10 @@ DIRTY is Shared_Dirty + Private_Dirty; MODE is rwx, s for MAP_SHARED, and procps
         { hint: 'see `memsleuth pmap --help`' },
       );
     }
+    const processModule = import('../../analysis/process.js');
     const snap = await openSnapshot(snapArg);
     try {
-      const { readProcessMaps, formatPmapX } = await import('../../analysis/process.js');
+      const { readProcessMaps, formatPmapX } = await processModule;
       const maps: ProcessMaps[] = [];
       for (const a of pidArgs)
         maps.push(
