@@ -16,11 +16,9 @@ import {
   TMPFS_FILES_PATH,
   TMPFS_MOUNTS_PATH,
 } from '../model/snapshot.js';
-import { configEnabled, type KernelConfig, parseKernelConfig } from '../sources/kconfig.js';
-import { liveFdListing } from './fds.js';
+import type { KernelConfig } from '../sources/kconfig.js';
 import type { ProcWatch } from './proc_watch.js';
 import { FileSnapshot, MAX_TEXT_BYTES, readTextPieces } from './snapshot.js';
-import { liveTmpfsFiles, liveTmpfsMounts } from './tmpfs.js';
 
 /** Where the live kernel keeps each family of files. Overridable for tests. */
 export interface LiveRoots {
@@ -93,12 +91,14 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   /**
    * Snapshot paths whose text this reader makes itself: the tmpfs listing (statfs and a walk
    * of each mount) and a process's fd directory as a listing (src/capture/tmpfs.ts, fds.ts).
+   * Their modules load with the first such read: `ps` and the recorder's ticks never ask.
    */
-  private generated(path: string): (() => string) | undefined {
-    if (path === TMPFS_MOUNTS_PATH) return () => liveTmpfsMounts(this.roots.proc);
-    if (path === TMPFS_FILES_PATH) return () => liveTmpfsFiles(this.roots.proc);
+  private generated(path: string): (() => Promise<string>) | undefined {
+    const proc = this.roots.proc;
+    if (path === TMPFS_MOUNTS_PATH) return async () => (await import('./tmpfs.js')).liveTmpfsMounts(proc);
+    if (path === TMPFS_FILES_PATH) return async () => (await import('./tmpfs.js')).liveTmpfsFiles(proc);
     const fd = /^proc\/(\d+)\/fd$/.exec(path);
-    if (fd) return () => liveFdListing(this.roots.proc, Number(fd[1]));
+    if (fd) return async () => (await import('./fds.js')).liveFdListing(proc, Number(fd[1]));
     return undefined;
   }
 
@@ -112,13 +112,12 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
     return this.generated(path) ? undefined : this.livePath(path);
   }
 
+  /** Files only: a text this reader makes (the tmpfs listing, an fd listing) comes whole from readText. */
   readLines(path: string, sink: (text: string) => void): boolean {
-    const make = this.generated(path);
-    if (make) {
-      const text = this.generatedText(path, make);
-      if (text !== undefined) sink(text);
-      return text !== undefined;
-    }
+    if (this.generated(path))
+      throw new Error(
+        `LiveSnapshot.readLines: ${path} is made by this reader, not read from a file: use readText`,
+      );
     return (
       this.readFile(path, (file, name) => {
         readTextPieces(file, sink, MAX_TEXT_BYTES, name);
@@ -133,9 +132,9 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   }
 
   /** A text this reader makes itself, or undefined (and why) when making it failed. */
-  private generatedText(path: string, make: () => string): string | undefined {
+  private async generatedText(path: string, make: () => Promise<string>): Promise<string | undefined> {
     try {
-      return make();
+      return await make();
     } catch (e) {
       this.noteFailure(path, e);
       return undefined;
@@ -248,10 +247,12 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
         const gz = await readFile(`${this.roots.proc}/config.gz`);
         // Loaded here: zlib costs a long-lived recorder 1.4 MiB of RSS it never uses.
         const { gunzipSync } = await import('node:zlib');
+        const { parseKernelConfig } = await import('../sources/kconfig.js');
         return parseKernelConfig(gunzipSync(gz).toString('utf8'), { file: `${this.roots.proc}/config.gz` });
       } catch {}
       const boot = `/boot/config-${release()}`;
       try {
+        const { parseKernelConfig } = await import('../sources/kconfig.js');
         return parseKernelConfig(await readFile(boot, 'utf8'), { file: boot });
       } catch {
         return undefined;
@@ -264,7 +265,8 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   private async enableHint(loc: Pick<SystemSourceSpec, 'enable' | 'config'>): Promise<string> {
     if (!loc.config) return loc.enable;
     const config = await this.kernelConfig();
-    if (!config || configEnabled(config, loc.config) !== false) return loc.enable;
+    if (!config || (await import('../sources/kconfig.js')).configEnabled(config, loc.config) !== false)
+      return loc.enable;
     return `this kernel is built without ${loc.config}: rebuild it with ${loc.config}=y (no boot option enables it); then ${loc.enable}`;
   }
 

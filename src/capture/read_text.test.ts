@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemsleuthError } from '../model/errors.js';
+import { TMPFS_MOUNTS_PATH } from '../model/snapshot.js';
 import { LiveSnapshot } from './live.js';
 import { readTextFile, readTextPieces } from './snapshot.js';
 
@@ -129,6 +130,11 @@ describe('readTextPieces', () => {
       // A process that does not exist: false, and why.
       expect(snap.readLines('proc/999999999/smaps', () => {})).toBe(false);
       expect(snap.whyMissing('proc/999999999/smaps')).toBe('not present');
+      // A text the reader makes (an fd listing, the tmpfs listing) is no file: readText makes it.
+      expect(() => snap.readLines(`proc/${process.pid}/fd`, () => {})).toThrow(/use readText/);
+      expect(() => snap.readLines(TMPFS_MOUNTS_PATH, () => {})).toThrow(/use readText/);
+      expect(await snap.readText(`proc/${process.pid}/fd`)).toMatch(/^0 /m);
+      expect(await snap.readText(TMPFS_MOUNTS_PATH)).toContain('/dev/shm');
     } finally {
       await snap.close();
     }

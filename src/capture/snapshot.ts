@@ -12,10 +12,8 @@ import {
   SLAB_TRACE_KINDS,
   SYSTEM_SOURCES,
 } from '../model/snapshot.js';
-import { parseFdListing } from '../sources/fd_listing.js';
 import { lineTooLong } from '../sources/text.js';
 import type { BundleLimits } from './archive.js';
-import { parseManifest } from './manifest.js';
 
 /**
  * The largest file read whole as text: 256 MiB. Kernel text sources are far smaller (the
@@ -278,6 +276,7 @@ export class DirectorySnapshot extends FileSnapshot implements Snapshot {
   async fdCount(pid: number): Promise<number | undefined> {
     const text = await this.readText(`proc/${pid}/fd`);
     if (text === undefined) return undefined;
+    const { parseFdListing } = await import('../sources/fd_listing.js');
     try {
       return parseFdListing(text, { file: this.describe(`proc/${pid}/fd`) }).length;
     } catch {
@@ -312,6 +311,7 @@ export class DirectorySnapshot extends FileSnapshot implements Snapshot {
     if (this.cachedManifest) return this.cachedManifest;
     const text = await this.readText(MANIFEST_PATH);
     if (text !== undefined) {
+      const { parseManifest } = await import('./manifest.js');
       this.cachedManifest = parseManifest(text, this.describe(MANIFEST_PATH));
       return this.cachedManifest;
     }

@@ -87,7 +87,10 @@ export async function runMain(): Promise<void> {
   const ctx: CommandContext = {
     stdout: process.stdout,
     stderr: process.stderr,
-    stdin: process.stdin,
+    // Made on first use (a stream for fd 0 is about a millisecond): few commands read stdin.
+    get stdin() {
+      return process.stdin;
+    },
     cwd: process.cwd(),
     env: process.env,
     stdoutIsTTY: Boolean(process.stdout.isTTY),
