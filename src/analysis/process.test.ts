@@ -228,6 +228,25 @@ describe('readProcesses on live processes copied into a directory', () => {
     expect(kthreadd.sources).not.toContain('smaps_rollup');
   });
 
+  it('reads only the status of a kernel thread, live, in every mode, and gives it zeros', async () => {
+    const live = new LiveSnapshot();
+    for (const memory of ['types', 'pss', 'status'] as const) {
+      const asked: string[] = [];
+      const snap: Snapshot = Object.assign(Object.create(live) as Snapshot, {
+        pids: async () => [2],
+        readText: async (path: string) => {
+          asked.push(path);
+          return live.readText(path);
+        },
+      });
+      const { processes } = await readProcesses(snap, { memory, details: false });
+      expect(asked, memory).toEqual(['proc/2/status']);
+      expect(processes[0]!.kernelThread).toBe(true);
+      for (const k of ['rssBytes', 'pssBytes', 'ussBytes', 'hugetlbBytes', 'privateAnonBytes'] as const)
+        expect(processes[0]![k], `${memory} ${k}`).toBe(0);
+    }
+  });
+
   it('withSmaps: false reads smaps_rollup: same Pss/Uss, no file split', async () => {
     const pid = child.pid!;
     const d = join(dir, 'rollup');

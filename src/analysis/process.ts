@@ -431,6 +431,7 @@ export function processMemory(
       pssBytes: 0,
       ussBytes: 0,
       swapPssBytes: 0,
+      hugetlbBytes: 0,
       privateAnonBytes: 0,
       sharedAnonBytes: 0,
       privateFileBytes: 0,
@@ -614,7 +615,12 @@ export async function readProcesses(
       return t;
     };
     for (const f of extra) await read(f);
-    if (memory === 'pss') await read('smaps_rollup');
+    // A kernel thread has no mm: its smaps is empty and its smaps_rollup fails (ESRCH), and
+    // processMemory gives it zeros whatever they say.
+    const kernelThread = !mm && isKernelThread(pid, statusFields(status));
+    if (kernelThread) {
+      // Its status (and the details asked for) is all there is.
+    } else if (memory === 'pss') await read('smaps_rollup');
     else if (memory === 'types') {
       // maps lists the mappings without walking a page table: on a live machine it says whether
       // smaps_rollup (one walk, a few lines) is enough. Snapshots do not keep maps.
