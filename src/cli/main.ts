@@ -4,7 +4,11 @@
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import type { CommandContext } from './context.js';
 
-function globalHelp(): string {
+/**
+ * `memsleuth --help`. The build writes it to dist/cli/help.txt (scripts/build-help.mjs), which
+ * bin/memsleuth.js prints without loading the CLI.
+ */
+export function globalHelp(): string {
   const lines = [
     'Usage: memsleuth <command> [options]',
     '',

@@ -1,9 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_BIN, REPO_ROOT } from '../../../test/paths.js';
 import type { CommandSpec } from '../command.js';
+import type { CommandContext } from '../context.js';
+import { globalHelp, runCommand } from '../main.js';
 import { COMMANDS } from './index.js';
 
 const HERE = join(REPO_ROOT, 'src', 'cli', 'commands');
@@ -74,6 +77,50 @@ describe('the command list (commands/index.ts)', () => {
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/^memsleuth \d/);
+  });
+
+  it('bin/memsleuth.js answers the global help and the version as the CLI does', async () => {
+    expect(readFileSync(join(REPO_ROOT, 'dist', 'cli', 'help.txt'), 'utf8')).toBe(globalHelp());
+    for (const args of [['--help'], ['-h'], ['help'], [], ['--help', 'ps'], ['--version'], ['-V']]) {
+      let out = '';
+      const sink = { write: (t: string) => ((out += t), true) } as unknown as CommandContext['stdout'];
+      const ctx = { stdout: sink, stderr: sink, cwd: REPO_ROOT, env: {} } as unknown as CommandContext;
+      const code = await runCommand(args, ctx);
+      const run = spawnSync(CLI_BIN, args, { encoding: 'utf8' });
+      expect(run.stderr, args.join(' ')).toBe('');
+      expect(run.stdout, args.join(' ')).toBe(out);
+      expect(run.status, args.join(' ')).toBe(code);
+    }
+  });
+
+  it('bin/memsleuth.js prints dist/cli/help.txt without the CLI, unless it is older than the command list', () => {
+    // A tree with the bin, package.json, a help text and a command list, and no CLI.
+    const dir = mkdtempSync(join(tmpdir(), 'memsleuth-bin-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      mkdirSync(join(dir, 'dist', 'cli', 'commands'), { recursive: true });
+      for (const f of ['bin/memsleuth.js', 'bin/package.json', 'package.json'])
+        copyFileSync(join(REPO_ROOT, f), join(dir, f));
+      const help = join(dir, 'dist', 'cli', 'help.txt');
+      const list = join(dir, 'dist', 'cli', 'commands', 'index.js');
+      writeFileSync(help, 'the help\n');
+      writeFileSync(list, '');
+      utimesSync(list, new Date(1_000_000), new Date(1_000_000));
+      const bin = join(dir, 'bin', 'memsleuth.js');
+      const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+      expect(run('--help').stdout).toBe('the help\n');
+      expect(run().status).toBe(2);
+      expect(run('--version').stdout).toMatch(/^memsleuth \d+\.\d+\.\d+\n$/);
+      // Any command goes to the CLI (not there).
+      expect(run('ps').stderr).toMatch(/Cannot find module .*dist\/cli\/main\.js/);
+      // A command list rebuilt after the help text: the CLI answers.
+      utimesSync(help, new Date(500_000), new Date(500_000));
+      const stale = run('--help');
+      expect(stale.stdout).toBe('');
+      expect(stale.stderr).toMatch(/Cannot find module .*dist\/cli\/main\.js/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('start-up (bin/memsleuth.js -> cli/main.ts) loads the command list and nothing else', () => {
