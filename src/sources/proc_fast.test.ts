@@ -304,6 +304,9 @@ describe('the fast readers decline what the full parsers would reject or read di
     expect(smapsSplit(stray)).toEqual(split);
     expect(() => parseSmaps(stray)).toThrow();
     expect(smapsSplit('')).toEqual({ mappings: [] });
+    // No header at all, one starting with an empty line: declined (and not a loop for ever).
+    for (const bad of ['\n', '\nRss:   4 kB\n', 'Rss:   4 kB\n', '\n\n'])
+      expect(smapsSplit(bad), JSON.stringify(bad)).toBeUndefined();
   });
 
   it('a file cut anywhere (a process exiting mid-read) is declined or read as the full parser reads it', () => {

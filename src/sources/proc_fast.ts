@@ -570,10 +570,9 @@ function kbFieldIn(text: string, needle: string, from: number, to: number): numb
  * bash maps glibc's gconv-modules.cache so, and its smaps is a thousand lines the full parser
  * turns into objects, where a regular-expression search finds the few mappings that matter).
  * Undefined when what it reads is not what the full parser would read: a CR (the full parser
- * drops it), a last line cut, a
- * matched header whose end is below its start, an Rss missing or repeated, a size that is not
- * `N kB`. The other mappings' lines are not looked at: a malformed line there is the full
- * parser's to find.
+ * drops it), a last line cut, a last mapping without Rss, a matched header whose end is below
+ * its start, an Rss missing or repeated, a size that is not `N kB`. The other mappings' lines
+ * are not looked at: a malformed line there is the full parser's to find.
  */
 export function smapsSplit(text: string): SmapsSplit | undefined {
   const n = text.length;
@@ -582,7 +581,7 @@ export function smapsSplit(text: string): SmapsSplit | undefined {
   // A read cut inside the last mapping (a process exiting meanwhile) leaves it without its Rss,
   // which the full parser rejects: the last mapping is looked at whatever it is.
   let last = text.lastIndexOf('\n', n - 2);
-  while (last >= 0 && !HEX(text.charCodeAt(last + 1))) last = text.lastIndexOf('\n', last - 1);
+  while (last >= 0 && !HEX(text.charCodeAt(last + 1))) last = last > 0 ? text.lastIndexOf('\n', last - 1) : -1;
   if (!HEX(text.charCodeAt(last + 1)) || text.indexOf('\nRss:', last + 1) < 0) return undefined;
   const mappings: SmapsSplit['mappings'] = [];
   SPLIT_HEADER.lastIndex = 0;
