@@ -581,7 +581,8 @@ export function smapsSplit(text: string): SmapsSplit | undefined {
   // A read cut inside the last mapping (a process exiting meanwhile) leaves it without its Rss,
   // which the full parser rejects: the last mapping is looked at whatever it is.
   let last = text.lastIndexOf('\n', n - 2);
-  while (last >= 0 && !HEX(text.charCodeAt(last + 1))) last = last > 0 ? text.lastIndexOf('\n', last - 1) : -1;
+  while (last >= 0 && !HEX(text.charCodeAt(last + 1)))
+    last = last > 0 ? text.lastIndexOf('\n', last - 1) : -1;
   if (!HEX(text.charCodeAt(last + 1)) || text.indexOf('\nRss:', last + 1) < 0) return undefined;
   const mappings: SmapsSplit['mappings'] = [];
   SPLIT_HEADER.lastIndex = 0;

@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -83,7 +92,11 @@ describe('the command list (commands/index.ts)', () => {
     expect(readFileSync(join(REPO_ROOT, 'dist', 'cli', 'help.txt'), 'utf8')).toBe(globalHelp());
     for (const args of [['--help'], ['-h'], ['help'], [], ['--help', 'ps'], ['--version'], ['-V']]) {
       let out = '';
-      const sink = { write: (t: string) => ((out += t), true) } as unknown as CommandContext['stdout'];
+      const write = (t: string) => {
+        out += t;
+        return true;
+      };
+      const sink = { write } as unknown as CommandContext['stdout'];
       const ctx = { stdout: sink, stderr: sink, cwd: REPO_ROOT, env: {} } as unknown as CommandContext;
       const code = await runCommand(args, ctx);
       const run = spawnSync(CLI_BIN, args, { encoding: 'utf8' });
