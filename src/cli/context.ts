@@ -1,8 +1,17 @@
 import type { Writable } from 'node:stream';
 
+/**
+ * Where a command writes its data: a Node stream (tests pass their own), or the binary's direct
+ * writer to fd 1 (fd_write.ts), whose writes never ask to wait.
+ */
+export interface Out {
+  write(chunk: string | Uint8Array): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
 /** What a command may touch. Tests pass their own streams and environment. */
 export interface CommandContext {
-  stdout: Writable;
+  stdout: Out;
   stderr: Writable;
   /** Standard input, for `-` arguments. */
   stdin: NodeJS.ReadableStream;
@@ -28,7 +37,7 @@ export function useColor(ctx: CommandContext): boolean {
   return ctx.stdoutIsTTY;
 }
 
-export function write(stream: Writable, text: string): void {
+export function write(stream: Out, text: string): void {
   stream.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
 }
 

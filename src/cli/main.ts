@@ -88,23 +88,29 @@ export async function runCommand(argv: string[], ctx: CommandContext): Promise<n
 
 /** The only place that touches process.argv and the exit code. */
 export async function runMain(): Promise<void> {
+  const { FdOut } = await import('./fd_write.js');
+  // A closed pipe (`memsleuth ... | head`) is not an error.
+  const closed = () => process.exit(process.exitCode ?? 0);
+  // Node's stdio streams are made on first use (their modules are a few milliseconds of start-up):
+  // data goes to fd 1 without one, and stderr, stdin and the terminal checks make theirs only
+  // when a command asks.
   const ctx: CommandContext = {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    // Made on first use (a stream for fd 0 is about a millisecond): few commands read stdin.
+    stdout: new FdOut(1, closed),
+    get stderr() {
+      return process.stderr;
+    },
     get stdin() {
       return process.stdin;
     },
     cwd: process.cwd(),
     env: process.env,
-    stdoutIsTTY: Boolean(process.stdout.isTTY),
-    stderrIsTTY: Boolean(process.stderr.isTTY),
+    get stdoutIsTTY() {
+      return Boolean(process.stdout.isTTY);
+    },
+    get stderrIsTTY() {
+      return Boolean(process.stderr.isTTY);
+    },
     ownsProcess: true,
   };
-  // A closed pipe (`memsleuth ... | head`) is not an error.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
-  });
   process.exitCode = await runCommand(process.argv.slice(2), ctx);
 }

@@ -1,5 +1,5 @@
-import { writeSync } from 'node:fs';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { writeAll } from './fd_write.js';
 
 /**
  * Writes to a file descriptor from a second thread, so that the bytes of one piece go
@@ -105,25 +105,6 @@ export class ThreadedWriter {
     void this.worker!.terminate();
     this.port!.close();
     throw e;
-  }
-}
-
-/** For sleeping while a non-blocking pipe is full. */
-const NAP = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * All of `b` to `fd`. A pipe that Node made non-blocking (stdout) answers EAGAIN while it is
- * full: then wait 2 ms and go on, as a blocking write would wait for the reader.
- */
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) {
-    try {
-      off += writeSync(fd, b, off, b.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(NAP, 0, 0, 2);
-    }
   }
 }
 

@@ -1,17 +1,16 @@
-import { once } from 'node:events';
-import type { Writable } from 'node:stream';
 import { MemsleuthError } from '../../model/errors.js';
 import { LAYERS, type Layer } from '../../model/samples.js';
 import { parseSince } from '../../model/units.js';
 import { defaultDbPath, RecordingReader } from '../../store/recording.js';
 import { defineCommand, numberOption } from '../command.js';
+import type { Out } from '../context.js';
 
 /**
  * Writes through a buffer of about 64 KiB and waits for a slow reader (a pipe to `less`)
  * instead of queueing the whole output in memory: `write` returns a promise only when the
  * stream asks to wait for 'drain'.
  */
-function chunked(stream: Writable): {
+function chunked(stream: Out): {
   write(s: string): Promise<void> | undefined;
   end(): Promise<void> | undefined;
 } {
@@ -20,7 +19,7 @@ function chunked(stream: Writable): {
     if (!buf) return undefined;
     const ok = stream.write(buf);
     buf = '';
-    return ok ? undefined : once(stream, 'drain').then(() => undefined);
+    return ok ? undefined : new Promise<void>((resolve) => stream.once('drain', resolve));
   };
   return {
     write(s) {
