@@ -1,6 +1,19 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../test/paths.js';
 import { rng } from '../../test/rng.js';
-import { F64SmallBlocks, radixSort, SumBlocks, U32SmallBlocks } from './intern.js';
+import {
+  blockHash,
+  F64SmallBlocks,
+  hash2,
+  hashBytesDv,
+  hashToBlankLine,
+  radixSort,
+  SumBlocks,
+  U32SmallBlocks,
+} from './intern.js';
 
 describe('radixSort', () => {
   it('orders rows by their keys, most significant first, stably; in its own arrays or in a scratch one', () => {
@@ -103,5 +116,71 @@ describe('SumBlocks', () => {
     t.add(0, 1);
     t.add(0, 1);
     expect(t.get(0)).toBe(2 ** 32 + 1);
+  });
+});
+
+describe('hashToBlankLine', () => {
+  /** What it replaces: the search for "\n\n" from b[s - 1], then hashBytesDv over the block. */
+  function reference(b: Buffer, s: number, end: number): { e: number; h1: number; h2: number } {
+    const k = b.indexOf('\n\n', s - 1, 'latin1');
+    if (k < 0 || k + 1 >= end) return { e: -1, h1: 0, h2: 0 };
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    const h1 = hashBytesDv(b, dv, s, k + 1) >>> 0;
+    return { e: k + 1, h1, h2: hash2.value >>> 0 };
+  }
+  function fused(b: Buffer, s: number, end: number): { e: number; h1: number; h2: number } {
+    const e = hashToBlankLine(b, new DataView(b.buffer, b.byteOffset, b.length), s, end);
+    return e < 0 ? { e, h1: 0, h2: 0 } : { e, h1: blockHash.h1, h2: blockHash.h2 };
+  }
+
+  it('finds the blank line and hashes the block as the search and hashBytesDv do, at every length and alignment', () => {
+    const next = rng(11);
+    const alphabet = 'ab \n+0x\v';
+    let checked = 0;
+    for (let len = 0; len < 80; len++) {
+      for (let lead = 1; lead < 10; lead++) {
+        // A block of `len` bytes with lines of random lengths (no blank line inside), after a "\n".
+        let block = '';
+        while (block.length < len) {
+          const c = alphabet[next() % alphabet.length]!;
+          block += c === '\n' && (block === '' || block.endsWith('\n')) ? 'x' : c;
+        }
+        if (block !== '' && !block.endsWith('\n')) block = `${block.slice(0, -1)}\n`;
+        const text = `${'h'.repeat(lead - 1)}\n${block}\nnext record\n\n`;
+        const b = Buffer.from(text, 'latin1');
+        for (const end of [b.length, lead + block.length + 1, lead + block.length]) {
+          expect(fused(b, lead, end)).toEqual(reference(b, lead, end));
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(80 * 9 * 3);
+  });
+
+  it('finds no blank line in a block cut before it, and none between two lines', () => {
+    const b = Buffer.from('PFN 1\n a+0x1/0x2\n b+0x3/0x4\n', 'latin1');
+    const dv = new DataView(b.buffer, b.byteOffset, b.length);
+    expect(hashToBlankLine(b, dv, 6, b.length)).toBe(-1);
+    const empty = Buffer.from('PFN 1\n\nnext', 'latin1');
+    expect(
+      hashToBlankLine(empty, new DataView(empty.buffer, empty.byteOffset, empty.length), 6, empty.length),
+    ).toBe(6);
+  });
+
+  it("gives the lab records' stacks the hashes hashBytesDv gives them", () => {
+    // The page_owner dump of the 6.12 lab capture, from its bundle (a tar.gz).
+    const tgz = gunzipSync(readFileSync(join(REPO_ROOT, 'test/fixtures/lab-6.12/after.tar.gz')));
+    const at = tgz.indexOf('Page allocated via order');
+    expect(at).toBeGreaterThan(0);
+    let n = 0;
+    // Every record's stack: from the line after its PFN line.
+    for (let p = tgz.indexOf('\nPFN ', at); p >= 0 && n < 5000; p = tgz.indexOf('\nPFN ', p + 1)) {
+      const s = tgz.indexOf(10, p + 1) + 1;
+      const r = reference(tgz, s, tgz.length);
+      if (r.e < 0) break;
+      expect(fused(tgz, s, tgz.length)).toEqual(r);
+      n++;
+    }
+    expect(n).toBeGreaterThan(1000);
   });
 });
