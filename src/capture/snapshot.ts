@@ -1,6 +1,4 @@
-import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { access, readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { errnoReason, MemsleuthError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
@@ -14,6 +12,16 @@ import {
 } from '../model/snapshot.js';
 import { lineTooLong } from '../sources/text.js';
 import type { BundleLimits } from './archive.js';
+
+// Node's built-ins through require, not `import`, on the everyday commands' start-up path: for an
+// ES import Node builds a module that reads every export of the built-in, lazy getters too
+// (node:fs's ReadStream loads Node's twenty stream modules): 1.3-3 ms of a 50 ms `ps`.
+const nodeRequire = createRequire(import.meta.url);
+const { closeSync, constants, createReadStream, fstatSync, openSync, readSync } = nodeRequire(
+  'node:fs',
+) as typeof import('node:fs');
+const { access, readdir, stat } = nodeRequire('node:fs/promises') as typeof import('node:fs/promises');
+const { join, resolve } = nodeRequire('node:path') as typeof import('node:path');
 
 /**
  * The largest file read whole as text: 256 MiB. Kernel text sources are far smaller (the
