@@ -46,6 +46,42 @@ describe('radixSort', () => {
   });
 });
 
+describe('radixSort by ranges', () => {
+  it('equals a stable comparison sort for short, middling and long ranges, with ties at every key', () => {
+    const next = rng(23);
+    for (const n of [1, 2, 3, 16, 17, 40, 300, 4095, 4096, 5000, 70000]) {
+      // A key of few values, one of wide values that repeat (runs long and short below it),
+      // one of a few small values, a constant, and a wide one almost never repeating.
+      const pool = Array.from({ length: 1 + (n >> 4) }, () => next() >>> 0);
+      const cols = [
+        Array.from({ length: n }, () => next() % 3),
+        Array.from({ length: n }, () => pool[next() % pool.length]!),
+        Array.from({ length: n }, () => next() % 4),
+        Array.from({ length: n }, () => 0xfffffffe),
+        Array.from({ length: n }, () => next() >>> 0),
+      ];
+      const keys = cols.map((c, i) => (i === 2 ? (r: number) => 0xffffffff - c[r]! : (r: number) => c[r]!));
+      // The rows in a shuffled start order: stability is about that order.
+      const start = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = next() % (i + 1);
+        [start[i], start[j]] = [start[j]!, start[i]!];
+      }
+      const at = new Int32Array(n);
+      start.forEach((r, i) => {
+        at[r] = i;
+      });
+      for (const used of [keys.slice(0, 3), keys.slice(1, 4), keys]) {
+        const want = [...start].sort((x, y) => {
+          for (const k of used) if (k(x) !== k(y)) return k(x) < k(y) ? -1 : 1;
+          return at[x]! - at[y]!;
+        });
+        expect(Array.from(radixSort(Uint32Array.from(start), used))).toEqual(want);
+      }
+    }
+  });
+});
+
 describe('U32SmallBlocks and F64SmallBlocks', () => {
   it('hold rows across blocks like a plain array: push, ensure, set, add; unwritten rows read 0', () => {
     const next = rng(5);

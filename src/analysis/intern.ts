@@ -613,12 +613,22 @@ export class RowU8 {
   }
 }
 
+/** Ranges of at most this many rows are put in order by insertion, comparing keys. */
+const SORT_SMALL = 16;
+/** Ranges below this many rows are sorted by 8-bit digits, longer ones by 16-bit digits. */
+const SORT_WIDE = 4096;
+
 /**
- * Stable LSD radix sort of `idx` (row numbers) by unsigned integer keys, most
- * significant first: `keys[k](row)` in [0, 2^32), each read once per row into a scratch
- * column. 16 bits per pass; a pass where every row has the same digit is skipped. The two
- * scratch columns live in `scratch` when it holds 2 * idx.length words (its contents are
- * overwritten), else in new arrays.
+ * Stable sort of `idx` (row numbers) by unsigned integer keys, most significant first:
+ * `keys[k](row)` in [0, 2^32). Most significant key first (MSD): the rows are put in order by
+ * keys[0], then each run of rows that tie on it by keys[1], and so on, so a key is read only
+ * for rows the keys before it could not tell apart (the default sort's 2 million rows are
+ * told apart by their first three keys: the last three are read for a few rows, where an LSD
+ * sort read and moved every row by each of them). A range is sorted by a key with counting
+ * passes over its digits (16-bit digits for long ranges, 8-bit for short ones, a pass where
+ * every row has the same digit skipped), a range of a few rows by insertion over its remaining
+ * keys. The key's values (by row) and the passes' output live in `scratch` when it holds
+ * 2 * idx.length words (its contents are overwritten), else in new arrays.
  */
 export function radixSort(
   idx: Uint32Array,
@@ -626,46 +636,105 @@ export function radixSort(
   scratch?: Int32Array | Uint32Array,
 ): Uint32Array {
   const n = idx.length;
-  const count = new Uint32Array(BLOCK);
-  const room = scratch !== undefined && scratch.length >= 2 * n;
-  const vals = room ? new Uint32Array(scratch.buffer, scratch.byteOffset, n) : new Uint32Array(n);
-  let src = idx;
-  let dst: Uint32Array = room
-    ? new Uint32Array(scratch.buffer, scratch.byteOffset + 4 * n, n)
-    : new Uint32Array(n);
-  for (let k = keys.length - 1; k >= 0; k--) {
+  if (n < 2 || keys.length === 0) return idx;
+  let rows = 0;
+  for (let i = 0; i < n; i++) if (idx[i]! >= rows) rows = idx[i]! + 1;
+  const room = scratch !== undefined && scratch.length >= rows + n;
+  const vals = room ? new Uint32Array(scratch.buffer, scratch.byteOffset, rows) : new Uint32Array(rows);
+  const tmp = room ? new Uint32Array(scratch.buffer, scratch.byteOffset + 4 * rows, n) : new Uint32Array(n);
+  const count16 = new Uint32Array(BLOCK);
+  const count8 = new Uint32Array(256);
+  const last = keys.length - 1;
+  // Ranges still to sort: (lo, hi, key), pushed in that order.
+  const todo: number[] = [0, n, 0];
+  while (todo.length > 0) {
+    const k = todo.pop()!;
+    const hi = todo.pop()!;
+    const lo = todo.pop()!;
+    if (hi - lo <= SORT_SMALL) {
+      insertionSort(idx, lo, hi, keys, k);
+      continue;
+    }
     const key = keys[k]!;
-    let max = 0;
     let min = 0xffffffff;
-    for (let r = 0; r < n; r++) {
+    let max = 0;
+    for (let i = lo; i < hi; i++) {
+      const r = idx[i]!;
       const v = key(r) >>> 0;
       vals[r] = v;
-      if (v > max) max = v;
       if (v < min) min = v;
+      if (v > max) max = v;
     }
-    if (min === max) continue;
-    for (let shift = 0; shift < 32; shift += 16) {
-      if (shift === 16 && max >>> 16 === min >>> 16) break;
+    if (min === max) {
+      if (k < last) todo.push(lo, hi, k + 1);
+      continue;
+    }
+    const span = max - min;
+    const wide = hi - lo >= SORT_WIDE;
+    const bits = wide ? 16 : 8;
+    const count = wide ? count16 : count8;
+    const mask = count.length - 1;
+    for (let shift = 0; shift < 32 && span >>> shift !== 0; shift += bits) {
       count.fill(0);
-      for (let i = 0; i < n; i++) count[(vals[src[i]!]! >>> shift) & BLOCK_MASK]!++;
-      let sum = 0;
+      for (let i = lo; i < hi; i++) count[((vals[idx[i]!]! - min) >>> shift) & mask]!++;
+      let sum = lo;
       let buckets = 0;
-      for (let d = 0; d < BLOCK; d++) {
+      for (let d = 0; d <= mask; d++) {
         const c = count[d]!;
         if (c > 0) buckets++;
         count[d] = sum;
         sum += c;
       }
       if (buckets < 2) continue;
-      for (let i = 0; i < n; i++) {
-        const r = src[i]!;
-        dst[count[(vals[r]! >>> shift) & BLOCK_MASK]!++] = r;
+      for (let i = lo; i < hi; i++) {
+        const r = idx[i]!;
+        tmp[count[((vals[r]! - min) >>> shift) & mask]!++] = r;
       }
-      const t = src;
-      src = dst;
-      dst = t;
+      idx.set(tmp.subarray(lo, hi), lo);
+    }
+    if (k === last) continue;
+    // Runs of rows with the same value: in order by the next key (a short run at once, so that
+    // the list of ranges to do stays short).
+    let s = lo;
+    let sv = vals[idx[lo]!]!;
+    for (let i = lo + 1; i <= hi; i++) {
+      if (i < hi && vals[idx[i]!]! === sv) continue;
+      if (i - s > SORT_SMALL) todo.push(s, i, k + 1);
+      else if (i - s > 1) insertionSort(idx, s, i, keys, k + 1);
+      if (i < hi) {
+        s = i;
+        sv = vals[idx[i]!]!;
+      }
     }
   }
-  if (src !== idx) idx.set(src);
   return idx;
+}
+
+/** Rows idx[lo, hi) (which tie on the keys before `k`) in order by keys[k...], stably. */
+function insertionSort(
+  idx: Uint32Array,
+  lo: number,
+  hi: number,
+  keys: readonly ((row: number) => number)[],
+  k: number,
+): void {
+  for (let i = lo + 1; i < hi; i++) {
+    const r = idx[i]!;
+    let j = i - 1;
+    while (j >= lo && compareRows(idx[j]!, r, keys, k) > 0) {
+      idx[j + 1] = idx[j]!;
+      j--;
+    }
+    idx[j + 1] = r;
+  }
+}
+
+function compareRows(a: number, b: number, keys: readonly ((row: number) => number)[], k: number): number {
+  for (; k < keys.length; k++) {
+    const key = keys[k]!;
+    const x = key(a) >>> 0;
+    const y = key(b) >>> 0;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
 }
