@@ -736,8 +736,9 @@ export class ChunkScanner {
       }
       const s = pos;
       // Header line and PFN line (neither is empty: no blank line before the second "\n").
-      const he = u8IndexOf.call(b, 10, s);
-      const pe = he >= 0 && he + 1 < end ? u8IndexOf.call(b, 10, he + 1) : -1;
+      // Buffer's indexOf of a byte (memchr) takes half the time of Uint8Array's on these lines.
+      const he = b.indexOf(10, s);
+      const pe = he >= 0 && he + 1 < end ? b.indexOf(10, he + 1) : -1;
       let e: number;
       let good = pe >= 0 && pe + 1 < end && pe > he + 1;
       // The stack is the previous record's (same bytes, then the blank line).
