@@ -94,7 +94,7 @@ const startC = (compat: SortCompat, opts: string[], input: string) => {
 async function runOurs(
   compat: SortCompat,
   args: string[],
-  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean } = {},
+  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean; lend?: number } = {},
 ): Promise<Outcome> {
   const p = parseSortArgv(args, compat, 'page_owner_sort');
   if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
@@ -113,10 +113,28 @@ async function runOurs(
         stderr += s;
       },
       write: (s) => out.push(s),
+      // A writer lending buffers of `lend` bytes (ThreadedWriter's lend and handOver); a
+      // buffer ends when the next is lent or write() is called.
+      ...(how.lend !== undefined ? { writeDone: true, buffers: lender(how.lend, out) } : {}),
     },
     how.parallel,
   );
   return { status: 0, stdout, stderr, output: Buffer.concat(out).toString('latin1') };
+}
+
+function lender(size: number, out: Buffer[]): { lend: () => Buffer; handOver: (n: number) => void } {
+  let lent: Buffer | undefined;
+  return {
+    lend: () => {
+      lent = Buffer.alloc(size, 0xee);
+      return lent;
+    },
+    handOver: (n) => {
+      if (!lent || n > lent.length) throw new Error(`handOver(${n}) without a lend of that size`);
+      out.push(lent.subarray(0, n));
+      lent = undefined;
+    },
+  };
 }
 
 /** Ours against a C run (started by startC), byte for byte. */
@@ -125,7 +143,7 @@ async function compare(
   compat: SortCompat,
   opts: string[],
   input: string,
-  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean } = {},
+  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean; lend?: number } = {},
 ): Promise<Outcome> {
   const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], how);
   const theirs = await c;
@@ -254,6 +272,9 @@ for (const kernel of ['6.12', '6.1'] as const) {
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, chunkBytes: 100_000 } });
         // Stacks written line by line (as when their texts pass 4 MiB in all).
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 0 } });
+        // Built in a writer's lent buffers, some smaller than a record (those go through write).
+        await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 300 });
+        await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 1 << 20 });
         await compare(c, '6.12', opts, dump, {
           stream: true,
           parallel: { minParallelBytes: 500_000, chunkBytes: 90_000 },

@@ -116,6 +116,12 @@ export interface SortIo {
    * about 80 MB of them stand at a time.
    */
   writeDone?: boolean;
+  /**
+   * Memory to build the output in, written without a copy (a writer's own memory): `lend`
+   * gives the buffer the next piece is built in, `handOver(n)` writes its first n bytes.
+   * Pieces too big for it go through `write`.
+   */
+  buffers?: { lend: () => Buffer; handOver: (n: number) => void };
   onProgress?: (p: ScanProgress) => void;
 }
 
@@ -761,20 +767,33 @@ export class Rows {
 /** Stacks written from one copy of their texts up to this many bytes in all (restWriter). */
 const REST_COPY_LIMIT = 4 << 20;
 
-/** Output buffer: bytes written in place, flushed in pieces of about 1 MiB. */
+/**
+ * Output buffer: bytes written in place, flushed in pieces of about 1 MiB; in the writer's
+ * memory when it lends it (SortIo.buffers).
+ */
 class Out {
   /** Written by callers that reserved room() first (the hot loop of output()). */
-  buf = Buffer.allocUnsafe(1 << 20);
+  buf: Buffer;
   p = 0;
+  /** `buf` is the lender's. */
+  private lent: boolean;
   constructor(
     private readonly write: (b: Buffer) => void,
     /** `write` is done with its argument when it returns (SortIo.writeDone). */
     private readonly reuse = false,
-  ) {}
+    private readonly lender?: SortIo['buffers'],
+  ) {
+    this.lent = lender !== undefined;
+    this.buf = lender ? lender.lend() : Buffer.allocUnsafe(1 << 20);
+  }
   room(n: number): void {
     if (this.p + n <= this.buf.length) return;
     this.flush();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+    if (n > this.buf.length) {
+      // A piece bigger than the lent memory: built here, written through write().
+      this.buf = Buffer.allocUnsafe(n);
+      this.lent = false;
+    }
   }
   ascii(s: string): void {
     this.room(s.length);
@@ -839,12 +858,17 @@ class Out {
     }
   }
   flush(): void {
-    if (this.p > 0) {
-      // The written part goes as it is; unless the sink is done with it, the next bytes go
-      // to a new buffer.
-      this.write(this.buf.subarray(0, this.p));
-      if (!this.reuse) this.buf = Buffer.allocUnsafe(this.buf.length);
-      this.p = 0;
+    if (this.p === 0) return;
+    const lender = this.lender;
+    if (this.lent) lender!.handOver(this.p);
+    else this.write(this.buf.subarray(0, this.p));
+    this.p = 0;
+    if (lender) {
+      this.buf = lender.lend();
+      this.lent = true;
+    } else if (!this.reuse) {
+      // Unless the sink is done with what it was given, the next bytes go to a new buffer.
+      this.buf = Buffer.allocUnsafe(this.buf.length);
     }
   }
 }
@@ -1797,7 +1821,7 @@ export class SortEngine {
     const cfg = this.cfg;
     const { cull, filter } = cfg;
     const d = this.dict;
-    const out = new Out(this.io.write, this.io.writeDone === true);
+    const out = new Out(this.io.write, this.io.writeDone === true, this.io.buffers);
     const allocTexts = new Map<number, string>();
     const allocText = (a: number) => {
       let t = allocTexts.get(a);

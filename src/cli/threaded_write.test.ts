@@ -37,6 +37,59 @@ describe('ThreadedWriter', () => {
     expect(readFileSync(path).equals(Buffer.concat(pieces))).toBe(true);
   });
 
+  it('writes pieces built in lent memory, in order, mixed with copied ones, without a copy', () => {
+    const path = join(tmp(), 'out');
+    const fd = openSync(path, 'w');
+    const w = new ThreadedWriter(fd, { slotBytes: 64, slots: 3, directBytes: 100 });
+    const pieces: Buffer[] = [];
+    let detached = 0;
+    let seed = 11;
+    for (let i = 0; i < 3000; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      if (seed % 5 === 0) {
+        // Now and then a copied piece between lent ones.
+        const b = Buffer.alloc(seed % 150, i & 0xff);
+        pieces.push(Buffer.from(b));
+        w.write(b);
+        continue;
+      }
+      const b = w.lend();
+      expect(b.length).toBe(64);
+      expect(b.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+      const n = seed % 65;
+      for (let j = 0; j < n; j++) b[j] = (i * 7 + j) & 0xff;
+      // Bytes past n are not written.
+      if (n < 64) b[n] = 0xee;
+      pieces.push(Buffer.from(b.subarray(0, n)));
+      w.handOver(n);
+      // Handed to the thread, not copied: the buffer is no longer this side's.
+      if (b.buffer.byteLength === 0) detached++;
+    }
+    // A lend not handed over writes nothing.
+    w.lend().fill(0xaa);
+    w.close();
+    closeSync(fd);
+    expect(readFileSync(path).equals(Buffer.concat(pieces))).toBe(true);
+    // Every lent piece after the first 100 bytes (written directly) went over uncopied.
+    expect(detached).toBeGreaterThan(2000);
+  });
+
+  it('refuses handOver without lend, or of more than was lent', () => {
+    const path = join(tmp(), 'out');
+    const fd = openSync(path, 'w');
+    const w = new ThreadedWriter(fd, { slotBytes: 16, slots: 2, directBytes: 0 });
+    expect(() => w.handOver(1)).toThrow(/without lend/);
+    w.lend();
+    expect(() => w.handOver(17)).toThrow(RangeError);
+    w.lend();
+    w.write(Buffer.from('ab'));
+    // write() ends the lend.
+    expect(() => w.handOver(1)).toThrow(/without lend/);
+    w.close();
+    closeSync(fd);
+    expect(readFileSync(path, 'latin1')).toBe('ab');
+  });
+
   it('writes a small output directly, without a thread', () => {
     const path = join(tmp(), 'out');
     const fd = openSync(path, 'w');

@@ -197,6 +197,27 @@ export const pageOwnerSortCommand = defineCommand({
           },
           // The writer copies what it is given (or writes it at once): one buffer serves.
           writeDone: writer !== undefined,
+          // Better: the output is built in the writer's own memory, never copied.
+          ...(writer
+            ? {
+                buffers: {
+                  lend: () => {
+                    try {
+                      return writer.lend();
+                    } catch (e) {
+                      throw writeError(cfg.output, e, toStdout);
+                    }
+                  },
+                  handOver: (n: number) => {
+                    try {
+                      writer.handOver(n);
+                    } catch (e) {
+                      throw writeError(cfg.output, e, toStdout);
+                    }
+                  },
+                },
+              }
+            : {}),
           onProgress: prog.update,
         },
         parallelOptions(ctx),
