@@ -2,7 +2,7 @@
 // of its #! line (`#!/usr/bin/env -S node --flag ...`), so a bench measures what the
 // installed command does. Node is this process's own (process.execPath).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const CLI = join(resolve(import.meta.dirname, '..'), 'bin', 'memsleuth.js');
@@ -15,6 +15,25 @@ export function shebangFlags(bin = CLI) {
   if (at < 0) throw new Error(`${bin}: no node on its #! line: ${first}`);
   return words.slice(at + 1).filter((w) => w.startsWith('--'));
 }
+
+/**
+ * Refuses to time a build whose dist/cli/help.txt is older than its command list: the binary
+ * then sends `--help` through the whole CLI (correct, but 10-15 ms slower), which a bare
+ * `tsc` leaves behind (the eleventh session's startup numbers were taken so at first).
+ * `npm run build` writes both.
+ */
+export function assertFreshBuild(root = resolve(import.meta.dirname, '..')) {
+  const help = join(root, 'dist', 'cli', 'help.txt');
+  const index = join(root, 'dist', 'cli', 'commands', 'index.js');
+  let stale;
+  try {
+    stale = statSync(help).mtimeMs < statSync(index).mtimeMs;
+  } catch {
+    stale = true;
+  }
+  if (stale) throw new Error(`${help} is missing or older than ${index}: run \`npm run build\` first`);
+}
+assertFreshBuild();
 
 /** The node flags of bin/memsleuth.js's #! line, read once. */
 export const NODE_FLAGS = shebangFlags();
