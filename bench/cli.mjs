@@ -19,7 +19,7 @@ export function shebangFlags(bin = CLI) {
 /**
  * Refuses to time a build whose dist/cli/help.txt is older than its command list: the binary
  * then sends `--help` through the whole CLI (correct, but 10-15 ms slower), which a bare
- * `tsc` leaves behind (the eleventh session's startup numbers were taken so at first).
+ * `tsc` leaves behind (the twelfth session's first startup run was taken so).
  * `npm run build` writes both.
  */
 export function assertFreshBuild(root = resolve(import.meta.dirname, '..')) {
