@@ -270,8 +270,10 @@ for (const kernel of ['6.12', '6.1'] as const) {
         const c = startC('6.12', opts, dump);
         await compare(c, '6.12', opts, dump, { stream: true, parallel: { workers: 2, chunkBytes: 300_000 } });
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, chunkBytes: 100_000 } });
-        // Stacks written line by line (as when their texts pass 4 MiB in all).
+        // Stacks written line by line (none fits in the copies' room).
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 0 } });
+        // Copies for the stacks of the most rows, as many as 3,000 bytes hold; the rest line by line.
+        await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 3000 } });
         // Built in a writer's lent buffers, some smaller than a record (those go through write).
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 300 });
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 1 << 20 });
