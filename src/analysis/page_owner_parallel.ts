@@ -37,6 +37,8 @@ export interface ParallelOptions {
   /** Below this size a file is scanned in the calling thread (default 64 MiB). */
   minParallelBytes?: number;
   onProgress?: (p: ScanProgress) => void;
+  /** Told the input's size before the first chunk, when it is a regular file. */
+  onSize?: (bytes: number) => void;
 }
 
 export interface ScanTotals {
@@ -114,6 +116,7 @@ export async function scanChunks(
     const st = await stat(input);
     if (st.isFile()) size = st.size;
   }
+  if (size >= 0) opts.onSize?.(size);
   // Threads pay off on idle cores; on a machine already busy they only add work (about
   // a fifth more CPU in all: messages, and what each thread interns again).
   const cores = opts.workers === undefined ? idleCores() : Math.max(1, availableParallelism());

@@ -19,6 +19,7 @@ import { GARBAGE_RECORDS, ODD_RECORDS, writeVariedDump } from '../../test/page-o
 import { type LabKernel, type LabMoment, labFixture } from '../../test/paths.js';
 import type { ParallelOptions } from './page_owner_parallel.js';
 import { glibcMsort, parseSortArgv, runPageOwnerSort, type SortCompat } from './page_owner_sort.js';
+import type { PresizeOptions } from './page_owner_sort_engine.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pos-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -94,7 +95,11 @@ const startC = (compat: SortCompat, opts: string[], input: string) => {
 async function runOurs(
   compat: SortCompat,
   args: string[],
-  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean; lend?: number } = {},
+  how: {
+    parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions };
+    stream?: boolean;
+    lend?: number;
+  } = {},
 ): Promise<Outcome> {
   const p = parseSortArgv(args, compat, 'page_owner_sort');
   if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
@@ -143,7 +148,11 @@ async function compare(
   compat: SortCompat,
   opts: string[],
   input: string,
-  how: { parallel?: ParallelOptions & { restCopyBytes?: number }; stream?: boolean; lend?: number } = {},
+  how: {
+    parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions };
+    stream?: boolean;
+    lend?: number;
+  } = {},
 ): Promise<Outcome> {
   const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], how);
   const theirs = await c;
@@ -263,6 +272,20 @@ for (const kernel of ['6.12', '6.1'] as const) {
         await compareAll(compat, VARIED_MATRIX, dump, { parallel: { workers: 2, chunkBytes: 256 << 10 } });
       }, 300_000);
     }
+    it("6.12: the rows' table sized for the whole file midway, then records seen before", async () => {
+      await made;
+      // The dump's first 400,000 bytes (to a record's end) twice: distinct records up to the
+      // half, where the table was sized for the file, then each of them again.
+      const text = readFileSync(dump, 'latin1');
+      const half = text.slice(0, text.indexOf('\n\n', 400_000) + 2);
+      const twice = join(tmp, `twice-${kernel}`);
+      writeFileSync(twice, half + half, 'latin1');
+      for (const opts of [[], ['-m'], ['-a']]) {
+        await compare(startC('6.12', opts, twice), '6.12', opts, twice, {
+          parallel: { workers: 0, chunkBytes: 100_000, presize: { minInput: 0, look: 100_000 } },
+        });
+      }
+    }, 300_000);
     it('6.12: a stream read by worker threads, and this thread, give the same bytes', async () => {
       await made;
       // One C run per option set serves the three ways of reading.
@@ -274,6 +297,7 @@ for (const kernel of ['6.12', '6.1'] as const) {
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 0 } });
         // Copies for the stacks of the most rows, as many as 3,000 bytes hold; the rest line by line.
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 3000 } });
+
         // Built in a writer's lent buffers, some smaller than a record (those go through write).
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 300 });
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 1 << 20 });

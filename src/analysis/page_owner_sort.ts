@@ -19,6 +19,7 @@ import {
   FILTER_PID,
   FILTER_TGID,
   FILTER_UNRELEASE,
+  type PresizeOptions,
   type SortCompat,
   type SortConfig,
   SortEngine,
@@ -325,12 +326,14 @@ export async function runPageOwnerSort(
   opts: Omit<ParallelOptions, 'onProgress'> & {
     /** Stacks are written from one copy of their texts up to this many bytes in all (default 4 MiB), else line by line. */
     restCopyBytes?: number;
+    /** When the rows' table is sized for a file's size (tests; default from 64 MiB of input). */
+    presize?: PresizeOptions;
   } = {},
 ): Promise<SortResult> {
   const plan = sortPlan(cfg);
   const dict = new PageOwnerDict();
-  const { restCopyBytes, ...parallel } = opts;
-  const engine = new SortEngine(cfg, dict, io, restCopyBytes);
+  const { restCopyBytes, presize, ...parallel } = opts;
+  const engine = new SortEngine(cfg, dict, io, restCopyBytes, presize);
   const scan = await scanChunks(
     input,
     dict,
@@ -342,7 +345,11 @@ export async function runPageOwnerSort(
       file: cfg.input === '-' ? '<stdin>' : cfg.input,
     },
     (c) => engine.chunk(c),
-    { ...parallel, ...(io.onProgress ? { onProgress: io.onProgress } : {}) },
+    {
+      ...parallel,
+      ...(io.onProgress ? { onProgress: io.onProgress } : {}),
+      onSize: (bytes) => engine.expectInput(bytes),
+    },
   );
   return engine.finish(scan);
 }

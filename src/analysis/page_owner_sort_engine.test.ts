@@ -94,4 +94,27 @@ describe('Rows (the sort engine lookup table)', () => {
       expect(cull.findCull(cullKeyHash(ckey(i)), ckey(i))).toBe(row);
     }
   });
+
+  it('finds every key after reserve() sized the table for more rows midway', () => {
+    const n = 5000;
+    const rows = new Rows(false);
+    const key = (i: number) => ({ ...emptyTextKey(), tmpl: i % 3, pid: i * 7, tgid: i % 13, rest: i % 101 });
+    const add = (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const k = key(i);
+        expect(rows.findText(textKeyHash(k), k)).toBe(-1);
+        expect(rows.addText(textKeyHash(k), k, 0)).toBe(i);
+      }
+    };
+    const all = (to: number) => {
+      for (let i = 0; i < to; i++) expect(rows.findText(textKeyHash(key(i)), key(i))).toBe(i);
+    };
+    add(0, 1500);
+    rows.reserve(3 * n); // placed again in a table for 15,000 rows
+    all(1500);
+    rows.reserve(10); // smaller than the table: nothing moves
+    all(1500);
+    add(1500, n);
+    all(n);
+  });
 });
