@@ -786,6 +786,7 @@ export interface PresizeOptions {
   look: number;
 }
 const PRESIZE: PresizeOptions = { minInput: 64 << 20, look: 32 << 20 };
+const PRESIZE_MAX_ROWS = 1 << 27;
 
 /**
  * Output buffer: bytes written in place, flushed in pieces of about 1 MiB; in the writer's
@@ -1033,7 +1034,9 @@ export class SortEngine {
     if (bytes <= b1 || r1 === 0) return;
     const since = (rows - r1) / (bytes - b1);
     if (since < 0.9 * (r1 / b1)) return;
-    this.rows.reserve(Math.ceil(rows + since * Math.max(0, this.inputBytes - bytes)));
+    // At most 2^27 rows ahead (a table of 1 GiB): past that the table grows as rows come.
+    const expected = Math.ceil(rows + since * Math.max(0, this.inputBytes - bytes));
+    this.rows.reserve(Math.min(expected, PRESIZE_MAX_ROWS));
   }
 
   private dbg = (s: string): void => {
