@@ -1840,15 +1840,11 @@ export class SortEngine {
 
   /**
    * Puts a rest's text (its lines, each with its "\n") at b[p...] and returns the position
-   * after it; `bytes(id)` is room enough for it. From one copy of every stack's text when they
-   * fit in 4 MiB together (one copy per record), else line by line from one copy of every
-   * distinct line. With a 32 MiB limit a 1 GiB dump of 2 million records (V=100) took 30 MB
-   * more at its peak, for about 3% less time.
-   */
-  /**
-   * How output() writes a stack: from one copy of its text (a single copy into the output)
-   * or line by line from the distinct lines (one small copy a line, about fifteen a record).
-   * The copies hold at most `restCopyBytes` (4 MiB), given to the stacks of the most rows
+   * after it; `bytes(id)` is room enough for it. A stack is written from one copy of its text
+   * (a single copy into the output) or line by line from the distinct lines (one small copy a
+   * line, about fifteen a record). The copies hold at most `restCopyBytes` (4 MiB; a limit of
+   * 32 MiB, which copied every stack of a 1 GiB dump of 2 million records, took 30 MB more at
+   * its peak for about 3% less time in an earlier session), given to the stacks of the most rows
    * (a stack of one row gains nothing): on the 1 GiB bench dump (63,694 stacks, 29.9 MB of
    * text) 4 MiB holds the stacks of 87% of the rows. Default sort of that dump to /dev/null,
    * one thread, 7 alternating runs: median 3.89 s (user 3.81) and 153 MB against 4.07 s
