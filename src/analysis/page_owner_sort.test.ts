@@ -92,15 +92,14 @@ const startC = (compat: SortCompat, opts: string[], input: string) => {
   return runC(compat, [...opts, input, out], out);
 };
 
-async function runOurs(
-  compat: SortCompat,
-  args: string[],
-  how: {
-    parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions };
-    stream?: boolean;
-    lend?: number;
-  } = {},
-): Promise<Outcome> {
+/** How our side reads and writes: threads and their chunks, the engine's knobs, a stream, lent buffers. */
+interface How {
+  parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions };
+  stream?: boolean;
+  lend?: number;
+}
+
+async function runOurs(compat: SortCompat, args: string[], how: How = {}): Promise<Outcome> {
   const p = parseSortArgv(args, compat, 'page_owner_sort');
   if (!p.ok) return { status: p.status, stdout: p.stdout, stderr: p.stderr, output: '' };
   let stdout = '';
@@ -148,11 +147,7 @@ async function compare(
   compat: SortCompat,
   opts: string[],
   input: string,
-  how: {
-    parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions };
-    stream?: boolean;
-    lend?: number;
-  } = {},
+  how: How = {},
 ): Promise<Outcome> {
   const o = await runOurs(compat, [...opts, input, join(tmp, 'o.out')], how);
   const theirs = await c;
@@ -297,7 +292,6 @@ for (const kernel of ['6.12', '6.1'] as const) {
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 0 } });
         // Copies for the stacks of the most rows, as many as 3,000 bytes hold; the rest line by line.
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 3000 } });
-
         // Built in a writer's lent buffers, some smaller than a record (those go through write).
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 300 });
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0 }, lend: 1 << 20 });
