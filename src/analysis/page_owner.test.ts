@@ -188,7 +188,10 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
       const want = await reference(dump, by, o);
       for (const how of [
         { workers: 0 },
+        // Two workers and the calling thread; one worker and the calling thread; workers alone.
         { workers: 2, chunkBytes: 200_000 },
+        { workers: 1, chunkBytes: 120_000 },
+        { workers: 2, helper: false, chunkBytes: 200_000 },
         { stream: true, workers: 2, chunkBytes: 150_000 },
         // A stream read here (grouping takes workers only when asked; the hand-over of a big
         // pipe to workers is page_owner_sort.test.ts's).
@@ -197,6 +200,7 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
         const { stream, ...parallel } = how as {
           stream?: boolean;
           workers?: number;
+          helper?: boolean;
           chunkBytes?: number;
           minParallelBytes?: number;
         };
@@ -270,16 +274,59 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
     const { writeFileSync } = await import('node:fs');
     writeFileSync(bad, text.slice(0, at) + rec + text.slice(at), 'latin1');
     const line = text.slice(0, at).split('\n').length + 3;
-    for (const workers of [0, 2]) {
-      await expect(groupPageOwner(bad, { workers, chunkBytes: 150_000 })).rejects.toThrow(
+    for (const [workers, helper] of [
+      [0, true],
+      [2, true],
+      [2, false],
+    ] as const) {
+      await expect(groupPageOwner(bad, { workers, helper, chunkBytes: 150_000 })).rejects.toThrow(
         new RegExp(`bad:${line} \\(byte ${at}\\): expected a stack frame, PFN line`),
       );
     }
   }, 120_000);
+  it('the first bad record in the input is the one reported, whichever thread scanned it', async () => {
+    await made;
+    const text = readFileSync(dump, 'latin1');
+    const bad = (n: number) =>
+      `Page allocated via order 0, mask 0x0(), pid ${n}, tgid ${n} (x), ts 1 ns\nPFN 0x1 type Unmovable Block 0 type Unmovable Flags 0x0()\n frame+0x1/0x2\nbad line ${n}\n\n`;
+    const chunk = 100_000;
+    // With one worker, chunks 0 and 1 go to it before it starts (two queued per worker) and
+    // the calling thread takes chunk 2 on: errors in either, and in both.
+    for (const chunks of [[2], [0, 3], [2, 6], [1, 2]]) {
+      let out = '';
+      let from = 0;
+      for (const c of chunks) {
+        const at = text.indexOf('\n\n', c * chunk + chunk / 2) + 2;
+        out += text.slice(from, at) + bad(c);
+        from = at;
+      }
+      out += text.slice(from);
+      const file = join(tmp, `bad-in-${chunks.join('-')}`);
+      writeFileSync(file, out, 'latin1');
+      const want = await parserError(file);
+      expect(want).toMatch(new RegExp(`expected a stack frame, PFN line.*bad line ${chunks[0]}`));
+      for (const workers of [1, 2]) {
+        const e = await groupPageOwner(file, { workers, chunkBytes: chunk }).then(
+          () => new Error('no error'),
+          (x: Error) => x,
+        );
+        expect(e.message, `workers ${workers}, bad records in chunks ${chunks}`).toBe(want);
+      }
+    }
+  }, 120_000);
+
   /** Every way of reading a dump: this thread (a file or a stream), worker threads over the file or a stream. */
-  const WAYS: { stream?: boolean; workers?: number; chunkBytes: number; minParallelBytes?: number }[] = [
+  const WAYS: {
+    stream?: boolean;
+    workers?: number;
+    helper?: boolean;
+    chunkBytes: number;
+    minParallelBytes?: number;
+  }[] = [
     { workers: 0, chunkBytes: 100_000 },
     { workers: 2, chunkBytes: 150_000 },
+    { workers: 1, chunkBytes: 120_000 },
+    { workers: 2, helper: false, chunkBytes: 150_000 },
     { stream: true, workers: 2, chunkBytes: 150_000 },
     { stream: true, chunkBytes: 100_000 },
   ];

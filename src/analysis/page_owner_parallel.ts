@@ -18,20 +18,32 @@ import {
   recordTooLong,
   type ScanProgress,
 } from '../sources/page_owner.js';
+import { type RangeRequest, RangeScanner } from './page_owner_range.js';
 import {
   type ChunkResult,
   ChunkScanner,
   DictMapper,
-  type PageOwnerDict,
+  PageOwnerDict,
   type ScannerOptions,
 } from './page_owner_scan.js';
 
 export interface ParallelOptions {
   /**
-   * Worker threads (default: one per idle core, as the load average tells, when the
-   * input is a file or pipe of at least `minParallelBytes`; 0 scans in the calling thread).
+   * Worker threads (default, when the input is a file or pipe of at least
+   * `minParallelBytes`: one per idle core, as `idleCores` tells, less the calling
+   * thread's for a file; 0 scans in the calling thread).
    */
   workers?: number;
+  /**
+   * Cores free for the scan, asked when threads would pay off (default: from the 1-minute
+   * load average; the CLI passes capture/cpu.ts's idleCoresNow, which reads the moment).
+   */
+  idleCores?: () => number | Promise<number>;
+  /**
+   * With workers on a file, the calling thread scans chunks too while it would otherwise
+   * wait for theirs (default true).
+   */
+  helper?: boolean;
   /** Bytes per chunk (default 4 MiB). */
   chunkBytes?: number;
   /** Below this size a file is scanned in the calling thread (default 64 MiB). */
@@ -52,7 +64,7 @@ const DEFAULT_CHUNK = 4 << 20;
 /** Messages to a worker. */
 export type ToWorker =
   | { type: 'start'; scanner: ScannerOptions }
-  | { type: 'range'; seq: number; path: string; start: number; end: number; size: number }
+  | ({ type: 'range' } & RangeRequest)
   | { type: 'bytes'; seq: number; buf: ArrayBuffer; length: number; offset: number; final: boolean }
   | { type: 'end' };
 
@@ -119,8 +131,13 @@ export async function scanChunks(
   if (size >= 0) opts.onSize?.(size);
   // Threads pay off on idle cores; on a machine already busy they only add work (about
   // a fifth more CPU in all: messages, and what each thread interns again).
-  const cores = opts.workers === undefined ? idleCores() : Math.max(1, availableParallelism());
   const min = opts.minParallelBytes ?? 64 << 20;
+  const cores =
+    opts.workers !== undefined
+      ? Math.max(1, availableParallelism())
+      : size < 0 || size >= min
+        ? await (opts.idleCores ?? idleCores)()
+        : 1;
   if (size < 0 && opts.workers === undefined && cores > 1) {
     // A pipe: read here; once it has brought `min` bytes, hand the rest to workers.
     const stream =
@@ -138,12 +155,25 @@ export async function scanChunks(
       opts.onProgress,
     );
   }
-  const workers = opts.workers ?? (cores > 1 && size >= min ? cores : 0);
+  const file = typeof input === 'string' && size >= 0;
+  const helper = file && (opts.helper ?? true);
+  // For a file the calling thread is one of the scanners (the helper): one core fewer.
+  const workers = opts.workers ?? (cores > 1 ? cores - (helper ? 1 : 0) : 0);
   if (workers <= 0 || (size >= 0 && size <= chunkBytes)) {
     return scanHere(input, dict, scanner, consume, chunkBytes, opts.onProgress);
   }
-  if (typeof input === 'string' && size >= 0) {
-    return scanFileInWorkers(input, size, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
+  if (file) {
+    return scanFileInWorkers(
+      input as string,
+      size,
+      dict,
+      scanner,
+      consume,
+      workers,
+      helper,
+      chunkBytes,
+      opts.onProgress,
+    );
   }
   return scanStreamInWorkers(input, dict, scanner, consume, workers, chunkBytes, opts.onProgress);
 }
@@ -389,6 +419,10 @@ class InOrder {
   get done(): number {
     return this.next;
   }
+  /** Chunks answered and waiting for one before them. */
+  get held(): number {
+    return this.waiting.size;
+  }
 }
 
 interface Pool {
@@ -497,6 +531,24 @@ function startPool(
 /** Chunks handed to each worker ahead of its answers. */
 const PIPELINE = 2;
 
+/**
+ * The calling thread as one more scanner of a file's chunks: it takes the next chunk
+ * whenever it would otherwise wait for the workers' (between their messages), unless
+ * HELPER_AHEAD answers already wait for an earlier chunk.
+ */
+interface Helper {
+  /**
+   * Scans into a dict of its own, as a worker: the main dict learns stacks in input order
+   * (the groupings show the frames of a stack's first record, as they are learnt).
+   */
+  ranges: RangeScanner;
+  mapper: DictMapper;
+  /** The next chunk nobody has taken (undefined: none left). */
+  take: () => RangeRequest | undefined;
+}
+
+const HELPER_AHEAD = 4;
+
 /** Run a pool: `next(i)` gives worker i its next message (undefined: none left). */
 function runPool(
   pool: Pool,
@@ -504,6 +556,7 @@ function runPool(
   next: (i: number) => Promise<ToWorker | undefined> | ToWorker | undefined,
   expected: () => number,
   onProgress?: (p: ScanProgress) => void,
+  helper?: Helper,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let failed = false;
@@ -515,6 +568,47 @@ function runPool(
     };
     const check = () => {
       if (!failed && order.done === expected()) resolve();
+    };
+    const progress = () => {
+      if (onProgress && order.bytes - lastReport >= 8 << 20) {
+        lastReport = order.bytes;
+        onProgress({ bytes: order.bytes, blocks: order.blocks });
+      }
+    };
+    // The helper scans one chunk per turn of the event loop, after the messages waiting.
+    let helping = helper !== undefined;
+    let helpQueued = false;
+    const help = () => {
+      helpQueued = false;
+      if (failed || !helping || order.held >= HELPER_AHEAD) return;
+      const m = helper!.take();
+      if (m === undefined) {
+        helping = false;
+        return;
+      }
+      try {
+        order.put(helper!.ranges.scan(m), helper!.mapper);
+      } catch (e) {
+        if (isMemsleuthError(e)) {
+          // Bad input in its chunk: reported when its turn comes; it takes no more.
+          helping = false;
+          try {
+            order.putError(m.seq, e);
+          } catch (x) {
+            fail(x);
+          }
+        } else fail(e);
+        return;
+      }
+      progress();
+      check();
+      queueHelp();
+    };
+    const queueHelp = () => {
+      if (helping && !helpQueued && !failed) {
+        helpQueued = true;
+        setImmediate(help);
+      }
     };
     const feed = async (i: number) => {
       try {
@@ -562,12 +656,10 @@ function runPool(
           fail(e);
           return;
         }
-        if (onProgress && order.bytes - lastReport >= 8 << 20) {
-          lastReport = order.bytes;
-          onProgress({ bytes: order.bytes, blocks: order.blocks });
-        }
+        progress();
         check();
         if (!stopped[i]) void feed(i);
+        queueHelp();
       });
       w.on('error', (e) => {
         pool.broken = true;
@@ -583,6 +675,7 @@ function runPool(
       // thread to read its answer and hand out more (a fifth of a worker's time otherwise).
       for (let k = 0; k < PIPELINE; k++) void feed(i);
     });
+    queueHelp();
   });
 }
 
@@ -593,6 +686,7 @@ async function scanFileInWorkers(
   scanner: ScannerOptions,
   consume: (c: ChunkResult) => void,
   workers: number,
+  withHelper: boolean,
   chunkBytes: number,
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanTotals> {
@@ -600,31 +694,40 @@ async function scanFileInWorkers(
   const pool = startPool(await workerClass(), Math.min(workers, chunks), scanner, dict);
   const order = new InOrder(consume);
   let given = 0;
+  const take = (): RangeRequest | undefined => {
+    if (given >= chunks) return undefined;
+    const seq = given++;
+    return { seq, path, start: seq * chunkBytes, end: Math.min(size, (seq + 1) * chunkBytes), size };
+  };
+  const helper: Helper | undefined = withHelper
+    ? {
+        ranges: new RangeScanner(
+          new ChunkScanner(new PageOwnerDict(), scanner),
+          scanner.maxRecordBytes ?? MAX_RECORD_BYTES,
+        ),
+        mapper: new DictMapper(dict),
+        take,
+      }
+    : undefined;
   let failure: { error: unknown } | undefined = { error: undefined };
   try {
     await runPool(
       pool,
       order,
       () => {
-        if (given >= chunks) return undefined;
-        const seq = given++;
-        return {
-          type: 'range',
-          seq,
-          path,
-          start: seq * chunkBytes,
-          end: Math.min(size, (seq + 1) * chunkBytes),
-          size,
-        };
+        const m = take();
+        return m && { type: 'range', ...m };
       },
       () => chunks,
       onProgress,
+      helper,
     );
     failure = undefined;
   } catch (e) {
     failure = { error: e };
     throw e;
   } finally {
+    helper?.ranges.close();
     await pool.stop(failure);
   }
   const done = { bytes: order.bytes, blocks: order.blocks };

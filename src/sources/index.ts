@@ -3,6 +3,7 @@
 export * from './buddyinfo.js';
 export * from './cmdline.js';
 export * from './elf_notes.js';
+export * from './loadavg.js';
 export * from './meminfo.js';
 export * from './pagetypeinfo.js';
 export * from './proc_stat.js';

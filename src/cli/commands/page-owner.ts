@@ -18,6 +18,7 @@ import {
   sortUsage,
 } from '../../analysis/page_owner_sort.js';
 import { culpritFrame, type GroupDelta, type StackGroup } from '../../analysis/stacks.js';
+import { idleCoresNow } from '../../capture/cpu.js';
 import { MemsleuthError, strerror } from '../../model/errors.js';
 import { type Frame, formatFrame } from '../../model/frame.js';
 import { formatBytes, formatDelta, formatPercent } from '../../model/units.js';
@@ -66,8 +67,10 @@ export function streamProgress(ctx: CommandContext, what: string) {
 }
 
 /**
- * Worker threads and chunk size from MEMSLEUTH_WORKERS and MEMSLEUTH_CHUNK_KB (tuning and
- * tests; by default a file of 64 MiB or more is scanned by one worker per core).
+ * Worker threads, chunk size and whether the calling thread scans too, from
+ * MEMSLEUTH_WORKERS, MEMSLEUTH_CHUNK_KB and MEMSLEUTH_HELPER=0/1 (tuning and tests; by
+ * default a file of 64 MiB or more is scanned by the calling thread and one worker per
+ * other idle core).
  */
 function parallelOptions(ctx: CommandContext): ParallelOptions {
   const out: ParallelOptions = {};
@@ -81,7 +84,10 @@ function parallelOptions(ctx: CommandContext): ParallelOptions {
   };
   const workers = num('MEMSLEUTH_WORKERS');
   const kb = num('MEMSLEUTH_CHUNK_KB');
+  const helper = num('MEMSLEUTH_HELPER');
   if (workers !== undefined) out.workers = workers;
+  else out.idleCores = () => idleCoresNow();
+  if (helper !== undefined) out.helper = helper > 0;
   if (kb !== undefined) out.chunkBytes = Math.max(kb, 4) * 1024;
   return out;
 }
@@ -92,8 +98,9 @@ const pageOwnerSortDetails =
   '(-r, -f, --cull free, --sort ft, timestamps kept). `-` reads stdin / writes stdout;\n' +
   'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool\n' +
   'stops at 128 KiB); a longer record, or input without blank lines, is an error at 1 MiB.\n' +
-  'A file of 64 MiB or more (a pipe once it has brought 64 MiB) is read by one worker\n' +
-  'thread per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
+  'A file of 64 MiB or more is read by this thread and a worker thread per other idle\n' +
+  'core (idle now: runnable threads in /proc/loadavg), a pipe once it has brought 64 MiB\n' +
+  'by a worker per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
