@@ -98,9 +98,9 @@ const pageOwnerSortDetails =
   '(-r, -f, --cull free, --sort ft, timestamps kept). `-` reads stdin / writes stdout;\n' +
   'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool\n' +
   'stops at 128 KiB); a longer record, or input without blank lines, is an error at 1 MiB.\n' +
-  'A file of 64 MiB or more is read by this thread and a worker thread per other idle\n' +
-  'core (idle now: runnable threads in /proc/loadavg), a pipe once it has brought 64 MiB\n' +
-  'by a worker per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
+  'Without --cull, a file of 64 MiB or more is read by this thread and a worker thread per\n' +
+  'other idle core (idle now: runnable threads in /proc/loadavg), a pipe once it has brought\n' +
+  '64 MiB by a worker per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
