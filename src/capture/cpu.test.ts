@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseProcStat } from '../sources/proc_stat.js';
 import { idleCoresNow } from './cpu.js';
 
 describe('idleCoresNow', () => {
@@ -46,8 +47,13 @@ describe('idleCoresNow', () => {
     expect(before).toBeLessThanOrEqual(cores);
     const spin = spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' });
     try {
-      // Let it start spinning (it is runnable from then on).
-      await new Promise((r) => setTimeout(r, 300));
+      // Wait until it spins (50 ms of CPU: past Node's start, which may wait for the disk;
+      // runnable from then on).
+      for (let i = 0; i < 300; i++) {
+        const st = parseProcStat(readFileSync(`/proc/${spin.pid}/stat`, 'latin1'));
+        if (st.utimeTicks + st.stimeTicks >= 5) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       // Other tests may run meanwhile (vitest runs files in parallel): the spinner is
       // always among the busy, whatever else is.
       expect(await idleCoresNow()).toBeLessThanOrEqual(Math.max(1, cores - 1));

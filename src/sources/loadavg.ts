@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { kernelLines, type ParseOptions, safeNumber } from './text.js';
+import { type ParseOptions, safeNumber, singleKernelLine } from './text.js';
 
 /**
  * /proc/loadavg (fs/proc/loadavg.c): the 1, 5 and 15 minute load averages, then
@@ -22,10 +22,7 @@ const EXPECTED = 'three load averages, running/threads and the last pid (e.g. "0
 /** Parse /proc/loadavg. */
 export function parseLoadavg(text: string, opts: ParseOptions = {}): Loadavg {
   const file = opts.file ?? '/proc/loadavg';
-  const lines = kernelLines(text, file, EXPECTED, opts);
-  if (lines.length === 0) throw parseError(file, 1, EXPECTED, '<nothing before the cut>');
-  if (lines.length > 1) throw parseError(file, 2, 'a single line', lines[1]!.text);
-  const body = lines[0]!.text;
+  const body = singleKernelLine(text, file, EXPECTED, opts);
   const m = /^(\d+\.\d\d) (\d+\.\d\d) (\d+\.\d\d) (\d+)\/(\d+) (-?\d+)$/.exec(body.trim());
   if (!m) throw parseError(file, 1, EXPECTED, body);
   const n = (i: number, what: string) => safeNumber(m[i]!, file, 1, what);

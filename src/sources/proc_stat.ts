@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { kernelLines, type ParseOptions, safeNumber } from './text.js';
+import { type ParseOptions, safeNumber, singleKernelLine } from './text.js';
 
 /**
  * /proc/PID/stat, every field proc(5) lists, by name (units in the name: clock ticks are
@@ -141,10 +141,7 @@ const EXPECTED = '"pid (comm) state ppid ..." (e.g. "1 (init) S 0 1 1 0 -1 41945
 /** Parse /proc/PID/stat. */
 export function parseProcStat(text: string, opts: ParseOptions = {}): ProcStat {
   const file = opts.file ?? '/proc/PID/stat';
-  const lines = kernelLines(text, file, EXPECTED, opts);
-  if (lines.length === 0) throw parseError(file, 1, EXPECTED, '<nothing before the cut>');
-  if (lines.length > 1) throw parseError(file, 2, 'a single line', lines[1]!.text);
-  const body = lines[0]!.text;
+  const body = singleKernelLine(text, file, EXPECTED, opts);
   const open = body.indexOf(' (');
   // fs/proc/array.c prints the comm raw inside parentheses, so the comm ends at the last ')'.
   const close = body.lastIndexOf(')');

@@ -1,5 +1,5 @@
 import { parseError } from '../model/errors.js';
-import { kernelLines, type ParseOptions, safeNumber } from './text.js';
+import { type ParseOptions, safeNumber, singleKernelLine } from './text.js';
 
 /**
  * /proc/PID/statm, in pages (multiply by the snapshot's page size). task_statm() in
@@ -22,10 +22,7 @@ const EXPECTED = 'seven page counts "size resident shared text lib data dt" (e.g
 /** Parse /proc/PID/statm. A kernel thread (no mm) prints seven zeros. */
 export function parseProcStatm(text: string, opts: ParseOptions = {}): ProcStatm {
   const file = opts.file ?? '/proc/PID/statm';
-  const lines = kernelLines(text, file, EXPECTED, opts);
-  if (lines.length === 0) throw parseError(file, 1, EXPECTED, '<nothing before the cut>');
-  if (lines.length > 1) throw parseError(file, 2, 'a single line', lines[1]!.text);
-  const body = lines[0]!.text;
+  const body = singleKernelLine(text, file, EXPECTED, opts);
   const parts = body.trim().split(/ +/);
   if (parts.length !== 7 || !parts.every((p) => /^\d+$/.test(p))) throw parseError(file, 1, EXPECTED, body);
   const [size, resident, shared, textPages, lib, data, dt] = parts.map((p) =>

@@ -95,6 +95,19 @@ export function kernelLines(
   return lines;
 }
 
+/** The one line of a single-line file (/proc/PID/stat, statm, /proc/loadavg), checked as kernelLines does. */
+export function singleKernelLine(
+  text: string,
+  file: string,
+  expected: string,
+  opts: ParseOptions = {},
+): string {
+  const lines = kernelLines(text, file, expected, opts);
+  if (lines.length === 0) throw parseError(file, 1, expected, '<nothing before the cut>');
+  if (lines.length > 1) throw parseError(file, 2, 'a single line', lines[1]!.text);
+  return lines[0]!.text;
+}
+
 /**
  * A cut input: throw a parse error (expected `expected`, found `found`), or with `lenient`
  * warn instead: `dropped ...` names what was left out.
