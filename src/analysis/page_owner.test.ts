@@ -290,9 +290,12 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
     const bad = (n: number) =>
       `Page allocated via order 0, mask 0x0(), pid ${n}, tgid ${n} (x), ts 1 ns\nPFN 0x1 type Unmovable Block 0 type Unmovable Flags 0x0()\n frame+0x1/0x2\nbad line ${n}\n\n`;
     const chunk = 100_000;
-    // With one worker, chunks 0 and 1 go to it before it starts (two queued per worker) and
-    // the calling thread takes chunk 2 on: errors in either, and in both.
-    for (const chunks of [[2], [0, 3], [2, 6], [1, 2]]) {
+    // The calling thread takes chunk 0, each worker four queued (1-4, then 5-8), the calling
+    // thread the next ones while it waits: errors in either, and in both. The grouping finds
+    // these bad records (the scanner hands them on to the record parser): a bad record in the
+    // calling thread's first chunk went unreported when the grouping of the chunk it had just
+    // scanned was taken for the scan's error.
+    for (const chunks of [[0], [2], [0, 3], [2, 6], [1, 2], [12, 15]]) {
       let out = '';
       let from = 0;
       for (const c of chunks) {
