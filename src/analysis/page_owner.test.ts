@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +180,25 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
   function dump612() {
     return join(labFixture('6.12', 'after'), 'page_owner');
   }
+  let fifos = 0;
+  /**
+   * The input of a way of reading: the file, a stream of it, or a named pipe `cat` writes it
+   * into (read by a reader thread when threads read it); `done` ends the writer.
+   */
+  function inputFor(file: string, way: { stream?: boolean; fifo?: boolean }) {
+    if (way.stream) return { input: createReadStream(file, { highWaterMark: 40_000 }), done: () => {} };
+    if (!way.fifo) return { input: file, done: () => {} };
+    const path = join(tmp, `fifo-${fifos++}`);
+    execFileSync('mkfifo', [path]);
+    const cat = spawn('sh', ['-c', 'exec cat "$1" > "$2"', 'sh', file, path], { stdio: 'ignore' });
+    return {
+      input: path,
+      done: () => {
+        cat.kill();
+        rmSync(path, { force: true });
+      },
+    };
+  }
 
   it('every grouping, filters, in this thread, worker threads and from a stream', async () => {
     await made;
@@ -196,16 +216,21 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
         // A stream read here (grouping takes workers only when asked; the hand-over of a big
         // pipe to workers is page_owner_sort.test.ts's).
         { stream: true, chunkBytes: 100_000 },
+        // A named pipe: read by a reader thread for two workers; read here, then handed over.
+        { fifo: true, workers: 2, chunkBytes: 150_000 },
+        { fifo: true, chunkBytes: 150_000, minParallelBytes: 300_000, idleCores: () => 2 },
       ]) {
-        const { stream, ...parallel } = how as {
+        const { stream, fifo, ...parallel } = how as {
           stream?: boolean;
+          fifo?: boolean;
           workers?: number;
           helper?: boolean;
           chunkBytes?: number;
           minParallelBytes?: number;
+          idleCores?: () => number;
         };
-        const input = stream ? createReadStream(dump, { highWaterMark: 40_000 }) : dump;
-        const got = await groupPageOwner(input, { by, ...o, ...parallel });
+        const { input, done } = inputFor(dump, { stream, fifo });
+        const got = await groupPageOwner(input, { by, ...o, ...parallel }).finally(done);
         expect(got.records).toBe(want.records);
         expect(got.kept).toBe(want.kept);
         expect(got.pages).toBe(want.pages);
@@ -321,10 +346,12 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
   /** Every way of reading a dump: this thread (a file or a stream), worker threads over the file or a stream. */
   const WAYS: {
     stream?: boolean;
+    fifo?: boolean;
     workers?: number;
     helper?: boolean;
     chunkBytes: number;
     minParallelBytes?: number;
+    idleCores?: () => number;
   }[] = [
     { workers: 0, chunkBytes: 100_000 },
     { workers: 2, chunkBytes: 150_000 },
@@ -332,17 +359,21 @@ describe('the byte-level engine against a plain grouping of parsed records', () 
     { workers: 2, helper: false, chunkBytes: 150_000 },
     { stream: true, workers: 2, chunkBytes: 150_000 },
     { stream: true, chunkBytes: 100_000 },
+    { fifo: true, workers: 2, chunkBytes: 150_000 },
+    { fifo: true, chunkBytes: 150_000, minParallelBytes: 300_000, idleCores: () => 2 },
   ];
 
   /** The error of groupPageOwner on `file` read each way (all the same: returned once). */
   async function errorsOf(file: string, o: GroupPageOwnerOptions = {}): Promise<string> {
     const got = new Set<string>();
-    for (const { stream, ...parallel } of WAYS) {
-      const input = stream ? createReadStream(file, { highWaterMark: 40_000 }) : file;
-      const e = await groupPageOwner(input, { ...o, ...parallel, file }).then(
-        () => new Error('no error'),
-        (x: Error) => x,
-      );
+    for (const { stream, fifo, ...parallel } of WAYS) {
+      const { input, done } = inputFor(file, { stream, fifo });
+      const e = await groupPageOwner(input, { ...o, ...parallel, file })
+        .then(
+          () => new Error('no error'),
+          (x: Error) => x,
+        )
+        .finally(done);
       expect(e, JSON.stringify(parallel)).toBeInstanceOf(MemsleuthError);
       got.add(e.message);
     }

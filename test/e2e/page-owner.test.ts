@@ -95,14 +95,46 @@ describe('worker threads from the built CLI (dist/)', () => {
     const r = runCli(['page-owner', 'sort', f, out], { env: threads });
     expect(r.status).toBe(0);
     expect(readFileSync(out, 'latin1') === readFileSync(c, 'latin1')).toBe(true);
+    // Standard input a pipe: read as /dev/stdin by a reader thread, which hands the workers
+    // pieces of whole records: the same bytes; a record over the limit (no blank line in a
+    // piece: joined here) refused at its byte, as in a file.
+    // (A shell's pipe: Node's own child processes get a socket pair, read as a stream.)
+    const fromPipe = (input: string) =>
+      spawnSync(
+        'bash',
+        ['-c', 'cat "$1" | "$2" "$3" page-owner sort - "$4"', 'sh', input, process.execPath, CLI_BIN, out],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, ...threads },
+        },
+      );
+    rmSync(out);
+    const text = readFileSync(f);
+    const piped = fromPipe(f);
+    expect(piped.stderr).toBe('');
+    expect(piped.status).toBe(0);
+    expect(readFileSync(out, 'latin1') === readFileSync(c, 'latin1')).toBe(true);
+    const at = text.indexOf('\n\n', 1_500_000) + 2;
+    const long = Buffer.concat([
+      text.subarray(0, at),
+      Buffer.from(
+        `Page allocated via order 0, mask 0x0(), pid 1, tgid 1 (x), ts 1 ns\n${' f+0x1/0x2\n'.repeat(110_000)}\n`,
+      ),
+      text.subarray(at),
+    ]);
+    const longFile = join(tmp, 'long');
+    writeFileSync(longFile, long);
+    const failed = fromPipe(longFile);
+    expect(failed.status).toBe(2);
+    expect(failed.stderr).toContain(`memsleuth: <stdin> (byte ${at}): expected records of at most 1 MiB`);
     const top = (env: Record<string, string>) =>
       JSON.parse(runCli(['page-owner', 'top', f, '--json'], { env }).stdout) as { groups: unknown[] };
     const a = top(threads);
     expect(a.groups.length).toBeGreaterThan(100);
     expect(a).toEqual(top({ MEMSLEUTH_WORKERS: '0' }));
-    const bad = runCli(['page-owner', 'top', f], { env: { MEMSLEUTH_WORKERS: 'many' } });
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/MEMSLEUTH_WORKERS: expected a whole number/);
+    const many = runCli(['page-owner', 'top', f], { env: { MEMSLEUTH_WORKERS: 'many' } });
+    expect(many.status).toBe(2);
+    expect(many.stderr).toMatch(/MEMSLEUTH_WORKERS: expected a whole number/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
@@ -45,9 +45,23 @@ async function openDump(
   return openSourceFile(arg, 'page_owner', PAGE_OWNER_HEAD, { stdin: ctx.stdin });
 }
 
-/** `-` is standard input; anything else a path (a file, a FIFO or debugfs). */
+/**
+ * `-` is standard input; anything else a path (a file, a FIFO or debugfs). Standard input
+ * that is a pipe, in a process of its own, is read as /dev/stdin: a path, which a reader
+ * thread can read while this one groups (page_owner_parallel.ts, readerSource).
+ */
 export function inputOf(arg: string, ctx: CommandContext): PageOwnerInput {
-  return arg === '-' ? (ctx.stdin as unknown as Readable) : arg;
+  if (arg !== '-') return arg;
+  if (ctx.ownsProcess && ctx.stdin === process.stdin && stdinIsPipe()) return '/dev/stdin';
+  return ctx.stdin as unknown as Readable;
+}
+
+function stdinIsPipe(): boolean {
+  try {
+    return fstatSync(0).isFIFO();
+  } catch {
+    return false;
+  }
 }
 
 function rate(bytes: number, t0: number): string {
@@ -99,8 +113,9 @@ const pageOwnerSortDetails =
   'pipes and /sys/kernel/debug/page_owner work directly; records up to 1 MiB (the C tool\n' +
   'stops at 128 KiB); a longer record, or input without blank lines, is an error at 1 MiB.\n' +
   'Without --cull, a file of 64 MiB or more is read by this thread and a worker thread per\n' +
-  'other idle core (idle now: runnable threads in /proc/loadavg), a pipe once it has brought\n' +
-  '64 MiB by a worker per idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
+  'other idle core (idle now: runnable threads in /proc/loadavg); a pipe, a FIFO or debugfs,\n' +
+  'with two idle cores, by a thread of its own that reads it and, once it has brought 64 MiB,\n' +
+  'a worker per other idle core (MEMSLEUTH_WORKERS=N sets the number, 0 none).\n';
 
 export const pageOwnerSortCommand = defineCommand({
   path: ['page-owner', 'sort'],
