@@ -477,11 +477,6 @@ function retire(ws: Worker[]): void {
   idleTimer.unref();
 }
 
-/**
- * worker_threads, loaded on the first scan that uses workers: every command that reads a
- * snapshot imports this module (through the page_owner registry entry), and the module costs
- * a long-lived recorder 1.6 MiB of RSS it never uses.
- */
 /** Pieces a reader thread may read ahead of the caller. */
 const READ_AHEAD = 4;
 /** The pieces of readerSource that end at a record's end: each goes to a worker as it is. */
@@ -490,10 +485,11 @@ const wholePieces = new WeakSet<Buffer>();
 /**
  * A pipe or device (a FIFO, /dev/stdin, debugfs's page_owner) read to its end by a thread of
  * its own (readPieces in page_owner_worker.ts), as pieces of at most `pieceBytes` cut after a
- * record (wholePieces), at most READ_AHEAD of them ahead of the caller. Read by this thread, a pipe was read only while this
- * thread was not grouping: the writer stopped on the full pipe meanwhile, and this thread then
- * waited for it, idle for 2.7 s of a 7 s default sort of 1 GiB from `cat` (the workers for
- * 4.7 s of 6.1). `return()` stops the thread (it never keeps the process alive).
+ * record (wholePieces), at most READ_AHEAD of them ahead of the caller. Read by this thread, a
+ * pipe was read only while this thread was not grouping: the writer stopped on the full pipe
+ * meanwhile, and this thread then waited for it, idle for 2.7 s of a 7 s default sort of 1 GiB
+ * from `cat` (the workers for 4.7 s of 6.1). `return()` stops the thread (it never keeps the
+ * process alive).
  */
 async function readerSource(path: string, pieceBytes: number): Promise<AsyncIterator<Buffer>> {
   const WorkerClass = await workerClass();
@@ -565,6 +561,11 @@ async function readerSource(path: string, pieceBytes: number): Promise<AsyncIter
   };
 }
 
+/**
+ * worker_threads, loaded on the first scan that uses workers: every command that reads a
+ * snapshot imports this module (through the page_owner registry entry), and the module costs
+ * a long-lived recorder 1.6 MiB of RSS it never uses.
+ */
 async function workerClass(): Promise<typeof Worker> {
   return (await import('node:worker_threads')).Worker;
 }
