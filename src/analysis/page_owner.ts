@@ -416,9 +416,10 @@ class PageOwnerGrouping {
       const s = this.stacks.intern(ids.data, ids.length);
       this.restStack.set(rest, s + 1);
       // Frames that print differently from the first ones seen with this key.
-      let differ = this.stacks.depth(s) !== ids.length;
-      for (let k = 0; !differ && k < ids.length; k++) differ = this.stacks.frameId(s, k) !== ids.data[k];
-      if (differ && (s < this.ownStacks || this.allow || this.opts.module !== undefined)) {
+      if (
+        !this.stacks.sameFrames(s, ids.data, ids.length) &&
+        (s < this.ownStacks || this.allow || this.opts.module !== undefined)
+      ) {
         frames = this.framesOfIds();
         this.otherFrames.set(rest, frames);
       }

@@ -129,6 +129,47 @@ describe('StackTable', () => {
       expect(Array.from({ length: r.length }, (_, k) => t.frameId(got[i]!, k))).toEqual(r);
     }
   });
+
+  it('stacks that differ in their first frames share their tails, and read back whole', () => {
+    const t = new StackTable();
+    // 70,000 frames: ids past 16 bits come in half-way, after many tails are shared.
+    const frames = Array.from({ length: 70_000 }, (_, i): Frame => ({ func: `h${i}` }));
+    const ids = frames.map((f) => t.frames.intern(f));
+    const next = rng(5);
+    const bases = Array.from({ length: 300 }, () =>
+      Array.from({ length: 1 + (next() % 40) }, () => ids[next() % 60_000]!),
+    );
+    const runs: number[][] = [];
+    for (let i = 0; i < 40_000; i++) {
+      // A base with its first 0 to 5 frames replaced (or one frame put before it), now and
+      // then a stack made earlier with its first frame replaced (a tail that is shared).
+      const from = i > 100 && next() % 4 === 0 ? runs[next() % runs.length]! : bases[next() % bases.length]!;
+      const k = next() % 6;
+      const top = i >= 20_000 ? 70_000 : 60_000;
+      const head = Array.from({ length: k }, () => ids[next() % top]!);
+      runs.push(next() % 10 === 0 ? [head[0] ?? ids[1]!, ...from] : [...head, ...from.slice(k)]);
+    }
+    const got = runs.map((r) => t.intern(r, r.length));
+    const distinct = new Map<string, number>();
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      expect(t.intern(r, r.length)).toBe(got[i]);
+      expect(t.depth(got[i]!)).toBe(r.length);
+      const first = distinct.get(r.join(','));
+      if (first !== undefined) expect(got[i]).toBe(first);
+      else distinct.set(r.join(','), got[i]!);
+    }
+    // Each frame its own key: a stack is its frames' ids.
+    for (const [key, id] of distinct) {
+      const r = key === '' ? [] : key.split(',').map(Number);
+      expect(Array.from({ length: r.length }, (_, k) => t.frameId(id, k))).toEqual(r);
+      expect(t.framesOf(id)).toEqual(r.map((f) => frames[f]));
+      expect(t.keyOf(id)).toBe(stackKey(r.map((f) => frames[f]!)));
+    }
+    const frameCount = [...distinct.keys()].reduce((a, k) => a + (k === '' ? 0 : k.split(',').length), 0);
+    // Shared: far fewer pool entries than frames in all.
+    expect(t.poolEntries).toBeLessThan(frameCount / 2);
+  });
 });
 
 describe('interned groups keep the behaviour of plain ones', () => {
