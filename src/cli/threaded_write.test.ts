@@ -16,6 +16,25 @@ function tmp(): string {
 }
 
 describe('ThreadedWriter', () => {
+  it('truncates the file from its thread first when asked, written to or not; a failed truncation is thrown', () => {
+    const path = join(tmp(), 'out');
+    for (const pieces of [['abc', 'defgh'], []]) {
+      writeFileSync(path, 'x'.repeat(100_000));
+      const fd = openSync(path, 'r+');
+      const w = new ThreadedWriter(fd, { slotBytes: 64, slots: 2, truncate: true });
+      for (const p of pieces) w.write(Buffer.from(p));
+      w.close();
+      closeSync(fd);
+      expect(readFileSync(path, 'latin1')).toBe(pieces.join(''));
+    }
+    writeFileSync(path, 'x'.repeat(100));
+    const ro = openSync(path, 'r');
+    const w = new ThreadedWriter(ro, { truncate: true });
+    expect(() => w.close()).toThrow(expect.objectContaining({ syscall: 'ftruncate' }));
+    closeSync(ro);
+    expect(readFileSync(path, 'latin1')).toBe('x'.repeat(100));
+  });
+
   it('writes every piece in order, directly first, then from its thread through few small slots', () => {
     const path = join(tmp(), 'out');
     const fd = openSync(path, 'w');

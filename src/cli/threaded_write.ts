@@ -16,6 +16,10 @@ import { writeAll } from './fd_write.js';
  * 6.6-8.4 GB/s here for pieces of 400 bytes), which cost the page_owner sort's output more
  * than the copy it saved.
  *
+ * With `truncate`, the thread starts at once and first truncates `fd` (a regular file) to
+ * nothing, then writes: truncating a big file frees its pages (0.17 s for a GiB here), time
+ * the caller spends reading its input meanwhile.
+ *
  * A write error is thrown by the next `lend`, `handOver`, `write` or by `close`, as
  * writeSync would throw it. `close` waits until everything is written; it does not close `fd`.
  */
@@ -23,7 +27,7 @@ export class ThreadedWriter {
   private direct = 0;
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
-  /** [0] pieces handed over, [1] pieces written, [2] 1 when closing. */
+  /** [0] pieces handed over, [1] pieces written, [2] 1 when closing, [3] 1 once truncated. */
   private ctl: Int32Array | undefined;
   /** Buffers written and handed back, for the next pieces. */
   private readonly free: Buffer[] = [];
@@ -38,8 +42,15 @@ export class ThreadedWriter {
 
   constructor(
     private readonly fd: number,
-    private readonly opts: { slotBytes?: number; slots?: number; directBytes?: number } = {},
-  ) {}
+    private readonly opts: {
+      slotBytes?: number;
+      slots?: number;
+      directBytes?: number;
+      truncate?: boolean;
+    } = {},
+  ) {
+    if (opts.truncate) this.start();
+  }
 
   private get slotBytes(): number {
     return this.opts.slotBytes ?? 1 << 20;
@@ -122,6 +133,8 @@ export class ThreadedWriter {
       if (written === Atomics.load(ctl, 0)) break;
       Atomics.wait(ctl, 1, written);
     }
+    // Nothing written: the truncation may still be under way.
+    if (this.opts.truncate) Atomics.wait(ctl, 3, 0);
     try {
       this.drain();
     } finally {
@@ -130,12 +143,12 @@ export class ThreadedWriter {
   }
 
   private start(): void {
-    this.ctl = new Int32Array(new SharedArrayBuffer(12));
+    this.ctl = new Int32Array(new SharedArrayBuffer(16));
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { fd: this.fd, ctl: this.ctl, port: port2 },
+      workerData: { fd: this.fd, ctl: this.ctl, port: port2, truncate: this.opts.truncate === true },
       transferList: [port2],
     });
     this.worker.unref();
@@ -202,16 +215,26 @@ export class ThreadedWriter {
 }
 
 /**
- * The writing thread: waits for a piece, writes it, hands its buffer back, says so. After
- * an error it reports it once and drops the remaining pieces (the caller throws at its next
- * call).
+ * The writing thread: truncates the file first when asked, then waits for a piece, writes
+ * it, hands its buffer back, says so. After an error it reports it once and drops the
+ * remaining pieces (the caller throws at its next call).
  */
 const WORKER = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const { writeSync } = require('node:fs');
-const { fd, ctl, port } = workerData;
+const { ftruncateSync, writeSync } = require('node:fs');
+const { fd, ctl, port, truncate } = workerData;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 let failed = false;
+if (truncate) {
+  try {
+    ftruncateSync(fd, 0);
+  } catch (e) {
+    failed = true;
+    port.postMessage({ error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall } });
+  }
+  Atomics.store(ctl, 3, 1);
+  Atomics.notify(ctl, 3);
+}
 for (;;) {
   const written = Atomics.load(ctl, 1);
   const handed = Atomics.load(ctl, 0);

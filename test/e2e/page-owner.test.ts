@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,6 +55,20 @@ describe('memsleuth page-owner sort', () => {
     expect(r.status).toBe(0);
     expect(readFileSync(out).length).toBeGreaterThan(16 << 20);
     expect(readFileSync(out).equals(readFileSync(c))).toBe(true);
+    // Over an existing file: a big one (80 MiB, truncated by the writer's thread) and a small
+    // one longer than nothing; either way only the new output is left, as after fopen("w").
+    for (const size of [80 << 20, 4096]) {
+      writeFileSync(out, 'old bytes\n'.repeat(100));
+      truncateSync(out, size);
+      const again = runCli(['page-owner', 'sort', '-m', f, out]);
+      expect(again.status).toBe(0);
+      expect(readFileSync(out).equals(readFileSync(c))).toBe(true);
+    }
+    // The input missing: the C tool has truncated its output already (exit 1), big or not.
+    truncateSync(out, 80 << 20);
+    const missing = runCli(['page-owner', 'sort', join(tmp, 'no-such-dump'), out]);
+    expect(missing.status).toBe(1);
+    expect(statSync(out).size).toBe(0);
     const full = runCli(['page-owner', 'sort', f, '/dev/full']);
     expect(full.status).toBe(2);
     expect(full.stderr).toBe('memsleuth: page-owner sort: writing /dev/full: No space left on device\n');

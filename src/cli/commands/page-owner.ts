@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
@@ -174,15 +174,27 @@ export const pageOwnerSortCommand = defineCommand({
       }
     }
     let fd = 1;
+    // An existing big file is truncated by the writer's thread while the input is read (its
+    // pages freed: 0.17 s for a GiB here); anything else as fopen(..., "w") would.
+    let truncateLater = false;
     if (!toStdout) {
       try {
-        fd = openSync(cfg.output, 'w');
+        fd = openSync(cfg.output, constants.O_WRONLY | constants.O_CREAT, 0o666);
+        const st = fstatSync(fd);
+        if (st.isFile() && st.size >= TRUNCATE_LATER_BYTES) truncateLater = true;
+        else if (st.isFile()) ftruncateSync(fd, 0);
       } catch (e) {
         outErr = e as NodeJS.ErrnoException;
       }
     }
     if (inErr || outErr) {
-      if (fd !== 1) closeSync(fd);
+      if (fd !== 1) {
+        try {
+          if (truncateLater) ftruncateSync(fd, 0);
+        } finally {
+          closeSync(fd);
+        }
+      }
       const err = (outErr ?? inErr)!;
       ctx.stdout.write(sortUsage(compat));
       ctx.stderr.write(`open: : ${strerror(err)}\n`);
@@ -193,7 +205,9 @@ export const pageOwnerSortCommand = defineCommand({
     // process's stdout when it is a pipe or a file: the writer waits for a slow reader, where
     // the stream would have kept the whole output in memory (a gigabyte for `| less`).
     const writer =
-      !toStdout || (ctx.ownsProcess && !ctx.stdoutIsTTY) ? new ThreadedWriter(toStdout ? 1 : fd) : undefined;
+      !toStdout || (ctx.ownsProcess && !ctx.stdoutIsTTY)
+        ? new ThreadedWriter(toStdout ? 1 : fd, truncateLater ? { truncate: true } : {})
+        : undefined;
     try {
       await runPageOwnerSort(
         cfg,
@@ -264,6 +278,9 @@ export const pageOwnerSortCommand = defineCommand({
     return 0;
   },
 });
+
+/** An existing output file at least this long is truncated by the writer's thread. */
+const TRUNCATE_LATER_BYTES = 64 << 20;
 
 /** stdout's reader closed the pipe (EPIPE): not an error. */
 class ClosedStdout extends Error {}
