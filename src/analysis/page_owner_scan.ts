@@ -178,21 +178,41 @@ export function digitsOf(code: number, width = 9): string {
   return s;
 }
 
+/** A rest's flags (R_PFN_LINE, R_VMALLOC) in the low bits of its packed word, its line count above. */
+const R_FLAG_BITS = 2;
+const R_FLAG_MASK = (1 << R_FLAG_BITS) - 1;
+/** Most lines a rest may have (its count shares a word with the flags). */
+const R_MAX_LINES = 2 ** (32 - R_FLAG_BITS) - 1;
+
+/** Some bits of a RowU32 field, read as a field of their own. */
+class RowBits {
+  constructor(
+    private readonly field: RowU32,
+    private readonly shift: number,
+    private readonly mask: number,
+  ) {}
+  get(i: number): number {
+    return (this.field.get(i) >>> this.shift) & this.mask;
+  }
+}
+
 /**
  * Distinct stacks (the bytes after the PFN line), by 64-bit hash and length, each with
- * its lines (ids of a ByteInterner) and flags: 24 bytes a stack, side by side in one
- * RowTable (a lookup reads one cache line where separate columns read three, and the
- * table grows by blocks, never copying), plus 4 per line when the lines are kept.
+ * its lines (ids of a ByteInterner), flags and line count: 16 bytes a stack, side by side in
+ * one RowTable (a lookup reads one cache line where separate columns read three, and the
+ * table grows by blocks, never copying), plus 4 and 4 per line when the lines are kept.
  * Without the lines (`keepLines` false: a consumer reads each stack's lines once, as
- * `page-owner top` does) a row is 20 bytes: no line start.
+ * `page-owner top` does) a row is 16 bytes: no line start.
  */
 export class RestTable {
   private readonly rows: RowTable;
   readonly h1: RowU32;
   readonly h2: RowU32;
   readonly len: RowU32;
-  readonly flags: RowU32;
-  readonly lineCount: RowU32;
+  /** Flags in the low R_FLAG_BITS, the line count above (one word: 4 bytes a stack less). */
+  private readonly packed: RowU32;
+  readonly flags: RowBits;
+  readonly lineCount: RowBits;
   /** Where a rest's line ids start in `lines` (only when the lines are kept). */
   readonly lineStart: RowU32;
   readonly lines = new U32Column(8192);
@@ -200,15 +220,16 @@ export class RestTable {
   private slots = new Int32Array(1 << 12).fill(-1);
 
   constructor(readonly keepLines = true) {
-    this.stride = keepLines ? 6 : 5;
+    this.stride = keepLines ? 5 : 4;
     this.rows = new RowTable(this.stride);
     this.h1 = new RowU32(this.rows, 0);
     this.h2 = new RowU32(this.rows, 1);
     this.len = new RowU32(this.rows, 2);
-    this.flags = new RowU32(this.rows, 3);
-    this.lineCount = new RowU32(this.rows, 4);
+    this.packed = new RowU32(this.rows, 3);
+    this.flags = new RowBits(this.packed, 0, R_FLAG_MASK);
+    this.lineCount = new RowBits(this.packed, R_FLAG_BITS, R_MAX_LINES);
     // Without kept lines this field is never pushed (its word would be the next row's).
-    this.lineStart = new RowU32(this.rows, 5);
+    this.lineStart = new RowU32(this.rows, 4);
   }
 
   get size(): number {
@@ -240,11 +261,12 @@ export class RestTable {
     lineCount = n,
   ): number {
     const id = this.h1.length;
+    if (lineCount > R_MAX_LINES || flags > R_FLAG_MASK)
+      throw new Error(`RestTable: ${lineCount} lines, flags ${flags}: more than a row holds`);
     this.h1.push(h1);
     this.h2.push(h2);
     this.len.push(len);
-    this.flags.push(flags);
-    this.lineCount.push(lineCount);
+    this.packed.push(((lineCount << R_FLAG_BITS) | flags) >>> 0);
     if (this.keepLines) {
       this.lineStart.push(this.lines.length);
       this.lines.grow(this.lines.length + n);

@@ -81,7 +81,8 @@ describe('StackTable', () => {
   });
 
   it('keeps every stack whole across the blocks of its pool (and one longer than a block)', () => {
-    const t = new StackTable();
+    // Slots tagged for the first 10,000 stacks only: the rest are found without a tag.
+    const t = new StackTable(new FrameTable(), false, { tagIds: 10_000 });
     const frames = Array.from({ length: 600 }, (_, i): Frame => ({ func: `f${i}` }));
     const ids = frames.map((f) => t.frames.intern(f));
     const next = rng(11);
@@ -109,67 +110,32 @@ describe('StackTable', () => {
     expect(t.compareKeys(long, got[9_001]!)).toBe(t.keyOf(long) < t.keyOf(got[9_001]!) ? -1 : 1);
   });
 
-  it('keeps frame ids of 16 bits until one does not fit, then every stack whole in 32 bits', () => {
-    const t = new StackTable();
-    // 70,000 distinct frames: ids up to 69,999.
-    const frames = Array.from({ length: 70_000 }, (_, i): Frame => ({ func: `g${i}` }));
-    const ids = frames.map((f) => t.frames.intern(f));
-    const next = rng(3);
-    const run = (lo: number, hi: number) =>
-      Array.from({ length: 1 + (next() % 40) }, () => ids[lo + (next() % (hi - lo))]!);
-    // Stacks of small ids (among them the largest that fits: 65,535), then ones past it.
-    const runs = Array.from({ length: 3000 }, () => run(0, 65_536));
-    runs.push([65_535, 0, 65_535]);
-    const before = runs.map((r) => t.intern(r, r.length));
-    runs.push([3, 65_536, 4], ...Array.from({ length: 3000 }, () => run(0, 70_000)));
-    const got = [...before, ...runs.slice(before.length).map((r) => t.intern(r, r.length))];
-    for (let i = 0; i < runs.length; i++) {
-      const r = runs[i]!;
-      expect(t.intern(r, r.length)).toBe(got[i]);
-      expect(Array.from({ length: r.length }, (_, k) => t.frameId(got[i]!, k))).toEqual(r);
-    }
-  });
-
-  it('stacks that differ in their first frames share their tails, and read back whole', () => {
-    const t = new StackTable();
-    // 70,000 frames: ids past 16 bits come in half-way, after many tails are shared.
-    const frames = Array.from({ length: 70_000 }, (_, i): Frame => ({ func: `h${i}` }));
-    const ids = frames.map((f) => t.frames.intern(f));
-    const next = rng(5);
-    const bases = Array.from({ length: 300 }, () =>
-      Array.from({ length: 1 + (next() % 40) }, () => ids[next() % 60_000]!),
-    );
-    const runs: number[][] = [];
-    for (let i = 0; i < 40_000; i++) {
-      // A base with its first 0 to 5 frames replaced (or one frame put before it), now and
-      // then a stack made earlier with its first frame replaced (a tail that is shared).
-      const from = i > 100 && next() % 4 === 0 ? runs[next() % runs.length]! : bases[next() % bases.length]!;
-      const k = next() % 6;
-      const top = i >= 20_000 ? 70_000 : 60_000;
-      const head = Array.from({ length: k }, () => ids[next() % top]!);
-      runs.push(next() % 10 === 0 ? [head[0] ?? ids[1]!, ...from] : [...head, ...from.slice(k)]);
-    }
-    const got = runs.map((r) => t.intern(r, r.length));
-    const distinct = new Map<string, number>();
-    for (let i = 0; i < runs.length; i++) {
-      const r = runs[i]!;
-      expect(t.intern(r, r.length)).toBe(got[i]);
-      expect(t.depth(got[i]!)).toBe(r.length);
-      const first = distinct.get(r.join(','));
-      if (first !== undefined) expect(got[i]).toBe(first);
-      else distinct.set(r.join(','), got[i]!);
-    }
-    // Each frame its own key: a stack is its frames' ids.
-    for (const [key, id] of distinct) {
-      const r = key === '' ? [] : key.split(',').map(Number);
-      expect(Array.from({ length: r.length }, (_, k) => t.frameId(id, k))).toEqual(r);
-      expect(t.framesOf(id)).toEqual(r.map((f) => frames[f]));
-      expect(t.keyOf(id)).toBe(stackKey(r.map((f) => frames[f]!)));
-    }
-    const frameCount = [...distinct.keys()].reduce((a, k) => a + (k === '' ? 0 : k.split(',').length), 0);
-    // Shared: far fewer pool entries than frames in all.
-    expect(t.poolEntries).toBeLessThan(frameCount / 2);
-  });
+  it.each([
+    ['tags', undefined],
+    ['tags for the first 500 stacks only', 500],
+  ])(
+    'keeps frame ids of 16 bits until one does not fit, then every stack whole in 32 bits (%s)',
+    (_, tagIds) => {
+      const t = new StackTable(new FrameTable(), false, tagIds === undefined ? {} : { tagIds });
+      // 70,000 distinct frames: ids up to 69,999.
+      const frames = Array.from({ length: 70_000 }, (_, i): Frame => ({ func: `g${i}` }));
+      const ids = frames.map((f) => t.frames.intern(f));
+      const next = rng(3);
+      const run = (lo: number, hi: number) =>
+        Array.from({ length: 1 + (next() % 40) }, () => ids[lo + (next() % (hi - lo))]!);
+      // Stacks of small ids (among them the largest that fits: 65,535), then ones past it.
+      const runs = Array.from({ length: 3000 }, () => run(0, 65_536));
+      runs.push([65_535, 0, 65_535]);
+      const before = runs.map((r) => t.intern(r, r.length));
+      runs.push([3, 65_536, 4], ...Array.from({ length: 3000 }, () => run(0, 70_000)));
+      const got = [...before, ...runs.slice(before.length).map((r) => t.intern(r, r.length))];
+      for (let i = 0; i < runs.length; i++) {
+        const r = runs[i]!;
+        expect(t.intern(r, r.length)).toBe(got[i]);
+        expect(Array.from({ length: r.length }, (_, k) => t.frameId(got[i]!, k))).toEqual(r);
+      }
+    },
+  );
 });
 
 describe('interned groups keep the behaviour of plain ones', () => {

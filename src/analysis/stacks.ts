@@ -163,36 +163,31 @@ const POOL_BLOCK = 1 << POOL_BLOCK_BITS;
 const POOL_OFFSET_MASK = POOL_BLOCK - 1;
 /** A block of a StackTable's pool: 16-bit frame ids while every id fits, else 32-bit. */
 type PoolBlock = Uint16Array | Uint32Array;
-/** A stack's shape word (`lengths`) with this bit: its frames from `p` on are another stack's. */
-const SHARED = 0x80000000;
-/** Fewest frames worth sharing (a shared tail costs two pool entries to point at). */
-const SHARE_MIN = 3;
-/** Suffixes a new stack is looked up by: its frames from 1, 2, ... SHARE_FROM on. */
-const SHARE_FROM = 4;
-/** Entries of the (lossy) table of recent suffixes, by hash. */
-const SHARE_SLOTS = 1 << 12;
+
+/** Slots of a StackTable: id + 1 in the low 24 bits, the hash's top 8 bits above (while ids fit). */
+const ID_MASK = 0xffffff;
+const TAG_SHIFT = 24;
+const TAG_UNIT = 1 << 24;
+
+/** The hash (unsigned) of the key ids of frames `ids[s..s+n)`: a stack's, wherever its ids are. */
+function hashKeys(key: Uint32Array, ids: ArrayLike<number>, s: number, n: number): number {
+  let h = n | 0;
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ key[ids[s + i]!]!, 0x01000193) + (h >>> 15);
+  return fmix32(h) >>> 0;
+}
 
 /**
  * Stacks interned once: a stack is a run of frame ids in a pool of blocks, looked up by its
  * key ids (offsets ignored unless `withOffsets`), so a distinct stack costs a few bytes
  * per frame plus a dozen, whatever the number of records that carry it. The frames kept
  * for display are those of the first stack seen with the key.
- *
- * Stacks that differ in their first frames only (the same path reaching the allocator
- * through other helpers; a page_owner dump whose first frame varies 1,000 ways) share their
- * tail: a new stack whose frames from 1 (2, 3, 4) on are the last frames of a stack seen
- * lately keeps its first frames and a pointer to those (found through a small lossy table of
- * suffixes by hash, checked frame by frame). At 108,545 stacks of 15.6 frames on average
- * the pool took 0.7 MB, not 3.2.
  */
 export class StackTable {
   readonly frames: FrameTable;
   /**
    * Frame ids of every stack, each stack's run inside one block (blocks are never copied:
    * the pool grows by a block, without the moment a doubling array holds both copies). A
-   * stack's start is its block << 16 | its offset there. A stack that shares its tail has
-   * its first `p` frame ids there, then the pool position of the tail's first frame id in
-   * two entries of 16 bits (high, low).
+   * stack's start is its block << 16 | its offset there.
    */
   private readonly pool: PoolBlock[] = [];
   /**
@@ -203,30 +198,29 @@ export class StackTable {
   private narrow = true;
   /** Entries used in the last block. */
   private poolUsed = 0;
-  /** Pool entries used in all (frame ids and tail pointers). */
-  poolEntries = 0;
   // By stack id, in blocks (no doubled copies left behind; see SmallFirstBlocks).
   private readonly starts = new U32SmallBlocks();
-  /** The number of frames; with SHARED, (p << 16 | n): p frames of its own, n in all. */
   private readonly lengths = new U32SmallBlocks();
-  private readonly hashes = new U32SmallBlocks();
-  private slots = new Int32Array(1 << 10).fill(-1);
+  /**
+   * The lookup table: 0 for an empty slot, else id + 1 with, while ids fit in 24 bits, the top
+   * 8 bits of the stack's hash above it: a probe that meets another stack's slot mostly tells
+   * it apart there. No hash is kept per stack (4 bytes a stack: 0.4 MB of `page-owner top`'s
+   * peak at 108,545 stacks); growing the table hashes every stack again from its key ids.
+   */
+  private slots = new Uint32Array(1 << 10);
+  private tagged = true;
   private scratch = new Uint32Array(64);
-  /** Recent stacks by the hash of their last frames (id + 1; 0: none), made on first use. */
-  private suffixes: Int32Array | undefined;
-  /** Hashes of the new stack's frames from k on (k = 1..SHARE_FROM), and their lengths. */
-  private readonly tailHash = new Int32Array(SHARE_FROM + 1);
-  // Where the frames of the stack last asked of seg() are: [0, segP) from segA, the rest
-  // from segB (segB - segP + i for frame i).
-  private segA = 0;
-  private segP = 0;
-  private segB = 0;
+
+  /** Ids up to which slots carry a tag (below 2^24; tests set fewer). */
+  private readonly tagIds: number;
 
   constructor(
     frames: FrameTable = new FrameTable(),
     readonly withOffsets = false,
+    opts: { tagIds?: number } = {},
   ) {
     this.frames = frames;
+    this.tagIds = Math.min(opts.tagIds ?? ID_MASK, ID_MASK);
   }
 
   get size(): number {
@@ -244,15 +238,24 @@ export class StackTable {
   /** Id of the stack whose frames are `frameIds[0..n)` (ids of this table's FrameTable). */
   intern(frameIds: ArrayLike<number>, n: number): number {
     const key = this.frames.keyIds(this.withOffsets);
-    let h = n | 0;
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ key[frameIds[i]!]!, 0x01000193) + (h >>> 15);
-    h = fmix32(h) >>> 0;
+    const h = hashKeys(key, frameIds, 0, n);
+    const tag = this.tagged ? (h >>> TAG_SHIFT) * TAG_UNIT : 0;
     const mask = this.slots.length - 1;
     let slot = h & mask;
     for (;;) {
-      const id = this.slots[slot]!;
-      if (id < 0) break;
-      if (this.hashes.get(id) === h && this.depth(id) === n && this.sameKeys(id, key, frameIds, n)) return id;
+      const e = this.slots[slot]!;
+      if (e === 0) break;
+      if (!this.tagged || e - (e & ID_MASK) === tag) {
+        const id = (this.tagged ? e & ID_MASK : e) - 1;
+        if (this.lengths.get(id) === n) {
+          const st = this.starts.get(id);
+          const pool = this.pool[st >>> POOL_BLOCK_BITS]!;
+          const s = st & POOL_OFFSET_MASK;
+          let k = 0;
+          while (k < n && key[pool[s + k]!] === key[frameIds[k]!]) k++;
+          if (k === n) return id;
+        }
+      }
       slot = (slot + 1) & mask;
     }
     const id = this.starts.length;
@@ -262,132 +265,32 @@ export class StackTable {
           this.widen();
           break;
         }
-    this.add(frameIds, n);
-    this.hashes.push(h);
-    this.slots[slot] = id;
-    if ((id + 1) * 2 > this.slots.length) this.rehash();
+    const start = this.place(n);
+    this.starts.push(start);
+    this.lengths.push(n);
+    const block = this.pool[start >>> POOL_BLOCK_BITS]!;
+    const at = start & POOL_OFFSET_MASK;
+    for (let i = 0; i < n; i++) block[at + i] = frameIds[i]!;
+    if (this.tagged && id + 1 > this.tagIds) {
+      // Ids no longer fit beside a tag: the table holds id + 1 alone from now on.
+      this.tagged = false;
+      this.rehash(this.slots.length);
+      return id;
+    }
+    this.slots[slot] = this.tagged ? tag + id + 1 : id + 1;
+    if ((id + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     return id;
   }
 
   /** Stack `id`'s frames are `frameIds[0..n)`, id for id (the same display). */
   sameFrames(id: number, frameIds: ArrayLike<number>, n: number): boolean {
-    if (this.depth(id) !== n) return false;
-    this.seg(id);
-    const p = this.segP;
-    let pool = this.pool[this.segA >>> POOL_BLOCK_BITS]!;
-    let s = this.segA & POOL_OFFSET_MASK;
+    if (this.lengths.get(id) !== n) return false;
+    const st = this.starts.get(id);
+    const pool = this.pool[st >>> POOL_BLOCK_BITS]!;
+    const s = st & POOL_OFFSET_MASK;
     let k = 0;
-    while (k < p && pool[s + k] === frameIds[k]) k++;
-    if (k < p) return false;
-    pool = this.pool[this.segB >>> POOL_BLOCK_BITS]!;
-    s = (this.segB & POOL_OFFSET_MASK) - p;
     while (k < n && pool[s + k] === frameIds[k]) k++;
     return k === n;
-  }
-
-  /** Stack `id`'s frames have the keys (`key`, by frame id) of `frameIds[0..n)` (n its depth). */
-  private sameKeys(id: number, key: Uint32Array, frameIds: ArrayLike<number>, n: number): boolean {
-    this.seg(id);
-    const p = this.segP;
-    let pool = this.pool[this.segA >>> POOL_BLOCK_BITS]!;
-    let s = this.segA & POOL_OFFSET_MASK;
-    let k = 0;
-    while (k < p && key[pool[s + k]!] === key[frameIds[k]!]) k++;
-    if (k < p) return false;
-    pool = this.pool[this.segB >>> POOL_BLOCK_BITS]!;
-    s = (this.segB & POOL_OFFSET_MASK) - p;
-    while (k < n && key[pool[s + k]!] === key[frameIds[k]!]) k++;
-    return k === n;
-  }
-
-  /**
-   * Set segA, segP and segB for stack `id`: frames [0, segP) at pool position segA on, the
-   * others at segB on.
-   */
-  private seg(id: number): void {
-    const st = this.starts.get(id);
-    const w = this.lengths.get(id);
-    if ((w & SHARED) === 0) {
-      this.segA = st;
-      this.segP = w;
-      this.segB = st + w;
-      return;
-    }
-    const p = (w >>> 16) & 0x7fff;
-    const block = this.pool[st >>> POOL_BLOCK_BITS]!;
-    const at = (st & POOL_OFFSET_MASK) + p;
-    this.segA = st;
-    this.segP = p;
-    this.segB = ((block[at]! << 16) | block[at + 1]!) >>> 0;
-  }
-
-  /**
-   * Place a new stack's frames: its own run, or its first frames and a pointer to the last
-   * frames of a recent stack that ends like it.
-   */
-  private add(frameIds: ArrayLike<number>, n: number): void {
-    const id = this.starts.length;
-    let sharedFrom = -1;
-    let tailAt = 0;
-    if (n > SHARE_MIN && n <= 0xffff) {
-      if (this.suffixes === undefined) this.suffixes = new Int32Array(SHARE_SLOTS);
-      const sfx = this.suffixes;
-      // Hashes of the frames from k on, k = n-1 down to 1 (exact ids: the tail is displayed).
-      const hk = this.tailHash;
-      let g = 0;
-      for (let i = n - 1; i >= 1; i--) {
-        g = Math.imul(g ^ frameIds[i]!, 0x01000193) + (g >>> 15);
-        if (i <= SHARE_FROM) hk[i] = fmix32(g ^ (n - i));
-      }
-      const from = Math.min(SHARE_FROM, n - SHARE_MIN);
-      for (let k = 1; k <= from && sharedFrom < 0; k++) {
-        const c = sfx[hk[k]! & (SHARE_SLOTS - 1)]! - 1;
-        if (c < 0) continue;
-        const at = this.tailOf(c, frameIds, k, n);
-        if (at >= 0) {
-          sharedFrom = k;
-          tailAt = at;
-        }
-      }
-      for (let k = 1; k <= from; k++) sfx[hk[k]! & (SHARE_SLOTS - 1)] = id + 1;
-    }
-    if (sharedFrom < 0) {
-      const start = this.place(n);
-      this.starts.push(start);
-      this.lengths.push(n);
-      const block = this.pool[start >>> POOL_BLOCK_BITS]!;
-      const at = start & POOL_OFFSET_MASK;
-      for (let i = 0; i < n; i++) block[at + i] = frameIds[i]!;
-      return;
-    }
-    const p = sharedFrom;
-    const start = this.place(p + 2);
-    this.starts.push(start);
-    this.lengths.push((SHARED | (p << 16) | n) >>> 0);
-    const block = this.pool[start >>> POOL_BLOCK_BITS]!;
-    const at = start & POOL_OFFSET_MASK;
-    for (let i = 0; i < p; i++) block[at + i] = frameIds[i]!;
-    block[at + p] = tailAt >>> 16;
-    block[at + p + 1] = tailAt & 0xffff;
-  }
-
-  /**
-   * Pool position of stack `c`'s last n - k frame ids when they are `frameIds[k..n)` and lie
-   * in one run, else -1.
-   */
-  private tailOf(c: number, frameIds: ArrayLike<number>, k: number, n: number): number {
-    const len = n - k;
-    const m = this.depth(c);
-    if (m < len) return -1;
-    this.seg(c);
-    // Frames from m - len on, in one run: any of an unshared stack's, a shared one's tail.
-    const shared = this.segP < m;
-    if (shared && m - len < this.segP) return -1;
-    const pos = shared ? this.segB - this.segP + (m - len) : this.segA + (m - len);
-    const block = this.pool[pos >>> POOL_BLOCK_BITS]!;
-    const s = pos & POOL_OFFSET_MASK;
-    for (let i = 0; i < len; i++) if (block[s + i] !== frameIds[k + i]) return -1;
-    return pos;
   }
 
   /**
@@ -405,64 +308,48 @@ export class StackTable {
     }
     const start = b * POOL_BLOCK + this.poolUsed;
     this.poolUsed += n;
-    this.poolEntries += n;
     return start;
   }
 
-  /** Blocks of 32-bit frame ids from now on, the 16-bit ones copied (tail pointers too). */
+  /** Blocks of 32-bit frame ids from now on, the 16-bit ones copied. */
   private widen(): void {
     for (let b = 0; b < this.pool.length; b++) this.pool[b] = Uint32Array.from(this.pool[b]!);
     this.narrow = false;
   }
 
+  /** The block and offset of stack `id`'s frame ids. */
+  private run(id: number): { block: PoolBlock; s: number } {
+    const st = this.starts.get(id);
+    return { block: this.pool[st >>> POOL_BLOCK_BITS]!, s: st & POOL_OFFSET_MASK };
+  }
+
   /** Number of frames of a stack. */
   depth(id: number): number {
-    const w = this.lengths.get(id);
-    return (w & SHARED) === 0 ? w : w & 0xffff;
+    return this.lengths.get(id);
   }
 
   /** Frame id `i` of a stack. */
   frameId(id: number, i: number): number {
-    this.seg(id);
-    const pos = i < this.segP ? this.segA + i : this.segB - this.segP + i;
-    return this.pool[pos >>> POOL_BLOCK_BITS]![pos & POOL_OFFSET_MASK]!;
-  }
-
-  /** Frame ids of stack `id` into `out` (from 0), its depth returned. */
-  private idsOf(id: number, out: Uint32Array): number {
-    const n = this.depth(id);
-    this.seg(id);
-    const p = this.segP;
-    let block = this.pool[this.segA >>> POOL_BLOCK_BITS]!;
-    let s = this.segA & POOL_OFFSET_MASK;
-    for (let i = 0; i < p; i++) out[i] = block[s + i]!;
-    block = this.pool[this.segB >>> POOL_BLOCK_BITS]!;
-    s = (this.segB & POOL_OFFSET_MASK) - p;
-    for (let i = p; i < n; i++) out[i] = block[s + i]!;
-    return n;
-  }
-
-  /** A buffer of at least `n` ids for idsOf. */
-  private buffer(n: number): Uint32Array {
-    if (this.scratch.length < n) this.scratch = new Uint32Array(n * 2);
-    return this.scratch;
+    const st = this.starts.get(id);
+    return this.pool[st >>> POOL_BLOCK_BITS]![(st & POOL_OFFSET_MASK) + i]!;
   }
 
   /** The display frames of a stack (shared Frame objects, a new array). */
   framesOf(id: number): Frame[] {
-    const ids = this.buffer(this.depth(id));
-    const n = this.idsOf(id, ids);
+    const { block, s } = this.run(id);
+    const n = this.lengths.get(id);
     const out: Frame[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.frames.frames[ids[i]!]!;
+    for (let i = 0; i < n; i++) out[i] = this.frames.frames[block[s + i]!]!;
     return out;
   }
 
   /** The matching key of a stack, as `stackKey` spells it (built on each call). */
   keyOf(id: number): string {
-    const ids = this.buffer(this.depth(id));
-    const n = this.idsOf(id, ids);
+    const { block, s } = this.run(id);
+    const n = this.lengths.get(id);
     const parts: string[] = new Array(n);
-    for (let i = 0; i < n; i++) parts[i] = this.frames.keys[this.frames.keyOf(ids[i]!, this.withOffsets)]!;
+    for (let i = 0; i < n; i++)
+      parts[i] = this.frames.keys[this.frames.keyOf(block[s + i]!, this.withOffsets)]!;
     return parts.join(';');
   }
 
@@ -474,13 +361,15 @@ export class StackTable {
     if (a === b) return 0;
     const ft = this.frames;
     const off = this.withOffsets;
-    const na = this.depth(a);
-    const nb = this.depth(b);
+    const { block: pa, s: sa } = this.run(a);
+    const { block: pb, s: sb } = this.run(b);
+    const na = this.lengths.get(a);
+    const nb = this.lengths.get(b);
     for (let i = 0; ; i++) {
       if (i === na) return i === nb ? 0 : -1;
       if (i === nb) return 1;
-      const ka = ft.keyOf(this.frameId(a, i), off);
-      const kb = ft.keyOf(this.frameId(b, i), off);
+      const ka = ft.keyOf(pa[sa + i]!, off);
+      const kb = ft.keyOf(pb[sb + i]!, off);
       if (ka === kb) continue;
       const ta = ft.keys[ka]!;
       const tb = ft.keys[kb]!;
@@ -503,13 +392,22 @@ export class StackTable {
     }
   }
 
-  private rehash(): void {
-    const slots = new Int32Array(this.slots.length * 2).fill(-1);
-    const mask = slots.length - 1;
+  /** A lookup table of `size` slots (a power of two) for every stack, hashed again. */
+  private rehash(size: number): void {
+    const slots = new Uint32Array(size);
+    const mask = size - 1;
+    const key = this.frames.keyIds(this.withOffsets);
     for (let id = 0; id < this.starts.length; id++) {
-      let slot = this.hashes.get(id) & mask;
-      while (slots[slot]! >= 0) slot = (slot + 1) & mask;
-      slots[slot] = id;
+      const st = this.starts.get(id);
+      const h = hashKeys(
+        key,
+        this.pool[st >>> POOL_BLOCK_BITS]!,
+        st & POOL_OFFSET_MASK,
+        this.lengths.get(id),
+      );
+      let slot = h & mask;
+      while (slots[slot]! !== 0) slot = (slot + 1) & mask;
+      slots[slot] = this.tagged ? (h >>> TAG_SHIFT) * TAG_UNIT + id + 1 : id + 1;
     }
     this.slots = slots;
   }
