@@ -634,6 +634,22 @@ export class Rows {
     return row;
   }
 
+  /** What touchSlots read, summed (meaningless: kept so that the reads are not optimized away). */
+  touched = 0;
+
+  /**
+   * Read the lookup table's slots of hashes `hs[0..n)`: run before the lookups of those keys,
+   * it brings the slots into the cache with many reads in flight, where each lookup would wait
+   * for its own (a table of millions of rows is far larger than the cache).
+   */
+  touchSlots(hs: Int32Array, n: number): void {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    let s = this.touched;
+    for (let i = 0; i < n; i++) s = (s + slots[hs[i]! & mask]!) | 0;
+    this.touched = s;
+  }
+
   /** Row of a text key with hash `h`; -1 when none. */
   findText(h: number, k: TextKey): number {
     const mask = this.slots.length - 1;
@@ -717,6 +733,11 @@ export class Rows {
     return row;
   }
 
+  /** Slots of the lookup table. */
+  get slotCount(): number {
+    return this.slots.length;
+  }
+
   /** Room for `n` rows before the table grows again (a table that big already is left). */
   reserve(n: number): void {
     let size = this.slots.length;
@@ -784,6 +805,8 @@ const REST_COPY_LIMIT = 4 << 20;
 export interface PresizeOptions {
   minInput: number;
   look: number;
+  /** Slots from which lookups are read ahead (TOUCH_MIN_SLOTS; tests set 0). */
+  touchMinSlots?: number;
 }
 const PRESIZE: PresizeOptions = { minInput: 64 << 20, look: 32 << 20 };
 const PRESIZE_MAX_ROWS = 1 << 27;
@@ -923,6 +946,10 @@ function put(b: Buffer, p: number, v: Uint8Array): number {
 const TIMES = Buffer.from(' times, ', 'latin1');
 /** Rows output() brings into the cache ahead of writing them (RowTable.touch). */
 const TOUCH_ROWS = 512;
+/** Records whose lookup slots are read ahead at once (text rows; see Rows.touchSlots). */
+const TOUCH_KEYS = 256;
+/** ...once the table has this many slots (a smaller one stays in the cache). */
+const TOUCH_MIN_SLOTS = 1 << 18;
 const TGID = Buffer.from(', tgid ', 'latin1');
 const NS_NL = Buffer.from(' ns\n', 'latin1');
 const NS_FREE_TS = Buffer.from(' ns, free_ts ', 'latin1');
@@ -1093,7 +1120,16 @@ export class SortEngine {
     const filter = cfg.filter;
     const is61 = this.plan.is61;
     const k = this.key;
+    // Text rows: the lookup slots of the next TOUCH_KEYS records are read ahead, together.
+    const ahead = cull === 0 && rows.slotCount >= (this.presizeOpts.touchMinSlots ?? TOUCH_MIN_SLOTS);
+    let touchedTo = 0;
+    let wTouched = 0;
     for (let i = 0; i < t.length; i += TUPLE) {
+      if (ahead && i === touchedTo) {
+        const end = Math.min(t.length, i + TOUCH_KEYS * TUPLE);
+        wTouched = this.touchAhead(t, wide, i, end, wTouched);
+        touchedTo = end;
+      }
       const meta = t[i]!;
       if (meta & K_ODD) {
         const o = c.odd[t[i + T_ODD]!]!;
@@ -1104,13 +1140,6 @@ export class SortEngine {
       this.headersSeen++;
       const prefix = t[i + T_PREFIX]!;
       const comm = t[i + T_COMM]!;
-      k.tmpl = this.template(prefix, comm);
-      k.pid = t[i + T_PID]!;
-      k.tgid = t[i + T_TGID]!;
-      k.rest = t[i + T_REST]!;
-      k.form = 0;
-      k.d3hi = k.d3lo = k.d4hi = k.d4lo = 0;
-      k.d3n = k.d4n = 0;
       let tsHi = 0;
       let tsLo = 0;
       let tsN = 0;
@@ -1118,20 +1147,8 @@ export class SortEngine {
         tsHi = wide[w]!;
         tsLo = wide[w + 1]!;
         tsN = (meta >>> TS_LEN_SHIFT) & 0xff;
-        if (!this.plan.stripTs && meta & F_TS) {
-          k.form |= 1;
-          k.d3hi = tsHi;
-          k.d3lo = tsLo;
-          k.d3n = tsN;
-        }
-        if (meta & F_FREE_TS) {
-          k.form |= 2;
-          k.d4hi = wide[w + 2]!;
-          k.d4lo = wide[w + 3]!;
-          k.d4n = (meta >>> FREE_TS_LEN_SHIFT) & 0xff;
-        }
-        w += 4;
       }
+      w = this.textKeyOf(t, i, wide, w, k);
       const pageNum = this.pageNumOfPrefix(prefix);
       if (is61 && this.prevRow >= 0 && this.sameAsPrev(k)) {
         rows.num.set(this.prevRow, rows.num.get(this.prevRow) + 1);
@@ -1192,6 +1209,58 @@ export class SortEngine {
     if (c.lastPfn !== undefined) this.ext = c.lastPfn;
     this.seenBytes += c.bytes;
     if (this.presizeAt > 0 && this.seenBytes >= this.presizeAt) this.presize();
+  }
+
+  /**
+   * Fill `k` with the text key of the record at tuple `i` (not odd), its ts digits read from
+   * `wide` at `w`; returns where the next record's are.
+   */
+  private textKeyOf(t: Uint32Array, i: number, wide: Float64Array, w: number, k: TextKey): number {
+    const meta = t[i]!;
+    k.tmpl = this.template(t[i + T_PREFIX]!, t[i + T_COMM]!);
+    k.pid = t[i + T_PID]!;
+    k.tgid = t[i + T_TGID]!;
+    k.rest = t[i + T_REST]!;
+    k.form = 0;
+    k.d3hi = k.d3lo = k.d4hi = k.d4lo = 0;
+    k.d3n = k.d4n = 0;
+    if (meta & (F_TS | F_FREE_TS)) {
+      if (!this.plan.stripTs && meta & F_TS) {
+        k.form |= 1;
+        k.d3hi = wide[w]!;
+        k.d3lo = wide[w + 1]!;
+        k.d3n = (meta >>> TS_LEN_SHIFT) & 0xff;
+      }
+      if (meta & F_FREE_TS) {
+        k.form |= 2;
+        k.d4hi = wide[w + 2]!;
+        k.d4lo = wide[w + 3]!;
+        k.d4n = (meta >>> FREE_TS_LEN_SHIFT) & 0xff;
+      }
+      return w + 4;
+    }
+    return w;
+  }
+
+  private readonly aheadKey: TextKey = emptyTextKey();
+  private aheadHashes = new Int32Array(TOUCH_KEYS);
+
+  /**
+   * Read ahead the lookup slots of the text keys of tuples [i, end) (their ts digits from `w`
+   * on in `wide`); returns where the next tuple's digits are. Only reads: the records are
+   * looked up afterwards, as always.
+   */
+  private touchAhead(t: Uint32Array, wide: Float64Array, i: number, end: number, w: number): number {
+    const k = this.aheadKey;
+    const hs = this.aheadHashes;
+    let n = 0;
+    for (let j = i; j < end; j += TUPLE) {
+      if (t[j]! & K_ODD) continue;
+      w = this.textKeyOf(t, j, wide, w, k);
+      hs[n++] = textKeyHash(k);
+    }
+    this.rows.touchSlots(hs, n);
+    return w;
   }
 
   private loaded(): void {
