@@ -198,11 +198,11 @@ class RowBits {
 
 /**
  * Distinct stacks (the bytes after the PFN line), by 64-bit hash and length, each with
- * its lines (ids of a ByteInterner), flags and line count: 16 bytes a stack, side by side in
+ * its lines (ids of a ByteInterner), flags and line count: 20 bytes a stack, side by side in
  * one RowTable (a lookup reads one cache line where separate columns read three, and the
- * table grows by blocks, never copying), plus 4 and 4 per line when the lines are kept.
- * Without the lines (`keepLines` false: a consumer reads each stack's lines once, as
- * `page-owner top` does) a row is 16 bytes: no line start.
+ * table grows by blocks, never copying), plus 4 per line. Without the lines (`keepLines`
+ * false: a consumer reads each stack's lines once, as `page-owner top` does) a row is 16
+ * bytes: no line start.
  */
 export class RestTable {
   private readonly rows: RowTable;
