@@ -52,6 +52,9 @@ interface Run {
   wallS: number;
   cpuS: number;
   rssMB: number;
+  /** Fastest and slowest of the runs a median was taken of. */
+  wallLo?: number;
+  wallHi?: number;
 }
 
 function timed(cmd: string, args: string[]): Run {
@@ -78,17 +81,36 @@ const summary = (rs: Run[]): Run => ({
   wallS: median(rs.map((r) => r.wallS)),
   cpuS: median(rs.map((r) => r.cpuS)),
   rssMB: median(rs.map((r) => r.rssMB)),
+  wallLo: Math.min(...rs.map((r) => r.wallS)),
+  wallHi: Math.max(...rs.map((r) => r.wallS)),
 });
 
-/** Run both sides `runs` times, interleaved (C, ours, C, ours...); medians. */
-function pair(runs: number, c: () => Run, ours: () => Run): { c: Run; ours: Run } {
+/**
+ * Run both sides `runs` times, interleaved (C, ours, C, ours...); medians, and the speed-up of
+ * each pair (C's run over ours just after it): their spread shows how far the machine's speed
+ * moved during the runs (the C tool's sorts took 25.8 to 42.5 s in one run of this bench).
+ */
+function pair(runs: number, c: () => Run, ours: () => Run): { c: Run; ours: Run; ratios: number[] } {
   const cs: Run[] = [];
   const os: Run[] = [];
+  const ratios: number[] = [];
   for (let i = 0; i < runs; i++) {
     cs.push(c());
     os.push(ours());
+    ratios.push(cs[i]!.wallS / os[i]!.wallS);
   }
-  return { c: summary(cs), ours: summary(os) };
+  return { c: summary(cs), ours: summary(os), ratios };
+}
+
+/** " [lo-hi]" of a median's runs (nothing for a single run). */
+function spread(r: Run, f: (x: number) => string): string {
+  return r.wallLo === undefined || r.wallLo === r.wallHi ? '' : ` [${f(r.wallLo)}-${f(r.wallHi!)}]`;
+}
+
+/** " | pairs lo-hix" (nothing for a single pair). */
+function pairSpread(ratios: number[] | undefined): string {
+  if (!ratios || ratios.length < 2) return '';
+  return ` | pairs ${f1(Math.min(...ratios))}-${f1(Math.max(...ratios))}x`;
 }
 
 /** Groups in a page_owner_sort output: each ends with "\n\n" (and the text never has three). */
@@ -150,6 +172,7 @@ interface Row {
   what: string;
   c: Run;
   ours: Run;
+  ratios?: number[];
   mb: number;
   identical?: boolean;
 }
@@ -158,7 +181,7 @@ function printRow(r: Row, ceilingMBs: number): void {
   const speed = r.c.wallS / r.ours.wallS;
   const mbs = r.mb / r.ours.wallS;
   console.log(
-    `${r.what.padEnd(26)} C ${f1(r.c.wallS).padStart(6)} s ${r.c.rssMB.toFixed(0).padStart(5)} MB | ours ${f2(r.ours.wallS).padStart(6)} s ${r.ours.rssMB.toFixed(0).padStart(5)} MB | ${f1(speed).padStart(5)}x faster, RSS ${f2(r.ours.rssMB / r.c.rssMB)} of C | ${mbs.toFixed(0).padStart(5)} MB/s = ${((100 * mbs) / ceilingMBs).toFixed(0).padStart(3)}% of pipe${r.identical === undefined ? '' : ` | identical: ${r.identical}`}`,
+    `${r.what.padEnd(26)} C ${f1(r.c.wallS).padStart(6)} s${spread(r.c, f1)} ${r.c.rssMB.toFixed(0).padStart(5)} MB | ours ${f2(r.ours.wallS).padStart(6)} s${spread(r.ours, f2)} ${r.ours.rssMB.toFixed(0).padStart(5)} MB | ${f1(speed).padStart(5)}x faster${pairSpread(r.ratios)}, RSS ${f2(r.ours.rssMB / r.c.rssMB)} of C | ${mbs.toFixed(0).padStart(5)} MB/s = ${((100 * mbs) / ceilingMBs).toFixed(0).padStart(3)}% of pipe${r.identical === undefined ? '' : ` | identical: ${r.identical}`}`,
   );
 }
 
@@ -252,8 +275,8 @@ async function sizesPart(c612: string): Promise<SizeResult[]> {
 interface VariantResult {
   v: number;
   stacks: number;
-  top: { c: Run; ours: Run };
-  sort: { c: Run; ours: Run };
+  top: { c: Run; ours: Run; ratios: number[] };
+  sort: { c: Run; ours: Run; ratios: number[] };
   identical: boolean;
 }
 
@@ -286,7 +309,7 @@ async function variantsPart(c612: string): Promise<VariantResult[]> {
       const identical = same(outC, outO);
       out.push({ v, stacks, top, sort, identical });
       console.log(
-        `V=${String(v).padEnd(5)} ${String(stacks).padStart(7)} stacks | top ${f2(top.ours.wallS)} s ${top.ours.rssMB.toFixed(0)} MB vs C --cull=stacktrace ${f1(top.c.wallS)} s ${top.c.rssMB.toFixed(0)} MB: ${f1(top.c.wallS / top.ours.wallS)}x faster, RSS ${f2(top.ours.rssMB / top.c.rssMB)} | sort ${f2(sort.ours.wallS)} s ${sort.ours.rssMB.toFixed(0)} MB vs C ${f1(sort.c.wallS)} s ${sort.c.rssMB.toFixed(0)} MB: ${f1(sort.c.wallS / sort.ours.wallS)}x, RSS ${f2(sort.ours.rssMB / sort.c.rssMB)}, identical: ${identical}`,
+        `V=${String(v).padEnd(5)} ${String(stacks).padStart(7)} stacks | top ${f2(top.ours.wallS)} s${spread(top.ours, f2)} ${top.ours.rssMB.toFixed(0)} MB vs C --cull=stacktrace ${f1(top.c.wallS)} s${spread(top.c, f1)} ${top.c.rssMB.toFixed(0)} MB: ${f1(top.c.wallS / top.ours.wallS)}x faster${pairSpread(top.ratios)}, RSS ${f2(top.ours.rssMB / top.c.rssMB)} | sort ${f2(sort.ours.wallS)} s ${sort.ours.rssMB.toFixed(0)} MB vs C ${f1(sort.c.wallS)} s ${sort.c.rssMB.toFixed(0)} MB: ${f1(sort.c.wallS / sort.ours.wallS)}x${pairSpread(sort.ratios)}, RSS ${f2(sort.ours.rssMB / sort.c.rssMB)}, identical: ${identical}`,
       );
     } finally {
       for (const f of [dump, outC, outO]) rmSync(f, { force: true });
