@@ -749,18 +749,31 @@ export class Rows {
     return this.tagged ? (hu >>> ROW_BITS) * (ROW_MASK + 1) + row + 1 : row + 1;
   }
 
+  /**
+   * A table of `size` slots with every row placed again, TOUCH_KEYS rows at a time: their hashes,
+   * then a read of each one's slot (the reads in flight together), then the placing.
+   */
   private rehash(size: number): void {
     const slots = new Uint32Array(size);
     const mask = size - 1;
     const rowHash = this.rowHash;
-    for (let r = 0; r < this.length; r++) {
-      const hu = rowHash(r) >>> 0;
-      let slot = hu & mask;
-      while (slots[slot]! !== 0) slot = (slot + 1) & mask;
-      slots[slot] = this.entry(r, hu);
+    const hs = this.rehashScratch;
+    let touched = this.touched;
+    for (let r0 = 0; r0 < this.length; r0 += hs.length) {
+      const n = Math.min(hs.length, this.length - r0);
+      for (let i = 0; i < n; i++) hs[i] = rowHash(r0 + i);
+      for (let i = 0; i < n; i++) touched = (touched + slots[hs[i]! & mask]!) | 0;
+      for (let i = 0; i < n; i++) {
+        const hu = hs[i]! >>> 0;
+        let slot = hu & mask;
+        while (slots[slot]! !== 0) slot = (slot + 1) & mask;
+        slots[slot] = this.entry(r0 + i, hu);
+      }
     }
+    this.touched = touched;
     this.slots = slots;
   }
+  private readonly rehashScratch = new Int32Array(TOUCH_KEYS);
 
   /**
    * The lookup table is not needed once reading is over: it is handed over (at least two
