@@ -435,6 +435,17 @@ export interface TextKey {
  * Rows of the grouping, in block columns. A row is either a text row (no --cull: its
  * key is the record text, as ids) or a cull row (its key is the cull fields).
  */
+/**
+ * `sum` plus the slots of hashes `hs[0..n)` in a table of `slots.length` (a power of two): the
+ * reads, independent of one another, are in flight together (see Rows.touchSlots).
+ */
+function readSlots(slots: Uint32Array, hs: Int32Array, n: number, sum: number): number {
+  const mask = slots.length - 1;
+  let s = sum;
+  for (let i = 0; i < n; i++) s = (s + slots[hs[i]! & mask]!) | 0;
+  return s;
+}
+
 export class Rows {
   readonly num: RowU32;
   // Text rows.
@@ -643,11 +654,7 @@ export class Rows {
    * for its own (a table of millions of rows is far larger than the cache).
    */
   touchSlots(hs: Int32Array, n: number): void {
-    const slots = this.slots;
-    const mask = slots.length - 1;
-    let s = this.touched;
-    for (let i = 0; i < n; i++) s = (s + slots[hs[i]! & mask]!) | 0;
-    this.touched = s;
+    this.touched = readSlots(this.slots, hs, n, this.touched);
   }
 
   /** Row of a text key with hash `h`; -1 when none. */
@@ -758,11 +765,10 @@ export class Rows {
     const mask = size - 1;
     const rowHash = this.rowHash;
     const hs = this.rehashScratch;
-    let touched = this.touched;
     for (let r0 = 0; r0 < this.length; r0 += hs.length) {
       const n = Math.min(hs.length, this.length - r0);
       for (let i = 0; i < n; i++) hs[i] = rowHash(r0 + i);
-      for (let i = 0; i < n; i++) touched = (touched + slots[hs[i]! & mask]!) | 0;
+      this.touched = readSlots(slots, hs, n, this.touched);
       for (let i = 0; i < n; i++) {
         const hu = hs[i]! >>> 0;
         let slot = hu & mask;
@@ -770,7 +776,6 @@ export class Rows {
         slots[slot] = this.entry(r0 + i, hu);
       }
     }
-    this.touched = touched;
     this.slots = slots;
   }
   private readonly rehashScratch = new Int32Array(TOUCH_KEYS);
@@ -1256,7 +1261,7 @@ export class SortEngine {
   }
 
   private readonly aheadKey: TextKey = emptyTextKey();
-  private aheadHashes = new Int32Array(TOUCH_KEYS);
+  private readonly aheadHashes = new Int32Array(TOUCH_KEYS);
 
   /**
    * Read ahead the lookup slots of the text keys of tuples [i, end) (their ts digits from `w`
