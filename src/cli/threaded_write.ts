@@ -225,12 +225,16 @@ const { ftruncateSync, writeSync } = require('node:fs');
 const { fd, ctl, port, truncate } = workerData;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 let failed = false;
+/** The first error, reported once: the pieces after it are dropped. */
+function fail(e) {
+  failed = true;
+  port.postMessage({ error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall } });
+}
 if (truncate) {
   try {
     ftruncateSync(fd, 0);
   } catch (e) {
-    failed = true;
-    port.postMessage({ error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall } });
+    fail(e);
   }
   Atomics.store(ctl, 3, 1);
   Atomics.notify(ctl, 3);
@@ -259,8 +263,7 @@ for (;;) {
         }
       }
     } catch (e) {
-      failed = true;
-      port.postMessage({ error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall } });
+      fail(e);
     }
   }
   port.postMessage({ buf }, [buf]);
