@@ -18,7 +18,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFi
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../cli.mjs';
+import { benchEnv, cliArgs } from '../cli.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -79,7 +79,7 @@ function usage(pid) {
 }
 
 function start(cmd, argv) {
-  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const c = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: benchEnv() });
   children.add(c);
   let err = '';
   c.stderr.on('data', (b) => {
@@ -325,7 +325,7 @@ async function queryBench() {
           process.execPath,
           ...cliArgs('fleet', '--prometheus', url, '--since', `${HOURS}h`, '--json'),
         ],
-        { encoding: 'utf8', maxBuffer: 1 << 28 },
+        { encoding: 'utf8', maxBuffer: 1 << 28, env: benchEnv() },
       );
       const wallS = (performance.now() - tw) / 1000;
       const u1 = usage(prom.child.pid);

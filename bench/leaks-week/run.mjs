@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../cli.mjs';
+import { benchEnv, cliArgs } from '../cli.mjs';
 import { PLANTED, WEEK_PARAMS, writeWeek } from './week.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -100,6 +100,7 @@ function runCli(argv, { keep = false } = {}) {
     const t0 = performance.now();
     const child = spawn('/usr/bin/time', ['-f', 'MSBENCH %e %M', process.execPath, ...cliArgs(...argv)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: benchEnv(),
     });
     let firstByteS;
     let bytes = 0;

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { analyzeLeaks } from '../../dist/analysis/leaks.js';
 import { RecordingReader } from '../../dist/store/recording.js';
-import { cliArgs } from '../cli.mjs';
+import { benchEnv, cliArgs } from '../cli.mjs';
 import { C_PROGRAMS, NODE_RETAIN, NODE_SAWTOOTH, PY_PAGECACHE, PY_SOCKETS, PY_TMPFS } from './programs.mjs';
 
 const { values: args } = parseArgs({
@@ -75,7 +75,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 /** Start a child in its own process group (so the whole group can be killed). */
 function start(cmd, argv, opts = {}) {
-  const c = spawn(cmd, argv, { detached: true, stdio: opts.stdio ?? 'ignore', ...opts });
+  const c = spawn(cmd, argv, { detached: true, stdio: opts.stdio ?? 'ignore', env: benchEnv(), ...opts });
   children.add(c);
   c.on('exit', () => children.delete(c));
   return c;

@@ -23,7 +23,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { cliArgs, extraCaCerts, measure, NODE_FLAGS } from '../cli.mjs';
+import { benchEnv, cliArgs, extraCaCerts, measure, NODE_FLAGS } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const { values: args } = parseArgs({
@@ -191,7 +191,7 @@ async function recordVsPidstat(label) {
   const rec = spawn(
     process.execPath,
     cliArgs('record', '--db', db, '--interval', `${INTERVAL}s`, '--duration', duration),
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: benchEnv() },
   );
   groups.add(rec.pid);
   let recErr = '';

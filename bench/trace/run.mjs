@@ -28,7 +28,7 @@ import {
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cliArgs } from '../cli.mjs';
+import { benchEnv, cliArgs } from '../cli.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const { values: args } = parseArgs({
@@ -78,7 +78,7 @@ function build(name) {
 
 /** A child whose output we can wait on. */
 function start(cmd, argv, opts = {}) {
-  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: benchEnv(), ...opts });
   children.add(child);
   const s = { child, out: '', err: '' };
   child.stdout.on('data', (d) => {
