@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Frame } from '../model/frame.js';
-import { AllocationTracker, type TracedAllocation, traceCulprit, trimTraceFrames } from './alloc_trace.js';
+import {
+  AllocationTracker,
+  rawFrames,
+  type TracedAllocation,
+  type TraceStack,
+  traceCulprit,
+  trimTraceFrames,
+} from './alloc_trace.js';
 import { diffGroups, toCollapsed, toSpeedscope } from './stacks.js';
 
 const f = (func: string, module?: string): Frame => (module ? { func, module } : { func });
@@ -13,7 +20,7 @@ function alloc(
   frames: Frame[],
 ): TracedAllocation {
   const a: TracedAllocation = { kind: 'kmalloc', bytes, pages: 0, time, pid: 1, comm: 'x' };
-  a.stack = t.intern(frames.map((x) => x.func).join(';'), () => ({ frames }));
+  a.stackId = t.internStack(frames);
   t.alloc(key, a);
   return a;
 }
@@ -123,6 +130,106 @@ describe('AllocationTracker', () => {
       [true, 512],
       [false, 96],
     ]);
+  });
+});
+
+describe('AllocationTracker stacks, interned once', () => {
+  const a = (stackId: number, bytes = 8): TracedAllocation => ({
+    kind: 'malloc',
+    bytes,
+    pages: 0,
+    time: 0,
+    pid: 1,
+    comm: 'x',
+    stackId,
+  });
+
+  it('one id per distinct stack, however many allocations carry it', () => {
+    const t = new AllocationTracker();
+    const x = [f('__kmalloc_noprof'), f('msl_slab_leak', 'msl_leaky')];
+    const y = [f('__kmalloc_noprof'), f('msl_balanced_churn', 'msl_leaky')];
+    const ids = [];
+    // Frames parsed anew for every event, as a trace gives them: equal, not the same objects.
+    for (let i = 0; i < 1000; i++) ids.push(t.internStack((i % 2 ? y : x).map((fr) => ({ ...fr }))));
+    expect(t.stackCount).toBe(2);
+    expect(new Set(ids).size).toBe(2);
+    expect(ids[0]).toBe(ids[2]);
+    expect(ids[0]).not.toBe(ids[1]);
+    for (let i = 0; i < 1000; i++) t.alloc(`s:${i}`, a(ids[i]!));
+    const r = t.report();
+    expect(r.byStack.map((g) => [g.key, g.weights.count])).toEqual([
+      ['__kmalloc_noprof;msl_balanced_churn [msl_leaky]', 500],
+      ['__kmalloc_noprof;msl_slab_leak [msl_leaky]', 500],
+    ]);
+  });
+
+  it('user stacks reach resolve as their addresses, kernel stacks as their frames', () => {
+    const seen: TraceStack[] = [];
+    const t = new AllocationTracker({
+      resolve: (s) => {
+        seen.push(s);
+        return s.frames ?? (s.addresses ?? []).map((x) => f(x === '00000000004011a6' ? 'main' : `fn_${x}`));
+      },
+    });
+    const u1 = t.internAddresses(['00000000004011a6', '00007f0000001000']);
+    const u2 = t.internAddresses(['00000000004011a6', '00007f0000001000']);
+    const k = t.internStack([f('kmalloc'), f('probe', 'drv')]);
+    expect(u1).toBe(u2);
+    expect(k).not.toBe(u1);
+    t.alloc('h:1', a(u1, 100));
+    t.alloc('h:2', a(u2, 50));
+    t.alloc('s:1', a(k, 10));
+    const r = t.report();
+    expect(seen).toEqual([
+      { addresses: ['00000000004011a6', '00007f0000001000'] },
+      { frames: [f('kmalloc'), f('probe', 'drv')] },
+    ]);
+    expect(r.byStack.map((g) => [g.key, g.weights.bytes])).toEqual([
+      ['main;fn_00007f0000001000', 150],
+      ['kmalloc;probe [drv]', 10],
+    ]);
+    // Unresolved, a user stack's frames are its addresses.
+    expect(rawFrames(t.traceStack(u1)).map((x) => x.func)).toEqual(['0x4011a6', '0x7f0000001000']);
+  });
+
+  it('stackOffsets keeps offsets apart (the first frames of each shown) and groups without them', () => {
+    const t = new AllocationTracker({ stackOffsets: true });
+    const s1 = t.internStack([
+      { func: 'kmem_cache_alloc', offset: 0x10 },
+      { func: 'leaker', offset: 0x2c },
+    ]);
+    const s2 = t.internStack([
+      { func: 'kmem_cache_alloc', offset: 0x10 },
+      { func: 'leaker', offset: 0x40 },
+    ]);
+    expect(s1).not.toBe(s2);
+    t.alloc('a', a(s1, 32));
+    t.alloc('b', a(s2, 32));
+    const r = t.report();
+    expect(r.byStack).toHaveLength(1);
+    expect(r.byStack[0]!.key).toBe('kmem_cache_alloc;leaker');
+    expect(r.byStack[0]!.weights).toEqual({ count: 2, bytes: 64, pages: 0 });
+    expect(r.byStack[0]!.frames[1]!.offset).toBe(0x2c);
+  });
+
+  it('a group in JSON carries its key and every field beside it', () => {
+    const t = new AllocationTracker();
+    const id = t.internStack([f('__kmalloc_noprof'), f('msl_slab_leak', 'msl_leaky')]);
+    t.alloc('s:1', { ...a(id, 96), kind: 'kmalloc', cache: 'kmalloc-96', comm: 'insmod', time: 1 });
+    const g = JSON.parse(JSON.stringify(t.report(3).byStack[0]));
+    expect(g).toEqual({
+      key: '__kmalloc_noprof;msl_slab_leak [msl_leaky]',
+      frames: [f('__kmalloc_noprof'), f('msl_slab_leak', 'msl_leaky')],
+      weights: { count: 1, bytes: 96, pages: 0 },
+      oldestSeconds: 2,
+      newestSeconds: 2,
+      meanSeconds: 2,
+      kinds: { kmalloc: 1 },
+      caches: ['kmalloc-96'],
+      comms: { insmod: 1 },
+      culprit: f('msl_slab_leak', 'msl_leaky'),
+      module: 'msl_leaky',
+    });
   });
 });
 

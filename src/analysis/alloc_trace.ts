@@ -5,21 +5,20 @@
  * top, diff and the flame-graph exports work on traces unchanged.
  *
  * Memory is bounded by the allocations outstanding and the distinct stacks, not by the
- * length of the trace: a free removes its allocation, stacks are interned.
+ * length of the trace: a free removes its allocation, and stacks are interned once in a
+ * StackTable (frames in a table, a stack a run of frame ids), an allocation holding its id.
  */
-import { type Frame, frameKey, stackKey } from '../model/frame.js';
-import { StackAggregator, type StackGroup, type Weights } from './stacks.js';
+import { type Frame, frameKey } from '../model/frame.js';
+import { InternedStackGroup, StackAggregator, type StackGroup, StackTable, type Weights } from './stacks.js';
 
 /** Where an allocation came from. */
 export type AllocKind = 'kmalloc' | 'kmem_cache' | 'pages' | 'malloc' | 'calloc' | 'realloc' | 'mmap';
 
 /**
- * A stack as the trace gave it, shared by every allocation made from it. User stacks
- * arrive as addresses and are symbolised once per stack, when a report is made.
+ * A stack as the trace gave it, handed to `resolve` when a report is made. User stacks
+ * arrive as addresses and are symbolised once per stack and report.
  */
 export interface TraceStack {
-  /** Identity of the raw stack (frames or addresses joined). */
-  raw: string;
   /** Symbolic frames, innermost first (kernel stacks have them at once). */
   frames?: Frame[];
   /** Raw user addresses (hex), innermost first, until symbolised. */
@@ -32,8 +31,11 @@ export interface TracedAllocation {
   pages: number;
   /** Trace clock (seconds) of the allocation. */
   time: number;
-  /** Filled when the stack record arrives (it follows the event). */
-  stack?: TraceStack;
+  /**
+   * Its stack's id in the tracker's table (internStack, internAddresses), filled when the
+   * stack record arrives (it follows the event).
+   */
+  stackId?: number;
   /** The allocation's call site when the event names one (kmalloc's `call_site=`). */
   callSite?: Frame;
   /** Slab cache name (kmem_cache_alloc `name=`, kmalloc-N from bytes_alloc). */
@@ -145,6 +147,11 @@ export interface TrackerOptions {
   module?: (frames: readonly Frame[], culprit: Frame | undefined) => string;
   /** Keep only allocations whose stack names this module (checked at report time). */
   onlyModule?: string;
+  /**
+   * Stacks that differ only in offsets are kept apart (their first frames shown as seen);
+   * reports group them by `func [module]` either way.
+   */
+  stackOffsets?: boolean;
 }
 
 function emptyCounters(): TraceCounters {
@@ -164,28 +171,63 @@ function emptyCounters(): TraceCounters {
 export class AllocationTracker {
   readonly counters: TraceCounters = emptyCounters();
   private readonly live = new Map<string, TracedAllocation>();
-  private readonly stacks = new Map<string, TraceStack>();
+  /** Every distinct stack once: an allocation holds its id. */
+  readonly stacks: StackTable;
+  /** By stack id: 1 when its frames are user addresses (internAddresses). */
+  private addressStack = new Uint8Array(256);
+  /**
+   * Stacks as reports group them (`func [module]`, user stacks symbolised): the tracker's own
+   * table when that is how it keys them, else one kept across reports, so the groups of two
+   * reports of one trace are matched by id.
+   */
+  private groupTable: StackTable | undefined;
   private firstTime = Number.NaN;
   private lastTime = Number.NaN;
   /** Address sampling: every outstanding allocation stands for this many. */
   sample = 1;
   private inSample: ((key: string) => boolean) | undefined;
 
-  constructor(private readonly opts: TrackerOptions = {}) {}
+  constructor(private readonly opts: TrackerOptions = {}) {
+    this.stacks = new StackTable(undefined, opts.stackOffsets ?? false);
+  }
 
   /** Number of allocations outstanding now. */
   get size(): number {
     return this.live.size;
   }
 
-  /** The shared stack object for a raw stack (one per distinct stack). */
-  intern(raw: string, make: () => Omit<TraceStack, 'raw'>): TraceStack {
-    let s = this.stacks.get(raw);
-    if (!s) {
-      s = { raw, ...make() };
-      this.stacks.set(raw, s);
+  /** The id of a kernel stack (frames innermost first), added when new. */
+  internStack(frames: readonly Frame[]): number {
+    return this.stacks.internFrames(frames);
+  }
+
+  /** The id of a user stack (hex return addresses, innermost first), added when new. */
+  internAddresses(addresses: readonly string[]): number {
+    const frames: Frame[] = new Array(addresses.length);
+    for (let i = 0; i < addresses.length; i++) {
+      const a = addresses[i]!;
+      frames[i] = { func: `0x${a.replace(/^0+(?=.)/, '')}`, address: a };
     }
-    return s;
+    const id = this.stacks.internFrames(frames);
+    if (id >= this.addressStack.length) {
+      const grown = new Uint8Array(Math.max(id + 1, this.addressStack.length * 2));
+      grown.set(this.addressStack);
+      this.addressStack = grown;
+    }
+    this.addressStack[id] = 1;
+    return id;
+  }
+
+  /** Stack `id` as `resolve` takes it: its frames, or a user stack's addresses. */
+  traceStack(id: number): TraceStack {
+    const frames = this.stacks.framesOf(id);
+    if (this.addressStack[id] !== 1) return { frames };
+    return { addresses: frames.map((f) => f.address ?? f.func.replace(/^0x/, '')) };
+  }
+
+  /** Number of distinct stacks interned. */
+  get stackCount(): number {
+    return this.stacks.size;
   }
 
   /** Note the trace clock (every record, so ages are measured to the last one). */
@@ -238,61 +280,52 @@ export class AllocationTracker {
 
   /** Outstanding allocations now, grouped. `now` defaults to the last trace time seen. */
   report(now = this.lastTime): TraceReport {
-    const resolve = this.opts.resolve ?? rawFrames;
+    const resolve = this.opts.resolve;
     const culpritOf = this.opts.culprit ?? traceCulprit;
     const moduleOf =
       this.opts.module ?? ((_f: readonly Frame[], c: Frame | undefined) => c?.module ?? 'vmlinux');
+    const only = this.opts.onlyModule;
     const n = this.sample;
-    interface Resolved {
-      frames: Frame[];
-      key: string;
-      culprit?: Frame;
-      module: string;
-      keep: boolean;
-    }
-    const byStackObj = new Map<TraceStack, Resolved>();
-    const bySite = new Map<string, Resolved>();
-    const make = (frames: Frame[], site: Frame | undefined): Resolved => {
-      const culprit = culpritOf(frames);
-      const only = this.opts.onlyModule;
-      const r: Resolved = {
-        frames,
-        key: stackKey(frames),
-        module: moduleOf(frames, culprit),
-        keep: only === undefined || frames.some((f) => f.module === only) || site?.module === only,
-      };
-      if (culprit) r.culprit = culprit;
-      return r;
-    };
-    // One resolution per distinct stack (user stacks are symbolised here, once each).
-    const resolveOf = (a: TracedAllocation): Resolved => {
-      if (a.stack) {
-        let r = byStackObj.get(a.stack);
-        if (!r) {
-          r = make(resolve(a.stack), a.callSite);
-          byStackObj.set(a.stack, r);
-        }
-        return r;
-      }
-      const siteKey = a.callSite ? frameKey(a.callSite, true) : '';
-      let r = bySite.get(siteKey);
-      if (!r) {
-        r = make(a.callSite ? [a.callSite] : [], a.callSite);
-        bySite.set(siteKey, r);
+    // Groups are stacks keyed by `func [module]`: the tracker's own ids when it keys them so and
+    // nothing resolves them, else ids of a table of their (resolved) frames.
+    const own = resolve === undefined && !this.stacks.withOffsets;
+    if (!own && this.groupTable === undefined)
+      this.groupTable = new StackTable(resolve === undefined ? this.stacks.frames : undefined, false);
+    const table = own ? this.stacks : this.groupTable!;
+    // By the tracker's stack id: its group's stack id in `table` (-1: not met yet). User stacks
+    // are symbolised here, once each.
+    const groupOf = new Int32Array(this.stacks.size).fill(-1);
+    const bySite = new Map<string, number>();
+    // By group stack id: culprit, module and --module's verdict, worked out once.
+    const info: (GroupInfo | undefined)[] = [];
+    const infoOf = (g: number, site: Frame | undefined): GroupInfo => {
+      let r = info[g];
+      if (r === undefined) {
+        const frames = table.framesOf(g);
+        const culprit = culpritOf(frames);
+        r = {
+          culprit,
+          module: moduleOf(frames, culprit),
+          keep: only === undefined || frames.some((f) => f.module === only) || site?.module === only,
+          site: culprit ? frameKey(culprit) : '[no stack]',
+        };
+        info[g] = r;
       }
       return r;
     };
 
-    const agg = new StackAggregator();
-    const groups = new Map<string, OutstandingGroup>();
-    const ages = new Map<string, { sum: number; min: number; max: number }>();
+    const agg = new StackAggregator(table);
+    // By the aggregator's group index: what rides along with the weights.
+    const extra: GroupExtra[] = [];
     const sites = new Map<string, OutstandingRow & { sum: number }>();
     const modules = new Map<string, OutstandingRow & { sum: number }>();
     const total: Weights = { count: 0, bytes: 0, pages: 0 };
     const addRow = (
       map: Map<string, OutstandingRow & { sum: number }>,
       name: string,
-      w: Weights,
+      count: number,
+      bytes: number,
+      pages: number,
       age: number,
     ) => {
       let row = map.get(name);
@@ -307,69 +340,77 @@ export class AllocationTracker {
         };
         map.set(name, row);
       }
-      row.weights.count += w.count;
-      row.weights.bytes += w.bytes;
-      row.weights.pages += w.pages;
+      row.weights.count += count;
+      row.weights.bytes += bytes;
+      row.weights.pages += pages;
       row.oldestSeconds = Math.max(row.oldestSeconds, age);
       row.newestSeconds = Math.min(row.newestSeconds, age);
-      row.sum += age * w.count;
+      row.sum += age * count;
     };
 
     let filtered = 0;
     for (const a of this.live.values()) {
-      const r = resolveOf(a);
+      let g: number;
+      if (a.stackId !== undefined) {
+        g = groupOf[a.stackId]!;
+        if (g < 0) {
+          g = own
+            ? a.stackId
+            : table.internFrames(
+                resolve ? resolve(this.traceStack(a.stackId)) : this.stacks.framesOf(a.stackId),
+              );
+          groupOf[a.stackId] = g;
+        }
+      } else {
+        // No stack: the call site the event named, alone, or nothing.
+        const siteKey = a.callSite ? frameKey(a.callSite, true) : '';
+        let sg = bySite.get(siteKey);
+        if (sg === undefined) {
+          sg = table.internFrames(a.callSite ? [a.callSite] : []);
+          bySite.set(siteKey, sg);
+        }
+        g = sg;
+      }
+      const r = infoOf(g, a.callSite);
       if (!r.keep || a.excluded !== undefined) {
         filtered++;
         continue;
       }
-      const w: Weights = { count: n, bytes: a.bytes * n, pages: a.pages * n };
+      const count = n;
+      const bytes = a.bytes * n;
+      const pages = a.pages * n;
       const age = Math.max(0, now - a.time);
-      total.count += w.count;
-      total.bytes += w.bytes;
-      total.pages += w.pages;
-      agg.add(r.frames, w);
-      let g = groups.get(r.key);
-      if (!g) {
-        g = {
-          key: r.key,
-          frames: r.frames,
-          weights: { count: 0, bytes: 0, pages: 0 },
-          oldestSeconds: 0,
-          newestSeconds: 0,
-          meanSeconds: 0,
-          kinds: {},
-          caches: [],
-          comms: {},
-        };
-        if (r.culprit) g.culprit = r.culprit;
-        g.module = r.module;
-        groups.set(r.key, g);
+      total.count += count;
+      total.bytes += bytes;
+      total.pages += pages;
+      agg.addStack(g, count, bytes, pages);
+      const gi = agg.indexOf(g);
+      let x = extra[gi];
+      if (x === undefined) {
+        x = { kinds: {}, caches: [], comms: {}, sum: 0, min: age, max: age };
+        extra[gi] = x;
       }
-      g.kinds[a.kind] = (g.kinds[a.kind] ?? 0) + n;
-      if (a.cache !== undefined && !g.caches.includes(a.cache)) g.caches.push(a.cache);
-      g.comms[a.comm] = (g.comms[a.comm] ?? 0) + n;
-      const st = ages.get(r.key);
-      if (st) {
-        st.sum += age * n;
-        st.min = Math.min(st.min, age);
-        st.max = Math.max(st.max, age);
-      } else ages.set(r.key, { sum: age * n, min: age, max: age });
-      const site = a.callSite ? frameKey(a.callSite) : r.culprit ? frameKey(r.culprit) : '[no stack]';
-      addRow(sites, site, w, age);
-      addRow(modules, r.module, w, age);
+      x.kinds[a.kind] = (x.kinds[a.kind] ?? 0) + n;
+      if (a.cache !== undefined && !x.caches.includes(a.cache)) x.caches.push(a.cache);
+      x.comms[a.comm] = (x.comms[a.comm] ?? 0) + n;
+      x.sum += age * n;
+      if (age < x.min) x.min = age;
+      if (age > x.max) x.max = age;
+      addRow(sites, a.callSite ? frameKey(a.callSite) : r.site, count, bytes, pages, age);
+      addRow(modules, r.module, count, bytes, pages, age);
     }
 
     // The weights are the shared aggregator's; the extra fields ride along.
-    const byStack: OutstandingGroup[] = [];
-    for (const sg of agg.result()) {
-      const g = groups.get(sg.key);
-      if (!g) continue;
-      const st = ages.get(g.key)!;
-      g.weights = sg.weights;
-      g.oldestSeconds = st.max;
-      g.newestSeconds = st.min;
-      g.meanSeconds = sg.weights.count ? st.sum / sg.weights.count : 0;
-      byStack.push(g);
+    const byStack: OutstandingStackGroup[] = new Array(agg.size);
+    for (let gi = 0; gi < agg.size; gi++) {
+      const id = agg.stackAt(gi);
+      const x = extra[gi]!;
+      const w: Weights = {
+        count: agg.weightAt(gi, 'count'),
+        bytes: agg.weightAt(gi, 'bytes'),
+        pages: agg.weightAt(gi, 'pages'),
+      };
+      byStack[gi] = new OutstandingStackGroup(table, id, w, x, info[id]!);
     }
     const finishRows = (m: Map<string, OutstandingRow & { sum: number }>): OutstandingRow[] =>
       [...m.values()]
@@ -385,10 +426,75 @@ export class AllocationTracker {
       counters: { ...this.counters, filtered: this.counters.filtered + filtered },
       sample: n,
       outstanding: total,
-      byStack: byStack.sort(byBytes),
+      // Heaviest first; ties in the order of their keys, compared without spelling them.
+      byStack: byStack.sort(
+        (a, b) =>
+          b.weights.bytes - a.weights.bytes ||
+          b.weights.pages - a.weights.pages ||
+          b.weights.count - a.weights.count ||
+          table.compareKeys(a.stackId, b.stackId),
+      ),
       byCallSite: finishRows(sites),
       byModule: finishRows(modules),
     };
+  }
+}
+
+/** A group's stack, worked out once per report. */
+interface GroupInfo {
+  culprit: Frame | undefined;
+  module: string;
+  /** Kept by --module. */
+  keep: boolean;
+  /** The call-site row of its allocations that name none: the culprit's key. */
+  site: string;
+}
+
+/** What a group gathers beside its weights. */
+interface GroupExtra {
+  kinds: Partial<Record<AllocKind, number>>;
+  caches: string[];
+  comms: Record<string, number>;
+  /** Sum of ages times count, least and greatest age. */
+  sum: number;
+  min: number;
+  max: number;
+}
+
+/** An OutstandingGroup whose stack lives in a StackTable (its key spelled when asked). */
+class OutstandingStackGroup extends InternedStackGroup implements OutstandingGroup {
+  readonly oldestSeconds: number;
+  readonly newestSeconds: number;
+  readonly meanSeconds: number;
+  readonly kinds: Partial<Record<AllocKind, number>>;
+  readonly caches: string[];
+  readonly comms: Record<string, number>;
+  readonly culprit?: Frame;
+  readonly module: string;
+  constructor(table: StackTable, stackId: number, w: Weights, x: GroupExtra, i: GroupInfo) {
+    super(table, stackId, w);
+    this.oldestSeconds = x.max;
+    this.newestSeconds = x.min;
+    this.meanSeconds = w.count ? x.sum / w.count : 0;
+    this.kinds = x.kinds;
+    this.caches = x.caches;
+    this.comms = x.comms;
+    if (i.culprit) this.culprit = i.culprit;
+    this.module = i.module;
+  }
+  override toJSON(): OutstandingGroup {
+    const g: OutstandingGroup = {
+      ...super.toJSON(),
+      oldestSeconds: this.oldestSeconds,
+      newestSeconds: this.newestSeconds,
+      meanSeconds: this.meanSeconds,
+      kinds: this.kinds,
+      caches: this.caches,
+      comms: this.comms,
+    };
+    if (this.culprit) g.culprit = this.culprit;
+    g.module = this.module;
+    return g;
   }
 }
 

@@ -203,8 +203,7 @@ export class KmemTraceAnalyzer {
     this.tracker.counters.missingStacks += list.length - 1 - i;
     list.length = i;
     const frames = trimTraceFrames(s.frames);
-    const raw = frames.map((f) => (f.module ? `${f.func} [${f.module}]` : f.func)).join(';');
-    p.alloc.stack = this.tracker.intern(raw, () => ({ frames }));
+    p.alloc.stackId = this.tracker.internStack(frames);
     if (
       p.alloc.kind === 'pages' &&
       (this.opts.skipSlabPages ?? true) &&

@@ -137,7 +137,7 @@ export class UserTraceAnalyzer {
       if (!a) return;
       this.awaiting.delete(r.pid);
       const addresses = r.frames.map((f) => f.address).filter((x): x is string => x !== undefined);
-      a.stack = this.tracker.intern(`u:${addresses.join(';')}`, () => ({ addresses }));
+      a.stackId = this.tracker.internAddresses(addresses);
       return;
     }
     this.events[r.event] = (this.events[r.event] ?? 0) + 1;
@@ -170,7 +170,7 @@ export class UserTraceAnalyzer {
     // The stack in the event (frame-chain fetch-args s1..sN after the return address),
     // else the user stack record that follows it.
     const inline = inlineStack(r, args);
-    if (inline) a.stack = this.tracker.intern(`u:${inline.join(';')}`, () => ({ addresses: inline }));
+    if (inline) a.stackId = this.tracker.internAddresses(inline);
     else this.awaiting.set(r.pid, a);
   };
 

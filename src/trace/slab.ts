@@ -17,7 +17,6 @@ import {
   switchSlabTraceOn,
 } from '../capture/slab_trace.js';
 import { MemsleuthError } from '../model/errors.js';
-import { stackKey } from '../model/frame.js';
 import { parseSlubTraceLog, type SlubTraceRecord } from '../sources/slub_trace_log.js';
 import { type KernelTraceResult, traceKernel } from './kernel.js';
 import { sessionLifecycle, sleep } from './lifecycle.js';
@@ -51,7 +50,8 @@ export function analyzeSlubTrace(
   cache: string,
   objectBytes: number,
 ): TraceReport {
-  const t = new AllocationTracker();
+  // Stacks told apart by offsets too (each shown as first seen); grouped without them.
+  const t = new AllocationTracker({ stackOffsets: true });
   let time = 0;
   for (const r of records) {
     if (r.cache !== cache) continue;
@@ -72,7 +72,7 @@ export function analyzeSlubTrace(
       cache: r.cache,
     };
     const frames = r.frames;
-    t.alloc(key, { ...a, stack: t.intern(stackKey(frames, true), () => ({ frames })) });
+    t.alloc(key, { ...a, stackId: t.internStack(frames) });
   }
   return t.report(time);
 }
