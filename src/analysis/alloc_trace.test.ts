@@ -163,6 +163,16 @@ describe('AllocationTracker stacks, interned once', () => {
     ]);
   });
 
+  it('a call site is kept once, however many allocations name it', () => {
+    const t = new AllocationTracker();
+    const s1 = t.internFrame({ func: 'msl_slab_leak', offset: 0x31, length: 0x60, module: 'msl_leaky' });
+    const s2 = t.internFrame({ func: 'msl_slab_leak', offset: 0x31, length: 0x60, module: 'msl_leaky' });
+    const s3 = t.internFrame({ func: 'msl_slab_leak', offset: 0x35, length: 0x60, module: 'msl_leaky' });
+    expect(s1).toBe(s2);
+    expect(s3).not.toBe(s1);
+    expect(s3.offset).toBe(0x35);
+  });
+
   it('user stacks reach resolve as their addresses, kernel stacks as their frames', () => {
     const seen: TraceStack[] = [];
     const t = new AllocationTracker({

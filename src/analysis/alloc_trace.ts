@@ -201,6 +201,12 @@ export class AllocationTracker {
     return this.stacks.internFrames(frames);
   }
 
+  /** The tracker's copy of a frame (a call site): one object per distinct frame, shared. */
+  internFrame(f: Frame): Frame {
+    const ft = this.stacks.frames;
+    return ft.frames[ft.intern(f)]!;
+  }
+
   /** The id of a user stack (hex return addresses, innermost first), added when new. */
   internAddresses(addresses: readonly string[]): number {
     const frames: Frame[] = new Array(addresses.length);

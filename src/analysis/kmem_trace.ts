@@ -165,10 +165,11 @@ export class KmemTraceAnalyzer {
     }
     const a: TracedAllocation = { kind, bytes, pages, time: r.timestamp, pid: r.pid, comm: r.comm };
     if (cache !== undefined) a.cache = cache;
-    if (r.callSite) a.callSite = r.callSite;
+    // One Frame per distinct call site, shared by its allocations (not one parsed per event).
+    if (r.callSite) a.callSite = this.tracker.internFrame(r.callSite);
     else if (f.call_site !== undefined) {
       const site = parseFrame(f.call_site);
-      if (site) a.callSite = site;
+      if (site) a.callSite = this.tracker.internFrame(site);
     }
     this.tracker.alloc(key, a);
     if (!this.pageStacks) return;
