@@ -8,7 +8,7 @@
  * length of the trace: a free removes its allocation, and stacks are interned once in a
  * StackTable (frames in a table, a stack a run of frame ids), an allocation holding its id.
  */
-import { type Frame, frameKey } from '../model/frame.js';
+import { type Frame, frameKey, ownString } from '../model/frame.js';
 import { InternedStackGroup, StackAggregator, type StackGroup, StackTable, type Weights } from './stacks.js';
 
 /** Where an allocation came from. */
@@ -181,6 +181,8 @@ export class AllocationTracker {
    * reports of one trace are matched by id.
    */
   private groupTable: StackTable | undefined;
+  /** Task and cache names, one copy each (see ownText). */
+  private readonly texts = new Map<string, string>();
   private firstTime = Number.NaN;
   private lastTime = Number.NaN;
   /** Address sampling: every outstanding allocation stands for this many. */
@@ -194,6 +196,20 @@ export class AllocationTracker {
   /** Number of allocations outstanding now. */
   get size(): number {
     return this.live.size;
+  }
+
+  /**
+   * The tracker's one copy of a name. A task or cache name parsed from a line is a view of the
+   * text it was read from when it is 13 characters or more (V8's sliced strings): kept by an
+   * outstanding allocation it would keep that whole chunk of the trace alive.
+   */
+  private ownText(s: string): string {
+    let t = this.texts.get(s);
+    if (t === undefined) {
+      t = ownString(s);
+      this.texts.set(t, t);
+    }
+    return t;
   }
 
   /** The id of a kernel stack (frames innermost first), added when new. */
@@ -246,8 +262,12 @@ export class AllocationTracker {
     this.tick(a.time);
     // Recorded before the sampling got sparser, delivered after: outside the sample now.
     if (this.inSample && !this.inSample(key)) return;
+    a.comm = this.ownText(a.comm);
+    if (a.cache !== undefined) a.cache = this.ownText(a.cache);
     this.counters.allocs++;
     if (this.live.has(key)) this.counters.replaced++;
+    // A key made from a parsed address (`s:${ptr}`) holds a view of the text it was read from.
+    else key = ownString(key);
     this.live.set(key, a);
   }
 
@@ -393,7 +413,9 @@ export class AllocationTracker {
       const gi = agg.indexOf(g);
       let x = extra[gi];
       if (x === undefined) {
-        x = { kinds: {}, caches: [], comms: {}, sum: 0, min: age, max: age };
+        // Tasks in a dictionary of its own: as properties added one by one, thousands of task
+        // names would give V8 a hidden class for every order they came in.
+        x = { kinds: {}, caches: [], comms: Object.create(null), sum: 0, min: age, max: age };
         extra[gi] = x;
       }
       x.kinds[a.kind] = (x.kinds[a.kind] ?? 0) + n;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type LabKernel, type LabMoment, labFixture, REPO_FIXTURES } from '../../test/paths.js';
 import { parseKmemleak } from '../sources/kmemleak.js';
-import { classifyKmemleakSeries, classifyTrend, groupKmemleak } from './kmemleak.js';
+import { classifyKmemleakSeries, classifyTrend, groupKmemleak, KmemleakGrouper } from './kmemleak.js';
 
 const report = (k: LabKernel, m: LabMoment) => {
   const file = join(labFixture(k, m), 'kmemleak');
@@ -49,6 +49,72 @@ describe('groupKmemleak', () => {
       ['blk_alloc_queue', 'blk_alloc_queue_stats', 'percpu_ref_init', '__blk_mq_realloc_hw_ctxs'].sort(),
     );
     expect(g.find((x) => x.culprit?.func === 'percpu_ref_init')!.types).toEqual(['percpu']);
+  });
+});
+
+describe('KmemleakGrouper columns', () => {
+  it('tasks and types per group in the order first seen, over thousands of groups (tables grown)', () => {
+    const g = new KmemleakGrouper();
+    const types = ['virt', 'phys', 'percpu'] as const;
+    // The reference: plain objects per group, as the grouper kept them before its columns.
+    const ref = new Map<
+      string,
+      { count: number; bytes: number; comms: Record<string, number>; types: string[] }
+    >();
+    let seed = 7;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed >>> 8;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const stack = next() % 3000;
+      const comm = next() % 7 === 0 ? `long-task-name-${next() % 50}` : `t${next() % 40}`;
+      const type = types[next() % 3]!;
+      const size = 8 << (next() % 8);
+      const frames = [
+        { func: '__kmalloc_noprof' },
+        { func: `leaker_${stack}`, offset: 0x10, length: 0x40, module: 'drv' },
+        { func: 'probe' },
+      ];
+      g.add({
+        address: `0x${i.toString(16)}`,
+        type,
+        sizeBytes: size,
+        comm,
+        pid: i,
+        jiffies: i,
+        frames,
+        line: i + 1,
+      });
+      const key = `__kmalloc_noprof;leaker_${stack} [drv];probe`;
+      let r = ref.get(key);
+      if (!r) {
+        r = { count: 0, bytes: 0, comms: {}, types: [] };
+        ref.set(key, r);
+      }
+      r.count++;
+      r.bytes += size;
+      r.comms[comm] = (r.comms[comm] ?? 0) + 1;
+      if (!r.types.includes(type)) r.types.push(type);
+    }
+    const groups = g.result();
+    expect(groups).toHaveLength(ref.size);
+    for (const grp of groups) {
+      const r = ref.get(grp.key)!;
+      expect(grp.weights).toEqual({ count: r.count, bytes: r.bytes, pages: 0 });
+      expect(Object.entries(grp.comms)).toEqual(Object.entries(r.comms));
+      expect(grp.types).toEqual(r.types);
+      expect(grp.culprit?.func).toBe(grp.frames[1]!.func);
+      expect(grp.module).toBe('drv');
+    }
+    // Most objects first, then bytes, then key: the order the key strings give.
+    const order = [...groups].sort(
+      (a, b) =>
+        b.weights.count - a.weights.count ||
+        b.weights.bytes - a.weights.bytes ||
+        (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+    );
+    expect(groups.map((x) => x.key)).toEqual(order.map((x) => x.key));
   });
 });
 

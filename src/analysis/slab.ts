@@ -5,7 +5,14 @@ import type { CallstackBlock } from '../sources/callstack_blocks.js';
 import { parseSlabTraces, type SlabTraceLocation } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
 import type { ParseSettings } from '../sources/text.js';
-import { diffGroups, type GroupDelta, InternedStackGroup, type StackGroup, StackTable } from './stacks.js';
+import {
+  diffGroups,
+  FrameTable,
+  type GroupDelta,
+  InternedStackGroup,
+  type StackGroup,
+  StackTable,
+} from './stacks.js';
 
 /** Just the parse settings of an options object. */
 const parseOf = (o: ParseSettings): ParseSettings => ({
@@ -217,6 +224,9 @@ export async function readSlabCallSites(
   const caches = await readSlabinfo(snap).catch(() => undefined);
   for (const c of caches ?? []) sizes.set(c.name, c.objSizeBytes);
   const result: SlabTracesResult = { sites: [], caches: [], noData: [], hasStacks: false };
+  // Every distinct frame once, its strings its own: a site keeps the table's frames, not the
+  // parsed ones, which are views of the cache's listing and would keep all of it alive.
+  const frames = new FrameTable();
   const names = [...files.keys()].sort();
   if (opts.cache !== undefined && !files.has(opts.cache)) {
     throw new MemsleuthError(
@@ -259,7 +269,8 @@ export async function readSlabCallSites(
       }
     }
     const objSize = objectSizeFor(cache, sizes);
-    for (const l of alloc.locations) result.sites.push(toSite(cache, l, allocKind, objSize, freedByCaller));
+    for (const l of alloc.locations)
+      result.sites.push(toSite(cache, l, allocKind, objSize, freedByCaller, frames));
   }
   return result;
 }
@@ -270,8 +281,11 @@ function toSite(
   kind: SlabTraceKind,
   objSize: number,
   freedByCaller: Map<string, number>,
+  table: FrameTable,
 ): SlabCallSite {
-  const frames = l.stack ?? (l.caller ? [l.caller] : []);
+  const own = (f: Frame) => table.frames[table.intern(f)]!;
+  const caller = l.caller ? own(l.caller) : undefined;
+  const frames = l.stack ? l.stack.map(own) : caller ? [caller] : [];
   const site: SlabCallSite = {
     cache,
     frames,
@@ -283,9 +297,9 @@ function toSite(
     pidMax: l.pidMax,
     kind,
   };
-  if (l.caller) {
-    site.caller = l.caller;
-    const freed = freedByCaller.get(stackKey([l.caller]));
+  if (caller) {
+    site.caller = caller;
+    const freed = freedByCaller.get(stackKey([caller]));
     if (freed !== undefined) site.freedHere = freed;
   }
   if (l.wasteBytes !== undefined) site.wasteBytes = l.wasteBytes;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../../test/rng.js';
-import { type Frame, stackKey } from '../model/frame.js';
+import { type Frame, ownString, parseFrame, stackKey } from '../model/frame.js';
 import {
   AggregatorDiff,
   diffGroups,
@@ -55,6 +55,17 @@ describe('StackTable', () => {
     );
   });
 
+  it('keeps a copy of each new frame, equal to it, with strings of its own', () => {
+    const text = `${'x'.repeat(70_000)}\n driver_leaky_function_name+0x1d/0x60 [leaky_module_name]\n`;
+    const f = parseFrame(text.slice(70_001, text.length - 1))!;
+    const t = new FrameTable();
+    const id = t.intern(f);
+    expect(t.frames[id]).toEqual(f);
+    expect(t.frames[id]).not.toBe(f);
+    expect(t.intern({ ...f })).toBe(id);
+    expect(ownString(f.func)).toBe('driver_leaky_function_name');
+  });
+
   it('compareKeys orders stacks exactly as their key strings compare', () => {
     const t = new StackTable();
     const next = rng(7);
@@ -103,7 +114,9 @@ describe('StackTable', () => {
       expect(t.depth(got[i]!)).toBe(r.length);
       const k = next() % r.length;
       expect(t.frameId(got[i]!, k)).toBe(r[k]);
-      expect(t.framesOf(got[i]!)[k]).toBe(frames[r[k]!]);
+      // The table's copy of the frame (its strings its own), one object per frame id.
+      expect(t.framesOf(got[i]!)[k]).toEqual(frames[r[k]!]);
+      expect(t.framesOf(got[i]!)[k]).toBe(t.frames.frames[r[k]!]);
     }
     const long = got[9_000]!;
     expect(t.keyOf(long)).toBe(stackKey(runs[9_000]!.map((id) => frames[id]!)));

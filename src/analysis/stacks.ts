@@ -6,7 +6,8 @@
  * from any source.
  */
 
-import { type Frame, formatFrame, frameKey } from '../model/frame.js';
+import { type Frame, formatFrame, frameKey, ownFrame } from '../model/frame.js';
+
 import { fmix32, SumBlocks, U32Column, U32SmallBlocks } from './intern.js';
 
 /**
@@ -120,22 +121,30 @@ export class FrameTable {
     return this.frames.length;
   }
 
-  /** Id of a frame (frames that print alike, with the same address, share one). */
+  /**
+   * Id of a frame (frames that print alike, with the same address, share one). A new frame is
+   * kept as a copy whose strings are its own: a name parsed from a line is a slice of the text
+   * it was read from, and kept as it is it would keep that whole chunk of input alive (a 64
+   * KiB read of a kmemleak report or a trace for every chunk where a stack first appears).
+   */
   intern(f: Frame): number {
     const shown = formatFrame(f);
     const identity = f.address === undefined ? shown : `${shown}@${f.address}`;
     let id = this.byIdentity.get(identity);
     if (id === undefined) {
       id = this.frames.length;
-      this.frames.push(f);
-      this.byIdentity.set(identity, id);
-      this.matchKey.push(this.keyId(frameKey(f)));
-      this.offsetKey.push(this.keyId(shown));
+      const own = ownFrame(f);
+      this.frames.push(own);
+      // Texts made from the copy's strings: the identity and the key with offsets are one string.
+      const ownShown = formatFrame(own);
+      this.byIdentity.set(own.address === undefined ? ownShown : `${ownShown}@${own.address}`, id);
+      this.matchKey.push(this.keyId(frameKey(own)));
+      this.offsetKey.push(this.keyId(ownShown));
     }
     return id;
   }
 
-  /** Id of a key text. */
+  /** Id of a key text (kept as it is: a text cut from a larger one keeps that alive). */
   keyId(text: string): number {
     let k = this.byKey.get(text);
     if (k === undefined) {
@@ -423,7 +432,7 @@ export class InternedStackGroup implements StackGroup {
   readonly #id: number;
   readonly #keyPrefix: string;
   readonly #emptyKey: string | undefined;
-  frames: Frame[];
+  #frames: Frame[] | undefined;
   weights: Weights;
   /**
    * `frames` default to the first stack the table saw with this key. `keyPrefix` is put
@@ -441,8 +450,16 @@ export class InternedStackGroup implements StackGroup {
     this.#id = stackId;
     this.#keyPrefix = opts.keyPrefix ?? '';
     this.#emptyKey = opts.emptyKey;
-    this.frames = frames ?? stacks.framesOf(stackId);
+    this.#frames = frames;
     this.weights = weights;
+  }
+  /** The frames shown (the table's, read when first asked: most groups never are). */
+  get frames(): Frame[] {
+    if (this.#frames === undefined) this.#frames = this.#stacks.framesOf(this.#id);
+    return this.#frames;
+  }
+  set frames(f: Frame[]) {
+    this.#frames = f;
   }
   get key(): string {
     const k =

@@ -36,6 +36,25 @@ export function formatSource(s: FrameSource, inlines = true): string {
   return `${at} (inlined ${s.inlined.map((i) => `${i.function || '?'} ${i.file}:${i.line}`).join(', ')})`;
 }
 
+/**
+ * `s` in memory of its own. V8 keeps a substring of 13 or more characters as a view of the
+ * string it was cut from (a line, itself a view of a whole read): a copy lets that go.
+ */
+export function ownString(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+}
+
+/** A copy of a frame whose strings are its own (see ownString). */
+export function ownFrame(f: Frame): Frame {
+  const c: Frame = { func: ownString(f.func) };
+  if (f.offset !== undefined) c.offset = f.offset;
+  if (f.length !== undefined) c.length = f.length;
+  if (f.module !== undefined) c.module = ownString(f.module);
+  if (f.address !== undefined) c.address = ownString(f.address);
+  if (f.source !== undefined) c.source = f.source;
+  return c;
+}
+
 // `[<ffffffff81234567>] ` (kmemleak before 6.2, dump_stack) or `? ` (unreliable frame).
 export const ADDR_PREFIX = /^\s*(?:\[<([0-9a-fA-Fx]+)>\]\s*)?(?:\?\s+)?/;
 export const SYMBOL = /^([^\s+]+)(?:\+0x([0-9a-fA-F]+)(?:\/0x([0-9a-fA-F]+))?)?(?:\s+\[([^\]\s]+)\])?\s*$/;

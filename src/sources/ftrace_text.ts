@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { parseError } from '../model/errors.js';
-import { type Frame, formatFrame, parseFrame } from '../model/frame.js';
+import { type Frame, formatFrame, ownFrame, ownString, parseFrame } from '../model/frame.js';
 import type { ParseOptions } from './text.js';
 
 /**
@@ -235,7 +235,12 @@ export class FtraceTextParser {
       if (f === undefined) {
         f = parseFrame(body.replace(SYM_ADDR, ''));
         if (!f) throw parseError(this.file, line, 'a kernel stack frame like ` => func+0x1d/0x60 [mod]`', t);
-        if (this.frameCache.size < 200_000) this.frameCache.set(body, f);
+        // Kept as copies: `body` and the frame's names are views of the chunk read, which a
+        // cached one would keep alive (every chunk where a new frame first appears).
+        if (this.frameCache.size < 200_000) {
+          f = ownFrame(f);
+          this.frameCache.set(ownString(body), f);
+        }
       }
       s.frames.push(f);
       return;
