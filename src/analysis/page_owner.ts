@@ -372,7 +372,8 @@ class PageOwnerGrouping {
       const text = this.dict.lines.text(line);
       if (text.startsWith(' ')) {
         const frame = parseFrame(text);
-        f = frame ? this.stacks.frames.intern(frame) + 1 : -2;
+        // Parsed from this line's own text (decoded alone, not cut from a read): kept as it is.
+        f = frame ? this.stacks.frames.intern(frame, true) + 1 : -2;
       } else
         f =
           text.startsWith('PFN ') ||

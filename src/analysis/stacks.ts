@@ -126,13 +126,21 @@ export class FrameTable {
    * kept as a copy whose strings are its own: a name parsed from a line is a slice of the text
    * it was read from, and kept as it is it would keep that whole chunk of input alive (a 64
    * KiB read of a kmemleak report or a trace for every chunk where a stack first appears).
+   * `owned`: the frame was parsed from a text of its own (one line), kept as it is.
    */
-  intern(f: Frame): number {
+  intern(f: Frame, owned = false): number {
     const shown = formatFrame(f);
     const identity = f.address === undefined ? shown : `${shown}@${f.address}`;
     let id = this.byIdentity.get(identity);
     if (id === undefined) {
       id = this.frames.length;
+      if (owned) {
+        this.frames.push(f);
+        this.byIdentity.set(identity, id);
+        this.matchKey.push(this.keyId(frameKey(f)));
+        this.offsetKey.push(this.keyId(shown));
+        return id;
+      }
       const own = ownFrame(f);
       this.frames.push(own);
       // Texts made from the copy's strings: the identity and the key with offsets are one string.
