@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import { parseError } from '../model/errors.js';
 import type { Frame } from '../model/frame.js';
 import { parseFrame } from '../model/frame.js';
-import { kernelLines, type ParseOptions, safeNumber } from './text.js';
+import { forEachKernelLine, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * SLUB call-site listings: one record per (call site, stack) with how many live
@@ -115,46 +115,52 @@ function parseAttrs(
 /** Parse any of alloc_traces, free_traces (debugfs) or alloc_calls, free_calls (sysfs). */
 export function parseSlabTraces(text: string, opts: ParseOptions = {}): SlabTraces {
   const file = opts.file ?? 'alloc_traces';
-  const lines = kernelLines(text, file, '`<count> <call site> age=... pid=...` lines or `No data`', opts);
   const locations: SlabTraceLocation[] = [];
   let noData = false;
   let current: SlabTraceLocation | undefined;
-  for (const { text: t, line } of lines) {
-    if (t.trim() === '') {
-      current = undefined;
-      continue;
-    }
-    if (t.trim() === 'No data') {
-      if (locations.length) throw parseError(file, line, 'no `No data` after call sites', t);
-      noData = true;
-      continue;
-    }
-    // Count lines start with `%7ld ` (a decimal then a space); stack frames are
-    // 8-space indented `%pS` symbols or `0x...` addresses, never a bare number.
-    const head = HEAD.exec(t);
-    if (head) {
-      if (noData) throw parseError(file, line, 'nothing after `No data`', t);
-      const attrs = parseAttrs(head[2]!, file, line, t);
-      const { callerText, ...rest } = attrs;
-      const loc: SlabTraceLocation = { count: safeNumber(head[1]!, file, line, 'a count'), ...rest, line };
-      if (callerText !== '<not-available>') {
-        const caller = parseFrame(callerText);
-        if (!caller) throw parseError(file, line, 'a call site like `func+0x2c/0x57 [mod]`', callerText);
-        loc.caller = caller;
+  // Line by line, no array of them: a cache's listing can run to millions of lines.
+  forEachKernelLine(
+    text,
+    file,
+    '`<count> <call site> age=... pid=...` lines or `No data`',
+    opts,
+    (t, line) => {
+      if (t.trim() === '') {
+        current = undefined;
+        return;
       }
-      locations.push(loc);
-      current = loc;
-      continue;
-    }
-    if (current && /^\s+\S/.test(t)) {
-      const frame = parseFrame(t);
-      if (!frame) throw parseError(file, line, 'a stack frame like `        func+0x2c/0x57`', t);
-      if (!current.stack) current.stack = [];
-      current.stack.push(frame);
-      continue;
-    }
-    throw parseError(file, line, '`<count> <call site> age=... pid=...`', t);
-  }
+      if (t.trim() === 'No data') {
+        if (locations.length) throw parseError(file, line, 'no `No data` after call sites', t);
+        noData = true;
+        return;
+      }
+      // Count lines start with `%7ld ` (a decimal then a space); stack frames are
+      // 8-space indented `%pS` symbols or `0x...` addresses, never a bare number.
+      const head = HEAD.exec(t);
+      if (head) {
+        if (noData) throw parseError(file, line, 'nothing after `No data`', t);
+        const attrs = parseAttrs(head[2]!, file, line, t);
+        const { callerText, ...rest } = attrs;
+        const loc: SlabTraceLocation = { count: safeNumber(head[1]!, file, line, 'a count'), ...rest, line };
+        if (callerText !== '<not-available>') {
+          const caller = parseFrame(callerText);
+          if (!caller) throw parseError(file, line, 'a call site like `func+0x2c/0x57 [mod]`', callerText);
+          loc.caller = caller;
+        }
+        locations.push(loc);
+        current = loc;
+        return;
+      }
+      if (current && /^\s+\S/.test(t)) {
+        const frame = parseFrame(t);
+        if (!frame) throw parseError(file, line, 'a stack frame like `        func+0x2c/0x57`', t);
+        if (!current.stack) current.stack = [];
+        current.stack.push(frame);
+        return;
+      }
+      throw parseError(file, line, '`<count> <call site> age=... pid=...`', t);
+    },
+  );
   return { locations, noData, hasStacks: locations.some((l) => l.stack !== undefined) };
 }
 

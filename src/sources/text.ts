@@ -95,6 +95,43 @@ export function kernelLines(
   return lines;
 }
 
+/**
+ * kernelLines without the array: the same checks, up front (a cut last line is reported before
+ * any line is given), then `each(text, line)` for every complete line in order. For listings of
+ * millions of lines, whose line objects would outweigh what is kept of them.
+ */
+export function forEachKernelLine(
+  text: string,
+  file: string,
+  expected: string,
+  opts: ParseOptions,
+  each: (text: string, line: number) => void,
+): void {
+  requireNonEmpty(text, file, expected);
+  checkLineLengths(text, file, opts.maxLineBytes);
+  let end = text.length;
+  if (!text.endsWith('\n')) {
+    end = text.lastIndexOf('\n') + 1;
+    let line = 1;
+    for (let nl = text.indexOf('\n'); nl >= 0 && nl < end; nl = text.indexOf('\n', nl + 1)) line++;
+    const last = text.slice(end);
+    truncated(
+      file,
+      line,
+      `a last line ending in a newline (${expected})`,
+      last.endsWith('\r') ? last.slice(0, -1) : last,
+      opts,
+    );
+  }
+  let line = 1;
+  for (let start = 0; start < end; line++) {
+    const nl = text.indexOf('\n', start);
+    const t = text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+    start = nl + 1;
+    each(t, line);
+  }
+}
+
 /** The one line of a single-line file (/proc/PID/stat, statm, /proc/loadavg), checked as kernelLines does. */
 export function singleKernelLine(
   text: string,

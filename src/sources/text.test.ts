@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { rng } from '../../test/rng.js';
+import { forEachKernelLine, kernelLines, type ParseOptions } from './text.js';
+
+/** What a call gives: the lines, the warnings, or the error's message. */
+function run(f: (opts: ParseOptions) => { text: string; line: number }[], lenient: boolean): string {
+  const warnings: string[] = [];
+  try {
+    const lines = f({ lenient, onWarning: (w) => warnings.push(w) });
+    return JSON.stringify({ lines, warnings });
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  }
+}
+
+describe('forEachKernelLine', () => {
+  it('gives the lines, warnings and errors kernelLines gives, on texts with CR, blank and cut lines', () => {
+    const next = rng(5);
+    const pieces = ['a', 'bc d', '', '\r', 'x\r', '  7 f+0x1/0x2', 'No data', '\r\r'];
+    for (let k = 0; k < 2000; k++) {
+      const n = next() % 7;
+      let text = '';
+      for (let i = 0; i < n; i++) text += `${pieces[next() % pieces.length]}${next() % 5 === 0 ? '' : '\n'}`;
+      for (const lenient of [false, true]) {
+        const want = run((o) => kernelLines(text, 'f', 'lines', o), lenient);
+        const got = run((o) => {
+          const out: { text: string; line: number }[] = [];
+          forEachKernelLine(text, 'f', 'lines', o, (t, line) => out.push({ text: t, line }));
+          return out;
+        }, lenient);
+        expect(got, JSON.stringify(text)).toBe(want);
+      }
+    }
+  });
+});
