@@ -73,6 +73,10 @@ function framesIn(result: unknown): Frame[] {
       return;
     }
     for (const x of Array.isArray(v) ? v : Object.values(v)) visit(x);
+    // A group whose stack is in a StackTable reads its frames when asked (a getter, not an own
+    // property Object.values would list).
+    if (!Array.isArray(v) && 'frames' in v && !Object.hasOwn(v, 'frames'))
+      visit((v as { frames: unknown }).frames);
   };
   visit(result);
   return out;
