@@ -9,6 +9,7 @@
  * StackTable (frames in a table, a stack a run of frame ids), an allocation holding its id.
  */
 import { type Frame, frameKey, ownString } from '../model/frame.js';
+import { U8Blocks } from './intern.js';
 import { InternedStackGroup, StackAggregator, type StackGroup, StackTable, type Weights } from './stacks.js';
 
 /** Where an allocation came from. */
@@ -174,7 +175,7 @@ export class AllocationTracker {
   /** Every distinct stack once: an allocation holds its id. */
   readonly stacks: StackTable;
   /** By stack id: 1 when its frames are user addresses (internAddresses). */
-  private addressStack = new Uint8Array(256);
+  private readonly addressStack = new U8Blocks();
   /**
    * Stacks as reports group them (`func [module]`, user stacks symbolised): the tracker's own
    * table when that is how it keys them, else one kept across reports, so the groups of two
@@ -219,8 +220,7 @@ export class AllocationTracker {
 
   /** The tracker's copy of a frame (a call site): one object per distinct frame, shared. */
   internFrame(f: Frame): Frame {
-    const ft = this.stacks.frames;
-    return ft.frames[ft.intern(f)]!;
+    return this.stacks.frames.frameOf(f);
   }
 
   /** The id of a user stack (hex return addresses, innermost first), added when new. */
@@ -231,19 +231,15 @@ export class AllocationTracker {
       frames[i] = { func: `0x${a.replace(/^0+(?=.)/, '')}`, address: a };
     }
     const id = this.stacks.internFrames(frames);
-    if (id >= this.addressStack.length) {
-      const grown = new Uint8Array(Math.max(id + 1, this.addressStack.length * 2));
-      grown.set(this.addressStack);
-      this.addressStack = grown;
-    }
-    this.addressStack[id] = 1;
+    while (this.addressStack.length <= id) this.addressStack.push(0);
+    this.addressStack.set(id, 1);
     return id;
   }
 
   /** Stack `id` as `resolve` takes it: its frames, or a user stack's addresses. */
   traceStack(id: number): TraceStack {
     const frames = this.stacks.framesOf(id);
-    if (this.addressStack[id] !== 1) return { frames };
+    if (id >= this.addressStack.length || this.addressStack.get(id) !== 1) return { frames };
     return { addresses: frames.map((f) => f.address ?? f.func.replace(/^0x/, '')) };
   }
 

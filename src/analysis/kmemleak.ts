@@ -6,7 +6,7 @@ import {
   scanKmemleak,
 } from '../sources/kmemleak.js';
 import type { ParseOptions } from '../sources/text.js';
-import { hashInts } from './intern.js';
+import { hashInts, U32Column, U32SmallBlocks } from './intern.js';
 import {
   culpritFrame,
   InternedStackGroup,
@@ -87,15 +87,6 @@ class Names {
   }
 }
 
-/** A typed array at least `n` long (doubled), its contents kept. */
-function grown<T extends Int32Array | Uint32Array>(a: T, n: number): T {
-  if (n <= a.length) return a;
-  const b = new (a.constructor as new (n: number) => T)(Math.max(n, a.length * 2));
-  b.set(a);
-  if (b instanceof Int32Array && a instanceof Int32Array) b.fill(-1, a.length);
-  return b;
-}
-
 /**
  * Groups reports one at a time: memory is bounded by distinct groups, not reports. Stacks
  * are interned once (StackTable) and a group is a row of columns: its weights in a
@@ -107,20 +98,20 @@ export class KmemleakGrouper {
   private readonly agg = new StackAggregator(this.stacks);
   /** Comm mode only: a handful of groups, one per task. */
   private readonly byComm = new Map<string, KmemleakGroup>();
-  // By group index: types seen (2 bits each, in order), culprit frame id and module (-1: none).
-  private types = new Uint32Array(256);
-  private culprit = new Int32Array(256).fill(-1);
-  private module = new Int32Array(256).fill(-1);
+  // By group index: types seen (2 bits each, in order); culprit frame id + 1 and module id + 1
+  // (0: none); its first and last (group, task) entry + 1 (0: none yet).
+  private readonly types = new U32SmallBlocks();
+  private readonly culprit = new U32SmallBlocks();
+  private readonly module = new U32SmallBlocks();
+  private readonly first = new U32SmallBlocks();
+  private readonly last = new U32SmallBlocks();
   private readonly modules = new Names();
   private readonly comms = new Names();
-  // (group, task) entries: a group's are chained in the order first seen.
-  private first = new Int32Array(256).fill(-1);
-  private last = new Int32Array(256).fill(-1);
-  private entGroup = new Uint32Array(1024);
-  private entComm = new Uint32Array(1024);
-  private entCount = new Uint32Array(1024);
-  private entNext = new Int32Array(1024).fill(-1);
-  private entries = 0;
+  // (group, task) entries: a group's are chained (next entry + 1, 0: the last) in the order first seen.
+  private readonly entGroup = new U32Column();
+  private readonly entComm = new U32Column();
+  private readonly entCount = new U32Column();
+  private readonly entNext = new U32Column();
   /** Open addressing over entries: entry + 1, 0 empty. */
   private slots = new Uint32Array(2048);
   reports = 0;
@@ -136,7 +127,7 @@ export class KmemleakGrouper {
         const frames = this.stacks.framesOf(this.stacks.internFrames(r.frames));
         g = { key, frames, weights: { count: 0, bytes: 0, pages: 0 }, comms: {}, types: [] };
         const c = culpritFrame(r.frames);
-        if (c) g.culprit = this.ownFrame(c);
+        if (c) g.culprit = this.stacks.frames.frameOf(c);
         const m = moduleOf(r.frames);
         if (m) g.module = ownString(m);
         this.byComm.set(ownString(key), g);
@@ -159,35 +150,25 @@ export class KmemleakGrouper {
     if (this.agg.size > before) this.open(g, r);
     // Types in the order seen, each once.
     const t = typeCode(r.type);
-    let w = this.types[g]!;
+    const w = this.types.get(g);
     let k = 0;
     while (k < 3 && ((w >>> (2 * k)) & 3) !== 0 && ((w >>> (2 * k)) & 3) !== t) k++;
-    if (k < 3 && ((w >>> (2 * k)) & 3) === 0) {
-      w |= t << (2 * k);
-      this.types[g] = w;
-    }
+    if (k < 3 && ((w >>> (2 * k)) & 3) === 0) this.types.set(g, w | (t << (2 * k)));
     this.countComm(g, this.comms.id(r.comm));
   }
 
   /** A new group `g`: its culprit and module, from the whole backtrace as the report gave it. */
   private open(g: number, r: KmemleakReport): void {
-    if (g >= this.types.length) {
-      const n = g + 1;
-      this.types = grown(this.types, n);
-      this.culprit = grown(this.culprit, n);
-      this.module = grown(this.module, n);
-      this.first = grown(this.first, n);
-      this.last = grown(this.last, n);
-    }
+    // Groups are opened in index order: each column's next row is group g's.
+    this.types.push(0);
+    this.culprit.push(0);
+    this.module.push(0);
+    this.first.push(0);
+    this.last.push(0);
     const c = culpritFrame(r.frames);
-    if (c) this.culprit[g] = this.stacks.frames.intern(c);
+    if (c) this.culprit.set(g, this.stacks.frames.intern(c) + 1);
     const m = moduleOf(r.frames);
-    if (m !== undefined) this.module[g] = this.modules.id(m);
-  }
-
-  /** The table's copy of a frame (the report's is a view of the text read). */
-  private ownFrame(f: Frame): Frame {
-    return this.stacks.frames.frames[this.stacks.frames.intern(f)]!;
+    if (m !== undefined) this.module.set(g, this.modules.id(m) + 1);
   }
 
   /** One more object of task `comm` in group `g`. */
@@ -198,31 +179,27 @@ export class KmemleakGrouper {
     for (;;) {
       const e = this.slots[slot]!;
       if (e === 0) break;
-      if (this.entGroup[e - 1] === g && this.entComm[e - 1] === comm) {
-        this.entCount[e - 1]!++;
+      if (this.entGroup.data[e - 1] === g && this.entComm.data[e - 1] === comm) {
+        this.entCount.data[e - 1]!++;
         return;
       }
       slot = (slot + 1) & mask;
     }
-    const e = this.entries++;
-    if (e >= this.entGroup.length) {
-      this.entGroup = grown(this.entGroup, e + 1);
-      this.entComm = grown(this.entComm, e + 1);
-      this.entCount = grown(this.entCount, e + 1);
-      this.entNext = grown(this.entNext, e + 1);
-    }
-    this.entGroup[e] = g;
-    this.entComm[e] = comm;
-    this.entCount[e] = 1;
-    if (this.first[g] === -1) this.first[g] = e;
-    else this.entNext[this.last[g]!] = e;
-    this.last[g] = e;
-    if (this.entries * 2 > this.slots.length) {
+    this.entGroup.push(g);
+    this.entComm.push(comm);
+    this.entCount.push(1);
+    const e = this.entNext.push(0);
+    const last = this.last.get(g);
+    if (last === 0) this.first.set(g, e + 1);
+    else this.entNext.data[last - 1] = e + 1;
+    this.last.set(g, e + 1);
+    const entries = e + 1;
+    if (entries * 2 > this.slots.length) {
       // Doubled, every entry placed again.
       this.slots = new Uint32Array(this.slots.length * 2);
       mask = this.slots.length - 1;
-      for (let i = 0; i < this.entries; i++) {
-        let sl = hashInts(this.entGroup[i]!, this.entComm[i]!, 0, 0) & mask;
+      for (let i = 0; i < entries; i++) {
+        let sl = hashInts(this.entGroup.data[i]!, this.entComm.data[i]!, 0, 0) & mask;
         while (this.slots[sl] !== 0) sl = (sl + 1) & mask;
         this.slots[sl] = i + 1;
       }
@@ -234,15 +211,15 @@ export class KmemleakGrouper {
   /** Group `g`'s objects per task, in the order the tasks were first seen. */
   commsOf(g: number): Record<string, number> {
     const out: Record<string, number> = {};
-    for (let e = this.first[g]!; e !== -1; e = this.entNext[e]!)
-      out[this.comms.names[this.entComm[e]!]!] = this.entCount[e]!;
+    for (let e = this.first.get(g); e !== 0; e = this.entNext.data[e - 1]!)
+      out[this.comms.names[this.entComm.data[e - 1]!]!] = this.entCount.data[e - 1]!;
     return out;
   }
 
   /** Group `g`'s object types, in the order first seen. */
   typesOf(g: number): string[] {
     const out: string[] = [];
-    const w = this.types[g]!;
+    const w = this.types.get(g);
     for (let k = 0; k < 3; k++) {
       const t = TYPE_NAMES[(w >>> (2 * k)) & 3];
       if (t !== undefined) out.push(t);
@@ -267,10 +244,10 @@ export class KmemleakGrouper {
         bytes: agg.weightAt(g, 'bytes'),
         pages: 0,
       });
-      const c = this.culprit[g]!;
-      if (c !== -1) grp.culprit = t.frames.frames[c]!;
-      const m = this.module[g]!;
-      if (m !== -1) grp.module = this.modules.names[m]!;
+      const c = this.culprit.get(g);
+      if (c !== 0) grp.culprit = t.frames.frames[c - 1]!;
+      const m = this.module.get(g);
+      if (m !== 0) grp.module = this.modules.names[m - 1]!;
       out[g] = grp;
     }
     return out.sort((a, b) => byWeight(a, b) || keyOrder(t, a, b));

@@ -283,9 +283,8 @@ function toSite(
   freedByCaller: Map<string, number>,
   table: FrameTable,
 ): SlabCallSite {
-  const own = (f: Frame) => table.frames[table.intern(f)]!;
-  const caller = l.caller ? own(l.caller) : undefined;
-  const frames = l.stack ? l.stack.map(own) : caller ? [caller] : [];
+  const caller = l.caller ? table.frameOf(l.caller) : undefined;
+  const frames = l.stack ? l.stack.map((f) => table.frameOf(f)) : caller ? [caller] : [];
   const site: SlabCallSite = {
     cache,
     frames,

@@ -134,22 +134,22 @@ export class FrameTable {
     let id = this.byIdentity.get(identity);
     if (id === undefined) {
       id = this.frames.length;
-      if (owned) {
-        this.frames.push(f);
-        this.byIdentity.set(identity, id);
-        this.matchKey.push(this.keyId(frameKey(f)));
-        this.offsetKey.push(this.keyId(shown));
-        return id;
-      }
-      const own = ownFrame(f);
-      this.frames.push(own);
-      // Texts made from the copy's strings: the identity and the key with offsets are one string.
-      const ownShown = formatFrame(own);
-      this.byIdentity.set(own.address === undefined ? ownShown : `${ownShown}@${own.address}`, id);
-      this.matchKey.push(this.keyId(frameKey(own)));
-      this.offsetKey.push(this.keyId(ownShown));
+      const kept = owned ? f : ownFrame(f);
+      this.frames.push(kept);
+      // Texts made from the kept frame's strings: the identity and the key with offsets are one.
+      const keptShown = kept === f ? shown : formatFrame(kept);
+      const keptIdentity =
+        kept === f ? identity : kept.address === undefined ? keptShown : `${keptShown}@${kept.address}`;
+      this.byIdentity.set(keptIdentity, id);
+      this.matchKey.push(this.keyId(frameKey(kept)));
+      this.offsetKey.push(this.keyId(keptShown));
     }
     return id;
+  }
+
+  /** The table's frame for `f` (its copy, added when new): one object per distinct frame. */
+  frameOf(f: Frame): Frame {
+    return this.frames[this.intern(f)]!;
   }
 
   /** Id of a key text (kept as it is: a text cut from a larger one keeps that alive). */
