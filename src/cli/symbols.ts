@@ -72,11 +72,12 @@ function framesIn(result: unknown): Frame[] {
       out.push(v);
       return;
     }
-    for (const x of Array.isArray(v) ? v : Object.values(v)) visit(x);
-    // A group whose stack is in a StackTable reads its frames when asked (a getter, not an own
-    // property Object.values would list).
-    if (!Array.isArray(v) && 'frames' in v && !Object.hasOwn(v, 'frames'))
-      visit((v as { frames: unknown }).frames);
+    // An object with a JSON form is walked as it shows itself: a group whose stack is in a
+    // StackTable has its frames behind a getter (the same Frame objects), no own property.
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    const shown: unknown = typeof toJSON === 'function' ? toJSON.call(v) : v;
+    if (shown === null || typeof shown !== 'object') return;
+    for (const x of Array.isArray(shown) ? shown : Object.values(shown)) visit(x);
   };
   visit(result);
   return out;
