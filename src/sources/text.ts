@@ -85,19 +85,14 @@ export function kernelLines(
   expected: string,
   opts: ParseOptions = {},
 ): NumberedLine[] {
-  requireNonEmpty(text, file, expected);
-  checkLineLengths(text, file, opts.maxLineBytes);
-  const lines = numberedLines(text);
-  if (!text.endsWith('\n')) {
-    const last = lines.pop()!;
-    truncated(file, last.line, `a last line ending in a newline (${expected})`, last.text, opts);
-  }
+  const lines: NumberedLine[] = [];
+  forEachKernelLine(text, file, expected, opts, (t, line) => lines.push({ text: t, line }));
   return lines;
 }
 
 /**
- * kernelLines without the array: the same checks, up front (a cut last line is reported before
- * any line is given), then `each(text, line)` for every complete line in order. For listings of
+ * kernelLines without the array: its checks, up front (a cut last line is reported before any
+ * line is given), then `each(text, line)` for every complete line in order. For listings of
  * millions of lines, whose line objects would outweigh what is kept of them.
  */
 export function forEachKernelLine(
