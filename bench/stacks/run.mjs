@@ -640,9 +640,11 @@ function variantsFor(source, records, target) {
 
 // ---- measuring ------------------------------------------------------------------------------
 
-/** One run under /usr/bin/time: peak RSS (KiB), wall seconds, and what the command printed. */
-function timed(args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%M %e', process.execPath, ...cliArgs(...args)], {
+/** memsleuth `args`, under /usr/bin/time when `time` (its `%M %e` is stderr's last line); throws unless it exits 0. */
+function runCli(args, time) {
+  const cmd = [process.execPath, ...cliArgs(...args)];
+  const argv = time ? ['/usr/bin/time', '-f', '%M %e', ...cmd] : cmd;
+  const r = spawnSync(argv[0], argv.slice(1), {
     env: benchEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
     encoding: 'utf8',
@@ -650,22 +652,18 @@ function timed(args) {
   });
   if (r.status !== 0)
     throw new Error(`memsleuth ${args.join(' ')} exited ${r.status}: ${r.stderr.slice(-1500)}`);
+  return r;
+}
+
+/** One run under /usr/bin/time: peak RSS (KiB), wall seconds, and what the command printed. */
+function timed(args) {
+  const r = runCli(args, true);
   const [rssKiB, wallS] = r.stderr.trimEnd().split('\n').at(-1).split(' ').map(Number);
   return { rssKiB, wallS, stdout: r.stdout };
 }
 
 /** A run that is not timed (group counts from `--collapsed -`): its output. */
-function untimed(args) {
-  const r = spawnSync(process.execPath, cliArgs(...args), {
-    env: benchEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-    maxBuffer: 1 << 30,
-  });
-  if (r.status !== 0)
-    throw new Error(`memsleuth ${args.join(' ')} exited ${r.status}: ${r.stderr.slice(-1500)}`);
-  return r.stdout;
-}
+const untimed = (args) => runCli(args, false).stdout;
 
 const collapsedLines = (text) => text.split('\n').filter((l) => l !== '').length;
 
