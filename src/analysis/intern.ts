@@ -5,6 +5,9 @@
  * bytes each and can be handed between worker threads without copying.
  */
 
+import { ownString } from '../model/frame.js';
+import { fmix32, hashText } from '../model/hash.js';
+
 /** A growable Uint32 column. */
 export class U32Column {
   data: Uint32Array;
@@ -86,15 +89,6 @@ export class ByteArena {
 
 const M1 = 0x01000193;
 const M2 = 0x9e3779b1 | 0;
-
-/** Final avalanche (murmur3 fmix32): every input bit affects every output bit. */
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) | 0;
-}
 
 /**
  * Two 32-bit hashes of bytes [s, e) in one pass (read 8 bytes at a time): `hashBytes`
@@ -213,6 +207,58 @@ export function hashInts(a: number, b: number, c: number, d: number): number {
   h = Math.imul(h ^ c, M2) + ((h << 11) | (h >>> 21));
   h = Math.imul(h ^ d, M1);
   return fmix32(h);
+}
+
+/**
+ * Strings by id, each once: an open-addressing table of ids (4 bytes a slot, at most half
+ * full) over the array of texts, in place of a Map (about 40 bytes an entry with its slack).
+ */
+export class TextIds {
+  readonly texts: string[] = [];
+  /** id + 1, 0 empty. */
+  private slots = new Uint32Array(1 << 10);
+
+  get size(): number {
+    return this.texts.length;
+  }
+
+  /** Id of `t`, or -1. */
+  find(t: string): number {
+    const mask = this.slots.length - 1;
+    for (let slot = fmix32(hashText(t)) & mask; ; slot = (slot + 1) & mask) {
+      const e = this.slots[slot]!;
+      if (e === 0) return -1;
+      if (this.texts[e - 1] === t) return e - 1;
+    }
+  }
+
+  /**
+   * Id of `t`, added when new. `own`: what is kept is a copy in memory of its own (see
+   * ownString: a text built by `+` or cut from a larger one), else `t` itself.
+   */
+  id(t: string, own = false): number {
+    const mask = this.slots.length - 1;
+    let slot = fmix32(hashText(t)) & mask;
+    for (; ; slot = (slot + 1) & mask) {
+      const e = this.slots[slot]!;
+      if (e === 0) break;
+      if (this.texts[e - 1] === t) return e - 1;
+    }
+    const id = this.texts.length;
+    this.texts.push(own ? ownString(t) : t);
+    this.slots[slot] = id + 1;
+    if ((id + 1) * 2 > this.slots.length) {
+      const slots = new Uint32Array(this.slots.length * 2);
+      const m = slots.length - 1;
+      for (let i = 0; i <= id; i++) {
+        let sl = fmix32(hashText(this.texts[i]!)) & m;
+        while (slots[sl] !== 0) sl = (sl + 1) & m;
+        slots[sl] = i + 1;
+      }
+      this.slots = slots;
+    }
+    return id;
+  }
 }
 
 /**

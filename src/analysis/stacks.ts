@@ -8,7 +8,8 @@
 
 import { type Frame, formatFrame, frameKey, ownFrame } from '../model/frame.js';
 
-import { fmix32, SumBlocks, U32Column, U32SmallBlocks } from './intern.js';
+import { fmix32, hashText } from '../model/hash.js';
+import { SumBlocks, TextIds, U32Column, U32SmallBlocks } from './intern.js';
 
 /**
  * Functions that belong to the allocators themselves. The culprit of an allocation is
@@ -102,47 +103,87 @@ export interface StackGroup {
   weights: Weights;
 }
 
+/** The hash of a frame's fields that tell frames apart (FrameTable's identity). */
+function hashFrame(f: Frame): number {
+  let h = hashText(f.func);
+  if (f.offset !== undefined) h = Math.imul(h ^ f.offset, 0x01000193) ^ Math.imul(f.length ?? -1, 0x9e3779b1);
+  if (f.module !== undefined) h = hashText(f.module, h ^ 0x5bd1e995);
+  if (f.address !== undefined) h = hashText(f.address, h ^ 0x27d4eb2f);
+  return fmix32(h);
+}
+
+/** Frames `a` and `b` print alike (offsets included) and have the same address. */
+function sameFrame(a: Frame, b: Frame): boolean {
+  return (
+    a.func === b.func &&
+    a.offset === b.offset &&
+    (a.offset === undefined || a.length === b.length) &&
+    a.module === b.module &&
+    a.address === b.address
+  );
+}
+
 /**
  * Every distinct frame once: parsed once, shared (read-only) by every stack that has it,
  * with its matching keys (`func [module]`, and the form with offsets) as key ids. Keys
  * live in one table of texts, so two frames that print the same key share its id.
+ *
+ * A new frame costs its object and strings, the text of its key with offsets, and a few
+ * typed-array slots: frames are looked up by their fields, not by a text built for each
+ * lookup, and no Map holds them (a Map entry with its slack is about 40 bytes).
  */
 export class FrameTable {
   /** Frames by id. */
   readonly frames: Frame[] = [];
-  /** Key texts by key id. */
-  readonly keys: string[] = [];
+  private readonly keyTexts = new TextIds();
   private readonly matchKey = new U32Column();
   private readonly offsetKey = new U32Column();
-  private readonly byIdentity = new Map<string, number>();
-  private readonly byKey = new Map<string, number>();
+  /** Frame id + 1 by hashFrame, open addressing (0: empty), at most half full. */
+  private slots = new Uint32Array(1 << 10);
 
   get size(): number {
     return this.frames.length;
   }
 
+  /** Key texts by key id. */
+  get keys(): readonly string[] {
+    return this.keyTexts.texts;
+  }
+
   /**
-   * Id of a frame (frames that print alike, with the same address, share one). A new frame is
-   * kept as a copy whose strings are its own: a name parsed from a line is a slice of the text
-   * it was read from, and kept as it is it would keep that whole chunk of input alive (a 64
-   * KiB read of a kmemleak report or a trace for every chunk where a stack first appears).
-   * `owned`: the frame was parsed from a text of its own (one line), kept as it is.
+   * Id of a frame (frames with the same fields, offsets and address included, share one). A
+   * new frame is kept as a copy whose strings are its own: a name parsed from a line is a
+   * slice of the text it was read from, and kept as it is it would keep that whole chunk of
+   * input alive (a 64 KiB read of a kmemleak report or a trace for every chunk where a stack
+   * first appears). `owned`: the frame was parsed from a text of its own (one line), kept as it is.
    */
   intern(f: Frame, owned = false): number {
-    const shown = formatFrame(f);
-    const identity = f.address === undefined ? shown : `${shown}@${f.address}`;
-    let id = this.byIdentity.get(identity);
-    if (id === undefined) {
-      id = this.frames.length;
-      const kept = owned ? f : ownFrame(f);
-      this.frames.push(kept);
-      // Texts made from the kept frame's strings: the identity and the key with offsets are one.
-      const keptShown = kept === f ? shown : formatFrame(kept);
-      const keptIdentity =
-        kept === f ? identity : kept.address === undefined ? keptShown : `${keptShown}@${kept.address}`;
-      this.byIdentity.set(keptIdentity, id);
-      this.matchKey.push(this.keyId(frameKey(kept)));
-      this.offsetKey.push(this.keyId(keptShown));
+    const mask = this.slots.length - 1;
+    let slot = hashFrame(f) & mask;
+    for (; ; slot = (slot + 1) & mask) {
+      const e = this.slots[slot]!;
+      if (e === 0) break;
+      if (sameFrame(this.frames[e - 1]!, f)) return e - 1;
+    }
+    const id = this.frames.length;
+    const kept = owned ? f : ownFrame(f);
+    this.frames.push(kept);
+    // The match key of a frame without a module is its name: that string, not a copy.
+    const match =
+      kept.module === undefined ? this.keyTexts.id(kept.func) : this.keyTexts.id(frameKey(kept), true);
+    this.matchKey.push(match);
+    // Without an offset, the frame prints as its match key.
+    this.offsetKey.push(kept.offset === undefined ? match : this.keyTexts.id(formatFrame(kept), true));
+    this.slots[slot] = id + 1;
+    if ((id + 1) * 2 > this.slots.length) {
+      const slots = new Uint32Array(this.slots.length * 2);
+      const m = slots.length - 1;
+      for (let i = 0; i <= id; i++) {
+        let sl = hashFrame(this.frames[i]!) & m;
+        while (slots[sl] !== 0) sl = (sl + 1) & m;
+        slots[sl] = i + 1;
+      }
+      this.slots = slots;
     }
     return id;
   }
@@ -154,13 +195,7 @@ export class FrameTable {
 
   /** Id of a key text (kept as it is: a text cut from a larger one keeps that alive). */
   keyId(text: string): number {
-    let k = this.byKey.get(text);
-    if (k === undefined) {
-      k = this.keys.length;
-      this.keys.push(text);
-      this.byKey.set(text, k);
-    }
-    return k;
+    return this.keyTexts.id(text);
   }
 
   /** Key ids by frame id (valid until the next new frame): `func [module]`, or with offsets. */
@@ -244,11 +279,14 @@ export class StackTable {
     return this.starts.length;
   }
 
-  /** Id of the stack of these frames, added when new. */
-  internFrames(frames: readonly Frame[]): number {
+  /**
+   * Id of the stack of these frames, added when new. `owned`: the frames hold no view of a
+   * larger text (FrameTable.intern), a new one is kept as it is.
+   */
+  internFrames(frames: readonly Frame[], owned = false): number {
     if (this.scratch.length < frames.length) this.scratch = new Uint32Array(frames.length * 2);
     const ids = this.scratch;
-    for (let i = 0; i < frames.length; i++) ids[i] = this.frames.intern(frames[i]!);
+    for (let i = 0; i < frames.length; i++) ids[i] = this.frames.intern(frames[i]!, owned);
     return this.intern(ids, frames.length);
   }
 
@@ -492,6 +530,46 @@ export class InternedStackGroup implements StackGroup {
 }
 
 /**
+ * The `limit` first of rows 0..n-1 in the order `before` (true: a comes before b), in that
+ * order: a heap of `limit` row numbers whose root is the last of them, no copy of anything
+ * (it runs at the end of a grouping, when the scan's tables are not collected yet).
+ */
+export function selectTop(n: number, limit: number, before: (a: number, b: number) => boolean): number[] {
+  let keep: number[];
+  if (limit >= n) keep = Array.from({ length: n }, (_, g) => g);
+  else {
+    keep = [];
+    const siftDown = (i: number) => {
+      const m = keep.length;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= m) return;
+        const r = l + 1;
+        const c = r < m && before(keep[l]!, keep[r]!) ? r : l;
+        if (!before(keep[i]!, keep[c]!)) return;
+        [keep[i], keep[c]] = [keep[c]!, keep[i]!];
+        i = c;
+      }
+    };
+    for (let g = 0; g < n && limit > 0; g++) {
+      if (keep.length < limit) {
+        keep.push(g);
+        for (let i = keep.length - 1; i > 0; ) {
+          const p = (i - 1) >> 1;
+          if (!before(keep[p]!, keep[i]!)) break;
+          [keep[i], keep[p]] = [keep[p]!, keep[i]!];
+          i = p;
+        }
+      } else if (before(g, keep[0]!)) {
+        keep[0] = g;
+        siftDown(0);
+      }
+    }
+  }
+  return keep.sort((a, b) => (a === b ? 0 : before(a, b) ? -1 : 1));
+}
+
+/**
  * Bounded by distinct stacks, not by input size: weights in columns, stacks interned. The
  * columns grow by blocks (SmallFirstBlocks), never leaving a doubled copy behind.
  */
@@ -623,41 +701,7 @@ export class StackAggregator {
       const d = col.get(b) - col.get(a);
       return d !== 0 ? d < 0 : t.compareKeys(this.stackAt(a), this.stackAt(b)) < 0;
     };
-    let keep: number[];
-    if (limit >= n) keep = Array.from({ length: n }, (_, g) => g);
-    else {
-      // The `limit` first in a heap whose root is the last of them: no copy of the column
-      // (it ran at the end of a grouping, when the scan's tables are not collected yet).
-      keep = [];
-      const siftDown = (i: number) => {
-        const m = keep.length;
-        for (;;) {
-          const l = 2 * i + 1;
-          if (l >= m) return;
-          const r = l + 1;
-          const c = r < m && before(keep[l]!, keep[r]!) ? r : l;
-          if (!before(keep[i]!, keep[c]!)) return;
-          [keep[i], keep[c]] = [keep[c]!, keep[i]!];
-          i = c;
-        }
-      };
-      for (let g = 0; g < n && limit > 0; g++) {
-        if (keep.length < limit) {
-          keep.push(g);
-          for (let i = keep.length - 1; i > 0; ) {
-            const p = (i - 1) >> 1;
-            if (!before(keep[p]!, keep[i]!)) break;
-            [keep[i], keep[p]] = [keep[p]!, keep[i]!];
-            i = p;
-          }
-        } else if (before(g, keep[0]!)) {
-          keep[0] = g;
-          siftDown(0);
-        }
-      }
-    }
-    keep.sort((a, b) => (a === b ? 0 : before(a, b) ? -1 : 1));
-    return keep.map((g) => this.group(g, display));
+    return selectTop(n, limit, before).map((g) => this.group(g, display));
   }
 }
 

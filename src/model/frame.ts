@@ -1,7 +1,10 @@
 /**
  * Kernel stack frames, as page_owner, kmemleak, slab traces, vmallocinfo, allocinfo and
- * traces print them: one parser, one display form, one key. Ground layer: imports nothing.
+ * traces print them: one parser, one display form, one key. Ground layer: imports nothing
+ * outside it.
  */
+
+import { fmix32, hashText } from './hash.js';
 
 /** One kernel stack frame, e.g. ` demo_cache_fill+0x2c/0x57 [leaky]`. */
 export interface Frame {
@@ -37,22 +40,52 @@ export function formatSource(s: FrameSource, inlines = true): string {
 }
 
 /**
- * `s` in memory of its own. V8 keeps a substring of 13 or more characters as a view of the
- * string it was cut from (a line, itself a view of a whole read): a copy lets that go.
+ * `s` in memory of its own, one flat string. V8 keeps a substring of 13 or more characters as
+ * a view of the string it was cut from (a line, itself a view of a whole read), and a string
+ * of 13 or more built by `+` as a tree of its parts (32 bytes a node): a copy lets those go.
  */
 export function ownString(s: string): string {
   return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }
 
+/**
+ * A frame with these fields (undefined ones absent). The usual shapes are built in one literal:
+ * fields added one by one after `{ func }` go to a separate property array (40 bytes more a
+ * frame, in tables of hundreds of thousands).
+ */
+export function makeFrame(
+  func: string,
+  offset?: number,
+  length?: number,
+  module?: string,
+  address?: string,
+  source?: FrameSource,
+): Frame {
+  if (address === undefined && source === undefined) {
+    if (offset !== undefined && length !== undefined)
+      return module === undefined ? { func, offset, length } : { func, offset, length, module };
+    if (offset === undefined && length === undefined)
+      return module === undefined ? { func } : { func, module };
+  }
+  const f: Frame = { func };
+  if (offset !== undefined) f.offset = offset;
+  if (length !== undefined) f.length = length;
+  if (module !== undefined) f.module = module;
+  if (address !== undefined) f.address = address;
+  if (source !== undefined) f.source = source;
+  return f;
+}
+
 /** A copy of a frame whose strings are its own (see ownString). */
 export function ownFrame(f: Frame): Frame {
-  const c: Frame = { func: ownString(f.func) };
-  if (f.offset !== undefined) c.offset = f.offset;
-  if (f.length !== undefined) c.length = f.length;
-  if (f.module !== undefined) c.module = ownString(f.module);
-  if (f.address !== undefined) c.address = ownString(f.address);
-  if (f.source !== undefined) c.source = f.source;
-  return c;
+  return makeFrame(
+    ownString(f.func),
+    f.offset,
+    f.length,
+    f.module === undefined ? undefined : ownString(f.module),
+    f.address === undefined ? undefined : ownString(f.address),
+    f.source,
+  );
 }
 
 // `[<ffffffff81234567>] ` (kmemleak before 6.2, dump_stack) or `? ` (unreliable frame).
@@ -69,12 +102,13 @@ export function parseFrame(text: string): Frame | undefined {
   }
   const m = SYMBOL.exec(rest);
   if (!m) return undefined;
-  const frame: Frame = { func: m[1]! };
-  if (m[2] !== undefined) frame.offset = Number.parseInt(m[2], 16);
-  if (m[3] !== undefined) frame.length = Number.parseInt(m[3], 16);
-  if (m[4] !== undefined) frame.module = m[4];
-  if (prefix?.[1] !== undefined) frame.address = prefix[1];
-  return frame;
+  return makeFrame(
+    m[1]!,
+    m[2] === undefined ? undefined : Number.parseInt(m[2], 16),
+    m[3] === undefined ? undefined : Number.parseInt(m[3], 16),
+    m[4],
+    prefix?.[1],
+  );
 }
 
 /** Display form: `func+0x2c/0x57 [mod]`. */
@@ -86,6 +120,98 @@ export function formatFrame(f: Frame): string {
   }
   if (f.module !== undefined) s += ` [${f.module}]`;
   return s;
+}
+
+/**
+ * `<sep>0x<v>` at `p` of `t`, v in lowercase hex without leading zeros (as formatFrame writes
+ * it): the position after it, or -1. Builds no string.
+ */
+function hexAt(t: string, p: number, sep: number, v: number): number {
+  if (t.charCodeAt(p) !== sep || t.charCodeAt(p + 1) !== 0x30 || t.charCodeAt(p + 2) !== 0x78) return -1;
+  let d = 1;
+  for (let x = v; x >= 16; x = Math.floor(x / 16)) d++;
+  const s = p + 3;
+  let x = v;
+  for (let i = d - 1; i >= 0; i--) {
+    const digit = x % 16;
+    if (t.charCodeAt(s + i) !== (digit < 10 ? 48 + digit : 87 + digit)) return -1;
+    x = Math.floor(x / 16);
+  }
+  return s + d;
+}
+
+/** `formatFrame(f) === t`, without building the string. */
+export function printsAs(f: Frame, t: string): boolean {
+  if (!t.startsWith(f.func)) return false;
+  let p = f.func.length;
+  if (f.offset !== undefined) {
+    p = hexAt(t, p, 0x2b, f.offset);
+    if (p >= 0 && f.length !== undefined) p = hexAt(t, p, 0x2f, f.length);
+    if (p < 0) return false;
+  }
+  if (f.module !== undefined) {
+    if (t.charCodeAt(p) !== 0x20 || t.charCodeAt(p + 1) !== 0x5b || !t.startsWith(f.module, p + 2))
+      return false;
+    p += 2 + f.module.length;
+    if (t.charCodeAt(p) !== 0x5d) return false;
+    p++;
+  }
+  return p === t.length;
+}
+
+/**
+ * The frames of printed lines, each line parsed once while there is room: a cache that keeps
+ * the frame, not the line (a Map from the line's text kept both, and about 100 bytes more a
+ * distinct frame). A line is looked up by its hash and is a hit only when a kept frame prints
+ * exactly as it (printsAs), so only lines that formatFrame writes back as they are get kept;
+ * others (an address after the symbol, leading zeros) are parsed each time. The frames are
+ * copies whose strings are their own (ownFrame), one object for every repeat of a line.
+ */
+export class FrameLines {
+  private readonly frames: Frame[] = [];
+  private readonly hashes: number[] = [];
+  /** Index + 1 of a kept frame, 0 empty; at most half full. */
+  private slots = new Uint32Array(1 << 10);
+
+  /** `limit`: distinct lines kept at most (past it, new lines are parsed each time). */
+  constructor(private readonly limit = 200_000) {}
+
+  /** The kept frame of line `t`, or undefined. */
+  get(t: string): Frame | undefined {
+    const h = fmix32(hashText(t));
+    const mask = this.slots.length - 1;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      const e = this.slots[slot]!;
+      if (e === 0) return undefined;
+      if (this.hashes[e - 1] === h && printsAs(this.frames[e - 1]!, t)) return this.frames[e - 1];
+    }
+  }
+
+  /**
+   * Frame `f`, parsed from line `t` (which get did not find), as a copy of its own, kept for the
+   * next time `t` is met when it prints as `t` and there is room.
+   */
+  keep(t: string, f: Frame): Frame {
+    const own = ownFrame(f);
+    if (this.frames.length >= this.limit || !printsAs(own, t)) return own;
+    const h = fmix32(hashText(t));
+    this.frames.push(own);
+    this.hashes.push(h);
+    let mask = this.slots.length - 1;
+    let slot = h & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = this.frames.length;
+    if (this.frames.length * 2 > this.slots.length) {
+      this.slots = new Uint32Array(this.slots.length * 2);
+      mask = this.slots.length - 1;
+      for (let i = 0; i < this.frames.length; i++) {
+        let sl = this.hashes[i]! & mask;
+        while (this.slots[sl] !== 0) sl = (sl + 1) & mask;
+        this.slots[sl] = i + 1;
+      }
+    }
+    return own;
+  }
 }
 
 /** Matching form of a frame: function and module, offsets ignored. */

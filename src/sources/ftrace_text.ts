@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { parseError } from '../model/errors.js';
-import { type Frame, formatFrame, ownFrame, ownString, parseFrame } from '../model/frame.js';
+import { type Frame, FrameLines, formatFrame, parseFrame } from '../model/frame.js';
 import type { ParseOptions } from './text.js';
 
 /**
@@ -109,7 +109,9 @@ const EXPECTED =
 /**
  * A streaming parser: feed chunks as they are read (`trace_pipe` or a saved file), get
  * records in input order. A stack record is emitted when the line after its last frame
- * arrives (or at `end()`).
+ * arrives (or at `end()`). A kernel stack's frames are the parser's own objects, to be kept
+ * as they are: copies that hold no view of the text read, one object for the repeats of a
+ * frame's line while it has room for them (200,000 distinct lines).
  */
 export class FtraceTextParser {
   private readonly file: string;
@@ -117,7 +119,8 @@ export class FtraceTextParser {
   private rest = '';
   private lineNo = 0;
   private stack: FtraceKernelStack | FtraceUserStack | undefined;
-  private readonly frameCache = new Map<string, Frame>();
+  /** Kernel stack frames by line, each distinct line parsed once. */
+  private readonly frameLines = new FrameLines();
 
   constructor(
     private readonly onRecord: (r: FtraceRecord) => void,
@@ -231,16 +234,14 @@ export class FtraceTextParser {
     if (!s) throw parseError(this.file, line, `${EXPECTED} (a frame outside a stack block)`, t);
     if (s.type === 'kernel-stack') {
       // Stacks repeat: each distinct frame text is parsed once.
-      let f = this.frameCache.get(body);
+      let f = this.frameLines.get(body);
       if (f === undefined) {
-        f = parseFrame(body.replace(SYM_ADDR, ''));
-        if (!f) throw parseError(this.file, line, 'a kernel stack frame like ` => func+0x1d/0x60 [mod]`', t);
-        // Kept as copies: `body` and the frame's names are views of the chunk read, which a
-        // cached one would keep alive (every chunk where a new frame first appears).
-        if (this.frameCache.size < 200_000) {
-          f = ownFrame(f);
-          this.frameCache.set(ownString(body), f);
-        }
+        const parsed = parseFrame(body.replace(SYM_ADDR, ''));
+        if (!parsed)
+          throw parseError(this.file, line, 'a kernel stack frame like ` => func+0x1d/0x60 [mod]`', t);
+        // A copy: the frame's names are views of the chunk read, which a kept one would keep
+        // alive (every chunk where a new frame first appears).
+        f = this.frameLines.keep(body, parsed);
       }
       s.frames.push(f);
       return;
