@@ -115,6 +115,32 @@ describe('KmemleakGrouper columns', () => {
         (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
     );
     expect(groups.map((x) => x.key)).toEqual(order.map((x) => x.key));
+    // top(n) builds the first n of them, the same groups field for field; size and bytes are all.
+    const json = (xs: readonly object[]) => xs.map((x) => JSON.stringify(x));
+    for (const n of [1, 20, 2999, 5000]) expect(json(g.top(n))).toEqual(json(groups.slice(0, n)));
+    expect(g.size).toBe(groups.length);
+    expect(g.bytes).toBe(groups.reduce((s, x) => s + x.weights.bytes, 0));
+  });
+
+  it('top(n) by comm and by culprit is result() cut at n, <no backtrace> in its place', () => {
+    for (const by of ['comm', 'culprit', 'backtrace'] as const) {
+      const g = new KmemleakGrouper(by);
+      for (let i = 0; i < 500; i++)
+        g.add({
+          address: `0x${i.toString(16)}`,
+          type: 'virt',
+          sizeBytes: 8 * (1 + (i % 5)),
+          comm: `t${i % 9}`,
+          pid: i,
+          jiffies: i,
+          frames: i % 11 === 0 ? [] : [{ func: '__kmalloc_noprof' }, { func: `f${i % 37}`, module: 'm' }],
+          line: i + 1,
+        });
+      const all = g.result().map((x) => JSON.stringify(x));
+      for (const n of [1, 3, 10, 100])
+        expect(g.top(n).map((x) => JSON.stringify(x))).toEqual(all.slice(0, n));
+      expect(all.some((x) => x.includes('<no backtrace>'))).toBe(by !== 'comm');
+    }
   });
 });
 

@@ -14,6 +14,7 @@ import {
   StackAggregator,
   type StackGroup,
   StackTable,
+  selectTop,
   type Weights,
 } from './stacks.js';
 
@@ -31,6 +32,9 @@ export interface KmemleakGroup extends StackGroup {
   types: string[];
 }
 
+/** The key of the group of reports without a backtrace. */
+const NO_BACKTRACE = '<no backtrace>';
+
 /** The object types, coded in 2 bits (0: none). */
 const TYPE_NAMES: readonly (KmemleakObjectType | undefined)[] = [undefined, 'virt', 'phys', 'percpu'];
 const typeCode = (t: KmemleakObjectType): number => (t === 'virt' ? 1 : t === 'phys' ? 2 : 3);
@@ -47,7 +51,7 @@ class KmemleakStackGroup extends InternedStackGroup implements KmemleakGroup {
   culprit?: Frame;
   module?: string;
   constructor(of: KmemleakGrouper, g: number, stacks: StackTable, stackId: number, weights: Weights) {
-    super(stacks, stackId, weights, undefined, { emptyKey: '<no backtrace>' });
+    super(stacks, stackId, weights, undefined, { emptyKey: NO_BACKTRACE });
     this.#of = of;
     this.#g = g;
   }
@@ -227,40 +231,77 @@ export class KmemleakGrouper {
     return out;
   }
 
+  /** Groups so far. */
+  get size(): number {
+    return this.by === 'comm' ? this.byComm.size : this.agg.size;
+  }
+
+  /** Bytes of every object grouped so far. */
+  get bytes(): number {
+    let sum = 0;
+    if (this.by === 'comm') for (const g of this.byComm.values()) sum += g.weights.bytes;
+    else for (let g = 0; g < this.agg.size; g++) sum += this.agg.weightAt(g, 'bytes');
+    return sum;
+  }
+
+  /** Group index `g`, built. */
+  private group(g: number): KmemleakStackGroup {
+    const t = this.stacks;
+    const agg = this.agg;
+    const grp = new KmemleakStackGroup(this, g, t, agg.stackAt(g), {
+      count: agg.weightAt(g, 'count'),
+      bytes: agg.weightAt(g, 'bytes'),
+      pages: 0,
+    });
+    const c = this.culprit.get(g);
+    if (c !== 0) grp.culprit = t.frames.frames[c - 1]!;
+    const m = this.module.get(g);
+    if (m !== 0) grp.module = this.modules.names[m - 1]!;
+    return grp;
+  }
+
   /** Most objects first, then most bytes, then by key (stacks' keys compared unspelled). */
   result(): KmemleakGroup[] {
-    const byWeight = (a: KmemleakGroup, b: KmemleakGroup) =>
-      b.weights.count - a.weights.count || b.weights.bytes - a.weights.bytes;
+    return this.top(Infinity);
+  }
+
+  /**
+   * The first `limit` groups of result(), building only those (a report of a hundred thousand
+   * backtraces prints twenty).
+   */
+  top(limit: number): KmemleakGroup[] {
     if (this.by === 'comm') {
-      const groups = [...this.byComm.values()];
-      return groups.sort((a, b) => byWeight(a, b) || (a.key < b.key ? -1 : 1));
+      const groups = [...this.byComm.values()].sort(
+        (a, b) =>
+          b.weights.count - a.weights.count || b.weights.bytes - a.weights.bytes || (a.key < b.key ? -1 : 1),
+      );
+      return limit < groups.length ? groups.slice(0, limit) : groups;
     }
     const t = this.stacks;
     const agg = this.agg;
-    const out: KmemleakStackGroup[] = new Array(agg.size);
-    for (let g = 0; g < agg.size; g++) {
-      const grp = new KmemleakStackGroup(this, g, t, agg.stackAt(g), {
-        count: agg.weightAt(g, 'count'),
-        bytes: agg.weightAt(g, 'bytes'),
-        pages: 0,
-      });
-      const c = this.culprit.get(g);
-      if (c !== 0) grp.culprit = t.frames.frames[c - 1]!;
-      const m = this.module.get(g);
-      if (m !== 0) grp.module = this.modules.names[m - 1]!;
-      out[g] = grp;
-    }
-    return out.sort((a, b) => byWeight(a, b) || keyOrder(t, a, b));
+    const before = (a: number, b: number): boolean => {
+      const d = agg.weightAt(b, 'count') - agg.weightAt(a, 'count');
+      if (d !== 0) return d < 0;
+      const e = agg.weightAt(b, 'bytes') - agg.weightAt(a, 'bytes');
+      if (e !== 0) return e < 0;
+      return keyOrder(t, agg.stackAt(a), agg.stackAt(b)) < 0;
+    };
+    return selectTop(agg.size, limit, before).map((g) => this.group(g));
   }
 }
 
 /**
- * Order of two groups' keys. The empty stack's key is `<no backtrace>`, which sorts after a key
+ * Order of two stacks' keys. The empty stack's key is `<no backtrace>`, which sorts after a key
  * that starts with a lower character; otherwise the table compares stacks without spelling them.
  */
-function keyOrder(t: StackTable, a: KmemleakStackGroup, b: KmemleakStackGroup): number {
-  if (t.depth(a.stackId) === 0 || t.depth(b.stackId) === 0) return a.key < b.key ? -1 : 1;
-  return t.compareKeys(a.stackId, b.stackId) < 0 ? -1 : 1;
+function keyOrder(t: StackTable, a: number, b: number): number {
+  if (a === b) return 0;
+  if (t.depth(a) === 0 || t.depth(b) === 0) {
+    const ka = t.depth(a) === 0 ? NO_BACKTRACE : t.keyOf(a);
+    const kb = t.depth(b) === 0 ? NO_BACKTRACE : t.keyOf(b);
+    return ka < kb ? -1 : 1;
+  }
+  return t.compareKeys(a, b) < 0 ? -1 : 1;
 }
 
 /** Group reports by backtrace (default), by culprit function, or by allocating task. */
@@ -270,14 +311,27 @@ export function groupKmemleak(file: KmemleakFile, by: KmemleakGroupBy = 'backtra
   return g.result();
 }
 
+/**
+ * Stream a report (file, debugfs, snapshot stream) into a grouper: its groups built when asked
+ * (all with result(), the first few with top()).
+ */
+export async function scanKmemleakGroups(
+  input: AsyncIterable<Buffer | string>,
+  by: KmemleakGroupBy = 'backtrace',
+  opts: ParseOptions = {},
+): Promise<KmemleakGrouper> {
+  const g = new KmemleakGrouper(by);
+  await scanKmemleak(input, (r) => g.add(r), opts);
+  return g;
+}
+
 /** Stream a report (file, debugfs, snapshot stream) straight into groups. */
 export async function groupKmemleakStream(
   input: AsyncIterable<Buffer | string>,
   by: KmemleakGroupBy = 'backtrace',
   opts: ParseOptions = {},
 ): Promise<{ reports: number; groups: KmemleakGroup[] }> {
-  const g = new KmemleakGrouper(by);
-  await scanKmemleak(input, (r) => g.add(r), opts);
+  const g = await scanKmemleakGroups(input, by, opts);
   return { reports: g.reports, groups: g.result() };
 }
 

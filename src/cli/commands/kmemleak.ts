@@ -3,10 +3,11 @@ import { writeFile } from 'node:fs/promises';
 import {
   classifyKmemleakSeries,
   groupKmemleak,
-  groupKmemleakStream,
   type KmemleakGroup,
   type KmemleakGroupBy,
+  type KmemleakGrouper,
   type KmemleakSeries,
+  scanKmemleakGroups,
 } from '../../analysis/kmemleak.js';
 import { checkKmemleak, kmemleakScan } from '../../capture/kmemleak.js';
 import { MemsleuthError } from '../../model/errors.js';
@@ -61,10 +62,10 @@ async function groupReport(
   by: KmemleakGroupBy,
   stdin?: NodeJS.ReadableStream,
   parse: ParseSettings = {},
-): Promise<{ reports: number; groups: KmemleakGroup[]; file: string }> {
+): Promise<{ grouper: KmemleakGrouper; file: string }> {
   const r = await openReport(path, stdin);
   try {
-    return { ...(await groupKmemleakStream(r.input, by, { ...parse, file: r.file })), file: r.file };
+    return { grouper: await scanKmemleakGroups(r.input, by, { ...parse, file: r.file }), file: r.file };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (e instanceof MemsleuthError || code === undefined) throw e;
@@ -82,23 +83,29 @@ async function groupReport(
   }
 }
 
+function totalBytes(groups: readonly KmemleakGroup[]): number {
+  return groups.reduce((s, g) => s + g.weights.bytes, 0);
+}
+
 function frameText(g: KmemleakGroup): string {
   const c = g.culprit;
   return c ? frameKey(c) : '<no backtrace>';
 }
 
+/**
+ * The summary line and table of `rows`, the first groups of `all` (a grouper, or every group:
+ * the totals are of all of them).
+ */
 function renderGroups(
-  groups: KmemleakGroup[],
+  rows: KmemleakGroup[],
+  all: { size: number; bytes: number },
   reports: number,
   by: KmemleakGroupBy,
-  top: number,
   stacks: boolean,
   symbolized = false,
 ): string {
-  const bytes = groups.reduce((s, g) => s + g.weights.bytes, 0);
-  const out = [`${reports} unreferenced objects (${formatBytes(bytes)}) in ${groups.length} groups by ${by}`];
-  if (groups.length === 0) return `${out.join('\n')}\n`;
-  const rows = groups.slice(0, top);
+  const out = [`${reports} unreferenced objects (${formatBytes(all.bytes)}) in ${all.size} groups by ${by}`];
+  if (all.size === 0) return `${out.join('\n')}\n`;
   const tbl = table(rows, [
     { header: 'OBJECTS', align: 'right', value: (g) => String(g.weights.count) },
     { header: 'BYTES', align: 'right', value: (g) => formatBytes(g.weights.bytes) },
@@ -149,19 +156,18 @@ export const kmemleakReportCommand = defineCommand({
   async run({ values, positionals }, ctx) {
     const by = parseBy(values.by);
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
-    const { reports, groups, file } = await groupReport(
-      positionals[0],
-      by,
-      ctx.stdin,
-      parseSettingsOf(values, ctx),
-    );
+    const { grouper, file } = await groupReport(positionals[0], by, ctx.stdin, parseSettingsOf(values, ctx));
+    const reports = grouper.reports;
+    // Every group only where every group is written: the table builds the ones it prints.
+    const all = values.json || values.collapsed !== undefined || values.speedscope !== undefined;
+    const groups = all ? grouper.result() : [];
     if (await writeFlameExports(groups, values, `kmemleak ${file}`, ctx)) return 0;
-    const shown = values.json ? groups : groups.slice(0, top);
+    const shown = values.json ? groups : grouper.top(top);
     const symbolized = await annotateFrames(shown, values, { running: positionals[0] === undefined }, ctx);
     ctx.stdout.write(
       values.json
         ? `${JSON.stringify({ reports, groups }, null, 2)}\n`
-        : renderGroups(groups, reports, by, top, Boolean(values.stacks), symbolized),
+        : renderGroups(shown, grouper, reports, by, Boolean(values.stacks), symbolized),
     );
     return 0;
   },
@@ -201,7 +207,13 @@ export const kmemleakScanCommand = defineCommand({
     ctx.stdout.write(
       values.json
         ? `${JSON.stringify({ time: r.time, scanSeconds: r.scanSeconds, cleared: r.cleared, reports, groups }, null, 2)}\n`
-        : renderGroups(groups, reports, by, top, false),
+        : renderGroups(
+            groups.slice(0, top),
+            { size: groups.length, bytes: totalBytes(groups) },
+            reports,
+            by,
+            false,
+          ),
     );
     return 0;
   },
@@ -263,7 +275,9 @@ export const kmemleakWatchCommand = defineCommand({
       for (const p of positionals) {
         series.push({
           label: p,
-          groups: (await groupReport(p, 'backtrace', undefined, parseSettingsOf(values, ctx))).groups,
+          groups: (
+            await groupReport(p, 'backtrace', undefined, parseSettingsOf(values, ctx))
+          ).grouper.result(),
         });
       }
       const s = classifyKmemleakSeries(series, { minGrowth });
