@@ -489,15 +489,20 @@ function traceBases() {
 /**
  * A kmem trace of RECORDS slab allocations over exactly `stacks` stacks, as the `trace` file
  * prints it: timestamps rising, entries of the 8 CPUs merged (an event and its stack are
- * sometimes split by another CPU's event), a few in softirq context. A quarter of the allocations
- * that are not a stack's guaranteed one are freed later (kfree, kmem_cache_free), and there is a
- * free of memory allocated before the trace for about every 20 allocations.
+ * sometimes split by another CPU's event), a few in softirq context. Allocations that are not a
+ * stack's guaranteed one are freed later (kfree, kmem_cache_free), as many at N1 as at N2 (a
+ * quarter of those at N2): both inputs leave the same number of allocations outstanding, so the
+ * growth from one to the other is what the stacks cost, not what more outstanding allocations
+ * cost. There is a free of memory allocated before the trace for about every 20 allocations.
  */
 function writeTrace(path, stacks, seed) {
   const { header, bases, frees } = traceBases();
   const next = rng(seed * 2654435761 + 13);
   const comms = commPool(next);
   const { of, first } = assignStacks(RECORDS, stacks, next);
+  // Chance that an allocation other than a stack's guaranteed one is freed: (RECORDS - N2) / 4 of
+  // them in expectation, at either N.
+  const freeBelow = Math.min(1, (RECORDS - N2) / 4 / (RECORDS - stacks)) * 2 ** 32;
   const out = new Out(path);
   out.write(
     header
@@ -544,7 +549,7 @@ function writeTrace(path, stacks, seed) {
       // Softirq context (the context column `s`): its stack must carry the same flags.
       flags: next() % 20 === 0 ? '..s1.' : '.....',
     };
-    if (!first[i] && next() % 4 === 0) {
+    if (!first[i] && next() < freeBelow) {
       const due = i + 1 + (next() % 2000);
       if (!dueFrees.has(due)) dueFrees.set(due, []);
       dueFrees

@@ -163,6 +163,38 @@ describe('AllocationTracker stacks, interned once', () => {
     ]);
   });
 
+  it('report({ stacks: n }) builds the n heaviest groups of the full report, all else the same', () => {
+    const t = new AllocationTracker();
+    const comms = ['a', 'bb', 'ccc'];
+    for (let i = 0; i < 3000; i++) {
+      const frames = [
+        f('__kmalloc_noprof'),
+        f(`caller_${i % 97}`, i % 3 ? 'mod' : undefined),
+        f(`top_${i % 5}`),
+      ];
+      const x: TracedAllocation = {
+        kind: i % 4 ? 'kmalloc' : 'kmem_cache',
+        bytes: 8 << (i % 4),
+        pages: 0,
+        time: i / 100,
+        pid: i,
+        comm: comms[i % 3]!,
+        ...(i % 4 ? {} : { cache: `cache-${i % 2}` }),
+        // Some without a stack: grouped by the call site their event named.
+        ...(i % 13 === 0 ? { callSite: f(`site_${i % 4}`) } : { stackId: t.internStack(frames) }),
+      };
+      t.alloc(`s:${i}`, x);
+    }
+    const json = (r: ReturnType<AllocationTracker['report']>) => JSON.parse(JSON.stringify(r));
+    const all = json(t.report(40));
+    expect(all.byStack.length).toBeGreaterThan(100);
+    for (const n of [0, 1, 7, 100, 10_000]) {
+      const r = json(t.report(40, { stacks: n }));
+      expect(r.byStack).toEqual(all.byStack.slice(0, n));
+      expect({ ...r, byStack: [] }).toEqual({ ...all, byStack: [] });
+    }
+  });
+
   it('a call site is kept once, however many allocations name it', () => {
     const t = new AllocationTracker();
     const s1 = t.internFrame({ func: 'msl_slab_leak', offset: 0x31, length: 0x60, module: 'msl_leaky' });

@@ -9,8 +9,15 @@
  * StackTable (frames in a table, a stack a run of frame ids), an allocation holding its id.
  */
 import { type Frame, frameKey, ownString } from '../model/frame.js';
-import { U8Blocks } from './intern.js';
-import { InternedStackGroup, StackAggregator, type StackGroup, StackTable, type Weights } from './stacks.js';
+import { F64SmallBlocks, U8Blocks, U32SmallBlocks } from './intern.js';
+import {
+  InternedStackGroup,
+  StackAggregator,
+  type StackGroup,
+  StackTable,
+  selectTop,
+  type Weights,
+} from './stacks.js';
 
 /** Where an allocation came from. */
 export type AllocKind = 'kmalloc' | 'kmem_cache' | 'pages' | 'malloc' | 'calloc' | 'realloc' | 'mmap';
@@ -213,9 +220,12 @@ export class AllocationTracker {
     return t;
   }
 
-  /** The id of a kernel stack (frames innermost first), added when new. */
-  internStack(frames: readonly Frame[]): number {
-    return this.stacks.internFrames(frames);
+  /**
+   * The id of a kernel stack (frames innermost first), added when new. `owned`: its frames are
+   * copies of their own, kept as they are (a trace parser's; see FrameTable.intern).
+   */
+  internStack(frames: readonly Frame[], owned = false): number {
+    return this.stacks.internFrames(frames, owned);
   }
 
   /** The tracker's copy of a frame (a call site): one object per distinct frame, shared. */
@@ -300,8 +310,13 @@ export class AllocationTracker {
     for (const k of [...this.live.keys()]) if (!keep(k)) this.live.delete(k);
   }
 
-  /** Outstanding allocations now, grouped. `now` defaults to the last trace time seen. */
-  report(now = this.lastTime): TraceReport {
+  /**
+   * Outstanding allocations now, grouped. `now` defaults to the last trace time seen.
+   * `opts.stacks`: how many of the heaviest stack groups to build (default all): a report of a
+   * hundred thousand stacks that prints twenty builds twenty, the rest stay weights in columns
+   * (byStack then holds those first ones only).
+   */
+  report(now = this.lastTime, opts: { stacks?: number } = {}): TraceReport {
     const resolve = this.opts.resolve;
     const culpritOf = this.opts.culprit ?? traceCulprit;
     const moduleOf =
@@ -314,33 +329,67 @@ export class AllocationTracker {
     if (!own && this.groupTable === undefined)
       this.groupTable = new StackTable(resolve === undefined ? this.stacks.frames : undefined, false);
     const table = own ? this.stacks : this.groupTable!;
+    const frames = table.frames;
     // By the tracker's stack id: its group's stack id in `table` (-1: not met yet). User stacks
     // are symbolised here, once each.
     const groupOf = new Int32Array(this.stacks.size).fill(-1);
     const bySite = new Map<string, number>();
-    // By group stack id: culprit, module and --module's verdict, worked out once.
-    const info: (GroupInfo | undefined)[] = [];
-    const infoOf = (g: number, site: Frame | undefined): GroupInfo => {
-      let r = info[g];
-      if (r === undefined) {
-        const frames = table.framesOf(g);
-        const culprit = culpritOf(frames);
-        r = {
-          culprit,
-          module: moduleOf(frames, culprit),
-          keep: only === undefined || frames.some((f) => f.module === only) || site?.module === only,
-          site: culprit ? frameKey(culprit) : '[no stack]',
-        };
-        info[g] = r;
+    // By group stack id, worked out once: 0 not yet, 1 kept, 2 left out by --module; the
+    // culprit's frame id + 1 (0: none); the module's index in `modules`.
+    const state = new U8Blocks();
+    const culpritCol = new U32SmallBlocks();
+    const moduleCol = new U32SmallBlocks();
+    const modules: string[] = [];
+    const moduleIds = new Map<string, number>();
+    const learn = (g: number, site: Frame | undefined): void => {
+      while (state.length <= g) state.push(0);
+      culpritCol.ensure(g + 1);
+      moduleCol.ensure(g + 1);
+      const fr = table.framesOf(g);
+      const culprit = culpritOf(fr);
+      const m = moduleOf(fr, culprit);
+      let mid = moduleIds.get(m);
+      if (mid === undefined) {
+        mid = modules.length;
+        modules.push(m);
+        moduleIds.set(m, mid);
       }
-      return r;
+      if (culprit) culpritCol.set(g, frames.intern(culprit) + 1);
+      moduleCol.set(g, mid);
+      const keep = only === undefined || fr.some((f) => f.module === only) || site?.module === only;
+      state.set(g, keep ? 1 : 2);
+    };
+    /** The table's group stack id of an allocation (a stack, or its call site alone). */
+    const groupStack = (a: TracedAllocation): number => {
+      if (a.stackId !== undefined) {
+        let g = groupOf[a.stackId]!;
+        if (g < 0) {
+          g = own
+            ? a.stackId
+            : table.internFrames(
+                resolve ? resolve(this.traceStack(a.stackId)) : this.stacks.framesOf(a.stackId),
+              );
+          groupOf[a.stackId] = g;
+        }
+        return g;
+      }
+      // No stack: the call site the event named, alone, or nothing.
+      const siteKey = a.callSite ? frameKey(a.callSite, true) : '';
+      let sg = bySite.get(siteKey);
+      if (sg === undefined) {
+        sg = table.internFrames(a.callSite ? [a.callSite] : []);
+        bySite.set(siteKey, sg);
+      }
+      return sg;
     };
 
     const agg = new StackAggregator(table);
-    // By the aggregator's group index: what rides along with the weights.
-    const extra: GroupExtra[] = [];
+    // By the aggregator's group index: ages (sum of age times count, least, greatest).
+    const ageSum = new F64SmallBlocks();
+    const ageMin = new F64SmallBlocks();
+    const ageMax = new F64SmallBlocks();
     const sites = new Map<string, OutstandingRow & { sum: number }>();
-    const modules = new Map<string, OutstandingRow & { sum: number }>();
+    const moduleRows = new Map<string, OutstandingRow & { sum: number }>();
     const total: Weights = { count: 0, bytes: 0, pages: 0 };
     const addRow = (
       map: Map<string, OutstandingRow & { sum: number }>,
@@ -372,29 +421,9 @@ export class AllocationTracker {
 
     let filtered = 0;
     for (const a of this.live.values()) {
-      let g: number;
-      if (a.stackId !== undefined) {
-        g = groupOf[a.stackId]!;
-        if (g < 0) {
-          g = own
-            ? a.stackId
-            : table.internFrames(
-                resolve ? resolve(this.traceStack(a.stackId)) : this.stacks.framesOf(a.stackId),
-              );
-          groupOf[a.stackId] = g;
-        }
-      } else {
-        // No stack: the call site the event named, alone, or nothing.
-        const siteKey = a.callSite ? frameKey(a.callSite, true) : '';
-        let sg = bySite.get(siteKey);
-        if (sg === undefined) {
-          sg = table.internFrames(a.callSite ? [a.callSite] : []);
-          bySite.set(siteKey, sg);
-        }
-        g = sg;
-      }
-      const r = infoOf(g, a.callSite);
-      if (!r.keep || a.excluded !== undefined) {
+      const g = groupStack(a);
+      if (g >= state.length || state.get(g) === 0) learn(g, a.callSite);
+      if (state.get(g) !== 1 || a.excluded !== undefined) {
         filtered++;
         continue;
       }
@@ -405,37 +434,77 @@ export class AllocationTracker {
       total.count += count;
       total.bytes += bytes;
       total.pages += pages;
+      const before = agg.size;
       agg.addStack(g, count, bytes, pages);
       const gi = agg.indexOf(g);
-      let x = extra[gi];
-      if (x === undefined) {
-        // Tasks in a dictionary of its own: as properties added one by one, thousands of task
-        // names would give V8 a hidden class for every order they came in.
-        x = { kinds: {}, caches: [], comms: Object.create(null), sum: 0, min: age, max: age };
-        extra[gi] = x;
+      if (agg.size > before) {
+        ageSum.push(0);
+        ageMin.push(age);
+        ageMax.push(age);
       }
-      x.kinds[a.kind] = (x.kinds[a.kind] ?? 0) + n;
-      if (a.cache !== undefined && !x.caches.includes(a.cache)) x.caches.push(a.cache);
-      x.comms[a.comm] = (x.comms[a.comm] ?? 0) + n;
-      x.sum += age * n;
-      if (age < x.min) x.min = age;
-      if (age > x.max) x.max = age;
-      addRow(sites, a.callSite ? frameKey(a.callSite) : r.site, count, bytes, pages, age);
-      addRow(modules, r.module, count, bytes, pages, age);
+      ageSum.add(gi, age * n);
+      if (age < ageMin.get(gi)) ageMin.set(gi, age);
+      if (age > ageMax.get(gi)) ageMax.set(gi, age);
+      const c = culpritCol.get(g);
+      // The call-site row of an allocation that names none: its culprit's key (`func [module]`).
+      const site = a.callSite
+        ? frameKey(a.callSite)
+        : c === 0
+          ? '[no stack]'
+          : frames.keys[frames.keyOf(c - 1)]!;
+      addRow(sites, site, count, bytes, pages, age);
+      addRow(moduleRows, modules[moduleCol.get(g)]!, count, bytes, pages, age);
     }
 
-    // The weights are the shared aggregator's; the extra fields ride along.
-    const byStack: OutstandingStackGroup[] = new Array(agg.size);
-    for (let gi = 0; gi < agg.size; gi++) {
+    // Heaviest first; ties in the order of their keys, compared without spelling them.
+    const heavier = (a: number, b: number): boolean => {
+      const d =
+        agg.weightAt(b, 'bytes') - agg.weightAt(a, 'bytes') ||
+        agg.weightAt(b, 'pages') - agg.weightAt(a, 'pages') ||
+        agg.weightAt(b, 'count') - agg.weightAt(a, 'count');
+      return d !== 0 ? d < 0 : table.compareKeys(agg.stackAt(a), agg.stackAt(b)) < 0;
+    };
+    const chosen = selectTop(agg.size, opts.stacks ?? Infinity, heavier);
+    // What rides along with the weights of the groups built: a second pass over the
+    // outstanding allocations, for those groups only.
+    const at = new Int32Array(agg.size).fill(-1);
+    chosen.forEach((gi, k) => {
+      at[gi] = k;
+    });
+    const extra: GroupExtra[] = chosen.map(() => ({
+      kinds: {},
+      caches: [],
+      // Tasks in a dictionary of its own: as properties added one by one, thousands of task
+      // names would give V8 a hidden class for every order they came in.
+      comms: Object.create(null),
+    }));
+    if (chosen.length > 0)
+      for (const a of this.live.values()) {
+        const g = groupStack(a);
+        if (state.get(g) !== 1 || a.excluded !== undefined) continue;
+        const k = at[agg.indexOf(g)]!;
+        if (k < 0) continue;
+        const x = extra[k]!;
+        x.kinds[a.kind] = (x.kinds[a.kind] ?? 0) + n;
+        if (a.cache !== undefined && !x.caches.includes(a.cache)) x.caches.push(a.cache);
+        x.comms[a.comm] = (x.comms[a.comm] ?? 0) + n;
+      }
+    const byStack = chosen.map((gi, k) => {
       const id = agg.stackAt(gi);
-      const x = extra[gi]!;
       const w: Weights = {
         count: agg.weightAt(gi, 'count'),
         bytes: agg.weightAt(gi, 'bytes'),
         pages: agg.weightAt(gi, 'pages'),
       };
-      byStack[gi] = new OutstandingStackGroup(table, id, w, x, info[id]!);
-    }
+      const c = culpritCol.get(id);
+      return new OutstandingStackGroup(table, id, w, extra[k]!, {
+        oldest: ageMax.get(gi),
+        newest: ageMin.get(gi),
+        mean: w.count ? ageSum.get(gi) / w.count : 0,
+        culprit: c === 0 ? undefined : frames.frames[c - 1]!,
+        module: modules[moduleCol.get(id)]!,
+      });
+    });
     const finishRows = (m: Map<string, OutstandingRow & { sum: number }>): OutstandingRow[] =>
       [...m.values()]
         .map(({ sum, ...row }) => ({ ...row, meanSeconds: row.weights.count ? sum / row.weights.count : 0 }))
@@ -450,39 +519,27 @@ export class AllocationTracker {
       counters: { ...this.counters, filtered: this.counters.filtered + filtered },
       sample: n,
       outstanding: total,
-      // Heaviest first; ties in the order of their keys, compared without spelling them.
-      byStack: byStack.sort(
-        (a, b) =>
-          b.weights.bytes - a.weights.bytes ||
-          b.weights.pages - a.weights.pages ||
-          b.weights.count - a.weights.count ||
-          table.compareKeys(a.stackId, b.stackId),
-      ),
+      byStack,
       byCallSite: finishRows(sites),
-      byModule: finishRows(modules),
+      byModule: finishRows(moduleRows),
     };
   }
 }
 
-/** A group's stack, worked out once per report. */
-interface GroupInfo {
-  culprit: Frame | undefined;
-  module: string;
-  /** Kept by --module. */
-  keep: boolean;
-  /** The call-site row of its allocations that name none: the culprit's key. */
-  site: string;
-}
-
-/** What a group gathers beside its weights. */
+/** What a group gathers beside its weights (for the groups built). */
 interface GroupExtra {
   kinds: Partial<Record<AllocKind, number>>;
   caches: string[];
   comms: Record<string, number>;
-  /** Sum of ages times count, least and greatest age. */
-  sum: number;
-  min: number;
-  max: number;
+}
+
+/** A group's ages and who it is. */
+interface GroupFacts {
+  oldest: number;
+  newest: number;
+  mean: number;
+  culprit: Frame | undefined;
+  module: string;
 }
 
 /** An OutstandingGroup whose stack lives in a StackTable (its key spelled when asked). */
@@ -495,16 +552,16 @@ class OutstandingStackGroup extends InternedStackGroup implements OutstandingGro
   readonly comms: Record<string, number>;
   readonly culprit?: Frame;
   readonly module: string;
-  constructor(table: StackTable, stackId: number, w: Weights, x: GroupExtra, i: GroupInfo) {
+  constructor(table: StackTable, stackId: number, w: Weights, x: GroupExtra, f: GroupFacts) {
     super(table, stackId, w);
-    this.oldestSeconds = x.max;
-    this.newestSeconds = x.min;
-    this.meanSeconds = w.count ? x.sum / w.count : 0;
+    this.oldestSeconds = f.oldest;
+    this.newestSeconds = f.newest;
+    this.meanSeconds = f.mean;
     this.kinds = x.kinds;
     this.caches = x.caches;
     this.comms = x.comms;
-    if (i.culprit) this.culprit = i.culprit;
-    this.module = i.module;
+    if (f.culprit) this.culprit = f.culprit;
+    this.module = f.module;
   }
   override toJSON(): OutstandingGroup {
     const g: OutstandingGroup = {

@@ -88,6 +88,11 @@ export interface KmemAnalyzerOptions {
   skipSlabPages?: boolean;
   /** Only objects of this slab cache (where the event names it or its size implies it). */
   cache?: string;
+  /**
+   * The stack records' frames are their parser's own copies, kept as they are (FtraceTextParser's
+   * are); otherwise the tracker keeps a copy of each new frame.
+   */
+  ownFrames?: boolean;
 }
 
 interface Pending {
@@ -204,7 +209,7 @@ export class KmemTraceAnalyzer {
     this.tracker.counters.missingStacks += list.length - 1 - i;
     list.length = i;
     const frames = trimTraceFrames(s.frames);
-    p.alloc.stackId = this.tracker.internStack(frames);
+    p.alloc.stackId = this.tracker.internStack(frames, this.opts.ownFrames ?? false);
     if (
       p.alloc.kind === 'pages' &&
       (this.opts.skipSlabPages ?? true) &&
@@ -277,10 +282,16 @@ export interface KmemTraceAnalysis {
  */
 export async function analyzeKmemTrace(
   input: AsyncIterable<Buffer | string>,
-  o: KmemAnalyzerOptions & { module?: string; file?: string } = {},
+  o: KmemAnalyzerOptions & {
+    module?: string;
+    file?: string;
+    /** Stack groups to build, heaviest first (default all: see AllocationTracker.report). */
+    stackGroups?: number;
+  } = {},
 ): Promise<KmemTraceAnalysis> {
   const tracker = new AllocationTracker(o.module === undefined ? {} : { onlyModule: o.module });
-  const analyzer = new KmemTraceAnalyzer(tracker, o);
+  // The text parser's frames are its own copies.
+  const analyzer = new KmemTraceAnalyzer(tracker, { ...o, ownFrames: true });
   let stacks = 0;
   const parser = new FtraceTextParser(
     (r) => {
@@ -294,5 +305,6 @@ export async function analyzeKmemTrace(
   analyzer.finish();
   // Without any stack record the trace was taken without stacks: none went missing.
   if (stacks === 0) tracker.counters.missingStacks = 0;
-  return { report: tracker.report(), events: analyzer.events, stacks, lines: parser.lines };
+  const report = tracker.report(undefined, o.stackGroups === undefined ? {} : { stacks: o.stackGroups });
+  return { report, events: analyzer.events, stacks, lines: parser.lines };
 }

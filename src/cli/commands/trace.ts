@@ -532,7 +532,11 @@ async function openSavedTrace(path: string): Promise<SavedTrace> {
   };
 }
 
-async function analyzeSaved(path: string, values: { module?: string; cache?: string; 'page-size'?: string }) {
+async function analyzeSaved(
+  path: string,
+  values: { module?: string; cache?: string; 'page-size'?: string },
+  stacks?: number,
+) {
   const t = await openSavedTrace(path);
   try {
     const pageSizeBytes = numberOption(values['page-size'], 'page-size', t.pageSizeBytes, {
@@ -544,6 +548,7 @@ async function analyzeSaved(path: string, values: { module?: string; cache?: str
       pageSizeBytes,
       ...(values.module !== undefined ? { module: values.module } : {}),
       ...(values.cache !== undefined ? { cache: values.cache } : {}),
+      ...(stacks !== undefined ? { stackGroups: stacks } : {}),
     });
     const c = a.report.counters;
     if (t.droppedEvents > c.lostEvents) c.lostEvents = t.droppedEvents;
@@ -579,7 +584,17 @@ export const traceReportCommand = defineCommand({
       throw new MemsleuthError('USAGE', 'trace report takes one FILE or SNAPSHOT');
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const by = parseBy(values.by);
-    const a = await analyzeSaved(positionals[0]!, values);
+    // Every stack group where every one is written; the tables build the ones they print.
+    const every =
+      values.html !== undefined ||
+      values.json ||
+      values.collapsed !== undefined ||
+      values.speedscope !== undefined;
+    const a = await analyzeSaved(
+      positionals[0]!,
+      values,
+      every ? undefined : by === 'stack' || values.stacks ? limit : 0,
+    );
     if (values.html !== undefined)
       await writeTraceHtml(
         values.html,
