@@ -11,6 +11,7 @@ import {
   diffSlabCallSites,
   parseSlabSortKey,
   readSlabCallSites,
+  readSlabSiteTable,
   slabSiteGroups,
   slabTop,
 } from './slab.js';
@@ -65,6 +66,18 @@ describe('slab call sites', () => {
       pidMax: 28,
     });
     expect(r.noData.length).toBeGreaterThan(0);
+  });
+
+  it('builds the first sites by bytes (the table of `slab traces`) as sorting every site does', async () => {
+    for (const k of ['6.1', '6.12'] as const) {
+      const { table, ...rest } = await readSlabSiteTable(snap(k, 'after'));
+      const all = table.all();
+      expect({ sites: all, ...rest }).toEqual(await readSlabCallSites(snap(k, 'after')));
+      const sorted = [...all].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding);
+      for (const n of [1, 20, 500, all.length + 1]) expect(table.top(n)).toEqual(sorted.slice(0, n));
+      expect(table.size).toBe(all.length);
+      expect(table.bytes).toBe(all.reduce((s, x) => s + x.bytes, 0));
+    }
   });
 
   it('diffs mid -> after: the leak ran on after mid; in module code only the leaks grow', async () => {

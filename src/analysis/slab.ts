@@ -1,10 +1,11 @@
 import { MemsleuthError } from '../model/errors.js';
-import { type Frame, stackKey } from '../model/frame.js';
+import { type Frame, FrameLines, stackKey } from '../model/frame.js';
 import type { SlabTraceKind, Snapshot } from '../model/snapshot.js';
 import type { CallstackBlock } from '../sources/callstack_blocks.js';
-import { parseSlabTraces, type SlabTraceLocation } from '../sources/slab_traces.js';
+import { type SlabTraceLocation, SlabTraceReader } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
 import type { ParseSettings } from '../sources/text.js';
+import { F64SmallBlocks, U32SmallBlocks } from './intern.js';
 import {
   diffGroups,
   FrameTable,
@@ -12,6 +13,7 @@ import {
   InternedStackGroup,
   type StackGroup,
   StackTable,
+  selectTop,
 } from './stacks.js';
 
 /** Just the parse settings of an options object. */
@@ -210,6 +212,151 @@ export function slabSiteKey(site: Pick<SlabCallSite, 'cache' | 'frames'>): strin
 }
 
 /**
+ * The call sites of slab listings as rows of columns, each built as a SlabCallSite when asked
+ * (a snapshot with a hundred thousand call sites that prints twenty builds twenty). A site's
+ * frames are a stack of a StackTable that keeps offsets apart, so they come back as listed.
+ */
+export class SlabSiteTable {
+  private readonly stacks = new StackTable(new FrameTable(), true);
+  /** By cache index: name, listing kind, object size. */
+  private readonly cacheNames: string[] = [];
+  private readonly cacheKinds: SlabTraceKind[] = [];
+  private readonly cacheSizes: number[] = [];
+  // By site.
+  private readonly cache = new U32SmallBlocks();
+  private readonly stack = new U32SmallBlocks();
+  /** Frame id + 1 of the call site, 0 for `<not-available>`. */
+  private readonly caller = new U32SmallBlocks();
+  private readonly count = new F64SmallBlocks();
+  private readonly ageMin = new F64SmallBlocks();
+  private readonly ageMax = new F64SmallBlocks();
+  private readonly pidMin = new F64SmallBlocks();
+  private readonly pidMax = new F64SmallBlocks();
+  /** NaN: not known. */
+  private readonly freed = new F64SmallBlocks();
+  private readonly waste = new F64SmallBlocks();
+
+  get size(): number {
+    return this.cache.length;
+  }
+
+  /** Bytes of every site's live objects. */
+  get bytes(): number {
+    let sum = 0;
+    for (let i = 0; i < this.size; i++) sum += this.bytesAt(i);
+    return sum;
+  }
+
+  private bytesAt(i: number): number {
+    return this.count.get(i) * this.cacheSizes[this.cache.get(i)]!;
+  }
+
+  /** A cache whose sites follow (addSite), its index. */
+  addCache(name: string, kind: SlabTraceKind, objSize: number): number {
+    this.cacheNames.push(name);
+    this.cacheKinds.push(kind);
+    this.cacheSizes.push(objSize);
+    return this.cacheNames.length - 1;
+  }
+
+  /** A location of cache `c`'s listing (its stack frames are the scanner's own copies). */
+  addSite(c: number, l: SlabTraceLocation): void {
+    const ft = this.stacks.frames;
+    const callerId = l.caller ? ft.intern(l.caller) : -1;
+    const caller = callerId < 0 ? undefined : ft.frames[callerId]!;
+    const id = l.stack
+      ? this.stacks.internFrames(l.stack, true)
+      : this.stacks.internFrames(caller ? [caller] : []);
+    this.cache.push(c);
+    this.stack.push(id);
+    this.caller.push(callerId + 1);
+    this.count.push(l.count);
+    this.ageMin.push(l.ageMinJiffies);
+    this.ageMax.push(l.ageMaxJiffies);
+    this.pidMin.push(l.pidMin);
+    this.pidMax.push(l.pidMax);
+    this.freed.push(Number.NaN);
+    this.waste.push(l.wasteBytes ?? Number.NaN);
+  }
+
+  /** Sites `from..size-1` (a cache's): objects whose slot was last freed by their call site. */
+  setFreed(from: number, freedByCaller: ReadonlyMap<string, number>): void {
+    const frames = this.stacks.frames.frames;
+    for (let i = from; i < this.size; i++) {
+      const caller = this.caller.get(i);
+      const freed = caller === 0 ? undefined : freedByCaller.get(stackKey([frames[caller - 1]!]));
+      if (freed !== undefined) this.freed.set(i, freed);
+    }
+  }
+
+  /** Site `i`, built. */
+  site(i: number): SlabCallSite {
+    const c = this.cache.get(i);
+    const site: SlabCallSite = {
+      cache: this.cacheNames[c]!,
+      frames: this.stacks.framesOf(this.stack.get(i)),
+      outstanding: this.count.get(i),
+      bytes: this.bytesAt(i),
+      ageMinJiffies: this.ageMin.get(i),
+      ageMaxJiffies: this.ageMax.get(i),
+      pidMin: this.pidMin.get(i),
+      pidMax: this.pidMax.get(i),
+      kind: this.cacheKinds[c]!,
+    };
+    const caller = this.caller.get(i);
+    if (caller !== 0) {
+      site.caller = this.stacks.frames.frames[caller - 1]!;
+      const freed = this.freed.get(i);
+      if (!Number.isNaN(freed)) site.freedHere = freed;
+    }
+    const waste = this.waste.get(i);
+    if (!Number.isNaN(waste)) site.wasteBytes = waste;
+    return site;
+  }
+
+  /** Every site, in listing order (caches by name). */
+  all(): SlabCallSite[] {
+    const out: SlabCallSite[] = new Array(this.size);
+    for (let i = 0; i < this.size; i++) out[i] = this.site(i);
+    return out;
+  }
+
+  /** The first `limit` sites by bytes, then objects, then listing order; built. */
+  top(limit: number): SlabCallSite[] {
+    const before = (a: number, b: number): boolean => {
+      const d = this.bytesAt(b) - this.bytesAt(a) || this.count.get(b) - this.count.get(a);
+      return d !== 0 ? d < 0 : a < b;
+    };
+    return selectTop(this.size, limit, before).map((i) => this.site(i));
+  }
+}
+
+/**
+ * A listing fed to `reader` in pieces: from the file in whole lines where the snapshot reads
+ * files (one reused buffer), else from its stream. False when the snapshot does not have it.
+ */
+async function readListing(snap: Snapshot, path: string, reader: SlabTraceReader): Promise<boolean> {
+  if (snap.readLines) return snap.readLines(path, (t) => reader.text(t));
+  const input = await snap.openStream(path);
+  if (input === undefined) return false;
+  for await (const chunk of input) {
+    if (typeof chunk === 'string') reader.text(chunk);
+    else reader.bytes(chunk as Buffer);
+  }
+  return true;
+}
+
+/** The call sites of a snapshot's slab listings, as a table, and what the listings said. */
+export interface SlabSiteListing {
+  table: SlabSiteTable;
+  /** Caches that had trace files. */
+  caches: string[];
+  /** Caches whose listing said `No data`. */
+  noData: string[];
+  hasStacks: boolean;
+}
+
+/**
  * Live objects per call site, from every cache with trace files (or one cache).
  * `outstanding` is the alloc listing's count: SLUB counts only allocated objects in
  * both listings (see sources/slab_traces.ts), so subtracting the free listing would
@@ -219,14 +366,22 @@ export async function readSlabCallSites(
   snap: Snapshot,
   opts: { cache?: string } & ParseSettings = {},
 ): Promise<SlabTracesResult> {
+  const { table, ...rest } = await readSlabSiteTable(snap, opts);
+  return { sites: table.all(), ...rest };
+}
+
+/** readSlabCallSites with the sites left in their table (built when asked). */
+export async function readSlabSiteTable(
+  snap: Snapshot,
+  opts: { cache?: string } & ParseSettings = {},
+): Promise<SlabSiteListing> {
   const files = await snap.slabTraceFiles();
   const sizes = new Map<string, number>();
   const caches = await readSlabinfo(snap).catch(() => undefined);
   for (const c of caches ?? []) sizes.set(c.name, c.objSizeBytes);
-  const result: SlabTracesResult = { sites: [], caches: [], noData: [], hasStacks: false };
-  // Every distinct frame once, its strings its own: a site keeps the table's frames, not the
-  // parsed ones, which are views of the cache's listing and would keep all of it alive.
-  const frames = new FrameTable();
+  const result: SlabSiteListing = { table: new SlabSiteTable(), caches: [], noData: [], hasStacks: false };
+  // Every distinct frame line parsed once, across caches (their stacks share most frames).
+  const lines = new FrameLines();
   const names = [...files.keys()].sort();
   if (opts.cache !== undefined && !files.has(opts.cache)) {
     throw new MemsleuthError(
@@ -250,59 +405,41 @@ export async function readSlabCallSites(
     if (!allocKind) continue;
     const freeKind: SlabTraceKind = allocKind === 'alloc_traces' ? 'free_traces' : 'free_calls';
     const path = `slab/${cache}.${allocKind}`;
-    const text = await snap.readText(path);
-    if (text === undefined) continue;
+    // Read in pieces: a listing of a hundred thousand stacks is tens of MB, never needed whole.
+    let c = -1;
+    const first = result.table.size;
+    const reader = new SlabTraceReader(
+      { ...parseOf(opts), file: snap.describe(path) },
+      (l) => {
+        if (c < 0) c = result.table.addCache(cache, allocKind, objectSizeFor(cache, sizes));
+        result.table.addSite(c, l);
+      },
+      lines,
+    );
+    if (!(await readListing(snap, path, reader))) continue;
     result.caches.push(cache);
-    const alloc = parseSlabTraces(text, { ...parseOf(opts), file: snap.describe(path) });
-    if (alloc.noData) result.noData.push(cache);
-    if (alloc.hasStacks) result.hasStacks = true;
-    const freedByCaller = new Map<string, number>();
+    const alloc = reader.end();
     if (kinds.has(freeKind)) {
       const fpath = `slab/${cache}.${freeKind}`;
-      const ftext = await snap.readText(fpath);
-      if (ftext !== undefined) {
-        for (const l of parseSlabTraces(ftext, { ...parseOf(opts), file: snap.describe(fpath) }).locations) {
-          if (!l.caller) continue;
+      const freedByCaller = new Map<string, number>();
+      const freeReader = new SlabTraceReader(
+        { ...parseOf(opts), file: snap.describe(fpath) },
+        (l) => {
+          if (!l.caller) return;
           const k = stackKey([l.caller]);
           freedByCaller.set(k, (freedByCaller.get(k) ?? 0) + l.count);
-        }
+        },
+        lines,
+      );
+      if (await readListing(snap, fpath, freeReader)) {
+        freeReader.end();
+        result.table.setFreed(first, freedByCaller);
       }
     }
-    const objSize = objectSizeFor(cache, sizes);
-    for (const l of alloc.locations)
-      result.sites.push(toSite(cache, l, allocKind, objSize, freedByCaller, frames));
+    if (alloc.noData) result.noData.push(cache);
+    if (alloc.hasStacks) result.hasStacks = true;
   }
   return result;
-}
-
-function toSite(
-  cache: string,
-  l: SlabTraceLocation,
-  kind: SlabTraceKind,
-  objSize: number,
-  freedByCaller: Map<string, number>,
-  table: FrameTable,
-): SlabCallSite {
-  const caller = l.caller ? table.frameOf(l.caller) : undefined;
-  const frames = l.stack ? l.stack.map((f) => table.frameOf(f)) : caller ? [caller] : [];
-  const site: SlabCallSite = {
-    cache,
-    frames,
-    outstanding: l.count,
-    bytes: l.count * objSize,
-    ageMinJiffies: l.ageMinJiffies,
-    ageMaxJiffies: l.ageMaxJiffies,
-    pidMin: l.pidMin,
-    pidMax: l.pidMax,
-    kind,
-  };
-  if (caller) {
-    site.caller = caller;
-    const freed = freedByCaller.get(stackKey([caller]));
-    if (freed !== undefined) site.freedHere = freed;
-  }
-  if (l.wasteBytes !== undefined) site.wasteBytes = l.wasteBytes;
-  return site;
 }
 
 /**

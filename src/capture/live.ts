@@ -16,7 +16,7 @@ import {
 } from '../model/snapshot.js';
 import type { KernelConfig } from '../sources/kconfig.js';
 import type { ProcWatch } from './proc_watch.js';
-import { FileSnapshot, MAX_TEXT_BYTES, readTextPieces } from './snapshot.js';
+import { FileSnapshot } from './snapshot.js';
 
 // Node's built-ins through require, not `import`, on the everyday commands' start-up path: for an
 // ES import Node builds a module that reads every export of the built-in, lazy getters too
@@ -119,17 +119,12 @@ export class LiveSnapshot extends FileSnapshot implements Snapshot {
   }
 
   /** Files only: a text this reader makes (the tmpfs listing, an fd listing) comes whole from readText. */
-  readLines(path: string, sink: (text: string) => void): boolean {
+  override readLines(path: string, sink: (text: string) => void): boolean {
     if (this.generated(path))
       throw new Error(
         `LiveSnapshot.readLines: ${path} is made by this reader, not read from a file: use readText`,
       );
-    return (
-      this.readFile(path, (file, name) => {
-        readTextPieces(file, sink, MAX_TEXT_BYTES, name);
-        return true;
-      }) === true
-    );
+    return super.readLines(path, sink);
   }
 
   override async readText(path: string): Promise<string | undefined> {

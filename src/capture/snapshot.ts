@@ -194,6 +194,16 @@ export abstract class FileSnapshot {
     return this.readFile(path, (file, name) => readTextFile(file, MAX_TEXT_BYTES, name));
   }
 
+  /** Snapshot.readLines: the file read in pieces of whole lines (readTextPieces). */
+  readLines(path: string, sink: (text: string) => void): boolean {
+    return (
+      this.readFile(path, (file, name) => {
+        readTextPieces(file, sink, MAX_TEXT_BYTES, name);
+        return true;
+      }) === true
+    );
+  }
+
   /**
    * `read` of the file behind a snapshot path (given the file and its name for errors), or
    * undefined when there is none or it cannot be read (why is kept for `whyMissing`). A
@@ -382,6 +392,13 @@ export class BundleSnapshot extends DirectorySnapshot {
 
   override localFile(path: string): string | undefined {
     return STREAMED_MEMBERS.has(path) ? undefined : super.localFile(path);
+  }
+
+  /** A member streamed from the archive has no file to read in pieces: openStream. */
+  override readLines(path: string, sink: (text: string) => void): boolean {
+    if (STREAMED_MEMBERS.has(path))
+      throw new Error(`BundleSnapshot.readLines: ${path} is streamed from the archive: use openStream`);
+    return super.readLines(path, sink);
   }
 
   override async openStream(path: string): Promise<Readable | undefined> {

@@ -140,10 +140,10 @@ function hexAt(t: string, p: number, sep: number, v: number): number {
   return s + d;
 }
 
-/** `formatFrame(f) === t`, without building the string. */
-export function printsAs(f: Frame, t: string): boolean {
-  if (!t.startsWith(f.func)) return false;
-  let p = f.func.length;
+/** `formatFrame(f) === t.slice(from)`, without building either string. */
+export function printsAs(f: Frame, t: string, from = 0): boolean {
+  if (!t.startsWith(f.func, from)) return false;
+  let p = from + f.func.length;
   if (f.offset !== undefined) {
     p = hexAt(t, p, 0x2b, f.offset);
     if (p >= 0 && f.length !== undefined) p = hexAt(t, p, 0x2f, f.length);
@@ -176,25 +176,25 @@ export class FrameLines {
   /** `limit`: distinct lines kept at most (past it, new lines are parsed each time). */
   constructor(private readonly limit = 200_000) {}
 
-  /** The kept frame of line `t`, or undefined. */
-  get(t: string): Frame | undefined {
-    const h = fmix32(hashText(t));
+  /** The kept frame of line `t` (from index `from`: what precedes is not the frame's), or undefined. */
+  get(t: string, from = 0): Frame | undefined {
+    const h = fmix32(hashText(t, undefined, from));
     const mask = this.slots.length - 1;
     for (let slot = h & mask; ; slot = (slot + 1) & mask) {
       const e = this.slots[slot]!;
       if (e === 0) return undefined;
-      if (this.hashes[e - 1] === h && printsAs(this.frames[e - 1]!, t)) return this.frames[e - 1];
+      if (this.hashes[e - 1] === h && printsAs(this.frames[e - 1]!, t, from)) return this.frames[e - 1];
     }
   }
 
   /**
-   * Frame `f`, parsed from line `t` (which get did not find), as a copy of its own, kept for the
-   * next time `t` is met when it prints as `t` and there is room.
+   * Frame `f`, parsed from line `t` (which get did not find; from index `from`), as a copy of its
+   * own, kept for the next time `t` is met when it prints as `t` and there is room.
    */
-  keep(t: string, f: Frame): Frame {
+  keep(t: string, f: Frame, from = 0): Frame {
     const own = ownFrame(f);
-    if (this.frames.length >= this.limit || !printsAs(own, t)) return own;
-    const h = fmix32(hashText(t));
+    if (this.frames.length >= this.limit || !printsAs(own, t, from)) return own;
+    const h = fmix32(hashText(t, undefined, from));
     this.frames.push(own);
     this.hashes.push(h);
     let mask = this.slots.length - 1;

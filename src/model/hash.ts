@@ -12,8 +12,8 @@ export function fmix32(h: number): number {
   return (h ^ (h >>> 16)) | 0;
 }
 
-/** The 32-bit hash (signed) of a string's UTF-16 code units, mixed into `h`. */
-export function hashText(t: string, h = 0x811c9dc5 | 0): number {
-  for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
+/** The 32-bit hash (signed) of a string's UTF-16 code units from index `from`, mixed into `h`. */
+export function hashText(t: string, h = 0x811c9dc5 | 0, from = 0): number {
+  for (let i = from; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
   return h;
 }

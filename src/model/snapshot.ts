@@ -290,8 +290,9 @@ export interface Snapshot {
   /**
    * The text of a source in pieces of whole lines handed to `sink` as they are read (a few KiB
    * each), for big files read often that are not to be held whole (the recorder's smaps of a
-   * process with thousands of mappings). False when absent or unreadable, as readText's
-   * undefined. Only where files are read directly (the live kernel).
+   * process with thousands of mappings, a slab listing of a hundred thousand stacks). False
+   * when absent or unreadable, as readText's undefined. Only where files are read directly (the
+   * live kernel, a snapshot directory, a bundle's unpacked members).
    */
   readLines?(path: string, sink: (text: string) => void): boolean;
   /** Why the last read of `path` failed (ENOENT, EACCES, ...), when it did. */

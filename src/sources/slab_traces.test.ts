@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labFixture, REPO_FIXTURES } from '../../test/paths.js';
-import { parseSlabTraces } from './slab_traces.js';
+import { rng } from '../../test/rng.js';
+import { parseSlabTraces, type SlabTraceLocation, SlabTraceReader } from './slab_traces.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
 
@@ -50,6 +51,27 @@ describe('parseSlabTraces', () => {
         if (!/_traces$/.test(name)) continue;
         const t = parseSlabTraces(read(join(dir, name)), { file: name });
         expect(t.noData || t.locations.length > 0).toBe(true);
+      }
+    }
+  });
+
+  it('gives the same locations read in pieces (SlabTraceReader) as whole, every lab file', () => {
+    const next = rng(3);
+    for (const k of ['6.1', '6.12'] as const) {
+      const dir = join(labFixture(k, 'after'), 'slab');
+      for (const name of readdirSync(dir)) {
+        if (!/_traces$/.test(name)) continue;
+        const text = read(join(dir, name));
+        const whole = parseSlabTraces(text, { file: name });
+        const locations: SlabTraceLocation[] = [];
+        const r = new SlabTraceReader({ file: name }, (l) => locations.push(l));
+        const bytes = Buffer.from(text, 'utf8');
+        for (let at = 0; at < bytes.length; ) {
+          const n = 1 + (next() % 5000);
+          r.bytes(bytes.subarray(at, at + n));
+          at += n;
+        }
+        expect({ locations, ...r.end() }).toEqual(whole);
       }
     }
   });

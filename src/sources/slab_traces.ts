@@ -1,8 +1,7 @@
 import { basename } from 'node:path';
 import { parseError } from '../model/errors.js';
-import type { Frame } from '../model/frame.js';
-import { parseFrame } from '../model/frame.js';
-import { forEachKernelLine, type ParseOptions, safeNumber } from './text.js';
+import { type Frame, FrameLines, parseFrame } from '../model/frame.js';
+import { forEachKernelLine, KernelLineSplitter, type ParseOptions, safeNumber } from './text.js';
 
 /**
  * SLUB call-site listings: one record per (call site, stack) with how many live
@@ -114,54 +113,133 @@ function parseAttrs(
 
 /** Parse any of alloc_traces, free_traces (debugfs) or alloc_calls, free_calls (sysfs). */
 export function parseSlabTraces(text: string, opts: ParseOptions = {}): SlabTraces {
-  const file = opts.file ?? 'alloc_traces';
   const locations: SlabTraceLocation[] = [];
-  let noData = false;
-  let current: SlabTraceLocation | undefined;
+  const r = scanSlabTraces(text, opts, (l) => locations.push(l));
+  return { locations, ...r };
+}
+
+const LISTING = '`<count> <call site> age=... pid=...` lines or `No data`';
+
+/**
+ * parseSlabTraces one location at a time: `onLocation` gets each when its last frame has been
+ * read, in listing order, and nothing keeps it after. `frames`: the frame of each distinct
+ * frame line, kept across calls (a listing repeats the same frames in thousands of stacks);
+ * its frames are copies that hold no view of `text`, shared by every location that has them.
+ */
+export function scanSlabTraces(
+  text: string,
+  opts: ParseOptions,
+  onLocation: (l: SlabTraceLocation) => void,
+  frames: FrameLines = new FrameLines(),
+): { noData: boolean; hasStacks: boolean } {
+  const file = opts.file ?? 'alloc_traces';
+  const s = new SlabTraceScanner(file, onLocation, frames);
   // Line by line, no array of them: a cache's listing can run to millions of lines.
-  forEachKernelLine(
-    text,
-    file,
-    '`<count> <call site> age=... pid=...` lines or `No data`',
-    opts,
-    (t, line) => {
-      if (t.trim() === '') {
-        current = undefined;
-        return;
+  forEachKernelLine(text, file, LISTING, opts, (t, line) => s.line(t, line));
+  return s.end();
+}
+
+/**
+ * scanSlabTraces fed in pieces (KernelLineSplitter): text as it is read, or bytes, then end().
+ * A listing is never held whole.
+ */
+export class SlabTraceReader {
+  private readonly scanner: SlabTraceScanner;
+  private readonly lines: KernelLineSplitter;
+
+  constructor(opts: ParseOptions, onLocation: (l: SlabTraceLocation) => void, frames = new FrameLines()) {
+    const file = opts.file ?? 'alloc_traces';
+    const s = new SlabTraceScanner(file, onLocation, frames);
+    this.scanner = s;
+    this.lines = new KernelLineSplitter(file, LISTING, opts, (t, line) => s.line(t, line));
+  }
+
+  text(piece: string): void {
+    this.lines.text(piece);
+  }
+
+  bytes(chunk: Uint8Array): void {
+    this.lines.bytes(chunk);
+  }
+
+  end(): { noData: boolean; hasStacks: boolean } {
+    this.lines.end();
+    return this.scanner.end();
+  }
+}
+
+/** The lines of a listing, in order, into locations. */
+class SlabTraceScanner {
+  private noData = false;
+  private hasStacks = false;
+  private seen = 0;
+  private current: SlabTraceLocation | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly onLocation: (l: SlabTraceLocation) => void,
+    private readonly frames: FrameLines,
+  ) {}
+
+  /** The location being read is complete. */
+  private done(): void {
+    const c = this.current;
+    if (c === undefined) return;
+    if (c.stack) this.hasStacks = true;
+    this.current = undefined;
+    this.onLocation(c);
+  }
+
+  line(t: string, line: number): void {
+    const file = this.file;
+    if (t.trim() === '') {
+      this.done();
+      return;
+    }
+    if (t.trim() === 'No data') {
+      if (this.seen) throw parseError(file, line, 'no `No data` after call sites', t);
+      this.noData = true;
+      return;
+    }
+    // Count lines start with `%7ld ` (a decimal then a space); stack frames are
+    // 8-space indented `%pS` symbols or `0x...` addresses, never a bare number.
+    const head = HEAD.exec(t);
+    if (head) {
+      if (this.noData) throw parseError(file, line, 'nothing after `No data`', t);
+      this.done();
+      const attrs = parseAttrs(head[2]!, file, line, t);
+      const { callerText, ...rest } = attrs;
+      const loc: SlabTraceLocation = { count: safeNumber(head[1]!, file, line, 'a count'), ...rest, line };
+      if (callerText !== '<not-available>') {
+        const caller = parseFrame(callerText);
+        if (!caller) throw parseError(file, line, 'a call site like `func+0x2c/0x57 [mod]`', callerText);
+        loc.caller = caller;
       }
-      if (t.trim() === 'No data') {
-        if (locations.length) throw parseError(file, line, 'no `No data` after call sites', t);
-        noData = true;
-        return;
+      this.seen++;
+      this.current = loc;
+      return;
+    }
+    const current = this.current;
+    if (current && /^\s+\S/.test(t)) {
+      let from = 0;
+      while (t.charCodeAt(from) === 32) from++;
+      let frame = this.frames.get(t, from);
+      if (frame === undefined) {
+        const parsed = parseFrame(t);
+        if (!parsed) throw parseError(file, line, 'a stack frame like `        func+0x2c/0x57`', t);
+        frame = this.frames.keep(t, parsed, from);
       }
-      // Count lines start with `%7ld ` (a decimal then a space); stack frames are
-      // 8-space indented `%pS` symbols or `0x...` addresses, never a bare number.
-      const head = HEAD.exec(t);
-      if (head) {
-        if (noData) throw parseError(file, line, 'nothing after `No data`', t);
-        const attrs = parseAttrs(head[2]!, file, line, t);
-        const { callerText, ...rest } = attrs;
-        const loc: SlabTraceLocation = { count: safeNumber(head[1]!, file, line, 'a count'), ...rest, line };
-        if (callerText !== '<not-available>') {
-          const caller = parseFrame(callerText);
-          if (!caller) throw parseError(file, line, 'a call site like `func+0x2c/0x57 [mod]`', callerText);
-          loc.caller = caller;
-        }
-        locations.push(loc);
-        current = loc;
-        return;
-      }
-      if (current && /^\s+\S/.test(t)) {
-        const frame = parseFrame(t);
-        if (!frame) throw parseError(file, line, 'a stack frame like `        func+0x2c/0x57`', t);
-        if (!current.stack) current.stack = [];
-        current.stack.push(frame);
-        return;
-      }
-      throw parseError(file, line, '`<count> <call site> age=... pid=...`', t);
-    },
-  );
-  return { locations, noData, hasStacks: locations.some((l) => l.stack !== undefined) };
+      if (!current.stack) current.stack = [];
+      current.stack.push(frame);
+      return;
+    }
+    throw parseError(file, line, '`<count> <call site> age=... pid=...`', t);
+  }
+
+  end(): { noData: boolean; hasStacks: boolean } {
+    this.done();
+    return { noData: this.noData, hasStacks: this.hasStacks };
+  }
 }
 
 /** The cache a slab trace file belongs to, from its name: `kmalloc-96.alloc_traces` or `.../slab/kmalloc-96/alloc_traces`. */

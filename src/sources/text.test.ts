@@ -3,6 +3,8 @@ import { rng } from '../../test/rng.js';
 import {
   checkLineLengths,
   forEachKernelLine,
+  forEachStreamLine,
+  KernelLineSplitter,
   kernelLines,
   numberedLines,
   type ParseOptions,
@@ -55,5 +57,96 @@ describe('forEachKernelLine', () => {
         ).toBe(want);
       }
     }
+  });
+});
+
+describe('KernelLineSplitter', () => {
+  it("gives forEachKernelLine's lines, warnings and errors however the text is cut, as text or bytes", () => {
+    const next = rng(9);
+    const pieces = [
+      'a',
+      'bc d',
+      '',
+      '\r',
+      'x\r',
+      '  7 f+0x1/0x2',
+      'No data',
+      '\r\r',
+      'é€',
+      'long line'.repeat(3),
+    ];
+    for (let k = 0; k < 2000; k++) {
+      const n = next() % 7;
+      let text = '';
+      for (let i = 0; i < n; i++) text += `${pieces[next() % pieces.length]}${next() % 5 === 0 ? '' : '\n'}`;
+      const maxLineBytes = next() % 3 === 0 ? 8 : undefined;
+      const limit = maxLineBytes === undefined ? {} : { maxLineBytes };
+      for (const lenient of [false, true]) {
+        const lines = (feed: (s: KernelLineSplitter) => void) => (o: ParseOptions) => {
+          const out: { text: string; line: number }[] = [];
+          const s = new KernelLineSplitter('f', 'lines', { ...o, ...limit }, (t, line) =>
+            out.push({ text: t, line }),
+          );
+          feed(s);
+          s.end();
+          return out;
+        };
+        const want = run((o) => {
+          const out: { text: string; line: number }[] = [];
+          forEachKernelLine(text, 'f', 'lines', { ...o, ...limit }, (t, line) => out.push({ text: t, line }));
+          return out;
+        }, lenient);
+        // Cut at random places: as strings, and as UTF-8 bytes (a character may be cut).
+        const cuts: number[] = [];
+        for (let i = next() % 4; i > 0; i--) cuts.push(next() % (text.length + 1));
+        cuts.sort((a, b) => a - b);
+        const bytes = Buffer.from(text, 'utf8');
+        const got = [
+          run(
+            lines((s) => {
+              let at = 0;
+              for (const c of [...cuts, text.length]) {
+                s.text(text.slice(at, c));
+                at = c;
+              }
+            }),
+            lenient,
+          ),
+          run(
+            lines((s) => {
+              let at = 0;
+              for (const c of [...cuts.map((x) => Math.min(x, bytes.length)), bytes.length]) {
+                s.bytes(bytes.subarray(at, c));
+                at = c;
+              }
+            }),
+            lenient,
+          ),
+        ];
+        // A line over the limit fails where it is met: the same error, after the same lines
+        // (which a caller never sees, since it throws).
+        for (const g of got) expect(g, JSON.stringify(text)).toBe(want);
+      }
+    }
+  });
+
+  it('reads a stream of chunks (forEachStreamLine), decoding bytes 64 KiB at a time', async () => {
+    const text = Array.from({ length: 30_000 }, (_, i) => `line ${i} ${'é'.repeat(i % 7)}`).join('\n');
+    const bytes = Buffer.from(`${text}\n`, 'utf8');
+    const chunks = [bytes.subarray(0, 200_001), bytes.subarray(200_001, 200_003), bytes.subarray(200_003)];
+    const out: string[] = [];
+    await forEachStreamLine(
+      (async function* () {
+        yield* chunks;
+      })(),
+      'f',
+      'lines',
+      {},
+      (t, line) => {
+        expect(line).toBe(out.length + 1);
+        out.push(t);
+      },
+    );
+    expect(out).toEqual(text.split('\n'));
   });
 });

@@ -1,7 +1,7 @@
 import {
   diffCallstackDumps,
   parseSlabSortKey,
-  readSlabCallSites,
+  readSlabSiteTable,
   SLAB_SORT_KEYS,
   slabSiteGroups,
   slabTop,
@@ -109,7 +109,7 @@ export const slabTracesCommand = defineCommand({
     const top = numberOption(values.top, 'top', 20, { min: 1, integer: true });
     const snap = await openInputOrLive(positionals[0], { expect: 'slab_traces' });
     try {
-      const r = await readSlabCallSites(snap, {
+      const { table: listed, ...r } = await readSlabSiteTable(snap, {
         ...(values.cache === undefined ? {} : { cache: values.cache }),
         ...parseSettingsOf(values, ctx),
       });
@@ -118,9 +118,13 @@ export const slabTracesCommand = defineCommand({
           hint: 'boot with slub_debug=U (or slub_debug=U,<cache>), mount debugfs, and run as root',
         });
       }
-      const sites = [...r.sites].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding);
-      if (await writeFlameExports(slabSiteGroups(r.sites), values, `slab traces ${snap.origin}`, ctx))
-        return 0;
+      // Every site where every one is written; the table builds the ones it prints.
+      const every = values.json || values.collapsed !== undefined || values.speedscope !== undefined;
+      const all = every ? listed.all() : [];
+      if (await writeFlameExports(slabSiteGroups(all), values, `slab traces ${snap.origin}`, ctx)) return 0;
+      const sites = every
+        ? [...all].sort((a, b) => b.bytes - a.bytes || b.outstanding - a.outstanding)
+        : listed.top(top);
       const symbolized = await annotateFrames(
         values.json ? sites : sites.slice(0, top),
         values,
@@ -128,11 +132,12 @@ export const slabTracesCommand = defineCommand({
         ctx,
       );
       if (values.json) {
-        ctx.stdout.write(`${JSON.stringify({ ...r, sites }, null, 2)}\n`);
+        ctx.stdout.write(`${JSON.stringify({ sites, ...r }, null, 2)}\n`);
         return 0;
       }
-      const total = sites.reduce((s, x) => s + x.bytes, 0);
-      const out = [`${sites.length} call sites in ${r.caches.length} caches, ${formatBytes(total)} live`];
+      const out = [
+        `${listed.size} call sites in ${r.caches.length} caches, ${formatBytes(listed.bytes)} live`,
+      ];
       const rows = sites.slice(0, top);
       const tbl = table(rows, [
         { header: 'OBJECTS', align: 'right', value: (x) => String(x.outstanding) },
