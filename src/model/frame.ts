@@ -168,22 +168,30 @@ export function printsAs(f: Frame, t: string, from = 0): boolean {
  * copies whose strings are their own (ownFrame), one object for every repeat of a line.
  */
 export class FrameLines {
-  private readonly frames: Frame[] = [];
-  private readonly hashes: number[] = [];
+  /**
+   * Kept frames by index, in arrays of 4,096: one array grown to a hundred thousand would leave
+   * each outgrown copy (a large object, up to a megabyte) to the next full collection.
+   */
+  private readonly chunks: Frame[][] = [];
+  private size = 0;
   /** Index + 1 of a kept frame, 0 empty; at most half full. */
   private slots = new Uint32Array(1 << 10);
 
   /** `limit`: distinct lines kept at most (past it, new lines are parsed each time). */
   constructor(private readonly limit = 200_000) {}
 
+  private at(i: number): Frame {
+    return this.chunks[i >>> 12]![i & 4095]!;
+  }
+
   /** The kept frame of line `t` (from index `from`: what precedes is not the frame's), or undefined. */
   get(t: string, from = 0): Frame | undefined {
-    const h = fmix32(hashText(t, undefined, from));
     const mask = this.slots.length - 1;
-    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+    for (let slot = fmix32(hashText(t, undefined, from)) & mask; ; slot = (slot + 1) & mask) {
       const e = this.slots[slot]!;
       if (e === 0) return undefined;
-      if (this.hashes[e - 1] === h && printsAs(this.frames[e - 1]!, t, from)) return this.frames[e - 1];
+      const f = this.at(e - 1);
+      if (printsAs(f, t, from)) return f;
     }
   }
 
@@ -193,21 +201,22 @@ export class FrameLines {
    */
   keep(t: string, f: Frame, from = 0): Frame {
     const own = ownFrame(f);
-    if (this.frames.length >= this.limit || !printsAs(own, t, from)) return own;
-    const h = fmix32(hashText(t, undefined, from));
-    this.frames.push(own);
-    this.hashes.push(h);
+    if (this.size >= this.limit || !printsAs(own, t, from)) return own;
+    const i = this.size++;
+    if ((i & 4095) === 0) this.chunks.push([]);
+    this.chunks[i >>> 12]!.push(own);
     let mask = this.slots.length - 1;
-    let slot = h & mask;
+    let slot = fmix32(hashText(t, undefined, from)) & mask;
     while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
-    this.slots[slot] = this.frames.length;
-    if (this.frames.length * 2 > this.slots.length) {
+    this.slots[slot] = i + 1;
+    if (this.size * 2 > this.slots.length) {
+      // Placed again by the hash of what each prints (its line, from `from`: the same text).
       this.slots = new Uint32Array(this.slots.length * 2);
       mask = this.slots.length - 1;
-      for (let i = 0; i < this.frames.length; i++) {
-        let sl = this.hashes[i]! & mask;
+      for (let k = 0; k < this.size; k++) {
+        let sl = fmix32(hashText(formatFrame(this.at(k)))) & mask;
         while (this.slots[sl] !== 0) sl = (sl + 1) & mask;
-        this.slots[sl] = i + 1;
+        this.slots[sl] = k + 1;
       }
     }
     return own;
