@@ -4,7 +4,7 @@
  * directories are accepted, the temporary directory goes away on every path (errors,
  * `close()`, exit, SIGINT, SIGTERM), and one member can be streamed without unpacking.
  */
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -62,37 +62,55 @@ export function bundleLimits(
 const live = new Set<string>();
 let hooked = false;
 
+/** Sleep this thread (no callback runs meanwhile; libuv's threads go on). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
  * Remove every live directory; one that fails stays listed (the exit handler tries again).
- * A signal can come while the unpacker's writes are still landing (they run on libuv's
- * threads): a file created during the walk made rmSync throw ENOTEMPTY, and the process died of
- * that exception (exit status 1) instead of the signal (once in a full suite, 2026-12-04).
- * rmSync retries such a walk (maxRetries); an error never stops the signal's handler.
+ * On a signal (`settle`), writes the unpacker queued before it can still be landing (they run
+ * on libuv's threads): a file created during the walk made rmSync throw ENOTEMPTY (the process
+ * then died of that exception, exit status 1, instead of the signal: once in a full suite,
+ * 2026-12-04), and a queued mkdir could make the directory again after it was removed (a bundle
+ * directory left behind under load, 2026-12-06). So each is removed, this thread sleeps 20 ms
+ * (no callback runs, so nothing new is queued, while the queued writes land), and it is removed
+ * again until it stays gone, for up to 2 s.
  */
-function removeAll(): void {
+function removeAll(settle = false): void {
   for (const d of [...live]) {
-    try {
-      rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
-      live.delete(d);
-    } catch {
-      // Still there: left listed.
+    const until = Date.now() + 2000;
+    for (;;) {
+      try {
+        rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+      } catch {
+        // Still there: tried again below, or left listed.
+      }
+      if (settle) sleepSync(20);
+      if (!existsSync(d)) {
+        live.delete(d);
+        break;
+      }
+      if (!settle || Date.now() > until) break;
     }
   }
 }
 
 function onSignal(signal: NodeJS.Signals): void {
-  removeAll();
+  removeAll(true);
   unhook();
   // Die of the signal as if no handler had been installed (exit status 128 + n).
   process.kill(process.pid, signal);
 }
+
+const removeAtExit = (): void => removeAll();
 
 function hook(): void {
   if (hooked) return;
   hooked = true;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', removeAll);
+  process.on('exit', removeAtExit);
 }
 
 function unhook(): void {
@@ -100,7 +118,7 @@ function unhook(): void {
   hooked = false;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  process.off('exit', removeAll);
+  process.off('exit', removeAtExit);
 }
 
 /** A private temporary directory that is removed at exit or on SIGINT/SIGTERM if nothing removed it before. */
