@@ -16,7 +16,7 @@
  * - `%p` prints a hashed value unless the instance's hash-ptr option is off (5.12+ has
  *   the option); hashing is consistent, so pairing works either way.
  */
-import { parseFrame } from '../model/frame.js';
+import { type Frame, parseFrame } from '../model/frame.js';
 import {
   contextLevel,
   type FtraceEvent,
@@ -168,14 +168,28 @@ export class KmemTraceAnalyzer {
       this.tracker.counters.filtered++;
       return;
     }
-    const a: TracedAllocation = { kind, bytes, pages, time: r.timestamp, pid: r.pid, comm: r.comm };
-    if (cache !== undefined) a.cache = cache;
     // One Frame per distinct call site, shared by its allocations (not one parsed per event).
-    if (r.callSite) a.callSite = this.tracker.internFrame(r.callSite);
+    let callSite: Frame | undefined;
+    if (r.callSite) callSite = this.tracker.internFrame(r.callSite);
     else if (f.call_site !== undefined) {
       const site = parseFrame(f.call_site);
-      if (site) a.callSite = this.tracker.internFrame(site);
+      if (site) callSite = this.tracker.internFrame(site);
     }
+    // Every field in the literal, those set later too (the stack's id, a reason to leave it
+    // out): a field added afterwards goes to a property array of its own, 40 bytes more for
+    // each outstanding allocation.
+    const a: TracedAllocation = {
+      kind,
+      bytes,
+      pages,
+      time: r.timestamp,
+      pid: r.pid,
+      comm: r.comm,
+      cache,
+      callSite,
+      stackId: undefined,
+      excluded: undefined,
+    };
     this.tracker.alloc(key, a);
     if (!this.pageStacks) return;
     const ctx = contextLevel(r.flags);

@@ -61,7 +61,13 @@ export interface KernelTraceOptions {
   bufferKb?: number;
   /** Seconds between onRefresh calls (0 or undefined: none). */
   refreshSeconds?: number;
+  /** Gets every stack group (it compares them from one refresh to the next). */
   onRefresh?: (r: TraceReport) => void;
+  /**
+   * Stack groups the final report builds, heaviest first (default all; AllocationTracker.report):
+   * a table of twenty rows needs twenty of a long trace's hundred thousand.
+   */
+  stackGroups?: number;
   /** Diagnostics for stderr: what was cleaned up, sampling changes. */
   onNotice?: (line: string) => void;
   /** Called once tracing is on. */
@@ -402,7 +408,7 @@ export async function traceKernel(o: KernelTraceOptions = {}): Promise<KernelTra
     const lostFromStats = stats.total.droppedEvents + stats.total.overrun;
     if (lostFromStats > tracker.counters.lostEvents) tracker.counters.lostEvents = lostFromStats;
     const readerCpuSeconds = cpuSeconds() - cpu0;
-    const report = tracker.report(stoppedAt);
+    const report = tracker.report(stoppedAt, o.stackGroups === undefined ? {} : { stacks: o.stackGroups });
     const stoppedBy = life.reason();
     const result: KernelTraceResult = {
       report,

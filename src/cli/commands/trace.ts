@@ -148,6 +148,23 @@ export function renderTraceReport(
   return `${out.join('\n')}\n`;
 }
 
+/**
+ * The stack groups a report is to build: every one where every one is written (`--json`,
+ * `--html`, the flame exports), else the table's (`--by stack`, `--stacks`) or none.
+ */
+function stackGroupsFor(
+  values: { json?: boolean; html?: string; collapsed?: string; speedscope?: string; stacks?: boolean },
+  by: 'site' | 'stack' | 'module' | undefined,
+  limit: number,
+): { stackGroups?: number } {
+  const every =
+    values.html !== undefined ||
+    values.json ||
+    values.collapsed !== undefined ||
+    values.speedscope !== undefined;
+  return every ? {} : { stackGroups: by === 'stack' || values.stacks ? limit : 0 };
+}
+
 function parseBy(v: string | undefined): 'site' | 'stack' | 'module' | undefined {
   if (v === undefined) return undefined;
   if (v === 'site' || v === 'stack' || v === 'module') return v;
@@ -308,6 +325,7 @@ export const traceKernelCommand = defineCommand({
     const by = parseBy(values.by);
     const json = Boolean(values.json);
     const r = await traceKernel({
+      ...stackGroupsFor(values, by, limit),
       ...(duration !== undefined ? { durationSeconds: duration } : {}),
       ...(values.events !== undefined ? { events: parseEvents(values.events)! } : {}),
       ...(values.cache !== undefined ? { cache: values.cache } : {}),
@@ -535,7 +553,7 @@ async function openSavedTrace(path: string): Promise<SavedTrace> {
 async function analyzeSaved(
   path: string,
   values: { module?: string; cache?: string; 'page-size'?: string },
-  stacks?: number,
+  stackGroups?: number,
 ) {
   const t = await openSavedTrace(path);
   try {
@@ -548,7 +566,7 @@ async function analyzeSaved(
       pageSizeBytes,
       ...(values.module !== undefined ? { module: values.module } : {}),
       ...(values.cache !== undefined ? { cache: values.cache } : {}),
-      ...(stacks !== undefined ? { stackGroups: stacks } : {}),
+      ...(stackGroups !== undefined ? { stackGroups } : {}),
     });
     const c = a.report.counters;
     if (t.droppedEvents > c.lostEvents) c.lostEvents = t.droppedEvents;
@@ -584,17 +602,7 @@ export const traceReportCommand = defineCommand({
       throw new MemsleuthError('USAGE', 'trace report takes one FILE or SNAPSHOT');
     const limit = numberOption(values.limit, 'limit', 20, { min: 1, integer: true });
     const by = parseBy(values.by);
-    // Every stack group where every one is written; the tables build the ones they print.
-    const every =
-      values.html !== undefined ||
-      values.json ||
-      values.collapsed !== undefined ||
-      values.speedscope !== undefined;
-    const a = await analyzeSaved(
-      positionals[0]!,
-      values,
-      every ? undefined : by === 'stack' || values.stacks ? limit : 0,
-    );
+    const a = await analyzeSaved(positionals[0]!, values, stackGroupsFor(values, by, limit).stackGroups);
     if (values.html !== undefined)
       await writeTraceHtml(
         values.html,
