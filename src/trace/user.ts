@@ -34,6 +34,8 @@ export interface UserTraceOptions {
   baselineSeconds?: number;
   refreshSeconds?: number;
   onRefresh?: (r: TraceReport) => void;
+  /** Stack groups the final report builds, heaviest first (default all; see KernelTraceOptions). */
+  stackGroups?: number;
   onNotice?: (line: string) => void;
   /** Called once tracing is on. */
   onStart?: () => void;
@@ -267,7 +269,7 @@ export async function traceUser(o: UserTraceOptions): Promise<UserTraceResult> {
     const lost = stats.total.droppedEvents + stats.total.overrun;
     if (lost > tracker.counters.lostEvents) tracker.counters.lostEvents = lost;
     if (!exited) await refreshMaps();
-    const report = tracker.report(stoppedAt);
+    const report = tracker.report(stoppedAt, o.stackGroups === undefined ? {} : { stacks: o.stackGroups });
     const hits = Object.values(analyzer.events).reduce((a, b) => a + b, 0);
     const tck = 100; // USER_HZ: /proc/PID/stat counts in 1/100 s on every architecture Linux has
     const overhead: TracingOverhead = {

@@ -446,6 +446,7 @@ export const traceUserCommand = defineCommand({
     const json = Boolean(values.json);
     const functions = parseFunctions(values.functions);
     const r = await traceUser({
+      ...stackGroupsFor(values, by, limit),
       pid,
       ...(duration !== undefined ? { durationSeconds: duration } : {}),
       ...(functions ? { functions } : {}),
