@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemsleuthError } from '../model/errors.js';
 import { TMPFS_MOUNTS_PATH } from '../model/snapshot.js';
 import { LiveSnapshot } from './live.js';
-import { readTextFile, readTextPieces } from './snapshot.js';
+import { DirectorySnapshot, readTextFile, readTextPieces } from './snapshot.js';
 
 const work = mkdtempSync(join(tmpdir(), 'memsleuth-read-text-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -138,5 +138,27 @@ describe('readTextPieces', () => {
     } finally {
       await snap.close();
     }
+  });
+
+  it('reads a snapshot directory in pieces too, and what the sink throws reaches the caller as it is', () => {
+    const dir = join(work, 'snap');
+    const slab = join(dir, 'slab');
+    mkdirSync(slab, { recursive: true });
+    const text = `${numbered(200_000)}\n`;
+    writeFileSync(join(slab, 'kmalloc-96.alloc_traces'), text);
+    const snap = new DirectorySnapshot(dir, dir);
+    const got: string[] = [];
+    expect(snap.readLines('slab/kmalloc-96.alloc_traces', (t) => got.push(t))).toBe(true);
+    expect(got.join('')).toBe(text);
+    expect(got.every((t) => t.endsWith('\n'))).toBe(true);
+    expect(snap.readLines('slab/absent.alloc_traces', () => {})).toBe(false);
+    // A bug in the sink is not an unreadable file: the error itself, not false.
+    const bug = new TypeError('sink bug');
+    expect(() =>
+      snap.readLines('slab/kmalloc-96.alloc_traces', () => {
+        throw bug;
+      }),
+    ).toThrow(bug);
+    expect(snap.whyMissing('slab/kmalloc-96.alloc_traces')).toBeUndefined();
   });
 });

@@ -194,14 +194,33 @@ export abstract class FileSnapshot {
     return this.readFile(path, (file, name) => readTextFile(file, MAX_TEXT_BYTES, name));
   }
 
-  /** Snapshot.readLines: the file read in pieces of whole lines (readTextPieces). */
+  /**
+   * Snapshot.readLines: the file read in pieces of whole lines (readTextPieces). What the sink
+   * throws is the caller's and goes to it as it is, never taken for an unreadable file.
+   */
   readLines(path: string, sink: (text: string) => void): boolean {
-    return (
-      this.readFile(path, (file, name) => {
-        readTextPieces(file, sink, MAX_TEXT_BYTES, name);
+    let thrown: { error: unknown } | undefined;
+    const read = this.readFile(
+      path,
+      (file, name) => {
+        readTextPieces(
+          file,
+          (t) => {
+            try {
+              sink(t);
+            } catch (error) {
+              thrown = { error };
+              throw error;
+            }
+          },
+          MAX_TEXT_BYTES,
+          name,
+        );
         return true;
-      }) === true
+      },
+      (e) => thrown !== undefined && e === thrown.error,
     );
+    return read === true;
   }
 
   /**
@@ -209,7 +228,12 @@ export abstract class FileSnapshot {
    * undefined when there is none or it cannot be read (why is kept for `whyMissing`). A
    * MemsleuthError (a file over the limit) is thrown: it is the input's fault, not absence.
    */
-  protected readFile<T>(path: string, read: (file: string, name: string) => T): T | undefined {
+  protected readFile<T>(
+    path: string,
+    read: (file: string, name: string) => T,
+    /** Errors that are not the file's (a reader's callback threw them): thrown as they are. */
+    notTheFile?: (e: unknown) => boolean,
+  ): T | undefined {
     const file = this.fileOf(path);
     if (file === undefined) {
       this.failures.set(path, 'not a source of this snapshot');
@@ -218,7 +242,7 @@ export abstract class FileSnapshot {
     try {
       return read(file, this.describeFile(path));
     } catch (e) {
-      if (e instanceof MemsleuthError) throw e;
+      if (e instanceof MemsleuthError || notTheFile?.(e)) throw e;
       this.failures.set(path, errnoReason(e));
       return undefined;
     }
