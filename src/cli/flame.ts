@@ -17,6 +17,24 @@ export const FLAME_OPTIONS = {
 } as const;
 
 /**
+ * The output asked for is every group (`--json`, `--html`, a flame-graph export), not the rows
+ * of a table: a command that can build only the groups it prints builds them all.
+ */
+export function writesEveryGroup(values: {
+  json?: boolean;
+  html?: string;
+  collapsed?: string;
+  speedscope?: string;
+}): boolean {
+  return (
+    Boolean(values.json) ||
+    values.html !== undefined ||
+    values.collapsed !== undefined ||
+    values.speedscope !== undefined
+  );
+}
+
+/**
  * Write the flame-graph exports asked for, weighted by `by` (pages for page_owner, bytes for
  * the rest). True when one went to stdout, so the command prints nothing else.
  */

@@ -18,7 +18,7 @@ import { KMEMLEAK_HEAD, parseKmemleak } from '../../sources/kmemleak.js';
 import type { ParseSettings } from '../../sources/text.js';
 import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { FLAME_OPTIONS, writeFlameExports, writesEveryGroup } from '../flame.js';
 import { table } from '../format.js';
 import { annotateFrames, frameLine, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
@@ -159,8 +159,7 @@ export const kmemleakReportCommand = defineCommand({
     const { grouper, file } = await groupReport(positionals[0], by, ctx.stdin, parseSettingsOf(values, ctx));
     const reports = grouper.reports;
     // Every group only where every group is written: the table builds the ones it prints.
-    const all = values.json || values.collapsed !== undefined || values.speedscope !== undefined;
-    const groups = all ? grouper.result() : [];
+    const groups = writesEveryGroup(values) ? grouper.result() : [];
     if (await writeFlameExports(groups, values, `kmemleak ${file}`, ctx)) return 0;
     const shown = values.json ? groups : grouper.top(top);
     const symbolized = await annotateFrames(shown, values, { running: positionals[0] === undefined }, ctx);

@@ -16,7 +16,7 @@ import { reclaimFlags } from '../../registry/sources/slabinfo.js';
 import { parseCallstackBlocks } from '../../sources/callstack_blocks.js';
 import { MAX_LINE_BYTES } from '../../sources/text.js';
 import { defineCommand, LENIENT_OPTION, numberOption, parseSettingsOf } from '../command.js';
-import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { FLAME_OPTIONS, writeFlameExports, writesEveryGroup } from '../flame.js';
 import { table } from '../format.js';
 import { annotateFrames, frameLine, releaseOf, SYMBOLS_OPTION, sourceColumn } from '../symbols.js';
 
@@ -119,7 +119,7 @@ export const slabTracesCommand = defineCommand({
         });
       }
       // Every site where every one is written; the table builds the ones it prints.
-      const every = values.json || values.collapsed !== undefined || values.speedscope !== undefined;
+      const every = writesEveryGroup(values);
       const all = every ? listed.all() : [];
       if (await writeFlameExports(slabSiteGroups(all), values, `slab traces ${snap.origin}`, ctx)) return 0;
       const sites = every

@@ -15,7 +15,7 @@ import { traceSlabCache } from '../../trace/slab.js';
 import { traceUser, type UserTraceResult } from '../../trace/user.js';
 import { defineCommand, numberOption } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { FLAME_OPTIONS, writeFlameExports } from '../flame.js';
+import { FLAME_OPTIONS, writeFlameExports, writesEveryGroup } from '../flame.js';
 import { table } from '../format.js';
 import { writeHtml } from '../html.js';
 
@@ -157,12 +157,7 @@ function stackGroupsFor(
   by: 'site' | 'stack' | 'module' | undefined,
   limit: number,
 ): { stackGroups?: number } {
-  const every =
-    values.html !== undefined ||
-    values.json ||
-    values.collapsed !== undefined ||
-    values.speedscope !== undefined;
-  return every ? {} : { stackGroups: by === 'stack' || values.stacks ? limit : 0 };
+  return writesEveryGroup(values) ? {} : { stackGroups: by === 'stack' || values.stacks ? limit : 0 };
 }
 
 function parseBy(v: string | undefined): 'site' | 'stack' | 'module' | undefined {
