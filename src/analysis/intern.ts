@@ -6,7 +6,7 @@
  */
 
 import { ownString } from '../model/frame.js';
-import { fmix32, hashText } from '../model/hash.js';
+import { fmix32, hashText, placeAll } from '../model/hash.js';
 
 /** A growable Uint32 column. */
 export class U32Column {
@@ -222,16 +222,6 @@ export class TextIds {
     return this.texts.length;
   }
 
-  /** Id of `t`, or -1. */
-  find(t: string): number {
-    const mask = this.slots.length - 1;
-    for (let slot = fmix32(hashText(t)) & mask; ; slot = (slot + 1) & mask) {
-      const e = this.slots[slot]!;
-      if (e === 0) return -1;
-      if (this.texts[e - 1] === t) return e - 1;
-    }
-  }
-
   /**
    * Id of `t`, added when new. `own`: what is kept is a copy in memory of its own (see
    * ownString: a text built by `+` or cut from a larger one), else `t` itself.
@@ -247,16 +237,8 @@ export class TextIds {
     const id = this.texts.length;
     this.texts.push(own ? ownString(t) : t);
     this.slots[slot] = id + 1;
-    if ((id + 1) * 2 > this.slots.length) {
-      const slots = new Uint32Array(this.slots.length * 2);
-      const m = slots.length - 1;
-      for (let i = 0; i <= id; i++) {
-        let sl = fmix32(hashText(this.texts[i]!)) & m;
-        while (slots[sl] !== 0) sl = (sl + 1) & m;
-        slots[sl] = i + 1;
-      }
-      this.slots = slots;
-    }
+    if ((id + 1) * 2 > this.slots.length)
+      this.slots = placeAll(this.slots.length * 2, id + 1, (i) => fmix32(hashText(this.texts[i]!)));
     return id;
   }
 }

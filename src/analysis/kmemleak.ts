@@ -1,4 +1,5 @@
 import { type Frame, ownString } from '../model/frame.js';
+import { placeAll } from '../model/hash.js';
 import {
   type KmemleakFile,
   type KmemleakObjectType,
@@ -178,7 +179,7 @@ export class KmemleakGrouper {
   /** One more object of task `comm` in group `g`. */
   private countComm(g: number, comm: number): void {
     const h = hashInts(g, comm, 0, 0);
-    let mask = this.slots.length - 1;
+    const mask = this.slots.length - 1;
     let slot = h & mask;
     for (;;) {
       const e = this.slots[slot]!;
@@ -200,13 +201,9 @@ export class KmemleakGrouper {
     const entries = e + 1;
     if (entries * 2 > this.slots.length) {
       // Doubled, every entry placed again.
-      this.slots = new Uint32Array(this.slots.length * 2);
-      mask = this.slots.length - 1;
-      for (let i = 0; i < entries; i++) {
-        let sl = hashInts(this.entGroup.data[i]!, this.entComm.data[i]!, 0, 0) & mask;
-        while (this.slots[sl] !== 0) sl = (sl + 1) & mask;
-        this.slots[sl] = i + 1;
-      }
+      this.slots = placeAll(this.slots.length * 2, entries, (k) =>
+        hashInts(this.entGroup.data[k]!, this.entComm.data[k]!, 0, 0),
+      );
       return;
     }
     this.slots[slot] = e + 1;

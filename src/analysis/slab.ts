@@ -4,7 +4,7 @@ import type { SlabTraceKind, Snapshot } from '../model/snapshot.js';
 import type { CallstackBlock } from '../sources/callstack_blocks.js';
 import { type SlabTraceLocation, SlabTraceReader } from '../sources/slab_traces.js';
 import { parseSlabinfo, type SlabCache, slabCacheBytes } from '../sources/slabinfo.js';
-import type { ParseSettings } from '../sources/text.js';
+import { feedChunks, type ParseSettings } from '../sources/text.js';
 import { F64SmallBlocks, U32SmallBlocks } from './intern.js';
 import {
   diffGroups,
@@ -281,10 +281,11 @@ export class SlabSiteTable {
 
   /** Sites `from..size-1` (a cache's): objects whose slot was last freed by their call site. */
   setFreed(from: number, freedByCaller: ReadonlyMap<string, number>): void {
-    const frames = this.stacks.frames.frames;
+    // A caller's key, stackKey([caller]), is its frame's match key in the table: not built again.
+    const ft = this.stacks.frames;
     for (let i = from; i < this.size; i++) {
       const caller = this.caller.get(i);
-      const freed = caller === 0 ? undefined : freedByCaller.get(stackKey([frames[caller - 1]!]));
+      const freed = caller === 0 ? undefined : freedByCaller.get(ft.keys[ft.keyOf(caller - 1)]!);
       if (freed !== undefined) this.freed.set(i, freed);
     }
   }
@@ -339,10 +340,7 @@ async function readListing(snap: Snapshot, path: string, reader: SlabTraceReader
   if (snap.readLines) return snap.readLines(path, (t) => reader.text(t));
   const input = await snap.openStream(path);
   if (input === undefined) return false;
-  for await (const chunk of input) {
-    if (typeof chunk === 'string') reader.text(chunk);
-    else reader.bytes(chunk as Buffer);
-  }
+  await feedChunks(input, reader);
   return true;
 }
 

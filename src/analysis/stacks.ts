@@ -8,7 +8,7 @@
 
 import { type Frame, formatFrame, frameKey, ownFrame } from '../model/frame.js';
 
-import { fmix32, hashText } from '../model/hash.js';
+import { fmix32, hashText, placeAll } from '../model/hash.js';
 import { SumBlocks, TextIds, U32Column, U32SmallBlocks } from './intern.js';
 
 /**
@@ -175,16 +175,8 @@ export class FrameTable {
     // Without an offset, the frame prints as its match key.
     this.offsetKey.push(kept.offset === undefined ? match : this.keyTexts.id(formatFrame(kept), true));
     this.slots[slot] = id + 1;
-    if ((id + 1) * 2 > this.slots.length) {
-      const slots = new Uint32Array(this.slots.length * 2);
-      const m = slots.length - 1;
-      for (let i = 0; i <= id; i++) {
-        let sl = hashFrame(this.frames[i]!) & m;
-        while (slots[sl] !== 0) sl = (sl + 1) & m;
-        slots[sl] = i + 1;
-      }
-      this.slots = slots;
-    }
+    if ((id + 1) * 2 > this.slots.length)
+      this.slots = placeAll(this.slots.length * 2, id + 1, (i) => hashFrame(this.frames[i]!));
     return id;
   }
 

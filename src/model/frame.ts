@@ -4,7 +4,7 @@
  * outside it.
  */
 
-import { fmix32, hashText } from './hash.js';
+import { fmix32, hashText, placeAll } from './hash.js';
 
 /** One kernel stack frame, e.g. ` demo_cache_fill+0x2c/0x57 [leaky]`. */
 export interface Frame {
@@ -205,20 +205,15 @@ export class FrameLines {
     const i = this.size++;
     if ((i & 4095) === 0) this.chunks.push([]);
     this.chunks[i >>> 12]!.push(own);
-    let mask = this.slots.length - 1;
+    const mask = this.slots.length - 1;
     let slot = fmix32(hashText(t, undefined, from)) & mask;
     while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
     this.slots[slot] = i + 1;
-    if (this.size * 2 > this.slots.length) {
-      // Placed again by the hash of what each prints (its line, from `from`: the same text).
-      this.slots = new Uint32Array(this.slots.length * 2);
-      mask = this.slots.length - 1;
-      for (let k = 0; k < this.size; k++) {
-        let sl = fmix32(hashText(formatFrame(this.at(k)))) & mask;
-        while (this.slots[sl] !== 0) sl = (sl + 1) & mask;
-        this.slots[sl] = k + 1;
-      }
-    }
+    // Placed again by the hash of what each prints (its line, from `from`: the same text).
+    if (this.size * 2 > this.slots.length)
+      this.slots = placeAll(this.slots.length * 2, this.size, (k) =>
+        fmix32(hashText(formatFrame(this.at(k)))),
+      );
     return own;
   }
 }

@@ -1,7 +1,13 @@
 import { basename } from 'node:path';
 import { parseError } from '../model/errors.js';
 import { type Frame, FrameLines, parseFrame } from '../model/frame.js';
-import { forEachKernelLine, KernelLineSplitter, type ParseOptions, safeNumber } from './text.js';
+import {
+  forEachKernelLine,
+  KernelLineSplitter,
+  type ParseOptions,
+  type PieceSink,
+  safeNumber,
+} from './text.js';
 
 /**
  * SLUB call-site listings: one record per (call site, stack) with how many live
@@ -143,7 +149,7 @@ export function scanSlabTraces(
  * scanSlabTraces fed in pieces (KernelLineSplitter): text as it is read, or bytes, then end().
  * A listing is never held whole.
  */
-export class SlabTraceReader {
+export class SlabTraceReader implements PieceSink {
   private readonly scanner: SlabTraceScanner;
   private readonly lines: KernelLineSplitter;
 

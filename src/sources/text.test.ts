@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { rng } from '../../test/rng.js';
 import {
   checkLineLengths,
+  feedChunks,
   forEachKernelLine,
-  forEachStreamLine,
   KernelLineSplitter,
   kernelLines,
   numberedLines,
@@ -130,23 +130,22 @@ describe('KernelLineSplitter', () => {
     }
   });
 
-  it('reads a stream of chunks (forEachStreamLine), decoding bytes 64 KiB at a time', async () => {
+  it('reads a stream of chunks (feedChunks), decoding bytes 64 KiB at a time', async () => {
     const text = Array.from({ length: 30_000 }, (_, i) => `line ${i} ${'é'.repeat(i % 7)}`).join('\n');
     const bytes = Buffer.from(`${text}\n`, 'utf8');
     const chunks = [bytes.subarray(0, 200_001), bytes.subarray(200_001, 200_003), bytes.subarray(200_003)];
     const out: string[] = [];
-    await forEachStreamLine(
+    const s = new KernelLineSplitter('f', 'lines', {}, (t, line) => {
+      expect(line).toBe(out.length + 1);
+      out.push(t);
+    });
+    await feedChunks(
       (async function* () {
         yield* chunks;
       })(),
-      'f',
-      'lines',
-      {},
-      (t, line) => {
-        expect(line).toBe(out.length + 1);
-        out.push(t);
-      },
+      s,
     );
+    s.end();
     expect(out).toEqual(text.split('\n'));
   });
 });

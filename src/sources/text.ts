@@ -90,6 +90,22 @@ export function kernelLines(
   return lines;
 }
 
+/** The line of `text` from `start` to the newline at `nl`, without a `\r` before it. */
+function lineBefore(text: string, start: number, nl: number): string {
+  return text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+}
+
+/** A last line `last` (line `line`) without its newline: an error, or with `lenient` a warning. */
+function cutLastLine(file: string, line: number, expected: string, last: string, opts: ParseOptions): void {
+  truncated(
+    file,
+    line,
+    `a last line ending in a newline (${expected})`,
+    last.endsWith('\r') ? last.slice(0, -1) : last,
+    opts,
+  );
+}
+
 /**
  * kernelLines without the array: its checks, up front (a cut last line is reported before any
  * line is given), then `each(text, line)` for every complete line in order. For listings of
@@ -109,19 +125,12 @@ export function forEachKernelLine(
     end = text.lastIndexOf('\n') + 1;
     let line = 1;
     for (let nl = text.indexOf('\n'); nl >= 0 && nl < end; nl = text.indexOf('\n', nl + 1)) line++;
-    const last = text.slice(end);
-    truncated(
-      file,
-      line,
-      `a last line ending in a newline (${expected})`,
-      last.endsWith('\r') ? last.slice(0, -1) : last,
-      opts,
-    );
+    cutLastLine(file, line, expected, text.slice(end), opts);
   }
   let line = 1;
   for (let start = 0; start < end; line++) {
     const nl = text.indexOf('\n', start);
-    const t = text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+    const t = lineBefore(text, start, nl);
     start = nl + 1;
     each(t, line);
   }
@@ -136,7 +145,7 @@ const STREAM_PIECE = 1 << 16;
  * fails when it is met, an input without text and a cut last line at end(), after the lines
  * before them were given (with `lenient`, the warning comes last).
  */
-export class KernelLineSplitter {
+export class KernelLineSplitter implements PieceSink {
   private readonly max: number;
   private readonly decoder = new TextDecoder('utf-8');
   private rest = '';
@@ -192,14 +201,7 @@ export class KernelLineSplitter {
     const rest = tail.slice(this.lines(tail));
     this.rest = '';
     if (this.blank && rest.trim() === '') throw parseError(this.file, 1, this.expected, '<empty input>');
-    if (rest !== '')
-      truncated(
-        this.file,
-        this.line,
-        `a last line ending in a newline (${this.expected})`,
-        rest.endsWith('\r') ? rest.slice(0, -1) : rest,
-        this.opts,
-      );
+    if (rest !== '') cutLastLine(this.file, this.line, this.expected, rest, this.opts);
   }
 
   /** Every complete line of `text`, given; where the rest starts. */
@@ -207,7 +209,7 @@ export class KernelLineSplitter {
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
       if (nl - start > this.max) throw lineTooLong(this.file, this.line, nl - start, this.max);
-      const t = text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+      const t = lineBefore(text, start, nl);
       if (this.blank && t.trim() !== '') this.blank = false;
       start = nl + 1;
       this.each(t, this.line++);
@@ -216,20 +218,18 @@ export class KernelLineSplitter {
   }
 }
 
-/** forEachKernelLine over a stream of chunks (KernelLineSplitter). */
-export async function forEachStreamLine(
-  input: AsyncIterable<Buffer | string>,
-  file: string,
-  expected: string,
-  opts: ParseOptions,
-  each: (text: string, line: number) => void,
-): Promise<void> {
-  const s = new KernelLineSplitter(file, expected, opts, each);
+/** What takes an input in pieces: text, or bytes (a KernelLineSplitter, or a reader over one). */
+export interface PieceSink {
+  text(piece: string): void;
+  bytes(chunk: Uint8Array): void;
+}
+
+/** Every chunk of a stream to `sink`, as text or bytes, as it comes (the caller ends it). */
+export async function feedChunks(input: AsyncIterable<Buffer | string>, sink: PieceSink): Promise<void> {
   for await (const chunk of input) {
-    if (typeof chunk === 'string') s.text(chunk);
-    else s.bytes(chunk);
+    if (typeof chunk === 'string') sink.text(chunk);
+    else sink.bytes(chunk);
   }
-  s.end();
 }
 
 /** The one line of a single-line file (/proc/PID/stat, statm, /proc/loadavg), checked as kernelLines does. */
