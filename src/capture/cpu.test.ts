@@ -55,8 +55,21 @@ describe('idleCoresNow', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       // Other tests may run meanwhile (vitest runs files in parallel): the spinner is
-      // always among the busy, whatever else is.
-      expect(await idleCoresNow()).toBeLessThanOrEqual(Math.max(1, cores - 1));
+      // always among the busy, whatever else is. One reading can still miss it: a thread
+      // of this process (a GC or libuv helper) runnable when our threads are counted but
+      // not at the loadavg read is taken off in the spinner's place, and idleCoresNow keeps
+      // the least busy of its samples by design. So read until one reading sees it; a
+      // count that never takes other processes' threads into account still fails.
+      const readings: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const idle = await idleCoresNow();
+        readings.push(idle);
+        if (idle <= Math.max(1, cores - 1)) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(Math.min(...readings), `readings ${readings.join(' ')}`).toBeLessThanOrEqual(
+        Math.max(1, cores - 1),
+      );
     } finally {
       spin.kill();
     }
