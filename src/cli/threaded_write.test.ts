@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ function tmp(): string {
 }
 
 describe('ThreadedWriter', () => {
-  it('truncates the file from its thread first when asked, written to or not; a failed truncation is thrown', () => {
+  it('truncates the file from its thread first when asked (to its first byte, replaced by the first write), written to or not; a failed truncation is thrown', () => {
     const path = join(tmp(), 'out');
     for (const pieces of [['abc', 'defgh'], []]) {
       writeFileSync(path, 'x'.repeat(100_000));
@@ -27,6 +27,19 @@ describe('ThreadedWriter', () => {
       closeSync(fd);
       expect(readFileSync(path, 'latin1')).toBe(pieces.join(''));
     }
+    // Cut to its first byte, not to none (ext4 flushes a file cut to nothing when it is
+    // closed): the first write replaces that byte.
+    writeFileSync(path, `y${'x'.repeat(100_000)}`);
+    const fd = openSync(path, 'r+');
+    const w1 = new ThreadedWriter(fd, { slotBytes: 64, slots: 2, truncate: true });
+    const until = Date.now() + 10_000;
+    while (fstatSync(fd).size !== 1 && Date.now() < until)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    expect(readFileSync(path, 'latin1')).toBe('y');
+    w1.write(Buffer.from('abc'));
+    w1.close();
+    closeSync(fd);
+    expect(readFileSync(path, 'latin1')).toBe('abc');
     writeFileSync(path, 'x'.repeat(100));
     const ro = openSync(path, 'r');
     const w = new ThreadedWriter(ro, { truncate: true });

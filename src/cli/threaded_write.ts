@@ -1,3 +1,4 @@
+import { ftruncateSync } from 'node:fs';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { writeAll } from './fd_write.js';
 
@@ -16,9 +17,13 @@ import { writeAll } from './fd_write.js';
  * 6.6-8.4 GB/s here for pieces of 400 bytes), which cost the page_owner sort's output more
  * than the copy it saved.
  *
- * With `truncate`, the thread starts at once and first truncates `fd` (a regular file) to
- * nothing, then writes: truncating a big file frees its pages (0.17 s for a GiB here), time
- * the caller spends reading its input meanwhile.
+ * With `truncate`, the thread starts at once and first cuts `fd` (a regular file, at offset 0)
+ * to its first byte, then writes: truncating a big file frees its pages (0.17 s for a GiB
+ * here), time the caller spends reading its input meanwhile. One byte, not none: ext4 starts
+ * the writeback of a file truncated to nothing when it is closed (auto_da_alloc, there to keep
+ * a rewritten file's data through a crash), and the close of our 952 MB output waited 0.27-0.35 s
+ * for it. The first write replaces that byte; an output of nothing is cut to nothing by
+ * `close` (or by the thread, when its first write fails).
  *
  * A write error is thrown by the next `lend`, `handOver`, `write` or by `close`, as
  * writeSync would throw it. `close` waits until everything is written; it does not close `fd`.
@@ -39,6 +44,8 @@ export class ThreadedWriter {
   private lentDirect = false;
   private own: Buffer | undefined;
   private closed = false;
+  /** Bytes handed to the thread. */
+  private sent = 0;
 
   constructor(
     private readonly fd: number,
@@ -137,6 +144,8 @@ export class ThreadedWriter {
     if (this.opts.truncate) Atomics.wait(ctl, 3, 0);
     try {
       this.drain();
+      // The byte the truncation kept, when nothing replaced it.
+      if (this.opts.truncate && this.sent === 0) ftruncateSync(this.fd, 0);
     } finally {
       this.stop();
     }
@@ -183,6 +192,7 @@ export class ThreadedWriter {
     const ctl = this.ctl!;
     // The message is queued before the count says so: the thread finds it when it looks.
     const ab = b.buffer as ArrayBuffer;
+    this.sent += n;
     this.port!.postMessage({ buf: ab, n }, [ab]);
     Atomics.add(ctl, 0, 1);
     Atomics.notify(ctl, 0);
@@ -215,24 +225,35 @@ export class ThreadedWriter {
 }
 
 /**
- * The writing thread: truncates the file first when asked, then waits for a piece, writes
- * it, hands its buffer back, says so. After an error it reports it once and drops the
- * remaining pieces (the caller throws at its next call).
+ * The writing thread: truncates the file first when asked (to its first byte), then waits for
+ * a piece, writes it, hands its buffer back, says so. After an error it reports it once and
+ * drops the remaining pieces (the caller throws at its next call).
  */
 const WORKER = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const { ftruncateSync, writeSync } = require('node:fs');
+const { fstatSync, ftruncateSync, writeSync } = require('node:fs');
 const { fd, ctl, port, truncate } = workerData;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 let failed = false;
+/** Bytes written. */
+let total = 0;
+/** The first byte of the old file is still there (cut to one byte, nothing written yet). */
+let kept = false;
 /** The first error, reported once: the pieces after it are dropped. */
 function fail(e) {
   failed = true;
+  if (kept && total === 0) {
+    try {
+      ftruncateSync(fd, 0);
+    } catch {}
+  }
   port.postMessage({ error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall } });
 }
 if (truncate) {
   try {
-    ftruncateSync(fd, 0);
+    // One byte, not none: see ThreadedWriter (ext4's flush at close of a file cut to nothing).
+    if (fstatSync(fd).size > 1) ftruncateSync(fd, 1);
+    kept = fstatSync(fd).size > 0;
   } catch (e) {
     fail(e);
   }
@@ -254,7 +275,9 @@ for (;;) {
       let off = 0;
       while (off < n) {
         try {
-          off += writeSync(fd, b, off, n - off);
+          const k = writeSync(fd, b, off, n - off);
+          off += k;
+          total += k;
         } catch (e) {
           // A full non-blocking pipe (stdout): wait for the reader, as writeAll does (the
           // thread is eval'd from this text: it cannot import writeAll).

@@ -175,7 +175,9 @@ export const pageOwnerSortCommand = defineCommand({
     }
     let fd = 1;
     // An existing big file is truncated by the writer's thread while the input is read (its
-    // pages freed: 0.17 s for a GiB here); anything else as fopen(..., "w") would.
+    // pages freed: 0.17 s for a GiB here), to its first byte, which the output replaces (ext4
+    // flushes a file cut to nothing at its close: ThreadedWriter); anything else as
+    // fopen(..., "w") would.
     let truncateLater = false;
     if (!toStdout) {
       try {
