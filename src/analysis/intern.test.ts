@@ -10,6 +10,9 @@ import {
   hash2,
   hashBytesDv,
   hashToBlankLine,
+  RowBits,
+  RowTable,
+  RowU32,
   radixSort,
   SumBlocks,
   U32SmallBlocks,
@@ -79,6 +82,58 @@ describe('radixSort by ranges', () => {
         expect(Array.from(radixSort(Uint32Array.from(start), used))).toEqual(want);
       }
     }
+  });
+});
+
+describe('RowBits', () => {
+  it('keeps fields that share a word apart, and values too big for their bits beside the table', () => {
+    const next = rng(11);
+    const t = new RowTable(2);
+    const whole = new RowU32(t, 0);
+    const id = new RowBits(t, 1, 0, 17, true);
+    const small = new RowBits(t, 1, 17, 2, false);
+    const mid = new RowBits(t, 1, 19, 5, false);
+    const count = new RowBits(t, 1, 24, 8, true);
+    const want: number[][] = [];
+    // Values at and around each field's limits: 2^17 - 1 and 255 (all ones) must spill too.
+    const pick = (limit: number) => {
+      const r = next() % 8;
+      if (r === 0) return limit - 2 + (next() % 4);
+      if (r === 1) return next() >>> 0;
+      if (r === 2) return 0xffffffff;
+      return next() % limit;
+    };
+    const n = 2 * 65536 + 77;
+    for (let i = 0; i < n; i++) {
+      const row = [next() >>> 0, pick(1 << 17), next() % 4, next() % 32, pick(256)];
+      whole.push(row[0]!);
+      id.push(row[1]!);
+      small.push(row[2]!);
+      mid.push(row[3]!);
+      count.push(row[4]!);
+      want.push(row);
+    }
+    const read = (i: number) => [whole.get(i), id.get(i), small.get(i), mid.get(i), count.get(i)];
+    expect(Array.from({ length: n }, (_, i) => read(i))).toEqual(want);
+    // Counting up across the limit and setting back below it.
+    for (let k = 0; k < 30000; k++) {
+      const i = next() % n;
+      const w = want[i]!;
+      if (k % 3 === 0) w[4] = next() % 300;
+      else w[4] = w[4]! + 1;
+      count.set(i, w[4]);
+      if (k % 5 === 0) {
+        w[1] = pick(1 << 17);
+        id.set(i, w[1]);
+        w[2] = next() % 4;
+        small.set(i, w[2]);
+      }
+    }
+    expect(Array.from({ length: n }, (_, i) => read(i))).toEqual(want);
+    expect(() => small.push(4)).toThrow(/does not fit in 2 bits/);
+    expect(() => mid.set(0, -1)).toThrow(RangeError);
+    expect(() => count.set(0, 0.5)).toThrow(RangeError);
+    expect(() => new RowBits(t, 1, 30, 3, false)).toThrow(RangeError);
   });
 });
 

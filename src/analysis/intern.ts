@@ -641,6 +641,69 @@ export class RowU8 {
   }
 }
 
+/** A field of rows: RowU32, RowI32, RowU8 or RowBits. */
+export interface RowField {
+  readonly length: number;
+  push(v: number): number;
+  get(i: number): number;
+  set(i: number, v: number): void;
+}
+
+/**
+ * A field of `bits` bits (1-31) at bit `shift` of word `word` of a RowTable, so that small
+ * fields share a word. With `spill`, any whole number from 0 up fits: a value of `bits` ones or
+ * more is kept in a map beside the table, the field holding `bits` ones (for a count that is
+ * nearly always small, or an id that nearly always is); without, a value that does not fit
+ * is an error.
+ */
+export class RowBits implements RowField {
+  length = 0;
+  private readonly stride: number;
+  private readonly mask: number;
+  private readonly keep: number;
+  /** The values of `bits` ones or more, by row (with `spill`). */
+  private readonly spilled = new Map<number, number>();
+  constructor(
+    private readonly t: RowTable,
+    private readonly word: number,
+    private readonly shift: number,
+    bits: number,
+    private readonly spill: boolean,
+  ) {
+    if (!(bits >= 1 && bits <= 31 && shift >= 0 && shift + bits <= 32))
+      throw new RangeError(`RowBits: ${bits} bits at bit ${shift}`);
+    this.stride = t.stride;
+    this.mask = 2 ** bits - 1;
+    this.keep = ~(this.mask << shift);
+  }
+  push(v: number): number {
+    const i = this.length++;
+    this.t.block(i);
+    this.set(i, v);
+    return i;
+  }
+  get(i: number): number {
+    const f =
+      (this.t.blocks[i >>> BLOCK_BITS]![(i & BLOCK_MASK) * this.stride + this.word]! >>> this.shift) &
+      this.mask;
+    return f === this.mask && this.spill ? this.spilled.get(i)! : f;
+  }
+  set(i: number, v: number): void {
+    const b = this.t.blocks[i >>> BLOCK_BITS]!;
+    const j = (i & BLOCK_MASK) * this.stride + this.word;
+    const old = (b[j]! >>> this.shift) & this.mask;
+    let f = v;
+    if (!(v >>> 0 === v && v < this.mask)) {
+      if (this.spill && v >= 0 && Number.isSafeInteger(v)) {
+        this.spilled.set(i, v);
+        f = this.mask;
+      } else if (v !== this.mask || this.spill)
+        throw new RangeError(`RowBits: ${v} does not fit in ${Math.log2(this.mask + 1)} bits`);
+    } else if (old === this.mask && this.spill) this.spilled.delete(i);
+    b[j] = (b[j]! & this.keep) | (f << this.shift);
+  }
+}
+
 /** Ranges of at most this many rows are put in order by insertion, comparing keys. */
 const SORT_SMALL = 16;
 /** Ranges below this many rows are sorted by 8-bit digits, longer ones by 16-bit digits. */

@@ -344,6 +344,33 @@ describe('command line errors, as the C tool reports them', () => {
   }
 });
 
+describe('rows whose count or template needs more bits than a row keeps beside the others', () => {
+  it('6.12: 131,100 templates (one comm each) and records seen 254 to 70,000 times', async () => {
+    // A row keeps its template in 17 bits and its count in 8: the 131,071st template and
+    // counts from 255 on are kept beside the table.
+    const rec = readFileSync(join(labFixture('6.12', 'after'), 'page_owner'), 'latin1').split('\n\n')[0]!;
+    const lines = rec.split('\n');
+    const one = (comm: string, pid: number) =>
+      `${lines[0]!.replace('(swapper)', `(${comm})`).replace('pid 0, tgid 0', `pid ${pid}, tgid ${pid}`)}\n${lines[1]}\n${lines[2]}\n\n`;
+    const parts: string[] = [];
+    for (let i = 0; i < 131_100; i++) parts.push(one(`c${i}`, i % 5000));
+    for (const [times, comm] of [
+      [254, 'a'],
+      [255, 'b'],
+      [256, 'c'],
+      [70_000, 'd'],
+    ] as const)
+      for (let i = 0; i < times; i++) parts.push(one(comm, 7));
+    // Records of the last templates again: their rows count up past 255 too.
+    for (let i = 0; i < 300; i++) parts.push(one(`c${131_099 - (i % 3)}`, (131_099 - (i % 3)) % 5000));
+    const f = join(tmp, 'wide-rows');
+    writeFileSync(f, parts.join(''), 'latin1');
+    for (const opts of [[], ['-n'], ['-m'], ['--sort=-num,pid']]) {
+      await compare(startC('6.12', opts, f), '6.12', opts, f, { parallel: { workers: 0 } });
+    }
+  }, 300_000);
+});
+
 describe('input the C tool gets wrong', () => {
   it('drops a last record without a blank line like the C tool, but says so', async () => {
     const full = readFileSync(join(labFixture('6.12', 'after'), 'page_owner'), 'latin1');
