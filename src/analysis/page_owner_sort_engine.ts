@@ -133,6 +133,12 @@ export interface SortIo {
    * Pieces too big for it go through `write`.
    */
   buffers?: { lend: () => Buffer; handOver: (n: number) => void };
+  /**
+   * Awaited once the input is read, before the first byte of output: `threads`, other threads
+   * scanned it (their cores are free for a writer thread; else the output is written from this
+   * thread). The old output file may still be being cut meanwhile.
+   */
+  beforeOutput?: (threads: boolean) => void | Promise<void>;
   onProgress?: (p: ScanProgress) => void;
 }
 
@@ -1606,7 +1612,7 @@ export class SortEngine {
   }
 
   /** Sort the groups and write them. */
-  finish(scan: ScanTotals): SortResult {
+  async finish(scan: ScanTotals): Promise<SortResult> {
     const io = this.io;
     io.progressOut(`loaded ${this.listSize}\nsorting ....\nculling\n`);
     if (this.headersSeen === 0) {
@@ -1618,6 +1624,7 @@ export class SortEngine {
       );
     }
     const order = this.sorted(this.rows.takeIndex());
+    await io.beforeOutput?.((scan.threads ?? 0) > 0);
     this.output(order);
     return { records: this.records, loaded: this.listSize, groups: this.rows.length, bytes: scan.bytes };
   }

@@ -1,4 +1,3 @@
-import { ftruncateSync } from 'node:fs';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { writeAll } from './fd_write.js';
 
@@ -17,13 +16,11 @@ import { writeAll } from './fd_write.js';
  * 6.6-8.4 GB/s here for pieces of 400 bytes), which cost the page_owner sort's output more
  * than the copy it saved.
  *
- * With `truncate`, the thread starts at once and first cuts `fd` (a regular file, at offset 0)
- * to its first byte, then writes: truncating a big file frees its pages (0.17 s for a GiB
- * here), time the caller spends reading its input meanwhile. One byte, not none: ext4 starts
- * the writeback of a file truncated to nothing when it is closed (auto_da_alloc, there to keep
- * a rewritten file's data through a crash), and the close of our 952 MB output waited 0.27-0.35 s
- * for it. The first write replaces that byte; an output of nothing is cut to nothing by
- * `close` (or by the thread, when its first write fails).
+ * With `oneThread()` (called before the output is big enough to start the thread), every
+ * piece is written from the calling thread: a process whose cores are busy gains nothing from
+ * a second thread, and that thread's isolate costs about 10 MB (the page_owner sort's output of
+ * 952 MB from one thread: 4.23-4.90 s against 3.93-4.75 s with the thread, 5 alternating runs,
+ * at 124-126 MB against 136 MB).
  *
  * A write error is thrown by the next `lend`, `handOver`, `write` or by `close`, as
  * writeSync would throw it. `close` waits until everything is written; it does not close `fd`.
@@ -32,7 +29,7 @@ export class ThreadedWriter {
   private direct = 0;
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
-  /** [0] pieces handed over, [1] pieces written, [2] 1 when closing, [3] 1 once truncated. */
+  /** [0] pieces handed over, [1] pieces written, [2] 1 when closing. */
   private ctl: Int32Array | undefined;
   /** Buffers written and handed back, for the next pieces. */
   private readonly free: Buffer[] = [];
@@ -46,6 +43,8 @@ export class ThreadedWriter {
   private closed = false;
   /** Bytes handed to the thread. */
   private sent = 0;
+  /** oneThread() was called. */
+  private single = false;
 
   constructor(
     private readonly fd: number,
@@ -53,10 +52,17 @@ export class ThreadedWriter {
       slotBytes?: number;
       slots?: number;
       directBytes?: number;
-      truncate?: boolean;
     } = {},
-  ) {
-    if (opts.truncate) this.start();
+  ) {}
+
+  /** Every piece from now on is written from the calling thread (see the class). */
+  oneThread(): void {
+    this.single = true;
+  }
+
+  /** Bytes written, or handed to the thread to write. */
+  get bytes(): number {
+    return this.direct + this.sent;
   }
 
   private get slotBytes(): number {
@@ -64,7 +70,7 @@ export class ThreadedWriter {
   }
 
   private get directing(): boolean {
-    return !this.worker && this.direct < (this.opts.directBytes ?? 16 << 20);
+    return !this.worker && (this.single || this.direct < (this.opts.directBytes ?? 16 << 20));
   }
 
   /**
@@ -140,12 +146,8 @@ export class ThreadedWriter {
       if (written === Atomics.load(ctl, 0)) break;
       Atomics.wait(ctl, 1, written);
     }
-    // Nothing written: the truncation may still be under way.
-    if (this.opts.truncate) Atomics.wait(ctl, 3, 0);
     try {
       this.drain();
-      // The byte the truncation kept, when nothing replaced it.
-      if (this.opts.truncate && this.sent === 0) ftruncateSync(this.fd, 0);
     } finally {
       this.stop();
     }
@@ -157,7 +159,7 @@ export class ThreadedWriter {
     this.port = port1;
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { fd: this.fd, ctl: this.ctl, port: port2, truncate: this.opts.truncate === true },
+      workerData: { fd: this.fd, ctl: this.ctl, port: port2 },
       transferList: [port2],
     });
     this.worker.unref();
@@ -225,40 +227,19 @@ export class ThreadedWriter {
 }
 
 /**
- * The writing thread: truncates the file first when asked (to its first byte), then waits for
- * a piece, writes it, hands its buffer back, says so. After an error it reports it once and
- * drops the remaining pieces (the caller throws at its next call).
+ * The writing thread: waits for a piece, writes it, hands its buffer back, says so. After an
+ * error it reports it once and drops the remaining pieces (the caller throws at its next call).
  */
 const WORKER = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const { fstatSync, ftruncateSync, writeSync } = require('node:fs');
-const { fd, ctl, port, truncate } = workerData;
+const { writeSync } = require('node:fs');
+const { fd, ctl, port } = workerData;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 let failed = false;
-/** Bytes written. */
-let total = 0;
-/** The first byte of the old file is still there (cut to one byte, nothing written yet). */
-let kept = false;
 /** The first error, reported once: the pieces after it are dropped. */
 function fail(e) {
   failed = true;
-  if (kept && total === 0) {
-    try {
-      ftruncateSync(fd, 0);
-    } catch {}
-  }
   port.postMessage({ error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall } });
-}
-if (truncate) {
-  try {
-    // One byte, not none: see ThreadedWriter (ext4's flush at close of a file cut to nothing).
-    if (fstatSync(fd).size > 1) ftruncateSync(fd, 1);
-    kept = fstatSync(fd).size > 0;
-  } catch (e) {
-    fail(e);
-  }
-  Atomics.store(ctl, 3, 1);
-  Atomics.notify(ctl, 3);
 }
 for (;;) {
   const written = Atomics.load(ctl, 1);
@@ -275,9 +256,7 @@ for (;;) {
       let off = 0;
       while (off < n) {
         try {
-          const k = writeSync(fd, b, off, n - off);
-          off += k;
-          total += k;
+          off += writeSync(fd, b, off, n - off);
         } catch (e) {
           // A full non-blocking pipe (stdout): wait for the reader, as writeAll does (the
           // thread is eval'd from this text: it cannot import writeAll).

@@ -55,15 +55,28 @@ describe('memsleuth page-owner sort', () => {
     expect(r.status).toBe(0);
     expect(readFileSync(out).length).toBeGreaterThan(16 << 20);
     expect(readFileSync(out).equals(readFileSync(c))).toBe(true);
-    // Over an existing file: a big one (80 MiB, truncated by the writer's thread) and a small
-    // one longer than nothing; either way only the new output is left, as after fopen("w").
-    for (const size of [80 << 20, 4096]) {
+    // Over an existing file: a big one (80 MiB, cut to its first byte while the input is read)
+    // and a small one longer than nothing; either way only the new output is left, as after
+    // fopen("w"). Written from this thread (the input is read by it alone), and from the
+    // writer's thread (a worker read it too).
+    for (const [size, workers] of [
+      [80 << 20, '0'],
+      [4096, '0'],
+      [80 << 20, '1'],
+    ] as const) {
       writeFileSync(out, 'old bytes\n'.repeat(100));
       truncateSync(out, size);
-      const again = runCli(['page-owner', 'sort', '-m', f, out]);
+      const again = runCli(['page-owner', 'sort', '-m', f, out], { env: { MEMSLEUTH_WORKERS: workers } });
       expect(again.status).toBe(0);
       expect(readFileSync(out).equals(readFileSync(c))).toBe(true);
     }
+    // An empty input over a big file: nothing is left of it.
+    const empty = join(tmp, 'empty');
+    writeFileSync(empty, '');
+    truncateSync(out, 80 << 20);
+    const none = runCli(['page-owner', 'sort', empty, out]);
+    expect(none.status).toBe(0);
+    expect(statSync(out).size).toBe(0);
     // The input missing: the C tool has truncated its output already (exit 1), big or not.
     truncateSync(out, 80 << 20);
     const missing = runCli(['page-owner', 'sort', join(tmp, 'no-such-dump'), out]);
