@@ -94,7 +94,7 @@ const startC = (compat: SortCompat, opts: string[], input: string) => {
 
 /** How our side reads and writes: threads and their chunks, the engine's knobs, a stream, lent buffers. */
 interface How {
-  parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions };
+  parallel?: ParallelOptions & { restCopyBytes?: number; presize?: PresizeOptions; lastScan?: boolean };
   stream?: boolean;
   lend?: number;
 }
@@ -293,6 +293,10 @@ for (const kernel of ['6.12', '6.1'] as const) {
         const c = startC('6.12', opts, dump);
         await compare(c, '6.12', opts, dump, { stream: true, parallel: { workers: 2, chunkBytes: 300_000 } });
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, chunkBytes: 100_000 } });
+        // The workers stopped as the scan ends (the CLI's lastScan), then new ones for the next.
+        await compare(c, '6.12', opts, dump, {
+          parallel: { workers: 2, chunkBytes: 300_000, lastScan: true },
+        });
         // Stacks written line by line (none fits in the copies' room).
         await compare(c, '6.12', opts, dump, { parallel: { workers: 0, restCopyBytes: 0 } });
         // Copies for the stacks of the most rows, as many as 3,000 bytes hold; the rest line by line.

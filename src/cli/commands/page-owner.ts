@@ -284,7 +284,8 @@ export const pageOwnerSortCommand = defineCommand({
           },
           onProgress: prog.update,
         },
-        parallelOptions(ctx),
+        // One sort a process: its workers go when its scan ends.
+        { ...parallelOptions(ctx), lastScan: true },
       );
       try {
         writer?.close();
