@@ -155,7 +155,8 @@ export async function scanChunks(
     // 4.43-4.66 s, 251 MB; two 4.69-5.00 s, 280-319 MB).
     const workers = typeof input === 'string' ? Math.max(1, cores - 1) : cores;
     try {
-      const t = await scanStreamHybrid(
+      // `threads` 0 when the pipe ended before `min` bytes (no worker started).
+      return await scanStreamHybrid(
         source,
         dict,
         scanner,
@@ -165,7 +166,6 @@ export async function scanChunks(
         chunkBytes,
         opts.onProgress,
       );
-      return { ...t, threads: workers };
     } finally {
       await source.return?.();
     }
@@ -224,13 +224,14 @@ async function scanStreamHybrid(
   const here = new BufferedScan(new ChunkScanner(dict, opts, false), consume, chunkBytes, onProgress);
   for (;;) {
     const r = await it.next();
-    if (r.done) return here.finish();
+    if (r.done) return { ...here.finish(), threads: 0 };
     here.add(r.value);
     if (here.base >= min) break;
   }
   const rest: AsyncIterable<Buffer | string> = { [Symbol.asyncIterator]: () => it };
   const handoff: Handoff = { pending: here.pending(), seq: here.seq, offset: here.base, blocks: here.blocks };
-  return scanStreamInWorkers(rest, dict, opts, consume, workers, chunkBytes, onProgress, handoff);
+  const t = await scanStreamInWorkers(rest, dict, opts, consume, workers, chunkBytes, onProgress, handoff);
+  return { ...t, threads: workers };
 }
 
 /** The calling thread reads and scans (reused buffers; the scanner's dict is `dict`). */

@@ -181,7 +181,6 @@ export const pageOwnerSortCommand = defineCommand({
     // it. An output of nothing is cut to nothing at the end. Anything else is truncated at
     // once, as fopen(..., "w") would.
     let cut: Promise<void> | undefined;
-    let cutDone = false;
     if (!toStdout) {
       try {
         fd = openSync(cfg.output, constants.O_WRONLY | constants.O_CREAT, 0o666);
@@ -190,12 +189,7 @@ export const pageOwnerSortCommand = defineCommand({
           const f = fd;
           cut = new Promise<void>((resolve, reject) => ftruncate(f, 1, (e) => (e ? reject(e) : resolve())));
           // Its failure is thrown before the output (beforeOutput).
-          cut.then(
-            () => {
-              cutDone = true;
-            },
-            () => {},
-          );
+          cut.catch(() => {});
         } else if (st.isFile()) ftruncateSync(fd, 0);
       } catch (e) {
         outErr = e as NodeJS.ErrnoException;
@@ -203,8 +197,14 @@ export const pageOwnerSortCommand = defineCommand({
     }
     /** The old file cut to nothing (after the cut to one byte, when nothing replaced that byte). */
     const cutToNothing = async () => {
-      if (cut) await cut.catch(() => {});
-      if (cutDone) ftruncateSync(fd, 0);
+      if (
+        cut &&
+        (await cut.then(
+          () => true,
+          () => false,
+        ))
+      )
+        ftruncateSync(fd, 0);
     };
     if (inErr || outErr) {
       if (fd !== 1) {
